@@ -1,0 +1,495 @@
+//! Engine tests, run against every L1 store (`cargo test -p stratacache-runtime
+//! --features moka` adds the moka store).
+
+// `(&&ShareProbe::<T>::new()).share_fn()` is autoref specialisation, not a needless borrow.
+#![allow(clippy::needless_borrow)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::shape::{OkOnly, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole};
+
+type Counted = Arc<AtomicUsize>;
+
+fn leak<K, S, St>(options: CacheOptions) -> &'static Cache<K, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    clock::ensure_ticking(|_| {});
+    Box::leak(Box::new(Cache::new("engine-test", options)))
+}
+
+fn counting<T: Send + 'static>(
+    calls: &Counted,
+    delay: Duration,
+    tags: &[&str],
+    out: T,
+) -> impl FnOnce() -> (Tags, futures_like::Boxed<T>) + Send + 'static {
+    let calls = calls.clone();
+    let tags: Tags = tags.iter().map(|t| t.to_string()).collect();
+    move || {
+        (
+            tags,
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                out
+            }),
+        )
+    }
+}
+
+mod futures_like {
+    pub type Boxed<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+}
+
+macro_rules! store_tests {
+    ($($store:ident => $module:ident),*) => {$(
+        mod $module {
+            #[allow(unused_imports)]
+            use crate::l1::*;
+
+            #[tokio::test]
+            async fn miss_then_hit() { super::miss_then_hit::<$store<u64, String>>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn thousand_callers_one_load() { super::thousand_callers_one_load::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn cancelled_leader_hands_over() { super::cancelled_leader_hands_over::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn panicking_loader_reaches_waiters() { super::panicking_loader_reaches_waiters::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn errors_shared_not_cached() { super::errors_shared_not_cached::<$store<u64, u32>>().await }
+            #[tokio::test]
+            async fn unclonable_errors_retry() { super::unclonable_errors_retry::<$store<u64, u32>>().await }
+            #[tokio::test]
+            async fn none_not_cached() { super::none_not_cached::<$store<u64, u32>>().await }
+            #[tokio::test]
+            async fn tags_invalidate_only_their_entries() { super::tags_invalidate_only_their_entries::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn invalidation_during_load_wins() { super::invalidation_during_load_wins::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn ttl_expires() { super::ttl_expires::<$store<u64, String>>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stale_while_revalidate_refreshes_once() { super::stale_while_revalidate_refreshes_once::<$store<u64, String>>().await }
+            #[tokio::test]
+            async fn sweep_drops_expired_and_invalidated() { super::sweep_drops_expired_and_invalidated::<$store<u64, String>>().await }
+        }
+    )*};
+}
+
+store_tests!(QuickStore => quick);
+#[cfg(feature = "moka")]
+store_tests!(MokaStore => moka);
+
+const NO_SHARE: Option<fn(&String) -> String> = None;
+
+async fn miss_then_hit<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    let calls = Counted::default();
+    for _ in 0..3 {
+        let out = cache
+            .get_or_load(
+                1,
+                NO_SHARE,
+                counting(&calls, Duration::ZERO, &[], "one".to_string()),
+            )
+            .await;
+        assert_eq!(out, "one");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let stats = cache.snapshot();
+    assert_eq!(
+        (stats.misses, stats.l1_hits, stats.loads, stats.entries),
+        (1, 2, 1, 1)
+    );
+}
+
+async fn thousand_callers_one_load<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    let calls = Counted::default();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let make = counting(&calls, Duration::from_millis(50), &[], "v".to_string());
+            tokio::spawn(async move { cache.get_or_load(7, NO_SHARE, make).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "v");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    let calls = Counted::default();
+    let leader = tokio::spawn(cache.get_or_load(
+        1,
+        NO_SHARE,
+        counting(&calls, Duration::from_secs(60), &[], "never".into()),
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(cache.get_or_load(
+                1,
+                NO_SHARE,
+                counting(&calls, Duration::from_millis(20), &[], "late".into()),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    leader.abort();
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap(), "late");
+    }
+    // The cancelled leader's load and exactly one takeover.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn panicking_loader_reaches_waiters<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    let make = || {
+        (Tags::new(), async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            panic!("database on fire")
+        })
+    };
+    let leader = tokio::spawn(cache.get_or_load(1, NO_SHARE, make));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let calls = Counted::default();
+    let waiter = tokio::spawn(cache.get_or_load(
+        1,
+        NO_SHARE,
+        counting(&calls, Duration::ZERO, &[], "x".into()),
+    ));
+    let leader_panic = leader.await.unwrap_err().into_panic();
+    assert_eq!(panic_message(&*leader_panic), "database on fire");
+    let waiter_panic = waiter.await.unwrap_err().into_panic();
+    assert!(panic_message(&*waiter_panic).contains("database on fire"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the waiter must not have loaded"
+    );
+    // Nothing poisoned: the next call loads normally.
+    assert_eq!(
+        cache
+            .get_or_load(
+                1,
+                NO_SHARE,
+                counting(&calls, Duration::ZERO, &[], "ok".into())
+            )
+            .await,
+        "ok"
+    );
+    assert_eq!(cache.snapshot().load_errors, 1);
+}
+
+async fn errors_shared_not_cached<St: L1Store<u64, u32>>() {
+    type R = Result<u32, String>;
+    let cache = leak::<u64, OkOnly<R>, St>(CacheOptions::default());
+    let share = (&&ShareProbe::<R>::new()).share_fn();
+    let calls = Counted::default();
+    let first = tokio::spawn(cache.get_or_load(
+        1,
+        share,
+        counting(
+            &calls,
+            Duration::from_millis(30),
+            &[],
+            Err::<u32, _>("down".to_string()),
+        ),
+    ));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = cache
+        .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Ok(5)))
+        .await;
+    assert_eq!(
+        second,
+        Err("down".to_string()),
+        "a concurrent waiter shares the error"
+    );
+    assert_eq!(first.await.unwrap(), Err("down".to_string()));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Later callers never see it: the next call loads.
+    assert_eq!(
+        cache
+            .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Ok(5)))
+            .await,
+        Ok(5)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[derive(Debug, PartialEq)]
+struct Opaque;
+
+async fn unclonable_errors_retry<St: L1Store<u64, u32>>() {
+    type R = Result<u32, Opaque>;
+    let cache = leak::<u64, OkOnly<R>, St>(CacheOptions::default());
+    let share = (&&ShareProbe::<R>::new()).share_fn();
+    assert!(share.is_none());
+    let calls = Counted::default();
+    let first = tokio::spawn(cache.get_or_load(
+        1,
+        share,
+        counting(
+            &calls,
+            Duration::from_millis(30),
+            &[],
+            Err::<u32, _>(Opaque),
+        ),
+    ));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = cache
+        .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Ok(9)))
+        .await;
+    assert_eq!(first.await.unwrap(), Err(Opaque));
+    assert_eq!(
+        second,
+        Ok(9),
+        "a waiter that cannot share the error loads for itself"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn none_not_cached<St: L1Store<u64, u32>>() {
+    let cache = leak::<u64, SomeOnly<u32>, St>(CacheOptions::default());
+    let share = (&&ShareProbe::<Option<u32>>::new()).share_fn();
+    let calls = Counted::default();
+    assert_eq!(
+        cache
+            .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], None))
+            .await,
+        None
+    );
+    assert_eq!(
+        cache
+            .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Some(3)))
+            .await,
+        Some(3)
+    );
+    assert_eq!(
+        cache
+            .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], None))
+            .await,
+        Some(3)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    let calls = Counted::default();
+    let get = |id: u64| {
+        cache.get_or_load(
+            id,
+            NO_SHARE,
+            counting(
+                &calls,
+                Duration::ZERO,
+                &[&format!("engine-user:{id}")],
+                format!("u{id}"),
+            ),
+        )
+    };
+    get(7).await;
+    get(8).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    crate::invalidate_tag("engine-user:7").await.unwrap();
+    get(7).await;
+    get(8).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "only user 7 reloads");
+    cache.invalidate(&8);
+    get(8).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    cache.clear();
+    get(7).await;
+    get(8).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+}
+
+async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
+    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+    type Invalidation<St> = Box<dyn Fn(&'static Cache<u64, Whole<String>, St>)>;
+    let ways: Vec<(&str, Invalidation<St>)> = vec![
+        (
+            "tag",
+            Box::new(|_| drop(crate::invalidate_tag("engine-race"))),
+        ),
+        ("key", Box::new(|c| c.invalidate(&1))),
+        ("cache", Box::new(|c| c.clear())),
+    ];
+    // `clear_all` is process-wide and would disturb tests running beside this one:
+    // tests/clear_all.rs checks it in a process of its own.
+    for (how, invalidate) in ways {
+        let calls = Counted::default();
+        let old = tokio::spawn(cache.get_or_load(
+            1,
+            NO_SHARE,
+            counting(
+                &calls,
+                Duration::from_millis(40),
+                &["engine-race"],
+                "old".into(),
+            ),
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        invalidate(cache);
+        let after = cache
+            .get_or_load(
+                1,
+                NO_SHARE,
+                counting(&calls, Duration::ZERO, &["engine-race"], "new".into()),
+            )
+            .await;
+        assert_eq!(
+            after, "new",
+            "{how}: a call after the invalidation joined the older load"
+        );
+        assert_eq!(old.await.unwrap(), "old");
+        let again = cache
+            .get_or_load(
+                1,
+                NO_SHARE,
+                counting(&calls, Duration::ZERO, &["engine-race"], "newer".into()),
+            )
+            .await;
+        assert_ne!(
+            again, "old",
+            "{how}: the older load stored its value over the invalidation"
+        );
+        cache.invalidate(&1);
+    }
+}
+
+async fn ttl_expires<St: L1Store<u64, String>>() {
+    let cache =
+        leak::<u64, Whole<String>, St>(CacheOptions::default().ttl(Duration::from_millis(50)));
+    let calls = Counted::default();
+    cache
+        .get_or_load(
+            1,
+            NO_SHARE,
+            counting(&calls, Duration::ZERO, &[], "a".into()),
+        )
+        .await;
+    cache
+        .get_or_load(
+            1,
+            NO_SHARE,
+            counting(&calls, Duration::ZERO, &[], "a".into()),
+        )
+        .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    cache
+        .get_or_load(
+            1,
+            NO_SHARE,
+            counting(&calls, Duration::ZERO, &[], "b".into()),
+        )
+        .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
+    let options = CacheOptions::default()
+        .ttl(Duration::from_millis(50))
+        .stale_window(Duration::from_secs(60));
+    let cache = leak::<u64, Whole<String>, St>(options);
+    let calls = Counted::default();
+    cache
+        .get_or_load_refreshing(
+            1,
+            NO_SHARE,
+            counting(&calls, Duration::ZERO, &[], "v1".into()),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // The refresh is held until every caller has answered, so the test does not
+    // depend on how fast the scheduler runs 100 tasks.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let gated = |calls: &Counted| {
+        let (calls, gate) = (calls.clone(), gate.clone());
+        move || {
+            let load = async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let _permit = gate.acquire().await.unwrap();
+                "v2".to_string()
+            };
+            (Tags::new(), load)
+        }
+    };
+    let callers: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(cache.get_or_load_refreshing(1, NO_SHARE, gated(&calls))))
+        .collect();
+    for caller in callers {
+        let answered = tokio::time::timeout(Duration::from_secs(10), caller).await;
+        let answer = answered
+            .expect("a caller in the window waited for the refresh")
+            .unwrap();
+        assert_eq!(
+            answer, "v1",
+            "a caller in the window missed the stale value"
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "exactly one background refresh"
+    );
+    gate.add_permits(1);
+    let mut refreshed = String::new();
+    for _ in 0..200 {
+        refreshed = cache
+            .get_or_load_refreshing(1, NO_SHARE, gated(&calls))
+            .await;
+        if refreshed == "v2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(refreshed, "v2");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(cache.snapshot().stale_served >= 100);
+}
+
+async fn sweep_drops_expired_and_invalidated<St: L1Store<u64, String>>() {
+    let cache =
+        leak::<u64, Whole<String>, St>(CacheOptions::default().ttl(Duration::from_millis(20)));
+    let calls = Counted::default();
+    for id in 0..10 {
+        cache
+            .get_or_load(
+                id,
+                NO_SHARE,
+                counting(&calls, Duration::ZERO, &[], "v".into()),
+            )
+            .await;
+    }
+    assert_eq!(cache.snapshot().entries, 10);
+    // quick_cache is swept by us; moka evicts on its own timer wheel (about 1 s).
+    let mut entries = u64::MAX;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache.sweep(clock::precise_ms());
+        entries = cache.snapshot().entries;
+        if entries == 0 {
+            break;
+        }
+    }
+    assert_eq!(entries, 0, "expired entries still held after 3 s");
+}
+
+#[test]
+fn share_probe_is_usable_from_here() {
+    let _ = (&&ShareProbe::<u8>::new()).share_fn();
+    let _: Option<fn(&Opaque) -> Opaque> = ShareByRetry::share_fn(&ShareProbe::<Opaque>::new());
+    let _: Option<fn(&u8) -> u8> = ShareByClone::share_fn(&&ShareProbe::<u8>::new());
+}

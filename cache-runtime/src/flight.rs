@@ -1,0 +1,87 @@
+//! One in-flight load that concurrent callers of the same key wait on.
+//!
+//! The loader runs inside the future of the caller that started it (the leader), so
+//! it may borrow that caller's arguments; nothing is spawned. Waiters only wait. If
+//! the leader is dropped (cancelled) or its outcome cannot be shared, the flight lands
+//! as `Retry` and the waiters go round again: one of them becomes the next leader.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::tags::{self, Stamps};
+
+pub(crate) enum Landed<V, Out> {
+    Value(V),
+    Shared(Out),
+    Retry,
+    Panicked(Arc<str>),
+}
+
+pub(crate) struct Flight<V, Out> {
+    landed: Mutex<Option<Landed<V, Out>>>,
+    done: Notify,
+    /// The tag versions the load recorded before it started; unset until then.
+    stamps: OnceLock<Stamps>,
+    /// Set when the key was invalidated while this load ran: its value must not be stored.
+    doomed: AtomicBool,
+}
+
+impl<V: Clone, Out> Flight<V, Out> {
+    pub(crate) fn new() -> Self {
+        Self {
+            landed: Mutex::new(None),
+            done: Notify::new(),
+            stamps: OnceLock::new(),
+            doomed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_stamps(&self, stamps: Stamps) {
+        let _ = self.stamps.set(stamps);
+    }
+
+    /// A caller may join this load only if no tag it recorded was invalidated since:
+    /// a load that started before an invalidation must not answer a call made after it.
+    pub(crate) fn can_join(&self) -> bool {
+        !self.is_doomed() && self.stamps.get().is_none_or(|s| tags::all_current(s))
+    }
+
+    pub(crate) fn doom(&self) {
+        self.doomed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_doomed(&self) -> bool {
+        self.doomed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn land(&self, landed: Landed<V, Out>) {
+        *self.landed.lock() = Some(landed);
+        self.done.notify_waiters();
+    }
+
+    /// Waits for the leader's outcome. Cancel-safe: dropping a waiter affects nobody.
+    pub(crate) async fn wait(&self, share: Option<fn(&Out) -> Out>) -> Landed<V, Out> {
+        loop {
+            let notified = self.done.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so a landing between the look and the await wakes us.
+            notified.as_mut().enable();
+            if let Some(landed) = self.peek(share) {
+                return landed;
+            }
+            notified.await;
+        }
+    }
+
+    fn peek(&self, share: Option<fn(&Out) -> Out>) -> Option<Landed<V, Out>> {
+        Some(match self.landed.lock().as_ref()? {
+            Landed::Value(value) => Landed::Value(value.clone()),
+            Landed::Shared(out) => share.map_or(Landed::Retry, |share| Landed::Shared(share(out))),
+            Landed::Retry => Landed::Retry,
+            Landed::Panicked(message) => Landed::Panicked(message.clone()),
+        })
+    }
+}

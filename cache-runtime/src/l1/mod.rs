@@ -1,0 +1,126 @@
+//! The in-process tier. The engine talks to a store through [`L1Store`], so the
+//! default quick_cache store and the moka store (feature `moka`) are interchangeable
+//! and pass the same engine tests.
+
+#[cfg(feature = "moka")]
+mod moka;
+mod quick;
+
+use crate::tags::{self, Stamps};
+
+#[cfg(feature = "moka")]
+pub use self::moka::MokaStore;
+pub use quick::QuickStore;
+
+/// The store the generated code uses: moka with the `moka` feature, else quick_cache.
+#[cfg(not(feature = "moka"))]
+pub type DefaultStore<K, V> = QuickStore<K, V>;
+/// The store the generated code uses: moka with the `moka` feature, else quick_cache.
+#[cfg(feature = "moka")]
+pub type DefaultStore<K, V> = MokaStore<K, V>;
+
+/// A cached value with its lifetimes (coarse-clock milliseconds) and tag stamps.
+#[derive(Clone)]
+pub struct Entry<V> {
+    pub(crate) value: V,
+    pub(crate) fresh_until: u64,
+    pub(crate) stale_until: u64,
+    pub(crate) stamps: Stamps,
+}
+
+impl<V> Entry<V> {
+    /// Neither expired past its stale window nor invalidated by a tag.
+    #[inline]
+    pub(crate) fn is_usable(&self, now: u64) -> bool {
+        now < self.stale_until && tags::all_current(&self.stamps)
+    }
+}
+
+/// What the engine needs from an in-process store.
+pub trait L1Store<K, V>: Send + Sync + 'static {
+    /// A store bounded to about `capacity` entries.
+    fn with_capacity(capacity: u64) -> Self
+    where
+        Self: Sized;
+    /// Runs `read` on the entry for `key` without cloning the entry.
+    fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>;
+    fn insert(&self, key: K, entry: Entry<V>);
+    fn remove(&self, key: &K);
+    /// Removes the entry for `key` only if `doomed` says so, so a fresh entry written
+    /// by a concurrent load is not removed in place of the expired one.
+    fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool);
+    /// Keeps only the entries for which `keep` is true.
+    fn retain(&self, keep: impl Fn(&Entry<V>) -> bool);
+    fn clear(&self);
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The tests every store must pass.
+    use super::*;
+    use std::sync::Arc;
+
+    /// Live entries stay usable for a minute; dead ones expired long ago.
+    fn entry(value: u32, live: bool) -> Entry<u32> {
+        let stale_until = if live {
+            crate::clock::precise_ms() + 60_000
+        } else {
+            0
+        };
+        Entry {
+            value,
+            fresh_until: stale_until,
+            stale_until,
+            stamps: Arc::from(Vec::new()),
+        }
+    }
+
+    pub(crate) fn run<S: L1Store<u64, u32>>() {
+        let is_dead = |e: &Entry<u32>| e.stale_until == 0;
+        let store = S::with_capacity(100);
+        assert_eq!(store.read(&1, |e| e.value), None);
+        store.insert(1, entry(10, true));
+        assert_eq!(store.read(&1, |e| e.value), Some(10));
+        store.remove_if(&1, is_dead);
+        assert_eq!(
+            store.read(&1, |e| e.value),
+            Some(10),
+            "remove_if removed a live entry"
+        );
+        store.insert(2, entry(20, true));
+        store.remove_if(&2, |e| e.value == 20);
+        assert_eq!(
+            store.read(&2, |e| e.value),
+            None,
+            "remove_if kept a doomed entry"
+        );
+        store.insert(3, entry(30, true));
+        store.retain(|e| e.value != 30);
+        assert_eq!(
+            store.read(&3, |e| e.value),
+            None,
+            "retain kept a rejected entry"
+        );
+        assert_eq!(
+            store.read(&1, |e| e.value),
+            Some(10),
+            "retain dropped a kept entry"
+        );
+        store.remove(&1);
+        assert_eq!(store.read(&1, |e| e.value), None);
+        for key in 0..1_000 {
+            store.insert(key, entry(key as u32, true));
+        }
+        assert!(
+            store.len() <= 200,
+            "capacity 100 not honoured: {}",
+            store.len()
+        );
+        store.clear();
+        assert_eq!(store.len(), 0);
+    }
+}

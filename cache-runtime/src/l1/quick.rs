@@ -1,0 +1,93 @@
+//! The default store: quick_cache's unsynchronized cache behind our own sharded
+//! read-write locks. `quick_cache::sync::Cache::get` can only return a clone of the
+//! whole stored entry; reading under our own read lock lets a hit check the entry's
+//! freshness and tags in place and clone only the value.
+
+use std::hash::{BuildHasher, Hash};
+
+use parking_lot::RwLock;
+use quick_cache::unsync::Cache;
+
+use super::{Entry, L1Store};
+
+type Shard<K, V> = RwLock<Cache<K, Entry<V>>>;
+
+pub struct QuickStore<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl<K: Hash + Eq, V> QuickStore<K, V> {
+    #[inline]
+    fn shard(&self, key: &K) -> &Shard<K, V> {
+        // The high bits pick the shard; quick_cache uses the low bits inside it.
+        let hash = self.hasher.hash_one(key);
+        let index = (hash >> 48) as usize & (self.shards.len() - 1);
+        &self.shards[index]
+    }
+}
+
+fn shard_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (cores * 4).next_power_of_two().clamp(4, 64)
+}
+
+impl<K, V> L1Store<K, V> for QuickStore<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn with_capacity(capacity: u64) -> Self {
+        let count = shard_count().min(capacity.max(1).next_power_of_two() as usize);
+        let per_shard = capacity.div_ceil(count as u64).max(1) as usize;
+        let shards = (0..count)
+            .map(|_| RwLock::new(Cache::new(per_shard)))
+            .collect();
+        Self {
+            shards,
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_cafe),
+        }
+    }
+
+    #[inline]
+    fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
+        self.shard(key).read().get(key).map(read)
+    }
+
+    fn insert(&self, key: K, entry: Entry<V>) {
+        self.shard(&key).write().insert(key, entry);
+    }
+
+    fn remove(&self, key: &K) {
+        self.shard(key).write().remove(key);
+    }
+
+    fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool) {
+        self.shard(key).write().remove_if(key, doomed);
+    }
+
+    fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
+        // One shard at a time, so a sweep never blocks the whole cache.
+        for shard in self.shards.iter() {
+            shard.write().retain(|_, entry| keep(entry));
+        }
+    }
+
+    fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.write().clear();
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_the_store_contract() {
+        super::super::contract::run::<super::QuickStore<u64, u32>>();
+    }
+}

@@ -1,0 +1,192 @@
+//! The process-wide registry: cache name -> cache. Caches live for the whole process
+//! (they back `static`s in generated code), so they are leaked once and handed out
+//! as `&'static`.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::{LazyLock, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::clock;
+use crate::engine::{Cache, CacheOptions};
+use crate::l1::{DefaultStore, L1Store};
+use crate::shape::Shape;
+use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
+use crate::tags;
+
+/// What the registry needs of a cache whatever its key and value types.
+trait Registered: Send + Sync {
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+    fn snapshot(&self) -> CacheStatsSnapshot;
+    fn sweep(&self, now: u64);
+    fn clear_store(&self);
+}
+
+impl<K, S, St> Registered for Cache<K, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+    fn snapshot(&self) -> CacheStatsSnapshot {
+        Cache::snapshot(self)
+    }
+    fn sweep(&self, now: u64) {
+        Cache::sweep(self, now)
+    }
+    fn clear_store(&self) {
+        Cache::clear_store(self)
+    }
+}
+
+static CACHES: LazyLock<RwLock<BTreeMap<String, &'static dyn Registered>>> =
+    LazyLock::new(Default::default);
+
+/// The cache called `name`, created with `options` on first use. Functions that name
+/// the same cache with the same key and value types share its entries.
+pub fn cache<K, S>(name: &str, options: CacheOptions) -> &'static Cache<K, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+{
+    clock::ensure_ticking(sweep_all);
+    if let Some(cache) = lookup::<K, S>(name) {
+        return cache;
+    }
+    let mut caches = CACHES.write();
+    let mut registered_name = name.to_owned();
+    if let Some(existing) = caches.get(name) {
+        if let Some(cache) = existing.as_any().downcast_ref::<Cache<K, S>>() {
+            return cache;
+        }
+        // Same name, other types: sharing is impossible. Failing the call would make
+        // the cache the reason a request fails, so keep the caches apart and say so.
+        let suffix = (2..)
+            .find(|n| !caches.contains_key(&format!("{name}#{n}")))
+            .unwrap_or(2);
+        registered_name = format!("{name}#{suffix}");
+        tracing::error!(
+            cache = name,
+            renamed = %registered_name,
+            "two cached functions use one cache name with different key or value types; \
+             give them distinct `name`s"
+        );
+    }
+    let cache: &'static Cache<K, S, DefaultStore<K, S::Value>> =
+        Box::leak(Box::new(Cache::new(registered_name.clone(), options)));
+    caches.insert(registered_name, cache);
+    cache
+}
+
+fn lookup<K, S>(name: &str) -> Option<&'static Cache<K, S>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+{
+    let caches = CACHES.read();
+    let any: &'static (dyn Any + Send + Sync) = caches.get(name)?.as_any();
+    any.downcast_ref()
+}
+
+/// Holds one function's cache, found once through the registry; generated code keeps
+/// one in a `static` so a call costs one atomic load and a type-id comparison.
+pub struct Slot(OnceLock<&'static (dyn Any + Send + Sync)>);
+
+impl Slot {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    #[inline]
+    pub fn get<K, S>(&self, init: impl FnOnce() -> (String, CacheOptions)) -> &'static Cache<K, S>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        S: Shape,
+        S::Out: Send,
+    {
+        let any = *self.0.get_or_init(|| {
+            let (name, options) = init();
+            cache::<K, S>(&name, options)
+        });
+        any.downcast_ref()
+            .expect("a cache slot serves one function, with one key and value type")
+    }
+}
+
+fn each(mut f: impl FnMut(&'static dyn Registered)) {
+    // Copy the handles out so no registry lock is held while caches are touched.
+    let caches: Vec<_> = CACHES.read().values().copied().collect();
+    caches.into_iter().for_each(&mut f);
+}
+
+fn sweep_all(now: u64) {
+    each(|cache| cache.sweep(now));
+    tags::sweep_unused();
+}
+
+pub(crate) fn clear_all_stores() {
+    each(|cache| cache.clear_store());
+}
+
+/// A snapshot of every cache used so far in this process.
+pub fn stats() -> StatsSnapshot {
+    let mut caches = Vec::new();
+    each(|cache| caches.push(cache.snapshot()));
+    StatsSnapshot { caches }
+}
+
+/// The default cache name of a function: its path as the compiler spells it, taken
+/// from the path of a marker item nested in it. Methods so get their type's path
+/// (`app::Repo::get`), and two `get` methods in one module get two caches.
+pub fn default_name(marker_path: &str, fn_name: &str) -> String {
+    // `marker_path` is `<path of the function or sibling>::<marker>`.
+    let without_marker = marker_path
+        .rsplit_once("::")
+        .map_or(marker_path, |(head, _)| head);
+    let parent = without_marker
+        .rsplit_once("::")
+        .map_or("", |(head, _)| head);
+    if parent.is_empty() {
+        fn_name.to_owned()
+    } else {
+        format!("{parent}::{fn_name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Whole;
+
+    #[test]
+    fn default_name_replaces_marker_and_function_segments() {
+        assert_eq!(
+            default_name("app::Repo::get::__marker", "get"),
+            "app::Repo::get"
+        );
+        assert_eq!(
+            default_name("app::Repo::__stratacache_get::__marker", "get"),
+            "app::Repo::get"
+        );
+        assert_eq!(default_name("f::__marker", "f"), "f");
+    }
+
+    #[test]
+    fn same_name_same_types_share_and_other_types_are_kept_apart() {
+        let a = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default());
+        let b = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default());
+        assert!(std::ptr::eq(a, b));
+        let c = cache::<String, Whole<u32>>("registry-test", CacheOptions::default());
+        assert_eq!(c.name(), "registry-test#2");
+        assert!(stats().cache("registry-test#2").is_some());
+    }
+}

@@ -1,0 +1,182 @@
+//! How a function's return value maps to what is cached: `Result` caches only `Ok`,
+//! `Option` only `Some`, anything else (or `cache_err` / `cache_none`) the whole value.
+//! The macro picks the shape from the return type; these traits do the rest, so type
+//! aliases such as `io::Result<T>` work.
+
+use std::marker::PhantomData;
+
+/// What a finished load means for the cache.
+pub enum Split<V, Out> {
+    /// Cache this value.
+    Store(V),
+    /// Cache this value, but count the load as failed (`cache_err` on an `Err`).
+    StoreFailed(V),
+    /// Do not cache; the load failed.
+    Error(Out),
+    /// Do not cache; nothing to cache (`None`).
+    Empty(Out),
+}
+
+/// The mapping between a function's output and its cached value.
+pub trait Shape: 'static {
+    type Out;
+    type Value: Clone + Send + Sync + 'static;
+    fn split(out: Self::Out) -> Split<Self::Value, Self::Out>;
+    fn join(value: Self::Value) -> Self::Out;
+}
+
+/// `Result`-like outputs, so aliases such as `io::Result<T>` are recognised.
+pub trait ResultLike {
+    type Ok;
+    type Err;
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
+}
+
+impl<T, E> ResultLike for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Self {
+        self
+    }
+    fn from_result(result: Self) -> Self {
+        result
+    }
+}
+
+/// Caches the whole output.
+pub struct Whole<T>(PhantomData<fn() -> T>);
+/// Caches the whole `Result`, counting `Err` as a failed load (`cache_err`).
+pub struct WholeResult<R>(PhantomData<fn() -> R>);
+/// Caches `Ok` values only.
+pub struct OkOnly<R>(PhantomData<fn() -> R>);
+/// Caches `Some` values only.
+pub struct SomeOnly<T>(PhantomData<fn() -> T>);
+
+impl<T: Clone + Send + Sync + 'static> Shape for Whole<T> {
+    type Out = T;
+    type Value = T;
+    fn split(out: T) -> Split<T, T> {
+        Split::Store(out)
+    }
+    fn join(value: T) -> T {
+        value
+    }
+}
+
+impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
+    type Out = R;
+    type Value = R;
+    fn split(out: R) -> Split<R, R> {
+        let result = out.into_result();
+        let failed = result.is_err();
+        let out = R::from_result(result);
+        if failed {
+            Split::StoreFailed(out)
+        } else {
+            Split::Store(out)
+        }
+    }
+    fn join(value: R) -> R {
+        value
+    }
+}
+
+impl<R> Shape for OkOnly<R>
+where
+    R: ResultLike + 'static,
+    R::Ok: Clone + Send + Sync + 'static,
+{
+    type Out = R;
+    type Value = R::Ok;
+    fn split(out: R) -> Split<R::Ok, R> {
+        match out.into_result() {
+            Ok(value) => Split::Store(value),
+            Err(error) => Split::Error(R::from_result(Err(error))),
+        }
+    }
+    fn join(value: R::Ok) -> R {
+        R::from_result(Ok(value))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
+    type Out = Option<T>;
+    type Value = T;
+    fn split(out: Option<T>) -> Split<T, Option<T>> {
+        match out {
+            Some(value) => Split::Store(value),
+            None => Split::Empty(None),
+        }
+    }
+    fn join(value: T) -> Option<T> {
+        Some(value)
+    }
+}
+
+/// How concurrent callers waiting on one load receive an outcome that is not cached
+/// (an `Err`, a `None`): by clone when the output is `Clone`, else each retries the
+/// load in turn. Chosen at compile time by autoref specialisation: the generated code
+/// calls `(&&ShareProbe::<Out>::new()).share_fn()`.
+pub struct ShareProbe<T>(PhantomData<fn() -> T>);
+
+impl<T> ShareProbe<T> {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+pub trait ShareByClone<T> {
+    fn share_fn(&self) -> Option<fn(&T) -> T>;
+}
+pub trait ShareByRetry<T> {
+    fn share_fn(&self) -> Option<fn(&T) -> T>;
+}
+
+impl<T: Clone> ShareByClone<T> for &ShareProbe<T> {
+    fn share_fn(&self) -> Option<fn(&T) -> T> {
+        Some(T::clone)
+    }
+}
+impl<T> ShareByRetry<T> for ShareProbe<T> {
+    fn share_fn(&self) -> Option<fn(&T) -> T> {
+        None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_borrow)]
+mod tests {
+    use super::*;
+
+    struct NotClone;
+
+    #[test]
+    fn probe_picks_clone_only_for_clone_types() {
+        assert!((&&ShareProbe::<Result<u8, String>>::new())
+            .share_fn()
+            .is_some());
+        assert!((&&ShareProbe::<Result<u8, NotClone>>::new())
+            .share_fn()
+            .is_none());
+    }
+
+    #[test]
+    fn shapes_split_as_documented() {
+        assert!(matches!(
+            OkOnly::<Result<u8, ()>>::split(Ok(1)),
+            Split::Store(1)
+        ));
+        assert!(matches!(
+            OkOnly::<Result<u8, ()>>::split(Err(())),
+            Split::Error(Err(()))
+        ));
+        assert!(matches!(SomeOnly::<u8>::split(None), Split::Empty(None)));
+        assert!(matches!(
+            WholeResult::<Result<u8, ()>>::split(Err(())),
+            Split::StoreFailed(Err(()))
+        ));
+        assert!(matches!(Whole::<u8>::split(3), Split::Store(3)));
+    }
+}

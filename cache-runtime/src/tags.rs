@@ -1,0 +1,118 @@
+//! Tag versions: O(1) invalidation whatever the number of entries.
+//!
+//! Every tag has a version counter. A load records the versions of its tags *before*
+//! the loader runs; an entry is valid only while every recorded version is still
+//! current. Invalidating a tag is one increment, and every entry that recorded the
+//! old version becomes invisible at once, including a load that raced the
+//! invalidation: it recorded the old version before it read its data.
+//!
+//! Entries hold their tags as [`TagStamp`]s (a handle to the counter and the version
+//! seen), so checking validity on a hit is a few atomic loads: no formatting, no map
+//! lookup, no allocation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::RwLock;
+
+/// One tag's version counter.
+#[derive(Debug, Default)]
+pub struct TagCell {
+    version: AtomicU64,
+}
+
+impl TagCell {
+    #[inline]
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A tag handle plus the version a load saw before it started.
+#[derive(Debug, Clone)]
+pub struct TagStamp {
+    cell: Arc<TagCell>,
+    version: u64,
+}
+
+impl TagStamp {
+    pub(crate) fn new(cell: Arc<TagCell>) -> Self {
+        let version = cell.version();
+        Self { cell, version }
+    }
+}
+
+/// The stamps of one load, shared by the in-flight record and the stored entry.
+pub type Stamps = Arc<[TagStamp]>;
+
+/// True while no tag recorded in `stamps` has been invalidated since.
+#[inline]
+pub(crate) fn all_current(stamps: &[TagStamp]) -> bool {
+    stamps.iter().all(|s| s.cell.version() == s.version)
+}
+
+/// The tag that every entry carries: bumping it clears every cache.
+pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(Default::default);
+
+/// Named tags. A cell lives while an entry or a load holds it; the sweeper drops
+/// cells nobody holds, so `user:{id}` tags do not accumulate forever.
+static NAMED: LazyLock<RwLock<HashMap<Box<str>, Arc<TagCell>>>> = LazyLock::new(Default::default);
+
+/// The cell for `tag`, created at version 0 if nobody holds it.
+pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
+    if let Some(cell) = NAMED.read().get(tag) {
+        return cell.clone();
+    }
+    NAMED.write().entry(tag.into()).or_default().clone()
+}
+
+/// Bumps `tag` if any entry or load holds it. A tag nobody holds needs no bump: a load
+/// that starts afterwards creates the cell and reads data written before this call.
+pub(crate) fn bump_named(tag: &str) -> bool {
+    match NAMED.read().get(tag) {
+        Some(cell) => {
+            cell.bump();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Drops cells that only the index still holds.
+pub(crate) fn sweep_unused() {
+    let mut named = NAMED.write();
+    named.retain(|_, cell| Arc::strong_count(cell) > 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_makes_recorded_stamp_stale() {
+        let cell = intern("tags-test:bump");
+        let stamps: Stamps = Arc::from(vec![TagStamp::new(cell.clone())]);
+        assert!(all_current(&stamps));
+        assert!(bump_named("tags-test:bump"));
+        assert!(!all_current(&stamps));
+        let fresh: Stamps = Arc::from(vec![TagStamp::new(cell)]);
+        assert!(all_current(&fresh));
+    }
+
+    #[test]
+    fn unheld_tags_are_not_created_by_invalidation_and_are_swept() {
+        assert!(!bump_named("tags-test:nobody"));
+        let held = intern("tags-test:held");
+        drop(intern("tags-test:dropped"));
+        sweep_unused();
+        let names: Vec<String> = NAMED.read().keys().map(|k| k.to_string()).collect();
+        assert!(names.contains(&"tags-test:held".to_string()));
+        assert!(!names.contains(&"tags-test:dropped".to_string()));
+        drop(held);
+    }
+}
