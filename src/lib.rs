@@ -1,1 +1,114 @@
+//! # stratacache
+//!
+//! Multi-level caching for async Rust, driven by one attribute.
+//!
+//! ```
+//! use stratacache::{cached, invalidate_tag};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct User { id: u64, name: String }
+//!
+//! #[cached(ttl = "15m", tags = ["users", "user:{id}"])]
+//! async fn get_user(id: u64) -> Result<User, std::io::Error> {
+//!     Ok(User { id, name: format!("user {id}") }) // a database query, in real life
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let user = get_user(7).await?;            // miss: runs the body, caches the `Ok`
+//! let again = get_user(7).await?;           // hit: a clone of the cached value
+//! invalidate_tag!("user:{}", 7).await?;     // the next call for 7 loads again
+//! # assert_eq!(user.name, again.name);
+//! # Ok(()) }
+//! ```
+//!
+//! The attribute turns the function's body into the loader of a cache-aside call:
+//! look the arguments up in the in-process cache (L1); on a miss run the body once,
+//! however many callers wait for the same key, and cache what it returns. The
+//! signature is unchanged, so callers do not change.
+//!
+//! With no set-up everything is in-process. The Redis tier (L2) is a later addition
+//! to the same contract: code written against this API keeps compiling.
+//!
+//! # Attribute arguments
+//!
+//! | argument | meaning |
+//! | --- | --- |
+//! | `ttl = "15m"` | how long a value is fresh ([humantime] syntax: `"30s"`, `"1h 30m"`); checked at compile time. Without it, values live until evicted or invalidated |
+//! | `tags = ["users", "user:{id}"]` | tags of every entry; `{arg}` formats an argument with `Display` (a format spec such as `{id:04}` works) |
+//! | `stale_while_revalidate` or `= "1h"` | after the ttl, serve the stale value at once and refresh it in the background, for this window (bare flag: window = ttl) |
+//! | `capacity = 10_000` | bound of this function's in-process cache, in entries (default 10 000) |
+//! | `name = "users.get"` | cache name, in stats (default: the function's path, e.g. `app::Repo::get`) |
+//! | `skip(db, client)` | arguments left out of the key (`self` is always left out) |
+//! | `key = "{tenant}/{id}"` | an explicit key template instead of all the arguments |
+//! | `local` | in-process only: the value need not be `Serialize + DeserializeOwned` |
+//! | `version = 2` | part of the shared-tier key; bump it when the value's shape changes |
+//! | `cache_none` / `cache_err` | also cache `None` / `Err` (off by default) |
+//! | `crate = "::path::to::stratacache"` | where generated code finds this crate, if it is re-exported |
+//! | `stale_if_error`, `refresh_ahead`, `timeout`, `lock` | parsed and checked, but not available yet: a compile error says so |
+//!
+//! [humantime]: https://docs.rs/humantime
+//!
+//! # Rules
+//!
+//! * The function is an `async fn`, free or an inherent method, not generic. Its
+//!   arguments, converted to owned values (`&str` becomes `String`, `&T` becomes
+//!   `T::Owned`), form the key; so they must be `Hash + Eq + Clone + Send + Sync`.
+//!   `impl Trait` and `&mut` arguments must be skipped.
+//! * The cached value is the return value; `Result<T, E>` caches only `Ok(T)` and
+//!   `Option<T>` only `Some(T)`. It must be `Clone + Send + Sync + 'static` (a hit
+//!   returns a clone: put large values behind `Arc`), and, unless `local`,
+//!   `Serialize + DeserializeOwned`.
+//! * With `stale_while_revalidate`, refreshes run in a spawned tokio task, so the body
+//!   must be `Send + 'static` once its arguments are owned: reference arguments are
+//!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone`.
+//! * Every mistake is a compile error on the offending token, and the function is
+//!   still emitted unchanged, so only the real error shows.
+//!
+//! # Concurrent calls
+//!
+//! Concurrent calls for one missing key run the body once; the others wait for its
+//! result (no lock is held across an `.await`). If the running caller is cancelled
+//! the next waiter takes over; if the body panics, the waiters panic with its
+//! message. An `Err` or `None` is handed to the callers that were waiting when it
+//! came (by clone, when the return type is `Clone`; otherwise each waiter runs the
+//! body in turn) and never to later callers.
+//!
+//! # Invalidation
+//!
+//! * [`invalidate_tag!`]`("user:{}", id)`: every entry stored with that tag, in every
+//!   cache. O(1) whatever the number of entries: tags are version counters.
+//! * [`invalidate!`]`(get_user(7))`: one entry, named by a call with its arguments
+//!   (`invalidate!(repo.get(7))` for a method).
+//! * [`clear!`]`(get_user)`: every entry of one function (`clear!(Repo::get)`).
+//! * [`clear_all`]`()`: everything.
+//!
+//! All return a future of `Result<(), Error>`: ready at once and always `Ok` in
+//! in-process mode, so the same code works when a Redis tier is added. A load that
+//! was in flight when an invalidation was issued never stores a value that outlives
+//! it, and calls made after the invalidation do not share that load.
+//!
+//! # Statistics
+//!
+//! [`stats()`] returns a serializable snapshot per cache: hits by level, misses,
+//! loads, load errors, stale values served, invalidations, entries and load latency
+//! (p50, p99). Its `Display` is a table.
 
+pub use stratacache_macros::{cached, clear, invalidate};
+pub use stratacache_runtime::{
+    clear_all, invalidate_tag, stats, CacheStatsSnapshot, Error, StatsSnapshot,
+};
+
+#[doc(hidden)]
+pub use stratacache_runtime::__private;
+
+/// Invalidates every entry stored with a tag, taking `format!` arguments:
+/// `invalidate_tag!("users")`, `invalidate_tag!("user:{}", id)`.
+///
+/// Returns a future of `Result<(), stratacache::Error>`.
+#[macro_export]
+macro_rules! invalidate_tag {
+    ($($format:tt)+) => {
+        $crate::invalidate_tag(&::std::format!($($format)+))
+    };
+}

@@ -1,1 +1,68 @@
+//! The `#[cached]` attribute of [stratacache](https://docs.rs/stratacache), and the
+//! `invalidate!` / `clear!` macros. Use them through the `stratacache` crate, which
+//! documents them; this crate only wires the macros to their parts:
+//! `args.rs` (grammar), `validate.rs` (meaning), `expand.rs` (code), `ops.rs`
+//! (`invalidate!`, `clear!`).
 
+mod args;
+mod expand;
+mod ops;
+mod validate;
+
+use proc_macro::TokenStream;
+use quote::ToTokens;
+
+/// Caches an `async fn` in stratacache's multi-level cache. See the `stratacache`
+/// crate documentation for the arguments and the rules.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    let function = match syn::parse::<syn::ItemFn>(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            let message =
+                "`#[cached]` goes on an `async fn` (a free function or an inherent method)";
+            return with_item(syn::Error::new(error.span(), message), item);
+        }
+    };
+    let (args, args_error) = match syn::parse::<args::CachedArgs>(args) {
+        Ok(args) => (args, None),
+        // Still check the function, so one compile shows every mistake.
+        Err(error) => (args::CachedArgs::default(), Some(error)),
+    };
+    let planned = validate::validate(args, &function);
+    match (planned, args_error) {
+        (Ok(plan), None) => expand::expand(&plan, &function).into(),
+        (Ok(_), Some(error)) => with_item(error, item),
+        (Err(error), None) => with_item(error, item),
+        (Err(error), Some(mut all)) => {
+            all.combine(error);
+            with_item(all, item)
+        }
+    }
+}
+
+/// Invalidates one entry of a cached function, named by a call with its arguments:
+/// `invalidate!(get_user(7)).await?`, `invalidate!(repo.get_user(7)).await?`.
+#[proc_macro]
+pub fn invalidate(input: TokenStream) -> TokenStream {
+    ops::invalidate(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Invalidates every entry of one cached function: `clear!(get_user).await?`,
+/// `clear!(Repo::get).await?`.
+#[proc_macro]
+pub fn clear(input: TokenStream) -> TokenStream {
+    ops::clear(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// On error, the function is emitted unchanged beside the error, so only the real
+/// mistake shows and IDEs keep resolving the function.
+fn with_item(error: syn::Error, item: TokenStream) -> TokenStream {
+    let mut out = error.into_compile_error();
+    out.extend(proc_macro2::TokenStream::from(item).into_token_stream());
+    out.into()
+}

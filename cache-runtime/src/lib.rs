@@ -75,6 +75,26 @@ pub mod __private {
     pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
     pub const fn assert_shared<T: SharedValue + ?Sized>() {}
 
+    /// Fixes the loader's output type, so `?` in the function body converts errors
+    /// into the function's own error type exactly as it did before the attribute.
+    #[inline(always)]
+    pub fn typed_loader<T, F: Future<Output = T>>(loader: F) -> F {
+        loader
+    }
+
+    /// Checked on `Self` for a `&self` method whose refreshes run in the background.
+    #[diagnostic::on_unimplemented(
+        message = "`stale_while_revalidate` on a `&self` method needs `{Self}: Clone + Send + Sync + 'static`",
+        label = "the background refresh runs on a clone of `self`",
+        note = "derive `Clone` (keep shared state behind `Arc` so the clone is cheap), or take `self: Arc<Self>`"
+    )]
+    pub trait RefreshableReceiver {}
+    impl<T: Clone + Send + Sync + 'static> RefreshableReceiver for T {}
+
+    pub fn clone_receiver<T: RefreshableReceiver + Clone>(receiver: &T) -> T {
+        receiver.clone()
+    }
+
     /// One entry of a cached function, as named by `invalidate!(f(args))`.
     pub struct EntryRef<K: 'static, S: Shape> {
         cache: &'static Cache<K, S>,
@@ -95,7 +115,6 @@ pub mod __private {
     /// What `invalidate!` and its siblings do with an entry.
     pub trait EntryOps {
         fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static;
-        fn contains(&self) -> bool;
     }
 
     impl<K, S> EntryOps for EntryRef<K, S>
@@ -107,9 +126,6 @@ pub mod __private {
         fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
             self.cache.invalidate(&self.key);
             std::future::ready(Ok(()))
-        }
-        fn contains(&self) -> bool {
-            self.cache.contains(&self.key)
         }
     }
 

@@ -148,13 +148,16 @@ pub fn stats() -> StatsSnapshot {
 /// from the path of a marker item nested in it. Methods so get their type's path
 /// (`app::Repo::get`), and two `get` methods in one module get two caches.
 pub fn default_name(marker_path: &str, fn_name: &str) -> String {
-    // `marker_path` is `<path of the function or sibling>::<marker>`.
-    let without_marker = marker_path
+    // `marker_path` is `<path of the function>[::{{closure}}...]::<marker>`: the body
+    // of an `async fn` is a closure to the compiler.
+    let mut path = marker_path.rsplit_once("::").map_or("", |(head, _)| head);
+    while let Some((head, _)) = path
         .rsplit_once("::")
-        .map_or(marker_path, |(head, _)| head);
-    let parent = without_marker
-        .rsplit_once("::")
-        .map_or("", |(head, _)| head);
+        .filter(|(_, last)| last.starts_with("{{"))
+    {
+        path = head;
+    }
+    let parent = path.rsplit_once("::").map_or("", |(head, _)| head);
     if parent.is_empty() {
         fn_name.to_owned()
     } else {
@@ -176,6 +179,10 @@ mod tests {
         assert_eq!(
             default_name("app::Repo::__stratacache_get::__marker", "get"),
             "app::Repo::get"
+        );
+        assert_eq!(
+            default_name("app::get::{{closure}}::__marker", "get"),
+            "app::get"
         );
         assert_eq!(default_name("f::__marker", "f"), "f");
     }

@@ -1,0 +1,386 @@
+//! The attribute's grammar: `#[cached(ttl = "15m", tags = ["users"], skip(db), local)]`
+//! parsed into [`CachedArgs`]. Only syntax is checked here; meaning is checked in
+//! `validate.rs`. Errors are collected, not stopped at the first.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{bracketed, parenthesized, Expr, ExprLit, Ident, Lit, LitFloat, LitInt, LitStr, Token};
+
+/// Every argument `#[cached]` accepts, in the order the error message lists them.
+pub(crate) const KNOWN: &[&str] = &[
+    "ttl",
+    "tags",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "refresh_ahead",
+    "timeout",
+    "capacity",
+    "name",
+    "skip",
+    "key",
+    "local",
+    "version",
+    "cache_none",
+    "cache_err",
+    "lock",
+    "crate",
+];
+
+/// An argument as written, with the identifier that names it (for spans).
+pub(crate) struct Given<T> {
+    pub(crate) keyword: Ident,
+    pub(crate) value: T,
+}
+
+#[derive(Default)]
+pub(crate) struct CachedArgs {
+    pub(crate) ttl: Option<Given<LitStr>>,
+    pub(crate) tags: Option<Given<Vec<LitStr>>>,
+    /// `stale_while_revalidate` alone (window = ttl) or `= "1h"`.
+    pub(crate) stale_while_revalidate: Option<Given<Option<LitStr>>>,
+    pub(crate) stale_if_error: Option<Given<LitStr>>,
+    pub(crate) refresh_ahead: Option<Given<LitFloat>>,
+    pub(crate) timeout: Option<Given<LitStr>>,
+    pub(crate) capacity: Option<Given<LitInt>>,
+    pub(crate) name: Option<Given<LitStr>>,
+    pub(crate) skip: Option<Given<Vec<Ident>>>,
+    pub(crate) key: Option<Given<LitStr>>,
+    pub(crate) local: Option<Given<()>>,
+    pub(crate) version: Option<Given<LitInt>>,
+    pub(crate) cache_none: Option<Given<()>>,
+    pub(crate) cache_err: Option<Given<()>>,
+    pub(crate) lock: Option<Given<()>>,
+    pub(crate) krate: Option<Given<LitStr>>,
+}
+
+/// The value part of one argument: nothing, `= expr`, or `(a, b)`.
+enum RawValue {
+    Flag,
+    Assigned(Expr),
+    List(Punctuated<Ident, Token![,]>),
+}
+
+struct RawArg {
+    keyword: Ident,
+    value: RawValue,
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        // `Ident::parse_any` so that `crate = "..."` parses like any other name.
+        let keyword = Ident::parse_any(input)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            if input.peek(syn::token::Bracket) {
+                let content;
+                let bracket = bracketed!(content in input);
+                let elems = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+                RawValue::Assigned(Expr::Array(syn::ExprArray {
+                    attrs: Vec::new(),
+                    bracket_token: bracket,
+                    elems,
+                }))
+            } else {
+                RawValue::Assigned(input.parse()?)
+            }
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            RawValue::List(Punctuated::parse_terminated_with(
+                &content,
+                Ident::parse_any,
+            )?)
+        } else {
+            RawValue::Flag
+        };
+        Ok(Self { keyword, value })
+    }
+}
+
+/// Collects errors so one compile shows every mistake in the attribute.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+impl Parse for CachedArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let raw = Punctuated::<RawArg, Token![,]>::parse_terminated(input)?;
+        let mut args = CachedArgs::default();
+        let mut errors = Errors::default();
+        for arg in raw {
+            args.take(arg, &mut errors);
+        }
+        errors.finish()?;
+        Ok(args)
+    }
+}
+
+impl CachedArgs {
+    fn take(&mut self, arg: RawArg, errors: &mut Errors) {
+        let RawArg { keyword, value } = arg;
+        let name = keyword.unraw().to_string();
+        match name.as_str() {
+            "ttl" => set(
+                &mut self.ttl,
+                keyword,
+                string(value, "a duration such as \"15m\""),
+                errors,
+            ),
+            "tags" => set(&mut self.tags, keyword, tag_list(value), errors),
+            "stale_while_revalidate" => {
+                let window = match value {
+                    RawValue::Flag => Ok(None),
+                    other => string(other, "a duration such as \"1h\", or nothing").map(Some),
+                };
+                set(&mut self.stale_while_revalidate, keyword, window, errors)
+            }
+            "stale_if_error" => set(
+                &mut self.stale_if_error,
+                keyword,
+                string(value, "a duration such as \"1h\""),
+                errors,
+            ),
+            "timeout" => set(
+                &mut self.timeout,
+                keyword,
+                string(value, "a duration such as \"2s\""),
+                errors,
+            ),
+            "refresh_ahead" => set(&mut self.refresh_ahead, keyword, float(value), errors),
+            "capacity" => set(
+                &mut self.capacity,
+                keyword,
+                integer(value, "an entry count such as 10_000"),
+                errors,
+            ),
+            "version" => set(
+                &mut self.version,
+                keyword,
+                integer(value, "a version number such as 2"),
+                errors,
+            ),
+            "name" => set(
+                &mut self.name,
+                keyword,
+                string(value, "a cache name such as \"users.get\""),
+                errors,
+            ),
+            "key" => set(
+                &mut self.key,
+                keyword,
+                string(value, "a key template such as \"{id}\""),
+                errors,
+            ),
+            "crate" => set(
+                &mut self.krate,
+                keyword,
+                string(value, "a path such as \"::my_facade::stratacache\""),
+                errors,
+            ),
+            "skip" => set(&mut self.skip, keyword, ident_list(value), errors),
+            "local" => set(&mut self.local, keyword, flag(value), errors),
+            "cache_none" => set(&mut self.cache_none, keyword, flag(value), errors),
+            "cache_err" => set(&mut self.cache_err, keyword, flag(value), errors),
+            "lock" => set(&mut self.lock, keyword, flag(value), errors),
+            _ => errors.spanned(&keyword, unknown_message(&name)),
+        }
+    }
+}
+
+fn set<T>(slot: &mut Option<Given<T>>, keyword: Ident, value: syn::Result<T>, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.spanned(
+            &keyword,
+            format!("duplicate argument `{keyword}`; give it once"),
+        );
+        return;
+    }
+    match value {
+        Ok(value) => *slot = Some(Given { keyword, value }),
+        Err(error) => {
+            let message = format!("`{keyword}` expects {error}");
+            errors.push(syn::Error::new(error.span(), message));
+        }
+    }
+}
+
+fn unknown_message(name: &str) -> String {
+    let mut message = format!("unknown argument `{name}`");
+    if let Some(close) = KNOWN.iter().find(|known| edit_distance(known, name) <= 2) {
+        message.push_str(&format!("; did you mean `{close}`?"));
+    }
+    message.push_str(&format!(" Valid arguments: {}", KNOWN.join(", ")));
+    message
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The error for a value of the wrong form; `set` prefixes "`name` expects".
+fn wrong(span: Span, expected: &str) -> syn::Error {
+    syn::Error::new(span, expected)
+}
+
+fn assigned(value: RawValue, expected: &str, span_if_missing: Span) -> syn::Result<Expr> {
+    match value {
+        RawValue::Assigned(expr) => Ok(expr),
+        RawValue::Flag => Err(wrong(
+            span_if_missing,
+            &format!("{expected}, written `= ...`"),
+        )),
+        RawValue::List(list) => Err(wrong(list.span(), &format!("{expected}, written `= ...`"))),
+    }
+}
+
+fn string(value: RawValue, expected: &str) -> syn::Result<LitStr> {
+    match assigned(value, expected, Span::call_site())? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit),
+        other => Err(wrong(
+            other.span(),
+            &format!("{expected} (a string literal)"),
+        )),
+    }
+}
+
+fn integer(value: RawValue, expected: &str) -> syn::Result<LitInt> {
+    match assigned(value, expected, Span::call_site())? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => Ok(lit),
+        other => Err(wrong(
+            other.span(),
+            &format!("{expected} (an integer literal)"),
+        )),
+    }
+}
+
+fn float(value: RawValue) -> syn::Result<LitFloat> {
+    const EXPECTED: &str = "a fraction of the ttl such as 0.8";
+    match assigned(value, EXPECTED, Span::call_site())? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(lit),
+            ..
+        }) => Ok(lit),
+        other => Err(wrong(other.span(), EXPECTED)),
+    }
+}
+
+fn tag_list(value: RawValue) -> syn::Result<Vec<LitStr>> {
+    const EXPECTED: &str = "a list of tag templates such as [\"users\", \"user:{id}\"]";
+    match assigned(value, EXPECTED, Span::call_site())? {
+        Expr::Array(array) => array
+            .elems
+            .into_iter()
+            .map(|elem| match elem {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(lit), ..
+                }) => Ok(lit),
+                other => Err(wrong(other.span(), EXPECTED)),
+            })
+            .collect(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(vec![lit]),
+        other => Err(wrong(other.span(), EXPECTED)),
+    }
+}
+
+fn ident_list(value: RawValue) -> syn::Result<Vec<Ident>> {
+    match value {
+        RawValue::List(list) => Ok(list.into_iter().collect()),
+        RawValue::Flag => Err(wrong(
+            Span::call_site(),
+            "argument names, written `skip(db, client)`",
+        )),
+        RawValue::Assigned(expr) => Err(wrong(
+            expr.span(),
+            "argument names, written `skip(db, client)`",
+        )),
+    }
+}
+
+fn flag(value: RawValue) -> syn::Result<()> {
+    match value {
+        RawValue::Flag => Ok(()),
+        RawValue::Assigned(expr) => {
+            Err(wrong(expr.span(), "no value: it is a flag, written alone"))
+        }
+        RawValue::List(list) => Err(wrong(list.span(), "no value: it is a flag, written alone")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(tokens: &str) -> syn::Result<CachedArgs> {
+        syn::parse_str(tokens)
+    }
+
+    #[test]
+    fn parses_every_form() {
+        let args = parse(
+            r#"ttl = "15m", tags = ["users", "user:{id}"], stale_while_revalidate, skip(db, self),
+               capacity = 10_000, name = "users.get", local, version = 2, crate = "::x""#,
+        )
+        .unwrap();
+        assert_eq!(args.ttl.unwrap().value.value(), "15m");
+        assert_eq!(args.tags.unwrap().value.len(), 2);
+        assert!(args.stale_while_revalidate.unwrap().value.is_none());
+        assert_eq!(args.skip.unwrap().value.len(), 2);
+        assert!(args.local.is_some());
+        assert_eq!(args.krate.unwrap().value.value(), "::x");
+    }
+
+    #[test]
+    fn collects_every_error() {
+        let error = parse(r#"ttl = 15, capacity = 1, capacity = 2, ttll = "1m", local = true"#)
+            .err()
+            .unwrap();
+        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(messages[0].contains("`ttl` expects a duration"));
+        assert!(messages[1].contains("duplicate argument `capacity`"));
+        assert!(messages[2].contains("did you mean `ttl`?"));
+        assert!(messages[3].contains("it is a flag"));
+    }
+}

@@ -1,0 +1,400 @@
+//! Code generation. The signature, attributes and docs are kept byte for byte; only
+//! the body changes, into a call to the runtime's cache-aside engine. Two hidden
+//! siblings let `invalidate!(f(args))` and `clear!(f)` reach the same cache.
+//! Hidden names are prefixed `__stratacache_`.
+
+use proc_macro2::{Group, Ident, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, ReturnType, Type};
+
+use crate::validate::{KeyPlan, Plan, ReceiverKind, ShapeKind, Template};
+
+pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let main = main_fn(plan, item);
+    let entry = entry_sibling(plan, item);
+    let clear = clear_sibling(plan, item);
+    quote!(#main #entry #clear)
+}
+
+/// The name `invalidate!(f(..))` calls.
+pub(crate) fn entry_ident(function: &Ident) -> Ident {
+    format_ident!("__stratacache_entry_{}", function, span = function.span())
+}
+
+/// The name `clear!(f)` calls.
+pub(crate) fn clear_ident(function: &Ident) -> Ident {
+    format_ident!("__stratacache_clear_{}", function, span = function.span())
+}
+
+fn output_type(item: &ItemFn) -> Type {
+    match &item.sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    }
+}
+
+fn shape_type(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    match &plan.shape {
+        ShapeKind::Whole(ty) => quote!(#krate::__private::Whole<#ty>),
+        ShapeKind::WholeResult(ty) => quote!(#krate::__private::WholeResult<#ty>),
+        ShapeKind::OkOnly(ty) => quote!(#krate::__private::OkOnly<#ty>),
+        ShapeKind::SomeOnly(ty) => quote!(#krate::__private::SomeOnly<#ty>),
+    }
+}
+
+fn key_type(plan: &Plan) -> TokenStream {
+    let parts: Vec<TokenStream> = match &plan.key {
+        KeyPlan::Template(_) => return quote!(::std::string::String),
+        KeyPlan::Args => plan
+            .args
+            .iter()
+            .filter(|a| a.in_key)
+            .map(|a| match &a.ty {
+                Type::Reference(r) => {
+                    let elem = &r.elem;
+                    quote!(<#elem as ::std::borrow::ToOwned>::Owned)
+                }
+                ty => ty.to_token_stream(),
+            })
+            .collect(),
+    };
+    match parts.as_slice() {
+        [single] => single.clone(),
+        parts => quote!((#(#parts,)*)),
+    }
+}
+
+fn key_expr(plan: &Plan) -> TokenStream {
+    let parts: Vec<TokenStream> = match &plan.key {
+        KeyPlan::Template(template) => {
+            return format_template(template, |name| name.to_token_stream())
+        }
+        KeyPlan::Args => plan
+            .args
+            .iter()
+            .filter(|a| a.in_key)
+            .map(|a| {
+                let ident = &a.ident;
+                match &a.ty {
+                    Type::Reference(_) => quote!(::std::borrow::ToOwned::to_owned(#ident)),
+                    _ => quote!(::core::clone::Clone::clone(&#ident)),
+                }
+            })
+            .collect(),
+    };
+    match parts.as_slice() {
+        [single] => single.clone(),
+        parts => quote!((#(#parts,)*)),
+    }
+}
+
+/// `format!("user:{id}", id = <value of id>)`, the value given by `value_of`.
+fn format_template(template: &Template, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+    let literal = &template.literal;
+    let named = template.names.iter().map(|name| {
+        let value = value_of(name);
+        quote!(#name = #value)
+    });
+    quote!(::std::format!(#literal, #(#named),*))
+}
+
+fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let tags = plan.tags.iter().map(|t| format_template(t, &value_of));
+    quote!(<#krate::__private::Tags as ::core::convert::From<_>>::from([#(#tags),*]))
+}
+
+fn options_expr(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    let duration = |d: &std::time::Duration| {
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        quote!(#krate::__private::Duration::new(#secs, #nanos))
+    };
+    let ttl = plan.ttl.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.ttl(#d))
+    });
+    let window = plan.stale_window.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.stale_window(#d))
+    });
+    let (capacity, local, version) = (plan.capacity, plan.local, plan.version);
+    quote! {
+        #krate::__private::CacheOptions::default()
+            .capacity(#capacity).local(#local).version(#version) #ttl #window
+    }
+}
+
+/// A block that finds (once) and returns this function's `&'static Cache`.
+fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let (key_ty, shape) = (key_type(plan), shape_type(plan));
+    let fn_name = item.sig.ident.to_string();
+    let name = match &plan.name {
+        Some(name) => quote!(::std::string::String::from(#name)),
+        None => quote! {
+            #krate::__private::default_name(::core::any::type_name_of_val(&__stratacache_marker), #fn_name)
+        },
+    };
+    let options = options_expr(plan);
+    quote! {{
+        static __STRATACACHE_SLOT: #krate::__private::Slot = #krate::__private::Slot::new();
+        fn __stratacache_marker() {}
+        __STRATACACHE_SLOT.get::<#key_ty, #shape>(|| (#name, #options))
+    }}
+}
+
+/// Compile-time checks of the value type, reported on the return type.
+fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let shape = shape_type(plan);
+    let span = match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    };
+    let value = quote!(<#shape as #krate::__private::Shape>::Value);
+    let shared =
+        (!plan.local).then(|| quote_spanned!(span=> #krate::__private::assert_shared::<#value>();));
+    quote_spanned! {span=>
+        #krate::__private::assert_cacheable::<#value>();
+        #shared
+    }
+}
+
+fn main_fn(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = item;
+    let output = output_type(item);
+    let lookup = cache_lookup(plan, item);
+    let checks = value_checks(plan, item);
+    let key = key_expr(plan);
+    let call = if plan.background {
+        background_call(plan, &output, block)
+    } else {
+        inline_call(plan, &output, block)
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #[allow(unused_imports)]
+            use #krate::__private::{ShareByClone as _, ShareByRetry as _};
+            let __stratacache_cache = #lookup;
+            #checks
+            let __stratacache_key = #key;
+            #[allow(clippy::needless_borrow)]
+            let __stratacache_share = (&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
+            #call
+        }
+    }
+}
+
+/// The loader may borrow the arguments: it runs inside this call's future.
+fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
+    let krate = &plan.krate;
+    let tags = tags_expr(plan, |name| name.to_token_stream());
+    quote! {
+        __stratacache_cache
+            .get_or_load(__stratacache_key, __stratacache_share, move || {
+                (#tags, #krate::__private::typed_loader::<#output, _>(async move #block))
+            })
+            .await
+    }
+}
+
+fn owned_ident(arg: &Ident) -> Ident {
+    format_ident!("__stratacache_arg_{}", arg)
+}
+
+/// The loader owns everything (arguments by `ToOwned`, `&self` by `Clone`), so a
+/// stale-while-revalidate refresh can run in a spawned task.
+fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
+    let krate = &plan.krate;
+    let take: Vec<TokenStream> = plan
+        .args
+        .iter()
+        .map(|arg| {
+            let (ident, owned) = (&arg.ident, owned_ident(&arg.ident));
+            match &arg.ty {
+                Type::Reference(_) => {
+                    quote!(let #owned = ::std::borrow::ToOwned::to_owned(#ident);)
+                }
+                _ => quote!(let #owned = #ident;),
+            }
+        })
+        .collect();
+    let rebind: Vec<TokenStream> = plan
+        .args
+        .iter()
+        .map(|arg| {
+            let (ident, owned) = (&arg.ident, owned_ident(&arg.ident));
+            let mutability = arg.mutable.then(|| quote!(mut));
+            match &arg.ty {
+                Type::Reference(r) => {
+                    let mut ty = r.clone();
+                    ty.lifetime = None;
+                    let ty = erase_lifetimes(ty.into_token_stream());
+                    quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident: #ty = ::core::borrow::Borrow::borrow(&#owned);)
+                }
+                _ => quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident = #owned;),
+            }
+        })
+        .collect();
+    let self_ident = format_ident!("__stratacache_self");
+    let (take_self, rebind_self) = match &plan.receiver {
+        None => (None, None),
+        Some(ReceiverKind::Shared) => (
+            Some(quote!(let __stratacache_self_owned = #krate::__private::clone_receiver(self);)),
+            Some(quote!(let #self_ident: &Self = &__stratacache_self_owned;)),
+        ),
+        Some(ReceiverKind::Owned | ReceiverKind::Exclusive) => (
+            Some(quote!(let __stratacache_self_owned = self;)),
+            Some(quote!(#[allow(unused_mut)] let mut #self_ident = __stratacache_self_owned;)),
+        ),
+    };
+    let body = if plan.receiver.is_some() {
+        replace_self(block.to_token_stream(), &self_ident)
+    } else {
+        block.to_token_stream()
+    };
+    let tags = tags_expr(plan, |name| owned_ident(name).to_token_stream());
+    quote! {
+        #(#take)*
+        #take_self
+        __stratacache_cache
+            .get_or_load_refreshing(__stratacache_key, __stratacache_share, move || {
+                let __stratacache_tags = #tags;
+                (__stratacache_tags, #krate::__private::typed_loader::<#output, _>(async move {
+                    #(#rebind)*
+                    #rebind_self
+                    #body
+                }))
+            })
+            .await
+    }
+}
+
+/// `&'a Foo<'b>` in a `let` inside the loader becomes `&Foo<'_>`.
+fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Punct(p) if p.as_char() == '\'' => {
+                if let Some(TokenTree::Ident(name)) = iter.next() {
+                    let keep = if name == "static" {
+                        name
+                    } else {
+                        Ident::new("_", name.span())
+                    };
+                    out.push(TokenTree::Punct(p));
+                    out.push(TokenTree::Ident(keep));
+                }
+            }
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), erase_lifetimes(g.stream()));
+                group.set_span(g.span());
+                out.push(TokenTree::Group(group));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Renames `self` to the loader's owned receiver; `self::path` is left alone.
+fn replace_self(tokens: TokenStream, with: &Ident) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let is_path =
+                    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let ident = if is_path {
+                    ident
+                } else {
+                    Ident::new(&with.to_string(), ident.span())
+                };
+                out.push(TokenTree::Ident(ident));
+            }
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), replace_self(g.stream(), with));
+                group.set_span(g.span());
+                out.push(TokenTree::Group(group));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// `#[cfg]` attributes of the function, so its siblings exist exactly when it does.
+fn cfg_attrs(item: &ItemFn) -> impl Iterator<Item = &syn::Attribute> {
+    item.attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+}
+
+fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let (vis, ident) = (&item.vis, entry_ident(&item.sig.ident));
+    let generics = &item.sig.generics;
+    let where_clause = &generics.where_clause;
+    let inputs = item.sig.inputs.iter().map(|input| match input {
+        // The sibling only reads the key, so any receiver becomes `&self`.
+        FnArg::Receiver(_) => quote!(&self),
+        FnArg::Typed(typed) => typed.to_token_stream(),
+    });
+    let cfgs = cfg_attrs(item);
+    let lookup = cache_lookup(plan, item);
+    let key = key_expr(plan);
+    quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_snake_case, unused_variables, clippy::too_many_arguments)]
+        #vis fn #ident #generics (#(#inputs),*) -> impl #krate::__private::EntryOps #where_clause {
+            let __stratacache_cache = #lookup;
+            #krate::__private::EntryRef::new(__stratacache_cache, #key)
+        }
+    }
+}
+
+fn clear_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let (vis, ident) = (&item.vis, clear_ident(&item.sig.ident));
+    let cfgs = cfg_attrs(item);
+    let lookup = cache_lookup(plan, item);
+    quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #vis fn #ident() -> impl #krate::__private::CacheOps {
+            #lookup
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_self_keeps_paths() {
+        let with = format_ident!("__s");
+        let out = replace_self(quote!({ self.x + self::CONST + f(self) }), &with).to_string();
+        assert_eq!(out, quote!({ __s.x + self::CONST + f(__s) }).to_string());
+    }
+
+    #[test]
+    fn erase_lifetimes_keeps_static() {
+        let out = erase_lifetimes(quote!(&Foo<'a, 'static>)).to_string();
+        assert_eq!(out, quote!(&Foo<'_, 'static>).to_string());
+    }
+}

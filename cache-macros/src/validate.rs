@@ -1,0 +1,428 @@
+//! Semantic checks of the attribute against the function, each a spanned error on the
+//! offending token, all reported together. The result is a [`Plan`] for `expand.rs`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
+
+use crate::args::{CachedArgs, Errors, Given};
+
+/// Everything the expansion needs, already checked.
+pub(crate) struct Plan {
+    pub(crate) krate: syn::Path,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) stale_window: Option<Duration>,
+    pub(crate) capacity: u64,
+    pub(crate) local: bool,
+    pub(crate) version: u32,
+    pub(crate) shape: ShapeKind,
+    pub(crate) receiver: Option<ReceiverKind>,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) key: KeyPlan,
+    pub(crate) tags: Vec<Template>,
+    /// Stale-while-revalidate refreshes in a spawned task, so the loader must own
+    /// everything it uses.
+    pub(crate) background: bool,
+}
+
+pub(crate) enum ShapeKind {
+    /// Cache the whole output.
+    Whole(Type),
+    /// Cache the whole `Result`, counting `Err` as a failed load.
+    WholeResult(Type),
+    /// Cache `Ok` only.
+    OkOnly(Type),
+    /// Cache `Some` only; holds the `Option`'s `T`.
+    SomeOnly(Type),
+}
+
+pub(crate) enum ReceiverKind {
+    /// `&self`
+    Shared,
+    /// `&mut self`
+    Exclusive,
+    /// `self`, `mut self`, `self: Arc<Self>` ...
+    Owned,
+}
+
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    pub(crate) mutable: bool,
+    pub(crate) in_key: bool,
+}
+
+pub(crate) enum KeyPlan {
+    /// The tuple of the arguments marked `in_key`.
+    Args,
+    Template(Template),
+}
+
+/// A format string whose `{name}` placeholders are arguments.
+pub(crate) struct Template {
+    pub(crate) literal: LitStr,
+    pub(crate) names: Vec<Ident>,
+}
+
+fn parse_duration(lit: &LitStr, what: &str, errors: &mut Errors) -> Option<Duration> {
+    match humantime::parse_duration(&lit.value()) {
+        Ok(duration) if duration.is_zero() => {
+            errors.spanned(lit, format!("`{what}` must be longer than zero"));
+            None
+        }
+        Ok(duration) => Some(duration),
+        Err(error) => {
+            errors.spanned(lit, format!("invalid duration for `{what}`: {error}; write for example \"30s\", \"15m\", \"1h 30m\""));
+            None
+        }
+    }
+}
+
+fn not_yet(given: &Given<impl Sized>, what: &str, errors: &mut Errors) {
+    errors.spanned(
+        &given.keyword,
+        format!(
+            "`{}` ({what}) is not available yet in this version of stratacache; remove it for now",
+            given.keyword
+        ),
+    );
+}
+
+pub(crate) fn validate(args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
+    let mut errors = Errors::default();
+    let sig = &item.sig;
+
+    if sig.asyncness.is_none() {
+        errors.spanned(sig.fn_token, "`#[cached]` needs an `async fn`: write `async fn`; a cached call may wait for a load another caller started");
+    }
+    for param in &sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            errors.spanned(param, "`#[cached]` functions cannot be generic: each function has one cache with one key and value type; write a cached function per concrete type");
+        }
+    }
+
+    let ttl = args
+        .ttl
+        .as_ref()
+        .and_then(|g| parse_duration(&g.value, "ttl", &mut errors));
+    let stale_window = match &args.stale_while_revalidate {
+        None => None,
+        Some(given) if args.ttl.is_none() => {
+            errors.spanned(&given.keyword, "`stale_while_revalidate` needs a `ttl`: add for example `ttl = \"5m\"` (a value without a ttl never goes stale)");
+            None
+        }
+        Some(Given {
+            value: Some(window),
+            ..
+        }) => parse_duration(window, "stale_while_revalidate", &mut errors),
+        Some(Given { value: None, .. }) => ttl,
+    };
+    if let Some(given) = &args.stale_if_error {
+        parse_duration(&given.value, "stale_if_error", &mut errors);
+        not_yet(given, "fail-safe", &mut errors);
+    }
+    if let Some(given) = &args.timeout {
+        parse_duration(&given.value, "timeout", &mut errors);
+        not_yet(given, "loader timeout", &mut errors);
+    }
+    if let Some(given) = &args.refresh_ahead {
+        match given.value.base10_parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => {}
+            _ => errors.spanned(
+                &given.value,
+                "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
+            ),
+        }
+        not_yet(given, "refresh-ahead", &mut errors);
+    }
+    if let Some(given) = &args.lock {
+        not_yet(given, "fleet-wide stampede lock", &mut errors);
+    }
+
+    let capacity = match &args.capacity {
+        None => 10_000,
+        Some(given) => match given.value.base10_parse::<u64>() {
+            Ok(0) => {
+                errors.spanned(&given.value, "`capacity` must be at least 1");
+                1
+            }
+            Ok(n) => n,
+            Err(error) => {
+                errors.push(error);
+                1
+            }
+        },
+    };
+    let version = match &args.version {
+        None => 0,
+        Some(given) => given.value.base10_parse::<u32>().unwrap_or_else(|error| {
+            errors.push(error);
+            0
+        }),
+    };
+    if let Some(given) = &args.name {
+        if given.value.value().trim().is_empty() {
+            errors.spanned(&given.value, "`name` must not be empty");
+        }
+    }
+    let krate = match &args.krate {
+        None => syn::parse_quote!(::stratacache),
+        Some(given) => given.value.parse::<syn::Path>().unwrap_or_else(|error| {
+            errors.spanned(
+                &given.value,
+                format!("`crate` must be a path such as \"::my_app::stratacache\": {error}"),
+            );
+            syn::parse_quote!(::stratacache)
+        }),
+    };
+
+    let background = stale_window.is_some();
+    let (receiver, mut params) = signature_args(item, background, &mut errors);
+    let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
+
+    let mut skipped = BTreeSet::new();
+    if let Some(skip) = &args.skip {
+        if let Some(key) = &args.key {
+            errors.spanned(
+                &skip.keyword,
+                format!(
+                    "`skip` has no effect with `key`: the key template `{}` alone is the key",
+                    key.value.value()
+                ),
+            );
+        }
+        for ident in &skip.value {
+            let name = ident.to_string();
+            if name != "self" && !names.contains(&name) {
+                errors.spanned(
+                    ident,
+                    format!(
+                        "`skip({name})` names no argument of this function; arguments: {}",
+                        list(&names)
+                    ),
+                );
+            }
+            skipped.insert(name);
+        }
+    }
+
+    let key = match &args.key {
+        Some(given) => {
+            let template = template(&given.value, &names, "key", &mut errors);
+            params.iter_mut().for_each(|a| a.in_key = false);
+            KeyPlan::Template(template)
+        }
+        None => {
+            for arg in &mut params {
+                arg.in_key = !skipped.contains(&arg.ident.to_string());
+                if arg.in_key {
+                    check_key_type(arg, &mut errors);
+                }
+            }
+            KeyPlan::Args
+        }
+    };
+    let tags = args
+        .tags
+        .as_ref()
+        .map(|given| {
+            given
+                .value
+                .iter()
+                .map(|lit| template(lit, &names, "tag", &mut errors))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let shape = shape(&sig.output, &args, &mut errors);
+    errors.finish()?;
+    Ok(Plan {
+        krate,
+        name: args.name.map(|g| g.value),
+        ttl,
+        stale_window,
+        capacity,
+        local: args.local.is_some(),
+        version,
+        shape,
+        receiver,
+        args: params,
+        key,
+        tags,
+        background,
+    })
+}
+
+fn list(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn signature_args(
+    item: &ItemFn,
+    background: bool,
+    errors: &mut Errors,
+) -> (Option<ReceiverKind>, Vec<Arg>) {
+    let mut receiver = None;
+    let mut args = Vec::new();
+    for input in &item.sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                let kind = match (&r.reference, &r.mutability) {
+                    (Some(_), None) => ReceiverKind::Shared,
+                    (Some(_), Some(_)) => ReceiverKind::Exclusive,
+                    (None, _) => ReceiverKind::Owned,
+                };
+                if background && matches!(kind, ReceiverKind::Exclusive) {
+                    errors.spanned(r, "`stale_while_revalidate` refreshes in the background, which cannot hold `&mut self`; take `&self`");
+                }
+                receiver = Some(kind);
+            }
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    if background && matches!(&*typed.ty, Type::Reference(r) if r.mutability.is_some()) {
+                        errors.spanned(&typed.ty, "`stale_while_revalidate` refreshes in the background, which cannot hold a `&mut` argument");
+                    }
+                    args.push(Arg {
+                        ident: pat.ident.clone(),
+                        ty: (*typed.ty).clone(),
+                        mutable: pat.mutability.is_some(),
+                        in_key: true,
+                    });
+                }
+                other => errors.spanned(other, "arguments of a cached function need a plain name (the key is built from it); bind a name and destructure in the body"),
+            },
+        }
+    }
+    (receiver, args)
+}
+
+fn check_key_type(arg: &Arg, errors: &mut Errors) {
+    match &arg.ty {
+        Type::ImplTrait(_) => errors.spanned(
+            &arg.ty,
+            format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})` or give an explicit `key = \"...\"`", arg.ident),
+        ),
+        Type::Reference(r) if r.mutability.is_some() => errors.spanned(
+            &arg.ty,
+            format!("a `&mut` argument cannot be part of the cache key; add `skip({})`", arg.ident),
+        ),
+        Type::Reference(r) if matches!(&*r.elem, Type::ImplTrait(_)) => errors.spanned(
+            &arg.ty,
+            format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})`", arg.ident),
+        ),
+        _ => {}
+    }
+}
+
+/// Checks `{name}` placeholders against the arguments. `{{` and `}}` are literal
+/// braces; a format spec (`{id:04}`) is allowed.
+fn template(lit: &LitStr, args: &BTreeSet<String>, what: &str, errors: &mut Errors) -> Template {
+    let text = lit.value();
+    let mut names: Vec<Ident> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                chars.next();
+            }
+            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                chars.next();
+            }
+            '{' => {
+                let Some(end) = text[start..].find('}').map(|i| start + i) else {
+                    errors.spanned(
+                        lit,
+                        format!(
+                            "unclosed `{{` in {what} template; write `{{{{` for a literal brace"
+                        ),
+                    );
+                    break;
+                };
+                let inner = &text[start + 1..end];
+                let name = inner.split(':').next().unwrap_or_default().trim();
+                if name.is_empty() || name == "self" || !args.contains(name) {
+                    errors.spanned(
+                        lit,
+                        format!("{what} template `{text}` names `{{{name}}}`, which is not an argument of this function; arguments: {}", list(args)),
+                    );
+                } else if !names.iter().any(|n| n == name) {
+                    names.push(Ident::new(name, Span::call_site()));
+                }
+                while chars.peek().is_some_and(|(i, _)| *i <= end) {
+                    chars.next();
+                }
+            }
+            '}' => errors.spanned(
+                lit,
+                format!("unmatched `}}` in {what} template; write `}}}}` for a literal brace"),
+            ),
+            _ => {}
+        }
+    }
+    Template {
+        literal: lit.clone(),
+        names,
+    }
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        _ => None,
+    }
+}
+
+fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKind {
+    let ty: Type = match output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    if let Type::ImplTrait(_) = ty {
+        errors.spanned(&ty, "a cached function cannot return `impl Trait`: the cache stores and clones the value, so name its type");
+    }
+    let segment = last_segment(&ty);
+    let is_result = segment.is_some_and(|s| s.ident == "Result");
+    let option_inner = segment
+        .filter(|s| s.ident == "Option")
+        .and_then(|s| match &s.arguments {
+            syn::PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
+                syn::GenericArgument::Type(inner) => Some(inner.clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+    if let Some(given) = &args.cache_err {
+        if !is_result {
+            errors.spanned(
+                &given.keyword,
+                "`cache_err` has no effect: this function does not return a `Result`",
+            );
+        }
+    }
+    if let Some(given) = &args.cache_none {
+        if option_inner.is_none() {
+            errors.spanned(
+                &given.keyword,
+                "`cache_none` has no effect: this function does not return an `Option`",
+            );
+        }
+    }
+    match (is_result, option_inner) {
+        (true, _) if args.cache_err.is_some() => ShapeKind::WholeResult(ty),
+        (true, _) => ShapeKind::OkOnly(ty),
+        (_, Some(_)) if args.cache_none.is_some() => ShapeKind::Whole(ty),
+        (_, Some(inner)) => ShapeKind::SomeOnly(inner),
+        _ => ShapeKind::Whole(ty),
+    }
+}
