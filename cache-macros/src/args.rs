@@ -54,6 +54,9 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_err: Option<Given<()>>,
     pub(crate) lock: Option<Given<()>>,
     pub(crate) krate: Option<Given<LitStr>>,
+    /// Mistakes in individual arguments. Kept here rather than failing the parse, so
+    /// validation still checks the rest and one compile shows every mistake.
+    pub(crate) errors: Errors,
 }
 
 /// The value part of one argument: nothing, `= expr`, or `(a, b)`.
@@ -133,7 +136,7 @@ impl Parse for CachedArgs {
         for arg in raw {
             args.take(arg, &mut errors);
         }
-        errors.finish()?;
+        args.errors = errors;
         Ok(args)
     }
 }
@@ -353,7 +356,9 @@ mod tests {
     use super::*;
 
     fn parse(tokens: &str) -> syn::Result<CachedArgs> {
-        syn::parse_str(tokens)
+        let mut args: CachedArgs = syn::parse_str(tokens)?;
+        std::mem::take(&mut args.errors).finish()?;
+        Ok(args)
     }
 
     #[test]

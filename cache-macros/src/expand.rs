@@ -146,15 +146,19 @@ fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
     }}
 }
 
-/// Compile-time checks of the value type, reported on the return type.
+/// Compile-time checks of the value type, written with the user's own return-type
+/// tokens so that an error points at the return type.
 fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
     let krate = &plan.krate;
-    let shape = shape_type(plan);
     let span = match &item.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => item.sig.ident.span(),
     };
-    let value = quote!(<#shape as #krate::__private::Shape>::Value);
+    let value = match &plan.shape {
+        ShapeKind::Whole(ty) | ShapeKind::WholeResult(ty) => ty.to_token_stream(),
+        ShapeKind::SomeOnly(inner) => inner.to_token_stream(),
+        ShapeKind::OkOnly(ty) => quote_spanned!(span=> <#ty as #krate::__private::ResultLike>::Ok),
+    };
     let shared =
         (!plan.local).then(|| quote_spanned!(span=> #krate::__private::assert_shared::<#value>();));
     quote_spanned! {span=>
@@ -185,8 +189,8 @@ fn main_fn(plan: &Plan, item: &ItemFn) -> TokenStream {
         #vis #sig {
             #[allow(unused_imports)]
             use #krate::__private::{ShareByClone as _, ShareByRetry as _};
-            let __stratacache_cache = #lookup;
             #checks
+            let __stratacache_cache = #lookup;
             let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
             let __stratacache_share = (&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
@@ -221,11 +225,14 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
         .iter()
         .map(|arg| {
             let (ident, owned) = (&arg.ident, owned_ident(&arg.ident));
+            // The loader's copy is the one mutated; touching the caller's binding mutably
+            // keeps `mut` in the signature from being reported as unneeded.
+            let touch = arg.mutable.then(|| quote!(let _ = &mut #ident;));
             match &arg.ty {
                 Type::Reference(_) => {
-                    quote!(let #owned = ::std::borrow::ToOwned::to_owned(#ident);)
+                    quote!(#touch let #owned = ::std::borrow::ToOwned::to_owned(#ident);)
                 }
-                _ => quote!(let #owned = #ident;),
+                _ => quote!(#touch let #owned = #ident;),
             }
         })
         .collect();
@@ -249,8 +256,10 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
     let self_ident = format_ident!("__stratacache_self");
     let (take_self, rebind_self) = match &plan.receiver {
         None => (None, None),
-        Some(ReceiverKind::Shared) => (
-            Some(quote!(let __stratacache_self_owned = #krate::__private::clone_receiver(self);)),
+        Some(ReceiverKind::Shared(self_token)) => (
+            Some(
+                quote_spanned!(self_token.span=> let __stratacache_self_owned = #krate::__private::clone_receiver(self);),
+            ),
             Some(quote!(let #self_ident: &Self = &__stratacache_self_owned;)),
         ),
         Some(ReceiverKind::Owned | ReceiverKind::Exclusive) => (
@@ -358,7 +367,7 @@ fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
-        #[allow(non_snake_case, unused_variables, clippy::too_many_arguments)]
+        #[allow(non_snake_case, unused_variables, unused_mut, clippy::too_many_arguments)]
         #vis fn #ident #generics (#(#inputs),*) -> impl #krate::__private::EntryOps #where_clause {
             let __stratacache_cache = #lookup;
             #krate::__private::EntryRef::new(__stratacache_cache, #key)

@@ -26,7 +26,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let (args, args_error) = match syn::parse::<args::CachedArgs>(args) {
         Ok(args) => (args, None),
-        // Still check the function, so one compile shows every mistake.
+        // Malformed tokens: still check the function, so one compile shows every mistake.
         Err(error) => (args::CachedArgs::default(), Some(error)),
     };
     let planned = validate::validate(args, &function);

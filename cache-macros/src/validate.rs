@@ -40,8 +40,8 @@ pub(crate) enum ShapeKind {
 }
 
 pub(crate) enum ReceiverKind {
-    /// `&self`
-    Shared,
+    /// `&self`, with the `self` token for error spans.
+    Shared(syn::Token![self]),
     /// `&mut self`
     Exclusive,
     /// `self`, `mut self`, `self: Arc<Self>` ...
@@ -91,8 +91,8 @@ fn not_yet(given: &Given<impl Sized>, what: &str, errors: &mut Errors) {
     );
 }
 
-pub(crate) fn validate(args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
-    let mut errors = Errors::default();
+pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
+    let mut errors = std::mem::take(&mut args.errors);
     let sig = &item.sig;
 
     if sig.asyncness.is_none() {
@@ -279,7 +279,7 @@ fn signature_args(
         match input {
             FnArg::Receiver(r) => {
                 let kind = match (&r.reference, &r.mutability) {
-                    (Some(_), None) => ReceiverKind::Shared,
+                    (Some(_), None) => ReceiverKind::Shared(r.self_token),
                     (Some(_), Some(_)) => ReceiverKind::Exclusive,
                     (None, _) => ReceiverKind::Owned,
                 };

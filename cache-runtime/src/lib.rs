@@ -46,7 +46,8 @@ pub mod __private {
     pub use crate::engine::{Cache, CacheOptions, Tags};
     pub use crate::registry::{default_name, Slot};
     pub use crate::shape::{
-        OkOnly, Shape, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole, WholeResult,
+        OkOnly, ResultLike, Shape, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole,
+        WholeResult,
     };
     pub use crate::Error;
     pub use std::time::Duration;
@@ -88,11 +89,17 @@ pub mod __private {
         label = "the background refresh runs on a clone of `self`",
         note = "derive `Clone` (keep shared state behind `Arc` so the clone is cheap), or take `self: Arc<Self>`"
     )]
-    pub trait RefreshableReceiver {}
-    impl<T: Clone + Send + Sync + 'static> RefreshableReceiver for T {}
+    pub trait RefreshableReceiver {
+        fn clone_for_refresh(&self) -> Self;
+    }
+    impl<T: Clone + Send + Sync + 'static> RefreshableReceiver for T {
+        fn clone_for_refresh(&self) -> Self {
+            self.clone()
+        }
+    }
 
-    pub fn clone_receiver<T: RefreshableReceiver + Clone>(receiver: &T) -> T {
-        receiver.clone()
+    pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
+        receiver.clone_for_refresh()
     }
 
     /// One entry of a cached function, as named by `invalidate!(f(args))`.
