@@ -13,6 +13,17 @@ struct User {
     name: String,
 }
 
+/// Waits (bounded) until `counter` reaches `n`: the load under test has started.
+async fn until_started(counter: &AtomicUsize, n: usize) {
+    for _ in 0..1000 {
+        if counter.load(SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the load did not start within a second");
+}
+
 static STAMPEDE_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(ttl = "1m")]
@@ -52,7 +63,7 @@ async fn slow(id: u64, delay_ms: u64) -> u64 {
 async fn a_cancelled_first_caller_leaves_the_others_answered() {
     // Same key for both: `delay_ms` is part of the key, so use one delay.
     let first = tokio::spawn(slow(3, 100));
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until_started(&SLOW_LOADS, 1).await;
     let others: Vec<_> = (0..5).map(|_| tokio::spawn(slow(3, 100))).collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
     first.abort();
@@ -71,7 +82,7 @@ static PANIC_LOADS: AtomicUsize = AtomicUsize::new(0);
 #[cached(ttl = "1m")]
 async fn sometimes_panics(id: u64) -> u64 {
     let run = PANIC_LOADS.fetch_add(1, SeqCst);
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     if run == 0 {
         panic!("first load explodes");
     }
@@ -81,7 +92,7 @@ async fn sometimes_panics(id: u64) -> u64 {
 #[tokio::test]
 async fn a_panicking_loader_reaches_its_waiters_and_poisons_nothing() {
     let first = tokio::spawn(sometimes_panics(5));
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_started(&PANIC_LOADS, 1).await;
     let waiter = tokio::spawn(sometimes_panics(5));
     assert!(first.await.unwrap_err().is_panic());
     let waiter_panic = waiter.await.unwrap_err().into_panic();
@@ -200,7 +211,7 @@ async fn racy_read(id: u64) -> usize {
 #[tokio::test]
 async fn an_invalidation_during_a_load_is_not_undone_by_that_load() {
     let old_read = tokio::spawn(racy_read(1));
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_started(&RACE_LOADS, 1).await;
     RACE_VALUE.store(2, SeqCst); // the write
     invalidate_tag!("race:{}", 1).await.unwrap(); // and its invalidation
     assert_eq!(
@@ -218,12 +229,14 @@ async fn an_invalidation_during_a_load_is_not_undone_by_that_load() {
 }
 
 static SWR_LOADS: AtomicUsize = AtomicUsize::new(0);
+/// Holds the background refresh until the test opens it.
+static SWR_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
 
 #[cached(ttl = "100ms", stale_while_revalidate = "1m")]
 async fn revalidated(id: &str) -> String {
     let generation = SWR_LOADS.fetch_add(1, SeqCst);
     if generation > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        SWR_GATE.acquire().await.unwrap().forget();
     }
     format!("{id} v{generation}")
 }
@@ -232,24 +245,29 @@ async fn revalidated(id: &str) -> String {
 async fn stale_while_revalidate_serves_stale_to_every_caller_and_refreshes_once() {
     assert_eq!(revalidated("a").await, "a v0");
     tokio::time::sleep(Duration::from_millis(150)).await;
-    // Within the window: every caller gets the stale value without waiting for the
-    // 100 ms refresh, and one refresh runs.
-    let started = std::time::Instant::now();
+    // Within the window every caller gets the stale value while the refresh is held
+    // shut: a caller that waited for the refresh would never return.
     let callers: Vec<_> = (0..50).map(|_| tokio::spawn(revalidated("a"))).collect();
     for caller in callers {
-        assert_eq!(caller.await.unwrap(), "a v0");
+        let answered = tokio::time::timeout(Duration::from_secs(10), caller).await;
+        assert_eq!(
+            answered.expect("a caller waited for the refresh").unwrap(),
+            "a v0"
+        );
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "callers waited for the refresh"
+    assert_eq!(
+        SWR_LOADS.load(SeqCst),
+        2,
+        "exactly one background refresh started"
     );
+    SWR_GATE.add_permits(1);
     let mut refreshed = String::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         refreshed = revalidated("a").await;
         if refreshed != "a v0" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(refreshed, "a v1");
     assert_eq!(SWR_LOADS.load(SeqCst), 2, "exactly one background refresh");

@@ -204,6 +204,13 @@ where
         }
     }
 
+    fn is_fresh(&self, key: &K) -> bool {
+        let now = clock::coarse_ms();
+        self.store
+            .read(key, |e| e.is_usable(now) && now < e.fresh_until)
+            .unwrap_or(false)
+    }
+
     #[cold]
     fn drop_unusable(&self, key: &K, now: u64) {
         let mut invalidated = false;
@@ -216,10 +223,11 @@ where
         }
     }
 
-    /// Registers a new flight for `key` unless one that may still answer exists.
+    /// Registers a refresh flight for `key` unless one that may still answer exists,
+    /// or one has just landed: the caller read its stale value before that landing.
     fn start_flight(&self, key: &K) -> Option<Arc<FlightOf<S>>> {
         let mut flights = self.flights.lock();
-        if flights.get(key).is_some_and(|f| f.can_join()) {
+        if flights.get(key).is_some_and(|f| f.can_join()) || self.is_fresh(key) {
             return None;
         }
         let flight = Arc::new(Flight::new());

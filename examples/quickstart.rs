@@ -1,0 +1,106 @@
+//! stratacache in one file, in-process only (no Redis needed):
+//! `cargo run --example quickstart`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use stratacache::{cached, invalidate_tag};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+/// Pretend database: every query takes 50 ms and is counted.
+static QUERIES: AtomicU32 = AtomicU32::new(0);
+
+async fn query_user(id: u64) -> Result<User, std::io::Error> {
+    QUERIES.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(User {
+        id,
+        name: format!("user {id}"),
+    })
+}
+
+#[cached(ttl = "15m", tags = ["users", "user:{id}"], name = "users.get")]
+async fn get_user(id: u64) -> Result<User, std::io::Error> {
+    query_user(id).await
+}
+
+static PRICE_VERSION: AtomicU32 = AtomicU32::new(1);
+
+/// Fresh for 200 ms, then served stale for up to a minute while it refreshes.
+#[cached(ttl = "200ms", stale_while_revalidate = "1m", name = "prices.get")]
+async fn get_price(sku: &str) -> String {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    format!(
+        "{sku}: price list v{}",
+        PRICE_VERSION.load(Ordering::SeqCst)
+    )
+}
+
+async fn timed<T>(label: &str, call: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = call.await;
+    println!(
+        "  {label:<38} {:>9.3} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    out
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("1. A miss runs the body; hits return a clone of the cached value");
+    timed("get_user(1)  miss", get_user(1)).await?;
+    timed("get_user(1)  hit", get_user(1)).await?;
+    timed("get_user(1)  hit", get_user(1)).await?;
+    println!(
+        "   database queries so far: {}",
+        QUERIES.load(Ordering::SeqCst)
+    );
+
+    println!("\n2. 1,000 concurrent callers of one missing key share one load");
+    let before = QUERIES.load(Ordering::SeqCst);
+    let callers: Vec<_> = (0..1000).map(|_| tokio::spawn(get_user(2))).collect();
+    for caller in callers {
+        caller.await??;
+    }
+    println!(
+        "   database queries for 1,000 calls: {}",
+        QUERIES.load(Ordering::SeqCst) - before
+    );
+
+    println!("\n3. invalidate_tag!(\"user:{{}}\", 1) drops user 1 only");
+    invalidate_tag!("user:{}", 1).await?;
+    timed("get_user(1)  miss after invalidation", get_user(1)).await?;
+    timed("get_user(2)  still a hit", get_user(2)).await?;
+
+    println!("\n4. stale-while-revalidate: past the ttl, the stale value comes back at once");
+    println!(
+        "   {}",
+        timed("get_price(\"tea\")  miss", get_price("tea")).await
+    );
+    PRICE_VERSION.store(2, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    println!(
+        "   {}",
+        timed(
+            "get_price(\"tea\")  stale, refresh starts",
+            get_price("tea")
+        )
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    println!(
+        "   {}",
+        timed("get_price(\"tea\")  refreshed", get_price("tea")).await
+    );
+
+    println!("\n5. Statistics");
+    print!("{}", stratacache::stats());
+    Ok(())
+}
