@@ -201,9 +201,10 @@ static RACE_VALUE: AtomicUsize = AtomicUsize::new(1);
 
 #[cached(ttl = "1m", tags = ["race:{id}"])]
 async fn racy_read(id: u64) -> usize {
-    RACE_LOADS.fetch_add(1, SeqCst);
-    // Reads the "database" before a write lands, then is slow to return.
+    // Reads the "database" before a write lands, then is slow to return. The read comes
+    // before the count, so a test that saw the count knows the read is done.
     let value = RACE_VALUE.load(SeqCst);
+    RACE_LOADS.fetch_add(1, SeqCst);
     tokio::time::sleep(Duration::from_millis(60)).await;
     value
 }
