@@ -40,32 +40,32 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn stampede<F, Fut>(call: F) -> Duration
+/// One round: a task per key in `keys` (fresh keys each round, so all miss), all at once.
+async fn round<F, Fut>(call: F, keys: impl Fn(u64) -> Vec<u64>) -> Duration
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = String> + Send + 'static,
 {
-    let key = ROUND.fetch_add(1, Relaxed) * 1_000_000;
+    let keys = keys(ROUND.fetch_add(1, Relaxed) * 1_000_000);
     let started = Instant::now();
-    let callers: Vec<_> = (0..1000).map(|_| tokio::spawn(call(key))).collect();
+    let callers: Vec<_> = keys
+        .into_iter()
+        .map(|key| tokio::spawn(call(key)))
+        .collect();
     for caller in callers {
         caller.await.unwrap();
     }
     started.elapsed()
 }
 
-async fn distinct<F, Fut>(call: F) -> Duration
-where
-    F: Fn(u64) -> Fut,
-    Fut: std::future::Future<Output = String> + Send + 'static,
-{
-    let base = ROUND.fetch_add(1, Relaxed) * 1_000_000;
-    let started = Instant::now();
-    let callers: Vec<_> = (0..100).map(|k| tokio::spawn(call(base + k))).collect();
-    for caller in callers {
-        caller.await.unwrap();
-    }
-    started.elapsed()
+/// 1,000 callers of one key.
+fn one_key(base: u64) -> Vec<u64> {
+    vec![base; 1000]
+}
+
+/// 100 distinct keys.
+fn distinct_keys(base: u64) -> Vec<u64> {
+    (base..base + 100).collect()
 }
 
 fn miss_path(c: &mut Criterion) {
@@ -79,7 +79,9 @@ fn miss_path(c: &mut Criterion) {
     group.bench_function("stratacache #[cached]", |b| {
         b.iter_custom(|iters| {
             let before = STRATA_LOADS.load(Relaxed);
-            let took = (0..iters).map(|_| rt.block_on(stampede(strata_load))).sum();
+            let took = (0..iters)
+                .map(|_| rt.block_on(round(strata_load, one_key)))
+                .sum();
             strata_calls = (STRATA_LOADS.load(Relaxed) - before) / iters;
             took
         })
@@ -88,7 +90,7 @@ fn miss_path(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let before = CACHED_LOADS.load(Relaxed);
             let took = (0..iters)
-                .map(|_| rt.block_on(stampede(cached_crate_load)))
+                .map(|_| rt.block_on(round(cached_crate_load, one_key)))
                 .sum();
             cached_calls = (CACHED_LOADS.load(Relaxed) - before) / iters;
             took
@@ -104,12 +106,16 @@ fn miss_path(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     group.bench_function("stratacache #[cached]", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(distinct(strata_load))).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(round(strata_load, distinct_keys)))
+                .sum()
+        })
     });
     group.bench_function("cached crate #[cached]", |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| rt.block_on(distinct(cached_crate_load)))
+                .map(|_| rt.block_on(round(cached_crate_load, distinct_keys)))
                 .sum()
         })
     });
