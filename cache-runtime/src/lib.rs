@@ -12,7 +12,6 @@ mod shape;
 mod stats;
 mod tags;
 
-pub use engine::{Cache, CacheOptions};
 pub use error::Error;
 pub use registry::stats;
 pub use stats::{CacheStatsSnapshot, StatsSnapshot};

@@ -62,16 +62,29 @@ where
     }
     let mut caches = CACHES.write();
     let mut registered_name = name.to_owned();
-    if let Some(existing) = caches.get(name) {
-        if let Some(cache) = existing.as_any().downcast_ref::<Cache<K, S>>() {
-            return cache;
+    if caches.contains_key(name) {
+        // Same name, other types: sharing is impossible, and failing the call would
+        // make the cache the reason a request fails. Keep the caches apart under
+        // `name#2`, `name#3`..., reusing the one of these types if it exists, so that
+        // every function of these types (and its `invalidate!`) finds the same one.
+        for n in 1.. {
+            let candidate = if n == 1 {
+                name.to_owned()
+            } else {
+                format!("{name}#{n}")
+            };
+            match caches.get(&candidate) {
+                Some(existing) => {
+                    if let Some(cache) = existing.as_any().downcast_ref::<Cache<K, S>>() {
+                        return cache;
+                    }
+                }
+                None => {
+                    registered_name = candidate;
+                    break;
+                }
+            }
         }
-        // Same name, other types: sharing is impossible. Failing the call would make
-        // the cache the reason a request fails, so keep the caches apart and say so.
-        let suffix = (2..)
-            .find(|n| !caches.contains_key(&format!("{name}#{n}")))
-            .unwrap_or(2);
-        registered_name = format!("{name}#{suffix}");
         tracing::error!(
             cache = name,
             renamed = %registered_name,
@@ -195,5 +208,12 @@ mod tests {
         let c = cache::<String, Whole<u32>>("registry-test", CacheOptions::default());
         assert_eq!(c.name(), "registry-test#2");
         assert!(stats().cache("registry-test#2").is_some());
+        let again = cache::<String, Whole<u32>>("registry-test", CacheOptions::default());
+        assert!(
+            std::ptr::eq(c, again),
+            "the second function of those types must find the same cache"
+        );
+        let third = cache::<u8, Whole<u8>>("registry-test", CacheOptions::default());
+        assert_eq!(third.name(), "registry-test#3");
     }
 }
