@@ -96,7 +96,8 @@
 
 pub use stratacache_macros::{cached, clear, invalidate};
 pub use stratacache_runtime::{
-    clear_all, invalidate_tag, stats, CacheStatsSnapshot, Error, StatsSnapshot,
+    clear_all, init, invalidate_tag, stats, CacheStatsSnapshot, Config, Error, PayloadFormat,
+    StatsSnapshot,
 };
 
 #[doc(hidden)]

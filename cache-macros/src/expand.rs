@@ -139,10 +139,15 @@ fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
         },
     };
     let options = options_expr(plan);
+    let codec = if plan.local {
+        quote!(::core::option::Option::None)
+    } else {
+        quote!(::core::option::Option::Some(#krate::__private::serde_codec()))
+    };
     quote! {{
         static __STRATACACHE_SLOT: #krate::__private::Slot = #krate::__private::Slot::new();
         fn __stratacache_marker() {}
-        __STRATACACHE_SLOT.get::<#key_ty, #shape>(|| (#name, #options))
+        __STRATACACHE_SLOT.get::<#key_ty, #shape>(|| (#name, #options, #codec))
     }}
 }
 

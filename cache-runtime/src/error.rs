@@ -1,17 +1,34 @@
 use std::fmt;
 
-/// An error from a cache operation such as [`invalidate_tag`](crate::invalidate_tag).
+/// An error from setting up stratacache or from an invalidation.
 ///
-/// In-process (L1-only) mode has no failure to report: its operations always
-/// return `Ok`. The type exists, and operations return `Result`, so that code written
-/// now keeps compiling when a Redis tier, whose operations can fail, is turned on.
+/// Cached calls never return it: a Redis fault there is a miss. Invalidations do,
+/// because a caller that changed data needs to know when other processes may still
+/// serve the old value.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Error {}
+pub enum Error {
+    /// The configuration cannot be used (a malformed Redis URL, say).
+    Config(String),
+    /// `init` was called a second time.
+    AlreadyInitialized,
+    /// `init` was called outside a tokio runtime.
+    NoRuntime,
+    /// Redis did not take the invalidation. This process has applied it; other
+    /// processes and Redis may keep the old value until it expires. Retry it.
+    Redis(String),
+}
 
 impl fmt::Display for Error {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {}
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(message) => write!(f, "stratacache configuration: {message}"),
+            Error::AlreadyInitialized => f.write_str("stratacache::init was already called"),
+            Error::NoRuntime => {
+                f.write_str("stratacache::init must be called inside a tokio runtime")
+            }
+            Error::Redis(message) => write!(f, "invalidation not delivered to Redis: {message}"),
+        }
     }
 }
 

@@ -13,8 +13,24 @@ use tokio::sync::Notify;
 
 use crate::tags::{self, Stamps};
 
+/// Where a flight's value came from, for the stats of everyone who waited on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Loader,
+    L2,
+}
+
+impl Origin {
+    pub(crate) fn counter(self) -> crate::stats::Counter {
+        match self {
+            Origin::Loader => crate::stats::Counter::Miss,
+            Origin::L2 => crate::stats::Counter::L2Hit,
+        }
+    }
+}
+
 pub(crate) enum Landed<V, Out> {
-    Value(V),
+    Value(V, Origin),
     Shared(Out),
     Retry,
     Panicked(Arc<str>),
@@ -78,7 +94,7 @@ impl<V: Clone, Out> Flight<V, Out> {
 
     fn peek(&self, share: Option<fn(&Out) -> Out>) -> Option<Landed<V, Out>> {
         Some(match self.landed.lock().as_ref()? {
-            Landed::Value(value) => Landed::Value(value.clone()),
+            Landed::Value(value, origin) => Landed::Value(value.clone(), *origin),
             Landed::Shared(out) => share.map_or(Landed::Retry, |share| Landed::Shared(share(out))),
             Landed::Retry => Landed::Retry,
             Landed::Panicked(message) => Landed::Panicked(message.clone()),

@@ -2,17 +2,24 @@
 //! cache-aside engine, tag versions and statistics. Use it through the `stratacache`
 //! facade; the `#[cached]` attribute generates calls into [`__private`].
 
+mod backplane;
 mod clock;
+mod config;
 mod engine;
 mod error;
 mod flight;
 pub mod l1;
+mod l2;
 mod registry;
 mod shape;
 mod stats;
 mod tags;
 
+use std::future::Future;
+
+pub use config::{init, Config};
 pub use error::Error;
+pub use l2::codec::PayloadFormat;
 pub use registry::stats;
 pub use stats::{CacheStatsSnapshot, StatsSnapshot};
 
@@ -23,27 +30,47 @@ pub use stats::{CacheStatsSnapshot, StatsSnapshot};
 /// this was called does not store a value that survives it. Prefer the
 /// `invalidate_tag!` macro, which takes format arguments.
 ///
-/// Returns a future so the same code works when a Redis tier is enabled; in
-/// in-process mode it is ready at once and never fails.
-pub fn invalidate_tag(
-    tag: &str,
-) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
+/// This process applies it at once. With the Redis tier on, the future also bumps the
+/// tag's counter in Redis (entries there become invalid for every process) and tells
+/// the other processes; it fails with [`Error::Redis`] if Redis did not take it.
+pub fn invalidate_tag(tag: &str) -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::bump_named(tag);
-    std::future::ready(Ok(()))
+    let remote = l2::active().map(|l2| {
+        (
+            l2,
+            l2::keys::tag(&l2.namespace, tag),
+            backplane::Message::Tag(tag.to_owned()),
+        )
+    });
+    async move {
+        match remote {
+            Some((l2, counter, message)) => engine::publish(l2, Some(counter), None, message).await,
+            None => Ok(()),
+        }
+    }
 }
 
-/// Invalidates every entry of every cache.
-pub fn clear_all() -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
+/// Invalidates every entry of every cache, here, in Redis and in the other processes.
+pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::GLOBAL.bump();
     registry::clear_all_stores();
-    std::future::ready(Ok(()))
+    let remote = l2::active().map(|l2| (l2, l2::keys::global_tag(&l2.namespace)));
+    async move {
+        match remote {
+            Some((l2, counter)) => {
+                engine::publish(l2, Some(counter), None, backplane::Message::All).await
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[doc(hidden)]
 pub mod __private {
     //! Used by generated code only. Not a stable API.
     pub use crate::engine::{Cache, CacheOptions, Tags};
-    pub use crate::registry::{default_name, Slot};
+    pub use crate::l2::codec::{serde_codec, Codec};
+    pub use crate::registry::{default_name, CacheSpec, Slot};
     pub use crate::shape::{
         OkOnly, ResultLike, Shape, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole,
         WholeResult,
@@ -72,8 +99,18 @@ pub mod __private {
     pub trait SharedValue {}
     impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedValue for T {}
 
+    /// Checked on the key type of a cache that is not `local`.
+    #[diagnostic::on_unimplemented(
+        message = "the key of a shared cache must implement `Serialize` and `DeserializeOwned`: `{Self}` does not",
+        label = "keys of a non-`local` cache are hashed into Redis keys and sent to other processes",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for the argument types, `skip` the argument, or mark the function `#[cached(local)]`"
+    )]
+    pub trait SharedKey {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedKey for T {}
+
     pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
     pub const fn assert_shared<T: SharedValue + ?Sized>() {}
+    pub const fn assert_shared_key<T: SharedKey + ?Sized>() {}
 
     /// Fixes the loader's output type, so `?` in the function body converts errors
     /// into the function's own error type exactly as it did before the attribute.
@@ -130,8 +167,7 @@ pub mod __private {
         S::Out: Send,
     {
         fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-            self.cache.invalidate(&self.key);
-            std::future::ready(Ok(()))
+            self.cache.invalidate(&self.key)
         }
     }
 
@@ -147,8 +183,7 @@ pub mod __private {
         S::Out: Send,
     {
         fn clear(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-            Cache::clear(self);
-            std::future::ready(Ok(()))
+            Cache::clear(self)
         }
     }
 }

@@ -5,16 +5,17 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use parking_lot::RwLock;
 
 use crate::clock;
 use crate::engine::{Cache, CacheOptions};
 use crate::l1::{DefaultStore, L1Store};
+use crate::l2::codec::Codec;
 use crate::shape::Shape;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
-use crate::tags;
+use crate::tags::{self, TagCell};
 
 /// What the registry needs of a cache whatever its key and value types.
 trait Registered: Send + Sync {
@@ -22,6 +23,9 @@ trait Registered: Send + Sync {
     fn snapshot(&self) -> CacheStatsSnapshot;
     fn sweep(&self, now: u64);
     fn clear_store(&self);
+    fn clear_local(&self);
+    fn evict_encoded(&self, key: &[u8]);
+    fn tag_cell(&self) -> Arc<TagCell>;
 }
 
 impl<K, S, St> Registered for Cache<K, S, St>
@@ -43,6 +47,15 @@ where
     fn clear_store(&self) {
         Cache::clear_store(self)
     }
+    fn clear_local(&self) {
+        Cache::clear_local(self)
+    }
+    fn evict_encoded(&self, key: &[u8]) {
+        Cache::evict_encoded(self, key)
+    }
+    fn tag_cell(&self) -> Arc<TagCell> {
+        Cache::tag_cell(self)
+    }
 }
 
 static CACHES: LazyLock<RwLock<BTreeMap<String, &'static dyn Registered>>> =
@@ -50,7 +63,11 @@ static CACHES: LazyLock<RwLock<BTreeMap<String, &'static dyn Registered>>> =
 
 /// The cache called `name`, created with `options` on first use. Functions that name
 /// the same cache with the same key and value types share its entries.
-pub fn cache<K, S>(name: &str, options: CacheOptions) -> &'static Cache<K, S>
+pub fn cache<K, S>(
+    name: &str,
+    options: CacheOptions,
+    codec: Option<Codec<K, S::Value>>,
+) -> &'static Cache<K, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     S: Shape,
@@ -92,8 +109,11 @@ where
              give them distinct `name`s"
         );
     }
-    let cache: &'static Cache<K, S, DefaultStore<K, S::Value>> =
-        Box::leak(Box::new(Cache::new(registered_name.clone(), options)));
+    let cache: &'static Cache<K, S, DefaultStore<K, S::Value>> = Box::leak(Box::new(Cache::new(
+        registered_name.clone(),
+        options,
+        codec,
+    )));
     caches.insert(registered_name, cache);
     cache
 }
@@ -109,6 +129,9 @@ where
     any.downcast_ref()
 }
 
+/// What generated code knows of its cache: name, options, and the codec unless `local`.
+pub type CacheSpec<K, V> = (String, CacheOptions, Option<Codec<K, V>>);
+
 /// Holds one function's cache, found once through the registry; generated code keeps
 /// one in a `static` so a call costs one atomic load and a type-id comparison.
 pub struct Slot(OnceLock<&'static (dyn Any + Send + Sync)>);
@@ -120,15 +143,15 @@ impl Slot {
     }
 
     #[inline]
-    pub fn get<K, S>(&self, init: impl FnOnce() -> (String, CacheOptions)) -> &'static Cache<K, S>
+    pub fn get<K, S>(&self, init: impl FnOnce() -> CacheSpec<K, S::Value>) -> &'static Cache<K, S>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         S: Shape,
         S::Out: Send,
     {
         let any = *self.0.get_or_init(|| {
-            let (name, options) = init();
-            cache::<K, S>(&name, options)
+            let (name, options, codec) = init();
+            cache::<K, S>(&name, options, codec)
         });
         any.downcast_ref()
             .expect("a cache slot serves one function, with one key and value type")
@@ -148,6 +171,33 @@ fn sweep_all(now: u64) {
 
 pub(crate) fn clear_all_stores() {
     each(|cache| cache.clear_store());
+}
+
+fn named(name: &str) -> Option<&'static dyn Registered> {
+    CACHES.read().get(name).copied()
+}
+
+/// Another process cleared this cache: clear it here.
+pub(crate) fn clear_local(name: &str) {
+    if let Some(cache) = named(name) {
+        cache.clear_local();
+    }
+}
+
+/// Another process invalidated this entry: evict it here.
+pub(crate) fn evict_encoded(name: &str, key: &[u8]) {
+    if let Some(cache) = named(name) {
+        cache.evict_encoded(key);
+    }
+}
+
+/// Every cache's implicit tag, for a resync.
+pub(crate) fn cache_tags() -> Vec<(String, Arc<TagCell>)> {
+    CACHES
+        .read()
+        .iter()
+        .map(|(name, cache)| (name.clone(), cache.tag_cell()))
+        .collect()
 }
 
 /// A snapshot of every cache used so far in this process.
@@ -202,18 +252,18 @@ mod tests {
 
     #[test]
     fn same_name_same_types_share_and_other_types_are_kept_apart() {
-        let a = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default());
-        let b = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default());
+        let a = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default(), None);
+        let b = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default(), None);
         assert!(std::ptr::eq(a, b));
-        let c = cache::<String, Whole<u32>>("registry-test", CacheOptions::default());
+        let c = cache::<String, Whole<u32>>("registry-test", CacheOptions::default(), None);
         assert_eq!(c.name(), "registry-test#2");
         assert!(stats().cache("registry-test#2").is_some());
-        let again = cache::<String, Whole<u32>>("registry-test", CacheOptions::default());
+        let again = cache::<String, Whole<u32>>("registry-test", CacheOptions::default(), None);
         assert!(
             std::ptr::eq(c, again),
             "the second function of those types must find the same cache"
         );
-        let third = cache::<u8, Whole<u8>>("registry-test", CacheOptions::default());
+        let third = cache::<u8, Whole<u8>>("registry-test", CacheOptions::default(), None);
         assert_eq!(third.name(), "registry-test#3");
     }
 }

@@ -14,13 +14,15 @@ use serde::Serialize;
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     L1Hit,
+    L2Hit,
     Miss,
     StaleServed,
     Load,
     LoadError,
     Invalidation,
+    L2Error,
 }
-const COUNTERS: usize = 6;
+const COUNTERS: usize = 8;
 
 /// A cache line of counters, so stripes never share a line.
 #[repr(align(128))]
@@ -74,12 +76,13 @@ impl CacheStats {
         CacheStatsSnapshot {
             name: name.to_owned(),
             l1_hits: self.total(Counter::L1Hit),
-            l2_hits: 0,
+            l2_hits: self.total(Counter::L2Hit),
             misses: self.total(Counter::Miss),
             stale_served: self.total(Counter::StaleServed),
             loads: self.total(Counter::Load),
             load_errors: self.total(Counter::LoadError),
             invalidations: self.total(Counter::Invalidation),
+            l2_errors: self.total(Counter::L2Error),
             entries,
             load_p50_micros: quantile(0.5),
             load_p99_micros: quantile(0.99),
@@ -95,7 +98,7 @@ pub struct CacheStatsSnapshot {
     pub name: String,
     /// Calls answered from the in-process tier (fresh or stale).
     pub l1_hits: u64,
-    /// Calls answered from Redis. Always 0 until the Redis tier is enabled.
+    /// Calls answered from Redis (and promoted to the in-process tier).
     pub l2_hits: u64,
     /// Calls that found no usable value and waited for a load (their own or a shared one).
     pub misses: u64,
@@ -108,6 +111,9 @@ pub struct CacheStatsSnapshot {
     /// Entries dropped by an invalidation: by key, by clearing the cache, or found
     /// invalidated by a tag when read.
     pub invalidations: u64,
+    /// Redis calls that failed or timed out, and values in Redis that could not be
+    /// used (corrupt, foreign, too large); each was a miss, never a failed call.
+    pub l2_errors: u64,
     /// Entries held in the in-process tier now.
     pub entries: u64,
     /// Median loader latency in microseconds, `None` before the first load.
@@ -171,7 +177,7 @@ impl fmt::Display for StatsSnapshot {
             let micros = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             writeln!(
                 f,
-                "{:<width$} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>8} {:>9} {:>9}",
+                "{:<width$} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>9}",
                 c.name,
                 c.l1_hits,
                 c.l2_hits,
@@ -180,6 +186,7 @@ impl fmt::Display for StatsSnapshot {
                 c.loads,
                 c.load_errors,
                 c.invalidations,
+                c.l2_errors,
                 c.entries,
                 micros(c.load_p50_micros),
                 micros(c.load_p99_micros)

@@ -16,13 +16,50 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 
-/// One tag's version counter.
-#[derive(Debug, Default)]
+/// One tag's version counter: a local epoch, plus the last version of the tag's
+/// Redis counter this process has seen (`UNKNOWN` until it has seen one).
+#[derive(Debug)]
 pub struct TagCell {
     version: AtomicU64,
+    remote: AtomicU64,
+}
+
+const UNKNOWN: u64 = u64::MAX;
+
+impl Default for TagCell {
+    fn default() -> Self {
+        Self {
+            version: AtomicU64::new(0),
+            remote: AtomicU64::new(UNKNOWN),
+        }
+    }
 }
 
 impl TagCell {
+    /// Records a version of this tag's Redis counter. A higher version than the last
+    /// one seen means an invalidation this process was not told about (a lost
+    /// message): the local epoch is bumped, so stale L1 entries stop being served.
+    pub(crate) fn observe_remote(&self, seen: u64) {
+        let mut previous = self.remote.load(Ordering::Acquire);
+        loop {
+            if previous != UNKNOWN && seen <= previous {
+                return;
+            }
+            match self.remote.compare_exchange_weak(
+                previous,
+                seen,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => previous = actual,
+            }
+        }
+        if previous != UNKNOWN {
+            self.bump();
+        }
+    }
+
     #[inline]
     pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
@@ -44,6 +81,10 @@ impl TagStamp {
     pub(crate) fn new(cell: Arc<TagCell>) -> Self {
         let version = cell.version();
         Self { cell, version }
+    }
+
+    pub(crate) fn cell(&self) -> &TagCell {
+        &self.cell
     }
 }
 
@@ -83,6 +124,15 @@ pub(crate) fn bump_named(tag: &str) -> bool {
     }
 }
 
+/// Every named tag that an entry or a load holds, for a resync.
+pub(crate) fn named_cells() -> Vec<(Box<str>, Arc<TagCell>)> {
+    NAMED
+        .read()
+        .iter()
+        .map(|(name, cell)| (name.clone(), cell.clone()))
+        .collect()
+}
+
 /// Drops cells that only the index still holds.
 pub(crate) fn sweep_unused() {
     let mut named = NAMED.write();
@@ -102,6 +152,22 @@ mod tests {
         assert!(!all_current(&stamps));
         let fresh: Stamps = Arc::from(vec![TagStamp::new(cell)]);
         assert!(all_current(&fresh));
+    }
+
+    #[test]
+    fn a_higher_remote_version_bumps_the_local_epoch_once_known() {
+        let cell = TagCell::default();
+        cell.observe_remote(5);
+        assert_eq!(
+            cell.version(),
+            0,
+            "the first sighting only learns the version"
+        );
+        cell.observe_remote(5);
+        cell.observe_remote(4);
+        assert_eq!(cell.version(), 0);
+        cell.observe_remote(6);
+        assert_eq!(cell.version(), 1, "a missed invalidation is caught up");
     }
 
     #[test]

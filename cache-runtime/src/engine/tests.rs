@@ -21,7 +21,7 @@ where
     St: L1Store<K, S::Value>,
 {
     clock::ensure_ticking(|_| {});
-    Box::leak(Box::new(Cache::new("engine-test", options)))
+    Box::leak(Box::new(Cache::new("engine-test", options, None)))
 }
 
 fn counting<T: Send + 'static>(
@@ -305,10 +305,10 @@ async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
     get(7).await;
     get(8).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3, "only user 7 reloads");
-    cache.invalidate(&8);
+    cache.invalidate(&8).await.unwrap();
     get(8).await;
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    cache.clear();
+    cache.clear().await.unwrap();
     get(7).await;
     get(8).await;
     assert_eq!(calls.load(Ordering::SeqCst), 6);
@@ -322,8 +322,8 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
             "tag",
             Box::new(|_| drop(crate::invalidate_tag("engine-race"))),
         ),
-        ("key", Box::new(|c| c.invalidate(&1))),
-        ("cache", Box::new(|c| c.clear())),
+        ("key", Box::new(|c| drop(c.invalidate(&1)))),
+        ("cache", Box::new(|c| drop(c.clear()))),
     ];
     // `clear_all` is process-wide and would disturb tests running beside this one:
     // tests/clear_all.rs checks it in a process of its own.
@@ -364,7 +364,7 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
             again, "old",
             "{how}: the older load stored its value over the invalidation"
         );
-        cache.invalidate(&1);
+        cache.invalidate(&1).await.unwrap();
     }
 }
 

@@ -19,9 +19,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+mod shared;
+
+pub(crate) use shared::publish;
+
+use crate::backplane::Message;
 use crate::clock;
-use crate::flight::{Flight, Landed};
+use crate::flight::{Flight, Landed, Origin};
 use crate::l1::{DefaultStore, Entry, L1Store};
+use crate::l2::codec::Codec;
 use crate::shape::{Shape, Split};
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
@@ -92,6 +98,10 @@ pub struct Cache<K, S: Shape, St = DefaultStore<K, <S as Shape>::Value>> {
     /// The implicit tag every entry of this cache carries: bumping it clears the cache.
     tag: Arc<TagCell>,
     stats: CacheStats,
+    /// Present unless the cache is `local`: how keys and values travel to Redis.
+    codec: Option<Codec<K, S::Value>>,
+    /// A bad value in Redis is logged once per cache, then only counted.
+    complained: std::sync::atomic::AtomicBool,
 }
 
 enum Role<S: Shape> {
@@ -113,7 +123,11 @@ where
     S::Out: Send,
     St: L1Store<K, S::Value>,
 {
-    pub fn new(name: impl Into<Box<str>>, options: CacheOptions) -> Self {
+    pub fn new(
+        name: impl Into<Box<str>>,
+        options: CacheOptions,
+        codec: Option<Codec<K, S::Value>>,
+    ) -> Self {
         Self {
             name: name.into(),
             store: St::with_capacity(options.capacity.max(1)),
@@ -121,6 +135,8 @@ where
             flights: Mutex::default(),
             tag: Arc::default(),
             stats: CacheStats::new(),
+            codec,
+            complained: Default::default(),
         }
     }
 
@@ -170,7 +186,8 @@ where
                     self.stats.bump(Counter::L1Hit);
                     self.stats.bump(Counter::StaleServed);
                     if let Some(flight) = self.start_flight(&key) {
-                        runtime.spawn(self.lead(key, flight, share, make));
+                        runtime
+                            .spawn(async move { drop(self.lead(key, flight, share, make).await) });
                     }
                     S::join(value)
                 }
@@ -240,16 +257,29 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        self.stats.bump(Counter::Miss);
         loop {
             match self.join_or_lead(&key) {
-                Role::Hit(value) => return S::join(value),
-                Role::Lead(flight) => return self.lead(key, flight, share, make).await,
+                Role::Hit(value) => {
+                    self.stats.bump(Counter::L1Hit);
+                    return S::join(value);
+                }
+                Role::Lead(flight) => {
+                    let (out, origin) = self.lead(key, flight, share, make).await;
+                    self.stats.bump(origin.counter());
+                    return out;
+                }
                 Role::Follow(flight) => match flight.wait(share).await {
-                    Landed::Value(value) => return S::join(value),
-                    Landed::Shared(out) => return out,
+                    Landed::Value(value, origin) => {
+                        self.stats.bump(origin.counter());
+                        return S::join(value);
+                    }
+                    Landed::Shared(out) => {
+                        self.stats.bump(Counter::Miss);
+                        return out;
+                    }
                     Landed::Retry => continue,
                     Landed::Panicked(message) => {
+                        self.stats.bump(Counter::Miss);
                         panic!("the loader of cache `{}` panicked: {message}", self.name)
                     }
                 },
@@ -272,14 +302,15 @@ where
         Role::Lead(flight)
     }
 
-    /// Runs the loader as the leader of `flight` and lands its outcome.
+    /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
+    /// then the loader; lands the outcome for the waiters, then writes Redis.
     async fn lead<M, F>(
         &self,
         key: K,
         flight: Arc<FlightOf<S>>,
         share: ShareFn<S>,
         make: M,
-    ) -> S::Out
+    ) -> (S::Out, Origin)
     where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
@@ -293,6 +324,30 @@ where
         let (tags, loader) = make();
         let stamps = self.stamp(&tags);
         lead.flight.set_stamps(stamps.clone());
+        let target = self.shared_target(&lead.key, &tags);
+        let mut versions_before_load = None;
+        if let Some(target) = &target {
+            match self.read_shared(target, &stamps).await {
+                shared::Read::Hit {
+                    value,
+                    fresh_for_ms,
+                    stale_for_ms,
+                } => {
+                    let lifetime = Some((fresh_for_ms, stale_for_ms));
+                    lead.land(
+                        Landed::Value(value.clone(), Origin::L2),
+                        Some(Keep {
+                            value: value.clone(),
+                            stamps,
+                            lifetime,
+                        }),
+                    );
+                    return (S::join(value), Origin::L2);
+                }
+                shared::Read::Miss { versions } => versions_before_load = Some(versions),
+                shared::Read::Unavailable => {}
+            }
+        }
         let started = Instant::now();
         let outcome = catch_unwind(loader).await;
         self.stats.record_load(started.elapsed());
@@ -301,19 +356,16 @@ where
             Ok(out) => out,
             Err(payload) => {
                 self.stats.bump(Counter::LoadError);
+                self.stats.bump(Counter::Miss);
                 lead.land(Landed::Panicked(panic_message(&*payload).into()), None);
                 panic::resume_unwind(payload);
             }
         };
-        match S::split(out) {
-            Split::Store(value) => {
-                lead.land(Landed::Value(value.clone()), Some((value.clone(), stamps)));
-                S::join(value)
-            }
+        let value = match S::split(out) {
+            Split::Store(value) => value,
             Split::StoreFailed(value) => {
                 self.stats.bump(Counter::LoadError);
-                lead.land(Landed::Value(value.clone()), Some((value.clone(), stamps)));
-                S::join(value)
+                value
             }
             Split::Error(out) => {
                 self.stats.bump(Counter::LoadError);
@@ -321,16 +373,29 @@ where
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
-                out
+                return (out, Origin::Loader);
             }
             Split::Empty(out) => {
                 lead.land(
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
-                out
+                return (out, Origin::Loader);
             }
+        };
+        lead.land(
+            Landed::Value(value.clone(), Origin::Loader),
+            Some(Keep {
+                value: value.clone(),
+                stamps,
+                lifetime: None,
+            }),
+        );
+        if let (Some(target), Some(versions)) = (target, versions_before_load) {
+            // After the landing: waiters have their value and do not wait for Redis.
+            self.write_shared(&target, &value, versions).await;
         }
+        (S::join(value), Origin::Loader)
     }
 
     /// Reads the version of every tag of a load, before its loader runs.
@@ -342,38 +407,107 @@ where
         stamps.into()
     }
 
-    fn entry(&self, value: S::Value, stamps: Stamps) -> Entry<S::Value> {
-        let now = clock::precise_ms();
-        let fresh_until = self
-            .options
-            .ttl
-            .map_or(u64::MAX, |ttl| now.saturating_add(clock::to_ms(ttl)));
-        let window = self.options.stale_window.map_or(0, clock::to_ms);
+    /// How long a value just loaded stays fresh, then servable stale (milliseconds;
+    /// `u64::MAX` for no ttl).
+    fn lifetime(&self) -> (u64, u64) {
+        let fresh_for = self.options.ttl.map_or(u64::MAX, clock::to_ms);
+        let stale_for = self.options.stale_window.map_or(0, clock::to_ms);
+        (fresh_for, stale_for)
+    }
+
+    fn entry(
+        &self,
+        value: S::Value,
+        stamps: Stamps,
+        lifetime: Option<(u64, u64)>,
+    ) -> Entry<S::Value> {
+        let (fresh_for, stale_for) = lifetime.unwrap_or_else(|| self.lifetime());
+        let fresh_until = clock::precise_ms().saturating_add(fresh_for);
         Entry {
             value,
             fresh_until,
-            stale_until: fresh_until.saturating_add(window),
+            stale_until: fresh_until.saturating_add(stale_for),
             stamps,
         }
     }
 
-    /// Drops the entry for `key`, and dooms a load of it in flight so that load cannot
-    /// store its value afterwards.
-    pub fn invalidate(&self, key: &K) {
+    /// Drops the entry for `key` here and in Redis, tells the other processes, and
+    /// dooms a load of it in flight so that load cannot store its value afterwards.
+    pub fn invalidate(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
+        self.evict_local(key);
+        self.stats.bump(Counter::Invalidation);
+        let remote = self
+            .codec
+            .as_ref()
+            .zip(crate::l2::active())
+            .and_then(|(codec, l2)| {
+                let key_bytes = (codec.encode_key)(key)?;
+                let entry_key = l2.entry_key(&self.name, self.options.version, &key_bytes);
+                let message = Message::Entry {
+                    cache: self.name.to_string(),
+                    key: key_bytes,
+                };
+                Some((l2, entry_key, message))
+            });
+        async move {
+            match remote {
+                Some((l2, entry_key, message)) => {
+                    shared::publish(l2, None, Some(entry_key), message).await
+                }
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Drops every entry of this cache, here, in Redis and in the other processes;
+    /// loads in flight will not store theirs.
+    pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
+        self.clear_local();
+        let remote = crate::l2::active().map(|l2| {
+            let counter = crate::l2::keys::cache_tag(&l2.namespace, &self.name);
+            (l2, counter, Message::Cache(self.name.to_string()))
+        });
+        async move {
+            match remote {
+                Some((l2, counter, message)) => {
+                    shared::publish(l2, Some(counter), None, message).await
+                }
+                None => Ok(()),
+            }
+        }
+    }
+
+    pub(crate) fn clear_local(&self) {
+        self.tag.bump();
+        self.store.clear();
+        self.stats.bump(Counter::Invalidation);
+    }
+
+    fn evict_local(&self, key: &K) {
         let mut flights = self.flights.lock();
         if let Some(flight) = flights.remove(key) {
             flight.doom();
         }
         self.store.remove(key);
-        drop(flights);
-        self.stats.bump(Counter::Invalidation);
     }
 
-    /// Drops every entry of this cache; loads in flight will not store theirs.
-    pub fn clear(&self) {
-        self.tag.bump();
-        self.store.clear();
-        self.stats.bump(Counter::Invalidation);
+    /// Another process invalidated this key: evict it here (no Redis, no message).
+    pub(crate) fn evict_encoded(&self, key_bytes: &[u8]) {
+        if let Some(key) = self
+            .codec
+            .as_ref()
+            .and_then(|codec| (codec.decode_key)(key_bytes))
+        {
+            self.evict_local(&key);
+            self.stats.bump(Counter::Invalidation);
+        }
+    }
+
+    pub(crate) fn tag_cell(&self) -> Arc<TagCell> {
+        self.tag.clone()
     }
 
     /// True if a usable (fresh or stale-servable) value is held for `key`.
@@ -402,6 +536,14 @@ where
     }
 }
 
+/// What a landing stores in L1: the value, its stamps, and its remaining lifetime
+/// when it came from Redis (else the cache's own ttl applies).
+struct Keep<V> {
+    value: V,
+    stamps: Stamps,
+    lifetime: Option<(u64, u64)>,
+}
+
 /// The leader's duty to land its flight, even when its future is dropped mid-load.
 struct Lead<'a, K, S: Shape, St>
 where
@@ -422,17 +564,21 @@ where
     S::Out: Send,
     St: L1Store<K, S::Value>,
 {
-    fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<(S::Value, Stamps)>) {
+    fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<Keep<S::Value>>) {
         self.landed = true;
         let cache = self.cache;
         let mut flights = cache.flights.lock();
-        if let Some((value, stamps)) = store {
+        if let Some(Keep {
+            value,
+            stamps,
+            lifetime,
+        }) = store
+        {
             // Stale stamps mean an invalidation came during the load: the entry would
             // never be served, so it is not worth its memory.
             if !self.flight.is_doomed() && tags::all_current(&stamps) {
-                cache
-                    .store
-                    .insert(self.key.clone(), cache.entry(value, stamps));
+                let entry = cache.entry(value, stamps, lifetime);
+                cache.store.insert(self.key.clone(), entry);
             }
         }
         if flights
@@ -484,5 +630,4 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
 mod tests;

@@ -1,0 +1,149 @@
+//! Set-up: [`Config`], [`init`], [`Config::from_env`]. Without `init`, or with no
+//! Redis URL, everything stays in-process.
+
+use std::time::Duration;
+
+use crate::l2::codec::PayloadFormat;
+use crate::l2::{self, Settings, L2};
+use crate::{backplane, Error};
+
+/// Settings of the process-wide cache. Setters return `Self`:
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache_runtime::Config;
+///
+/// let config = Config::new()
+///     .redis_url("redis://127.0.0.1:6379")
+///     .namespace("billing")
+///     .l2_timeout(Duration::from_millis(100));
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and of the invalidation channel (default `stratacache`).
+    pub namespace: String,
+    /// Bound on every Redis call; past it the call is a miss (default 250 ms).
+    pub l2_timeout: Duration,
+    /// Values whose payload is larger are not written to Redis (default 4 MiB).
+    pub max_payload: usize,
+    /// Payload format written to Redis (default postcard; readers accept both).
+    pub payload_format: PayloadFormat,
+    /// Tell other processes about invalidations over Redis pub/sub (default on).
+    pub backplane: bool,
+    /// How often tag versions are re-read from Redis, bounding how long a lost
+    /// invalidation message can leave a stale value in L1 (default 10 s).
+    pub resync_interval: Duration,
+    /// Consecutive Redis failures that open the circuit (default 5).
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open before one probe call (default 1 s).
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            namespace: "stratacache".to_owned(),
+            l2_timeout: Duration::from_millis(250),
+            max_payload: 4 << 20,
+            payload_format: PayloadFormat::Postcard,
+            backplane: true,
+            resync_interval: Duration::from_secs(10),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `STRATACACHE_REDIS_URL` and `STRATACACHE_NAMESPACE`; unset means the default.
+    pub fn from_env() -> Self {
+        let mut config = Self::default();
+        if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
+            config.redis_url = Some(url);
+        }
+        if let Some(namespace) = std::env::var("STRATACACHE_NAMESPACE")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+        {
+            config.namespace = namespace;
+        }
+        config
+    }
+
+    /// `redis://[user:password@]host:port[/db]` (AUTH from the URL), or `rediss://` with the `tls` feature.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+    pub fn l2_timeout(mut self, timeout: Duration) -> Self {
+        self.l2_timeout = timeout;
+        self
+    }
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+    pub fn payload_format(mut self, format: PayloadFormat) -> Self {
+        self.payload_format = format;
+        self
+    }
+    pub fn backplane(mut self, enabled: bool) -> Self {
+        self.backplane = enabled;
+        self
+    }
+    pub fn resync_interval(mut self, interval: Duration) -> Self {
+        self.resync_interval = interval;
+        self
+    }
+    pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+}
+
+/// Turns on the Redis tier for this process. Call it once, early, inside a tokio
+/// runtime (the backplane runs as a task). It does not wait for Redis: a server that
+/// is down now is reached when it comes up, and until then calls answer from L1 and
+/// the loaders. Cached functions called before `init` work, in-process.
+///
+/// With no `redis_url`, this does nothing and returns `Ok`.
+pub fn init(config: Config) -> Result<(), Error> {
+    let Some(url) = config.redis_url.as_deref() else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let client =
+        redis::Client::open(url).map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
+    let settings = Settings {
+        namespace: config.namespace.clone(),
+        timeout: config.l2_timeout,
+        max_payload: config.max_payload,
+        format: config.payload_format,
+        breaker_threshold: config.breaker_threshold,
+        breaker_cooldown: config.breaker_cooldown,
+    };
+    let l2 = L2::new(client, settings)
+        .map_err(|e| Error::Config(format!("cannot set up Redis: {e}")))?;
+    let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
+    if config.backplane {
+        runtime.spawn(backplane::run(l2, config.resync_interval));
+    }
+    tracing::info!(namespace = %config.namespace, "stratacache: Redis tier on");
+    Ok(())
+}

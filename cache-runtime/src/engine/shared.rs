@@ -1,0 +1,235 @@
+//! The leader's Redis steps: read the entry with the current versions of its tags in
+//! one round trip, promote a valid one, write a fresh load back. Any fault or bad
+//! value is a counted miss; nothing here can fail a call.
+
+use std::hash::Hash;
+
+use super::{Cache, Codec};
+use crate::backplane::Message;
+use crate::l1::L1Store;
+use crate::l2::envelope::{Envelope, Unusable};
+use crate::l2::{keys, unix_ms, Fault, L2};
+use crate::shape::Shape;
+use crate::stats::Counter;
+use crate::tags::TagStamp;
+use crate::Error;
+
+pub(super) enum Read<V> {
+    Hit {
+        value: V,
+        fresh_for_ms: u64,
+        stale_for_ms: u64,
+    },
+    /// Nothing usable; `versions` are the tag versions read before the load.
+    Miss { versions: Vec<u64> },
+    /// Redis did not answer: load, and do not write back (no versions to record).
+    Unavailable,
+}
+
+/// Where one key of one cache lives in Redis.
+pub(super) struct Target {
+    l2: &'static L2,
+    entry_key: String,
+    key_bytes: Vec<u8>,
+    /// Counters of the global tag, the cache tag and the call's tags, in the order of
+    /// the load's stamps.
+    tag_keys: Vec<String>,
+}
+
+/// Why a value in Redis could not be used.
+enum Bad {
+    Envelope(Unusable),
+    OtherKey,
+    Payload,
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::Envelope(Unusable::NotOurs) => f.write_str("not a stratacache value"),
+            Bad::Envelope(Unusable::UnknownVersion) => {
+                f.write_str("written by an unknown envelope version")
+            }
+            Bad::Envelope(Unusable::Truncated) => f.write_str("truncated or malformed"),
+            Bad::OtherKey => f.write_str("holds another key (hash collision or foreign writer)"),
+            Bad::Payload => f.write_str(
+                "payload does not decode as this value type; bump `version` when the type changes",
+            ),
+            Bad::TooLarge(len) => write!(
+                f,
+                "payload of {len} bytes is over the configured max_payload"
+            ),
+        }
+    }
+}
+
+pub(crate) async fn publish(
+    l2: &L2,
+    bump: Option<String>,
+    delete: Option<String>,
+    message: Message,
+) -> Result<(), Error> {
+    let text = message.encode(l2.instance);
+    l2.invalidate(bump, delete, text)
+        .await
+        .map_err(|fault| Error::Redis(fault.to_string()))
+}
+
+impl<K, S, St> Cache<K, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    /// `None` for a `local` cache, or before `init`.
+    pub(super) fn shared_target(&self, key: &K, tags: &[String]) -> Option<Target> {
+        let codec: &Codec<K, S::Value> = self.codec.as_ref()?;
+        let l2 = crate::l2::active()?;
+        let Some(key_bytes) = (codec.encode_key)(key) else {
+            self.complain("the key does not serialize");
+            return None;
+        };
+        let mut tag_keys = Vec::with_capacity(tags.len() + 2);
+        tag_keys.push(keys::global_tag(&l2.namespace));
+        tag_keys.push(keys::cache_tag(&l2.namespace, &self.name));
+        tag_keys.extend(tags.iter().map(|tag| keys::tag(&l2.namespace, tag)));
+        let entry_key = l2.entry_key(&self.name, self.options.version, &key_bytes);
+        Some(Target {
+            l2,
+            entry_key,
+            key_bytes,
+            tag_keys,
+        })
+    }
+
+    pub(super) async fn read_shared(&self, target: &Target, stamps: &[TagStamp]) -> Read<S::Value> {
+        let (bytes, versions) = match target.l2.read(&target.entry_key, &target.tag_keys).await {
+            Ok(read) => read,
+            Err(fault) => {
+                self.fault(&fault);
+                return Read::Unavailable;
+            }
+        };
+        // What Redis says now may reveal an invalidation whose message never came.
+        for (stamp, version) in stamps.iter().zip(&versions) {
+            stamp.cell().observe_remote(*version);
+        }
+        let Some(bytes) = bytes else {
+            return Read::Miss { versions };
+        };
+        match self.decode(target, &bytes, &versions) {
+            Ok(Some(hit)) => hit,
+            Ok(None) => Read::Miss { versions },
+            Err(bad) => {
+                self.complain(bad);
+                Read::Miss { versions }
+            }
+        }
+    }
+
+    /// `Ok(None)`: a sound value that is invalidated or no longer fresh.
+    fn decode(
+        &self,
+        target: &Target,
+        bytes: &[u8],
+        versions: &[u64],
+    ) -> Result<Option<Read<S::Value>>, Bad> {
+        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        if envelope.key != target.key_bytes {
+            return Err(Bad::OtherKey);
+        }
+        if envelope.payload.len() > target.l2.max_payload {
+            return Err(Bad::TooLarge(envelope.payload.len()));
+        }
+        let recorded = envelope
+            .tags
+            .iter()
+            .map(|(name, version)| (name.as_str(), *version));
+        let current = target
+            .tag_keys
+            .iter()
+            .map(String::as_str)
+            .zip(versions.iter().copied());
+        if !recorded.eq(current) {
+            return Ok(None);
+        }
+        let now = unix_ms();
+        if now >= envelope.fresh_until_ms {
+            return Ok(None);
+        }
+        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let value = (codec.decode_value)(&envelope.payload, envelope.format).ok_or(Bad::Payload)?;
+        let fresh_for_ms = if envelope.fresh_until_ms == u64::MAX {
+            u64::MAX
+        } else {
+            envelope.fresh_until_ms - now
+        };
+        let stale_for_ms = envelope
+            .stale_until_ms
+            .saturating_sub(envelope.fresh_until_ms);
+        Ok(Some(Read::Hit {
+            value,
+            fresh_for_ms,
+            stale_for_ms,
+        }))
+    }
+
+    pub(super) async fn write_shared(&self, target: &Target, value: &S::Value, versions: Vec<u64>) {
+        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
+            self.complain("the value does not serialize");
+            return;
+        };
+        if payload.len() > target.l2.max_payload {
+            self.complain(Bad::TooLarge(payload.len()));
+            return;
+        }
+        let now = unix_ms();
+        let (fresh_for, stale_for) = self.lifetime();
+        let fresh_until_ms = if fresh_for == u64::MAX {
+            u64::MAX
+        } else {
+            now.saturating_add(fresh_for)
+        };
+        let stale_until_ms = fresh_until_ms.saturating_add(stale_for);
+        let envelope = Envelope {
+            format: target.l2.format,
+            created_ms: now,
+            fresh_until_ms,
+            stale_until_ms,
+            key: target.key_bytes.clone(),
+            tags: target.tag_keys.iter().cloned().zip(versions).collect(),
+            payload,
+        };
+        // Redis drops the entry when it can no longer be served, even stale.
+        let ttl_ms = (stale_until_ms != u64::MAX).then(|| stale_until_ms - now);
+        if let Err(fault) = target
+            .l2
+            .write(&target.entry_key, &envelope.encode(), ttl_ms)
+            .await
+        {
+            self.fault(&fault);
+        }
+    }
+
+    fn fault(&self, fault: &Fault) {
+        if !matches!(fault, Fault::Open) {
+            self.stats.bump(Counter::L2Error);
+        }
+        tracing::debug!(cache = %self.name, %fault, "stratacache: Redis call failed; answered without it");
+    }
+
+    fn complain(&self, reason: impl std::fmt::Display) {
+        self.stats.bump(Counter::L2Error);
+        if !self
+            .complained
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(cache = %self.name, %reason, "stratacache: unusable value in Redis, treated as a miss (logged once per cache)");
+        } else {
+            tracing::debug!(cache = %self.name, %reason, "stratacache: unusable value in Redis");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! A circuit breaker for the Redis tier: after `threshold` consecutive failures the
+//! circuit opens and calls skip Redis (answering as misses) for `cooldown`; then one
+//! probe call is let through, and its success closes the circuit.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock;
+
+pub(crate) struct Breaker {
+    threshold: u32,
+    cooldown_ms: u64,
+    failures: AtomicU32,
+    /// While the circuit is open: the coarse time at which the next probe may go.
+    probe_at: AtomicU64,
+}
+
+impl Breaker {
+    pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown_ms: clock::to_ms(cooldown),
+            failures: AtomicU32::new(0),
+            probe_at: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) >= self.threshold
+    }
+
+    /// May a call go to Redis now? While open, exactly one caller per cooldown gets
+    /// `true`: the probe.
+    pub(crate) fn allow(&self) -> bool {
+        if !self.is_open() {
+            return true;
+        }
+        let now = clock::coarse_ms();
+        let probe_at = self.probe_at.load(Ordering::Relaxed);
+        now >= probe_at
+            && self
+                .probe_at
+                .compare_exchange(
+                    probe_at,
+                    now + self.cooldown_ms,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    pub(crate) fn success(&self) {
+        if self.failures.swap(0, Ordering::AcqRel) >= self.threshold {
+            tracing::info!("stratacache: Redis answers again; circuit closed");
+        }
+    }
+
+    pub(crate) fn failure(&self) {
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures >= self.threshold {
+            self.probe_at
+                .store(clock::precise_ms() + self.cooldown_ms, Ordering::Release);
+            if failures == self.threshold {
+                tracing::warn!(
+                    failures,
+                    cooldown_ms = self.cooldown_ms,
+                    "stratacache: Redis keeps failing; circuit open, calls answer from L1 and loaders"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_threshold_probes_once_per_cooldown_and_closes_on_success() {
+        crate::clock::ensure_ticking(|_| {});
+        let breaker = Breaker::new(3, Duration::from_millis(30));
+        for _ in 0..2 {
+            breaker.failure();
+        }
+        assert!(
+            breaker.allow(),
+            "below the threshold the circuit stays closed"
+        );
+        breaker.failure();
+        assert!(!breaker.allow(), "open: no call during the cooldown");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(breaker.allow(), "one probe after the cooldown");
+        assert!(!breaker.allow(), "only one probe");
+        breaker.success();
+        assert!(
+            breaker.allow() && breaker.allow(),
+            "closed after a successful probe"
+        );
+    }
+}

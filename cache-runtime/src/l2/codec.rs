@@ -1,0 +1,65 @@
+//! Serialization of keys and values for the shared tier. Generated code builds a
+//! [`Codec`] only for caches that are not `local`, where the key and value types are
+//! checked to be `Serialize + DeserializeOwned`; the engine holds it type-erased.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// How a value's payload is encoded in Redis. Readers accept both, whatever this
+/// process writes, so a fleet can change format one process at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PayloadFormat {
+    /// postcard: compact and fast (the default).
+    #[default]
+    Postcard,
+    /// JSON: readable in `redis-cli`, larger and slower.
+    Json,
+}
+
+impl PayloadFormat {
+    pub(crate) fn marker(self) -> u8 {
+        match self {
+            PayloadFormat::Postcard => 0,
+            PayloadFormat::Json => 1,
+        }
+    }
+
+    pub(crate) fn from_marker(marker: u8) -> Option<Self> {
+        match marker {
+            0 => Some(PayloadFormat::Postcard),
+            1 => Some(PayloadFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Key and value (de)serialization for one cache.
+pub struct Codec<K, V> {
+    pub(crate) encode_key: fn(&K) -> Option<Vec<u8>>,
+    pub(crate) decode_key: fn(&[u8]) -> Option<K>,
+    pub(crate) encode_value: fn(&V, PayloadFormat) -> Option<Vec<u8>>,
+    pub(crate) decode_value: fn(&[u8], PayloadFormat) -> Option<V>,
+}
+
+/// The codec of a cache whose key and value are serde types. Keys are always
+/// postcard: their bytes are hashed into the Redis key, so they must not change with
+/// the payload format.
+pub fn serde_codec<K, V>() -> Codec<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    Codec {
+        encode_key: |key| postcard::to_allocvec(key).ok(),
+        decode_key: |bytes| postcard::from_bytes(bytes).ok(),
+        encode_value: |value, format| match format {
+            PayloadFormat::Postcard => postcard::to_allocvec(value).ok(),
+            PayloadFormat::Json => serde_json::to_vec(value).ok(),
+        },
+        decode_value: |bytes, format| match format {
+            PayloadFormat::Postcard => postcard::from_bytes(bytes).ok(),
+            PayloadFormat::Json => serde_json::from_slice(bytes).ok(),
+        },
+    }
+}

@@ -1,0 +1,171 @@
+//! The versioned binary envelope around a value in Redis:
+//!
+//! ```text
+//! "SC" | format version (1) | payload format | created, fresh-until, stale-until (u64 LE, unix ms)
+//!      | key length (u32) | key bytes | tag count (u16) | per tag: name length (u16), name, version (u64)
+//!      | payload length (u32) | payload
+//! ```
+//!
+//! The key is echoed so a hash collision or a foreign value under our key is caught;
+//! the tags are recorded with the versions read before the load, so an invalidation
+//! that raced the load makes the entry invalid to every reader.
+
+use super::codec::PayloadFormat;
+
+const MAGIC: &[u8; 2] = b"SC";
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    pub(crate) format: PayloadFormat,
+    pub(crate) created_ms: u64,
+    pub(crate) fresh_until_ms: u64,
+    pub(crate) stale_until_ms: u64,
+    pub(crate) key: Vec<u8>,
+    /// Tag names (the call's tags, then the implicit ones) and the versions seen.
+    pub(crate) tags: Vec<(String, u64)>,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Why a value in Redis was not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    NotOurs,
+    UnknownVersion,
+    Truncated,
+}
+
+impl Envelope {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let tags_len: usize = self.tags.iter().map(|(name, _)| 10 + name.len()).sum();
+        let mut out = Vec::with_capacity(40 + self.key.len() + tags_len + self.payload.len());
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(self.format.marker());
+        for time in [self.created_ms, self.fresh_until_ms, self.stale_until_ms] {
+            out.extend_from_slice(&time.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(&(self.tags.len() as u16).to_le_bytes());
+        for (name, version) in &self.tags {
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Unusable> {
+        let mut reader = Reader(bytes);
+        if reader.take(2)? != MAGIC {
+            return Err(Unusable::NotOurs);
+        }
+        if reader.u8()? != FORMAT_VERSION {
+            return Err(Unusable::UnknownVersion);
+        }
+        let format = PayloadFormat::from_marker(reader.u8()?).ok_or(Unusable::UnknownVersion)?;
+        let (created_ms, fresh_until_ms, stale_until_ms) =
+            (reader.u64()?, reader.u64()?, reader.u64()?);
+        let key_len = reader.u32()? as usize;
+        let key = reader.take(key_len)?.to_vec();
+        let tag_count = reader.u16()?;
+        let mut tags = Vec::with_capacity(tag_count.into());
+        for _ in 0..tag_count {
+            let name_len = reader.u16()?.into();
+            let name = String::from_utf8(reader.take(name_len)?.to_vec())
+                .map_err(|_| Unusable::Truncated)?;
+            tags.push((name, reader.u64()?));
+        }
+        let payload_len = reader.u32()? as usize;
+        let payload = reader.take(payload_len)?.to_vec();
+        if !reader.0.is_empty() {
+            return Err(Unusable::Truncated);
+        }
+        Ok(Self {
+            format,
+            created_ms,
+            fresh_until_ms,
+            stale_until_ms,
+            key,
+            tags,
+            payload,
+        })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Unusable> {
+        if self.0.len() < n {
+            return Err(Unusable::Truncated);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, Unusable> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Unusable> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, Unusable> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, Unusable> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            format: PayloadFormat::Json,
+            created_ms: 1,
+            fresh_until_ms: 2,
+            stale_until_ms: 3,
+            key: vec![7, 8],
+            tags: vec![("user:7".into(), 4), ("".into(), 0)],
+            payload: b"{\"a\":1}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(Envelope::decode(&sample().encode()), Ok(sample()));
+    }
+
+    #[test]
+    fn every_truncation_and_foreign_value_is_rejected() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                Envelope::decode(&bytes[..len]).is_err(),
+                "accepted a value cut at {len}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(Envelope::decode(&longer), Err(Unusable::Truncated));
+        assert_eq!(
+            Envelope::decode(b"{\"name\":\"not ours\"}"),
+            Err(Unusable::NotOurs)
+        );
+        let mut future = bytes;
+        future[2] = 99;
+        assert_eq!(Envelope::decode(&future), Err(Unusable::UnknownVersion));
+    }
+}

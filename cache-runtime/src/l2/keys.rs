@@ -1,0 +1,66 @@
+//! The Redis key scheme. Entry keys are
+//! `{namespace}:{cache}:v{version}:{hash}` where `hash` is the 128-bit xxh3 of the
+//! postcard-serialized key: stable across processes, builds and Rust versions (never
+//! std's `Hasher`, whose output may change). Tag counters live beside them.
+
+use xxhash_rust::xxh3::xxh3_128;
+
+pub(crate) fn entry(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -> String {
+    format!(
+        "{namespace}:{cache}:v{version}:{:032x}",
+        xxh3_128(key_bytes)
+    )
+}
+
+/// The counter of a user tag.
+pub(crate) fn tag(namespace: &str, tag: &str) -> String {
+    format!("{namespace}:tag:{tag}")
+}
+
+/// The counter of a cache's implicit tag ("clear this function").
+pub(crate) fn cache_tag(namespace: &str, cache: &str) -> String {
+    format!("{namespace}:cache-tag:{cache}")
+}
+
+/// The counter of the global implicit tag ("clear everything").
+pub(crate) fn global_tag(namespace: &str) -> String {
+    format!("{namespace}:global-tag")
+}
+
+/// The pub/sub channel of invalidations.
+pub(crate) fn channel(namespace: &str) -> String {
+    format!("{namespace}:invalidations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_are_stable_and_distinct() {
+        let key = postcard::to_allocvec(&(7u64, "ann")).unwrap();
+        // Pinned: a change here orphans every entry already in Redis.
+        assert_eq!(
+            entry("ns", "users.get", 1, &key),
+            format!("ns:users.get:v1:{:032x}", xxh3_128(&key))
+        );
+        assert_eq!(
+            entry("ns", "users.get", 1, &key),
+            entry("ns", "users.get", 1, &key)
+        );
+        assert_ne!(
+            entry("ns", "users.get", 1, &key),
+            entry("ns", "users.get", 2, &key)
+        );
+        let other = postcard::to_allocvec(&(8u64, "ann")).unwrap();
+        assert_ne!(
+            entry("ns", "users.get", 1, &key),
+            entry("ns", "users.get", 1, &other)
+        );
+        // Pinned bytes of one key: a change here orphans every entry already in Redis.
+        assert_eq!(
+            entry("ns", "c", 0, b"stratacache"),
+            "ns:c:v0:441d64605cd3b54327ea935d5ba3246a"
+        );
+    }
+}

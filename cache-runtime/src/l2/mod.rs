@@ -1,0 +1,211 @@
+//! The Redis tier: one connection manager per process (it reconnects by itself),
+//! a short timeout on every call, and a circuit breaker. A fault is a [`Fault`],
+//! which the engine turns into a miss: Redis is never the reason a call fails.
+
+pub(crate) mod breaker;
+pub mod codec;
+pub(crate) mod envelope;
+pub(crate) mod keys;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use self::breaker::Breaker;
+use self::codec::PayloadFormat;
+
+/// Why a Redis call did not answer.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// The circuit is open: Redis was not asked.
+    Open,
+    Timeout,
+    Redis(redis::RedisError),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Open => f.write_str("circuit open after repeated Redis failures"),
+            Fault::Timeout => f.write_str("Redis call timed out"),
+            Fault::Redis(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+pub(crate) struct L2 {
+    pub(crate) namespace: String,
+    pub(crate) client: redis::Client,
+    connection: ConnectionManager,
+    timeout: Duration,
+    pub(crate) max_payload: usize,
+    pub(crate) format: PayloadFormat,
+    breaker: Breaker,
+    /// Identifies this process's own backplane messages.
+    pub(crate) instance: u64,
+    pub(crate) channel: String,
+}
+
+static ACTIVE: OnceLock<L2> = OnceLock::new();
+
+/// The Redis tier, once `init` has set it up.
+#[inline]
+pub(crate) fn active() -> Option<&'static L2> {
+    ACTIVE.get()
+}
+
+/// Installs the process's Redis tier; `None` if one is already installed.
+pub(crate) fn activate(l2: L2) -> Option<&'static L2> {
+    let mut l2 = Some(l2);
+    let active = ACTIVE.get_or_init(|| l2.take().expect("taken once"));
+    l2.is_none().then_some(active)
+}
+
+pub(crate) struct Settings {
+    pub(crate) namespace: String,
+    pub(crate) timeout: Duration,
+    pub(crate) max_payload: usize,
+    pub(crate) format: PayloadFormat,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+}
+
+impl L2 {
+    pub(crate) fn new(client: redis::Client, settings: Settings) -> redis::RedisResult<Self> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let instance =
+            std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id());
+        Ok(Self {
+            channel: keys::channel(&settings.namespace),
+            namespace: settings.namespace,
+            client,
+            connection,
+            timeout: settings.timeout,
+            max_payload: settings.max_payload,
+            format: settings.format,
+            breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
+            instance,
+        })
+    }
+
+    /// Runs one call through the breaker and the timeout.
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, Fault>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allow() {
+            return Err(Fault::Open);
+        }
+        match tokio::time::timeout(self.timeout, op(self.connection.clone())).await {
+            Ok(Ok(value)) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                self.breaker.failure();
+                Err(Fault::Redis(error))
+            }
+            Err(_) => {
+                self.breaker.failure();
+                Err(Fault::Timeout)
+            }
+        }
+    }
+
+    /// One round trip: the entry and the current versions of its tags.
+    pub(crate) async fn read(
+        &self,
+        entry_key: &str,
+        tag_keys: &[String],
+    ) -> Result<(Option<Vec<u8>>, Vec<u64>), Fault> {
+        let (entry, versions): (Option<Vec<u8>>, Vec<Option<u64>>) = self
+            .call(|mut connection| async move {
+                redis::pipe()
+                    .get(entry_key)
+                    .mget(tag_keys)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok((
+            entry,
+            versions
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        ))
+    }
+
+    pub(crate) async fn write(
+        &self,
+        entry_key: &str,
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), Fault> {
+        self.call(|mut connection| async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(entry_key).arg(bytes);
+            if let Some(ttl_ms) = ttl_ms {
+                cmd.arg("PX").arg(ttl_ms.max(1));
+            }
+            cmd.query_async::<()>(&mut connection).await
+        })
+        .await
+    }
+
+    /// Current versions of tag counters (a resync), in chunks of one round trip each.
+    pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<u64>, Fault> {
+        let mut all = Vec::with_capacity(tag_keys.len());
+        for chunk in tag_keys.chunks(512) {
+            let versions: Vec<Option<u64>> = self
+                .call(|mut connection| async move {
+                    redis::cmd("MGET")
+                        .arg(chunk)
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await?;
+            all.extend(versions.into_iter().map(Option::unwrap_or_default));
+        }
+        Ok(all)
+    }
+
+    /// Bumps a tag counter and/or deletes an entry, and tells the other processes.
+    pub(crate) async fn invalidate(
+        &self,
+        bump: Option<String>,
+        delete: Option<String>,
+        message: String,
+    ) -> Result<(), Fault> {
+        self.call(|mut connection| async move {
+            let mut pipe = redis::pipe();
+            if let Some(counter) = &bump {
+                pipe.incr(counter, 1).ignore();
+            }
+            if let Some(entry) = &delete {
+                pipe.del(entry).ignore();
+            }
+            pipe.publish(&self.channel, message).ignore();
+            pipe.query_async::<()>(&mut connection).await
+        })
+        .await
+    }
+
+    pub(crate) fn entry_key(&self, cache: &str, version: u32, key_bytes: &[u8]) -> String {
+        keys::entry(&self.namespace, cache, version, key_bytes)
+    }
+}
+
+/// Unix time in milliseconds: the envelope's times cross processes.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

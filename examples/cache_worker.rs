@@ -1,0 +1,91 @@
+//! A stratacache process driven line by line on stdin, used by the multi-process
+//! tests (tests/redis_*.rs) and handy for poking at a cache by hand:
+//!
+//! ```text
+//! cargo run --example cache_worker -- redis://127.0.0.1:6379 demo
+//! get 7                 -> {"value":"user 7 loaded by pid ..","loads":1,...}
+//! invalidate_tag user:7 -> ok
+//! ```
+//!
+//! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
+//! `get ID`, `big ID` (a 4 KiB value), `invalidate_tag TAG`, `invalidate ID`,
+//! `clear`, `stats`.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use stratacache::{cached, clear, invalidate, Config};
+
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = "60s", stale_while_revalidate = "30s", tags = ["user:{id}"], name = "worker.user")]
+async fn get_user(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("user {id} loaded by pid {}", std::process::id())
+}
+
+#[cached(ttl = "60s", name = "worker.big")]
+async fn big(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("{id}:{}", "x".repeat(4096))
+}
+
+fn answer(value: &str, cache: &str) -> String {
+    let stats = stratacache::stats();
+    let counters = stats.cache(cache);
+    serde_json::json!({
+        "value": value,
+        "loads": LOADS.load(Ordering::SeqCst),
+        "l1_hits": counters.map_or(0, |c| c.l1_hits),
+        "l2_hits": counters.map_or(0, |c| c.l2_hits),
+        "l2_errors": counters.map_or(0, |c| c.l2_errors),
+    })
+    .to_string()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [url, namespace, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: cache_worker REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]");
+        std::process::exit(2);
+    };
+    let mut config = Config::new()
+        .redis_url(url)
+        .namespace(namespace)
+        .l2_timeout(Duration::from_millis(200))
+        .resync_interval(Duration::from_millis(500))
+        .breaker(3, Duration::from_millis(200));
+    if let Some(max) = rest.first() {
+        config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
+    }
+    stratacache::init(config).expect("init");
+
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.expect("stdin");
+        let (command, argument) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let reply = match command {
+            "ping" => "pong".to_owned(),
+            "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
+            "big" => {
+                let value = big(argument.parse().unwrap()).await;
+                answer(&value[..10], "worker.big")
+            }
+            "invalidate_tag" => result(stratacache::invalidate_tag(argument).await),
+            "invalidate" => result(invalidate!(get_user(argument.parse().unwrap())).await),
+            "clear" => result(clear!(get_user).await),
+            "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),
+            other => format!("unknown command {other}"),
+        };
+        println!("{reply}");
+    }
+}
+
+fn result(outcome: Result<(), stratacache::Error>) -> String {
+    match outcome {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => format!("err {error}"),
+    }
+}

@@ -1,0 +1,220 @@
+//! The Redis tier against a real `redis-server`, across real OS processes: each
+//! `Worker` is a separate process running `examples/cache_worker.rs`, so a fresh worker
+//! is a fresh, empty L1. Each test owns its server.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::Commands;
+use support::{eventually, RedisServer, Worker};
+
+const NS: &str = "t";
+
+fn entry_keys(server: &RedisServer, cache: &str) -> Vec<String> {
+    server
+        .connection()
+        .keys(format!("{NS}:{cache}:v0:*"))
+        .unwrap()
+}
+
+#[test]
+fn another_process_reads_an_l2_hit_and_promotes_it() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+
+    let first = a.get("get 7");
+    assert_eq!(first.loads, 1);
+    assert_eq!(
+        entry_keys(&server, "worker.user").len(),
+        1,
+        "the load was written to Redis"
+    );
+
+    let from_b = b.get("get 7");
+    assert_eq!(from_b.value, first.value, "B got A's value");
+    assert_eq!((from_b.loads, from_b.l2_hits), (0, 1), "an L2 hit, no load");
+    let again = b.get("get 7");
+    assert_eq!(
+        (again.l1_hits, again.l2_hits, again.loads),
+        (1, 1, 0),
+        "promoted: the next call is an L1 hit"
+    );
+}
+
+#[test]
+fn redis_ttl_is_the_end_of_the_stale_window() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("get 1");
+    let keys = entry_keys(&server, "worker.user");
+    let pttl: i64 = server.connection().pttl(&keys[0]).unwrap();
+    // ttl 60 s + stale_while_revalidate 30 s.
+    assert!(
+        (85_000..=90_000).contains(&pttl),
+        "PTTL {pttl} ms, expected about 90 s"
+    );
+}
+
+#[test]
+fn a_tag_invalidated_in_one_process_reloads_in_another() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    a.get("get 7");
+    a.get("get 8");
+    assert_eq!(a.get("get 7").loads, 2, "both cached in A");
+    assert_eq!(b.send("invalidate_tag user:7"), "ok");
+    let reloaded = eventually(Duration::from_secs(5), || a.get("get 7").loads == 3);
+    assert!(reloaded, "A kept serving user 7 after B invalidated it");
+    assert_eq!(a.get("get 8").loads, 3, "user 8 was not invalidated");
+    // B's own next read loads too: the Redis entry is invalid for everyone.
+    let from_b = b.get("get 7");
+    assert!(
+        from_b.loads == 1 || from_b.l2_hits == 1,
+        "B reads the reloaded value: {from_b:?}"
+    );
+}
+
+#[test]
+fn an_entry_invalidated_in_one_process_is_dropped_everywhere() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    a.get("get 5");
+    assert_eq!(b.get("get 5").l2_hits, 1);
+    assert_eq!(b.send("invalidate 5"), "ok");
+    assert!(
+        entry_keys(&server, "worker.user").is_empty(),
+        "the Redis entry was deleted"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || a.get("get 5").loads == 2),
+        "A still served the entry"
+    );
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten() {
+    let server = RedisServer::start();
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    writer.get("get 1");
+    writer.get("get 2");
+    let mut redis = server.connection();
+    let key_of = |redis: &mut redis::Connection, id: u64| -> String {
+        // The value names the user, so the entry's key is found by its contents.
+        let keys: Vec<String> = redis.keys(format!("{NS}:worker.user:v0:*")).unwrap();
+        keys.into_iter()
+            .find(|k| {
+                let bytes: Vec<u8> = redis.get(k).unwrap();
+                String::from_utf8_lossy(&bytes).contains(&format!("user {id} loaded"))
+            })
+            .expect("the entry exists")
+    };
+    let key1 = key_of(&mut redis, 1);
+    let valid: Vec<u8> = redis.get(&key1).unwrap();
+    let key2 = key_of(&mut redis, 2);
+    let foreign: Vec<u8> = redis.get(key2).unwrap();
+    let bad_values: [(&str, Vec<u8>); 3] = [
+        ("garbage", b"{\"not\": \"ours\"}".to_vec()),
+        ("truncated", valid[..valid.len() / 2].to_vec()),
+        ("another key's entry", foreign),
+    ];
+    for (what, bad) in bad_values {
+        let _: () = redis.set(&key1, bad).unwrap();
+        let mut fresh = Worker::start(&server.url(), NS, &[]);
+        let answer = fresh.get("get 1");
+        assert_eq!(answer.loads, 1, "{what}: must be a miss that loads");
+        assert_eq!(answer.l2_errors, 1, "{what}: must be counted");
+        assert!(
+            answer.value.starts_with("user 1 loaded"),
+            "{what}: wrong value {}",
+            answer.value
+        );
+        let mut reader = Worker::start(&server.url(), NS, &[]);
+        let reread = reader.get("get 1");
+        assert_eq!(
+            (reread.l2_hits, reread.loads),
+            (1, 0),
+            "{what}: the load overwrote the bad value"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_value_is_not_written() {
+    let server = RedisServer::start();
+    let mut small = Worker::start(&server.url(), NS, &["1024"]);
+    let answer = small.get("big 1");
+    assert_eq!(answer.loads, 1);
+    assert_eq!(answer.l2_errors, 1, "the refusal is counted");
+    assert!(
+        entry_keys(&server, "worker.big").is_empty(),
+        "a 4 KiB value was written past a 1 KiB limit"
+    );
+    let mut roomy = Worker::start(&server.url(), NS, &[]);
+    roomy.get("big 2");
+    assert_eq!(
+        entry_keys(&server, "worker.big").len(),
+        1,
+        "under the limit it is written"
+    );
+}
+
+#[test]
+fn redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart() {
+    let mut server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("get 1");
+    server.stop();
+    for id in 2..12 {
+        let answer = a.get(&format!("get {id}"));
+        assert!(
+            answer.value.starts_with(&format!("user {id} loaded")),
+            "call {id} not answered: {answer:?}"
+        );
+    }
+    let during = a.get("get 12");
+    assert_eq!(during.loads, 12, "every call was answered by its loader");
+    assert!(during.l2_errors > 0, "L2 faults are counted");
+
+    server.restart();
+    // Same process, no restart: once the circuit's probe succeeds, loads are written
+    // to Redis again and another process reads them as L2 hits.
+    let mut id = 100;
+    let resumed = eventually(Duration::from_secs(10), || {
+        id += 1;
+        a.get(&format!("get {id}"));
+        let mut b = Worker::start(&server.url(), NS, &[]);
+        b.get(&format!("get {id}")).l2_hits == 1
+    });
+    assert!(resumed, "L2 did not resume after Redis came back");
+    // And the backplane reconnected: an invalidation from B reaches A.
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    let loads = a.get(&format!("get {id}")).loads;
+    assert_eq!(b.send(&format!("invalidate_tag user:{id}")), "ok");
+    let reloaded = eventually(Duration::from_secs(10), || {
+        a.get(&format!("get {id}")).loads == loads + 1
+    });
+    assert!(reloaded, "A never saw B's invalidation after the restart");
+}
+
+#[test]
+fn a_lost_invalidation_message_is_caught_up_by_the_resync() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("get 9");
+    assert_eq!(a.get("get 9").loads, 1);
+    // An invalidation whose pub/sub message never arrived: the counter moved, no message.
+    let _: u64 = server
+        .connection()
+        .incr(format!("{NS}:tag:user:9"), 1)
+        .unwrap();
+    // The worker resyncs every 500 ms.
+    let caught_up = eventually(Duration::from_secs(5), || a.get("get 9").loads == 2);
+    assert!(
+        caught_up,
+        "a lost message left user 9 stale past the resync interval"
+    );
+}
