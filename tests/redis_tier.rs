@@ -218,3 +218,39 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync() {
         "a lost message left user 9 stale past the resync interval"
     );
 }
+
+#[test]
+fn a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("get 1");
+    server.freeze();
+    for id in 2..6 {
+        let answer = a.get(&format!("get {id}"));
+        assert!(
+            answer.value.starts_with(&format!("user {id} loaded")),
+            "call {id} not answered"
+        );
+    }
+    let during = a.get("get 6");
+    assert_eq!(during.loads, 6);
+    assert!(
+        during.l2_errors >= 3,
+        "timeouts are counted as L2 errors: {during:?}"
+    );
+    server.thaw();
+}
+
+#[test]
+fn the_password_in_the_url_authenticates() {
+    let server = RedisServer::start_with(Some("s3cret"));
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    a.get("get 1");
+    let from_b = b.get("get 1");
+    assert_eq!(
+        (from_b.l2_hits, from_b.loads, from_b.l2_errors),
+        (1, 0, 0),
+        "AUTH from the URL failed"
+    );
+}

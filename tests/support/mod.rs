@@ -15,25 +15,36 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    password: Option<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that requires `AUTH password` when one is given.
+    pub fn start_with(password: Option<&str>) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("stratacache-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the server's directory");
+        let password = password.map(str::to_owned);
         let mut server = Self {
             port,
             dir,
             child: None,
+            password,
         };
         server.spawn();
         server
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     fn spawn(&mut self) {
@@ -44,6 +55,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str()]))
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| {
@@ -70,7 +82,26 @@ impl RedisServer {
         let mut reply = [0u8; 7];
         stream.write_all(b"PING\r\n").is_ok()
             && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+            && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers, the
+    /// case only a timeout can cut short.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// Kills the server (its data is gone: nothing is persisted).

@@ -1,0 +1,55 @@
+//! `init` and `Config`, in a process of their own (`init` is process-wide).
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use redis::Commands;
+use stratacache::{cached, Config, Error};
+use support::RedisServer;
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", name = "setup.get")]
+async fn get(id: u64) -> u64 {
+    LOADS.fetch_add(1, SeqCst);
+    id
+}
+
+#[test]
+fn config_reads_the_environment() {
+    std::env::set_var("STRATACACHE_REDIS_URL", "redis://127.0.0.1:1");
+    std::env::set_var("STRATACACHE_NAMESPACE", "from-env");
+    let config = Config::from_env();
+    assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
+    assert_eq!(config.namespace, "from-env");
+    std::env::remove_var("STRATACACHE_REDIS_URL");
+    assert_eq!(Config::from_env().redis_url, None, "unset means in-process only");
+}
+
+#[test]
+fn init_is_checked_once_and_calls_work_before_and_after_it() {
+    let server = RedisServer::start();
+    let config = || Config::new().redis_url(server.url()).namespace("setup");
+
+    // Outside a runtime: refused, and nothing is half set up.
+    assert!(matches!(stratacache::init(config()), Err(Error::NoRuntime)));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        assert_eq!(get(1).await, 1, "before init: in-process caching");
+        assert_eq!(get(1).await, 1);
+        assert_eq!(LOADS.load(SeqCst), 1);
+
+        assert!(matches!(stratacache::init(Config::new().redis_url("not a url")), Err(Error::Config(_))));
+        stratacache::init(Config::new()).expect("no URL: a no-op");
+        stratacache::init(config()).expect("init");
+        assert!(matches!(stratacache::init(config()), Err(Error::AlreadyInitialized)));
+
+        assert_eq!(get(1).await, 1, "a value cached before init is still served");
+        assert_eq!(LOADS.load(SeqCst), 1);
+        assert_eq!(get(2).await, 2);
+    });
+    let keys: Vec<String> = server.connection().keys("setup:setup.get:v0:*").unwrap();
+    assert_eq!(keys.len(), 1, "a load after init is written to Redis");
+}
