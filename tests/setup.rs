@@ -24,7 +24,11 @@ fn config_reads_the_environment() {
     assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
     assert_eq!(config.namespace, "from-env");
     std::env::remove_var("STRATACACHE_REDIS_URL");
-    assert_eq!(Config::from_env().redis_url, None, "unset means in-process only");
+    assert_eq!(
+        Config::from_env().redis_url,
+        None,
+        "unset means in-process only"
+    );
 }
 
 #[test]
@@ -41,12 +45,22 @@ fn init_is_checked_once_and_calls_work_before_and_after_it() {
         assert_eq!(get(1).await, 1);
         assert_eq!(LOADS.load(SeqCst), 1);
 
-        assert!(matches!(stratacache::init(Config::new().redis_url("not a url")), Err(Error::Config(_))));
+        assert!(matches!(
+            stratacache::init(Config::new().redis_url("not a url")),
+            Err(Error::Config(_))
+        ));
         stratacache::init(Config::new()).expect("no URL: a no-op");
         stratacache::init(config()).expect("init");
-        assert!(matches!(stratacache::init(config()), Err(Error::AlreadyInitialized)));
+        assert!(matches!(
+            stratacache::init(config()),
+            Err(Error::AlreadyInitialized)
+        ));
 
-        assert_eq!(get(1).await, 1, "a value cached before init is still served");
+        assert_eq!(
+            get(1).await,
+            1,
+            "a value cached before init is still served"
+        );
         assert_eq!(LOADS.load(SeqCst), 1);
         assert_eq!(get(2).await, 2);
     });

@@ -23,6 +23,8 @@ pub(crate) enum Fault {
     Open,
     Timeout,
     Redis(redis::RedisError),
+    /// A reply of the wrong shape (a tag counter that is not a number, say).
+    Malformed,
 }
 
 impl std::fmt::Display for Fault {
@@ -31,6 +33,7 @@ impl std::fmt::Display for Fault {
             Fault::Open => f.write_str("circuit open after repeated Redis failures"),
             Fault::Timeout => f.write_str("Redis call timed out"),
             Fault::Redis(error) => write!(f, "{error}"),
+            Fault::Malformed => f.write_str("unexpected reply from Redis"),
         }
     }
 }
@@ -119,28 +122,36 @@ impl L2 {
         }
     }
 
-    /// One round trip: the entry and the current versions of its tags.
+    /// One command, one round trip: `MGET entry tag-counter...`, the entry and the
+    /// current versions of its tags. (A pipeline of GET + MGET costs a second
+    /// command and reply on every L2 hit.)
     pub(crate) async fn read(
         &self,
         entry_key: &str,
         tag_keys: &[String],
     ) -> Result<(Option<Vec<u8>>, Vec<u64>), Fault> {
-        let (entry, versions): (Option<Vec<u8>>, Vec<Option<u64>>) = self
+        let mut replies: Vec<Option<Vec<u8>>> = self
             .call(|mut connection| async move {
-                redis::pipe()
-                    .get(entry_key)
-                    .mget(tag_keys)
+                redis::cmd("MGET")
+                    .arg(entry_key)
+                    .arg(tag_keys)
                     .query_async(&mut connection)
                     .await
             })
             .await?;
-        Ok((
-            entry,
-            versions
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect(),
-        ))
+        if replies.len() != tag_keys.len() + 1 {
+            return Err(Fault::Malformed);
+        }
+        let versions = replies
+            .drain(1..)
+            .map(|reply| {
+                reply.map_or(Some(0), |bytes| {
+                    std::str::from_utf8(&bytes).ok()?.parse().ok()
+                })
+            })
+            .collect::<Option<Vec<u64>>>()
+            .ok_or(Fault::Malformed)?;
+        Ok((replies.pop().flatten(), versions))
     }
 
     pub(crate) async fn write(
