@@ -15,19 +15,33 @@ const SEPARATOR: char = '\u{1f}';
 /// An invalidation, as published on the namespace's channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Message {
-    Tag(String),
-    Cache(String),
-    All,
-    Entry { cache: String, key: Vec<u8> },
+    /// A tag, with the version its Redis counter reached.
+    Tag {
+        tag: String,
+        version: u64,
+    },
+    Cache {
+        cache: String,
+        version: u64,
+    },
+    All {
+        version: u64,
+    },
+    Entry {
+        cache: String,
+        key: Vec<u8>,
+    },
 }
 
 impl Message {
     pub(crate) fn encode(&self, instance: u64) -> String {
         let s = SEPARATOR;
         match self {
-            Message::Tag(tag) => format!("{instance:016x}{s}t{s}{tag}"),
-            Message::Cache(cache) => format!("{instance:016x}{s}c{s}{cache}"),
-            Message::All => format!("{instance:016x}{s}a{s}"),
+            Message::Tag { tag, version } => format!("{instance:016x}{s}t{s}{version}{s}{tag}"),
+            Message::Cache { cache, version } => {
+                format!("{instance:016x}{s}c{s}{version}{s}{cache}")
+            }
+            Message::All { version } => format!("{instance:016x}{s}a{s}{version}"),
             Message::Entry { cache, key } => {
                 let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
                 format!("{instance:016x}{s}e{s}{hex}{s}{cache}")
@@ -40,10 +54,16 @@ impl Message {
         let instance = u64::from_str_radix(parts.next()?, 16).ok()?;
         let kind = parts.next()?;
         let rest = parts.next()?;
+        let versioned = || {
+            let (version, name) = rest.split_once(SEPARATOR)?;
+            Some((version.parse::<u64>().ok()?, name.to_owned()))
+        };
         let message = match kind {
-            "t" => Message::Tag(rest.to_owned()),
-            "c" => Message::Cache(rest.to_owned()),
-            "a" => Message::All,
+            "t" => versioned().map(|(version, tag)| Message::Tag { tag, version })?,
+            "c" => versioned().map(|(version, cache)| Message::Cache { cache, version })?,
+            "a" => Message::All {
+                version: rest.parse().ok()?,
+            },
             "e" => {
                 let (hex, cache) = rest.split_once(SEPARATOR)?;
                 let key = (0..hex.len())
@@ -67,12 +87,14 @@ impl Message {
 /// Applies another process's invalidation to this process's L1 only.
 fn apply(message: Message) {
     match message {
-        Message::Tag(tag) => {
-            tags::bump_named(&tag);
+        Message::Tag { tag, version } => {
+            if let Some(cell) = tags::held(&tag) {
+                cell.invalidated_at(version);
+            }
         }
-        Message::Cache(cache) => registry::clear_local(&cache),
-        Message::All => {
-            tags::GLOBAL.bump();
+        Message::Cache { cache, version } => registry::invalidated_remotely(&cache, version),
+        Message::All { version } => {
+            tags::GLOBAL.invalidated_at(version);
             registry::clear_all_stores();
         }
         Message::Entry { cache, key } => registry::evict_encoded(&cache, &key),
@@ -159,9 +181,15 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         for message in [
-            Message::Tag("user:7|x".into()),
-            Message::Cache("app::Repo::get".into()),
-            Message::All,
+            Message::Tag {
+                tag: "user:7|x".into(),
+                version: 3,
+            },
+            Message::Cache {
+                cache: "app::Repo::get".into(),
+                version: 1,
+            },
+            Message::All { version: 9 },
             Message::Entry {
                 cache: "users.get".into(),
                 key: vec![0, 7, 255],

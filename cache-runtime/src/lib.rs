@@ -36,15 +36,21 @@ pub use stats::{CacheStatsSnapshot, StatsSnapshot};
 pub fn invalidate_tag(tag: &str) -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::bump_named(tag);
     let remote = l2::active().map(|l2| {
+        // The cell records the version this produces, so that this process does not
+        // apply its own invalidation a second time when it next reads the counter.
+        let cell = tags::held(tag).unwrap_or_default();
         (
             l2,
-            l2::keys::tag(&l2.namespace, tag),
-            backplane::Message::Tag(tag.to_owned()),
+            (l2::keys::tag(&l2.namespace, tag), cell),
+            tag.to_owned(),
         )
     });
     async move {
         match remote {
-            Some((l2, counter, message)) => engine::publish(l2, Some(counter), None, message).await,
+            Some((l2, bump, tag)) => {
+                let message = |version| backplane::Message::Tag { tag, version };
+                engine::publish(l2, Some(bump), None, message).await
+            }
             None => Ok(()),
         }
     }
@@ -58,7 +64,11 @@ pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
     async move {
         match remote {
             Some((l2, counter)) => {
-                engine::publish(l2, Some(counter), None, backplane::Message::All).await
+                let bump = Some((counter, tags::GLOBAL.clone()));
+                engine::publish(l2, bump, None, |version| backplane::Message::All {
+                    version,
+                })
+                .await
             }
             None => Ok(()),
         }

@@ -23,7 +23,6 @@ trait Registered: Send + Sync {
     fn snapshot(&self) -> CacheStatsSnapshot;
     fn sweep(&self, now: u64);
     fn clear_store(&self);
-    fn clear_local(&self);
     fn evict_encoded(&self, key: &[u8]);
     fn tag_cell(&self) -> Arc<TagCell>;
 }
@@ -46,9 +45,6 @@ where
     }
     fn clear_store(&self) {
         Cache::clear_store(self)
-    }
-    fn clear_local(&self) {
-        Cache::clear_local(self)
     }
     fn evict_encoded(&self, key: &[u8]) {
         Cache::evict_encoded(self, key)
@@ -177,10 +173,11 @@ fn named(name: &str) -> Option<&'static dyn Registered> {
     CACHES.read().get(name).copied()
 }
 
-/// Another process cleared this cache: clear it here.
-pub(crate) fn clear_local(name: &str) {
+/// Another process cleared this cache, taking its Redis counter to `version`.
+pub(crate) fn invalidated_remotely(name: &str, version: u64) {
     if let Some(cache) = named(name) {
-        cache.clear_local();
+        cache.tag_cell().invalidated_at(version);
+        cache.clear_store();
     }
 }
 

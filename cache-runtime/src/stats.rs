@@ -160,7 +160,7 @@ impl fmt::Display for StatsSnapshot {
             .max(5);
         writeln!(
             f,
-            "{:<width$} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>8} {:>9} {:>9}",
+            "{:<width$} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>9}",
             "cache",
             "l1_hits",
             "l2_hits",
@@ -169,6 +169,7 @@ impl fmt::Display for StatsSnapshot {
             "loads",
             "errors",
             "inval",
+            "l2_err",
             "entries",
             "p50_us",
             "p99_us"
@@ -220,5 +221,11 @@ mod tests {
         assert!((49_000..=51_000).contains(&p50), "p50 {p50}");
         assert!(snap.load_p99_micros.unwrap() >= 98_000);
         assert_eq!(snap.hit_ratio(), 1.0);
+        let table = StatsSnapshot { caches: vec![snap] }.to_string();
+        let columns: Vec<usize> = table
+            .lines()
+            .map(|l| l.split_whitespace().count())
+            .collect();
+        assert_eq!(columns, [12, 12], "header and row disagree:\n{table}");
     }
 }

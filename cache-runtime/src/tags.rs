@@ -26,6 +26,19 @@ pub struct TagCell {
 
 const UNKNOWN: u64 = u64::MAX;
 
+trait RemoteVersion {
+    /// Stores `version` if it is higher or nothing is known; returns the previous value.
+    fn fetch_max_known(&self, version: u64) -> u64;
+}
+
+impl RemoteVersion for AtomicU64 {
+    fn fetch_max_known(&self, version: u64) -> u64 {
+        let update = |previous: u64| (previous == UNKNOWN || version > previous).then_some(version);
+        self.fetch_update(Ordering::AcqRel, Ordering::Acquire, update)
+            .unwrap_or_else(|previous| previous)
+    }
+}
+
 impl Default for TagCell {
     fn default() -> Self {
         Self {
@@ -40,24 +53,26 @@ impl TagCell {
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.
     pub(crate) fn observe_remote(&self, seen: u64) {
-        let mut previous = self.remote.load(Ordering::Acquire);
-        loop {
-            if previous != UNKNOWN && seen <= previous {
-                return;
-            }
-            match self.remote.compare_exchange_weak(
-                previous,
-                seen,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => previous = actual,
-            }
-        }
-        if previous != UNKNOWN {
+        let previous = self.remote.fetch_max_known(seen);
+        if previous != UNKNOWN && seen > previous {
             self.bump();
         }
+    }
+
+    /// Another process invalidated this tag, taking its Redis counter to `version`.
+    /// Bumps the local epoch unless this process already knew of that version (from a
+    /// read or a resync), so one invalidation is applied once.
+    pub(crate) fn invalidated_at(&self, version: u64) {
+        let previous = self.remote.fetch_max_known(version);
+        if previous == UNKNOWN || version > previous {
+            self.bump();
+        }
+    }
+
+    /// This process invalidated the tag (and bumped it already); Redis's counter is now
+    /// `version`.
+    pub(crate) fn learn_remote(&self, version: u64) {
+        self.remote.fetch_max_known(version);
     }
 
     #[inline]
@@ -110,6 +125,11 @@ pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
         return cell.clone();
     }
     NAMED.write().entry(tag.into()).or_default().clone()
+}
+
+/// The cell of `tag` if an entry or a load holds it.
+pub(crate) fn held(tag: &str) -> Option<Arc<TagCell>> {
+    NAMED.read().get(tag).cloned()
 }
 
 /// Bumps `tag` if any entry or load holds it. A tag nobody holds needs no bump: a load
@@ -168,6 +188,36 @@ mod tests {
         assert_eq!(cell.version(), 0);
         cell.observe_remote(6);
         assert_eq!(cell.version(), 1, "a missed invalidation is caught up");
+    }
+
+    #[test]
+    fn a_message_applies_an_invalidation_once() {
+        let cell = TagCell::default();
+        cell.observe_remote(1);
+        cell.invalidated_at(2);
+        assert_eq!(cell.version(), 1);
+        cell.observe_remote(2);
+        assert_eq!(
+            cell.version(),
+            1,
+            "a read after the message must not bump again"
+        );
+        let sender = TagCell::default();
+        sender.bump();
+        sender.learn_remote(3);
+        sender.observe_remote(3);
+        assert_eq!(
+            sender.version(),
+            1,
+            "the sender's own invalidation is applied once"
+        );
+        let unknown = TagCell::default();
+        unknown.invalidated_at(1);
+        assert_eq!(
+            unknown.version(),
+            1,
+            "with nothing known, a message always bumps"
+        );
     }
 
     #[test]

@@ -455,7 +455,7 @@ where
         async move {
             match remote {
                 Some((l2, entry_key, message)) => {
-                    shared::publish(l2, None, Some(entry_key), message).await
+                    shared::publish(l2, None, Some(entry_key), move |_| message).await
                 }
                 None => Ok(()),
             }
@@ -468,12 +468,13 @@ where
         self.clear_local();
         let remote = crate::l2::active().map(|l2| {
             let counter = crate::l2::keys::cache_tag(&l2.namespace, &self.name);
-            (l2, counter, Message::Cache(self.name.to_string()))
+            (l2, (counter, self.tag.clone()), self.name.to_string())
         });
         async move {
             match remote {
-                Some((l2, counter, message)) => {
-                    shared::publish(l2, Some(counter), None, message).await
+                Some((l2, bump, cache)) => {
+                    let message = |version| Message::Cache { cache, version };
+                    shared::publish(l2, Some(bump), None, message).await
                 }
                 None => Ok(()),
             }

@@ -3,6 +3,7 @@
 //! value is a counted miss; nothing here can fail a call.
 
 use std::hash::Hash;
+use std::sync::Arc;
 
 use super::{Cache, Codec};
 use crate::backplane::Message;
@@ -11,7 +12,7 @@ use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, unix_ms, Fault, L2};
 use crate::shape::Shape;
 use crate::stats::Counter;
-use crate::tags::TagStamp;
+use crate::tags::{TagCell, TagStamp};
 use crate::Error;
 
 pub(super) enum Read<V> {
@@ -64,16 +65,27 @@ impl std::fmt::Display for Bad {
     }
 }
 
+/// Carries an invalidation to Redis and to the other processes: bumps `bump`'s
+/// counter (recording the version it reached in the local cell, which the caller has
+/// already bumped) and/or deletes `delete`, then publishes `message(version)`.
 pub(crate) async fn publish(
     l2: &L2,
-    bump: Option<String>,
+    bump: Option<(String, Arc<TagCell>)>,
     delete: Option<String>,
-    message: Message,
+    message: impl FnOnce(u64) -> Message,
 ) -> Result<(), Error> {
-    let text = message.encode(l2.instance);
-    l2.invalidate(bump, delete, text)
+    let fault = |fault: Fault| Error::Redis(fault.to_string());
+    let counter = bump.as_ref().map(|(key, _)| key.as_str());
+    let version = l2
+        .invalidate(counter, delete.as_deref())
         .await
-        .map_err(|fault| Error::Redis(fault.to_string()))
+        .map_err(fault)?;
+    if let (Some((_, cell)), Some(version)) = (&bump, version) {
+        cell.learn_remote(version);
+    }
+    l2.publish(message(version.unwrap_or(0)).encode(l2.instance))
+        .await
+        .map_err(fault)
 }
 
 impl<K, S, St> Cache<K, S, St>

@@ -188,23 +188,35 @@ impl L2 {
         Ok(all)
     }
 
-    /// Bumps a tag counter and/or deletes an entry, and tells the other processes.
+    /// Bumps a tag counter and/or deletes an entry; returns the counter's new version.
     pub(crate) async fn invalidate(
         &self,
-        bump: Option<String>,
-        delete: Option<String>,
-        message: String,
-    ) -> Result<(), Fault> {
+        bump: Option<&str>,
+        delete: Option<&str>,
+    ) -> Result<Option<u64>, Fault> {
         self.call(|mut connection| async move {
             let mut pipe = redis::pipe();
-            if let Some(counter) = &bump {
-                pipe.incr(counter, 1).ignore();
+            if let Some(counter) = bump {
+                pipe.incr(counter, 1);
             }
-            if let Some(entry) = &delete {
+            if let Some(entry) = delete {
                 pipe.del(entry).ignore();
             }
-            pipe.publish(&self.channel, message).ignore();
-            pipe.query_async::<()>(&mut connection).await
+            let replies: Vec<u64> = pipe.query_async(&mut connection).await?;
+            Ok(replies.first().copied())
+        })
+        .await
+    }
+
+    /// Tells the other processes (a second round trip: the message names the version
+    /// the counter reached, so each process applies the invalidation exactly once).
+    pub(crate) async fn publish(&self, message: String) -> Result<(), Fault> {
+        self.call(|mut connection| async move {
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(message)
+                .query_async::<()>(&mut connection)
+                .await
         })
         .await
     }
