@@ -8,19 +8,21 @@
 //! invalidation of the key, so a load can never store a value after the invalidation
 //! of its key has returned.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
+mod lead;
+mod options;
 mod shared;
 
+use lead::{catch_unwind, panic_message, Keep, Lead};
+pub use options::CacheOptions;
 pub(crate) use shared::publish;
 
 use crate::backplane::Message;
@@ -31,57 +33,6 @@ use crate::l2::codec::Codec;
 use crate::shape::{Shape, Split};
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
-
-/// Per-function settings, from the attribute's arguments.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CacheOptions {
-    /// How long a value is fresh; `None` keeps it until evicted or invalidated.
-    pub ttl: Option<Duration>,
-    /// How long past its ttl a value may be served while it is refreshed.
-    pub stale_window: Option<Duration>,
-    /// The in-process bound, in entries.
-    pub capacity: u64,
-    /// In-process only: never written to a shared tier.
-    pub local: bool,
-    /// Shape version of the value, part of shared-tier keys.
-    pub version: u32,
-}
-
-impl Default for CacheOptions {
-    fn default() -> Self {
-        Self {
-            ttl: None,
-            stale_window: None,
-            capacity: 10_000,
-            local: false,
-            version: 0,
-        }
-    }
-}
-
-impl CacheOptions {
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-    pub fn stale_window(mut self, window: Duration) -> Self {
-        self.stale_window = Some(window);
-        self
-    }
-    pub fn capacity(mut self, capacity: u64) -> Self {
-        self.capacity = capacity;
-        self
-    }
-    pub fn local(mut self, local: bool) -> Self {
-        self.local = local;
-        self
-    }
-    pub fn version(mut self, version: u32) -> Self {
-        self.version = version;
-        self
-    }
-}
 
 /// The tags a load returns with its loader future: formatted only on a miss.
 pub type Tags = Vec<String>;
@@ -534,99 +485,6 @@ where
 
     pub(crate) fn snapshot(&self) -> CacheStatsSnapshot {
         self.stats.snapshot(&self.name, self.store.len())
-    }
-}
-
-/// What a landing stores in L1: the value, its stamps, and its remaining lifetime
-/// when it came from Redis (else the cache's own ttl applies).
-struct Keep<V> {
-    value: V,
-    stamps: Stamps,
-    lifetime: Option<(u64, u64)>,
-}
-
-/// The leader's duty to land its flight, even when its future is dropped mid-load.
-struct Lead<'a, K, S: Shape, St>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
-{
-    cache: &'a Cache<K, S, St>,
-    key: K,
-    flight: Arc<FlightOf<S>>,
-    landed: bool,
-}
-
-impl<K, S, St> Lead<'_, K, S, St>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
-{
-    fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<Keep<S::Value>>) {
-        self.landed = true;
-        let cache = self.cache;
-        let mut flights = cache.flights.lock();
-        if let Some(Keep {
-            value,
-            stamps,
-            lifetime,
-        }) = store
-        {
-            // Stale stamps mean an invalidation came during the load: the entry would
-            // never be served, so it is not worth its memory.
-            if !self.flight.is_doomed() && tags::all_current(&stamps) {
-                let entry = cache.entry(value, stamps, lifetime);
-                cache.store.insert(self.key.clone(), entry);
-            }
-        }
-        if flights
-            .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-        {
-            flights.remove(&self.key);
-        }
-        drop(flights);
-        self.flight.land(landed);
-    }
-}
-
-impl<K, S, St> Drop for Lead<'_, K, S, St>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
-{
-    fn drop(&mut self) {
-        if !self.landed {
-            // Cancelled: hand the load to a waiter.
-            self.land(Landed::Retry, None);
-        }
-    }
-}
-
-async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| {
-        match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    })
-    .await
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        message
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message
-    } else {
-        "(non-string panic payload)"
     }
 }
 

@@ -1,0 +1,109 @@
+//! The leader's side of a flight: landing its outcome for the waiters (and storing
+//! the value) exactly once, even when the leader's future is dropped mid-load, and
+//! catching a loader's panic so the waiters hear of it.
+
+use std::any::Any;
+use std::future::Future;
+use std::hash::Hash;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::Poll;
+
+use super::{Cache, FlightOf};
+use crate::flight::Landed;
+use crate::l1::L1Store;
+use crate::shape::Shape;
+use crate::tags::{self, Stamps};
+
+/// What a landing stores in L1: the value, its stamps, and its remaining lifetime
+/// when it came from Redis (else the cache's own ttl applies).
+pub(super) struct Keep<V> {
+    pub(super) value: V,
+    pub(super) stamps: Stamps,
+    pub(super) lifetime: Option<(u64, u64)>,
+}
+
+/// The leader's duty to land its flight, even when its future is dropped mid-load.
+pub(super) struct Lead<'a, K, S: Shape, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    pub(super) cache: &'a Cache<K, S, St>,
+    pub(super) key: K,
+    pub(super) flight: Arc<FlightOf<S>>,
+    pub(super) landed: bool,
+}
+
+impl<K, S, St> Lead<'_, K, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    pub(super) fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<Keep<S::Value>>) {
+        self.landed = true;
+        let cache = self.cache;
+        let mut flights = cache.flights.lock();
+        if let Some(Keep {
+            value,
+            stamps,
+            lifetime,
+        }) = store
+        {
+            // Stale stamps mean an invalidation came during the load: the entry would
+            // never be served, so it is not worth its memory.
+            if !self.flight.is_doomed() && tags::all_current(&stamps) {
+                let entry = cache.entry(value, stamps, lifetime);
+                cache.store.insert(self.key.clone(), entry);
+            }
+        }
+        if flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            flights.remove(&self.key);
+        }
+        drop(flights);
+        self.flight.land(landed);
+    }
+}
+
+impl<K, S, St> Drop for Lead<'_, K, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    fn drop(&mut self) {
+        if !self.landed {
+            // Cancelled: hand the load to a waiter.
+            self.land(Landed::Retry, None);
+        }
+    }
+}
+
+pub(super) async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await
+}
+
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "(non-string panic payload)"
+    }
+}
