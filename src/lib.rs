@@ -27,8 +27,19 @@
 //! however many callers wait for the same key, and cache what it returns. The
 //! signature is unchanged, so callers do not change.
 //!
-//! With no set-up everything is in-process. The Redis tier (L2) is a later addition
-//! to the same contract: code written against this API keeps compiling.
+//! With no set-up everything is in-process. One call turns on the Redis tier (L2):
+//! values shared by every process of the service, invalidations that reach all of
+//! them, and a Redis outage that is a miss, never a failed call:
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), stratacache::Error> {
+//! // STRATACACHE_REDIS_URL=redis://127.0.0.1:6379, STRATACACHE_NAMESPACE=billing
+//! stratacache::init(stratacache::Config::from_env())?;
+//! # Ok(()) }
+//! ```
+//!
+//! See [`Config`] for timeouts, payload format and limits, and the README's "Using
+//! Redis" for the key layout and the failure behaviour.
 //!
 //! # Attribute arguments
 //!

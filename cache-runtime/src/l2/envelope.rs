@@ -72,7 +72,8 @@ impl Envelope {
         let key_len = reader.u32()? as usize;
         let key = reader.take(key_len)?.to_vec();
         let tag_count = reader.u16()?;
-        let mut tags = Vec::with_capacity(tag_count.into());
+        // Bounded: the count comes from Redis and may be garbage.
+        let mut tags = Vec::with_capacity(usize::from(tag_count).min(16));
         for _ in 0..tag_count {
             let name_len = reader.u16()?.into();
             let name = String::from_utf8(reader.take(name_len)?.to_vec())
