@@ -89,7 +89,8 @@ pub mod __private {
     pub use std::time::Duration;
 
     use std::future::Future;
-    use std::hash::Hash;
+
+    use crate::engine::CacheKey;
 
     /// Checked on every cached function's value type.
     #[diagnostic::on_unimplemented(
@@ -156,7 +157,7 @@ pub mod __private {
 
     impl<K, S> EntryRef<K, S>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
+        K: CacheKey,
         S: Shape,
         S::Out: Send,
     {
@@ -172,7 +173,7 @@ pub mod __private {
 
     impl<K, S> EntryOps for EntryRef<K, S>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
+        K: CacheKey,
         S: Shape,
         S::Out: Send,
     {
@@ -188,7 +189,7 @@ pub mod __private {
 
     impl<K, S> CacheOps for &'static Cache<K, S>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
+        K: CacheKey,
         S: Shape,
         S::Out: Send,
     {

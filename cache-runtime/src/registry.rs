@@ -4,13 +4,12 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use parking_lot::RwLock;
 
 use crate::clock;
-use crate::engine::{Cache, CacheOptions};
+use crate::engine::{Cache, CacheKey, CacheOptions};
 use crate::l1::{DefaultStore, L1Store};
 use crate::l2::codec::Codec;
 use crate::shape::Shape;
@@ -29,7 +28,7 @@ trait Registered: Send + Sync {
 
 impl<K, S, St> Registered for Cache<K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,
@@ -65,7 +64,7 @@ pub fn cache<K, S>(
     codec: Option<Codec<K, S::Value>>,
 ) -> &'static Cache<K, S>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
 {
@@ -116,7 +115,7 @@ where
 
 fn lookup<K, S>(name: &str) -> Option<&'static Cache<K, S>>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
 {
@@ -141,7 +140,7 @@ impl Slot {
     #[inline]
     pub fn get<K, S>(&self, init: impl FnOnce() -> CacheSpec<K, S::Value>) -> &'static Cache<K, S>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
+        K: CacheKey,
         S: Shape,
         S::Out: Send,
     {

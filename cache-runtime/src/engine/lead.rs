@@ -4,12 +4,11 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, FlightOf};
+use super::{Cache, CacheKey, FlightOf};
 use crate::flight::Landed;
 use crate::l1::L1Store;
 use crate::shape::Shape;
@@ -26,7 +25,7 @@ pub(super) struct Keep<V> {
 /// The leader's duty to land its flight, even when its future is dropped mid-load.
 pub(super) struct Lead<'a, K, S: Shape, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S::Out: Send,
     St: L1Store<K, S::Value>,
 {
@@ -38,7 +37,7 @@ where
 
 impl<K, S, St> Lead<'_, K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,
@@ -73,7 +72,7 @@ where
 
 impl<K, S, St> Drop for Lead<'_, K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,

@@ -61,6 +61,11 @@ enum Role<S: Shape> {
     Follow(Arc<FlightOf<S>>),
 }
 
+/// What a cache key must be: compared and hashed in L1, cloned into flights and
+/// entries, shared across tasks.
+pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
+
 enum Seen<V> {
     Fresh(V),
     Stale(V),
@@ -69,7 +74,7 @@ enum Seen<V> {
 
 impl<K, S, St> Cache<K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,

@@ -2,10 +2,9 @@
 //! one round trip, promote a valid one, write a fresh load back. Any fault or bad
 //! value is a counted miss; nothing here can fail a call.
 
-use std::hash::Hash;
 use std::sync::Arc;
 
-use super::{Cache, Codec};
+use super::{Cache, CacheKey, Codec};
 use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::envelope::{Envelope, Unusable};
@@ -90,7 +89,7 @@ pub(crate) async fn publish(
 
 impl<K, S, St> Cache<K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,

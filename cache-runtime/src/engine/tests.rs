@@ -15,7 +15,7 @@ type Counted = Arc<AtomicUsize>;
 
 fn leak<K, S, St>(options: CacheOptions) -> &'static Cache<K, S, St>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: CacheKey,
     S: Shape,
     S::Out: Send,
     St: L1Store<K, S::Value>,
