@@ -116,7 +116,9 @@ where
             self.stats.bump(Counter::L1Hit);
             return S::join(value);
         }
-        self.load(key, share, make).await
+        // Boxed: the miss path's future (Redis calls, the loader) is large, and an
+        // unboxed one would make every hit's future as large, costing a copy per hit.
+        Box::pin(self.load(key, share, make)).await
     }
 
     /// Cache-aside call with stale-while-revalidate: inside the stale window the stale
@@ -147,9 +149,9 @@ where
                     }
                     S::join(value)
                 }
-                Err(_) => self.load(key, share, make).await,
+                Err(_) => Box::pin(self.load(key, share, make)).await,
             },
-            Seen::Gone => self.load(key, share, make).await,
+            Seen::Gone => Box::pin(self.load(key, share, make)).await,
         }
     }
 

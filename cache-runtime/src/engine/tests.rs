@@ -493,3 +493,18 @@ fn share_probe_is_usable_from_here() {
     let _: Option<fn(&Opaque) -> Opaque> = ShareByRetry::share_fn(&ShareProbe::<Opaque>::new());
     let _: Option<fn(&u8) -> u8> = ShareByClone::share_fn(&&ShareProbe::<u8>::new());
 }
+
+#[test]
+fn a_hit_future_stays_small() {
+    // The miss path is boxed so that the future of every call (hits included) does not
+    // carry the miss path's state; a hit's future is moved when it is pinned.
+    let cache =
+        leak::<u64, Whole<String>, crate::l1::QuickStore<u64, String>>(CacheOptions::default());
+    let call = cache.get_or_load(
+        1,
+        NO_SHARE,
+        counting(&Counted::default(), Duration::ZERO, &[], String::new()),
+    );
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 256, "get_or_load's future is {size} bytes");
+}
