@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
-//! `get ID`, `big ID` (a 4 KiB value), `invalidate_tag TAG`, `invalidate ID`,
+//! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -23,6 +23,13 @@ static LOADS: AtomicU64 = AtomicU64::new(0);
 async fn get_user(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("user {id} loaded by pid {}", std::process::id())
+}
+
+/// A 16-entry L1, so a worker can push entries out of L1 and read them back from Redis.
+#[cached(ttl = "60s", capacity = 16, name = "worker.small")]
+async fn small(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("small {id}")
 }
 
 #[cached(ttl = "60s", name = "worker.big")]
@@ -69,6 +76,7 @@ async fn main() {
         let reply = match command {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
+            "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "big" => {
                 let value = big(argument.parse().unwrap()).await;
                 answer(&value[..10], "worker.big")

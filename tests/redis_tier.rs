@@ -254,3 +254,30 @@ fn the_password_in_the_url_authenticates() {
         "AUTH from the URL failed"
     );
 }
+
+#[test]
+fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    // quick_cache is scan-resistant: entries admitted while it fills up survive a
+    // scan. So fill it first, then cache key 1, then push it out with 200 other keys.
+    for id in 1000..1050 {
+        a.get(&format!("small {id}"));
+    }
+    a.get("small 1");
+    for id in 2..=200 {
+        a.get(&format!("small {id}"));
+    }
+    let before = a.get("small 1000"); // counters before the re-read (an L1 hit)
+    let again = a.get("small 1");
+    assert_eq!(again.value, "small 1");
+    assert_eq!(
+        again.loads, before.loads,
+        "key 1 was loaded again instead of read from Redis"
+    );
+    assert_eq!(
+        again.l2_hits,
+        before.l2_hits + 1,
+        "key 1 must be an L2 hit after its eviction"
+    );
+}
