@@ -103,12 +103,13 @@
 //!
 //! [`stats()`] returns a serializable snapshot per cache: hits by level, misses,
 //! loads, load errors, stale values served, invalidations, entries and load latency
-//! (p50, p99). Its `Display` is a table.
+//! (p50, p99). Its `Display` is a table, and [`prometheus()`] renders it in the
+//! Prometheus text format for a `/metrics` endpoint.
 
 pub use stratacache_macros::{cached, clear, invalidate};
 pub use stratacache_runtime::{
-    clear_all, init, invalidate_tag, stats, CacheStatsSnapshot, Config, Error, PayloadFormat,
-    StatsSnapshot,
+    clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
+    LoadHistogram, PayloadFormat, StatsSnapshot,
 };
 
 #[doc(hidden)]

@@ -7,6 +7,7 @@ mod clock;
 mod config;
 mod engine;
 mod error;
+mod export;
 mod flight;
 pub mod l1;
 mod l2;
@@ -19,9 +20,10 @@ use std::future::Future;
 
 pub use config::{init, Config};
 pub use error::Error;
+pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
 pub use registry::stats;
-pub use stats::{CacheStatsSnapshot, StatsSnapshot};
+pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
 
 /// Invalidates every entry, in every cache, that was stored with tag `tag`.
 ///

@@ -31,8 +31,15 @@ struct Stripe([AtomicU64; COUNTERS]);
 
 pub(crate) struct CacheStats {
     stripes: Box<[Stripe]>,
-    load_micros: Mutex<Histogram<u64>>,
+    /// Load latencies in microseconds, and their exact sum.
+    load_micros: Mutex<(Histogram<u64>, u64)>,
 }
+
+/// Upper bounds of the load-latency buckets in microseconds (Prometheus `le`).
+pub const LOAD_BUCKETS_MICROS: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
@@ -46,9 +53,10 @@ impl CacheStats {
         Self {
             stripes: stripes.collect(),
             // 1 µs to 1 hour at 2 significant digits: a few kB.
-            load_micros: Mutex::new(
+            load_micros: Mutex::new((
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
-            ),
+                0,
+            )),
         }
     }
 
@@ -60,7 +68,9 @@ impl CacheStats {
 
     pub(crate) fn record_load(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.load_micros.lock().saturating_record(micros);
+        let mut load = self.load_micros.lock();
+        load.0.saturating_record(micros);
+        load.1 = load.1.saturating_add(micros);
     }
 
     fn total(&self, counter: Counter) -> u64 {
@@ -71,8 +81,13 @@ impl CacheStats {
     }
 
     pub(crate) fn snapshot(&self, name: &str, entries: u64) -> CacheStatsSnapshot {
-        let histogram = self.load_micros.lock();
+        let load = self.load_micros.lock();
+        let (histogram, sum_micros) = (&load.0, load.1);
         let quantile = |q: f64| (!histogram.is_empty()).then(|| histogram.value_at_quantile(q));
+        let buckets = LOAD_BUCKETS_MICROS
+            .iter()
+            .map(|&le| (le, histogram.count_between(1, le)))
+            .collect();
         CacheStatsSnapshot {
             name: name.to_owned(),
             l1_hits: self.total(Counter::L1Hit),
@@ -86,6 +101,11 @@ impl CacheStats {
             entries,
             load_p50_micros: quantile(0.5),
             load_p99_micros: quantile(0.99),
+            load_histogram: LoadHistogram {
+                buckets,
+                count: histogram.len(),
+                sum_micros,
+            },
         }
     }
 }
@@ -120,6 +140,19 @@ pub struct CacheStatsSnapshot {
     pub load_p50_micros: Option<u64>,
     /// 99th-percentile loader latency in microseconds.
     pub load_p99_micros: Option<u64>,
+    /// Load latencies in buckets, for histogram exports.
+    pub load_histogram: LoadHistogram,
+}
+
+/// Load latencies bucketed at [`LOAD_BUCKETS_MICROS`] (at the histogram's two
+/// significant digits of precision), with their count and exact sum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[non_exhaustive]
+pub struct LoadHistogram {
+    /// `(upper bound in µs, loads that took at most that long)`, cumulative.
+    pub buckets: Vec<(u64, u64)>,
+    pub count: u64,
+    pub sum_micros: u64,
 }
 
 impl CacheStatsSnapshot {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use tracing::Instrument;
 
 mod lead;
 mod options;
@@ -273,6 +274,38 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
+        // One span per load (never on a hit): which tier answered, how it ended, and
+        // how long it took; cheap when disabled, off below debug.
+        let span = tracing::debug_span!(
+            "stratacache.load",
+            cache = %self.name,
+            answered_by = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            micros = tracing::field::Empty,
+        );
+        self.lead_in_span(key, flight, share, make, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn lead_in_span<M, F>(
+        &self,
+        key: K,
+        flight: Arc<FlightOf<S>>,
+        share: ShareFn<S>,
+        make: M,
+        span: tracing::Span,
+    ) -> (S::Out, Origin)
+    where
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        let began = Instant::now();
+        let finish = |answered_by: &str, outcome: &str| {
+            span.record("answered_by", answered_by);
+            span.record("outcome", outcome);
+            span.record("micros", began.elapsed().as_micros() as u64);
+        };
         let mut lead = Lead {
             cache: self,
             key,
@@ -300,6 +333,7 @@ where
                             lifetime,
                         }),
                     );
+                    finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
                 shared::Read::Miss { versions } => versions_before_load = Some(versions),
@@ -316,6 +350,7 @@ where
                 self.stats.bump(Counter::LoadError);
                 self.stats.bump(Counter::Miss);
                 lead.land(Landed::Panicked(panic_message(&*payload).into()), None);
+                finish("loader", "panic");
                 panic::resume_unwind(payload);
             }
         };
@@ -331,6 +366,7 @@ where
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
+                finish("loader", "error");
                 return (out, Origin::Loader);
             }
             Split::Empty(out) => {
@@ -338,6 +374,7 @@ where
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
+                finish("loader", "empty");
                 return (out, Origin::Loader);
             }
         };
@@ -353,6 +390,7 @@ where
             // After the landing: waiters have their value and do not wait for Redis.
             self.write_shared(&target, &value, versions).await;
         }
+        finish("loader", "ok");
         (S::join(value), Origin::Loader)
     }
 

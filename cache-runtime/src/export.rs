@@ -1,0 +1,154 @@
+//! Statistics in the Prometheus text exposition format. Metric names are stable;
+//! labels are the cache name and, where it applies, the level or outcome. Tags never
+//! become labels: their number is unbounded.
+
+use std::fmt::Write;
+
+use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
+
+/// Renders [`stats()`](crate::stats) in the Prometheus text format, for a `/metrics`
+/// endpoint.
+///
+/// ```
+/// let text = stratacache_runtime::prometheus();
+/// assert!(text.is_empty() || text.contains("# TYPE stratacache_hits_total counter"));
+/// ```
+pub fn prometheus() -> String {
+    render(&crate::stats())
+}
+
+type Sample = fn(&CacheStatsSnapshot) -> Vec<(Option<(&'static str, &'static str)>, u64)>;
+
+const COUNTERS: &[(&str, &str, &str, Sample)] = &[
+    (
+        "stratacache_hits_total",
+        "counter",
+        "Calls answered from a cache tier.",
+        |c| {
+            vec![
+                (Some(("level", "l1")), c.l1_hits),
+                (Some(("level", "l2")), c.l2_hits),
+            ]
+        },
+    ),
+    (
+        "stratacache_misses_total",
+        "counter",
+        "Calls answered by a load.",
+        |c| vec![(None, c.misses)],
+    ),
+    (
+        "stratacache_loads_total",
+        "counter",
+        "Loader runs, by outcome (error: Err or panic).",
+        |c| {
+            vec![
+                (
+                    Some(("outcome", "ok")),
+                    c.loads.saturating_sub(c.load_errors),
+                ),
+                (Some(("outcome", "error")), c.load_errors),
+            ]
+        },
+    ),
+    (
+        "stratacache_stale_served_total",
+        "counter",
+        "Stale values served while refreshing.",
+        |c| vec![(None, c.stale_served)],
+    ),
+    (
+        "stratacache_l2_errors_total",
+        "counter",
+        "Redis faults and unusable Redis values (each a miss).",
+        |c| vec![(None, c.l2_errors)],
+    ),
+    (
+        "stratacache_invalidations_total",
+        "counter",
+        "Entries dropped by invalidations.",
+        |c| vec![(None, c.invalidations)],
+    ),
+    (
+        "stratacache_entries",
+        "gauge",
+        "Entries held in the in-process tier.",
+        |c| vec![(None, c.entries)],
+    ),
+];
+
+pub(crate) fn render(stats: &StatsSnapshot) -> String {
+    let mut out = String::new();
+    if stats.caches.is_empty() {
+        return out;
+    }
+    for (name, kind, help, sample) in COUNTERS {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for cache in &stats.caches {
+            for (label, value) in sample(cache) {
+                let cache_label = escape(&cache.name);
+                match label {
+                    Some((key, label)) => {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{cache=\"{cache_label}\",{key}=\"{label}\"}} {value}"
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "{name}{{cache=\"{cache_label}\"}} {value}");
+                    }
+                }
+            }
+        }
+    }
+    let name = "stratacache_load_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Loader run time.\n# TYPE {name} histogram"
+    );
+    for cache in &stats.caches {
+        let cache_label = escape(&cache.name);
+        let histogram = &cache.load_histogram;
+        for (le_micros, count) in &histogram.buckets {
+            let le = *le_micros as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{cache=\"{cache_label}\",le=\"{le}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{cache=\"{cache_label}\",le=\"+Inf\"}} {}",
+            histogram.count
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{cache=\"{cache_label}\"}} {}",
+            histogram.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "{name}_count{{cache=\"{cache_label}\"}} {}",
+            histogram.count
+        );
+    }
+    out
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

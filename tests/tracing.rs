@@ -1,0 +1,106 @@
+//! A load emits one `stratacache.load` span with what answered, the outcome and the
+//! duration; a hit emits none.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use stratacache::cached;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// A span's name and its fields, as text.
+type SpanRecord = (String, Vec<(String, String)>);
+
+/// Records every span's name and fields.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<SpanRecord>>>);
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut spans = self.0.lock().unwrap();
+        let mut fields = Vec::new();
+        span.record(&mut Fields(&mut fields));
+        spans.push((span.metadata().name().to_owned(), fields));
+        Id::from_u64(spans.len() as u64)
+    }
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut spans = self.0.lock().unwrap();
+        let index = span.into_u64() as usize - 1;
+        values.record(&mut Fields(&mut spans[index].1));
+    }
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[cached(ttl = "1m", name = "traced.get")]
+async fn traced(id: u64) -> Result<u64, String> {
+    if id == 0 {
+        Err("zero".into())
+    } else {
+        Ok(id)
+    }
+}
+
+#[test]
+fn a_load_emits_one_span_with_its_outcome_and_a_hit_none() {
+    let recorder = Recorder::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        runtime.block_on(async {
+            traced(1).await.unwrap(); // load
+            traced(1).await.unwrap(); // hit
+            traced(0).await.unwrap_err(); // load that fails
+        })
+    });
+    let spans = recorder.0.lock().unwrap();
+    let loads: Vec<_> = spans
+        .iter()
+        .filter(|(name, _)| name == "stratacache.load")
+        .collect();
+    assert_eq!(
+        loads.len(),
+        2,
+        "two loads, and no span for the hit: {spans:?}"
+    );
+    let field = |span: &SpanRecord, name: &str| {
+        span.1
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field(loads[0], "cache"), "traced.get");
+    assert_eq!(
+        (
+            field(loads[0], "answered_by").as_str(),
+            field(loads[0], "outcome").as_str()
+        ),
+        ("loader", "ok")
+    );
+    assert_eq!(field(loads[1], "outcome"), "error");
+    assert!(
+        field(loads[0], "micros").parse::<u64>().is_ok(),
+        "duration recorded: {:?}",
+        loads[0]
+    );
+}
