@@ -1,0 +1,162 @@
+//! The example service against the real PostgreSQL of this machine (DATABASE_URL, or
+//! postgres://postgres@127.0.0.1:5432/test), and against a real redis-server for the
+//! multi-process case.
+
+#[path = "../src/http.rs"]
+mod http;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::{sample, Connection};
+
+struct Service {
+    child: Child,
+    addr: String,
+}
+
+impl Service {
+    fn start(redis: Option<(&str, &str)>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_user-service"));
+        command
+            .env("BIND_ADDR", &addr)
+            .env_remove("STRATACACHE_REDIS_URL")
+            .stdout(Stdio::null());
+        if let Some((url, namespace)) = redis {
+            command
+                .env("STRATACACHE_REDIS_URL", url)
+                .env("STRATACACHE_NAMESPACE", namespace);
+        }
+        let child = command.spawn().expect("start the service");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Connection::open(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the service did not start listening (is PostgreSQL running?)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        Connection::open(&self.addr)
+            .unwrap()
+            .request("GET", path, None)
+            .unwrap()
+    }
+
+    fn put_user(&self, id: i64, name: &str) {
+        let body = format!(r#"{{"id":{id},"name":"{name}","email":"{name}@example.com"}}"#);
+        let (status, reply) = Connection::open(&self.addr)
+            .unwrap()
+            .request("PUT", &format!("/users/{id}"), Some(&body))
+            .unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        sample(&self.get("/metrics").1, name).unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+
+    fn queries(&self) -> f64 {
+        self.metric("app_db_queries_total")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("test{}x{nanos}", std::process::id())
+}
+
+#[test]
+fn reads_twice_with_one_query_then_sees_its_own_write() {
+    let service = Service::start(None);
+    let before = service.queries();
+    let (status, first) = service.get("/users/4242");
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = service.get("/users/4242");
+    assert_eq!(first, second);
+    assert_eq!(service.queries() - before, 1.0, "two reads, one query");
+
+    let name = unique_name();
+    service.put_user(4242, &name);
+    let (_, after) = service.get("/users/4242");
+    assert!(
+        after.contains(&name),
+        "the read after the write is stale: {after}"
+    );
+    assert_eq!(
+        service.queries() - before,
+        3.0,
+        "read, write, and one read after the invalidation"
+    );
+
+    let (status, _) = service.get("/users/987654321");
+    assert_eq!(status, 404);
+    let (status, many) = service.get("/users?ids=1,2,987654321");
+    assert_eq!(status, 200);
+    assert_eq!(many.matches("\"id\"").count(), 2, "{many}");
+    let metrics = service.get("/metrics").1;
+    assert!(
+        metrics.contains("stratacache_hits_total{cache=\"users.get\",level=\"l1\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stratacache_load_duration_seconds_count{cache=\"users.get\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn two_processes_share_redis_and_see_each_others_writes() {
+    let redis = support::RedisServer::start();
+    let namespace = unique_name();
+    let a = Service::start(Some((&redis.url(), &namespace)));
+    let b = Service::start(Some((&redis.url(), &namespace)));
+    let (a0, b0) = (a.queries(), b.queries());
+
+    let (_, from_a) = a.get("/users/4343");
+    let (_, from_b) = b.get("/users/4343");
+    assert_eq!(from_a, from_b);
+    assert_eq!(a.queries() - a0, 1.0);
+    assert_eq!(b.queries() - b0, 0.0, "B must be answered by Redis");
+    let metrics = b.get("/metrics").1;
+    assert!(
+        metrics.contains("stratacache_hits_total{cache=\"users.get\",level=\"l2\"} 1"),
+        "{metrics}"
+    );
+
+    let name = unique_name();
+    b.put_user(4343, &name);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, now) = a.get("/users/4343");
+        if now.contains(&name) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A still serves the old user: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
