@@ -135,6 +135,28 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
     out
 }
 
+/// Publishes every cache's counters through the `metrics` crate facade, as absolute
+/// values (the clock thread calls it every second; loads record their durations as
+/// they happen). Same names and labels as [`prometheus()`].
+#[cfg(feature = "metrics")]
+pub(crate) fn publish_to_metrics_facade() {
+    for cache in crate::stats().caches {
+        for (name, kind, _, sample) in COUNTERS {
+            for (label, value) in sample(&cache) {
+                let mut labels = vec![metrics::Label::new("cache", cache.name.clone())];
+                if let Some((key, label)) = label {
+                    labels.push(metrics::Label::new(key, label));
+                }
+                if *kind == "gauge" {
+                    metrics::gauge!(*name, labels).set(value as f64);
+                } else {
+                    metrics::counter!(*name, labels).absolute(value);
+                }
+            }
+        }
+    }
+}
+
 /// Escapes a label value: backslash, double quote and newline.
 fn escape(value: &str) -> String {
     value

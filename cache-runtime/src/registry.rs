@@ -162,6 +162,8 @@ fn each(mut f: impl FnMut(&'static dyn Registered)) {
 fn sweep_all(now: u64) {
     each(|cache| cache.sweep(now));
     tags::sweep_unused();
+    #[cfg(feature = "metrics")]
+    crate::export::publish_to_metrics_facade();
 }
 
 pub(crate) fn clear_all_stores() {

@@ -342,7 +342,11 @@ where
         }
         let started = Instant::now();
         let outcome = catch_unwind(loader).await;
-        self.stats.record_load(started.elapsed());
+        let took = started.elapsed();
+        self.stats.record_load(took);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("stratacache_load_duration_seconds", "cache" => self.name.to_string())
+            .record(took.as_secs_f64());
         self.stats.bump(Counter::Load);
         let out = match outcome {
             Ok(out) => out,
