@@ -89,8 +89,5 @@ async fn counters_and_load_durations_reach_the_metrics_recorder() {
         Some(&DebugValue::Counter(2))
     );
     assert_eq!(durations.len(), 2, "one sample per load");
-    assert!(
-        durations.iter().all(|&d| d >= 0.002),
-        "{durations:?}"
-    );
+    assert!(durations.iter().all(|&d| d >= 0.002), "{durations:?}");
 }
