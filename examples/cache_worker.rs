@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
-//! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `invalidate_tag TAG`, `invalidate ID`,
+//! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
+//! (fail-safe; fails after `down on`), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -18,6 +19,17 @@ use std::time::Duration;
 use stratacache::{cached, clear, invalidate, Config};
 
 static LOADS: AtomicU64 = AtomicU64::new(0);
+/// `down on` makes `fragile` fail, as a dead database would.
+static DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(ttl = "200ms", stale_if_error = "1h", name = "worker.fragile")]
+async fn fragile(id: u64) -> Result<String, String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    if DOWN.load(Ordering::SeqCst) {
+        return Err(format!("database down while loading {id}"));
+    }
+    Ok(format!("fragile {id} loaded by pid {}", std::process::id()))
+}
 
 #[cached(ttl = "60s", stale_while_revalidate = "30s", tags = ["user:{id}"], name = "worker.user")]
 async fn get_user(id: u64) -> String {
@@ -77,6 +89,14 @@ async fn main() {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "fragile" => match fragile(argument.parse().unwrap()).await {
+                Ok(value) => answer(&value, "worker.fragile"),
+                Err(error) => answer(&format!("error: {error}"), "worker.fragile"),
+            },
+            "down" => {
+                DOWN.store(argument == "on", Ordering::SeqCst);
+                "ok".to_owned()
+            }
             "big" => {
                 let value = big(argument.parse().unwrap()).await;
                 answer(&value[..10], "worker.big")

@@ -42,6 +42,33 @@ async fn get_price(sku: &str) -> String {
     )
 }
 
+static RATES_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Fail-safe: when the rates service fails, the last rate answers (for up to an hour
+/// past its ttl), and the service is retried at most once a second.
+#[cached(
+    ttl = "200ms",
+    stale_if_error = "1h",
+    retry_after = "1s",
+    name = "rates.get"
+)]
+async fn get_rate(currency: &str) -> Result<f64, String> {
+    if RATES_DOWN.load(Ordering::SeqCst) {
+        return Err(format!("rates service down ({currency})"));
+    }
+    Ok(1.08)
+}
+
+static HEADLINES: AtomicU32 = AtomicU32::new(0);
+
+/// Refresh-ahead: after half of its 400 ms ttl, a read answers at once and refreshes
+/// in the background.
+#[cached(ttl = "400ms", refresh_ahead = 0.5, name = "news.headline")]
+async fn get_headline() -> String {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    format!("headline #{}", HEADLINES.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
 async fn timed<T>(label: &str, call: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = call.await;
@@ -100,7 +127,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timed("get_price(\"tea\")  refreshed", get_price("tea")).await
     );
 
-    println!("\n5. Statistics");
+    println!("\n5. fail-safe: the rates service goes down; the last rate answers");
+    println!(
+        "   {:?}",
+        timed("get_rate(\"EUR\")  miss", get_rate("EUR")).await
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    RATES_DOWN.store(true, Ordering::SeqCst);
+    println!(
+        "   {:?}",
+        timed("get_rate(\"EUR\")  loader fails", get_rate("EUR")).await
+    );
+    println!(
+        "   {:?}",
+        timed("get_rate(\"EUR\")  back-off: no call", get_rate("EUR")).await
+    );
+
+    println!("\n6. refresh-ahead: past half the ttl, the value answers at once and refreshes");
+    println!("   {}", timed("get_headline()  miss", get_headline()).await);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    println!(
+        "   {}",
+        timed("get_headline()  refresh starts", get_headline()).await
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    println!(
+        "   {}",
+        timed("get_headline()  refreshed", get_headline()).await
+    );
+
+    println!("\n7. Statistics");
     print!("{}", stratacache::stats());
     Ok(())
 }

@@ -281,3 +281,27 @@ fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process() {
         "key 1 must be an L2 hit after its eviction"
     );
 }
+
+#[test]
+fn a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let written = a.get("fragile 1");
+    assert!(written.value.starts_with("fragile 1 loaded"), "{written:?}");
+    std::thread::sleep(Duration::from_millis(300)); // past the 200 ms ttl
+
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(b.send("down on"), "ok");
+    let answer = b.get("fragile 1");
+    assert_eq!(
+        answer.value, written.value,
+        "B's loader failed and Redis's kept value answered"
+    );
+    assert_eq!(answer.loads, 1, "B did try its loader");
+    let mut c = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(c.send("down on"), "ok");
+    assert!(
+        c.get("fragile 2").value.starts_with("error: database down"),
+        "no value anywhere: the error stands"
+    );
+}

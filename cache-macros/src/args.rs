@@ -15,6 +15,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "tags",
     "stale_while_revalidate",
     "stale_if_error",
+    "retry_after",
     "refresh_ahead",
     "timeout",
     "capacity",
@@ -42,6 +43,7 @@ pub(crate) struct CachedArgs {
     /// `stale_while_revalidate` alone (window = ttl) or `= "1h"`.
     pub(crate) stale_while_revalidate: Option<Given<Option<LitStr>>>,
     pub(crate) stale_if_error: Option<Given<LitStr>>,
+    pub(crate) retry_after: Option<Given<LitStr>>,
     pub(crate) refresh_ahead: Option<Given<LitFloat>>,
     pub(crate) timeout: Option<Given<LitStr>>,
     pub(crate) capacity: Option<Given<LitInt>>,
@@ -164,6 +166,12 @@ impl CachedArgs {
                 &mut self.stale_if_error,
                 keyword,
                 string(value, "a duration such as \"1h\""),
+                errors,
+            ),
+            "retry_after" => set(
+                &mut self.retry_after,
+                keyword,
+                string(value, "a duration such as \"5s\""),
                 errors,
             ),
             "timeout" => set(

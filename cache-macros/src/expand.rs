@@ -120,10 +120,21 @@ fn options_expr(plan: &Plan) -> TokenStream {
         let d = duration(d);
         quote!(.stale_window(#d))
     });
+    let fail_safe = plan.fail_safe.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.fail_safe(#d))
+    });
+    let retry_after = plan.retry_after.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.fail_safe_retry(#d))
+    });
+    let refresh_ahead = plan
+        .refresh_ahead
+        .map(|fraction| quote!(.refresh_ahead(#fraction)));
     let (capacity, local, version) = (plan.capacity, plan.local, plan.version);
     quote! {
         #krate::__private::CacheOptions::default()
-            .capacity(#capacity).local(#local).version(#version) #ttl #window
+            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead
     }
 }
 

@@ -15,6 +15,9 @@ pub(crate) struct Plan {
     pub(crate) name: Option<LitStr>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) stale_window: Option<Duration>,
+    pub(crate) fail_safe: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) refresh_ahead: Option<f64>,
     pub(crate) capacity: u64,
     pub(crate) local: bool,
     pub(crate) version: u32,
@@ -23,8 +26,8 @@ pub(crate) struct Plan {
     pub(crate) args: Vec<Arg>,
     pub(crate) key: KeyPlan,
     pub(crate) tags: Vec<Template>,
-    /// Stale-while-revalidate refreshes in a spawned task, so the loader must own
-    /// everything it uses.
+    /// Stale-while-revalidate and refresh-ahead refresh in a spawned task, so the
+    /// loader must own everything it uses.
     pub(crate) background: bool,
 }
 
@@ -120,24 +123,40 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         }) => parse_duration(window, "stale_while_revalidate", &mut errors),
         Some(Given { value: None, .. }) => ttl,
     };
-    if let Some(given) = &args.stale_if_error {
-        parse_duration(&given.value, "stale_if_error", &mut errors);
-        not_yet(given, "fail-safe", &mut errors);
-    }
+    let fail_safe = args.stale_if_error.as_ref().and_then(|given| {
+        if args.ttl.is_none() {
+            errors.spanned(&given.keyword, "`stale_if_error` needs a `ttl`: add for example `ttl = \"5m\"` (a value without a ttl never needs a fallback)");
+        }
+        parse_duration(&given.value, "stale_if_error", &mut errors)
+    });
+    let retry_after = args.retry_after.as_ref().and_then(|given| {
+        if args.stale_if_error.is_none() {
+            errors.spanned(&given.keyword, "`retry_after` is the back-off of `stale_if_error`: add `stale_if_error = \"1h\"` or remove it");
+        }
+        parse_duration(&given.value, "retry_after", &mut errors)
+    });
     if let Some(given) = &args.timeout {
         parse_duration(&given.value, "timeout", &mut errors);
         not_yet(given, "loader timeout", &mut errors);
     }
-    if let Some(given) = &args.refresh_ahead {
-        match given.value.base10_parse::<f64>() {
-            Ok(f) if f > 0.0 && f < 1.0 => {}
-            _ => errors.spanned(
-                &given.value,
-                "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
-            ),
+    let refresh_ahead = args.refresh_ahead.as_ref().and_then(|given| {
+        if args.ttl.is_none() {
+            errors.spanned(
+                &given.keyword,
+                "`refresh_ahead` needs a `ttl`: it is a fraction of it",
+            );
         }
-        not_yet(given, "refresh-ahead", &mut errors);
-    }
+        match given.value.base10_parse::<f64>() {
+            Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Some(fraction),
+            _ => {
+                errors.spanned(
+                    &given.value,
+                    "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
+                );
+                None
+            }
+        }
+    });
     if let Some(given) = &args.lock {
         not_yet(given, "fleet-wide stampede lock", &mut errors);
     }
@@ -179,7 +198,8 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         }),
     };
 
-    let background = stale_window.is_some();
+    // Both refresh in a spawned task, so the loader must own what it uses.
+    let background = stale_window.is_some() || refresh_ahead.is_some();
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
@@ -244,6 +264,9 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         name: args.name.map(|g| g.value),
         ttl,
         stale_window,
+        fail_safe,
+        retry_after,
+        refresh_ahead,
         capacity,
         local: args.local.is_some(),
         version,

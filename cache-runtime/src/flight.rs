@@ -18,12 +18,14 @@ use crate::tags::{self, Stamps};
 pub(crate) enum Origin {
     Loader,
     L2,
+    /// The load failed; a fail-safe value answered.
+    FailSafe,
 }
 
 impl Origin {
     pub(crate) fn counter(self) -> crate::stats::Counter {
         match self {
-            Origin::Loader => crate::stats::Counter::Miss,
+            Origin::Loader | Origin::FailSafe => crate::stats::Counter::Miss,
             Origin::L2 => crate::stats::Counter::L2Hit,
         }
     }

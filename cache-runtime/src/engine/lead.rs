@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, CacheKey, FlightOf};
+use super::{Cache, CacheKey, FlightOf, Lifetime};
 use crate::flight::Landed;
 use crate::l1::L1Store;
 use crate::shape::Shape;
@@ -19,7 +19,7 @@ use crate::tags::{self, Stamps};
 pub(super) struct Keep<V> {
     pub(super) value: V,
     pub(super) stamps: Stamps,
-    pub(super) lifetime: Option<(u64, u64)>,
+    pub(super) lifetime: Option<Lifetime>,
 }
 
 /// The leader's duty to land its flight, even when its future is dropped mid-load.

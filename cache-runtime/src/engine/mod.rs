@@ -24,6 +24,7 @@ mod shared;
 
 use lead::{catch_unwind, panic_message, Keep, Lead};
 pub use options::CacheOptions;
+pub(crate) use options::{Lifetime, Times, NEVER};
 pub(crate) use shared::publish;
 
 use crate::backplane::Message;
@@ -67,9 +68,23 @@ enum Role<S: Shape> {
 pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
 
+/// A value that can answer in place of a failed load.
+struct Fallback<V> {
+    value: V,
+    stamps: Stamps,
+    /// How long it is still fresh (a failed refresh-ahead must not shorten that)
+    /// and may still be kept, in milliseconds from now.
+    fresh_for: u64,
+    keep_for: u64,
+}
+
 enum Seen<V> {
     Fresh(V),
+    /// Fresh, and past the refresh-ahead point.
+    Refresh(V),
+    /// Past its ttl, inside the stale-while-revalidate window.
     Stale(V),
+    /// Nothing servable (an entry kept only as a fail-safe fallback counts as nothing).
     Gone,
 }
 
@@ -113,7 +128,7 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        if let Seen::Fresh(value) = self.lookup(&key) {
+        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
             self.stats.bump(Counter::L1Hit);
             return S::join(value);
         }
@@ -122,9 +137,10 @@ where
         Box::pin(self.load(key, share, make)).await
     }
 
-    /// Cache-aside call with stale-while-revalidate: inside the stale window the stale
-    /// value is returned at once and one background refresh per key is spawned on the
-    /// current tokio runtime (outside a runtime, the caller loads instead).
+    /// Cache-aside call with background refreshes: inside the stale-while-revalidate
+    /// window the stale value is returned at once, and past the refresh-ahead point the
+    /// fresh one, while one refresh per key runs in a task spawned on the current tokio
+    /// runtime (outside a runtime, a stale value is not served: the caller loads).
     pub async fn get_or_load_refreshing<M, F>(
         &'static self,
         key: K,
@@ -138,6 +154,16 @@ where
         match self.lookup(&key) {
             Seen::Fresh(value) => {
                 self.stats.bump(Counter::L1Hit);
+                S::join(value)
+            }
+            Seen::Refresh(value) => {
+                self.stats.bump(Counter::L1Hit);
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    if let Some(flight) = self.start_flight(&key) {
+                        runtime
+                            .spawn(async move { drop(self.lead(key, flight, share, make).await) });
+                    }
+                }
                 S::join(value)
             }
             Seen::Stale(value) => match tokio::runtime::Handle::try_current() {
@@ -159,32 +185,41 @@ where
     #[inline]
     fn lookup(&self, key: &K) -> Seen<S::Value> {
         let now = clock::coarse_ms();
+        // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
-            if !entry.is_usable(now) {
-                Seen::Gone
-            } else if now < entry.fresh_until {
-                Seen::Fresh(entry.value.clone())
-            } else if self.options.stale_window.is_some() {
-                Seen::Stale(entry.value.clone())
+            let times = &entry.times;
+            if !entry.is_retained(now) {
+                Some(Seen::Gone)
+            } else if now < times.fresh_until {
+                let value = entry.value.clone();
+                Some(if now < times.refresh_at {
+                    Seen::Fresh(value)
+                } else {
+                    Seen::Refresh(value)
+                })
+            } else if now < times.stale_until {
+                Some(Seen::Stale(entry.value.clone()))
             } else {
-                Seen::Gone
+                None
             }
         });
         match seen {
-            Some(Seen::Gone) => {
+            Some(Some(Seen::Gone)) => {
                 self.drop_unusable(key, now);
                 Seen::Gone
             }
-            Some(seen) => seen,
-            None => Seen::Gone,
+            Some(Some(seen)) => seen,
+            Some(None) | None => Seen::Gone,
         }
     }
 
-    fn is_fresh(&self, key: &K) -> bool {
+    /// Fresh and not yet due for a refresh: what a refresh that just landed leaves.
+    fn needs_no_refresh(&self, key: &K) -> bool {
         let now = clock::coarse_ms();
-        self.store
-            .read(key, |e| e.is_usable(now) && now < e.fresh_until)
-            .unwrap_or(false)
+        let current = |e: &Entry<S::Value>| {
+            e.is_retained(now) && now < e.times.fresh_until && now < e.times.refresh_at
+        };
+        self.store.read(key, current).unwrap_or(false)
     }
 
     #[cold]
@@ -192,7 +227,7 @@ where
         let mut invalidated = false;
         self.store.remove_if(key, |entry| {
             invalidated = !tags::all_current(&entry.stamps);
-            invalidated || now >= entry.stale_until
+            invalidated || now >= entry.times.keep_until
         });
         if invalidated {
             self.stats.bump(Counter::Invalidation);
@@ -203,7 +238,7 @@ where
     /// or one has just landed: the caller read its stale value before that landing.
     fn start_flight(&self, key: &K) -> Option<Arc<FlightOf<S>>> {
         let mut flights = self.flights.lock();
-        if flights.get(key).is_some_and(|f| f.can_join()) || self.is_fresh(key) {
+        if flights.get(key).is_some_and(|f| f.can_join()) || self.needs_no_refresh(key) {
             return None;
         }
         let flight = Arc::new(Flight::new());
@@ -224,12 +259,12 @@ where
                 }
                 Role::Lead(flight) => {
                     let (out, origin) = self.lead(key, flight, share, make).await;
-                    self.stats.bump(origin.counter());
+                    self.count(origin);
                     return out;
                 }
                 Role::Follow(flight) => match flight.wait(share).await {
                     Landed::Value(value, origin) => {
-                        self.stats.bump(origin.counter());
+                        self.count(origin);
                         return S::join(value);
                     }
                     Landed::Shared(out) => {
@@ -246,6 +281,14 @@ where
         }
     }
 
+    /// Counts how a caller that missed L1 was answered.
+    fn count(&self, origin: Origin) {
+        self.stats.bump(origin.counter());
+        if origin == Origin::FailSafe {
+            self.stats.bump(Counter::StaleServed);
+        }
+    }
+
     fn join_or_lead(&self, key: &K) -> Role<S> {
         let mut flights = self.flights.lock();
         if let Some(flight) = flights.get(key).filter(|f| f.can_join()) {
@@ -253,7 +296,7 @@ where
         }
         // A leader stores before it retires its flight, both under this lock: with no
         // flight to join, a value it just stored is visible here.
-        if let Seen::Fresh(value) = self.lookup(key) {
+        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
             return Role::Hit(value);
         }
         let flight = Arc::new(Flight::new());
@@ -317,26 +360,23 @@ where
         lead.flight.set_stamps(stamps.clone());
         let target = self.shared_target(&lead.key, &tags);
         let mut versions_before_load = None;
+        let mut shared_fallback = None;
         if let Some(target) = &target {
             match self.read_shared(target, &stamps).await {
-                shared::Read::Hit {
-                    value,
-                    fresh_for_ms,
-                    stale_for_ms,
-                } => {
-                    let lifetime = Some((fresh_for_ms, stale_for_ms));
-                    lead.land(
-                        Landed::Value(value.clone(), Origin::L2),
-                        Some(Keep {
-                            value: value.clone(),
-                            stamps,
-                            lifetime,
-                        }),
-                    );
+                shared::Read::Hit { value, lifetime } => {
+                    let keep = Keep {
+                        value: value.clone(),
+                        stamps,
+                        lifetime: Some(lifetime),
+                    };
+                    lead.land(Landed::Value(value.clone(), Origin::L2), Some(keep));
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
-                shared::Read::Miss { versions } => versions_before_load = Some(versions),
+                shared::Read::Miss { versions, fallback } => {
+                    versions_before_load = Some(versions);
+                    shared_fallback = fallback;
+                }
                 shared::Read::Unavailable => {}
             }
         }
@@ -352,8 +392,17 @@ where
             Ok(out) => out,
             Err(payload) => {
                 self.stats.bump(Counter::LoadError);
+                let message = panic_message(&*payload).to_owned();
+                if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
+                    tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
+                    finish("loader", "fail-safe");
+                    return (
+                        self.answer_with_fallback(&mut lead, fallback),
+                        Origin::FailSafe,
+                    );
+                }
                 self.stats.bump(Counter::Miss);
-                lead.land(Landed::Panicked(panic_message(&*payload).into()), None);
+                lead.land(Landed::Panicked(message.into()), None);
                 finish("loader", "panic");
                 panic::resume_unwind(payload);
             }
@@ -366,6 +415,13 @@ where
             }
             Split::Error(out) => {
                 self.stats.bump(Counter::LoadError);
+                if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
+                    finish("loader", "fail-safe");
+                    return (
+                        self.answer_with_fallback(&mut lead, fallback),
+                        Origin::FailSafe,
+                    );
+                }
                 lead.land(
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
@@ -382,20 +438,77 @@ where
                 return (out, Origin::Loader);
             }
         };
-        lead.land(
-            Landed::Value(value.clone(), Origin::Loader),
-            Some(Keep {
-                value: value.clone(),
-                stamps,
-                lifetime: None,
-            }),
-        );
+        let keep = Keep {
+            value: value.clone(),
+            stamps,
+            lifetime: None,
+        };
+        lead.land(Landed::Value(value.clone(), Origin::Loader), Some(keep));
         if let (Some(target), Some(versions)) = (target, versions_before_load) {
             // After the landing: waiters have their value and do not wait for Redis.
             self.write_shared(&target, &value, versions).await;
         }
         finish("loader", "ok");
         (S::join(value), Origin::Loader)
+    }
+
+    /// A value to answer with in place of a failed load: the entry still kept in L1, or
+    /// the one Redis held, within the fail-safe window and not invalidated.
+    fn fallback(
+        &self,
+        key: &K,
+        stamps: &Stamps,
+        shared: Option<(S::Value, Lifetime)>,
+    ) -> Option<Fallback<S::Value>> {
+        self.options.fail_safe?;
+        let now = clock::precise_ms();
+        let kept = self.store.read(key, |entry| {
+            entry.is_retained(now).then(|| Fallback {
+                value: entry.value.clone(),
+                stamps: entry.stamps.clone(),
+                fresh_for: entry.times.fresh_until.saturating_sub(now),
+                keep_for: entry.times.keep_until.saturating_sub(now),
+            })
+        });
+        kept.flatten().or_else(|| {
+            let (value, lifetime) = shared?;
+            // Redis's tag versions were current when it was read; the load's stamps
+            // carry that moment into L1.
+            let keep_for = lifetime.fresh_for.saturating_add(lifetime.keep_for);
+            tags::all_current(stamps).then(|| Fallback {
+                value,
+                stamps: stamps.clone(),
+                fresh_for: 0,
+                keep_for,
+            })
+        })
+    }
+
+    /// Answers the leader and its waiters with `fallback`, and keeps it as fresh for
+    /// the retry back-off so the failing loader is not called again for that key in
+    /// the meantime (then it is retried; the value stays as a fallback until its
+    /// window ends).
+    fn answer_with_fallback(
+        &self,
+        lead: &mut Lead<'_, K, S, St>,
+        fallback: Fallback<S::Value>,
+    ) -> S::Out {
+        let back_off = clock::to_ms(self.options.fail_safe_retry).min(fallback.keep_for);
+        let fresh_for = back_off.max(fallback.fresh_for);
+        let lifetime = Lifetime {
+            fresh_for,
+            stale_for: 0,
+            keep_for: fallback.keep_for - fresh_for,
+            refresh_after: NEVER,
+        };
+        let value = fallback.value;
+        let keep = Keep {
+            value: value.clone(),
+            stamps: fallback.stamps,
+            lifetime: Some(lifetime),
+        };
+        lead.land(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
+        S::join(value)
     }
 
     /// Reads the version of every tag of a load, before its loader runs.
@@ -407,26 +520,18 @@ where
         stamps.into()
     }
 
-    /// How long a value just loaded stays fresh, then servable stale (milliseconds;
-    /// `u64::MAX` for no ttl).
-    fn lifetime(&self) -> (u64, u64) {
-        let fresh_for = self.options.ttl.map_or(u64::MAX, clock::to_ms);
-        let stale_for = self.options.stale_window.map_or(0, clock::to_ms);
-        (fresh_for, stale_for)
-    }
-
+    /// An entry stored now: with the cache's lifetime, or the one given (what is left
+    /// of a value promoted from Redis, a fail-safe value's retry back-off).
     fn entry(
         &self,
         value: S::Value,
         stamps: Stamps,
-        lifetime: Option<(u64, u64)>,
+        lifetime: Option<Lifetime>,
     ) -> Entry<S::Value> {
-        let (fresh_for, stale_for) = lifetime.unwrap_or_else(|| self.lifetime());
-        let fresh_until = clock::precise_ms().saturating_add(fresh_for);
+        let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         Entry {
             value,
-            fresh_until,
-            stale_until: fresh_until.saturating_add(stale_for),
+            times: lifetime.from(clock::precise_ms()),
             stamps,
         }
     }
@@ -525,7 +630,7 @@ where
         self.store.retain(|entry| {
             let current = tags::all_current(&entry.stamps);
             invalidated.set(invalidated.get() + u64::from(!current));
-            current && now < entry.stale_until
+            current && now < entry.times.keep_until
         });
         for _ in 0..invalidated.get() {
             self.stats.bump(Counter::Invalidation);

@@ -1,6 +1,9 @@
-//! Per-function settings, built by generated code from the attribute's arguments.
+//! Per-function settings, built by generated code from the attribute's arguments,
+//! and the lifetimes they give an entry.
 
 use std::time::Duration;
+
+use crate::clock;
 
 /// Per-function settings, from the attribute's arguments.
 #[derive(Debug, Clone)]
@@ -10,6 +13,12 @@ pub struct CacheOptions {
     pub ttl: Option<Duration>,
     /// How long past its ttl a value may be served while it is refreshed.
     pub stale_window: Option<Duration>,
+    /// How long past its ttl a value is kept to answer in place of a failed load.
+    pub fail_safe: Option<Duration>,
+    /// After a fail-safe answer, how long the loader is left alone for that key.
+    pub fail_safe_retry: Duration,
+    /// Fraction of the ttl after which a read starts a background refresh.
+    pub refresh_ahead: Option<f64>,
     /// The in-process bound, in entries.
     pub capacity: u64,
     /// In-process only: never written to a shared tier.
@@ -23,6 +32,9 @@ impl Default for CacheOptions {
         Self {
             ttl: None,
             stale_window: None,
+            fail_safe: None,
+            fail_safe_retry: Duration::from_secs(5),
+            refresh_ahead: None,
             capacity: 10_000,
             local: false,
             version: 0,
@@ -39,6 +51,18 @@ impl CacheOptions {
         self.stale_window = Some(window);
         self
     }
+    pub fn fail_safe(mut self, window: Duration) -> Self {
+        self.fail_safe = Some(window);
+        self
+    }
+    pub fn fail_safe_retry(mut self, after: Duration) -> Self {
+        self.fail_safe_retry = after;
+        self
+    }
+    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction);
+        self
+    }
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
@@ -50,5 +74,106 @@ impl CacheOptions {
     pub fn version(mut self, version: u32) -> Self {
         self.version = version;
         self
+    }
+
+    /// The lifetime of a value loaded now.
+    pub(crate) fn lifetime(&self) -> Lifetime {
+        let fresh_for = self.ttl.map_or(NEVER, clock::to_ms);
+        let stale_for = self.stale_window.map_or(0, clock::to_ms);
+        let keep_for = stale_for.max(self.fail_safe.map_or(0, clock::to_ms));
+        let refresh_after = match (self.refresh_ahead, self.ttl) {
+            (Some(fraction), Some(ttl)) => (clock::to_ms(ttl) as f64 * fraction) as u64,
+            _ => NEVER,
+        };
+        Lifetime {
+            fresh_for,
+            stale_for,
+            keep_for,
+            refresh_after,
+        }
+    }
+}
+
+/// "Never" in lifetimes and times.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// How long (milliseconds from now) a value is fresh; then servable stale while it is
+/// refreshed; then kept as a fail-safe fallback (`keep_for` counts from the end of
+/// freshness, and covers the stale window); and when a read should refresh it ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lifetime {
+    pub(crate) fresh_for: u64,
+    pub(crate) stale_for: u64,
+    pub(crate) keep_for: u64,
+    pub(crate) refresh_after: u64,
+}
+
+/// A [`Lifetime`] made absolute, in one clock's milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Times {
+    pub(crate) fresh_until: u64,
+    pub(crate) stale_until: u64,
+    pub(crate) keep_until: u64,
+    pub(crate) refresh_at: u64,
+}
+
+impl Lifetime {
+    pub(crate) fn from(self, now: u64) -> Times {
+        let fresh_until = now.saturating_add(self.fresh_for);
+        Times {
+            fresh_until,
+            stale_until: fresh_until.saturating_add(self.stale_for),
+            keep_until: fresh_until.saturating_add(self.keep_for),
+            refresh_at: now.saturating_add(self.refresh_after),
+        }
+    }
+}
+
+impl Times {
+    /// What is left of these times at `now`, as a lifetime.
+    pub(crate) fn remaining(self, now: u64) -> Lifetime {
+        let left = |until: u64| {
+            if until == NEVER {
+                NEVER
+            } else {
+                until.saturating_sub(now)
+            }
+        };
+        Lifetime {
+            fresh_for: left(self.fresh_until),
+            stale_for: self.stale_until.saturating_sub(self.fresh_until),
+            keep_for: self.keep_until.saturating_sub(self.fresh_until),
+            refresh_after: left(self.refresh_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_cover_the_stale_and_fail_safe_windows() {
+        let options = CacheOptions::default()
+            .ttl(Duration::from_secs(10))
+            .stale_window(Duration::from_secs(5))
+            .fail_safe(Duration::from_secs(60))
+            .refresh_ahead(0.8);
+        let times = options.lifetime().from(1_000);
+        assert_eq!(
+            times,
+            Times {
+                fresh_until: 11_000,
+                stale_until: 16_000,
+                keep_until: 71_000,
+                refresh_at: 9_000
+            }
+        );
+        assert_eq!(times.remaining(1_000), options.lifetime());
+        let forever = CacheOptions::default().lifetime().from(5);
+        assert_eq!(
+            (forever.fresh_until, forever.keep_until, forever.refresh_at),
+            (NEVER, NEVER, NEVER)
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Cache, CacheKey, Codec};
+use super::{Cache, CacheKey, Codec, Lifetime, Times, NEVER};
 use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::envelope::{Envelope, Unusable};
@@ -15,13 +15,14 @@ use crate::tags::{TagCell, TagStamp};
 use crate::Error;
 
 pub(super) enum Read<V> {
-    Hit {
-        value: V,
-        fresh_for_ms: u64,
-        stale_for_ms: u64,
+    /// A fresh value and what is left of its lifetime.
+    Hit { value: V, lifetime: Lifetime },
+    /// Nothing fresh; `versions` are the tag versions read before the load, and
+    /// `fallback` a value kept for the fail-safe window, if the cache has one.
+    Miss {
+        versions: Vec<u64>,
+        fallback: Option<(V, Lifetime)>,
     },
-    /// Nothing usable; `versions` are the tag versions read before the load.
-    Miss { versions: Vec<u64> },
     /// Redis did not answer: load, and do not write back (no versions to record).
     Unavailable,
 }
@@ -128,19 +129,28 @@ where
             stamp.cell().observe_remote(*version);
         }
         let Some(bytes) = bytes else {
-            return Read::Miss { versions };
+            return Read::Miss {
+                versions,
+                fallback: None,
+            };
         };
         match self.decode(target, &bytes, &versions) {
             Ok(Some(hit)) => hit,
-            Ok(None) => Read::Miss { versions },
+            Ok(None) => Read::Miss {
+                versions,
+                fallback: None,
+            },
             Err(bad) => {
                 self.complain(bad);
-                Read::Miss { versions }
+                Read::Miss {
+                    versions,
+                    fallback: None,
+                }
             }
         }
     }
 
-    /// `Ok(None)`: a sound value that is invalidated or no longer fresh.
+    /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
     fn decode(
         &self,
         target: &Target,
@@ -167,23 +177,32 @@ where
             return Ok(None);
         }
         let now = unix_ms();
-        if now >= envelope.fresh_until_ms {
+        let fresh = now < envelope.fresh_until_ms;
+        let kept = self.options.fail_safe.is_some() && now < envelope.keep_until_ms;
+        if !fresh && !kept {
             return Ok(None);
         }
         let codec = self.codec.as_ref().expect("a shared target has a codec");
         let value = (codec.decode_value)(&envelope.payload, envelope.format).ok_or(Bad::Payload)?;
-        let fresh_for_ms = if envelope.fresh_until_ms == u64::MAX {
-            u64::MAX
-        } else {
-            envelope.fresh_until_ms - now
+        let refresh_after = self.options.lifetime().refresh_after;
+        let times = Times {
+            fresh_until: envelope.fresh_until_ms,
+            stale_until: envelope.stale_until_ms,
+            keep_until: envelope.keep_until_ms,
+            refresh_at: if refresh_after == NEVER {
+                NEVER
+            } else {
+                envelope.created_ms.saturating_add(refresh_after)
+            },
         };
-        let stale_for_ms = envelope
-            .stale_until_ms
-            .saturating_sub(envelope.fresh_until_ms);
-        Ok(Some(Read::Hit {
-            value,
-            fresh_for_ms,
-            stale_for_ms,
+        let lifetime = times.remaining(now);
+        Ok(Some(if fresh {
+            Read::Hit { value, lifetime }
+        } else {
+            Read::Miss {
+                versions: versions.to_vec(),
+                fallback: Some((value, lifetime)),
+            }
         }))
     }
 
@@ -198,24 +217,19 @@ where
             return;
         }
         let now = unix_ms();
-        let (fresh_for, stale_for) = self.lifetime();
-        let fresh_until_ms = if fresh_for == u64::MAX {
-            u64::MAX
-        } else {
-            now.saturating_add(fresh_for)
-        };
-        let stale_until_ms = fresh_until_ms.saturating_add(stale_for);
+        let times = self.options.lifetime().from(now);
         let envelope = Envelope {
             format: target.l2.format,
             created_ms: now,
-            fresh_until_ms,
-            stale_until_ms,
+            fresh_until_ms: times.fresh_until,
+            stale_until_ms: times.stale_until,
+            keep_until_ms: times.keep_until,
             key: target.key_bytes.clone(),
             tags: target.tag_keys.iter().cloned().zip(versions).collect(),
             payload,
         };
-        // Redis drops the entry when it can no longer be served, even stale.
-        let ttl_ms = (stale_until_ms != u64::MAX).then(|| stale_until_ms - now);
+        // Redis drops the entry when it can no longer serve, even as a fallback.
+        let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
         if let Err(fault) = target
             .l2
             .write(&target.entry_key, &envelope.encode(), ttl_ms)

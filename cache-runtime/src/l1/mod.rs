@@ -6,6 +6,7 @@
 mod moka;
 mod quick;
 
+use crate::engine::Times;
 use crate::tags::{self, Stamps};
 
 #[cfg(feature = "moka")]
@@ -19,20 +20,20 @@ pub type DefaultStore<K, V> = QuickStore<K, V>;
 #[cfg(feature = "moka")]
 pub type DefaultStore<K, V> = MokaStore<K, V>;
 
-/// A cached value with its lifetimes (coarse-clock milliseconds) and tag stamps.
+/// A cached value with its times (coarse-clock milliseconds) and tag stamps.
 #[derive(Clone)]
 pub struct Entry<V> {
     pub(crate) value: V,
-    pub(crate) fresh_until: u64,
-    pub(crate) stale_until: u64,
+    pub(crate) times: Times,
     pub(crate) stamps: Stamps,
 }
 
 impl<V> Entry<V> {
-    /// Neither expired past its stale window nor invalidated by a tag.
+    /// Worth keeping: within its lifetime (a fail-safe fallback included) and not
+    /// invalidated by a tag.
     #[inline]
-    pub(crate) fn is_usable(&self, now: u64) -> bool {
-        now < self.stale_until && tags::all_current(&self.stamps)
+    pub(crate) fn is_retained(&self, now: u64) -> bool {
+        now < self.times.keep_until && tags::all_current(&self.stamps)
     }
 }
 
@@ -66,21 +67,26 @@ pub(crate) mod contract {
 
     /// Live entries stay usable for a minute; dead ones expired long ago.
     fn entry(value: u32, live: bool) -> Entry<u32> {
-        let stale_until = if live {
+        let until = if live {
             crate::clock::precise_ms() + 60_000
         } else {
             0
         };
+        let times = Times {
+            fresh_until: until,
+            stale_until: until,
+            keep_until: until,
+            refresh_at: until,
+        };
         Entry {
             value,
-            fresh_until: stale_until,
-            stale_until,
+            times,
             stamps: Arc::from(Vec::new()),
         }
     }
 
     pub(crate) fn run<S: L1Store<u64, u32>>() {
-        let is_dead = |e: &Entry<u32>| e.stale_until == 0;
+        let is_dead = |e: &Entry<u32>| e.times.keep_until == 0;
         let store = S::with_capacity(100);
         assert_eq!(store.read(&1, |e| e.value), None);
         store.insert(1, entry(10, true));

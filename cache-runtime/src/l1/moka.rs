@@ -18,8 +18,9 @@ struct UntilStale;
 
 impl<K, V> Expiry<K, Entry<V>> for UntilStale {
     fn expire_after_create(&self, _: &K, entry: &Entry<V>, _: Instant) -> Option<Duration> {
-        let left = entry.stale_until.saturating_sub(clock::coarse_ms());
-        (entry.stale_until != u64::MAX).then(|| Duration::from_millis(left))
+        let keep_until = entry.times.keep_until;
+        let left = keep_until.saturating_sub(clock::coarse_ms());
+        (keep_until != u64::MAX).then(|| Duration::from_millis(left))
     }
 
     fn expire_after_update(

@@ -1,7 +1,7 @@
 //! The versioned binary envelope around a value in Redis:
 //!
 //! ```text
-//! "SC" | format version (1) | payload format | created, fresh-until, stale-until (u64 LE, unix ms)
+//! "SC" | format version (2) | payload format | created, fresh-until, stale-until, keep-until (u64 LE, unix ms)
 //!      | key length (u32) | key bytes | tag count (u16) | per tag: name length (u16), name, version (u64)
 //!      | payload length (u32) | payload
 //! ```
@@ -13,7 +13,9 @@
 use super::codec::PayloadFormat;
 
 const MAGIC: &[u8; 2] = b"SC";
-const FORMAT_VERSION: u8 = 1;
+/// 2 added keep-until (the fail-safe window). Other versions are counted misses that a
+/// load overwrites.
+const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Envelope {
@@ -21,6 +23,7 @@ pub(crate) struct Envelope {
     pub(crate) created_ms: u64,
     pub(crate) fresh_until_ms: u64,
     pub(crate) stale_until_ms: u64,
+    pub(crate) keep_until_ms: u64,
     pub(crate) key: Vec<u8>,
     /// Tag names (the call's tags, then the implicit ones) and the versions seen.
     pub(crate) tags: Vec<(String, u64)>,
@@ -42,7 +45,12 @@ impl Envelope {
         out.extend_from_slice(MAGIC);
         out.push(FORMAT_VERSION);
         out.push(self.format.marker());
-        for time in [self.created_ms, self.fresh_until_ms, self.stale_until_ms] {
+        for time in [
+            self.created_ms,
+            self.fresh_until_ms,
+            self.stale_until_ms,
+            self.keep_until_ms,
+        ] {
             out.extend_from_slice(&time.to_le_bytes());
         }
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
@@ -67,8 +75,8 @@ impl Envelope {
             return Err(Unusable::UnknownVersion);
         }
         let format = PayloadFormat::from_marker(reader.u8()?).ok_or(Unusable::UnknownVersion)?;
-        let (created_ms, fresh_until_ms, stale_until_ms) =
-            (reader.u64()?, reader.u64()?, reader.u64()?);
+        let (created_ms, fresh_until_ms) = (reader.u64()?, reader.u64()?);
+        let (stale_until_ms, keep_until_ms) = (reader.u64()?, reader.u64()?);
         let key_len = reader.u32()? as usize;
         let key = reader.take(key_len)?.to_vec();
         let tag_count = reader.u16()?;
@@ -90,6 +98,7 @@ impl Envelope {
             created_ms,
             fresh_until_ms,
             stale_until_ms,
+            keep_until_ms,
             key,
             tags,
             payload,
@@ -138,6 +147,7 @@ mod tests {
             created_ms: 1,
             fresh_until_ms: 2,
             stale_until_ms: 3,
+            keep_until_ms: 4,
             key: vec![7, 8],
             tags: vec![("user:7".into(), 4), ("".into(), 0)],
             payload: b"{\"a\":1}".to_vec(),

@@ -1,0 +1,151 @@
+//! Fail-safe (`stale_if_error`, with its `retry_after` back-off) and refresh-ahead,
+//! in-process. The Redis side of fail-safe is in redis_tier.rs.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use stratacache::{cached, invalidate_tag};
+
+static FRAGILE_LOADS: AtomicUsize = AtomicUsize::new(0);
+static DATABASE_DOWN: AtomicBool = AtomicBool::new(false);
+
+#[cached(ttl = "50ms", stale_if_error = "1h", retry_after = "300ms", tags = ["fragile:{id}"], name = "policy.fragile")]
+async fn fragile(id: u64) -> Result<String, String> {
+    let load = FRAGILE_LOADS.fetch_add(1, SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    if DATABASE_DOWN.load(SeqCst) {
+        Err(format!("database down while loading {id}"))
+    } else {
+        Ok(format!("{id}: load {load}"))
+    }
+}
+
+fn loads() -> usize {
+    FRAGILE_LOADS.load(SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_loader_answers_with_the_last_value_and_is_retried_after_the_back_off() {
+    assert_eq!(fragile(1).await.unwrap(), "1: load 1");
+    tokio::time::sleep(Duration::from_millis(80)).await; // past the ttl
+    DATABASE_DOWN.store(true, SeqCst);
+
+    // Concurrent callers: one load fails, everyone gets the last good value.
+    let callers: Vec<_> = (0..20).map(|_| tokio::spawn(fragile(1))).collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "1: load 1");
+    }
+    assert_eq!(loads(), 2, "one failed load for 20 callers");
+    let stats = stratacache::stats();
+    let snapshot = stats.cache("policy.fragile").unwrap();
+    assert_eq!(snapshot.load_errors, 1, "the failure is counted");
+    assert_eq!(
+        snapshot.stale_served, 20,
+        "every fail-safe answer is counted"
+    );
+
+    // The back-off: a burst inside it does not call the dead database.
+    for _ in 0..100 {
+        assert_eq!(fragile(1).await.unwrap(), "1: load 1");
+    }
+    assert_eq!(loads(), 2, "retries are throttled during the back-off");
+
+    // After it, the loader is tried again (still failing: the fallback answers again).
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(fragile(1).await.unwrap(), "1: load 1");
+    assert_eq!(loads(), 3);
+
+    // The database recovers: the next try after the back-off loads a new value.
+    DATABASE_DOWN.store(false, SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(fragile(1).await.unwrap(), "1: load 4");
+
+    // An invalidated value is never a fallback.
+    DATABASE_DOWN.store(true, SeqCst);
+    invalidate_tag!("fragile:{}", 1).await.unwrap();
+    assert_eq!(
+        fragile(1).await,
+        Err("database down while loading 1".to_string())
+    );
+    // And with nothing cached there is nothing to fall back on.
+    assert!(fragile(2).await.is_err());
+    DATABASE_DOWN.store(false, SeqCst);
+}
+
+static PANICKY_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "30ms", stale_if_error = "1h", name = "policy.panicky")]
+async fn panicky(id: u64) -> u64 {
+    if PANICKY_LOADS.fetch_add(1, SeqCst) > 0 {
+        panic!("the loader of {id} panicked");
+    }
+    id * 10
+}
+
+#[tokio::test]
+async fn a_panicking_loader_is_a_failure_the_fallback_answers() {
+    assert_eq!(panicky(4).await, 40);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        panicky(4).await,
+        40,
+        "the panic was answered by the fail-safe value"
+    );
+    assert_eq!(
+        stratacache::stats()
+            .cache("policy.panicky")
+            .unwrap()
+            .load_errors,
+        1
+    );
+}
+
+static AHEAD_LOADS: AtomicUsize = AtomicUsize::new(0);
+static AHEAD_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[cached(ttl = "400ms", refresh_ahead = 0.5, name = "policy.ahead")]
+async fn ahead(id: &str) -> String {
+    let load = AHEAD_LOADS.fetch_add(1, SeqCst);
+    if load > 0 {
+        // Held until the test opens it: a caller that waited for it would never return.
+        AHEAD_GATE.acquire().await.unwrap().forget();
+    }
+    format!("{id} v{load}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_refreshes_once_in_the_background_and_nobody_waits() {
+    assert_eq!(ahead("a").await, "a v0");
+    assert_eq!(ahead("a").await, "a v0");
+    assert_eq!(
+        AHEAD_LOADS.load(SeqCst),
+        1,
+        "before the refresh point: plain hits"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await; // past 0.5 of the ttl, still fresh
+    let callers: Vec<_> = (0..30).map(|_| tokio::spawn(ahead("a"))).collect();
+    for caller in callers {
+        let answered = tokio::time::timeout(Duration::from_secs(10), caller).await;
+        assert_eq!(
+            answered.expect("a caller waited for the refresh").unwrap(),
+            "a v0"
+        );
+    }
+    assert_eq!(AHEAD_LOADS.load(SeqCst), 2, "exactly one refresh started");
+    AHEAD_GATE.add_permits(1);
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = ahead("a").await;
+        if seen != "a v0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, "a v1", "the refreshed value replaced the old one");
+    assert_eq!(AHEAD_LOADS.load(SeqCst), 2);
+    assert_eq!(
+        stratacache::stats().cache("policy.ahead").unwrap().misses,
+        1,
+        "only the first call missed"
+    );
+}
