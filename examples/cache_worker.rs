@@ -9,7 +9,7 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
-//! (fail-safe; fails after `down on`), `invalidate_tag TAG`, `invalidate ID`,
+//! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -42,6 +42,14 @@ async fn get_user(id: u64) -> String {
 async fn small(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("small {id}")
+}
+
+/// Tags itself with a group known only once loaded.
+#[cached(ttl = "60s", name = "worker.grouped")]
+async fn grouped(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    stratacache::this_load::add_tag(format!("group:{}", id % 2));
+    format!("grouped {id} loaded by pid {}", std::process::id())
 }
 
 #[cached(ttl = "60s", name = "worker.big")]
@@ -89,6 +97,7 @@ async fn main() {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
             "fragile" => match fragile(argument.parse().unwrap()).await {
                 Ok(value) => answer(&value, "worker.fragile"),
                 Err(error) => answer(&format!("error: {error}"), "worker.fragile"),

@@ -118,6 +118,40 @@ pub use stratacache_runtime::{
 #[doc(hidden)]
 pub use stratacache_runtime::__private;
 
+/// Decisions a loader makes about its own result, from inside a cached function's
+/// body: a ttl that depends on the value, tags known only once it is loaded, or not
+/// caching it at all.
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache::{cached, this_load};
+///
+/// #[cached(ttl = "10m", local)]
+/// async fn session(token: String) -> Option<u64> {
+///     let (user, expires_in) = (7, Duration::from_secs(30)); // from the auth service
+///     this_load::set_ttl(expires_in); // never cache past the session's own expiry
+///     this_load::add_tag(format!("user:{user}"));
+///     if token.starts_with("test-") {
+///         this_load::skip_caching();
+///     }
+///     Some(user)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(session("abc".into()).await, Some(7));
+/// assert!(!this_load::skip_caching(), "outside a load these do nothing");
+/// # }
+/// ```
+///
+/// Outside a load (a function that is not cached, or a task the loader spawned) these
+/// do nothing and return `false`. A tag added here is read when the load ends, not
+/// before it starts like the attribute's tags: an invalidation of it that lands while
+/// the load runs may be missed. Put tags in the attribute when the arguments name them.
+pub mod this_load {
+    pub use stratacache_runtime::this_load::{add_tag, set_ttl, skip_caching};
+}
+
 /// Invalidates every entry stored with a tag, taking `format!` arguments:
 /// `invalidate_tag!("users")`, `invalidate_tag!("user:{}", id)`.
 ///

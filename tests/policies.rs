@@ -149,3 +149,75 @@ async fn refresh_ahead_refreshes_once_in_the_background_and_nobody_waits() {
         "only the first call missed"
     );
 }
+
+static SESSION_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1h", name = "policy.session")]
+async fn session(id: u64) -> u64 {
+    SESSION_LOADS.fetch_add(1, SeqCst);
+    // The loader knows better than the attribute: this value expires quickly.
+    stratacache::this_load::set_ttl(Duration::from_millis(50));
+    id
+}
+
+static OWNED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1h", name = "policy.owned")]
+async fn owned(id: u64) -> u64 {
+    OWNED_LOADS.fetch_add(1, SeqCst);
+    // Known only once loaded: which owner the record belongs to.
+    stratacache::this_load::add_tag(format!("owner:{}", id % 2));
+    id
+}
+
+static MAYBE_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1h", name = "policy.maybe")]
+async fn maybe(id: u64) -> u64 {
+    MAYBE_LOADS.fetch_add(1, SeqCst);
+    if id == 0 {
+        stratacache::this_load::skip_caching();
+    }
+    id
+}
+
+#[tokio::test]
+async fn a_loader_can_choose_its_ttl_add_tags_or_skip_caching() {
+    session(1).await;
+    session(1).await;
+    assert_eq!(SESSION_LOADS.load(SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    session(1).await;
+    assert_eq!(
+        SESSION_LOADS.load(SeqCst),
+        2,
+        "the loader's 50 ms ttl replaced the attribute's hour"
+    );
+
+    for id in [1, 3, 2] {
+        owned(id).await;
+    }
+    invalidate_tag!("owner:{}", 1).await.unwrap();
+    for id in [1, 3, 2] {
+        owned(id).await;
+    }
+    assert_eq!(
+        OWNED_LOADS.load(SeqCst),
+        5,
+        "1 and 3 carried the tag the loader added; 2 did not"
+    );
+
+    for _ in 0..3 {
+        maybe(0).await;
+        maybe(1).await;
+    }
+    assert_eq!(
+        MAYBE_LOADS.load(SeqCst),
+        4,
+        "0 is never cached (3 loads), 1 once"
+    );
+    assert!(
+        !stratacache::this_load::skip_caching(),
+        "outside a load: nothing to do"
+    );
+}

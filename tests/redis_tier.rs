@@ -305,3 +305,20 @@ fn a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis() {
         "no value anywhere: the error stands"
     );
 }
+
+#[test]
+fn a_tag_added_by_the_loader_also_guards_the_value_in_redis() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("grouped 1");
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(b.get("grouped 1").l2_hits, 1, "shared as usual");
+    assert_eq!(b.send("invalidate_tag group:1"), "ok");
+    let mut c = Worker::start(&server.url(), NS, &[]);
+    let answer = c.get("grouped 1");
+    assert_eq!(
+        (answer.l2_hits, answer.loads),
+        (0, 1),
+        "the Redis copy was invalidated by the added tag"
+    );
+}

@@ -15,6 +15,7 @@ mod registry;
 mod shape;
 mod stats;
 mod tags;
+pub mod this_load;
 
 use std::future::Future;
 

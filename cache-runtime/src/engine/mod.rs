@@ -381,7 +381,7 @@ where
             }
         }
         let started = Instant::now();
-        let outcome = catch_unwind(loader).await;
+        let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
         let took = started.elapsed();
         self.stats.record_load(took);
         #[cfg(feature = "metrics")]
@@ -438,15 +438,35 @@ where
                 return (out, Origin::Loader);
             }
         };
+        if overrides.skip {
+            // The loader asked not to cache: its callers (and the waiters) get it.
+            lead.land(Landed::Value(value.clone(), Origin::Loader), None);
+            finish("loader", "ok");
+            return (S::join(value), Origin::Loader);
+        }
+        let lifetime = overrides
+            .ttl
+            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let stamps = if overrides.tags.is_empty() {
+            stamps
+        } else {
+            let added = overrides
+                .tags
+                .iter()
+                .map(|tag| TagStamp::new(tags::intern(tag)));
+            stamps.iter().cloned().chain(added).collect()
+        };
         let keep = Keep {
             value: value.clone(),
             stamps,
-            lifetime: None,
+            lifetime,
         };
         lead.land(Landed::Value(value.clone(), Origin::Loader), Some(keep));
         if let (Some(target), Some(versions)) = (target, versions_before_load) {
             // After the landing: waiters have their value and do not wait for Redis.
-            self.write_shared(&target, &value, versions).await;
+            let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
+            self.write_shared(&target, &value, versions, lifetime, &overrides.tags)
+                .await;
         }
         finish("loader", "ok");
         (S::join(value), Origin::Loader)

@@ -78,10 +78,15 @@ impl CacheOptions {
 
     /// The lifetime of a value loaded now.
     pub(crate) fn lifetime(&self) -> Lifetime {
-        let fresh_for = self.ttl.map_or(NEVER, clock::to_ms);
+        self.lifetime_with_ttl(self.ttl)
+    }
+
+    /// The lifetime of a value loaded now whose loader chose `ttl`.
+    pub(crate) fn lifetime_with_ttl(&self, ttl: Option<Duration>) -> Lifetime {
+        let fresh_for = ttl.map_or(NEVER, clock::to_ms);
         let stale_for = self.stale_window.map_or(0, clock::to_ms);
         let keep_for = stale_for.max(self.fail_safe.map_or(0, clock::to_ms));
-        let refresh_after = match (self.refresh_ahead, self.ttl) {
+        let refresh_after = match (self.refresh_ahead, ttl) {
             (Some(fraction), Some(ttl)) => (clock::to_ms(ttl) as f64 * fraction) as u64,
             _ => NEVER,
         };

@@ -135,7 +135,25 @@ where
             };
         };
         match self.decode(target, &bytes, &versions) {
-            Ok(Some(hit)) => hit,
+            Ok(Some((read, added))) if added.is_empty() => read,
+            Ok(Some((read, added))) => {
+                // Tags the loader added: their counters were not in the first read.
+                let keys: Vec<String> = added.iter().map(|(key, _)| key.clone()).collect();
+                match target.l2.versions(&keys).await {
+                    Ok(now) if added.iter().map(|(_, v)| *v).eq(now.iter().copied()) => read,
+                    Ok(_) => Read::Miss {
+                        versions,
+                        fallback: None,
+                    },
+                    Err(fault) => {
+                        self.fault(&fault);
+                        Read::Miss {
+                            versions,
+                            fallback: None,
+                        }
+                    }
+                }
+            }
             Ok(None) => Read::Miss {
                 versions,
                 fallback: None,
@@ -151,19 +169,26 @@ where
     }
 
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
+    /// With the read, the tags its loader added (counter key, version recorded), whose
+    /// versions the caller still has to check.
+    #[allow(clippy::type_complexity)]
     fn decode(
         &self,
         target: &Target,
         bytes: &[u8],
         versions: &[u64],
-    ) -> Result<Option<Read<S::Value>>, Bad> {
-        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+    ) -> Result<Option<(Read<S::Value>, Vec<(String, u64)>)>, Bad> {
+        let mut envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
         if envelope.key != target.key_bytes {
             return Err(Bad::OtherKey);
         }
         if envelope.payload.len() > target.l2.max_payload {
             return Err(Bad::TooLarge(envelope.payload.len()));
         }
+        if envelope.tags.len() < target.tag_keys.len() {
+            return Ok(None);
+        }
+        let added = envelope.tags.split_off(target.tag_keys.len());
         let recorded = envelope
             .tags
             .iter()
@@ -196,17 +221,25 @@ where
             },
         };
         let lifetime = times.remaining(now);
-        Ok(Some(if fresh {
+        let read = if fresh {
             Read::Hit { value, lifetime }
         } else {
             Read::Miss {
                 versions: versions.to_vec(),
                 fallback: Some((value, lifetime)),
             }
-        }))
+        };
+        Ok(Some((read, added)))
     }
 
-    pub(super) async fn write_shared(&self, target: &Target, value: &S::Value, versions: Vec<u64>) {
+    pub(super) async fn write_shared(
+        &self,
+        target: &Target,
+        value: &S::Value,
+        versions: Vec<u64>,
+        lifetime: Lifetime,
+        added_tags: &[String],
+    ) {
         let codec = self.codec.as_ref().expect("a shared target has a codec");
         let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
             self.complain("the value does not serialize");
@@ -216,8 +249,22 @@ where
             self.complain(Bad::TooLarge(payload.len()));
             return;
         }
+        let mut tags: Vec<(String, u64)> = target.tag_keys.iter().cloned().zip(versions).collect();
+        if !added_tags.is_empty() {
+            let keys: Vec<String> = added_tags
+                .iter()
+                .map(|tag| keys::tag(&target.l2.namespace, tag))
+                .collect();
+            match target.l2.versions(&keys).await {
+                Ok(versions) => tags.extend(keys.into_iter().zip(versions)),
+                Err(fault) => {
+                    self.fault(&fault);
+                    return;
+                }
+            }
+        }
         let now = unix_ms();
-        let times = self.options.lifetime().from(now);
+        let times = lifetime.from(now);
         let envelope = Envelope {
             format: target.l2.format,
             created_ms: now,
@@ -225,7 +272,7 @@ where
             stale_until_ms: times.stale_until,
             keep_until_ms: times.keep_until,
             key: target.key_bytes.clone(),
-            tags: target.tag_keys.iter().cloned().zip(versions).collect(),
+            tags,
             payload,
         };
         // Redis drops the entry when it can no longer serve, even as a fallback.
