@@ -59,7 +59,8 @@
 //! | `stale_if_error = "1h"` | fail-safe: when the loader fails (`Err` or panic), answer with the last value for up to this long past its ttl |
 //! | `retry_after = "5s"` | with `stale_if_error`: leave a failing loader alone this long after a fail-safe answer (default 5 s) |
 //! | `refresh_ahead = 0.8` | a read after this fraction of the ttl answers at once and refreshes in the background |
-//! | `timeout`, `lock` | parsed and checked, but not available yet: a compile error says so |
+//! | `timeout = "2s"` | a slower load is answered by a kept value (SWR or fail-safe window) and finishes in the background |
+//! | `lock` | parsed and checked, but not available yet: a compile error says so |
 //!
 //! [humantime]: https://docs.rs/humantime
 //!
@@ -73,7 +74,7 @@
 //!   `Option<T>` only `Some(T)`. It must be `Clone + Send + Sync + 'static` (a hit
 //!   returns a clone: put large values behind `Arc`), and, unless `local`,
 //!   `Serialize + DeserializeOwned`.
-//! * With `stale_while_revalidate` or `refresh_ahead`, refreshes run in a spawned tokio task, so the body
+//! * With `stale_while_revalidate`, `refresh_ahead` or `timeout`, loads run in a spawned tokio task, so the body
 //!   must be `Send + 'static` once its arguments are owned: reference arguments are
 //!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone`.
 //! * Every mistake is a compile error on the offending token, and the function is

@@ -221,3 +221,67 @@ async fn a_loader_can_choose_its_ttl_add_tags_or_skip_caching() {
         "outside a load: nothing to do"
     );
 }
+
+static SLOW_LOADS: AtomicUsize = AtomicUsize::new(0);
+static SLOW_MODE: AtomicBool = AtomicBool::new(false);
+/// Holds slow loads until the test opens it.
+static SLOW_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[cached(
+    ttl = "50ms",
+    stale_if_error = "1h",
+    timeout = "100ms",
+    name = "policy.slow"
+)]
+async fn slow_source(id: u64) -> Result<String, String> {
+    let load = SLOW_LOADS.fetch_add(1, SeqCst) + 1;
+    if SLOW_MODE.load(SeqCst) {
+        SLOW_GATE.acquire().await.unwrap().forget();
+    }
+    Ok(format!("{id}: load {load}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_load_is_answered_by_the_kept_value_and_finishes_in_the_background() {
+    assert_eq!(slow_source(1).await.unwrap(), "1: load 1");
+    tokio::time::sleep(Duration::from_millis(80)).await; // past the ttl
+    SLOW_MODE.store(true, SeqCst);
+
+    // The load is held shut: callers that waited for it would never return.
+    let callers: Vec<_> = (0..10).map(|_| tokio::spawn(slow_source(1))).collect();
+    for caller in callers {
+        let answered = tokio::time::timeout(Duration::from_secs(10), caller).await;
+        assert_eq!(
+            answered
+                .expect("a caller waited past the timeout")
+                .unwrap()
+                .unwrap(),
+            "1: load 1"
+        );
+    }
+    assert_eq!(SLOW_LOADS.load(SeqCst), 2, "one load, still running");
+
+    // It finishes in the background and refreshes the cache.
+    SLOW_GATE.add_permits(1);
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = slow_source(1).await.unwrap();
+        if seen != "1: load 1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, "1: load 2");
+    assert_eq!(SLOW_LOADS.load(SeqCst), 2);
+
+    // With nothing kept, the caller waits for the load, however slow.
+    let waiting = tokio::spawn(slow_source(2));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "with no kept value the call must wait for its load"
+    );
+    SLOW_GATE.add_permits(1);
+    assert_eq!(waiting.await.unwrap().unwrap(), "2: load 3");
+    SLOW_MODE.store(false, SeqCst);
+}

@@ -131,10 +131,14 @@ fn options_expr(plan: &Plan) -> TokenStream {
     let refresh_ahead = plan
         .refresh_ahead
         .map(|fraction| quote!(.refresh_ahead(#fraction)));
+    let timeout = plan.timeout.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.timeout(#d))
+    });
     let (capacity, local, version) = (plan.capacity, plan.local, plan.version);
     quote! {
         #krate::__private::CacheOptions::default()
-            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead
+            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead #timeout
     }
 }
 

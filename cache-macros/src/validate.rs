@@ -18,6 +18,7 @@ pub(crate) struct Plan {
     pub(crate) fail_safe: Option<Duration>,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) refresh_ahead: Option<f64>,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) capacity: u64,
     pub(crate) local: bool,
     pub(crate) version: u32,
@@ -135,10 +136,12 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         }
         parse_duration(&given.value, "retry_after", &mut errors)
     });
-    if let Some(given) = &args.timeout {
-        parse_duration(&given.value, "timeout", &mut errors);
-        not_yet(given, "loader timeout", &mut errors);
-    }
+    let timeout = args.timeout.as_ref().and_then(|given| {
+        if args.stale_while_revalidate.is_none() && args.stale_if_error.is_none() {
+            errors.spanned(&given.keyword, "`timeout` answers a slow load with a kept value: add `stale_while_revalidate` or `stale_if_error = \"1h\"` to keep one");
+        }
+        parse_duration(&given.value, "timeout", &mut errors)
+    });
     let refresh_ahead = args.refresh_ahead.as_ref().and_then(|given| {
         if args.ttl.is_none() {
             errors.spanned(
@@ -199,7 +202,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     };
 
     // Both refresh in a spawned task, so the loader must own what it uses.
-    let background = stale_window.is_some() || refresh_ahead.is_some();
+    let background = stale_window.is_some() || refresh_ahead.is_some() || timeout.is_some();
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
@@ -267,6 +270,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         fail_safe,
         retry_after,
         refresh_ahead,
+        timeout,
         capacity,
         local: args.local.is_some(),
         version,

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::panic;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tracing::Instrument;
@@ -178,7 +178,12 @@ where
                 }
                 Err(_) => Box::pin(self.load(key, share, make)).await,
             },
-            Seen::Gone => Box::pin(self.load(key, share, make)).await,
+            Seen::Gone => match (self.options.timeout, tokio::runtime::Handle::try_current()) {
+                (Some(timeout), Ok(runtime)) => {
+                    Box::pin(self.load_detached(key, share, make, timeout, runtime)).await
+                }
+                _ => Box::pin(self.load(key, share, make)).await,
+            },
         }
     }
 
@@ -279,6 +284,90 @@ where
                 },
             }
         }
+    }
+
+    /// A miss under a `timeout`: the load runs in its own task, so a caller that stops
+    /// waiting does not stop it. The leading caller awaits that task, the others the
+    /// flight; past the timeout a value still kept in L1 answers, and the load goes on
+    /// to refresh the cache. With no kept value the caller waits for the load.
+    async fn load_detached<M, F>(
+        &'static self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+        timeout: Duration,
+        runtime: tokio::runtime::Handle,
+    ) -> S::Out
+    where
+        M: FnOnce() -> (Tags, F) + Send + 'static,
+        F: Future<Output = S::Out> + Send + 'static,
+    {
+        let mut make = Some(make);
+        loop {
+            match self.join_or_lead(&key) {
+                Role::Hit(value) => {
+                    self.stats.bump(Counter::L1Hit);
+                    return S::join(value);
+                }
+                Role::Lead(flight) => {
+                    let make = make.take().expect("a caller leads at most once");
+                    let mut task = runtime.spawn(self.lead(key.clone(), flight, share, make));
+                    let joined = match tokio::time::timeout(timeout, &mut task).await {
+                        Ok(joined) => joined,
+                        Err(_) => match self.kept_value(&key) {
+                            Some(value) => return self.answer_stale(value),
+                            None => task.await,
+                        },
+                    };
+                    match joined {
+                        Ok((out, origin)) => {
+                            self.count(origin);
+                            return out;
+                        }
+                        Err(error) => panic::resume_unwind(error.into_panic()),
+                    }
+                }
+                Role::Follow(flight) => {
+                    let landed = match tokio::time::timeout(timeout, flight.wait(share)).await {
+                        Ok(landed) => landed,
+                        Err(_) => match self.kept_value(&key) {
+                            Some(value) => return self.answer_stale(value),
+                            None => flight.wait(share).await,
+                        },
+                    };
+                    match landed {
+                        Landed::Value(value, origin) => {
+                            self.count(origin);
+                            return S::join(value);
+                        }
+                        Landed::Shared(out) => {
+                            self.stats.bump(Counter::Miss);
+                            return out;
+                        }
+                        // A follower still holds its `make`: it may lead the next try.
+                        Landed::Retry => continue,
+                        Landed::Panicked(message) => {
+                            self.stats.bump(Counter::Miss);
+                            panic!("the loader of cache `{}` panicked: {message}", self.name)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A value still kept for `key` (stale, or a fail-safe fallback), not invalidated.
+    fn kept_value(&self, key: &K) -> Option<S::Value> {
+        let now = clock::coarse_ms();
+        self.store
+            .read(key, |e| e.is_retained(now).then(|| e.value.clone()))
+            .flatten()
+    }
+
+    fn answer_stale(&self, value: S::Value) -> S::Out {
+        self.stats.bump(Counter::L1Hit);
+        self.stats.bump(Counter::StaleServed);
+        S::join(value)
     }
 
     /// Counts how a caller that missed L1 was answered.

@@ -19,6 +19,8 @@ pub struct CacheOptions {
     pub fail_safe_retry: Duration,
     /// Fraction of the ttl after which a read starts a background refresh.
     pub refresh_ahead: Option<f64>,
+    /// How long a caller waits for a load before a kept value answers instead.
+    pub timeout: Option<Duration>,
     /// The in-process bound, in entries.
     pub capacity: u64,
     /// In-process only: never written to a shared tier.
@@ -35,6 +37,7 @@ impl Default for CacheOptions {
             fail_safe: None,
             fail_safe_retry: Duration::from_secs(5),
             refresh_ahead: None,
+            timeout: None,
             capacity: 10_000,
             local: false,
             version: 0,
@@ -61,6 +64,10 @@ impl CacheOptions {
     }
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
         self.refresh_ahead = Some(fraction);
+        self
+    }
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
     pub fn capacity(mut self, capacity: u64) -> Self {

@@ -1,6 +1,6 @@
 use stratacache::cached;
 
-#[cached(ttl = "1m", timeout = "2s", lock)]
+#[cached(ttl = "1m", lock)]
 async fn get(id: u64) -> u64 {
     id
 }

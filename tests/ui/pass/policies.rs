@@ -10,7 +10,7 @@ impl Repo {
     }
 }
 
-#[cached(ttl = "5m", stale_while_revalidate = "1m", stale_if_error = "1h")]
+#[cached(ttl = "5m", stale_while_revalidate = "1m", stale_if_error = "1h", timeout = "2s")]
 async fn free(id: u64) -> Option<u64> {
     Some(id)
 }
