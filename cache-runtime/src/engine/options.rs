@@ -142,7 +142,8 @@ impl Lifetime {
 }
 
 impl Times {
-    /// What is left of these times at `now`, as a lifetime.
+    /// What is left of these times at `now`, as a lifetime. Past freshness, the stale
+    /// and keep windows count from `now`: what is left of them, not their full length.
     pub(crate) fn remaining(self, now: u64) -> Lifetime {
         let left = |until: u64| {
             if until == NEVER {
@@ -151,10 +152,11 @@ impl Times {
                 until.saturating_sub(now)
             }
         };
+        let windows_from = self.fresh_until.max(now);
         Lifetime {
             fresh_for: left(self.fresh_until),
-            stale_for: self.stale_until.saturating_sub(self.fresh_until),
-            keep_for: self.keep_until.saturating_sub(self.fresh_until),
+            stale_for: self.stale_until.saturating_sub(windows_from),
+            keep_for: self.keep_until.saturating_sub(windows_from),
             refresh_after: left(self.refresh_at),
         }
     }
@@ -182,6 +184,17 @@ mod tests {
             }
         );
         assert_eq!(times.remaining(1_000), options.lifetime());
+        // Read 20 s in (stale since 11 s): nothing fresh or stale left, 51 s kept.
+        let late = times.remaining(21_000);
+        assert_eq!(
+            (late.fresh_for, late.stale_for, late.keep_for),
+            (0, 0, 50_000)
+        );
+        let stale = times.remaining(12_000);
+        assert_eq!(
+            (stale.fresh_for, stale.stale_for, stale.keep_for),
+            (0, 4_000, 59_000)
+        );
         let forever = CacheOptions::default().lifetime().from(5);
         assert_eq!(
             (forever.fresh_until, forever.keep_until, forever.refresh_at),
