@@ -9,7 +9,8 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
-//! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `invalidate_tag TAG`, `invalidate ID`,
+//! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
+//! (stale-while-revalidate; 2 s loads after `slow on`), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -42,6 +43,18 @@ async fn get_user(id: u64) -> String {
 async fn small(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("small {id}")
+}
+
+/// `slow on` makes `revalidated` take two seconds to load.
+static SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(ttl = "200ms", stale_while_revalidate = "1h", name = "worker.swr")]
+async fn revalidated(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    if SLOW.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    format!("swr {id} loaded by pid {}", std::process::id())
 }
 
 /// Tags itself with a group known only once loaded.
@@ -98,6 +111,11 @@ async fn main() {
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
+            "swr" => answer(&revalidated(argument.parse().unwrap()).await, "worker.swr"),
+            "slow" => {
+                SLOW.store(argument == "on", Ordering::SeqCst);
+                "ok".to_owned()
+            }
             "fragile" => match fragile(argument.parse().unwrap()).await {
                 Ok(value) => answer(&value, "worker.fragile"),
                 Err(error) => answer(&format!("error: {error}"), "worker.fragile"),

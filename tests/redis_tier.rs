@@ -322,3 +322,41 @@ fn a_tag_added_by_the_loader_also_guards_the_value_in_redis() {
         "the Redis copy was invalidated by the added tag"
     );
 }
+
+#[test]
+fn a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let first = a.get("swr 1").value;
+    std::thread::sleep(Duration::from_millis(300)); // past the 200 ms ttl, inside the window
+
+    // B starts empty and its loader takes 2 s: it must answer with A's stale value
+    // (its own load would carry its own pid).
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(b.send("slow on"), "ok");
+    let from_b = b.get("swr 1");
+    assert_eq!(
+        from_b.value, first,
+        "B waited for its own load instead of serving the stale value"
+    );
+    assert_eq!(
+        (from_b.l2_hits, from_b.loads),
+        (1, 1),
+        "a stale L2 hit, and one refresh started"
+    );
+
+    // B's refresh finishes in the background and reaches Redis for everyone else.
+    // Readers are slow too, so they answer with what Redis holds, never their own load.
+    let mut reads = 0;
+    let refreshed = eventually(Duration::from_secs(10), || {
+        reads += 1;
+        let mut reader = Worker::start(&server.url(), NS, &[]);
+        assert_eq!(reader.send("slow on"), "ok");
+        reader.get("swr 1").value != first
+    });
+    assert!(refreshed, "B's refreshed value never reached Redis");
+    assert!(
+        reads > 1,
+        "B's 2 s refresh cannot have reached Redis at once"
+    );
+}

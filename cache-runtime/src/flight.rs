@@ -45,6 +45,9 @@ pub(crate) struct Flight<V, Out> {
     stamps: OnceLock<Stamps>,
     /// Set when the key was invalidated while this load ran: its value must not be stored.
     doomed: AtomicBool,
+    /// A stale value the leader found in Redis: callers that may be answered stale
+    /// take it at once while the load goes on.
+    stale: Mutex<Option<V>>,
 }
 
 impl<V: Clone, Out> Flight<V, Out> {
@@ -54,6 +57,7 @@ impl<V: Clone, Out> Flight<V, Out> {
             done: Notify::new(),
             stamps: OnceLock::new(),
             doomed: AtomicBool::new(false),
+            stale: Mutex::new(None),
         }
     }
 
@@ -78,6 +82,24 @@ impl<V: Clone, Out> Flight<V, Out> {
     pub(crate) fn land(&self, landed: Landed<V, Out>) {
         *self.landed.lock() = Some(landed);
         self.done.notify_waiters();
+    }
+
+    pub(crate) fn offer_stale(&self, value: V) {
+        *self.stale.lock() = Some(value);
+        self.done.notify_waiters();
+    }
+
+    /// Waits until the leader offers a stale value (forever, if it never does).
+    pub(crate) async fn stale_offered(&self) -> V {
+        loop {
+            let notified = self.done.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = self.stale.lock().as_ref() {
+                return value.clone();
+            }
+            notified.await;
+        }
     }
 
     /// Waits for the leader's outcome. Cancel-safe: dropping a waiter affects nobody.

@@ -42,6 +42,17 @@ where
     S::Out: Send,
     St: L1Store<K, S::Value>,
 {
+    /// Stores a stale value found in Redis while the load goes on; like a landing,
+    /// under the flights lock, so an invalidation of the key is not undone.
+    pub(super) fn keep_stale(&self, value: S::Value, stamps: Stamps, lifetime: Lifetime) {
+        let cache = self.cache;
+        let _flights = cache.flights.lock();
+        if !self.flight.is_doomed() && tags::all_current(&stamps) {
+            let entry = cache.entry(value, stamps, Some(lifetime));
+            cache.store.insert(self.key.clone(), entry);
+        }
+    }
+
     pub(super) fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<Keep<S::Value>>) {
         self.landed = true;
         let cache = self.cache;

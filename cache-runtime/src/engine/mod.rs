@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::panic;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tracing::Instrument;
@@ -178,12 +178,16 @@ where
                 }
                 Err(_) => Box::pin(self.load(key, share, make)).await,
             },
-            Seen::Gone => match (self.options.timeout, tokio::runtime::Handle::try_current()) {
-                (Some(timeout), Ok(runtime)) => {
-                    Box::pin(self.load_detached(key, share, make, timeout, runtime)).await
+            Seen::Gone => {
+                let may_answer_early =
+                    self.options.timeout.is_some() || self.options.stale_window.is_some();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) if may_answer_early => {
+                        Box::pin(self.load_detached(key, share, make, runtime)).await
+                    }
+                    _ => Box::pin(self.load(key, share, make)).await,
                 }
-                _ => Box::pin(self.load(key, share, make)).await,
-            },
+            }
         }
     }
 
@@ -286,16 +290,17 @@ where
         }
     }
 
-    /// A miss under a `timeout`: the load runs in its own task, so a caller that stops
-    /// waiting does not stop it. The leading caller awaits that task, the others the
-    /// flight; past the timeout a value still kept in L1 answers, and the load goes on
-    /// to refresh the cache. With no kept value the caller waits for the load.
+    /// A miss that may be answered before its load ends: under a `timeout`, or with
+    /// stale-while-revalidate (the leader may find a stale value in Redis). The load
+    /// runs in its own task, so a caller that stops waiting does not stop it. The
+    /// leading caller awaits that task, the others the flight; each takes a stale
+    /// value the leader offers, or, past the timeout, a value still kept in L1, and
+    /// the load goes on to refresh the cache. With neither, the caller waits.
     async fn load_detached<M, F>(
         &'static self,
         key: K,
         share: ShareFn<S>,
         make: M,
-        timeout: Duration,
         runtime: tokio::runtime::Handle,
     ) -> S::Out
     where
@@ -304,53 +309,65 @@ where
     {
         let mut make = Some(make);
         loop {
-            match self.join_or_lead(&key) {
+            let (flight, task) = match self.join_or_lead(&key) {
                 Role::Hit(value) => {
                     self.stats.bump(Counter::L1Hit);
                     return S::join(value);
                 }
                 Role::Lead(flight) => {
                     let make = make.take().expect("a caller leads at most once");
-                    let mut task = runtime.spawn(self.lead(key.clone(), flight, share, make));
-                    let joined = match tokio::time::timeout(timeout, &mut task).await {
-                        Ok(joined) => joined,
-                        Err(_) => match self.kept_value(&key) {
-                            Some(value) => return self.answer_stale(value),
-                            None => task.await,
-                        },
-                    };
-                    match joined {
-                        Ok((out, origin)) => {
-                            self.count(origin);
-                            return out;
-                        }
-                        Err(error) => panic::resume_unwind(error.into_panic()),
-                    }
+                    let task = runtime.spawn(self.lead(key.clone(), flight.clone(), share, make));
+                    (flight, Some(task))
                 }
-                Role::Follow(flight) => {
-                    let landed = match tokio::time::timeout(timeout, flight.wait(share)).await {
-                        Ok(landed) => landed,
-                        Err(_) => match self.kept_value(&key) {
-                            Some(value) => return self.answer_stale(value),
-                            None => flight.wait(share).await,
-                        },
-                    };
-                    match landed {
-                        Landed::Value(value, origin) => {
-                            self.count(origin);
-                            return S::join(value);
-                        }
-                        Landed::Shared(out) => {
-                            self.stats.bump(Counter::Miss);
-                            return out;
-                        }
-                        // A follower still holds its `make`: it may lead the next try.
-                        Landed::Retry => continue,
-                        Landed::Panicked(message) => {
-                            self.stats.bump(Counter::Miss);
-                            panic!("the loader of cache `{}` panicked: {message}", self.name)
+                Role::Follow(flight) => (flight, None),
+            };
+            let outcome = async {
+                match task {
+                    Some(task) => Err(task.await),
+                    None => Ok(flight.wait(share).await),
+                }
+            };
+            let patience = async {
+                match self.options.timeout {
+                    Some(timeout) => {
+                        tokio::time::sleep(timeout).await;
+                        match self.kept_value(&key) {
+                            Some(value) => value,
+                            None => std::future::pending().await,
                         }
                     }
+                    None => std::future::pending().await,
+                }
+            };
+            let landed = tokio::select! {
+                outcome = outcome => outcome,
+                stale = flight.stale_offered() => {
+                    self.stats.bump(Counter::L2Hit);
+                    self.stats.bump(Counter::StaleServed);
+                    return S::join(stale);
+                }
+                kept = patience => return self.answer_stale(kept),
+            };
+            match landed {
+                // The leading caller: its own task hands back the outcome.
+                Err(Ok((out, origin))) => {
+                    self.count(origin);
+                    return out;
+                }
+                Err(Err(error)) => panic::resume_unwind(error.into_panic()),
+                Ok(Landed::Value(value, origin)) => {
+                    self.count(origin);
+                    return S::join(value);
+                }
+                Ok(Landed::Shared(out)) => {
+                    self.stats.bump(Counter::Miss);
+                    return out;
+                }
+                // A follower still holds its `make`: it may lead the next try.
+                Ok(Landed::Retry) => continue,
+                Ok(Landed::Panicked(message)) => {
+                    self.stats.bump(Counter::Miss);
+                    panic!("the loader of cache `{}` panicked: {message}", self.name)
                 }
             }
         }
@@ -465,6 +482,18 @@ where
                 shared::Read::Miss { versions, fallback } => {
                     versions_before_load = Some(versions);
                     shared_fallback = fallback;
+                }
+                shared::Read::Stale {
+                    value,
+                    lifetime,
+                    versions,
+                } => {
+                    // Serve it now to whoever may take a stale value, keep it in L1
+                    // for the stale reads that follow, and go on to refresh it.
+                    lead.keep_stale(value.clone(), stamps.clone(), lifetime);
+                    lead.flight.offer_stale(value.clone());
+                    versions_before_load = Some(versions);
+                    shared_fallback = Some((value, lifetime));
                 }
                 shared::Read::Unavailable => {}
             }

@@ -23,6 +23,13 @@ pub(super) enum Read<V> {
         versions: Vec<u64>,
         fallback: Option<(V, Lifetime)>,
     },
+    /// A value past its ttl, inside the stale-while-revalidate window: servable now
+    /// while the load refreshes it (and a fail-safe fallback if the load fails).
+    Stale {
+        value: V,
+        lifetime: Lifetime,
+        versions: Vec<u64>,
+    },
     /// Redis did not answer: load, and do not write back (no versions to record).
     Unavailable,
 }
@@ -203,7 +210,9 @@ where
         }
         let now = unix_ms();
         let fresh = now < envelope.fresh_until_ms;
-        let kept = self.options.fail_safe.is_some() && now < envelope.keep_until_ms;
+        let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
+        let kept =
+            servable_stale || (self.options.fail_safe.is_some() && now < envelope.keep_until_ms);
         if !fresh && !kept {
             return Ok(None);
         }
@@ -221,11 +230,18 @@ where
             },
         };
         let lifetime = times.remaining(now);
+        let versions = versions.to_vec();
         let read = if fresh {
             Read::Hit { value, lifetime }
+        } else if servable_stale {
+            Read::Stale {
+                value,
+                lifetime,
+                versions,
+            }
         } else {
             Read::Miss {
-                versions: versions.to_vec(),
+                versions,
                 fallback: Some((value, lifetime)),
             }
         };
