@@ -10,7 +10,7 @@
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
-//! (stale-while-revalidate; 2 s loads after `slow on`), `invalidate_tag TAG`, `invalidate ID`,
+//! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -57,6 +57,19 @@ async fn revalidated(id: u64) -> String {
     format!("swr {id} loaded by pid {}", std::process::id())
 }
 
+/// One load per key for the whole fleet; 300 ms loads (5 s after `slow on`).
+#[cached(ttl = "60s", lock, name = "worker.locked")]
+async fn locked(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    let load_time = if SLOW.load(Ordering::SeqCst) {
+        5_000
+    } else {
+        300
+    };
+    tokio::time::sleep(Duration::from_millis(load_time)).await;
+    format!("locked {id} loaded by pid {}", std::process::id())
+}
+
 /// Tags itself with a group known only once loaded.
 #[cached(ttl = "60s", name = "worker.grouped")]
 async fn grouped(id: u64) -> String {
@@ -96,7 +109,8 @@ async fn main() {
         .namespace(namespace)
         .l2_timeout(Duration::from_millis(200))
         .resync_interval(Duration::from_millis(500))
-        .breaker(3, Duration::from_millis(200));
+        .breaker(3, Duration::from_millis(200))
+        .lock(Duration::from_secs(1), Duration::from_millis(1500));
     if let Some(max) = rest.first() {
         config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
     }
@@ -112,6 +126,7 @@ async fn main() {
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
             "swr" => answer(&revalidated(argument.parse().unwrap()).await, "worker.swr"),
+            "locked" => answer(&locked(argument.parse().unwrap()).await, "worker.locked"),
             "slow" => {
                 SLOW.store(argument == "on", Ordering::SeqCst);
                 "ok".to_owned()

@@ -60,7 +60,7 @@
 //! | `retry_after = "5s"` | with `stale_if_error`: leave a failing loader alone this long after a fail-safe answer (default 5 s) |
 //! | `refresh_ahead = 0.8` | a read after this fraction of the ttl answers at once and refreshes in the background |
 //! | `timeout = "2s"` | a slower load is answered by a kept value (SWR or fail-safe window) and finishes in the background |
-//! | `lock` | parsed and checked, but not available yet: a compile error says so |
+//! | `lock` | one load per key for the whole fleet, through a lock in Redis |
 //!
 //! [humantime]: https://docs.rs/humantime
 //!

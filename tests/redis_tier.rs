@@ -360,3 +360,47 @@ fn a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis() {
         "B's 2 s refresh cannot have reached Redis at once"
     );
 }
+
+#[test]
+fn four_processes_missing_one_key_with_lock_run_one_load() {
+    let server = RedisServer::start();
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|_| Worker::start(&server.url(), NS, &[]))
+        .collect();
+    for worker in &mut workers {
+        worker.request("locked 1");
+    }
+    let answers: Vec<_> = workers.iter_mut().map(Worker::answer).collect();
+    let loads: u64 = answers.iter().map(|a| a.loads).sum();
+    assert_eq!(loads, 1, "one load for the whole fleet: {answers:?}");
+    assert!(
+        answers.iter().all(|a| a.value == answers[0].value),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().map(|a| a.l2_hits).sum::<u64>(),
+        3,
+        "the others read the holder's value from Redis"
+    );
+}
+
+#[test]
+fn a_killed_lock_holder_does_not_block_the_others() {
+    let server = RedisServer::start();
+    let mut holder = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(holder.send("slow on"), "ok");
+    holder.request("locked 2"); // a 5 s load, holding the lock
+    let mut redis = server.connection();
+    let locked = eventually(Duration::from_secs(5), || {
+        let keys: Vec<String> = redis.keys(format!("{NS}:worker.locked:v0:*:lock")).unwrap();
+        !keys.is_empty()
+    });
+    assert!(locked, "the holder never took the lock");
+    drop(holder); // killed mid-load, lock held
+
+    // The lock expires (1 s hold) or the wait bound (1.5 s) passes: B loads itself.
+    let mut other = Worker::start(&server.url(), NS, &[]);
+    let answer = other.get("locked 2");
+    assert_eq!(answer.loads, 1, "B loaded it itself: {answer:?}");
+    assert!(answer.value.starts_with("locked 2 loaded"), "{answer:?}");
+}

@@ -131,6 +131,7 @@ fn options_expr(plan: &Plan) -> TokenStream {
     let refresh_ahead = plan
         .refresh_ahead
         .map(|fraction| quote!(.refresh_ahead(#fraction)));
+    let lock = plan.lock.then(|| quote!(.lock(true)));
     let timeout = plan.timeout.as_ref().map(|d| {
         let d = duration(d);
         quote!(.timeout(#d))
@@ -138,7 +139,7 @@ fn options_expr(plan: &Plan) -> TokenStream {
     let (capacity, local, version) = (plan.capacity, plan.local, plan.version);
     quote! {
         #krate::__private::CacheOptions::default()
-            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead #timeout
+            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) struct Plan {
     pub(crate) retry_after: Option<Duration>,
     pub(crate) refresh_ahead: Option<f64>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) lock: bool,
     pub(crate) capacity: u64,
     pub(crate) local: bool,
     pub(crate) version: u32,
@@ -83,16 +84,6 @@ fn parse_duration(lit: &LitStr, what: &str, errors: &mut Errors) -> Option<Durat
             None
         }
     }
-}
-
-fn not_yet(given: &Given<impl Sized>, what: &str, errors: &mut Errors) {
-    errors.spanned(
-        &given.keyword,
-        format!(
-            "`{}` ({what}) is not available yet in this version of stratacache; remove it for now",
-            given.keyword
-        ),
-    );
 }
 
 pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
@@ -160,8 +151,8 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
             }
         }
     });
-    if let Some(given) = &args.lock {
-        not_yet(given, "fleet-wide stampede lock", &mut errors);
+    if let (Some(lock), Some(_)) = (&args.lock, &args.local) {
+        errors.spanned(&lock.keyword, "`lock` coordinates loads through Redis, and a `local` cache never uses Redis: remove one of them");
     }
 
     let capacity = match &args.capacity {
@@ -271,6 +262,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         retry_after,
         refresh_ahead,
         timeout,
+        lock: args.lock.is_some(),
         capacity,
         local: args.local.is_some(),
         version,

@@ -40,6 +40,12 @@ pub struct Config {
     pub breaker_threshold: u32,
     /// How long the circuit stays open before one probe call (default 1 s).
     pub breaker_cooldown: Duration,
+    /// `#[cached(lock)]`: how long a process may hold a key's load lock (default 5 s;
+    /// if it dies, the lock frees itself after this).
+    pub lock_hold: Duration,
+    /// `#[cached(lock)]`: how long other processes wait for the holder's value before
+    /// loading anyway (default 5 s).
+    pub lock_wait: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +60,8 @@ impl Default for Config {
             resync_interval: Duration::from_secs(10),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
+            lock_hold: Duration::from_secs(5),
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -110,6 +118,12 @@ impl Config {
         self.resync_interval = interval;
         self
     }
+    /// The fleet-wide load lock of `#[cached(lock)]` functions: hold and wait bounds.
+    pub fn lock(mut self, hold: Duration, wait: Duration) -> Self {
+        self.lock_hold = hold;
+        self.lock_wait = wait;
+        self
+    }
     pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
         self.breaker_threshold = threshold;
         self.breaker_cooldown = cooldown;
@@ -137,6 +151,8 @@ pub fn init(config: Config) -> Result<(), Error> {
         format: config.payload_format,
         breaker_threshold: config.breaker_threshold,
         breaker_cooldown: config.breaker_cooldown,
+        lock_hold: config.lock_hold,
+        lock_wait: config.lock_wait,
     };
     let l2 = L2::new(client, settings)
         .map_err(|e| Error::Config(format!("cannot set up Redis: {e}")))?;

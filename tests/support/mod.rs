@@ -192,6 +192,19 @@ impl Worker {
         line.trim_end().to_owned()
     }
 
+    /// Sends a command without waiting for its answer (see [`Worker::answer`]), so
+    /// several workers can run one at the same time.
+    pub fn request(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").expect("worker stdin");
+    }
+
+    /// The answer to the oldest command sent with [`Worker::request`].
+    pub fn answer(&mut self) -> Answer {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("worker stdout");
+        serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("bad answer: {line} ({e})"))
+    }
+
     /// `get ID` parsed: the value, and this worker's counters for the cache.
     pub fn get(&mut self, command: &str) -> Answer {
         let line = self.send(command);

@@ -498,6 +498,23 @@ where
                 shared::Read::Unavailable => {}
             }
         }
+        let mut held = None;
+        if let (true, Some(target), Some(_)) = (self.options.lock, &target, &versions_before_load) {
+            match self.fleet_lock(target, &stamps).await {
+                shared::Locked::Holder { key, token } => held = Some((key, token)),
+                shared::Locked::Value { value, lifetime } => {
+                    let keep = Keep {
+                        value: value.clone(),
+                        stamps,
+                        lifetime: Some(lifetime),
+                    };
+                    lead.land(Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    finish("l2", "hit");
+                    return (S::join(value), Origin::L2);
+                }
+                shared::Locked::Alone => {}
+            }
+        }
         let started = Instant::now();
         let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
         let took = started.elapsed();
@@ -509,6 +526,7 @@ where
         let out = match outcome {
             Ok(out) => out,
             Err(payload) => {
+                self.unlock(&target, held.take()).await;
                 self.stats.bump(Counter::LoadError);
                 let message = panic_message(&*payload).to_owned();
                 if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
@@ -532,6 +550,7 @@ where
                 value
             }
             Split::Error(out) => {
+                self.unlock(&target, held.take()).await;
                 self.stats.bump(Counter::LoadError);
                 if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
                     finish("loader", "fail-safe");
@@ -548,6 +567,7 @@ where
                 return (out, Origin::Loader);
             }
             Split::Empty(out) => {
+                self.unlock(&target, held.take()).await;
                 lead.land(
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
@@ -557,6 +577,7 @@ where
             }
         };
         if overrides.skip {
+            self.unlock(&target, held.take()).await;
             // The loader asked not to cache: its callers (and the waiters) get it.
             lead.land(Landed::Value(value.clone(), Origin::Loader), None);
             finish("loader", "ok");
@@ -580,12 +601,14 @@ where
             lifetime,
         };
         lead.land(Landed::Value(value.clone(), Origin::Loader), Some(keep));
-        if let (Some(target), Some(versions)) = (target, versions_before_load) {
+        if let (Some(target), Some(versions)) = (&target, versions_before_load) {
             // After the landing: waiters have their value and do not wait for Redis.
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-            self.write_shared(&target, &value, versions, lifetime, &overrides.tags)
+            self.write_shared(target, &value, versions, lifetime, &overrides.tags)
                 .await;
         }
+        // After the write: processes waiting on the lock find the value, not a free lock.
+        self.unlock(&target, held.take()).await;
         finish("loader", "ok");
         (S::join(value), Origin::Loader)
     }

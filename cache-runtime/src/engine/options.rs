@@ -21,6 +21,8 @@ pub struct CacheOptions {
     pub refresh_ahead: Option<f64>,
     /// How long a caller waits for a load before a kept value answers instead.
     pub timeout: Option<Duration>,
+    /// One load per key for the whole fleet, through a lock in Redis.
+    pub lock: bool,
     /// The in-process bound, in entries.
     pub capacity: u64,
     /// In-process only: never written to a shared tier.
@@ -38,6 +40,7 @@ impl Default for CacheOptions {
             fail_safe_retry: Duration::from_secs(5),
             refresh_ahead: None,
             timeout: None,
+            lock: false,
             capacity: 10_000,
             local: false,
             version: 0,
@@ -68,6 +71,10 @@ impl CacheOptions {
     }
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+    pub fn lock(mut self, lock: bool) -> Self {
+        self.lock = lock;
         self
     }
     pub fn capacity(mut self, capacity: u64) -> Self {

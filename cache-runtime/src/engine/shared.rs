@@ -34,6 +34,18 @@ pub(super) enum Read<V> {
     Unavailable,
 }
 
+/// What the fleet-wide load lock gave a leader.
+pub(super) enum Locked<V> {
+    /// This process loads; release with the lock key and token.
+    Holder { key: String, token: String },
+    /// Another process loaded it meanwhile.
+    Value { value: V, lifetime: Lifetime },
+    /// No lock to be had in time (or Redis failed): load anyway.
+    Alone,
+}
+
+static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Where one key of one cache lives in Redis.
 pub(super) struct Target {
     l2: &'static L2,
@@ -299,6 +311,49 @@ where
             .await
         {
             self.fault(&fault);
+        }
+    }
+
+    /// One load per key for the whole fleet: take the key's lock, or wait for the
+    /// holder's value to reach Redis, polling, and take the lock over if the holder
+    /// let it go (or died: the lock expires). Past the wait bound, load anyway.
+    pub(super) async fn fleet_lock(
+        &self,
+        target: &Target,
+        stamps: &[TagStamp],
+    ) -> Locked<S::Value> {
+        let key = format!("{}:lock", target.entry_key);
+        let serial = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{:016x}{serial:016x}", target.l2.instance);
+        let deadline = std::time::Instant::now() + target.l2.lock_wait;
+        loop {
+            match target.l2.try_lock(&key, &token).await {
+                Ok(true) => return Locked::Holder { key, token },
+                Ok(false) => {}
+                Err(fault) => {
+                    self.fault(&fault);
+                    return Locked::Alone;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::debug!(cache = %self.name, "stratacache: gave up waiting for another process's load");
+                return Locked::Alone;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            match self.read_shared(target, stamps).await {
+                Read::Hit { value, lifetime } => return Locked::Value { value, lifetime },
+                Read::Unavailable => return Locked::Alone,
+                Read::Miss { .. } | Read::Stale { .. } => {}
+            }
+        }
+    }
+
+    /// Releases a load lock this leader holds (best effort: it expires anyway).
+    pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
+        if let (Some(target), Some((key, token))) = (target, held) {
+            if let Err(fault) = target.l2.unlock(&key, &token).await {
+                self.fault(&fault);
+            }
         }
     }
 

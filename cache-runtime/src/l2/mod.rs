@@ -49,6 +49,9 @@ pub(crate) struct L2 {
     /// Identifies this process's own backplane messages.
     pub(crate) instance: u64,
     pub(crate) channel: String,
+    /// Fleet-wide stampede lock: how long a holder may hold it, how long others wait.
+    pub(crate) lock_hold: Duration,
+    pub(crate) lock_wait: Duration,
 }
 
 static ACTIVE: OnceLock<L2> = OnceLock::new();
@@ -73,6 +76,8 @@ pub(crate) struct Settings {
     pub(crate) format: PayloadFormat,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
+    pub(crate) lock_hold: Duration,
+    pub(crate) lock_wait: Duration,
 }
 
 impl L2 {
@@ -94,6 +99,8 @@ impl L2 {
             format: settings.format,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             instance,
+            lock_hold: settings.lock_hold,
+            lock_wait: settings.lock_wait,
         })
     }
 
@@ -219,6 +226,43 @@ impl L2 {
                 .await
         })
         .await
+    }
+
+    /// Takes the lock `key` for `token` if nobody holds it (`SET NX PX`).
+    pub(crate) async fn try_lock(&self, key: &str, token: &str) -> Result<bool, Fault> {
+        let hold = u64::try_from(self.lock_hold.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let reply: Option<String> = self
+            .call(|mut connection| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(hold)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// Releases the lock `key` if `token` still holds it (it may have expired and been
+    /// taken by another process since).
+    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<(), Fault> {
+        const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+        self.call(|mut connection| async move {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .query_async::<i64>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     pub(crate) fn entry_key(&self, cache: &str, version: u32, key_bytes: &[u8]) -> String {

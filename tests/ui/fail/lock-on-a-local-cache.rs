@@ -1,6 +1,6 @@
 use stratacache::cached;
 
-#[cached(ttl = "1m", lock)]
+#[cached(ttl = "1m", lock, local)]
 async fn get(id: u64) -> u64 {
     id
 }
