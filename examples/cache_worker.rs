@@ -10,7 +10,8 @@
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
-//! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock), `invalidate_tag TAG`, `invalidate ID`,
+//! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
+//! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
 //! `clear`, `stats`.
 
 use std::io::BufRead;
@@ -70,6 +71,13 @@ async fn locked(id: u64) -> String {
     format!("locked {id} loaded by pid {}", std::process::id())
 }
 
+/// Refreshed ahead, a quarter into its 2 s ttl.
+#[cached(ttl = "2s", refresh_ahead = 0.25, name = "worker.ahead")]
+async fn ahead(id: u64) -> String {
+    let load = LOADS.fetch_add(1, Ordering::SeqCst) + 1;
+    format!("ahead {id} load {load}")
+}
+
 /// Tags itself with a group known only once loaded.
 #[cached(ttl = "60s", name = "worker.grouped")]
 async fn grouped(id: u64) -> String {
@@ -127,6 +135,7 @@ async fn main() {
             "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
             "swr" => answer(&revalidated(argument.parse().unwrap()).await, "worker.swr"),
             "locked" => answer(&locked(argument.parse().unwrap()).await, "worker.locked"),
+            "ahead" => answer(&ahead(argument.parse().unwrap()).await, "worker.ahead"),
             "slow" => {
                 SLOW.store(argument == "on", Ordering::SeqCst);
                 "ok".to_owned()

@@ -404,3 +404,25 @@ fn a_killed_lock_holder_does_not_block_the_others() {
     assert_eq!(answer.loads, 1, "B loaded it itself: {answer:?}");
     assert!(answer.value.starts_with("locked 2 loaded"), "{answer:?}");
 }
+
+#[test]
+fn refresh_ahead_reloads_even_though_redis_holds_the_same_value() {
+    let server = RedisServer::start();
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(a.get("ahead 1").loads, 1);
+    std::thread::sleep(Duration::from_millis(700)); // past the refresh point (0.5 s), far from the ttl (2 s)
+    assert_eq!(a.get("ahead 1").value, "ahead 1 load 1", "answered at once");
+    // The refresh must load, not re-promote the equally old value Redis holds; and
+    // well before the ttl would force a load anyway.
+    let refreshed = eventually(Duration::from_millis(900), || a.get("ahead 1").loads == 2);
+    assert!(
+        refreshed,
+        "the refresh took Redis's copy of the same value instead of loading"
+    );
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(
+        b.get("ahead 1").value,
+        "ahead 1 load 2",
+        "the refreshed value reached Redis"
+    );
+}

@@ -48,9 +48,23 @@ pub(crate) struct Flight<V, Out> {
     /// A stale value the leader found in Redis: callers that may be answered stale
     /// take it at once while the load goes on.
     stale: Mutex<Option<V>>,
+    /// A background refresh of a value still held (not a miss).
+    refresh: bool,
 }
 
 impl<V: Clone, Out> Flight<V, Out> {
+    /// A flight that refreshes a value still held, in the background.
+    pub(crate) fn refresh() -> Self {
+        Self {
+            refresh: true,
+            ..Self::new()
+        }
+    }
+
+    pub(crate) fn is_refresh(&self) -> bool {
+        self.refresh
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             landed: Mutex::new(None),
@@ -58,6 +72,7 @@ impl<V: Clone, Out> Flight<V, Out> {
             stamps: OnceLock::new(),
             doomed: AtomicBool::new(false),
             stale: Mutex::new(None),
+            refresh: false,
         }
     }
 

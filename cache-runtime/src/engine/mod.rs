@@ -250,7 +250,7 @@ where
         if flights.get(key).is_some_and(|f| f.can_join()) || self.needs_no_refresh(key) {
             return None;
         }
-        let flight = Arc::new(Flight::new());
+        let flight = Arc::new(Flight::refresh());
         flights.insert(key.clone(), flight.clone());
         Some(flight)
     }
@@ -469,7 +469,19 @@ where
         let mut shared_fallback = None;
         if let Some(target) = &target {
             match self.read_shared(target, &stamps).await {
-                shared::Read::Hit { value, lifetime } => {
+                shared::Read::Hit {
+                    value,
+                    lifetime,
+                    versions,
+                } if lead.flight.is_refresh() && lifetime.refresh_after == 0 => {
+                    // A refresh-ahead refresh found the same generation in Redis, due
+                    // as well: load (a newer value from another process is taken below).
+                    versions_before_load = Some(versions);
+                    shared_fallback = Some((value, lifetime));
+                }
+                shared::Read::Hit {
+                    value, lifetime, ..
+                } => {
                     let keep = Keep {
                         value: value.clone(),
                         stamps,

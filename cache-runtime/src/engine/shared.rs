@@ -16,7 +16,11 @@ use crate::Error;
 
 pub(super) enum Read<V> {
     /// A fresh value and what is left of its lifetime.
-    Hit { value: V, lifetime: Lifetime },
+    Hit {
+        value: V,
+        lifetime: Lifetime,
+        versions: Vec<u64>,
+    },
     /// Nothing fresh; `versions` are the tag versions read before the load, and
     /// `fallback` a value kept for the fail-safe window, if the cache has one.
     Miss {
@@ -244,7 +248,11 @@ where
         let lifetime = times.remaining(now);
         let versions = versions.to_vec();
         let read = if fresh {
-            Read::Hit { value, lifetime }
+            Read::Hit {
+                value,
+                lifetime,
+                versions,
+            }
         } else if servable_stale {
             Read::Stale {
                 value,
@@ -341,7 +349,9 @@ where
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             match self.read_shared(target, stamps).await {
-                Read::Hit { value, lifetime } => return Locked::Value { value, lifetime },
+                Read::Hit {
+                    value, lifetime, ..
+                } => return Locked::Value { value, lifetime },
                 Read::Unavailable => return Locked::Alone,
                 Read::Miss { .. } | Read::Stale { .. } => {}
             }
