@@ -60,6 +60,7 @@
 //! | `retry_after = "5s"` | with `stale_if_error`: leave a failing loader alone this long after a fail-safe answer (default 5 s) |
 //! | `refresh_ahead = 0.8` | a read after this fraction of the ttl answers at once and refreshes in the background |
 //! | `timeout = "2s"` | a slower load is answered by a kept value (SWR or fail-safe window) and finishes in the background |
+//! | `hard_timeout` | with `timeout` and no kept value: fail the call with `E::from(TimedOut)` |
 //! | `lock` | one load per key for the whole fleet, through a lock in Redis |
 //!
 //! [humantime]: https://docs.rs/humantime
@@ -113,7 +114,7 @@
 pub use stratacache_macros::{cached, clear, invalidate};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
-    LoadHistogram, PayloadFormat, StatsSnapshot,
+    LoadHistogram, PayloadFormat, StatsSnapshot, TimedOut,
 };
 
 #[doc(hidden)]

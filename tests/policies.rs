@@ -285,3 +285,48 @@ async fn a_slow_load_is_answered_by_the_kept_value_and_finishes_in_the_backgroun
     assert_eq!(waiting.await.unwrap().unwrap(), "2: load 3");
     SLOW_MODE.store(false, SeqCst);
 }
+
+#[derive(Debug, PartialEq)]
+enum ReportError {
+    TooSlow,
+}
+
+impl From<stratacache::TimedOut> for ReportError {
+    fn from(_: stratacache::TimedOut) -> Self {
+        ReportError::TooSlow
+    }
+}
+
+static REPORT_LOADS: AtomicUsize = AtomicUsize::new(0);
+static REPORT_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[cached(ttl = "1m", timeout = "100ms", hard_timeout, name = "policy.report")]
+async fn report(id: u64) -> Result<String, ReportError> {
+    REPORT_LOADS.fetch_add(1, SeqCst);
+    REPORT_GATE.acquire().await.unwrap().forget();
+    Ok(format!("report {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_timeout_fails_the_call_and_the_load_still_caches_its_value() {
+    let answered = tokio::time::timeout(Duration::from_secs(10), report(1)).await;
+    assert_eq!(
+        answered.expect("the call outlived its timeout"),
+        Err(ReportError::TooSlow)
+    );
+    REPORT_GATE.add_permits(1);
+    let mut value = Err(ReportError::TooSlow);
+    for _ in 0..200 {
+        value = report(1).await;
+        if value.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        value,
+        Ok("report 1".to_string()),
+        "the load went on and cached its value"
+    );
+    assert_eq!(REPORT_LOADS.load(SeqCst), 1, "one load for both calls");
+}

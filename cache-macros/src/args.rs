@@ -27,6 +27,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "cache_none",
     "cache_err",
     "lock",
+    "hard_timeout",
     "crate",
 ];
 
@@ -55,6 +56,7 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_none: Option<Given<()>>,
     pub(crate) cache_err: Option<Given<()>>,
     pub(crate) lock: Option<Given<()>>,
+    pub(crate) hard_timeout: Option<Given<()>>,
     pub(crate) krate: Option<Given<LitStr>>,
     /// Mistakes in individual arguments. Kept here rather than failing the parse, so
     /// validation still checks the rest and one compile shows every mistake.
@@ -216,6 +218,7 @@ impl CachedArgs {
             "cache_none" => set(&mut self.cache_none, keyword, flag(value), errors),
             "cache_err" => set(&mut self.cache_err, keyword, flag(value), errors),
             "lock" => set(&mut self.lock, keyword, flag(value), errors),
+            "hard_timeout" => set(&mut self.hard_timeout, keyword, flag(value), errors),
             _ => errors.spanned(&keyword, unknown_message(&name)),
         }
     }

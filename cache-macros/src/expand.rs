@@ -294,6 +294,14 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
         block.to_token_stream()
     };
     let tags = tags_expr(plan, |name| owned_ident(name).to_token_stream());
+    // With `hard_timeout`, how a timed-out call becomes the function's `Err`.
+    let timed_out = if plan.hard_timeout {
+        quote!(::core::option::Option::Some(|__stratacache_timed_out: #krate::__private::TimedOut| -> #output {
+            ::core::result::Result::Err(::core::convert::From::from(__stratacache_timed_out))
+        }))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     quote! {
         #(#take)*
         #take_self
@@ -305,7 +313,7 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
                     #rebind_self
                     #body
                 }))
-            })
+            }, #timed_out)
             .await
     }
 }

@@ -20,6 +20,7 @@ pub(crate) struct Plan {
     pub(crate) refresh_ahead: Option<f64>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) lock: bool,
+    pub(crate) hard_timeout: bool,
     pub(crate) capacity: u64,
     pub(crate) local: bool,
     pub(crate) version: u32,
@@ -128,8 +129,8 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         parse_duration(&given.value, "retry_after", &mut errors)
     });
     let timeout = args.timeout.as_ref().and_then(|given| {
-        if args.stale_while_revalidate.is_none() && args.stale_if_error.is_none() {
-            errors.spanned(&given.keyword, "`timeout` answers a slow load with a kept value: add `stale_while_revalidate` or `stale_if_error = \"1h\"` to keep one");
+        if args.stale_while_revalidate.is_none() && args.stale_if_error.is_none() && args.hard_timeout.is_none() {
+            errors.spanned(&given.keyword, "`timeout` answers a slow load with a kept value: add `stale_while_revalidate` or `stale_if_error = \"1h\"` to keep one, or `hard_timeout` to fail the call");
         }
         parse_duration(&given.value, "timeout", &mut errors)
     });
@@ -252,6 +253,17 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         .unwrap_or_default();
 
     let shape = shape(&sig.output, &args, &mut errors);
+    if let Some(given) = &args.hard_timeout {
+        if args.timeout.is_none() {
+            errors.spanned(
+                &given.keyword,
+                "`hard_timeout` fails a call that waited `timeout`: add `timeout = \"2s\"`",
+            );
+        }
+        if !matches!(shape, ShapeKind::OkOnly(_) | ShapeKind::WholeResult(_)) {
+            errors.spanned(&given.keyword, "`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`");
+        }
+    }
     errors.finish()?;
     Ok(Plan {
         krate,
@@ -263,6 +275,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         refresh_ahead,
         timeout,
         lock: args.lock.is_some(),
+        hard_timeout: args.hard_timeout.is_some(),
         capacity,
         local: args.local.is_some(),
         version,

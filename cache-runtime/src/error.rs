@@ -33,3 +33,28 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The error of a `#[cached(timeout = "..", hard_timeout)]` call whose load took
+/// longer than the timeout with no kept value to answer with. The load goes on in the
+/// background and caches its value for the next call. Implement
+/// `From<TimedOut>` for the function's error type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimedOut {
+    /// The cache whose load timed out.
+    pub cache: String,
+    /// The timeout that passed.
+    pub after: std::time::Duration,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the load of cache `{}` took longer than {:?}",
+            self.cache, self.after
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}

@@ -20,7 +20,7 @@ pub mod this_load;
 use std::future::Future;
 
 pub use config::{init, Config};
-pub use error::Error;
+pub use error::{Error, TimedOut};
 pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
 pub use registry::stats;
@@ -81,7 +81,8 @@ pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
 #[doc(hidden)]
 pub mod __private {
     //! Used by generated code only. Not a stable API.
-    pub use crate::engine::{Cache, CacheOptions, Tags};
+    pub use crate::engine::{Cache, CacheOptions, Tags, TimedOutFn};
+    pub use crate::error::TimedOut;
     pub use crate::l2::codec::{serde_codec, Codec};
     pub use crate::registry::{default_name, CacheSpec, Slot};
     pub use crate::shape::{

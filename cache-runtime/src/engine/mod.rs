@@ -29,6 +29,7 @@ pub(crate) use shared::publish;
 
 use crate::backplane::Message;
 use crate::clock;
+use crate::error::TimedOut;
 use crate::flight::{Flight, Landed, Origin};
 use crate::l1::{DefaultStore, Entry, L1Store};
 use crate::l2::codec::Codec;
@@ -41,6 +42,8 @@ pub type Tags = Vec<String>;
 
 type FlightOf<S> = Flight<<S as Shape>::Value, <S as Shape>::Out>;
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
+/// With `hard_timeout`: how a timed-out call builds the function's error.
+pub type TimedOutFn<S> = Option<fn(TimedOut) -> <S as Shape>::Out>;
 
 /// One cached function's cache.
 pub struct Cache<K, S: Shape, St = DefaultStore<K, <S as Shape>::Value>> {
@@ -146,6 +149,7 @@ where
         key: K,
         share: ShareFn<S>,
         make: M,
+        timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
         M: FnOnce() -> (Tags, F) + Send + 'static,
@@ -183,7 +187,7 @@ where
                     self.options.timeout.is_some() || self.options.stale_window.is_some();
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) if may_answer_early => {
-                        Box::pin(self.load_detached(key, share, make, runtime)).await
+                        Box::pin(self.load_detached(key, share, make, runtime, timed_out)).await
                     }
                     _ => Box::pin(self.load(key, share, make)).await,
                 }
@@ -302,6 +306,7 @@ where
         share: ShareFn<S>,
         make: M,
         runtime: tokio::runtime::Handle,
+        timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
         M: FnOnce() -> (Tags, F) + Send + 'static,
@@ -331,9 +336,13 @@ where
                 match self.options.timeout {
                     Some(timeout) => {
                         tokio::time::sleep(timeout).await;
-                        match self.kept_value(&key) {
-                            Some(value) => value,
-                            None => std::future::pending().await,
+                        match (self.kept_value(&key), timed_out) {
+                            (Some(value), _) => Ok(value),
+                            (None, Some(timed_out)) => Err(timed_out(TimedOut {
+                                cache: self.name.to_string(),
+                                after: timeout,
+                            })),
+                            (None, None) => std::future::pending().await,
                         }
                     }
                     None => std::future::pending().await,
@@ -346,7 +355,13 @@ where
                     self.stats.bump(Counter::StaleServed);
                     return S::join(stale);
                 }
-                kept = patience => return self.answer_stale(kept),
+                kept = patience => match kept {
+                    Ok(value) => return self.answer_stale(value),
+                    Err(timed_out) => {
+                        self.stats.bump(Counter::Miss);
+                        return timed_out;
+                    }
+                },
             };
             match landed {
                 // The leading caller: its own task hands back the outcome.

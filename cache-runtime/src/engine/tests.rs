@@ -409,6 +409,7 @@ async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
             1,
             NO_SHARE,
             counting(&calls, Duration::ZERO, &[], "v1".into()),
+            None,
         )
         .await;
     tokio::time::sleep(Duration::from_millis(80)).await;
@@ -427,7 +428,7 @@ async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
         }
     };
     let callers: Vec<_> = (0..100)
-        .map(|_| tokio::spawn(cache.get_or_load_refreshing(1, NO_SHARE, gated(&calls))))
+        .map(|_| tokio::spawn(cache.get_or_load_refreshing(1, NO_SHARE, gated(&calls), None)))
         .collect();
     for caller in callers {
         let answered = tokio::time::timeout(Duration::from_secs(10), caller).await;
@@ -448,7 +449,7 @@ async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
     let mut refreshed = String::new();
     for _ in 0..200 {
         refreshed = cache
-            .get_or_load_refreshing(1, NO_SHARE, gated(&calls))
+            .get_or_load_refreshing(1, NO_SHARE, gated(&calls), None)
             .await;
         if refreshed == "v2" {
             break;

@@ -1,0 +1,10 @@
+use stratacache::cached;
+
+#[cached(ttl = "1m", timeout = "2s", hard_timeout)]
+async fn get(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    let _ = get(1);
+}
