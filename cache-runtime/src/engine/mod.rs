@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 mod lead;
 mod options;
+mod policies;
 mod shared;
 
 use lead::{catch_unwind, panic_message, Keep, Lead};
@@ -70,16 +71,6 @@ enum Role<S: Shape> {
 /// entries, shared across tasks.
 pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
-
-/// A value that can answer in place of a failed load.
-struct Fallback<V> {
-    value: V,
-    stamps: Stamps,
-    /// How long it is still fresh (a failed refresh-ahead must not shorten that)
-    /// and may still be kept, in milliseconds from now.
-    fresh_for: u64,
-    keep_for: u64,
-}
 
 enum Seen<V> {
     Fresh(V),
@@ -292,114 +283,6 @@ where
                 },
             }
         }
-    }
-
-    /// A miss that may be answered before its load ends: under a `timeout`, or with
-    /// stale-while-revalidate (the leader may find a stale value in Redis). The load
-    /// runs in its own task, so a caller that stops waiting does not stop it. The
-    /// leading caller awaits that task, the others the flight; each takes a stale
-    /// value the leader offers, or, past the timeout, a value still kept in L1, and
-    /// the load goes on to refresh the cache. With neither, the caller waits.
-    async fn load_detached<M, F>(
-        &'static self,
-        key: K,
-        share: ShareFn<S>,
-        make: M,
-        runtime: tokio::runtime::Handle,
-        timed_out: TimedOutFn<S>,
-    ) -> S::Out
-    where
-        M: FnOnce() -> (Tags, F) + Send + 'static,
-        F: Future<Output = S::Out> + Send + 'static,
-    {
-        let mut make = Some(make);
-        loop {
-            let (flight, task) = match self.join_or_lead(&key) {
-                Role::Hit(value) => {
-                    self.stats.bump(Counter::L1Hit);
-                    return S::join(value);
-                }
-                Role::Lead(flight) => {
-                    let make = make.take().expect("a caller leads at most once");
-                    let task = runtime.spawn(self.lead(key.clone(), flight.clone(), share, make));
-                    (flight, Some(task))
-                }
-                Role::Follow(flight) => (flight, None),
-            };
-            let outcome = async {
-                match task {
-                    Some(task) => Err(task.await),
-                    None => Ok(flight.wait(share).await),
-                }
-            };
-            let patience = async {
-                match self.options.timeout {
-                    Some(timeout) => {
-                        tokio::time::sleep(timeout).await;
-                        match (self.kept_value(&key), timed_out) {
-                            (Some(value), _) => Ok(value),
-                            (None, Some(timed_out)) => Err(timed_out(TimedOut {
-                                cache: self.name.to_string(),
-                                after: timeout,
-                            })),
-                            (None, None) => std::future::pending().await,
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let landed = tokio::select! {
-                outcome = outcome => outcome,
-                stale = flight.stale_offered() => {
-                    self.stats.bump(Counter::L2Hit);
-                    self.stats.bump(Counter::StaleServed);
-                    return S::join(stale);
-                }
-                kept = patience => match kept {
-                    Ok(value) => return self.answer_stale(value),
-                    Err(timed_out) => {
-                        self.stats.bump(Counter::Miss);
-                        return timed_out;
-                    }
-                },
-            };
-            match landed {
-                // The leading caller: its own task hands back the outcome.
-                Err(Ok((out, origin))) => {
-                    self.count(origin);
-                    return out;
-                }
-                Err(Err(error)) => panic::resume_unwind(error.into_panic()),
-                Ok(Landed::Value(value, origin)) => {
-                    self.count(origin);
-                    return S::join(value);
-                }
-                Ok(Landed::Shared(out)) => {
-                    self.stats.bump(Counter::Miss);
-                    return out;
-                }
-                // A follower still holds its `make`: it may lead the next try.
-                Ok(Landed::Retry) => continue,
-                Ok(Landed::Panicked(message)) => {
-                    self.stats.bump(Counter::Miss);
-                    panic!("the loader of cache `{}` panicked: {message}", self.name)
-                }
-            }
-        }
-    }
-
-    /// A value still kept for `key` (stale, or a fail-safe fallback), not invalidated.
-    fn kept_value(&self, key: &K) -> Option<S::Value> {
-        let now = clock::coarse_ms();
-        self.store
-            .read(key, |e| e.is_retained(now).then(|| e.value.clone()))
-            .flatten()
-    }
-
-    fn answer_stale(&self, value: S::Value) -> S::Out {
-        self.stats.bump(Counter::L1Hit);
-        self.stats.bump(Counter::StaleServed);
-        S::join(value)
     }
 
     /// Counts how a caller that missed L1 was answered.
@@ -638,65 +521,6 @@ where
         self.unlock(&target, held.take()).await;
         finish("loader", "ok");
         (S::join(value), Origin::Loader)
-    }
-
-    /// A value to answer with in place of a failed load: the entry still kept in L1, or
-    /// the one Redis held, within the fail-safe window and not invalidated.
-    fn fallback(
-        &self,
-        key: &K,
-        stamps: &Stamps,
-        shared: Option<(S::Value, Lifetime)>,
-    ) -> Option<Fallback<S::Value>> {
-        self.options.fail_safe?;
-        let now = clock::precise_ms();
-        let kept = self.store.read(key, |entry| {
-            entry.is_retained(now).then(|| Fallback {
-                value: entry.value.clone(),
-                stamps: entry.stamps.clone(),
-                fresh_for: entry.times.fresh_until.saturating_sub(now),
-                keep_for: entry.times.keep_until.saturating_sub(now),
-            })
-        });
-        kept.flatten().or_else(|| {
-            let (value, lifetime) = shared?;
-            // Redis's tag versions were current when it was read; the load's stamps
-            // carry that moment into L1.
-            let keep_for = lifetime.fresh_for.saturating_add(lifetime.keep_for);
-            tags::all_current(stamps).then(|| Fallback {
-                value,
-                stamps: stamps.clone(),
-                fresh_for: 0,
-                keep_for,
-            })
-        })
-    }
-
-    /// Answers the leader and its waiters with `fallback`, and keeps it as fresh for
-    /// the retry back-off so the failing loader is not called again for that key in
-    /// the meantime (then it is retried; the value stays as a fallback until its
-    /// window ends).
-    fn answer_with_fallback(
-        &self,
-        lead: &mut Lead<'_, K, S, St>,
-        fallback: Fallback<S::Value>,
-    ) -> S::Out {
-        let back_off = clock::to_ms(self.options.fail_safe_retry).min(fallback.keep_for);
-        let fresh_for = back_off.max(fallback.fresh_for);
-        let lifetime = Lifetime {
-            fresh_for,
-            stale_for: 0,
-            keep_for: fallback.keep_for - fresh_for,
-            refresh_after: NEVER,
-        };
-        let value = fallback.value;
-        let keep = Keep {
-            value: value.clone(),
-            stamps: fallback.stamps,
-            lifetime: Some(lifetime),
-        };
-        lead.land(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
-        S::join(value)
     }
 
     /// Reads the version of every tag of a load, before its loader runs.

@@ -1,0 +1,201 @@
+//! The freshness and resilience policies' part of a call: answering before a load
+//! ends (a stale value the leader found in Redis, a kept value past a `timeout`, or a
+//! `hard_timeout` error) and answering in place of a failed load (fail-safe).
+
+use std::future::Future;
+use std::panic;
+
+use super::lead::{Keep, Lead};
+use super::{Cache, CacheKey, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
+use crate::clock;
+use crate::error::TimedOut;
+use crate::flight::{Landed, Origin};
+use crate::l1::L1Store;
+use crate::shape::Shape;
+use crate::stats::Counter;
+use crate::tags::{self, Stamps};
+
+/// A value that can answer in place of a failed load.
+pub(super) struct Fallback<V> {
+    value: V,
+    stamps: Stamps,
+    /// How long it is still fresh (a failed refresh-ahead must not shorten that)
+    /// and may still be kept, in milliseconds from now.
+    fresh_for: u64,
+    keep_for: u64,
+}
+
+impl<K, S, St> Cache<K, S, St>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    /// A miss that may be answered before its load ends: under a `timeout`, or with
+    /// stale-while-revalidate (the leader may find a stale value in Redis). The load
+    /// runs in its own task, so a caller that stops waiting does not stop it. The
+    /// leading caller awaits that task, the others the flight; each takes a stale
+    /// value the leader offers, or, past the timeout, a value still kept in L1, and
+    /// the load goes on to refresh the cache. With neither, the caller waits.
+    pub(super) async fn load_detached<M, F>(
+        &'static self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+        runtime: tokio::runtime::Handle,
+        timed_out: TimedOutFn<S>,
+    ) -> S::Out
+    where
+        M: FnOnce() -> (Tags, F) + Send + 'static,
+        F: Future<Output = S::Out> + Send + 'static,
+    {
+        let mut make = Some(make);
+        loop {
+            let (flight, task) = match self.join_or_lead(&key) {
+                Role::Hit(value) => {
+                    self.stats.bump(Counter::L1Hit);
+                    return S::join(value);
+                }
+                Role::Lead(flight) => {
+                    let make = make.take().expect("a caller leads at most once");
+                    let task = runtime.spawn(self.lead(key.clone(), flight.clone(), share, make));
+                    (flight, Some(task))
+                }
+                Role::Follow(flight) => (flight, None),
+            };
+            let outcome = async {
+                match task {
+                    Some(task) => Err(task.await),
+                    None => Ok(flight.wait(share).await),
+                }
+            };
+            let patience = async {
+                match self.options.timeout {
+                    Some(timeout) => {
+                        tokio::time::sleep(timeout).await;
+                        match (self.kept_value(&key), timed_out) {
+                            (Some(value), _) => Ok(value),
+                            (None, Some(timed_out)) => Err(timed_out(TimedOut {
+                                cache: self.name.to_string(),
+                                after: timeout,
+                            })),
+                            (None, None) => std::future::pending().await,
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let landed = tokio::select! {
+                outcome = outcome => outcome,
+                stale = flight.stale_offered() => {
+                    self.stats.bump(Counter::L2Hit);
+                    self.stats.bump(Counter::StaleServed);
+                    return S::join(stale);
+                }
+                kept = patience => match kept {
+                    Ok(value) => return self.answer_stale(value),
+                    Err(timed_out) => {
+                        self.stats.bump(Counter::Miss);
+                        return timed_out;
+                    }
+                },
+            };
+            match landed {
+                // The leading caller: its own task hands back the outcome.
+                Err(Ok((out, origin))) => {
+                    self.count(origin);
+                    return out;
+                }
+                Err(Err(error)) => panic::resume_unwind(error.into_panic()),
+                Ok(Landed::Value(value, origin)) => {
+                    self.count(origin);
+                    return S::join(value);
+                }
+                Ok(Landed::Shared(out)) => {
+                    self.stats.bump(Counter::Miss);
+                    return out;
+                }
+                // A follower still holds its `make`: it may lead the next try.
+                Ok(Landed::Retry) => continue,
+                Ok(Landed::Panicked(message)) => {
+                    self.stats.bump(Counter::Miss);
+                    panic!("the loader of cache `{}` panicked: {message}", self.name)
+                }
+            }
+        }
+    }
+
+    /// A value still kept for `key` (stale, or a fail-safe fallback), not invalidated.
+    fn kept_value(&self, key: &K) -> Option<S::Value> {
+        let now = clock::coarse_ms();
+        self.store
+            .read(key, |e| e.is_retained(now).then(|| e.value.clone()))
+            .flatten()
+    }
+
+    fn answer_stale(&self, value: S::Value) -> S::Out {
+        self.stats.bump(Counter::L1Hit);
+        self.stats.bump(Counter::StaleServed);
+        S::join(value)
+    }
+
+    /// A value to answer with in place of a failed load: the entry still kept in L1, or
+    /// the one Redis held, within the fail-safe window and not invalidated.
+    pub(super) fn fallback(
+        &self,
+        key: &K,
+        stamps: &Stamps,
+        shared: Option<(S::Value, Lifetime)>,
+    ) -> Option<Fallback<S::Value>> {
+        self.options.fail_safe?;
+        let now = clock::precise_ms();
+        let kept = self.store.read(key, |entry| {
+            entry.is_retained(now).then(|| Fallback {
+                value: entry.value.clone(),
+                stamps: entry.stamps.clone(),
+                fresh_for: entry.times.fresh_until.saturating_sub(now),
+                keep_for: entry.times.keep_until.saturating_sub(now),
+            })
+        });
+        kept.flatten().or_else(|| {
+            let (value, lifetime) = shared?;
+            // Redis's tag versions were current when it was read; the load's stamps
+            // carry that moment into L1.
+            let keep_for = lifetime.fresh_for.saturating_add(lifetime.keep_for);
+            tags::all_current(stamps).then(|| Fallback {
+                value,
+                stamps: stamps.clone(),
+                fresh_for: 0,
+                keep_for,
+            })
+        })
+    }
+
+    /// Answers the leader and its waiters with `fallback`, and keeps it as fresh for
+    /// the retry back-off so the failing loader is not called again for that key in
+    /// the meantime (then it is retried; the value stays as a fallback until its
+    /// window ends).
+    pub(super) fn answer_with_fallback(
+        &self,
+        lead: &mut Lead<'_, K, S, St>,
+        fallback: Fallback<S::Value>,
+    ) -> S::Out {
+        let back_off = clock::to_ms(self.options.fail_safe_retry).min(fallback.keep_for);
+        let fresh_for = back_off.max(fallback.fresh_for);
+        let lifetime = Lifetime {
+            fresh_for,
+            stale_for: 0,
+            keep_for: fallback.keep_for - fresh_for,
+            refresh_after: NEVER,
+        };
+        let value = fallback.value;
+        let keep = Keep {
+            value: value.clone(),
+            stamps: fallback.stamps,
+            lifetime: Some(lifetime),
+        };
+        lead.land(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
+        S::join(value)
+    }
+}
