@@ -104,6 +104,16 @@ struct Outcome {
     queries: f64,
 }
 
+/// The service's count of PostgreSQL queries, from its /metrics.
+fn database_queries(service: &Service) -> f64 {
+    let page = Connection::open(&service.addr)
+        .unwrap()
+        .request("GET", "/metrics", None)
+        .unwrap()
+        .1;
+    sample(&page, "app_db_queries_total").expect("app_db_queries_total in /metrics")
+}
+
 fn drive(
     service: &Service,
     requests: usize,
@@ -111,15 +121,7 @@ fn drive(
     write_percent: usize,
     cdf: Arc<Vec<f64>>,
 ) -> Outcome {
-    let queries_before = sample(
-        &Connection::open(&service.addr)
-            .unwrap()
-            .request("GET", "/metrics", None)
-            .unwrap()
-            .1,
-        "app_db_queries_total",
-    )
-    .unwrap();
+    let queries_before = database_queries(service);
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|worker| {
@@ -151,15 +153,7 @@ fn drive(
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
-    let queries_after = sample(
-        &Connection::open(&service.addr)
-            .unwrap()
-            .request("GET", "/metrics", None)
-            .unwrap()
-            .1,
-        "app_db_queries_total",
-    )
-    .unwrap();
+    let queries_after = database_queries(service);
     Outcome {
         requests: latencies.len(),
         seconds,
