@@ -110,10 +110,6 @@ where
         &self.name
     }
 
-    pub fn options(&self) -> &CacheOptions {
-        &self.options
-    }
-
     /// Cache-aside call whose loader may borrow the caller's arguments. A stale value
     /// is never served here (serving it needs a background refresh, hence
     /// [`get_or_load_refreshing`](Self::get_or_load_refreshing)).
@@ -626,11 +622,6 @@ where
 
     pub(crate) fn tag_cell(&self) -> Arc<TagCell> {
         self.tag.clone()
-    }
-
-    /// True if a usable (fresh or stale-servable) value is held for `key`.
-    pub fn contains(&self, key: &K) -> bool {
-        !matches!(self.lookup(key), Seen::Gone)
     }
 
     pub(crate) fn clear_store(&self) {
