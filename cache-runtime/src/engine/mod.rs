@@ -262,21 +262,32 @@ where
                     self.count(origin);
                     return out;
                 }
-                Role::Follow(flight) => match flight.wait(share).await {
-                    Landed::Value(value, origin) => {
-                        self.count(origin);
-                        return S::join(value);
-                    }
-                    Landed::Shared(out) => {
-                        self.stats.bump(Counter::Miss);
+                Role::Follow(flight) => {
+                    if let Some(out) = self.answer_follower(flight.wait(share).await) {
                         return out;
                     }
-                    Landed::Retry => continue,
-                    Landed::Panicked(message) => {
-                        self.stats.bump(Counter::Miss);
-                        panic!("the loader of cache `{}` panicked: {message}", self.name)
-                    }
-                },
+                }
+            }
+        }
+    }
+
+    /// A waiter's answer from the flight it joined, counted; `None` when the flight
+    /// could not answer (its leader was cancelled, or its outcome cannot be shared)
+    /// and the waiter must go round again, possibly as the next leader.
+    fn answer_follower(&self, landed: Landed<S::Value, S::Out>) -> Option<S::Out> {
+        match landed {
+            Landed::Value(value, origin) => {
+                self.count(origin);
+                Some(S::join(value))
+            }
+            Landed::Shared(out) => {
+                self.stats.bump(Counter::Miss);
+                Some(out)
+            }
+            Landed::Retry => None,
+            Landed::Panicked(message) => {
+                self.stats.bump(Counter::Miss);
+                panic!("the loader of cache `{}` panicked: {message}", self.name)
             }
         }
     }

@@ -108,19 +108,11 @@ where
                     return out;
                 }
                 Err(Err(error)) => panic::resume_unwind(error.into_panic()),
-                Ok(Landed::Value(value, origin)) => {
-                    self.count(origin);
-                    return S::join(value);
-                }
-                Ok(Landed::Shared(out)) => {
-                    self.stats.bump(Counter::Miss);
-                    return out;
-                }
-                // A follower still holds its `make`: it may lead the next try.
-                Ok(Landed::Retry) => continue,
-                Ok(Landed::Panicked(message)) => {
-                    self.stats.bump(Counter::Miss);
-                    panic!("the loader of cache `{}` panicked: {message}", self.name)
+                // A follower keeps its `make` on a retry: it may lead the next try.
+                Ok(landed) => {
+                    if let Some(out) = self.answer_follower(landed) {
+                        return out;
+                    }
                 }
             }
         }
