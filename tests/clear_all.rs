@@ -26,7 +26,14 @@ async fn clear_all_drops_every_cache_and_outlives_loads_in_flight() {
     a(1).await;
     b(1).await;
     let in_flight = tokio::spawn(a(2));
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Wait (bounded) until a(2)'s load has started, then clear.
+    for _ in 0..1000 {
+        if A_LOADS.load(SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(A_LOADS.load(SeqCst), 2, "a(2)'s load did not start");
     stratacache::clear_all().await.unwrap();
     assert_eq!(in_flight.await.unwrap(), 2);
     a(1).await;

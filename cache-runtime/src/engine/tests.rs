@@ -44,6 +44,17 @@ fn counting<T: Send + 'static>(
     }
 }
 
+/// Waits (bounded) until `calls` loads have started: the leader is loading.
+async fn until_started(calls: &Counted, n: usize) {
+    for _ in 0..1000 {
+        if calls.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("no load started within a second");
+}
+
 mod futures_like {
     pub type Boxed<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 }
@@ -132,7 +143,7 @@ async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
         NO_SHARE,
         counting(&calls, Duration::from_secs(60), &[], "never".into()),
     ));
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until_started(&calls, 1).await;
     let waiters: Vec<_> = (0..10)
         .map(|_| {
             tokio::spawn(cache.get_or_load(
@@ -142,6 +153,7 @@ async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
             ))
         })
         .collect();
+    // Whether the waiters have joined yet or not, one of them takes over: 2 loads.
     tokio::time::sleep(Duration::from_millis(20)).await;
     leader.abort();
     for waiter in waiters {
@@ -153,14 +165,17 @@ async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
 
 async fn panicking_loader_reaches_waiters<St: L1Store<u64, String>>() {
     let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
-    let make = || {
-        (Tags::new(), async {
+    let started = Counted::default();
+    let leader_started = started.clone();
+    let make = move || {
+        (Tags::new(), async move {
+            leader_started.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(30)).await;
             panic!("database on fire")
         })
     };
     let leader = tokio::spawn(cache.get_or_load(1, NO_SHARE, make));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    until_started(&started, 1).await;
     let calls = Counted::default();
     let waiter = tokio::spawn(cache.get_or_load(
         1,
@@ -205,7 +220,7 @@ async fn errors_shared_not_cached<St: L1Store<u64, u32>>() {
             Err::<u32, _>("down".to_string()),
         ),
     ));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    until_started(&calls, 1).await;
     let second = cache
         .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Ok(5)))
         .await;
@@ -245,7 +260,7 @@ async fn unclonable_errors_retry<St: L1Store<u64, u32>>() {
             Err::<u32, _>(Opaque),
         ),
     ));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    until_started(&calls, 1).await;
     let second = cache
         .get_or_load(1, share, counting(&calls, Duration::ZERO, &[], Ok(9)))
         .await;
@@ -339,7 +354,8 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
                 "old".into(),
             ),
         ));
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The load has read its tag versions and started: now invalidate.
+        until_started(&calls, 1).await;
         invalidate(cache);
         let after = cache
             .get_or_load(
