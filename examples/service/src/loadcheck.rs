@@ -12,12 +12,13 @@
 //! `WRITE_PERCENT` (default 2) of them writes that invalidate the user.
 
 mod http;
+mod launch;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{sample, Connection};
+use launch::Service;
 
 const USERS: usize = 10_000;
 
@@ -56,44 +57,12 @@ impl Rng {
     }
 }
 
-struct Service {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(cache: bool) -> Service {
+    // Built next to this binary: cargo build --release -p stratacache-example-service.
     let binary = std::env::current_exe()
         .unwrap()
         .with_file_name("user-service");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(&binary)
-        .env("BIND_ADDR", &addr)
-        .env("CACHE", if cache { "on" } else { "off" })
-        .env_remove("STRATACACHE_REDIS_URL")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release -p stratacache-example-service)", binary.display()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Connection::open(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the service did not start (is PostgreSQL running?)"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Service { child, addr }
+    Service::start(&binary, &[("CACHE", if cache { "on" } else { "off" })])
 }
 
 struct Outcome {

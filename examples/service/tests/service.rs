@@ -4,49 +4,39 @@
 
 #[path = "../src/http.rs"]
 mod http;
+#[path = "../src/launch.rs"]
+mod launch;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::{sample, Connection};
+use launch::Service;
 
-struct Service {
-    child: Child,
-    addr: String,
+/// The requests the tests make of a running service.
+trait Calls {
+    fn get(&self, path: &str) -> (u16, String);
+    fn put_user(&self, id: i64, name: &str);
+    fn metric(&self, name: &str) -> f64;
+    fn queries(&self) -> f64;
 }
 
-impl Service {
-    fn start(redis: Option<(&str, &str)>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_user-service"));
-        command
-            .env("BIND_ADDR", &addr)
-            .env_remove("STRATACACHE_REDIS_URL")
-            .stdout(Stdio::null());
-        if let Some((url, namespace)) = redis {
-            command
-                .env("STRATACACHE_REDIS_URL", url)
-                .env("STRATACACHE_NAMESPACE", namespace);
-        }
-        let child = command.spawn().expect("start the service");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Connection::open(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the service did not start listening (is PostgreSQL running?)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr }
+fn start(redis: Option<(&str, &str)>) -> Service {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_user-service"));
+    match redis {
+        Some((url, namespace)) => Service::start(
+            binary,
+            &[
+                ("STRATACACHE_REDIS_URL", url),
+                ("STRATACACHE_NAMESPACE", namespace),
+            ],
+        ),
+        None => Service::start(binary, &[]),
     }
+}
 
+impl Calls for Service {
     fn get(&self, path: &str) -> (u16, String) {
         Connection::open(&self.addr)
             .unwrap()
@@ -72,13 +62,6 @@ impl Service {
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn unique_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -89,7 +72,7 @@ fn unique_name() -> String {
 
 #[test]
 fn reads_twice_with_one_query_then_sees_its_own_write() {
-    let service = Service::start(None);
+    let service = start(None);
     let before = service.queries();
     let (status, first) = service.get("/users/4242");
     assert_eq!(status, 200, "{first}");
@@ -130,8 +113,8 @@ fn reads_twice_with_one_query_then_sees_its_own_write() {
 fn two_processes_share_redis_and_see_each_others_writes() {
     let redis = support::RedisServer::start();
     let namespace = unique_name();
-    let a = Service::start(Some((&redis.url(), &namespace)));
-    let b = Service::start(Some((&redis.url(), &namespace)));
+    let a = start(Some((&redis.url(), &namespace)));
+    let b = start(Some((&redis.url(), &namespace)));
     let (a0, b0) = (a.queries(), b.queries());
 
     let (_, from_a) = a.get("/users/4343");
