@@ -256,6 +256,8 @@ async fn stale_while_revalidate_serves_stale_to_every_caller_and_refreshes_once(
             "a v0"
         );
     }
+    // The refresh is spawned by the first stale caller; it may not have run yet.
+    until_started(&SWR_LOADS, 2).await;
     assert_eq!(
         SWR_LOADS.load(SeqCst),
         2,

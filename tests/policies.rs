@@ -131,6 +131,13 @@ async fn refresh_ahead_refreshes_once_in_the_background_and_nobody_waits() {
             "a v0"
         );
     }
+    // The refresh is spawned by the first caller past the refresh point; wait for it.
+    for _ in 0..1000 {
+        if AHEAD_LOADS.load(SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert_eq!(AHEAD_LOADS.load(SeqCst), 2, "exactly one refresh started");
     AHEAD_GATE.add_permits(1);
     let mut seen = String::new();

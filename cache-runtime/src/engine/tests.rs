@@ -456,6 +456,8 @@ async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
             "a caller in the window missed the stale value"
         );
     }
+    // The refresh is spawned by the first stale caller; it may not have run yet.
+    until_started(&calls, 2).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
