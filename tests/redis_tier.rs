@@ -1,26 +1,54 @@
 //! The Redis tier against a real `redis-server`, across real OS processes: each
 //! `Worker` is a separate process running `examples/cache_worker.rs`, so a fresh worker
-//! is a fresh, empty L1. Each test owns its server.
+//! is a fresh, empty L1. Each test owns its server, and runs twice: against a
+//! standalone server and against a 3-master Redis Cluster (`cluster::*`).
 
 mod support;
 
 use std::time::Duration;
 
-use redis::Commands;
-use support::{eventually, RedisServer, Worker};
+use support::{eventually, Deployment, RedisCluster, Worker};
 
 const NS: &str = "t";
 
-fn entry_keys(server: &RedisServer, cache: &str) -> Vec<String> {
-    server
-        .connection()
-        .keys(format!("{NS}:{cache}:v0:*"))
-        .unwrap()
+fn entry_keys(server: &Deployment, cache: &str) -> Vec<String> {
+    server.keys(&format!("{NS}:{cache}:v0:*"))
 }
 
-#[test]
-fn another_process_reads_an_l2_hit_and_promotes_it() {
-    let server = RedisServer::start();
+/// Each test body takes `cluster: bool`; this makes a `standalone` and a `cluster` test of it.
+macro_rules! on_standalone_and_cluster {
+    ($($test:ident),* $(,)?) => {
+        mod standalone {
+            $(#[test] fn $test() { super::$test(false) })*
+        }
+        mod cluster {
+            $(#[test] fn $test() { super::$test(true) })*
+        }
+    };
+}
+
+on_standalone_and_cluster!(
+    another_process_reads_an_l2_hit_and_promotes_it,
+    redis_ttl_is_the_end_of_the_stale_window,
+    a_tag_invalidated_in_one_process_reloads_in_another,
+    an_entry_invalidated_in_one_process_is_dropped_everywhere,
+    corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten,
+    an_oversized_value_is_not_written,
+    redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart,
+    a_lost_invalidation_message_is_caught_up_by_the_resync,
+    a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer,
+    the_password_in_the_url_authenticates,
+    an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process,
+    a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis,
+    a_tag_added_by_the_loader_also_guards_the_value_in_redis,
+    a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis,
+    four_processes_missing_one_key_with_lock_run_one_load,
+    a_killed_lock_holder_does_not_block_the_others,
+    refresh_ahead_reloads_even_though_redis_holds_the_same_value,
+);
+
+fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     let mut b = Worker::start(&server.url(), NS, &[]);
 
@@ -43,13 +71,12 @@ fn another_process_reads_an_l2_hit_and_promotes_it() {
     );
 }
 
-#[test]
-fn redis_ttl_is_the_end_of_the_stale_window() {
-    let server = RedisServer::start();
+fn redis_ttl_is_the_end_of_the_stale_window(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("get 1");
     let keys = entry_keys(&server, "worker.user");
-    let pttl: i64 = server.connection().pttl(&keys[0]).unwrap();
+    let pttl: i64 = server.query(redis::cmd("PTTL").arg(&keys[0]));
     // ttl 60 s + stale_while_revalidate 30 s.
     assert!(
         (85_000..=90_000).contains(&pttl),
@@ -57,9 +84,8 @@ fn redis_ttl_is_the_end_of_the_stale_window() {
     );
 }
 
-#[test]
-fn a_tag_invalidated_in_one_process_reloads_in_another() {
-    let server = RedisServer::start();
+fn a_tag_invalidated_in_one_process_reloads_in_another(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     let mut b = Worker::start(&server.url(), NS, &[]);
     a.get("get 7");
@@ -77,9 +103,8 @@ fn a_tag_invalidated_in_one_process_reloads_in_another() {
     );
 }
 
-#[test]
-fn an_entry_invalidated_in_one_process_is_dropped_everywhere() {
-    let server = RedisServer::start();
+fn an_entry_invalidated_in_one_process_is_dropped_everywhere(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     let mut b = Worker::start(&server.url(), NS, &[]);
     a.get("get 5");
@@ -95,34 +120,30 @@ fn an_entry_invalidated_in_one_process_is_dropped_everywhere() {
     );
 }
 
-#[test]
-fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten() {
-    let server = RedisServer::start();
+fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut writer = Worker::start(&server.url(), NS, &[]);
     writer.get("get 1");
     writer.get("get 2");
-    let mut redis = server.connection();
-    let key_of = |redis: &mut redis::Connection, id: u64| -> String {
+    let key_of = |id: u64| -> String {
         // The value names the user, so the entry's key is found by its contents.
-        let keys: Vec<String> = redis.keys(format!("{NS}:worker.user:v0:*")).unwrap();
-        keys.into_iter()
+        entry_keys(&server, "worker.user")
+            .into_iter()
             .find(|k| {
-                let bytes: Vec<u8> = redis.get(k).unwrap();
-                String::from_utf8_lossy(&bytes).contains(&format!("user {id} loaded"))
+                String::from_utf8_lossy(&server.get(k)).contains(&format!("user {id} loaded"))
             })
             .expect("the entry exists")
     };
-    let key1 = key_of(&mut redis, 1);
-    let valid: Vec<u8> = redis.get(&key1).unwrap();
-    let key2 = key_of(&mut redis, 2);
-    let foreign: Vec<u8> = redis.get(key2).unwrap();
+    let key1 = key_of(1);
+    let valid = server.get(&key1);
+    let foreign = server.get(&key_of(2));
     let bad_values: [(&str, Vec<u8>); 3] = [
         ("garbage", b"{\"not\": \"ours\"}".to_vec()),
         ("truncated", valid[..valid.len() / 2].to_vec()),
         ("another key's entry", foreign),
     ];
     for (what, bad) in bad_values {
-        let _: () = redis.set(&key1, bad).unwrap();
+        server.set(&key1, &bad);
         let mut fresh = Worker::start(&server.url(), NS, &[]);
         let answer = fresh.get("get 1");
         assert_eq!(answer.loads, 1, "{what}: must be a miss that loads");
@@ -142,9 +163,8 @@ fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten() {
     }
 }
 
-#[test]
-fn an_oversized_value_is_not_written() {
-    let server = RedisServer::start();
+fn an_oversized_value_is_not_written(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut small = Worker::start(&server.url(), NS, &["1024"]);
     let answer = small.get("big 1");
     assert_eq!(answer.loads, 1);
@@ -162,9 +182,8 @@ fn an_oversized_value_is_not_written() {
     );
 }
 
-#[test]
-fn redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart() {
-    let mut server = RedisServer::start();
+fn redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart(cluster: bool) {
+    let mut server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("get 1");
     server.stop();
@@ -200,17 +219,13 @@ fn redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart() {
     assert!(reloaded, "A never saw B's invalidation after the restart");
 }
 
-#[test]
-fn a_lost_invalidation_message_is_caught_up_by_the_resync() {
-    let server = RedisServer::start();
+fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("get 9");
     assert_eq!(a.get("get 9").loads, 1);
     // An invalidation whose pub/sub message never arrived: the counter moved, no message.
-    let _: u64 = server
-        .connection()
-        .incr(format!("{NS}:tag:user:9"), 1)
-        .unwrap();
+    let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:tag:user:9")));
     // The worker resyncs every 500 ms.
     let caught_up = eventually(Duration::from_secs(5), || a.get("get 9").loads == 2);
     assert!(
@@ -219,9 +234,8 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync() {
     );
 }
 
-#[test]
-fn a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer() {
-    let server = RedisServer::start();
+fn a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("get 1");
     server.freeze();
@@ -241,9 +255,8 @@ fn a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer() {
     server.thaw();
 }
 
-#[test]
-fn the_password_in_the_url_authenticates() {
-    let server = RedisServer::start_with(Some("s3cret"));
+fn the_password_in_the_url_authenticates(cluster: bool) {
+    let server = Deployment::start(cluster, Some("s3cret"));
     let mut a = Worker::start(&server.url(), NS, &[]);
     let mut b = Worker::start(&server.url(), NS, &[]);
     a.get("get 1");
@@ -255,9 +268,8 @@ fn the_password_in_the_url_authenticates() {
     );
 }
 
-#[test]
-fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process() {
-    let server = RedisServer::start();
+fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     // quick_cache is scan-resistant: entries admitted while it fills up survive a
     // scan. So fill it first, then cache key 1, then push it out with 200 other keys.
@@ -282,9 +294,8 @@ fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process() {
     );
 }
 
-#[test]
-fn a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis() {
-    let server = RedisServer::start();
+fn a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     let written = a.get("fragile 1");
     assert!(written.value.starts_with("fragile 1 loaded"), "{written:?}");
@@ -306,9 +317,8 @@ fn a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis() {
     );
 }
 
-#[test]
-fn a_tag_added_by_the_loader_also_guards_the_value_in_redis() {
-    let server = RedisServer::start();
+fn a_tag_added_by_the_loader_also_guards_the_value_in_redis(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("grouped 1");
     let mut b = Worker::start(&server.url(), NS, &[]);
@@ -323,9 +333,8 @@ fn a_tag_added_by_the_loader_also_guards_the_value_in_redis() {
     );
 }
 
-#[test]
-fn a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis() {
-    let server = RedisServer::start();
+fn a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     let first = a.get("swr 1").value;
     std::thread::sleep(Duration::from_millis(300)); // past the 200 ms ttl, inside the window
@@ -362,9 +371,8 @@ fn a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis() {
     );
 }
 
-#[test]
-fn four_processes_missing_one_key_with_lock_run_one_load() {
-    let server = RedisServer::start();
+fn four_processes_missing_one_key_with_lock_run_one_load(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut workers: Vec<Worker> = (0..4)
         .map(|_| Worker::start(&server.url(), NS, &[]))
         .collect();
@@ -385,16 +393,15 @@ fn four_processes_missing_one_key_with_lock_run_one_load() {
     );
 }
 
-#[test]
-fn a_killed_lock_holder_does_not_block_the_others() {
-    let server = RedisServer::start();
+fn a_killed_lock_holder_does_not_block_the_others(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut holder = Worker::start(&server.url(), NS, &[]);
     assert_eq!(holder.send("slow on"), "ok");
     holder.request("locked 2"); // a 5 s load, holding the lock
-    let mut redis = server.connection();
     let locked = eventually(Duration::from_secs(5), || {
-        let keys: Vec<String> = redis.keys(format!("{NS}:worker.locked:v0:*:lock")).unwrap();
-        !keys.is_empty()
+        !server
+            .keys(&format!("{NS}:worker.locked:v0:*:lock"))
+            .is_empty()
     });
     assert!(locked, "the holder never took the lock");
     drop(holder); // killed mid-load, lock held
@@ -406,9 +413,8 @@ fn a_killed_lock_holder_does_not_block_the_others() {
     assert!(answer.value.starts_with("locked 2 loaded"), "{answer:?}");
 }
 
-#[test]
-fn refresh_ahead_reloads_even_though_redis_holds_the_same_value() {
-    let server = RedisServer::start();
+fn refresh_ahead_reloads_even_though_redis_holds_the_same_value(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     assert_eq!(a.get("ahead 1").loads, 1);
     std::thread::sleep(Duration::from_millis(700)); // past the refresh point (0.5 s), far from the ttl (2 s)
@@ -426,4 +432,56 @@ fn refresh_ahead_reloads_even_though_redis_holds_the_same_value() {
         "ahead 1 load 2",
         "the refreshed value reached Redis"
     );
+}
+
+#[test]
+fn cluster_entries_spread_over_every_node_and_a_stopped_node_never_fails_a_call() {
+    let mut cluster = RedisCluster::start();
+    let mut a = Worker::start(&cluster.url(), NS, &[]);
+    for id in 0..30 {
+        a.get(&format!("get {id}"));
+    }
+    for node in &cluster.nodes {
+        let held: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{NS}:worker.user:v0:*"))
+            .query(&mut node.connection())
+            .unwrap();
+        assert!(
+            !held.is_empty(),
+            "node {} holds no entry: keys are not spread",
+            node.port
+        );
+    }
+
+    cluster.nodes[0].stop();
+    let mut b = Worker::start(&cluster.url(), NS, &[]);
+    for id in 0..30 {
+        let answer = b.get(&format!("get {id}"));
+        assert!(
+            answer
+                .value
+                .starts_with(&format!("user {id} loaded by pid")),
+            "call {id} not answered with one node down: {answer:?}"
+        );
+    }
+    let during = b.get("get 0");
+    assert!(
+        during.l2_errors > 0,
+        "the stopped node's faults are counted"
+    );
+    // An L2 read needs the entry's node and the nodes of its tag counters (the global
+    // one among them), so while a master is down with no replica to take over, reads
+    // that touch it are misses answered by the loader.
+    assert!(during.loads > 0, "{during:?}");
+
+    cluster.nodes[0].restart();
+    cluster.wait_until_ok();
+    let mut id = 100;
+    let resumed = eventually(Duration::from_secs(15), || {
+        id += 1;
+        b.get(&format!("get {id}"));
+        let mut c = Worker::start(&cluster.url(), NS, &[]);
+        c.get(&format!("get {id}")).l2_hits == 1
+    });
+    assert!(resumed, "L2 did not resume once the node was back");
 }

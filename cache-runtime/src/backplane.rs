@@ -133,8 +133,12 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     let mut resyncs = tokio::time::interval(resync_every);
     resyncs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Duration::from_millis(100);
+    // In a cluster, try the next node after a failure: any node will do, since a
+    // message published on one reaches every node's subscribers.
+    let mut nodes = l2.subscribers.iter().cycle();
     loop {
-        match l2.client.get_async_pubsub().await {
+        let client = nodes.next().expect("at least one node");
+        match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&l2.channel).await {
                 Ok(()) => {
                     tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");

@@ -22,7 +22,11 @@ use crate::{backplane, Error};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
+    /// One Redis URL, or several comma-separated node URLs of a Redis Cluster.
     pub redis_url: Option<String>,
+    /// Treat `redis_url` as a Redis Cluster even when it names one seed node (several
+    /// comma-separated URLs always mean a cluster).
+    pub cluster: bool,
     /// Prefix of every Redis key and of the invalidation channel (default `stratacache`).
     pub namespace: String,
     /// Bound on every Redis call; past it the call is a miss (default 250 ms).
@@ -52,6 +56,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             redis_url: None,
+            cluster: false,
             namespace: "stratacache".to_owned(),
             l2_timeout: Duration::from_millis(250),
             max_payload: 4 << 20,
@@ -71,7 +76,8 @@ impl Config {
         Self::default()
     }
 
-    /// Reads `STRATACACHE_REDIS_URL` and `STRATACACHE_NAMESPACE`; unset means the default.
+    /// Reads `STRATACACHE_REDIS_URL` (one URL, or comma-separated cluster nodes) and
+    /// `STRATACACHE_NAMESPACE`; unset means the default.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
@@ -92,6 +98,23 @@ impl Config {
     /// `redis://[user:password@]host:port[/db]` (AUTH from the URL), or `rediss://` with the `tls` feature.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+    /// Seed nodes of a Redis Cluster (any of its nodes; the client learns the rest):
+    ///
+    /// ```
+    /// # use stratacache_runtime::Config;
+    /// let config = Config::new().redis_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+    /// assert_eq!(config.redis_url.as_deref(), Some("redis://10.0.0.1:6379,redis://10.0.0.2:6379"));
+    /// ```
+    pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        self.redis_url = Some(nodes.join(","));
+        self.cluster = true;
         self
     }
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -142,8 +165,15 @@ pub fn init(config: Config) -> Result<(), Error> {
         return Ok(());
     };
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-    let client =
-        redis::Client::open(url).map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
+    let urls: Vec<String> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err(Error::Config(format!("invalid Redis URL: {url:?}")));
+    }
     let settings = Settings {
         namespace: config.namespace.clone(),
         timeout: config.l2_timeout,
@@ -154,12 +184,16 @@ pub fn init(config: Config) -> Result<(), Error> {
         lock_hold: config.lock_hold,
         lock_wait: config.lock_wait,
     };
-    let l2 = L2::new(client, settings)
-        .map_err(|e| Error::Config(format!("cannot set up Redis: {e}")))?;
+    let l2 = L2::new(&urls, config.cluster, settings)
+        .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
     let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
     if config.backplane {
         runtime.spawn(backplane::run(l2, config.resync_interval));
     }
-    tracing::info!(namespace = %config.namespace, "stratacache: Redis tier on");
+    tracing::info!(
+        namespace = %config.namespace,
+        cluster = l2.is_cluster(),
+        "stratacache: Redis tier on"
+    );
     Ok(())
 }

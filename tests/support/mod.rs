@@ -16,6 +16,7 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     password: Option<String>,
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -25,6 +26,10 @@ impl RedisServer {
 
     /// A server that requires `AUTH password` when one is given.
     pub fn start_with(password: Option<&str>) -> Self {
+        Self::start_with_args(password, Vec::new())
+    }
+
+    fn start_with_args(password: Option<&str>, extra_args: Vec<String>) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("stratacache-redis-{}-{port}", std::process::id()));
@@ -35,6 +40,7 @@ impl RedisServer {
             dir,
             child: None,
             password,
+            extra_args,
         };
         server.spawn();
         server
@@ -55,7 +61,8 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
-            .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str()]))
+            .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str(), "--masterauth", p.as_str()]))
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| {
@@ -142,6 +149,189 @@ impl Drop for RedisServer {
         }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on loopback: three `RedisServer`s
+/// with `--cluster-enabled yes`, joined by `redis-cli --cluster create`. Each node
+/// keeps its `nodes.conf` in its own directory, so a stopped node that is restarted
+/// rejoins with its slots (and no data: nothing is persisted).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    pub fn start_with(password: Option<&str>) -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let bus = free_port();
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(["--cluster-port".to_owned(), bus.to_string()])
+                .chain(["--cluster-node-timeout".to_owned(), "2000".to_owned()])
+                .collect();
+                RedisServer::start_with_args(password, args)
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(password.iter().flat_map(|p| ["-a", *p]))
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli ({error}): install redis-tools"));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits (bounded) until every node reports `cluster_state:ok`.
+    pub fn wait_until_ok(&self) {
+        let ok = eventually(Duration::from_secs(20), || {
+            self.nodes.iter().all(|node| {
+                let info: Result<String, _> = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut node.connection());
+                info.is_ok_and(|info| info.contains("cluster_state:ok"))
+            })
+        });
+        assert!(ok, "the cluster never reached cluster_state:ok");
+    }
+
+    /// Every node's URL, comma-separated: what `STRATACACHE_REDIS_URL` takes.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(
+            self.nodes.iter().map(RedisServer::url).collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .get_connection()
+        .expect("connect to the test cluster")
+    }
+}
+
+/// A standalone server or a cluster, so one test runs against both.
+pub enum Deployment {
+    Standalone(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Deployment {
+    pub fn standalone() -> Self {
+        Deployment::Standalone(RedisServer::start())
+    }
+
+    pub fn cluster() -> Self {
+        Deployment::Cluster(RedisCluster::start())
+    }
+
+    pub fn start(cluster: bool, password: Option<&str>) -> Self {
+        if cluster {
+            Deployment::Cluster(RedisCluster::start_with(password))
+        } else {
+            Deployment::Standalone(RedisServer::start_with(password))
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Deployment::Standalone(server) => server.url(),
+            Deployment::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    fn servers(&self) -> Vec<&RedisServer> {
+        match self {
+            Deployment::Standalone(server) => vec![server],
+            Deployment::Cluster(cluster) => cluster.nodes.iter().collect(),
+        }
+    }
+
+    fn servers_mut(&mut self) -> Vec<&mut RedisServer> {
+        match self {
+            Deployment::Standalone(server) => vec![server],
+            Deployment::Cluster(cluster) => cluster.nodes.iter_mut().collect(),
+        }
+    }
+
+    /// `KEYS pattern` on every node.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for server in self.servers() {
+            let found: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut server.connection())
+                .unwrap();
+            keys.extend(found);
+        }
+        keys
+    }
+
+    /// Runs one command against the node that owns its key.
+    pub fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        match self {
+            Deployment::Standalone(server) => command.query(&mut server.connection()),
+            Deployment::Cluster(cluster) => command.query(&mut cluster.connection()),
+        }
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"))
+    }
+
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        self.query(redis::cmd("GET").arg(key))
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) {
+        self.query::<()>(redis::cmd("SET").arg(key).arg(value))
+    }
+
+    /// Stops every node (data gone); `restart` brings them back on the same ports.
+    pub fn stop(&mut self) {
+        self.servers_mut().into_iter().for_each(RedisServer::stop);
+    }
+
+    pub fn restart(&mut self) {
+        self.servers_mut()
+            .into_iter()
+            .for_each(RedisServer::restart);
+        if let Deployment::Cluster(cluster) = self {
+            cluster.wait_until_ok();
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.servers().into_iter().for_each(RedisServer::freeze);
+    }
+
+    pub fn thaw(&self) {
+        self.servers().into_iter().for_each(RedisServer::thaw);
     }
 }
 

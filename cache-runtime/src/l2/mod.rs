@@ -1,9 +1,11 @@
-//! The Redis tier: one connection manager per process (it reconnects by itself),
-//! a short timeout on every call, and a circuit breaker. A fault is a [`Fault`],
-//! which the engine turns into a miss: Redis is never the reason a call fails.
+//! The Redis tier: one connection per process (standalone or cluster, see
+//! [`connection`]; both reconnect by themselves), a short timeout on every call, and a
+//! circuit breaker. A fault is a [`Fault`], which the engine turns into a miss: Redis
+//! is never the reason a call fails.
 
 pub(crate) mod breaker;
 pub mod codec;
+pub(crate) mod connection;
 pub(crate) mod envelope;
 pub(crate) mod keys;
 
@@ -12,9 +14,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::cluster_routing::Slot;
 
 use self::breaker::Breaker;
 use self::codec::PayloadFormat;
+use self::connection::Connection;
 
 /// Why a Redis call did not answer.
 #[derive(Debug)]
@@ -40,8 +44,10 @@ impl std::fmt::Display for Fault {
 
 pub(crate) struct L2 {
     pub(crate) namespace: String,
-    pub(crate) client: redis::Client,
-    connection: ConnectionManager,
+    /// One client per configured node: the backplane subscribes through the first
+    /// that answers (in a cluster, a message published on any node reaches all).
+    pub(crate) subscribers: Vec<redis::Client>,
+    connection: Connection,
     timeout: Duration,
     pub(crate) max_payload: usize,
     pub(crate) format: PayloadFormat,
@@ -81,18 +87,41 @@ pub(crate) struct Settings {
 }
 
 impl L2 {
-    pub(crate) fn new(client: redis::Client, settings: Settings) -> redis::RedisResult<Self> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+    /// Connects lazily (nothing waits for Redis here): one node URL is a standalone
+    /// server, several (or `cluster`) are seed nodes of a Redis Cluster.
+    pub(crate) fn new(
+        urls: &[String],
+        cluster: bool,
+        settings: Settings,
+    ) -> redis::RedisResult<Self> {
+        let subscribers = urls
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect::<redis::RedisResult<Vec<_>>>()?;
+        let connection = if cluster || urls.len() > 1 {
+            let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+                .connection_timeout(settings.timeout)
+                .response_timeout(settings.timeout)
+                .retries(1)
+                .build()?;
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(settings.timeout)
+                .set_response_timeout(settings.timeout);
+            Connection::Cluster(client.get_pending_async_connection_with_config(config))
+        } else {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(settings.timeout))
+                .set_response_timeout(Some(settings.timeout))
+                .set_number_of_retries(1);
+            let client = subscribers[0].clone();
+            Connection::Standalone(ConnectionManager::new_lazy_with_config(client, config)?)
+        };
         let instance =
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id());
         Ok(Self {
             channel: keys::channel(&settings.namespace),
             namespace: settings.namespace,
-            client,
+            subscribers,
             connection,
             timeout: settings.timeout,
             max_payload: settings.max_payload,
@@ -104,10 +133,14 @@ impl L2 {
         })
     }
 
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.connection.is_cluster()
+    }
+
     /// Runs one call through the breaker and the timeout.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, Fault>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allow() {
@@ -137,28 +170,62 @@ impl L2 {
         entry_key: &str,
         tag_keys: &[String],
     ) -> Result<(Option<Vec<u8>>, Vec<u64>), Fault> {
-        let mut replies: Vec<Option<Vec<u8>>> = self
-            .call(|mut connection| async move {
-                redis::cmd("MGET")
-                    .arg(entry_key)
-                    .arg(tag_keys)
-                    .query_async(&mut connection)
-                    .await
+        let keys: Vec<&str> = std::iter::once(entry_key)
+            .chain(tag_keys.iter().map(String::as_str))
+            .collect();
+        let mut replies = self.mget(&keys).await?;
+        let versions = parse_versions(replies.drain(1..))?;
+        Ok((replies.pop().flatten(), versions))
+    }
+
+    /// `MGET` of any keys, in their order. On a standalone server, one command; on a
+    /// cluster, one `MGET` per hash slot (a command may not span slots), all sent at
+    /// once, so the call costs one round trip to each node involved, in parallel.
+    /// (redis-rs can split a multi-slot `MGET` itself, but its retry after a node
+    /// failure re-sends the whole command and then cannot match the replies.)
+    pub(crate) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        let replies = self
+            .call(|connection| async move {
+                if !connection.is_cluster() {
+                    return redis::cmd("MGET")
+                        .arg(keys)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut connection.clone())
+                        .await;
+                }
+                let mut by_slot: Vec<(Slot, Vec<usize>)> = Vec::new();
+                for (index, key) in keys.iter().enumerate() {
+                    let slot = Slot::for_key(key);
+                    match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, indices)) => indices.push(index),
+                        None => by_slot.push((slot, vec![index])),
+                    }
+                }
+                let requests = by_slot.iter().map(|(_, indices)| {
+                    let mut connection = connection.clone();
+                    let mut cmd = redis::cmd("MGET");
+                    for &index in indices {
+                        cmd.arg(keys[index]);
+                    }
+                    async move {
+                        cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+                            .await
+                    }
+                });
+                let answers = futures_util::future::try_join_all(requests).await?;
+                let mut replies = vec![None; keys.len()];
+                for ((_, indices), answer) in by_slot.iter().zip(answers) {
+                    for (&index, reply) in indices.iter().zip(answer) {
+                        replies[index] = reply;
+                    }
+                }
+                Ok(replies)
             })
             .await?;
-        if replies.len() != tag_keys.len() + 1 {
-            return Err(Fault::Malformed);
+        if replies.len() == keys.len() {
+            Ok(replies)
+        } else {
+            Err(Fault::Malformed)
         }
-        let versions = replies
-            .drain(1..)
-            .map(|reply| {
-                reply.map_or(Some(0), |bytes| {
-                    std::str::from_utf8(&bytes).ok()?.parse().ok()
-                })
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or(Fault::Malformed)?;
-        Ok((replies.pop().flatten(), versions))
     }
 
     pub(crate) async fn write(
@@ -178,39 +245,49 @@ impl L2 {
         .await
     }
 
-    /// Current versions of tag counters (a resync), in chunks of one round trip each.
+    /// Current versions of tag counters (a resync), in chunks of one call each.
     pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<u64>, Fault> {
         let mut all = Vec::with_capacity(tag_keys.len());
         for chunk in tag_keys.chunks(512) {
-            let versions: Vec<Option<u64>> = self
-                .call(|mut connection| async move {
-                    redis::cmd("MGET")
-                        .arg(chunk)
-                        .query_async(&mut connection)
-                        .await
-                })
-                .await?;
-            all.extend(versions.into_iter().map(Option::unwrap_or_default));
+            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            all.extend(parse_versions(self.mget(&keys).await?)?);
         }
         Ok(all)
     }
 
     /// Bumps a tag counter and/or deletes an entry; returns the counter's new version.
+    /// Two commands sent at once, not a pipeline: in a cluster the two keys live in
+    /// different slots, which a pipeline may not span.
     pub(crate) async fn invalidate(
         &self,
         bump: Option<&str>,
         delete: Option<&str>,
     ) -> Result<Option<u64>, Fault> {
-        self.call(|mut connection| async move {
-            let mut pipe = redis::pipe();
-            if let Some(counter) = bump {
-                pipe.incr(counter, 1);
-            }
-            if let Some(entry) = delete {
-                pipe.del(entry).ignore();
-            }
-            let replies: Vec<u64> = pipe.query_async(&mut connection).await?;
-            Ok(replies.first().copied())
+        self.call(|connection| async move {
+            let bump = async {
+                match bump {
+                    Some(counter) => redis::cmd("INCR")
+                        .arg(counter)
+                        .query_async::<u64>(&mut connection.clone())
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let delete = async {
+                match delete {
+                    Some(entry) => {
+                        redis::cmd("DEL")
+                            .arg(entry)
+                            .query_async::<()>(&mut connection.clone())
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let (version, deleted) = futures_util::future::join(bump, delete).await;
+            deleted?;
+            version
         })
         .await
     }
@@ -268,6 +345,19 @@ impl L2 {
     pub(crate) fn entry_key(&self, cache: &str, version: u32, key_bytes: &[u8]) -> String {
         keys::entry(&self.namespace, cache, version, key_bytes)
     }
+}
+
+/// Tag counters as read: a missing counter is version 0.
+fn parse_versions(replies: impl IntoIterator<Item = Option<Vec<u8>>>) -> Result<Vec<u64>, Fault> {
+    replies
+        .into_iter()
+        .map(|reply| {
+            reply.map_or(Some(0), |bytes| {
+                std::str::from_utf8(&bytes).ok()?.parse().ok()
+            })
+        })
+        .collect::<Option<Vec<u64>>>()
+        .ok_or(Fault::Malformed)
 }
 
 /// Unix time in milliseconds: the envelope's times cross processes.
