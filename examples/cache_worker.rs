@@ -12,13 +12,13 @@
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
-//! `clear`, `stats`.
+//! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `clear`, `stats`.
 
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use stratacache::{cached, clear, invalidate, Config};
+use stratacache::{cached, clear, invalidate, peek, put, refresh, Config};
 
 static LOADS: AtomicU64 = AtomicU64::new(0);
 /// `down on` makes `fragile` fail, as a dead database would.
@@ -154,6 +154,18 @@ async fn main() {
             }
             "invalidate_tag" => result(stratacache::invalidate_tag(argument).await),
             "invalidate" => result(invalidate!(get_user(argument.parse().unwrap())).await),
+            "put" => {
+                let (id, value) = argument.split_once(' ').expect("put ID VALUE");
+                result(put!(get_user(id.parse().unwrap()), value.to_owned()).await)
+            }
+            "refresh" => answer(
+                &refresh!(get_user(argument.parse().unwrap())).await,
+                "worker.user",
+            ),
+            "peek" => {
+                let peeked = peek!(get_user(argument.parse().unwrap())).await;
+                answer(peeked.as_deref().unwrap_or("<none>"), "worker.user")
+            }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),
             other => format!("unknown command {other}"),

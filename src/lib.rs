@@ -111,7 +111,7 @@
 //! (p50, p99). Its `Display` is a table, and [`prometheus()`] renders it in the
 //! Prometheus text format for a `/metrics` endpoint.
 
-pub use stratacache_macros::{cached, clear, invalidate};
+pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
     LoadHistogram, PayloadFormat, StatsSnapshot, TimedOut,

@@ -45,6 +45,7 @@ on_standalone_and_cluster!(
     four_processes_missing_one_key_with_lock_run_one_load,
     a_killed_lock_holder_does_not_block_the_others,
     refresh_ahead_reloads_even_though_redis_holds_the_same_value,
+    put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -484,4 +485,46 @@ fn cluster_entries_spread_over_every_node_and_a_stopped_node_never_fails_a_call(
         c.get(&format!("get {id}")).l2_hits == 1
     });
     assert!(resumed, "L2 did not resume once the node was back");
+}
+
+fn put_and_refresh_in_one_process_are_read_by_the_others_without_a_load(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    a.get("get 5");
+    assert_eq!(b.get("get 5").l2_hits, 1, "B holds A's value in its L1");
+
+    assert_eq!(a.send("put 5 written by A"), "ok");
+    let seen = eventually(Duration::from_secs(5), || {
+        b.get("get 5").value == "written by A"
+    });
+    assert!(seen, "B kept its old copy after A's put");
+    assert_eq!(
+        b.get("get 5").loads,
+        0,
+        "B read the put value from Redis, no load"
+    );
+    let mut c = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(c.get("peek 6").value, "<none>", "peek of an absent entry");
+    let from_c = c.get("peek 5");
+    assert_eq!(
+        (from_c.value.as_str(), from_c.loads),
+        ("written by A", 0),
+        "peek found the put value in Redis without loading"
+    );
+
+    let refreshed = c.get("refresh 5");
+    assert_eq!(
+        refreshed.loads, 1,
+        "refresh loads although Redis holds a fresh value"
+    );
+    assert!(
+        refreshed.value.starts_with("user 5 loaded by pid"),
+        "{refreshed:?}"
+    );
+    let seen = eventually(Duration::from_secs(5), || {
+        b.get("get 5").value == refreshed.value
+    });
+    assert!(seen, "B kept the put value after C's refresh");
+    assert_eq!(b.get("get 5").loads, 0);
 }

@@ -1,6 +1,7 @@
 //! Code generation. The signature, attributes and docs are kept byte for byte; only
 //! the body changes, into a call to the runtime's cache-aside engine. Two hidden
-//! siblings let `invalidate!(f(args))` and `clear!(f)` reach the same cache.
+//! siblings let the entry macros (`invalidate!(f(args))`, `put!`, `peek!`, ...) and
+//! `clear!(f)` reach the same cache.
 //! Hidden names are prefixed `__stratacache_`.
 
 use proc_macro2::{Group, Ident, TokenStream, TokenTree};
@@ -393,13 +394,18 @@ fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
     let cfgs = cfg_attrs(item);
     let lookup = cache_lookup(plan, item);
     let key = key_expr(plan);
+    let tags = tags_expr(plan, |name| name.to_token_stream());
+    let shape = shape_type(plan);
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_snake_case, unused_variables, unused_mut, clippy::too_many_arguments)]
-        #vis fn #ident #generics (#(#inputs),*) -> impl #krate::__private::EntryOps #where_clause {
+        #vis fn #ident #generics (#(#inputs),*)
+            -> impl #krate::__private::EntryOps<Value = <#shape as #krate::__private::Shape>::Value>
+            #where_clause
+        {
             let __stratacache_cache = #lookup;
-            #krate::__private::EntryRef::new(__stratacache_cache, #key)
+            #krate::__private::EntryRef::new(__stratacache_cache, #key, #tags)
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The `#[cached]` attribute of [stratacache](https://docs.rs/stratacache), and the
-//! `invalidate!` / `clear!` macros. Use them through the `stratacache` crate, which
-//! documents them; this crate only wires the macros to their parts:
-//! `args.rs` (grammar), `validate.rs` (meaning), `expand.rs` (code), `ops.rs`
-//! (`invalidate!`, `clear!`).
+//! entry and cache macros (`invalidate!`, `put!`, `refresh!`, `peek!`, `contains!`,
+//! `clear!`). Use them through the `stratacache` crate, which documents them; this
+//! crate only wires the macros to their parts: `args.rs` (grammar), `validate.rs`
+//! (meaning), `expand.rs` (code), `ops.rs` (the entry and cache macros).
 
 mod args;
 mod expand;
@@ -46,6 +46,39 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn invalidate(input: TokenStream) -> TokenStream {
     ops::invalidate(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Write-through: stores a value for one entry, here and in Redis, and tells the
+/// other processes: `put!(get_user(7), user).await?`.
+#[proc_macro]
+pub fn put(input: TokenStream) -> TokenStream {
+    ops::put(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes the call, loading now whatever is cached: `refresh!(get_user(7)).await`.
+#[proc_macro]
+pub fn refresh(input: TokenStream) -> TokenStream {
+    ops::refresh(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// The cached value of one entry, never loading: `peek!(get_user(7)).await`.
+#[proc_macro]
+pub fn peek(input: TokenStream) -> TokenStream {
+    ops::peek(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Whether any level holds a fresh value for one entry: `contains!(get_user(7)).await`.
+#[proc_macro]
+pub fn contains(input: TokenStream) -> TokenStream {
+    ops::contains(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -1,33 +1,124 @@
-//! `invalidate!(f(args))` and `clear!(f)`: rewrite the call or path to the hidden
-//! sibling that `#[cached]` generated next to `f`, so a typo or a function that is not
-//! cached is a compile error, never a call of `f` itself.
+//! The entry and cache macros: `invalidate!`, `put!`, `refresh!`, `peek!`,
+//! `contains!` (an entry, named by a call with its arguments) and `clear!` (a whole
+//! function). Each rewrites the call or path to a hidden sibling that `#[cached]`
+//! generated next to `f`, so a typo or a function that is not cached is a compile
+//! error, never a silent call of `f` itself.
 
-use proc_macro2::TokenStream;
-use quote::quote;
-use syn::{Expr, ExprPath, Path};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprPath, Path, Token};
 
 use crate::expand::{clear_ident, entry_ident};
 
-const ENTRY_USAGE: &str =
-    "expected a call of a `#[cached]` function with the arguments of the entry, \
-     such as `invalidate!(get_user(7))` or `invalidate!(repo.get_user(7))`";
+fn usage(name: &str) -> String {
+    format!(
+        "expected a call of a `#[cached]` function with the arguments of the entry, \
+         such as `{name}!(get_user(7))` or `{name}!(repo.get_user(7))`"
+    )
+}
 
-pub(crate) fn invalidate(input: TokenStream) -> syn::Result<TokenStream> {
-    let target = match syn::parse2::<Expr>(input)? {
+/// `f(args)` -> `__stratacache_entry_f(args)`, `recv.m(args)` -> `recv.__stratacache_entry_m(args)`.
+fn entry_call(call: Expr, name: &str) -> syn::Result<Expr> {
+    match call {
         Expr::Call(mut call) => {
             let Expr::Path(ExprPath { path, .. }) = &mut *call.func else {
-                return Err(syn::Error::new_spanned(&call.func, ENTRY_USAGE));
+                return Err(syn::Error::new_spanned(&call.func, usage(name)));
             };
             rename_last(path, entry_ident)?;
-            Expr::Call(call)
+            Ok(Expr::Call(call))
         }
         Expr::MethodCall(mut call) => {
             call.method = entry_ident(&call.method);
-            Expr::MethodCall(call)
+            Ok(Expr::MethodCall(call))
         }
-        other => return Err(syn::Error::new_spanned(other, ENTRY_USAGE)),
+        other => Err(syn::Error::new_spanned(other, usage(name))),
+    }
+}
+
+/// `EntryOps::op(sibling(args), extra...)` for the macros that only need the entry.
+fn entry_op(input: TokenStream, op: &str, extra: Option<&Expr>) -> syn::Result<TokenStream> {
+    let entry = entry_call(syn::parse2::<Expr>(input)?, op)?;
+    let op = syn::Ident::new(op, Span::call_site());
+    let extra = extra.map(|value| quote!(, #value));
+    Ok(quote!(::stratacache::__private::EntryOps::#op(#entry #extra)))
+}
+
+pub(crate) fn invalidate(input: TokenStream) -> syn::Result<TokenStream> {
+    entry_op(input, "invalidate", None)
+}
+
+pub(crate) fn peek(input: TokenStream) -> syn::Result<TokenStream> {
+    entry_op(input, "peek", None)
+}
+
+pub(crate) fn contains(input: TokenStream) -> syn::Result<TokenStream> {
+    entry_op(input, "contains", None)
+}
+
+/// `put!(f(args), value)`.
+struct PutInput {
+    call: Expr,
+    value: Expr,
+}
+
+impl Parse for PutInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let call: Expr = input.parse()?;
+        if input.is_empty() {
+            return Err(syn::Error::new_spanned(
+                &call,
+                "`put!` takes the call and the value to store: `put!(get_user(7), user)`",
+            ));
+        }
+        input.parse::<Token![,]>()?;
+        let value = input.parse()?;
+        input.parse::<Option<Token![,]>>()?;
+        Ok(Self { call, value })
+    }
+}
+
+pub(crate) fn put(input: TokenStream) -> syn::Result<TokenStream> {
+    let PutInput { call, value } = syn::parse2(input)?;
+    let entry = entry_call(call, "put")?;
+    Ok(quote!(::stratacache::__private::EntryOps::put(#entry, #value)))
+}
+
+/// `refresh!(f(args))` makes the call itself, flagged to load now. The sibling is
+/// named in code that never runs (its arguments are `unreachable!()`, of type `!`), so a
+/// call of a function that is not cached is still a compile error.
+pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
+    let call = syn::parse2::<Expr>(input)?;
+    let never = |args: &syn::punctuated::Punctuated<Expr, Token![,]>| {
+        args.iter()
+            .map(|arg| quote_spanned!(arg.span()=> ::core::unreachable!()))
+            .collect::<Vec<_>>()
     };
-    Ok(quote!(::stratacache::__private::EntryOps::invalidate(#target)))
+    let check = match entry_call(call.clone(), "refresh")? {
+        Expr::Call(mut sibling) => {
+            let args = never(&sibling.args);
+            sibling.args = syn::parse_quote!(#(#args),*);
+            quote!(#sibling)
+        }
+        Expr::MethodCall(mut sibling) => {
+            let args = never(&sibling.args);
+            sibling.args = syn::parse_quote!(#(#args),*);
+            let receiver = &sibling.receiver;
+            *sibling.receiver = syn::parse_quote!((&#receiver));
+            quote!(#sibling)
+        }
+        _ => unreachable!("entry_call returns a call"),
+    };
+    Ok(quote! {
+        {
+            #[allow(unreachable_code, unused_must_use, clippy::diverging_sub_expression)]
+            if false {
+                ::core::mem::drop(#check);
+            }
+            ::stratacache::__private::refresh(#call)
+        }
+    })
 }
 
 pub(crate) fn clear(input: TokenStream) -> syn::Result<TokenStream> {

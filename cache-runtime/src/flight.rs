@@ -50,6 +50,8 @@ pub(crate) struct Flight<V, Out> {
     stale: Mutex<Option<V>>,
     /// A background refresh of a value still held (not a miss).
     refresh: bool,
+    /// A `refresh!`: load even though a fresh value may be held here or in Redis.
+    forced: bool,
 }
 
 impl<V: Clone, Out> Flight<V, Out> {
@@ -65,6 +67,18 @@ impl<V: Clone, Out> Flight<V, Out> {
         self.refresh
     }
 
+    /// A load asked for by `refresh!`, which must not be answered by a held value.
+    pub(crate) fn forced() -> Self {
+        Self {
+            forced: true,
+            ..Self::new()
+        }
+    }
+
+    pub(crate) fn is_forced(&self) -> bool {
+        self.forced
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             landed: Mutex::new(None),
@@ -73,6 +87,7 @@ impl<V: Clone, Out> Flight<V, Out> {
             doomed: AtomicBool::new(false),
             stale: Mutex::new(None),
             refresh: false,
+            forced: false,
         }
     }
 

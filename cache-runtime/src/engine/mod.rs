@@ -18,11 +18,13 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tracing::Instrument;
 
+mod entry_ops;
 mod lead;
 mod options;
 mod policies;
 mod shared;
 
+pub use entry_ops::{refresh, Reload};
 use lead::{catch_unwind, panic_message, Keep, Lead};
 pub use options::CacheOptions;
 pub(crate) use options::{Lifetime, Times, NEVER};
@@ -118,6 +120,9 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
+        if entry_ops::reload_requested() {
+            return Box::pin(self.reload(key, share, make)).await;
+        }
         if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
             self.stats.bump(Counter::L1Hit);
             return S::join(value);
@@ -142,6 +147,9 @@ where
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,
     {
+        if entry_ops::reload_requested() {
+            return Box::pin(self.reload(key, share, make)).await;
+        }
         match self.lookup(&key) {
             Seen::Fresh(value) => {
                 self.stats.bump(Counter::L1Hit);
@@ -378,9 +386,12 @@ where
                     value,
                     lifetime,
                     versions,
-                } if lead.flight.is_refresh() && lifetime.refresh_after == 0 => {
-                    // A refresh-ahead refresh found the same generation in Redis, due
-                    // as well: load (a newer value from another process is taken below).
+                } if lead.flight.is_forced()
+                    || (lead.flight.is_refresh() && lifetime.refresh_after == 0) =>
+                {
+                    // `refresh!` loads whatever Redis holds; a refresh-ahead refresh that
+                    // found the same generation in Redis, due as well, loads too (a newer
+                    // value from another process is taken below).
                     versions_before_load = Some(versions);
                     shared_fallback = Some((value, lifetime));
                 }
@@ -521,8 +532,13 @@ where
         if let (Some(target), Some(versions)) = (&target, versions_before_load) {
             // After the landing: waiters have their value and do not wait for Redis.
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-            self.write_shared(target, &value, versions, lifetime, &overrides.tags)
+            let written = self
+                .write_shared(target, &value, versions, lifetime, &overrides.tags)
                 .await;
+            if written && lead.flight.is_forced() {
+                // Other processes drop their copy and read this one from Redis.
+                let _ = self.announce(target).await;
+            }
         }
         // After the write: processes waiting on the lock find the value, not a free lock.
         self.unlock(&target, held.take()).await;

@@ -268,6 +268,7 @@ where
         Ok(Some((read, added)))
     }
 
+    /// Writes a value to Redis; false if it was not written (counted and logged).
     pub(super) async fn write_shared(
         &self,
         target: &Target,
@@ -275,15 +276,15 @@ where
         versions: Vec<u64>,
         lifetime: Lifetime,
         added_tags: &[String],
-    ) {
+    ) -> bool {
         let codec = self.codec.as_ref().expect("a shared target has a codec");
         let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
             self.complain("the value does not serialize");
-            return;
+            return false;
         };
         if payload.len() > target.l2.max_payload {
             self.complain(Bad::TooLarge(payload.len()));
-            return;
+            return false;
         }
         let mut tags: Vec<(String, u64)> = target.tag_keys.iter().cloned().zip(versions).collect();
         if !added_tags.is_empty() {
@@ -295,7 +296,7 @@ where
                 Ok(versions) => tags.extend(keys.into_iter().zip(versions)),
                 Err(fault) => {
                     self.fault(&fault);
-                    return;
+                    return false;
                 }
             }
         }
@@ -313,13 +314,31 @@ where
         };
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
-        if let Err(fault) = target
+        match target
             .l2
             .write(&target.entry_key, &envelope.encode(), ttl_ms)
             .await
         {
-            self.fault(&fault);
+            Ok(()) => true,
+            Err(fault) => {
+                self.fault(&fault);
+                false
+            }
         }
+    }
+
+    /// Tells the other processes to drop their copy of this entry (a newer one is in
+    /// Redis now).
+    pub(super) async fn announce(&self, target: &Target) -> Result<(), Error> {
+        let message = Message::Entry {
+            cache: self.name.to_string(),
+            key: target.key_bytes.clone(),
+        };
+        target
+            .l2
+            .publish(message.encode(target.l2.instance))
+            .await
+            .map_err(|fault| Error::Redis(fault.to_string()))
     }
 
     /// One load per key for the whole fleet: take the key's lock, or wait for the
@@ -367,7 +386,7 @@ where
         }
     }
 
-    fn fault(&self, fault: &Fault) {
+    pub(super) fn fault(&self, fault: &Fault) {
         if !matches!(fault, Fault::Open) {
             self.stats.bump(Counter::L2Error);
         }
@@ -384,5 +403,13 @@ where
         } else {
             tracing::debug!(cache = %self.name, %reason, "stratacache: unusable value in Redis");
         }
+    }
+}
+
+impl Target {
+    /// The current versions of this entry's tags (implicit ones first), for a value
+    /// written without a load (`put!`).
+    pub(super) async fn tag_versions(&self) -> Result<Vec<u64>, Fault> {
+        self.l2.versions(&self.tag_keys).await
     }
 }

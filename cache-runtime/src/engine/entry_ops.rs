@@ -1,0 +1,155 @@
+//! The entry operations besides `invalidate!`: `put!` (write-through), `refresh!`
+//! (reload now), `peek!` and `contains!` (look, never load). They go through the same
+//! flights, stamps and Redis steps as a call, so tags, invalidations and stats hold.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::{shared, Cache, CacheKey, Seen, ShareFn, Tags};
+use crate::flight::Flight;
+use crate::l1::L1Store;
+use crate::shape::Shape;
+use crate::Error;
+
+thread_local! {
+    /// Set by [`Reload`] around the first poll of a call, taken by the first cached
+    /// call that starts in it.
+    static RELOAD_REQUESTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True once if the call starting now was wrapped by `refresh!`.
+#[inline]
+pub(super) fn reload_requested() -> bool {
+    RELOAD_REQUESTED.with(|requested| requested.get() && requested.replace(false))
+}
+
+/// `refresh!(f(args))`: the call `f(args)`, made to load now whatever is held.
+pub fn refresh<F: Future>(call: F) -> Reload<F> {
+    Reload {
+        call: Box::pin(call),
+        first_poll: true,
+    }
+}
+
+/// The future of `refresh!`: the wrapped call, with the reload request set during its
+/// first poll, where a cached function looks its key up (a cached call nested in the
+/// loader starts later, and is a plain call).
+pub struct Reload<F> {
+    call: Pin<Box<F>>,
+    first_poll: bool,
+}
+
+impl<F: Future> Future for Reload<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let first_poll = std::mem::replace(&mut self.first_poll, false);
+        if first_poll {
+            RELOAD_REQUESTED.with(|requested| requested.set(true));
+        }
+        let poll = self.call.as_mut().poll(cx);
+        if first_poll {
+            RELOAD_REQUESTED.with(|requested| requested.set(false));
+        }
+        poll
+    }
+}
+
+impl<K, S, St> Cache<K, S, St>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send,
+    St: L1Store<K, S::Value>,
+{
+    /// Loads `key` now, past any value held here or in Redis. A load already in
+    /// flight may not store its (older) value; callers arriving meanwhile join this
+    /// one. The new value goes to Redis and the other processes drop their copy.
+    pub(super) async fn reload<M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    where
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        let flight = Arc::new(Flight::forced());
+        if let Some(old) = self.flights.lock().insert(key.clone(), flight.clone()) {
+            old.doom();
+        }
+        let (out, origin) = self.lead(key, flight, share, make).await;
+        self.count(origin);
+        out
+    }
+
+    /// Write-through: stores `value` for `key` here and in Redis, as a load would
+    /// (stamped with the current versions of its tags), and tells the other processes
+    /// to drop their copy. A load in flight may no longer store its older value.
+    /// `Err` if Redis could not take it (this process holds it all the same).
+    pub fn put(
+        &'static self,
+        key: K,
+        tags: Tags,
+        value: S::Value,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let stamps = self.stamp(&tags);
+        {
+            let mut flights = self.flights.lock();
+            if let Some(flight) = flights.remove(&key) {
+                flight.doom();
+            }
+            let entry = self.entry(value.clone(), stamps, None);
+            self.store.insert(key.clone(), entry);
+        }
+        let target = self.shared_target(&key, &tags);
+        async move {
+            let Some(target) = target else {
+                return Ok(());
+            };
+            let versions = target.tag_versions().await.map_err(|fault| {
+                self.fault(&fault);
+                Error::Redis(fault.to_string())
+            })?;
+            let lifetime = self.options.lifetime();
+            if !self
+                .write_shared(&target, &value, versions, lifetime, &[])
+                .await
+            {
+                return Err(Error::Redis(
+                    "the value was not written to Redis (see the log and the l2_errors counter)"
+                        .into(),
+                ));
+            }
+            self.announce(&target).await
+        }
+    }
+
+    /// The fresh value for `key`, from L1 or else Redis, without loading, promoting
+    /// or counting a hit or miss (an unusable value in Redis is counted, as always).
+    pub fn peek(
+        &'static self,
+        key: K,
+        tags: Tags,
+    ) -> impl Future<Output = Option<S::Value>> + Send + 'static {
+        let local = match self.lookup(&key) {
+            Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
+            Seen::Stale(_) | Seen::Gone => None,
+        };
+        let remote = match local {
+            Some(_) => None,
+            None => self
+                .shared_target(&key, &tags)
+                .map(|target| (target, self.stamp(&tags))),
+        };
+        async move {
+            if local.is_some() {
+                return local;
+            }
+            let (target, stamps) = remote?;
+            match self.read_shared(&target, &stamps).await {
+                shared::Read::Hit { value, .. } => Some(value),
+                _ => None,
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Used by generated code only. Not a stable API.
+pub use crate::engine::{refresh, Cache, CacheOptions, Reload, Tags, TimedOutFn};
+pub use crate::error::TimedOut;
+pub use crate::l2::codec::{serde_codec, Codec};
+pub use crate::registry::{default_name, CacheSpec, Slot};
+pub use crate::shape::{
+    OkOnly, ResultLike, Shape, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole, WholeResult,
+};
+pub use crate::Error;
+pub use std::time::Duration;
+
+use std::future::Future;
+
+use crate::engine::CacheKey;
+
+/// Checked on every cached function's value type.
+#[diagnostic::on_unimplemented(
+    message = "the value of a cached function must be `Clone + Send + Sync + 'static`: `{Self}` is not",
+    label = "this value is returned by clone on every hit",
+    note = "derive or implement `Clone` for it, or wrap it in `Arc`"
+)]
+pub trait CacheableValue {}
+impl<T: Clone + Send + Sync + 'static> CacheableValue for T {}
+
+/// Checked on the value type of a cache that is not `local`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must implement `Serialize` and `DeserializeOwned` to be stored in a shared cache",
+    label = "values of a non-`local` cache are serialized for Redis",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or mark the function `#[cached(local)]` to keep it in-process only"
+)]
+pub trait SharedValue {}
+impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedValue for T {}
+
+/// Checked on the key type of a cache that is not `local`.
+#[diagnostic::on_unimplemented(
+    message = "the key of a shared cache must implement `Serialize` and `DeserializeOwned`: `{Self}` does not",
+    label = "keys of a non-`local` cache are hashed into Redis keys and sent to other processes",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for the argument types, `skip` the argument, or mark the function `#[cached(local)]`"
+)]
+pub trait SharedKey {}
+impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedKey for T {}
+
+pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
+pub const fn assert_shared<T: SharedValue + ?Sized>() {}
+pub const fn assert_shared_key<T: SharedKey + ?Sized>() {}
+
+/// Fixes the loader's output type, so `?` in the function body converts errors
+/// into the function's own error type exactly as it did before the attribute.
+#[inline(always)]
+pub fn typed_loader<T, F: Future<Output = T>>(loader: F) -> F {
+    loader
+}
+
+/// Checked on `Self` for a `&self` method whose refreshes run in the background.
+#[diagnostic::on_unimplemented(
+    message = "`stale_while_revalidate` on a `&self` method needs `{Self}: Clone + Send + Sync + 'static`",
+    label = "the background refresh runs on a clone of `self`",
+    note = "derive `Clone` (keep shared state behind `Arc` so the clone is cheap), or take `self: Arc<Self>`"
+)]
+pub trait RefreshableReceiver {
+    fn clone_for_refresh(&self) -> Self;
+}
+impl<T: Clone + Send + Sync + 'static> RefreshableReceiver for T {
+    fn clone_for_refresh(&self) -> Self {
+        self.clone()
+    }
+}
+
+pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
+    receiver.clone_for_refresh()
+}
+
+/// One entry of a cached function, as named by `invalidate!(f(args))` and the other
+/// entry macros: its key, and its tags (they name the Redis counters that guard it).
+pub struct EntryRef<K: 'static, S: Shape> {
+    cache: &'static Cache<K, S>,
+    key: K,
+    tags: Tags,
+}
+
+impl<K, S> EntryRef<K, S>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send,
+{
+    pub fn new(cache: &'static Cache<K, S>, key: K, tags: Tags) -> Self {
+        Self { cache, key, tags }
+    }
+}
+
+/// What `invalidate!`, `put!`, `peek!` and `contains!` do with an entry.
+pub trait EntryOps {
+    /// What the cache stores: `T` for a function returning `Result<T, E>` or
+    /// `Option<T>` (unless it caches errors or `None`), else the return type.
+    type Value;
+    fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static;
+    fn put(self, value: Self::Value) -> impl Future<Output = Result<(), Error>> + Send + 'static;
+    fn peek(self) -> impl Future<Output = Option<Self::Value>> + Send + 'static;
+    fn contains(self) -> impl Future<Output = bool> + Send + 'static;
+}
+
+impl<K, S> EntryOps for EntryRef<K, S>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send,
+{
+    type Value = S::Value;
+
+    fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        self.cache.invalidate(&self.key)
+    }
+
+    fn put(self, value: S::Value) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        self.cache.put(self.key, self.tags, value)
+    }
+
+    fn peek(self) -> impl Future<Output = Option<S::Value>> + Send + 'static {
+        self.cache.peek(self.key, self.tags)
+    }
+
+    fn contains(self) -> impl Future<Output = bool> + Send + 'static {
+        let peek = self.cache.peek(self.key, self.tags);
+        async move { peek.await.is_some() }
+    }
+}
+
+/// What `clear!` does with a function's cache.
+pub trait CacheOps {
+    fn clear(self) -> impl Future<Output = Result<(), Error>> + Send + 'static;
+}
+
+impl<K, S> CacheOps for &'static Cache<K, S>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send,
+{
+    fn clear(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        Cache::clear(self)
+    }
+}

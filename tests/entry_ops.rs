@@ -1,0 +1,182 @@
+//! `put!`, `refresh!`, `peek!` and `contains!` in-process (the Redis side is in
+//! tests/redis_tier.rs). Each test uses its own functions: tests share the process.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratacache::{cached, contains, invalidate, invalidate_tag, peek, put, refresh};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+static USER_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", tags = ["user:{id}"])]
+async fn get_user(id: u64) -> Result<User, String> {
+    let load = USER_LOADS.fetch_add(1, SeqCst) + 1;
+    Ok(User {
+        id,
+        name: format!("loaded #{load}"),
+    })
+}
+
+fn counters(name: &str) -> (u64, u64, u64) {
+    let stats = stratacache::stats();
+    let c = stats.cache(name).expect("the cache exists");
+    (c.l1_hits, c.misses, c.loads)
+}
+
+#[tokio::test]
+async fn put_is_read_back_without_a_load_and_stays_under_its_tags() {
+    let written = User {
+        id: 1,
+        name: "written".into(),
+    };
+    put!(get_user(1), written.clone()).await.unwrap();
+    assert_eq!(get_user(1).await.unwrap(), written);
+    assert_eq!(USER_LOADS.load(SeqCst), 0, "a put value needs no load");
+    assert_eq!(counters("entry_ops::get_user"), (1, 0, 0), "one L1 hit");
+
+    // The put entry carries the tags of the call, so tag invalidation reaches it.
+    invalidate_tag!("user:{}", 1).await.unwrap();
+    assert_eq!(get_user(1).await.unwrap().name, "loaded #1");
+}
+
+static PEEKED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m")]
+async fn peeked(name: &str) -> Option<String> {
+    PEEKED_LOADS.fetch_add(1, SeqCst);
+    (name != "nobody").then(|| name.to_uppercase())
+}
+
+#[tokio::test]
+async fn peek_and_contains_never_load_and_count_nothing() {
+    assert_eq!(peek!(peeked("ann")).await, None);
+    assert!(!contains!(peeked("ann")).await);
+    assert_eq!(PEEKED_LOADS.load(SeqCst), 0);
+
+    assert_eq!(peeked("ann").await.as_deref(), Some("ANN"));
+    assert_eq!(peek!(peeked("ann")).await.as_deref(), Some("ANN"));
+    assert!(contains!(peeked("ann")).await);
+    assert_eq!(peeked("nobody").await, None);
+    assert!(!contains!(peeked("nobody")).await, "None is not cached");
+    assert_eq!(
+        counters("entry_ops::peeked"),
+        (0, 2, 2),
+        "peek and contains are not calls: only the two calls counted"
+    );
+
+    invalidate!(peeked("ann")).await.unwrap();
+    assert!(!contains!(peeked("ann")).await);
+    assert_eq!(PEEKED_LOADS.load(SeqCst), 2);
+}
+
+static REFRESHED_LOADS: AtomicUsize = AtomicUsize::new(0);
+static INNER_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m")]
+async fn inner(id: u64) -> usize {
+    INNER_LOADS.fetch_add(1, SeqCst);
+    id as usize
+}
+
+#[cached(ttl = "1m")]
+async fn outer(id: u64) -> usize {
+    let load = REFRESHED_LOADS.fetch_add(1, SeqCst) + 1;
+    inner(id).await * 1000 + load
+}
+
+#[tokio::test]
+async fn refresh_loads_now_and_the_next_call_reads_the_new_value() {
+    assert_eq!(outer(3).await, 3001);
+    assert_eq!(outer(3).await, 3001, "cached");
+    assert_eq!(refresh!(outer(3)).await, 3002, "reloaded although fresh");
+    assert_eq!(outer(3).await, 3002, "the reloaded value is the cached one");
+    assert_eq!(REFRESHED_LOADS.load(SeqCst), 2);
+    assert_eq!(
+        INNER_LOADS.load(SeqCst),
+        1,
+        "a cached call inside the loader is a plain call, not refreshed"
+    );
+    // A key never cached: refresh is a load.
+    assert_eq!(refresh!(outer(4)).await, 4003);
+}
+
+static GATED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", skip(gate))]
+async fn gated(id: u64, gate: Arc<tokio::sync::Semaphore>) -> String {
+    let load = GATED_LOADS.fetch_add(1, SeqCst) + 1;
+    drop(gate.acquire().await.unwrap());
+    format!("{id} from load {load}")
+}
+
+#[tokio::test]
+async fn a_load_in_flight_does_not_overwrite_a_put_or_a_refresh() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = tokio::spawn(gated(1, gate.clone()));
+    while GATED_LOADS.load(SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    put!(gated(1, gate.clone()), "put".to_owned())
+        .await
+        .unwrap();
+    gate.add_permits(10);
+    assert_eq!(
+        slow.await.unwrap(),
+        "1 from load 1",
+        "its caller gets its load"
+    );
+    assert_eq!(
+        gated(1, gate.clone()).await,
+        "put",
+        "the older load did not replace the put value"
+    );
+
+    // Same for refresh!: a load that started before it does not replace its value.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = tokio::spawn(gated(2, gate.clone()));
+    while GATED_LOADS.load(SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let refreshing = tokio::spawn(refresh!(gated(2, gate.clone())));
+    while GATED_LOADS.load(SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    gate.add_permits(10);
+    assert_eq!(refreshing.await.unwrap(), "2 from load 3");
+    slow.await.unwrap();
+    assert_eq!(gated(2, gate.clone()).await, "2 from load 3");
+}
+
+#[derive(Clone)]
+struct Repo {
+    prefix: &'static str,
+}
+
+static REPO_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+impl Repo {
+    #[cached(ttl = "1m", stale_while_revalidate)]
+    async fn find(&self, id: u64) -> String {
+        let load = REPO_LOADS.fetch_add(1, SeqCst) + 1;
+        format!("{}{id}#{load}", self.prefix)
+    }
+}
+
+#[tokio::test]
+async fn the_entry_macros_work_on_methods() {
+    let repo = Repo { prefix: "r" };
+    assert_eq!(repo.find(1).await, "r1#1");
+    assert!(contains!(repo.find(1)).await);
+    assert_eq!(refresh!(repo.find(1)).await, "r1#2");
+    put!(repo.find(1), "put".to_owned()).await.unwrap();
+    assert_eq!(peek!(repo.find(1)).await.as_deref(), Some("put"));
+    assert_eq!(repo.find(1).await, "put");
+    assert_eq!(REPO_LOADS.load(SeqCst), 2);
+}
