@@ -164,7 +164,7 @@ fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
     quote! {{
         static __STRATACACHE_SLOT: #krate::__private::Slot = #krate::__private::Slot::new();
         fn __stratacache_marker() {}
-        __STRATACACHE_SLOT.get::<#key_ty, #shape>(|| (#name, #options, #codec))
+        __STRATACACHE_SLOT.get::<#key_ty, <#shape as #krate::__private::Shape>::Value>(|| (#name, #options, #codec))
     }}
 }
 
@@ -225,9 +225,10 @@ fn main_fn(plan: &Plan, item: &ItemFn) -> TokenStream {
 fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
     let krate = &plan.krate;
     let tags = tags_expr(plan, |name| name.to_token_stream());
+    let shape = shape_type(plan);
     quote! {
         __stratacache_cache
-            .get_or_load(__stratacache_key, __stratacache_share, move || {
+            .get_or_load::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
                 (#tags, #krate::__private::typed_loader::<#output, _>(async move #block))
             })
             .await
@@ -242,6 +243,7 @@ fn owned_ident(arg: &Ident) -> Ident {
 /// stale-while-revalidate refresh can run in a spawned task.
 fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
     let krate = &plan.krate;
+    let shape = shape_type(plan);
     let take: Vec<TokenStream> = plan
         .args
         .iter()
@@ -307,7 +309,7 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
         #(#take)*
         #take_self
         __stratacache_cache
-            .get_or_load_refreshing(__stratacache_key, __stratacache_share, move || {
+            .get_or_load_refreshing::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
                 let __stratacache_tags = #tags;
                 (__stratacache_tags, #krate::__private::typed_loader::<#output, _>(async move {
                     #(#rebind)*

@@ -5,6 +5,7 @@
 //! the leader is dropped (cancelled) or its outcome cannot be shared, the flight lands
 //! as `Retry` and the waiters go round again: one of them becomes the next leader.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -38,8 +39,19 @@ pub(crate) enum Landed<V, Out> {
     Panicked(Arc<str>),
 }
 
-pub(crate) struct Flight<V, Out> {
-    landed: Mutex<Option<Landed<V, Out>>>,
+/// A landing as the flight keeps it: a shared outcome is type-erased, because one
+/// cache may serve functions of different return types (a single-key function and a
+/// batch function sharing entries through `name`); a waiter whose function returns
+/// another type treats it as a retry.
+enum Kept<V> {
+    Value(V, Origin),
+    Shared(Box<dyn Any + Send>),
+    Retry,
+    Panicked(Arc<str>),
+}
+
+pub(crate) struct Flight<V> {
+    landed: Mutex<Option<Kept<V>>>,
     done: Notify,
     /// The tag versions the load recorded before it started; unset until then.
     stamps: OnceLock<Stamps>,
@@ -54,7 +66,7 @@ pub(crate) struct Flight<V, Out> {
     forced: bool,
 }
 
-impl<V: Clone, Out> Flight<V, Out> {
+impl<V: Clone> Flight<V> {
     /// A flight that refreshes a value still held, in the background.
     pub(crate) fn refresh() -> Self {
         Self {
@@ -109,8 +121,14 @@ impl<V: Clone, Out> Flight<V, Out> {
         self.doomed.load(Ordering::Acquire)
     }
 
-    pub(crate) fn land(&self, landed: Landed<V, Out>) {
-        *self.landed.lock() = Some(landed);
+    pub(crate) fn land<Out: Send + 'static>(&self, landed: Landed<V, Out>) {
+        let kept = match landed {
+            Landed::Value(value, origin) => Kept::Value(value, origin),
+            Landed::Shared(out) => Kept::Shared(Box::new(out)),
+            Landed::Retry => Kept::Retry,
+            Landed::Panicked(message) => Kept::Panicked(message),
+        };
+        *self.landed.lock() = Some(kept);
         self.done.notify_waiters();
     }
 
@@ -133,7 +151,10 @@ impl<V: Clone, Out> Flight<V, Out> {
     }
 
     /// Waits for the leader's outcome. Cancel-safe: dropping a waiter affects nobody.
-    pub(crate) async fn wait(&self, share: Option<fn(&Out) -> Out>) -> Landed<V, Out> {
+    pub(crate) async fn wait<Out: 'static>(
+        &self,
+        share: Option<fn(&Out) -> Out>,
+    ) -> Landed<V, Out> {
         loop {
             let notified = self.done.notified();
             let mut notified = std::pin::pin!(notified);
@@ -146,12 +167,15 @@ impl<V: Clone, Out> Flight<V, Out> {
         }
     }
 
-    fn peek(&self, share: Option<fn(&Out) -> Out>) -> Option<Landed<V, Out>> {
+    fn peek<Out: 'static>(&self, share: Option<fn(&Out) -> Out>) -> Option<Landed<V, Out>> {
         Some(match self.landed.lock().as_ref()? {
-            Landed::Value(value, origin) => Landed::Value(value.clone(), *origin),
-            Landed::Shared(out) => share.map_or(Landed::Retry, |share| Landed::Shared(share(out))),
-            Landed::Retry => Landed::Retry,
-            Landed::Panicked(message) => Landed::Panicked(message.clone()),
+            Kept::Value(value, origin) => Landed::Value(value.clone(), *origin),
+            Kept::Shared(out) => match (share, out.downcast_ref::<Out>()) {
+                (Some(share), Some(out)) => Landed::Shared(share(out)),
+                _ => Landed::Retry,
+            },
+            Kept::Retry => Landed::Retry,
+            Kept::Panicked(message) => Landed::Panicked(message.clone()),
         })
     }
 }

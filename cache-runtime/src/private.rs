@@ -11,7 +11,7 @@ pub use std::time::Duration;
 
 use std::future::Future;
 
-use crate::engine::CacheKey;
+use crate::engine::{CacheKey, CacheValue};
 
 /// Checked on every cached function's value type.
 #[diagnostic::on_unimplemented(
@@ -72,19 +72,18 @@ pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
 
 /// One entry of a cached function, as named by `invalidate!(f(args))` and the other
 /// entry macros: its key, and its tags (they name the Redis counters that guard it).
-pub struct EntryRef<K: 'static, S: Shape> {
-    cache: &'static Cache<K, S>,
+pub struct EntryRef<K: 'static, V: 'static> {
+    cache: &'static Cache<K, V>,
     key: K,
     tags: Tags,
 }
 
-impl<K, S> EntryRef<K, S>
+impl<K, V> EntryRef<K, V>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
+    V: CacheValue,
 {
-    pub fn new(cache: &'static Cache<K, S>, key: K, tags: Tags) -> Self {
+    pub fn new(cache: &'static Cache<K, V>, key: K, tags: Tags) -> Self {
         Self { cache, key, tags }
     }
 }
@@ -100,23 +99,22 @@ pub trait EntryOps {
     fn contains(self) -> impl Future<Output = bool> + Send + 'static;
 }
 
-impl<K, S> EntryOps for EntryRef<K, S>
+impl<K, V> EntryOps for EntryRef<K, V>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
+    V: CacheValue,
 {
-    type Value = S::Value;
+    type Value = V;
 
     fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         self.cache.invalidate(&self.key)
     }
 
-    fn put(self, value: S::Value) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    fn put(self, value: V) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         self.cache.put(self.key, self.tags, value)
     }
 
-    fn peek(self) -> impl Future<Output = Option<S::Value>> + Send + 'static {
+    fn peek(self) -> impl Future<Output = Option<V>> + Send + 'static {
         self.cache.peek(self.key, self.tags)
     }
 
@@ -131,11 +129,10 @@ pub trait CacheOps {
     fn clear(self) -> impl Future<Output = Result<(), Error>> + Send + 'static;
 }
 
-impl<K, S> CacheOps for &'static Cache<K, S>
+impl<K, V> CacheOps for &'static Cache<K, V>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
+    V: CacheValue,
 {
     fn clear(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         Cache::clear(self)

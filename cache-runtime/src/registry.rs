@@ -9,10 +9,9 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use parking_lot::RwLock;
 
 use crate::clock;
-use crate::engine::{Cache, CacheKey, CacheOptions};
+use crate::engine::{Cache, CacheKey, CacheOptions, CacheValue};
 use crate::l1::{DefaultStore, L1Store};
 use crate::l2::codec::Codec;
-use crate::shape::Shape;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
 use crate::tags::{self, TagCell};
 
@@ -26,12 +25,11 @@ trait Registered: Send + Sync {
     fn tag_cell(&self) -> Arc<TagCell>;
 }
 
-impl<K, S, St> Registered for Cache<K, S, St>
+impl<K, V, St> Registered for Cache<K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
         self
@@ -56,20 +54,20 @@ where
 static CACHES: LazyLock<RwLock<BTreeMap<String, &'static dyn Registered>>> =
     LazyLock::new(Default::default);
 
-/// The cache called `name`, created with `options` on first use. Functions that name
-/// the same cache with the same key and value types share its entries.
-pub fn cache<K, S>(
+/// The cache called `name`, created with `options` on first use (the first function
+/// to use a name sets its options). Functions that name the same cache with the same
+/// key and cached value types share its entries, whatever their return types.
+pub fn cache<K, V>(
     name: &str,
     options: CacheOptions,
-    codec: Option<Codec<K, S::Value>>,
-) -> &'static Cache<K, S>
+    codec: Option<Codec<K, V>>,
+) -> &'static Cache<K, V>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
+    V: CacheValue,
 {
     clock::ensure_ticking(sweep_all);
-    if let Some(cache) = lookup::<K, S>(name) {
+    if let Some(cache) = lookup::<K, V>(name) {
         return cache;
     }
     let mut caches = CACHES.write();
@@ -87,7 +85,7 @@ where
             };
             match caches.get(&candidate) {
                 Some(existing) => {
-                    if let Some(cache) = existing.as_any().downcast_ref::<Cache<K, S>>() {
+                    if let Some(cache) = existing.as_any().downcast_ref::<Cache<K, V>>() {
                         return cache;
                     }
                 }
@@ -104,7 +102,7 @@ where
              give them distinct `name`s"
         );
     }
-    let cache: &'static Cache<K, S, DefaultStore<K, S::Value>> = Box::leak(Box::new(Cache::new(
+    let cache: &'static Cache<K, V, DefaultStore<K, V>> = Box::leak(Box::new(Cache::new(
         registered_name.clone(),
         options,
         codec,
@@ -113,11 +111,10 @@ where
     cache
 }
 
-fn lookup<K, S>(name: &str) -> Option<&'static Cache<K, S>>
+fn lookup<K, V>(name: &str) -> Option<&'static Cache<K, V>>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
+    V: CacheValue,
 {
     let caches = CACHES.read();
     let any: &'static (dyn Any + Send + Sync) = caches.get(name)?.as_any();
@@ -138,15 +135,14 @@ impl Slot {
     }
 
     #[inline]
-    pub fn get<K, S>(&self, init: impl FnOnce() -> CacheSpec<K, S::Value>) -> &'static Cache<K, S>
+    pub fn get<K, V>(&self, init: impl FnOnce() -> CacheSpec<K, V>) -> &'static Cache<K, V>
     where
         K: CacheKey,
-        S: Shape,
-        S::Out: Send,
+        V: CacheValue,
     {
         let any = *self.0.get_or_init(|| {
             let (name, options, codec) = init();
-            cache::<K, S>(&name, options, codec)
+            cache::<K, V>(&name, options, codec)
         });
         any.downcast_ref()
             .expect("a cache slot serves one function, with one key and value type")
@@ -229,7 +225,6 @@ pub fn default_name(marker_path: &str, fn_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::Whole;
 
     #[test]
     fn default_name_replaces_marker_and_function_segments() {
@@ -250,18 +245,18 @@ mod tests {
 
     #[test]
     fn same_name_same_types_share_and_other_types_are_kept_apart() {
-        let a = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default(), None);
-        let b = cache::<u64, Whole<u32>>("registry-test", CacheOptions::default(), None);
+        let a = cache::<u64, u32>("registry-test", CacheOptions::default(), None);
+        let b = cache::<u64, u32>("registry-test", CacheOptions::default(), None);
         assert!(std::ptr::eq(a, b));
-        let c = cache::<String, Whole<u32>>("registry-test", CacheOptions::default(), None);
+        let c = cache::<String, u32>("registry-test", CacheOptions::default(), None);
         assert_eq!(c.name(), "registry-test#2");
         assert!(stats().cache("registry-test#2").is_some());
-        let again = cache::<String, Whole<u32>>("registry-test", CacheOptions::default(), None);
+        let again = cache::<String, u32>("registry-test", CacheOptions::default(), None);
         assert!(
             std::ptr::eq(c, again),
             "the second function of those types must find the same cache"
         );
-        let third = cache::<u8, Whole<u8>>("registry-test", CacheOptions::default(), None);
+        let third = cache::<u8, u8>("registry-test", CacheOptions::default(), None);
         assert_eq!(third.name(), "registry-test#3");
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{shared, Cache, CacheKey, Seen, ShareFn, Tags};
+use super::{shared, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::shape::Shape;
@@ -58,18 +58,19 @@ impl<F: Future> Future for Reload<F> {
     }
 }
 
-impl<K, S, St> Cache<K, S, St>
+impl<K, V, St> Cache<K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     /// Loads `key` now, past any value held here or in Redis. A load already in
     /// flight may not store its (older) value; callers arriving meanwhile join this
     /// one. The new value goes to Redis and the other processes drop their copy.
-    pub(super) async fn reload<M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    pub(super) async fn reload<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
@@ -77,7 +78,7 @@ where
         if let Some(old) = self.flights.lock().insert(key.clone(), flight.clone()) {
             old.doom();
         }
-        let (out, origin) = self.lead(key, flight, share, make).await;
+        let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
         self.count(origin);
         out
     }
@@ -90,7 +91,7 @@ where
         &'static self,
         key: K,
         tags: Tags,
-        value: S::Value,
+        value: V,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let stamps = self.stamp(&tags);
         {
@@ -130,7 +131,7 @@ where
         &'static self,
         key: K,
         tags: Tags,
-    ) -> impl Future<Output = Option<S::Value>> + Send + 'static {
+    ) -> impl Future<Output = Option<V>> + Send + 'static {
         let local = match self.lookup(&key) {
             Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
             Seen::Stale(_) | Seen::Gone => None,

@@ -8,10 +8,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, CacheKey, FlightOf, Lifetime};
+use super::{Cache, CacheKey, CacheValue, Lifetime};
+use crate::flight::Flight;
 use crate::flight::Landed;
 use crate::l1::L1Store;
-use crate::shape::Shape;
 use crate::tags::{self, Stamps};
 
 /// What a landing stores in L1: the value, its stamps, and its remaining lifetime
@@ -23,28 +23,27 @@ pub(super) struct Keep<V> {
 }
 
 /// The leader's duty to land its flight, even when its future is dropped mid-load.
-pub(super) struct Lead<'a, K, S: Shape, St>
+pub(super) struct Lead<'a, K, V, St>
 where
     K: CacheKey,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
-    pub(super) cache: &'a Cache<K, S, St>,
+    pub(super) cache: &'a Cache<K, V, St>,
     pub(super) key: K,
-    pub(super) flight: Arc<FlightOf<S>>,
+    pub(super) flight: Arc<Flight<V>>,
     pub(super) landed: bool,
 }
 
-impl<K, S, St> Lead<'_, K, S, St>
+impl<K, V, St> Lead<'_, K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     /// Stores a stale value found in Redis while the load goes on; like a landing,
     /// under the flights lock, so an invalidation of the key is not undone.
-    pub(super) fn keep_stale(&self, value: S::Value, stamps: Stamps, lifetime: Lifetime) {
+    pub(super) fn keep_stale(&self, value: V, stamps: Stamps, lifetime: Lifetime) {
         let cache = self.cache;
         let _flights = cache.flights.lock();
         if !self.flight.is_doomed() && tags::all_current(&stamps) {
@@ -53,7 +52,11 @@ where
         }
     }
 
-    pub(super) fn land(&mut self, landed: Landed<S::Value, S::Out>, store: Option<Keep<S::Value>>) {
+    pub(super) fn land<Out: Send + 'static>(
+        &mut self,
+        landed: Landed<V, Out>,
+        store: Option<Keep<V>>,
+    ) {
         self.landed = true;
         let cache = self.cache;
         let mut flights = cache.flights.lock();
@@ -81,17 +84,16 @@ where
     }
 }
 
-impl<K, S, St> Drop for Lead<'_, K, S, St>
+impl<K, V, St> Drop for Lead<'_, K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     fn drop(&mut self) {
         if !self.landed {
             // Cancelled: hand the load to a waiter.
-            self.land(Landed::Retry, None);
+            self.land(Landed::<V, ()>::Retry, None);
         }
     }
 }

@@ -43,30 +43,37 @@ use crate::tags::{self, Stamps, TagCell, TagStamp};
 /// The tags a load returns with its loader future: formatted only on a miss.
 pub type Tags = Vec<String>;
 
-type FlightOf<S> = Flight<<S as Shape>::Value, <S as Shape>::Out>;
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
 /// With `hard_timeout`: how a timed-out call builds the function's error.
 pub type TimedOutFn<S> = Option<fn(TimedOut) -> <S as Shape>::Out>;
 
-/// One cached function's cache.
-pub struct Cache<K, S: Shape, St = DefaultStore<K, <S as Shape>::Value>> {
+/// What a cache holds: one value per key, cloned on every hit.
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
+
+/// One cache: the entries of every function that names it (a function's own, unless
+/// several share a `name`). Keyed by key and value type only, so a single-key
+/// function and a batch function, or two functions returning `Option<V>` and
+/// `Result<V, E>`, can share one; what a function's output means for the cache (its
+/// [`Shape`]) is a parameter of each call.
+pub struct Cache<K, V, St = DefaultStore<K, V>> {
     name: Box<str>,
     options: CacheOptions,
     store: St,
-    flights: Mutex<HashMap<K, Arc<FlightOf<S>>, foldhash::fast::RandomState>>,
+    flights: Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>>,
     /// The implicit tag every entry of this cache carries: bumping it clears the cache.
     tag: Arc<TagCell>,
     stats: CacheStats,
     /// Present unless the cache is `local`: how keys and values travel to Redis.
-    codec: Option<Codec<K, S::Value>>,
+    codec: Option<Codec<K, V>>,
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
 }
 
-enum Role<S: Shape> {
-    Hit(S::Value),
-    Lead(Arc<FlightOf<S>>),
-    Follow(Arc<FlightOf<S>>),
+enum Role<V> {
+    Hit(V),
+    Lead(Arc<Flight<V>>),
+    Follow(Arc<Flight<V>>),
 }
 
 /// What a cache key must be: compared and hashed in L1, cloned into flights and
@@ -84,17 +91,16 @@ enum Seen<V> {
     Gone,
 }
 
-impl<K, S, St> Cache<K, S, St>
+impl<K, V, St> Cache<K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     pub fn new(
         name: impl Into<Box<str>>,
         options: CacheOptions,
-        codec: Option<Codec<K, S::Value>>,
+        codec: Option<Codec<K, V>>,
     ) -> Self {
         Self {
             name: name.into(),
@@ -115,13 +121,15 @@ where
     /// Cache-aside call whose loader may borrow the caller's arguments. A stale value
     /// is never served here (serving it needs a background refresh, hence
     /// [`get_or_load_refreshing`](Self::get_or_load_refreshing)).
-    pub async fn get_or_load<M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    pub async fn get_or_load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
         if entry_ops::reload_requested() {
-            return Box::pin(self.reload(key, share, make)).await;
+            return Box::pin(self.reload::<S, _, _>(key, share, make)).await;
         }
         if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
             self.stats.bump(Counter::L1Hit);
@@ -129,14 +137,14 @@ where
         }
         // Boxed: the miss path's future (Redis calls, the loader) is large, and an
         // unboxed one would make every hit's future as large, costing a copy per hit.
-        Box::pin(self.load(key, share, make)).await
+        Box::pin(self.load::<S, _, _>(key, share, make)).await
     }
 
     /// Cache-aside call with background refreshes: inside the stale-while-revalidate
     /// window the stale value is returned at once, and past the refresh-ahead point the
     /// fresh one, while one refresh per key runs in a task spawned on the current tokio
     /// runtime (outside a runtime, a stale value is not served: the caller loads).
-    pub async fn get_or_load_refreshing<M, F>(
+    pub async fn get_or_load_refreshing<S, M, F>(
         &'static self,
         key: K,
         share: ShareFn<S>,
@@ -144,11 +152,13 @@ where
         timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,
     {
         if entry_ops::reload_requested() {
-            return Box::pin(self.reload(key, share, make)).await;
+            return Box::pin(self.reload::<S, _, _>(key, share, make)).await;
         }
         match self.lookup(&key) {
             Seen::Fresh(value) => {
@@ -159,8 +169,9 @@ where
                 self.stats.bump(Counter::L1Hit);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     if let Some(flight) = self.start_flight(&key) {
-                        runtime
-                            .spawn(async move { drop(self.lead(key, flight, share, make).await) });
+                        runtime.spawn(async move {
+                            drop(self.lead::<S, _, _>(key, flight, share, make).await)
+                        });
                     }
                 }
                 S::join(value)
@@ -170,28 +181,32 @@ where
                     self.stats.bump(Counter::L1Hit);
                     self.stats.bump(Counter::StaleServed);
                     if let Some(flight) = self.start_flight(&key) {
-                        runtime
-                            .spawn(async move { drop(self.lead(key, flight, share, make).await) });
+                        runtime.spawn(async move {
+                            drop(self.lead::<S, _, _>(key, flight, share, make).await)
+                        });
                     }
                     S::join(value)
                 }
-                Err(_) => Box::pin(self.load(key, share, make)).await,
+                Err(_) => Box::pin(self.load::<S, _, _>(key, share, make)).await,
             },
             Seen::Gone => {
                 let may_answer_early =
                     self.options.timeout.is_some() || self.options.stale_window.is_some();
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) if may_answer_early => {
-                        Box::pin(self.load_detached(key, share, make, runtime, timed_out)).await
+                        Box::pin(
+                            self.load_detached::<S, _, _>(key, share, make, runtime, timed_out),
+                        )
+                        .await
                     }
-                    _ => Box::pin(self.load(key, share, make)).await,
+                    _ => Box::pin(self.load::<S, _, _>(key, share, make)).await,
                 }
             }
         }
     }
 
     #[inline]
-    fn lookup(&self, key: &K) -> Seen<S::Value> {
+    fn lookup(&self, key: &K) -> Seen<V> {
         let now = clock::coarse_ms();
         // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
@@ -224,7 +239,7 @@ where
     /// Fresh and not yet due for a refresh: what a refresh that just landed leaves.
     fn needs_no_refresh(&self, key: &K) -> bool {
         let now = clock::coarse_ms();
-        let current = |e: &Entry<S::Value>| {
+        let current = |e: &Entry<V>| {
             e.is_retained(now) && now < e.times.fresh_until && now < e.times.refresh_at
         };
         self.store.read(key, current).unwrap_or(false)
@@ -244,7 +259,7 @@ where
 
     /// Registers a refresh flight for `key` unless one that may still answer exists,
     /// or one has just landed: the caller read its stale value before that landing.
-    fn start_flight(&self, key: &K) -> Option<Arc<FlightOf<S>>> {
+    fn start_flight(&self, key: &K) -> Option<Arc<Flight<V>>> {
         let mut flights = self.flights.lock();
         if flights.get(key).is_some_and(|f| f.can_join()) || self.needs_no_refresh(key) {
             return None;
@@ -254,8 +269,10 @@ where
         Some(flight)
     }
 
-    async fn load<M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    async fn load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
@@ -266,12 +283,12 @@ where
                     return S::join(value);
                 }
                 Role::Lead(flight) => {
-                    let (out, origin) = self.lead(key, flight, share, make).await;
+                    let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
                     self.count(origin);
                     return out;
                 }
                 Role::Follow(flight) => {
-                    if let Some(out) = self.answer_follower(flight.wait(share).await) {
+                    if let Some(out) = self.answer_follower::<S>(flight.wait(share).await) {
                         return out;
                     }
                 }
@@ -282,7 +299,10 @@ where
     /// A waiter's answer from the flight it joined, counted; `None` when the flight
     /// could not answer (its leader was cancelled, or its outcome cannot be shared)
     /// and the waiter must go round again, possibly as the next leader.
-    fn answer_follower(&self, landed: Landed<S::Value, S::Out>) -> Option<S::Out> {
+    fn answer_follower<S>(&self, landed: Landed<V, S::Out>) -> Option<S::Out>
+    where
+        S: Shape<Value = V>,
+    {
         match landed {
             Landed::Value(value, origin) => {
                 self.count(origin);
@@ -308,7 +328,7 @@ where
         }
     }
 
-    fn join_or_lead(&self, key: &K) -> Role<S> {
+    fn join_or_lead(&self, key: &K) -> Role<V> {
         let mut flights = self.flights.lock();
         if let Some(flight) = flights.get(key).filter(|f| f.can_join()) {
             return Role::Follow(flight.clone());
@@ -325,14 +345,16 @@ where
 
     /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
     /// then the loader; lands the outcome for the waiters, then writes Redis.
-    async fn lead<M, F>(
+    async fn lead<S, M, F>(
         &self,
         key: K,
-        flight: Arc<FlightOf<S>>,
+        flight: Arc<Flight<V>>,
         share: ShareFn<S>,
         make: M,
     ) -> (S::Out, Origin)
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
@@ -345,20 +367,22 @@ where
             outcome = tracing::field::Empty,
             micros = tracing::field::Empty,
         );
-        self.lead_in_span(key, flight, share, make, span.clone())
+        self.lead_in_span::<S, _, _>(key, flight, share, make, span.clone())
             .instrument(span)
             .await
     }
 
-    async fn lead_in_span<M, F>(
+    async fn lead_in_span<S, M, F>(
         &self,
         key: K,
-        flight: Arc<FlightOf<S>>,
+        flight: Arc<Flight<V>>,
         share: ShareFn<S>,
         make: M,
         span: tracing::Span,
     ) -> (S::Out, Origin)
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
@@ -403,7 +427,7 @@ where
                         stamps,
                         lifetime: Some(lifetime),
                     };
-                    lead.land(Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    lead.land::<S::Out>(Landed::Value(value.clone(), Origin::L2), Some(keep));
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
@@ -436,7 +460,7 @@ where
                         stamps,
                         lifetime: Some(lifetime),
                     };
-                    lead.land(Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    lead.land::<S::Out>(Landed::Value(value.clone(), Origin::L2), Some(keep));
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
@@ -461,12 +485,12 @@ where
                     tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
                     finish("loader", "fail-safe");
                     return (
-                        self.answer_with_fallback(&mut lead, fallback),
+                        self.answer_with_fallback::<S>(&mut lead, fallback),
                         Origin::FailSafe,
                     );
                 }
                 self.stats.bump(Counter::Miss);
-                lead.land(Landed::Panicked(message.into()), None);
+                lead.land::<S::Out>(Landed::Panicked(message.into()), None);
                 finish("loader", "panic");
                 panic::resume_unwind(payload);
             }
@@ -483,11 +507,11 @@ where
                 if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
                     finish("loader", "fail-safe");
                     return (
-                        self.answer_with_fallback(&mut lead, fallback),
+                        self.answer_with_fallback::<S>(&mut lead, fallback),
                         Origin::FailSafe,
                     );
                 }
-                lead.land(
+                lead.land::<S::Out>(
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
@@ -496,7 +520,7 @@ where
             }
             Split::Empty(out) => {
                 self.unlock(&target, held.take()).await;
-                lead.land(
+                lead.land::<S::Out>(
                     share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
                     None,
                 );
@@ -507,7 +531,7 @@ where
         if overrides.skip {
             self.unlock(&target, held.take()).await;
             // The loader asked not to cache: its callers (and the waiters) get it.
-            lead.land(Landed::Value(value.clone(), Origin::Loader), None);
+            lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), None);
             finish("loader", "ok");
             return (S::join(value), Origin::Loader);
         }
@@ -528,7 +552,7 @@ where
             stamps,
             lifetime,
         };
-        lead.land(Landed::Value(value.clone(), Origin::Loader), Some(keep));
+        lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), Some(keep));
         if let (Some(target), Some(versions)) = (&target, versions_before_load) {
             // After the landing: waiters have their value and do not wait for Redis.
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
@@ -557,12 +581,7 @@ where
 
     /// An entry stored now: with the cache's lifetime, or the one given (what is left
     /// of a value promoted from Redis, a fail-safe value's retry back-off).
-    fn entry(
-        &self,
-        value: S::Value,
-        stamps: Stamps,
-        lifetime: Option<Lifetime>,
-    ) -> Entry<S::Value> {
+    fn entry(&self, value: V, stamps: Stamps, lifetime: Option<Lifetime>) -> Entry<V> {
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         Entry {
             value,

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic;
 
 use super::lead::{Keep, Lead};
-use super::{Cache, CacheKey, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
+use super::{Cache, CacheKey, CacheValue, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
 use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Landed, Origin};
@@ -25,12 +25,11 @@ pub(super) struct Fallback<V> {
     keep_for: u64,
 }
 
-impl<K, S, St> Cache<K, S, St>
+impl<K, V, St> Cache<K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     /// A miss that may be answered before its load ends: under a `timeout`, or with
     /// stale-while-revalidate (the leader may find a stale value in Redis). The load
@@ -38,7 +37,7 @@ where
     /// leading caller awaits that task, the others the flight; each takes a stale
     /// value the leader offers, or, past the timeout, a value still kept in L1, and
     /// the load goes on to refresh the cache. With neither, the caller waits.
-    pub(super) async fn load_detached<M, F>(
+    pub(super) async fn load_detached<S, M, F>(
         &'static self,
         key: K,
         share: ShareFn<S>,
@@ -47,6 +46,8 @@ where
         timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,
     {
@@ -59,7 +60,12 @@ where
                 }
                 Role::Lead(flight) => {
                     let make = make.take().expect("a caller leads at most once");
-                    let task = runtime.spawn(self.lead(key.clone(), flight.clone(), share, make));
+                    let task = runtime.spawn(self.lead::<S, _, _>(
+                        key.clone(),
+                        flight.clone(),
+                        share,
+                        make,
+                    ));
                     (flight, Some(task))
                 }
                 Role::Follow(flight) => (flight, None),
@@ -94,7 +100,7 @@ where
                     return S::join(stale);
                 }
                 kept = patience => match kept {
-                    Ok(value) => return self.answer_stale(value),
+                    Ok(value) => return self.answer_stale::<S>(value),
                     Err(timed_out) => {
                         self.stats.bump(Counter::Miss);
                         return timed_out;
@@ -110,7 +116,7 @@ where
                 Err(Err(error)) => panic::resume_unwind(error.into_panic()),
                 // A follower keeps its `make` on a retry: it may lead the next try.
                 Ok(landed) => {
-                    if let Some(out) = self.answer_follower(landed) {
+                    if let Some(out) = self.answer_follower::<S>(landed) {
                         return out;
                     }
                 }
@@ -119,14 +125,14 @@ where
     }
 
     /// A value still kept for `key` (stale, or a fail-safe fallback), not invalidated.
-    fn kept_value(&self, key: &K) -> Option<S::Value> {
+    fn kept_value(&self, key: &K) -> Option<V> {
         let now = clock::coarse_ms();
         self.store
             .read(key, |e| e.is_retained(now).then(|| e.value.clone()))
             .flatten()
     }
 
-    fn answer_stale(&self, value: S::Value) -> S::Out {
+    fn answer_stale<S: Shape<Value = V>>(&self, value: V) -> S::Out {
         self.stats.bump(Counter::L1Hit);
         self.stats.bump(Counter::StaleServed);
         S::join(value)
@@ -138,8 +144,8 @@ where
         &self,
         key: &K,
         stamps: &Stamps,
-        shared: Option<(S::Value, Lifetime)>,
-    ) -> Option<Fallback<S::Value>> {
+        shared: Option<(V, Lifetime)>,
+    ) -> Option<Fallback<V>> {
         self.options.fail_safe?;
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
@@ -168,11 +174,15 @@ where
     /// the retry back-off so the failing loader is not called again for that key in
     /// the meantime (then it is retried; the value stays as a fallback until its
     /// window ends).
-    pub(super) fn answer_with_fallback(
+    pub(super) fn answer_with_fallback<S>(
         &self,
-        lead: &mut Lead<'_, K, S, St>,
-        fallback: Fallback<S::Value>,
-    ) -> S::Out {
+        lead: &mut Lead<'_, K, V, St>,
+        fallback: Fallback<V>,
+    ) -> S::Out
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+    {
         let back_off = clock::to_ms(self.options.fail_safe_retry).min(fallback.keep_for);
         let fresh_for = back_off.max(fallback.fresh_for);
         let lifetime = Lifetime {
@@ -187,7 +197,7 @@ where
             stamps: fallback.stamps,
             lifetime: Some(lifetime),
         };
-        lead.land(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
+        lead.land::<S::Out>(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
         S::join(value)
     }
 }

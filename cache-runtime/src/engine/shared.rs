@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{Cache, CacheKey, Codec, Lifetime, Times, NEVER};
+use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
 use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, unix_ms, Fault, L2};
-use crate::shape::Shape;
 use crate::stats::Counter;
 use crate::tags::{TagCell, TagStamp};
 use crate::Error;
@@ -111,16 +110,15 @@ pub(crate) async fn publish(
         .map_err(fault)
 }
 
-impl<K, S, St> Cache<K, S, St>
+impl<K, V, St> Cache<K, V, St>
 where
     K: CacheKey,
-    S: Shape,
-    S::Out: Send,
-    St: L1Store<K, S::Value>,
+    V: CacheValue,
+    St: L1Store<K, V>,
 {
     /// `None` for a `local` cache, or before `init`.
     pub(super) fn shared_target(&self, key: &K, tags: &[String]) -> Option<Target> {
-        let codec: &Codec<K, S::Value> = self.codec.as_ref()?;
+        let codec: &Codec<K, V> = self.codec.as_ref()?;
         let l2 = crate::l2::active()?;
         let Some(key_bytes) = (codec.encode_key)(key) else {
             self.complain("the key does not serialize");
@@ -139,7 +137,7 @@ where
         })
     }
 
-    pub(super) async fn read_shared(&self, target: &Target, stamps: &[TagStamp]) -> Read<S::Value> {
+    pub(super) async fn read_shared(&self, target: &Target, stamps: &[TagStamp]) -> Read<V> {
         let (bytes, versions) = match target.l2.read(&target.entry_key, &target.tag_keys).await {
             Ok(read) => read,
             Err(fault) => {
@@ -200,7 +198,7 @@ where
         target: &Target,
         bytes: &[u8],
         versions: &[u64],
-    ) -> Result<Option<(Read<S::Value>, Vec<(String, u64)>)>, Bad> {
+    ) -> Result<Option<(Read<V>, Vec<(String, u64)>)>, Bad> {
         let mut envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
         if envelope.key != target.key_bytes {
             return Err(Bad::OtherKey);
@@ -272,7 +270,7 @@ where
     pub(super) async fn write_shared(
         &self,
         target: &Target,
-        value: &S::Value,
+        value: &V,
         versions: Vec<u64>,
         lifetime: Lifetime,
         added_tags: &[String],
@@ -344,11 +342,7 @@ where
     /// One load per key for the whole fleet: take the key's lock, or wait for the
     /// holder's value to reach Redis, polling, and take the lock over if the holder
     /// let it go (or died: the lock expires). Past the wait bound, load anyway.
-    pub(super) async fn fleet_lock(
-        &self,
-        target: &Target,
-        stamps: &[TagStamp],
-    ) -> Locked<S::Value> {
+    pub(super) async fn fleet_lock(&self, target: &Target, stamps: &[TagStamp]) -> Locked<V> {
         let key = format!("{}:lock", target.entry_key);
         let serial = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{:016x}{serial:016x}", target.l2.instance);

@@ -13,7 +13,7 @@ use crate::shape::{OkOnly, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Who
 
 type Counted = Arc<AtomicUsize>;
 
-fn leak<K, S, St>(options: CacheOptions) -> &'static Cache<K, S, St>
+fn leak<K, S, St>(options: CacheOptions) -> Shaped<K, S, St>
 where
     K: CacheKey,
     S: Shape,
@@ -21,7 +21,67 @@ where
     St: L1Store<K, S::Value>,
 {
     clock::ensure_ticking(|_| {});
-    Box::leak(Box::new(Cache::new("engine-test", options, None)))
+    Shaped {
+        cache: Box::leak(Box::new(Cache::new("engine-test", options, None))),
+        shape: std::marker::PhantomData,
+    }
+}
+
+/// A cache used by one function shape, as generated code uses it (naming the shape
+/// on every call).
+struct Shaped<K: 'static, S: Shape, St: 'static> {
+    cache: &'static Cache<K, S::Value, St>,
+    shape: std::marker::PhantomData<S>,
+}
+
+impl<K, S: Shape, St> Clone for Shaped<K, S, St> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, S: Shape, St> Copy for Shaped<K, S, St> {}
+
+impl<K, S: Shape, St> std::ops::Deref for Shaped<K, S, St> {
+    type Target = Cache<K, S::Value, St>;
+    fn deref(&self) -> &Self::Target {
+        self.cache
+    }
+}
+
+impl<K, S, St> Shaped<K, S, St>
+where
+    K: CacheKey,
+    S: Shape,
+    S::Out: Send + 'static,
+    St: L1Store<K, S::Value>,
+{
+    fn get_or_load<M, F>(
+        self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+    ) -> impl Future<Output = S::Out> + 'static
+    where
+        M: FnOnce() -> (Tags, F) + 'static,
+        F: Future<Output = S::Out> + 'static,
+    {
+        self.cache.get_or_load::<S, M, F>(key, share, make)
+    }
+
+    fn get_or_load_refreshing<M, F>(
+        self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+        timed_out: TimedOutFn<S>,
+    ) -> impl Future<Output = S::Out> + Send + 'static
+    where
+        M: FnOnce() -> (Tags, F) + Send + 'static,
+        F: Future<Output = S::Out> + Send + 'static,
+    {
+        self.cache
+            .get_or_load_refreshing::<S, M, F>(key, share, make, timed_out)
+    }
 }
 
 fn counting<T: Send + 'static>(
@@ -331,7 +391,7 @@ async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
 
 async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
     let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
-    type Invalidation<St> = Box<dyn Fn(&'static Cache<u64, Whole<String>, St>)>;
+    type Invalidation<St> = Box<dyn Fn(&'static Cache<u64, String, St>)>;
     let ways: Vec<(&str, Invalidation<St>)> = vec![
         (
             "tag",
@@ -356,7 +416,7 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
         ));
         // The load has read its tag versions and started: now invalidate.
         until_started(&calls, 1).await;
-        invalidate(cache);
+        invalidate(cache.cache);
         let after = cache
             .get_or_load(
                 1,
