@@ -28,6 +28,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "cache_err",
     "lock",
     "hard_timeout",
+    "batch",
     "crate",
 ];
 
@@ -57,6 +58,7 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_err: Option<Given<()>>,
     pub(crate) lock: Option<Given<()>>,
     pub(crate) hard_timeout: Option<Given<()>>,
+    pub(crate) batch: Option<Given<()>>,
     pub(crate) krate: Option<Given<LitStr>>,
     /// Mistakes in individual arguments. Kept here rather than failing the parse, so
     /// validation still checks the rest and one compile shows every mistake.
@@ -219,6 +221,7 @@ impl CachedArgs {
             "cache_err" => set(&mut self.cache_err, keyword, flag(value), errors),
             "lock" => set(&mut self.lock, keyword, flag(value), errors),
             "hard_timeout" => set(&mut self.hard_timeout, keyword, flag(value), errors),
+            "batch" => set(&mut self.batch, keyword, flag(value), errors),
             _ => errors.spanned(&keyword, unknown_message(&name)),
         }
     }

@@ -12,10 +12,25 @@ use syn::{FnArg, ItemFn, ReturnType, Type};
 use crate::validate::{KeyPlan, Plan, ReceiverKind, ShapeKind, Template};
 
 pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
-    let main = main_fn(plan, item);
-    let entry = entry_sibling(plan, item);
-    let clear = clear_sibling(plan, item);
+    if let Some(batch) = &plan.batch {
+        // One entry per key: the entry macros name entries through a single-key
+        // function sharing the cache's `name`.
+        let main = crate::expand_batch::main_fn(plan, batch, item);
+        let (key, value) = crate::expand_batch::cache_types(plan, batch, item);
+        let clear = clear_sibling(plan, item, &cache_lookup(plan, item, key, value));
+        return quote!(#main #clear);
+    }
+    let lookup = cache_lookup(plan, item, key_type(plan), shape_value(plan));
+    let main = main_fn(plan, item, &lookup);
+    let entry = entry_sibling(plan, item, &lookup);
+    let clear = clear_sibling(plan, item, &lookup);
     quote!(#main #entry #clear)
+}
+
+/// The cached value type of a single-key function.
+fn shape_value(plan: &Plan) -> TokenStream {
+    let (krate, shape) = (&plan.krate, shape_type(plan));
+    quote!(<#shape as #krate::__private::Shape>::Value)
 }
 
 /// The name `invalidate!(f(..))` calls.
@@ -28,7 +43,7 @@ pub(crate) fn clear_ident(function: &Ident) -> Ident {
     format_ident!("__stratacache_clear_{}", function, span = function.span())
 }
 
-fn output_type(item: &ItemFn) -> Type {
+pub(crate) fn output_type(item: &ItemFn) -> Type {
     match &item.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -92,7 +107,10 @@ fn key_expr(plan: &Plan) -> TokenStream {
 }
 
 /// `format!("user:{id}", id = <value of id>)`, the value given by `value_of`.
-fn format_template(template: &Template, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+pub(crate) fn format_template(
+    template: &Template,
+    value_of: impl Fn(&Ident) -> TokenStream,
+) -> TokenStream {
     let literal = &template.literal;
     let named = template.names.iter().map(|name| {
         let value = value_of(name);
@@ -145,9 +163,13 @@ fn options_expr(plan: &Plan) -> TokenStream {
 }
 
 /// A block that finds (once) and returns this function's `&'static Cache`.
-fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
+pub(crate) fn cache_lookup(
+    plan: &Plan,
+    item: &ItemFn,
+    key_ty: TokenStream,
+    value_ty: TokenStream,
+) -> TokenStream {
     let krate = &plan.krate;
-    let (key_ty, shape) = (key_type(plan), shape_type(plan));
     let fn_name = item.sig.ident.to_string();
     let name = match &plan.name {
         Some(name) => quote!(::std::string::String::from(#name)),
@@ -164,7 +186,7 @@ fn cache_lookup(plan: &Plan, item: &ItemFn) -> TokenStream {
     quote! {{
         static __STRATACACHE_SLOT: #krate::__private::Slot = #krate::__private::Slot::new();
         fn __stratacache_marker() {}
-        __STRATACACHE_SLOT.get::<#key_ty, <#shape as #krate::__private::Shape>::Value>(|| (#name, #options, #codec))
+        __STRATACACHE_SLOT.get::<#key_ty, #value_ty>(|| (#name, #options, #codec))
     }}
 }
 
@@ -189,7 +211,7 @@ fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
     }
 }
 
-fn main_fn(plan: &Plan, item: &ItemFn) -> TokenStream {
+fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let ItemFn {
         attrs,
@@ -198,7 +220,6 @@ fn main_fn(plan: &Plan, item: &ItemFn) -> TokenStream {
         block,
     } = item;
     let output = output_type(item);
-    let lookup = cache_lookup(plan, item);
     let checks = value_checks(plan, item);
     let key = key_expr(plan);
     let call = if plan.background {
@@ -322,7 +343,7 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
 }
 
 /// `&'a Foo<'b>` in a `let` inside the loader becomes `&Foo<'_>`.
-fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
+pub(crate) fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
     let mut out = Vec::new();
     let mut iter = tokens.into_iter().peekable();
     while let Some(tree) = iter.next() {
@@ -377,13 +398,13 @@ fn replace_self(tokens: TokenStream, with: &Ident) -> TokenStream {
 }
 
 /// `#[cfg]` attributes of the function, so its siblings exist exactly when it does.
-fn cfg_attrs(item: &ItemFn) -> impl Iterator<Item = &syn::Attribute> {
+pub(crate) fn cfg_attrs(item: &ItemFn) -> impl Iterator<Item = &syn::Attribute> {
     item.attrs
         .iter()
         .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
 }
 
-fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
+fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let (vis, ident) = (&item.vis, entry_ident(&item.sig.ident));
     let generics = &item.sig.generics;
@@ -394,7 +415,6 @@ fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
         FnArg::Typed(typed) => typed.to_token_stream(),
     });
     let cfgs = cfg_attrs(item);
-    let lookup = cache_lookup(plan, item);
     let key = key_expr(plan);
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
@@ -412,11 +432,10 @@ fn entry_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
     }
 }
 
-fn clear_sibling(plan: &Plan, item: &ItemFn) -> TokenStream {
+fn clear_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let (vis, ident) = (&item.vis, clear_ident(&item.sig.ident));
     let cfgs = cfg_attrs(item);
-    let lookup = cache_lookup(plan, item);
     quote! {
         #(#cfgs)*
         #[doc(hidden)]

@@ -6,6 +6,7 @@
 
 mod args;
 mod expand;
+mod expand_batch;
 mod ops;
 mod validate;
 

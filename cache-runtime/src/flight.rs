@@ -34,6 +34,8 @@ impl Origin {
 
 pub(crate) enum Landed<V, Out> {
     Value(V, Origin),
+    /// A batch load had nothing for this key (and does not cache that).
+    Absent,
     Shared(Out),
     Retry,
     Panicked(Arc<str>),
@@ -45,6 +47,7 @@ pub(crate) enum Landed<V, Out> {
 /// another type treats it as a retry.
 enum Kept<V> {
     Value(V, Origin),
+    Absent,
     Shared(Box<dyn Any + Send>),
     Retry,
     Panicked(Arc<str>),
@@ -124,6 +127,7 @@ impl<V: Clone> Flight<V> {
     pub(crate) fn land<Out: Send + 'static>(&self, landed: Landed<V, Out>) {
         let kept = match landed {
             Landed::Value(value, origin) => Kept::Value(value, origin),
+            Landed::Absent => Kept::Absent,
             Landed::Shared(out) => Kept::Shared(Box::new(out)),
             Landed::Retry => Kept::Retry,
             Landed::Panicked(message) => Kept::Panicked(message),
@@ -170,6 +174,7 @@ impl<V: Clone> Flight<V> {
     fn peek<Out: 'static>(&self, share: Option<fn(&Out) -> Out>) -> Option<Landed<V, Out>> {
         Some(match self.landed.lock().as_ref()? {
             Kept::Value(value, origin) => Landed::Value(value.clone(), *origin),
+            Kept::Absent => Landed::Absent,
             Kept::Shared(out) => match (share, out.downcast_ref::<Out>()) {
                 (Some(share), Some(out)) => Landed::Shared(share(out)),
                 _ => Landed::Retry,

@@ -3,6 +3,7 @@
 //! facade; the `#[cached]` attribute generates calls into [`__private`].
 
 mod backplane;
+mod batch_output;
 mod clock;
 mod config;
 mod engine;

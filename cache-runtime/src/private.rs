@@ -1,4 +1,5 @@
 //! Used by generated code only. Not a stable API.
+pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::engine::{refresh, Cache, CacheOptions, Reload, Tags, TimedOutFn};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
@@ -39,6 +40,29 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedValue for T {}
 )]
 pub trait SharedKey {}
 impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedKey for T {}
+
+/// Checked on the return type of a `batch` function.
+pub const fn assert_batch_output<T: BatchOutput>() {}
+
+/// An element of a batch function's key list, owned: `K` itself or `&K`.
+#[inline]
+pub fn owned_key<K: Clone, Q: std::borrow::Borrow<K>>(key: Q) -> K {
+    key.borrow().clone()
+}
+
+/// Checked on the other arguments of a `batch` function, cloned into each loader run.
+#[diagnostic::on_unimplemented(
+    message = "the arguments of a `batch` function besides its keys must be `Clone`: `{Self}` is not",
+    label = "cloned into each run of the loader (a call may run it more than once)",
+    note = "pass a reference or an `Arc`, or derive `Clone`"
+)]
+pub trait BatchArg: Clone {}
+impl<T: Clone> BatchArg for T {}
+
+#[inline]
+pub fn batch_arg<T: BatchArg>(arg: &T) -> T {
+    arg.clone()
+}
 
 pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
 pub const fn assert_shared<T: SharedValue + ?Sized>() {}

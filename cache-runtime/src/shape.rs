@@ -23,6 +23,10 @@ pub trait Shape: 'static {
     type Value: Clone + Send + Sync + 'static;
     fn split(out: Self::Out) -> Split<Self::Value, Self::Out>;
     fn join(value: Self::Value) -> Self::Out;
+    /// The output for a key that a batch load, sharing this cache, had no value for.
+    fn absent() -> Option<Self::Out> {
+        None
+    }
 }
 
 /// `Result`-like outputs, so aliases such as `io::Result<T>` are recognised.
@@ -111,6 +115,9 @@ impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
     }
     fn join(value: T) -> Option<T> {
         Some(value)
+    }
+    fn absent() -> Option<Option<T>> {
+        Some(None)
     }
 }
 

@@ -58,8 +58,27 @@ where
         store: Option<Keep<V>>,
     ) {
         self.landed = true;
-        let cache = self.cache;
-        let mut flights = cache.flights.lock();
+        self.cache.land(&self.key, &self.flight, landed, store);
+    }
+}
+
+impl<K, V, St> Cache<K, V, St>
+where
+    K: CacheKey,
+    V: CacheValue,
+    St: L1Store<K, V>,
+{
+    /// Lands `flight` for `key`: stores the value (unless the flight was doomed or a
+    /// tag it recorded moved), retires the flight, then wakes its waiters. Storing and
+    /// retiring happen under the flights lock, so a caller never finds neither.
+    pub(super) fn land<Out: Send + 'static>(
+        &self,
+        key: &K,
+        flight: &Arc<Flight<V>>,
+        landed: Landed<V, Out>,
+        store: Option<Keep<V>>,
+    ) {
+        let mut flights = self.flights.lock();
         if let Some(Keep {
             value,
             stamps,
@@ -68,19 +87,16 @@ where
         {
             // Stale stamps mean an invalidation came during the load: the entry would
             // never be served, so it is not worth its memory.
-            if !self.flight.is_doomed() && tags::all_current(&stamps) {
-                let entry = cache.entry(value, stamps, lifetime);
-                cache.store.insert(self.key.clone(), entry);
+            if !flight.is_doomed() && tags::all_current(&stamps) {
+                let entry = self.entry(value, stamps, lifetime);
+                self.store.insert(key.clone(), entry);
             }
         }
-        if flights
-            .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-        {
-            flights.remove(&self.key);
+        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(key);
         }
         drop(flights);
-        self.flight.land(landed);
+        flight.land(landed);
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tracing::Instrument;
 
+mod batch;
 mod entry_ops;
 mod lead;
 mod options;
@@ -312,6 +313,7 @@ where
                 self.stats.bump(Counter::Miss);
                 Some(out)
             }
+            Landed::Absent => S::absent().inspect(|_| self.stats.bump(Counter::Miss)),
             Landed::Retry => None,
             Landed::Panicked(message) => {
                 self.stats.bump(Counter::Miss);

@@ -2,15 +2,16 @@
 //! one round trip, promote a valid one, write a fresh load back. Any fault or bad
 //! value is a counted miss; nothing here can fail a call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
 use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::envelope::{Envelope, Unusable};
-use crate::l2::{keys, unix_ms, Fault, L2};
+use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
 use crate::stats::Counter;
-use crate::tags::{TagCell, TagStamp};
+use crate::tags::{Stamps, TagCell, TagStamp};
 use crate::Error;
 
 pub(super) enum Read<V> {
@@ -187,6 +188,74 @@ where
                 }
             }
         }
+    }
+
+    /// The batch form of [`read_shared`](Self::read_shared): every entry and every
+    /// distinct tag counter of `targets` in one `MGET` (per hash slot on a cluster),
+    /// one `Read` per target. A value whose loader added tags is taken as a miss here
+    /// (its extra counters would cost a second round trip) and is loaded again.
+    pub(super) async fn read_shared_many(&self, targets: &[(Target, Stamps)]) -> Vec<Read<V>> {
+        let unavailable = || targets.iter().map(|_| Read::Unavailable).collect();
+        let Some(((first, _), _)) = targets.split_first() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&str> = targets.iter().map(|(t, _)| t.entry_key.as_str()).collect();
+        let mut counters: HashMap<&str, usize> = HashMap::new();
+        let positions: Vec<Vec<usize>> = targets
+            .iter()
+            .map(|(target, _)| {
+                target
+                    .tag_keys
+                    .iter()
+                    .map(|counter| {
+                        *counters.entry(counter.as_str()).or_insert_with(|| {
+                            keys.push(counter);
+                            keys.len() - 1
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut replies = match first.l2.mget(&keys).await {
+            Ok(replies) => replies,
+            Err(fault) => {
+                self.fault(&fault);
+                return unavailable();
+            }
+        };
+        let Ok(counter_versions) = parse_versions(replies.drain(targets.len()..)) else {
+            self.fault(&Fault::Malformed);
+            return unavailable();
+        };
+        targets
+            .iter()
+            .zip(positions)
+            .zip(replies)
+            .map(|(((target, stamps), positions), bytes)| {
+                let versions: Vec<u64> = positions
+                    .iter()
+                    .map(|&p| counter_versions[p - targets.len()])
+                    .collect();
+                for (stamp, version) in stamps.iter().zip(&versions) {
+                    stamp.cell().observe_remote(*version);
+                }
+                let miss = |versions| Read::Miss {
+                    versions,
+                    fallback: None,
+                };
+                let Some(bytes) = bytes else {
+                    return miss(versions);
+                };
+                match self.decode(target, &bytes, &versions) {
+                    Ok(Some((read, added))) if added.is_empty() => read,
+                    Ok(_) => miss(versions),
+                    Err(bad) => {
+                        self.complain(bad);
+                        miss(versions)
+                    }
+                }
+            })
+            .collect()
     }
 
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.

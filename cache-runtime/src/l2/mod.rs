@@ -348,7 +348,9 @@ impl L2 {
 }
 
 /// Tag counters as read: a missing counter is version 0.
-fn parse_versions(replies: impl IntoIterator<Item = Option<Vec<u8>>>) -> Result<Vec<u64>, Fault> {
+pub(crate) fn parse_versions(
+    replies: impl IntoIterator<Item = Option<Vec<u8>>>,
+) -> Result<Vec<u64>, Fault> {
     replies
         .into_iter()
         .map(|reply| {

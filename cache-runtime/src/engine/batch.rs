@@ -1,0 +1,303 @@
+//! Batch calls: many keys, one loader call. Every key is looked up in L1; the keys
+//! still missing are claimed one flight each (so a concurrent call, batch or single,
+//! joins rather than loads them again), read from Redis in one `MGET`, and the rest
+//! go to the loader together. Each value is stored as its own entry, exactly as a
+//! single-key call would store it.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::panic;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+
+use super::lead::{catch_unwind, panic_message, Keep};
+use super::shared::Read;
+use super::{Cache, CacheKey, CacheValue, Seen, Tags};
+use crate::batch_output::{Absence, BatchOutput, PlainMap};
+use crate::flight::{Flight, Landed, Origin};
+use crate::l1::L1Store;
+use crate::stats::Counter;
+use crate::tags::{self, Stamps, TagStamp};
+
+type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
+
+/// The flights a batch call leads: each is landed exactly once, as `Retry` for the
+/// waiters if the call is dropped or returns early.
+struct BatchLead<'a, K: CacheKey, V: CacheValue, St: L1Store<K, V>> {
+    cache: &'a Cache<K, V, St>,
+    flights: Vec<(K, Arc<Flight<V>>, Option<Stamps>)>,
+}
+
+impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
+    fn land(&mut self, index: usize, landed: Landed<V, ()>, keep: Option<Keep<V>>) {
+        let (key, flight, stamps) = &mut self.flights[index];
+        if stamps.take().is_some() {
+            self.cache.land(key, flight, landed, keep);
+        }
+    }
+}
+
+impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V, St> {
+    fn drop(&mut self) {
+        for index in 0..self.flights.len() {
+            self.land(index, Landed::Retry, None);
+        }
+    }
+}
+
+impl<K, V, St> Cache<K, V, St>
+where
+    K: CacheKey,
+    V: CacheValue,
+    St: L1Store<K, V>,
+{
+    /// A batch call: the value of every key, from L1, Redis or one call of `load`
+    /// with the keys still missing. `tags_of` gives a key's tags. An error output of
+    /// the loader is returned as is (nothing is cached); keys it does not return are
+    /// cached or not as `A` says.
+    pub async fn get_many<O, A, T, L, F>(&self, keys: Vec<K>, tags_of: T, load: L) -> O
+    where
+        O: BatchOutput<Key = K>,
+        A: Absence<O::Item, Value = V>,
+        T: Fn(&K) -> Tags,
+        L: Fn(Vec<K>) -> F,
+        F: Future<Output = O>,
+    {
+        let mut answered: Vec<(K, V)> = Vec::with_capacity(keys.len());
+        let mut seen = HashSet::with_capacity(keys.len());
+        let mut pending: Vec<K> = Vec::new();
+        for key in keys {
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            match self.lookup(&key) {
+                Seen::Fresh(value) | Seen::Refresh(value) => {
+                    self.stats.bump(Counter::L1Hit);
+                    answered.push((key, value));
+                }
+                Seen::Stale(_) | Seen::Gone => pending.push(key),
+            }
+        }
+        // A key whose flight's leader gave up (cancelled, or its outcome was for
+        // another function) is claimed again in the next round.
+        while !pending.is_empty() {
+            let (led, followed) = self.claim(pending, &mut answered);
+            let leading = self.lead_many::<O, A, T, L, F>(led, &tags_of, &load);
+            let following = self.follow_many(followed);
+            let (loaded, (found, retry)) = futures_util::future::join(leading, following).await;
+            match loaded {
+                Ok(loaded) => answered.extend(loaded),
+                Err(error) => return error,
+            }
+            answered.extend(found);
+            pending = retry;
+        }
+        let pairs = answered
+            .into_iter()
+            .filter_map(|(key, value)| A::present(value).map(|item| (key, item)));
+        O::from_map(O::Map::from_pairs(pairs))
+    }
+
+    /// Under one lock: joins a flight for each key that has one, answers the keys a
+    /// flight just stored, and leads the rest.
+    fn claim(&self, keys: Vec<K>, answered: &mut Vec<(K, V)>) -> (Claimed<K, V>, Claimed<K, V>) {
+        let (mut led, mut followed) = (Vec::new(), Vec::new());
+        let mut flights = self.flights.lock();
+        for key in keys {
+            if let Some(flight) = flights.get(&key).filter(|f| f.can_join()) {
+                followed.push((key, flight.clone()));
+                continue;
+            }
+            if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
+                self.stats.bump(Counter::L1Hit);
+                answered.push((key, value));
+                continue;
+            }
+            let flight = Arc::new(Flight::new());
+            flights.insert(key.clone(), flight.clone());
+            led.push((key, flight));
+        }
+        (led, followed)
+    }
+
+    async fn follow_many(&self, followed: Claimed<K, V>) -> (Vec<(K, V)>, Vec<K>) {
+        let landings = join_all(followed.iter().map(|(_, flight)| flight.wait::<()>(None))).await;
+        let (mut found, mut retry) = (Vec::new(), Vec::new());
+        for ((key, _), landed) in followed.into_iter().zip(landings) {
+            match landed {
+                Landed::Value(value, origin) => {
+                    self.count(origin);
+                    found.push((key, value));
+                }
+                Landed::Absent => self.stats.bump(Counter::Miss),
+                Landed::Shared(()) | Landed::Retry => retry.push(key),
+                Landed::Panicked(message) => {
+                    self.stats.bump(Counter::Miss);
+                    panic!("the loader of cache `{}` panicked: {message}", self.name)
+                }
+            }
+        }
+        (found, retry)
+    }
+
+    /// The leader's part for the keys this call claimed: Redis in one read, then one
+    /// loader call for what Redis did not have, then one write per loaded value.
+    async fn lead_many<O, A, T, L, F>(
+        &self,
+        led: Claimed<K, V>,
+        tags_of: &T,
+        load: &L,
+    ) -> Result<Vec<(K, V)>, O>
+    where
+        O: BatchOutput<Key = K>,
+        A: Absence<O::Item, Value = V>,
+        T: Fn(&K) -> Tags,
+        L: Fn(Vec<K>) -> F,
+        F: Future<Output = O>,
+    {
+        if led.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut answered = Vec::new();
+        let mut lead = BatchLead {
+            cache: self,
+            flights: Vec::with_capacity(led.len()),
+        };
+        let mut targets = Vec::new();
+        let mut shared_index = Vec::with_capacity(led.len());
+        for (key, flight) in led {
+            let tags = tags_of(&key);
+            let stamps = self.stamp(&tags);
+            flight.set_stamps(stamps.clone());
+            shared_index.push(self.shared_target(&key, &tags).map(|target| {
+                targets.push((target, stamps.clone()));
+                targets.len() - 1
+            }));
+            lead.flights.push((key, flight, Some(stamps)));
+        }
+        let mut reads: Vec<Option<Read<V>>> = self
+            .read_shared_many(&targets)
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Keys to load, with the tag versions to write their values back under.
+        let mut to_load: Vec<(usize, Option<Vec<u64>>)> = Vec::new();
+        for (index, shared) in shared_index.iter().enumerate() {
+            let read = shared.and_then(|i| reads[i].take());
+            match read {
+                Some(Read::Hit {
+                    value, lifetime, ..
+                }) => {
+                    let stamps = lead.flights[index].2.clone().expect("not landed yet");
+                    let keep = Keep {
+                        value: value.clone(),
+                        stamps,
+                        lifetime: Some(lifetime),
+                    };
+                    lead.land(index, Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    self.stats.bump(Counter::L2Hit);
+                    answered.push((lead.flights[index].0.clone(), value));
+                }
+                Some(Read::Miss { versions, .. } | Read::Stale { versions, .. }) => {
+                    to_load.push((index, Some(versions)))
+                }
+                Some(Read::Unavailable) | None => to_load.push((index, None)),
+            }
+        }
+        if to_load.is_empty() {
+            return Ok(answered);
+        }
+
+        let missing: Vec<K> = to_load
+            .iter()
+            .map(|(index, _)| lead.flights[*index].0.clone())
+            .collect();
+        let started = Instant::now();
+        let (outcome, overrides) = crate::this_load::scope(catch_unwind(load(missing))).await;
+        self.stats.record_load(started.elapsed());
+        self.stats.bump(Counter::Load);
+        let map = match outcome {
+            Ok(out) => match out.into_map() {
+                Ok(map) => map,
+                Err(error) => {
+                    self.stats.bump(Counter::LoadError);
+                    for _ in &to_load {
+                        self.stats.bump(Counter::Miss);
+                    }
+                    return Err(error);
+                }
+            },
+            Err(payload) => {
+                self.stats.bump(Counter::LoadError);
+                let message: Arc<str> = panic_message(&*payload).into();
+                for (index, _) in &to_load {
+                    lead.land(index.to_owned(), Landed::Panicked(message.clone()), None);
+                }
+                panic::resume_unwind(payload);
+            }
+        };
+        let mut returned: HashMap<K, O::Item> = map.into_pairs().collect();
+        let lifetime = overrides
+            .ttl
+            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let added: Vec<TagStamp> = overrides
+            .tags
+            .iter()
+            .map(|tag| TagStamp::new(tags::intern(tag)))
+            .collect();
+        let mut writes = Vec::new();
+        for (index, versions) in to_load {
+            self.stats.bump(Counter::Miss);
+            let key = lead.flights[index].0.clone();
+            let value = match returned.remove(&key) {
+                Some(item) => A::store(item),
+                None => match A::absent() {
+                    Some(value) => value,
+                    None => {
+                        lead.land(index, Landed::Absent, None);
+                        continue;
+                    }
+                },
+            };
+            answered.push((key, value.clone()));
+            if overrides.skip {
+                lead.land(index, Landed::Value(value, Origin::Loader), None);
+                continue;
+            }
+            let stamps = lead.flights[index].2.clone().expect("not landed yet");
+            let stamps: Stamps = stamps
+                .iter()
+                .cloned()
+                .chain(added.iter().cloned())
+                .collect();
+            let keep = Keep {
+                value: value.clone(),
+                stamps,
+                lifetime,
+            };
+            lead.land(
+                index,
+                Landed::Value(value.clone(), Origin::Loader),
+                Some(keep),
+            );
+            if let (Some(i), Some(versions)) = (shared_index[index], versions) {
+                writes.push((i, value, versions));
+            }
+        }
+        // After the landings: waiters have their values and do not wait for Redis.
+        let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
+        join_all(writes.into_iter().map(|(i, value, versions)| {
+            let target = &targets[i].0;
+            let added = &overrides.tags;
+            async move {
+                self.write_shared(target, &value, versions, lifetime, added)
+                    .await;
+            }
+        }))
+        .await;
+        Ok(answered)
+    }
+}
