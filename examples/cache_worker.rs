@@ -12,8 +12,10 @@
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
-//! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `clear`, `stats`.
+//! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
+//! `FROM..TO` through a batch function sharing `get`'s cache), `clear`, `stats`.
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,6 +39,20 @@ async fn fragile(id: u64) -> Result<String, String> {
 async fn get_user(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("user {id} loaded by pid {}", std::process::id())
+}
+
+/// The keys of the last batch load.
+static BATCH_LOADED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Shares `get_user`'s entries (same name, key and value types, same tags).
+#[cached(ttl = "60s", batch, tags = ["user:{ids}"], name = "worker.user")]
+async fn get_users(ids: &[u64]) -> HashMap<u64, String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    *BATCH_LOADED.lock().unwrap() = ids.to_vec();
+    let pid = std::process::id();
+    ids.iter()
+        .map(|id| (*id, format!("user {id} loaded by pid {pid}")))
+        .collect()
 }
 
 /// A 16-entry L1, so a worker can push entries out of L1 and read them back from Redis.
@@ -165,6 +181,16 @@ async fn main() {
             "peek" => {
                 let peeked = peek!(get_user(argument.parse().unwrap())).await;
                 answer(peeked.as_deref().unwrap_or("<none>"), "worker.user")
+            }
+            "batch" => {
+                let (from, to) = argument.split_once(' ').expect("batch FROM TO");
+                let ids: Vec<u64> = (from.parse().unwrap()..to.parse().unwrap()).collect();
+                let values = get_users(&ids).await;
+                let mut loaded = std::mem::take(&mut *BATCH_LOADED.lock().unwrap());
+                loaded.sort_unstable();
+                let loaded: Vec<String> = loaded.iter().map(u64::to_string).collect();
+                let summary = format!("{} values, loaded [{}]", values.len(), loaded.join(","));
+                answer(&summary, "worker.user")
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

@@ -46,6 +46,7 @@ on_standalone_and_cluster!(
     a_killed_lock_holder_does_not_block_the_others,
     refresh_ahead_reloads_even_though_redis_holds_the_same_value,
     put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
+    a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -527,4 +528,49 @@ fn put_and_refresh_in_one_process_are_read_by_the_others_without_a_load(cluster:
     });
     assert!(seen, "B kept the put value after C's refresh");
     assert_eq!(b.get("get 5").loads, 0);
+}
+
+fn a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let written = a.get("batch 0 90");
+    assert_eq!(written.value, format!("90 values, loaded [{}]", ids(0..90)));
+    assert_eq!(
+        entry_keys(&server, "worker.user").len(),
+        90,
+        "one entry per key"
+    );
+
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    let answer = b.get("batch 0 100");
+    assert_eq!(
+        answer.value,
+        format!("100 values, loaded [{}]", ids(90..100)),
+        "exactly the 10 keys Redis did not have reached the loader"
+    );
+    assert_eq!(
+        (answer.loads, answer.l2_hits),
+        (1, 90),
+        "one loader call; 90 L2 hits"
+    );
+    assert_eq!(entry_keys(&server, "worker.user").len(), 100);
+
+    // The single-key function shares the entries: promoted ones here, Redis's elsewhere.
+    let single = b.get("get 5");
+    assert_eq!((single.loads, single.l1_hits), (1, 1));
+    let mut c = Worker::start(&server.url(), NS, &[]);
+    let from_c = c.get("get 95");
+    assert_eq!(
+        (from_c.loads, from_c.l2_hits),
+        (0, 1),
+        "B's batch wrote 95 to Redis"
+    );
+    assert!(
+        from_c.value.starts_with("user 95 loaded by pid"),
+        "{from_c:?}"
+    );
+}
+
+fn ids(range: std::ops::Range<u64>) -> String {
+    range.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
 }
