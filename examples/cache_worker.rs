@@ -134,7 +134,7 @@ async fn main() {
         .l2_timeout(Duration::from_millis(200))
         .resync_interval(Duration::from_millis(500))
         .breaker(3, Duration::from_millis(200))
-        .lock(Duration::from_secs(1), Duration::from_millis(1500));
+        .lock(Duration::from_secs(2), Duration::from_secs(4));
     if let Some(max) = rest.first() {
         config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
     }

@@ -408,7 +408,7 @@ fn a_killed_lock_holder_does_not_block_the_others(cluster: bool) {
     assert!(locked, "the holder never took the lock");
     drop(holder); // killed mid-load, lock held
 
-    // The lock expires (1 s hold) or the wait bound (1.5 s) passes: B loads itself.
+    // The lock expires (2 s hold) or the wait bound (4 s) passes: B loads itself.
     let mut other = Worker::start(&server.url(), NS, &[]);
     let answer = other.get("locked 2");
     assert_eq!(answer.loads, 1, "B loaded it itself: {answer:?}");

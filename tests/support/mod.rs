@@ -16,7 +16,8 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     password: Option<String>,
-    extra_args: Vec<String>,
+    /// The cluster bus port of a cluster node.
+    bus_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -26,24 +27,33 @@ impl RedisServer {
 
     /// A server that requires `AUTH password` when one is given.
     pub fn start_with(password: Option<&str>) -> Self {
-        Self::start_with_args(password, Vec::new())
+        Self::start_node(password, false)
     }
 
-    fn start_with_args(password: Option<&str>, extra_args: Vec<String>) -> Self {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("stratacache-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the server's directory");
-        let password = password.map(str::to_owned);
-        let mut server = Self {
-            port,
-            dir,
-            child: None,
-            password,
-            extra_args,
-        };
-        server.spawn();
-        server
+    /// A free port is only free until someone binds it: tests running in parallel may
+    /// take it first, so a server that cannot bind is started again on other ports.
+    fn start_node(password: Option<&str>, cluster: bool) -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("stratacache-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create the server's directory");
+            let mut server = Self {
+                port,
+                dir,
+                child: None,
+                password: password.map(str::to_owned),
+                bus_port: cluster.then(free_port),
+            };
+            if server.spawn() {
+                return server;
+            }
+            eprintln!(
+                "redis-server could not start on port {port}; trying other ports\n{}",
+                server.log()
+            );
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     pub fn url(&self) -> String {
@@ -53,8 +63,26 @@ impl RedisServer {
         }
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits for it to answer; false if it exited (a port
+    /// taken meanwhile), after which `restart` is not meaningful.
+    fn spawn(&mut self) -> bool {
         let log = self.dir.join("redis.log");
+        let cluster_args: Vec<String> = match self.bus_port {
+            Some(bus) => [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([bus.to_string()])
+            .collect(),
+            None => Vec::new(),
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -62,7 +90,7 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str(), "--masterauth", p.as_str()]))
-            .args(&self.extra_args)
+            .args(&cluster_args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| {
@@ -71,6 +99,15 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                eprintln!("redis-server on port {} exited: {status}", self.port);
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not answer PING within 10 s\n{}",
@@ -78,6 +115,7 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        true
     }
 
     /// True if the server answers PING.
@@ -122,7 +160,12 @@ impl RedisServer {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server did not start again on port {}\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -167,21 +210,7 @@ impl RedisCluster {
 
     pub fn start_with(password: Option<&str>) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                let bus = free_port();
-                let args = [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ]
-                .into_iter()
-                .map(str::to_owned)
-                .chain(["--cluster-port".to_owned(), bus.to_string()])
-                .chain(["--cluster-node-timeout".to_owned(), "2000".to_owned()])
-                .collect();
-                RedisServer::start_with_args(password, args)
-            })
+            .map(|_| RedisServer::start_node(password, true))
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
