@@ -111,10 +111,10 @@
 //! (p50, p99). Its `Display` is a table, and [`prometheus()`] renders it in the
 //! Prometheus text format for a `/metrics` endpoint.
 
-pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh};
+pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh, warm_up};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
-    LoadHistogram, PayloadFormat, StatsSnapshot, TimedOut,
+    LoadHistogram, PayloadFormat, StatsSnapshot, TimedOut, WarmUp,
 };
 
 #[doc(hidden)]

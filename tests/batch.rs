@@ -241,3 +241,27 @@ async fn batch_methods_borrow_self_and_skipped_arguments() {
     assert_eq!(repo.scores(&vec![2, 3], "request-1").await[&3], 103);
     assert_eq!(REPO_CALLS.take(), vec![vec![1, 2], vec![3]]);
 }
+
+static WARM_BATCH: Calls = Calls(Mutex::new(Vec::new()));
+
+#[cached(ttl = "5m", batch)]
+async fn warm_batch(ids: &[u64]) -> HashMap<u64, u64> {
+    WARM_BATCH.record(ids.iter().copied());
+    ids.iter()
+        .filter(|id| **id != 13)
+        .map(|id| (*id, *id))
+        .collect()
+}
+
+#[tokio::test]
+async fn warm_up_of_a_batch_function_is_one_loader_call() {
+    warm_batch(&[1, 2]).await;
+    let ids: Vec<u64> = (1..=20).collect();
+    let report = stratacache::warm_up!(warm_batch(&ids)).await;
+    assert_eq!(
+        (report.loaded, report.present, report.failed),
+        (17, 2, 1),
+        "{report}"
+    );
+    assert_eq!(WARM_BATCH.take(), vec![vec![1, 2], (3..=20).collect()]);
+}

@@ -180,3 +180,33 @@ async fn the_entry_macros_work_on_methods() {
     assert_eq!(repo.find(1).await, "put");
     assert_eq!(REPO_LOADS.load(SeqCst), 2);
 }
+
+static WARM_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m")]
+async fn warm(id: u64) -> Result<u64, String> {
+    WARM_LOADS.fetch_add(1, SeqCst);
+    if id % 10 == 0 {
+        return Err(format!("no row {id}"));
+    }
+    Ok(id)
+}
+
+#[tokio::test]
+async fn warm_up_reports_loaded_present_and_failed() {
+    warm(1).await.unwrap();
+    let report = stratacache::warm_up!(1..=20u64, |id| warm(id), concurrency = 4).await;
+    assert_eq!(
+        (report.loaded, report.present, report.failed),
+        (17, 1, 2),
+        "{report}"
+    );
+    assert_eq!(
+        WARM_LOADS.load(SeqCst),
+        20,
+        "the present entry was not loaded again"
+    );
+    assert!(contains!(warm(7)).await);
+    let again = stratacache::warm_up!(vec![7u64, 10], |id| warm(id)).await;
+    assert_eq!((again.loaded, again.present, again.failed), (0, 1, 1));
+}

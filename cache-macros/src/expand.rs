@@ -423,11 +423,14 @@ fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
         #[doc(hidden)]
         #[allow(non_snake_case, unused_variables, unused_mut, clippy::too_many_arguments)]
         #vis fn #ident #generics (#(#inputs),*)
-            -> impl #krate::__private::EntryOps<Value = <#shape as #krate::__private::Shape>::Value>
+            -> impl #krate::__private::EntryOps<
+                Value = <#shape as #krate::__private::Shape>::Value,
+                Out = <#shape as #krate::__private::Shape>::Out,
+            >
             #where_clause
         {
             let __stratacache_cache = #lookup;
-            #krate::__private::EntryRef::new(__stratacache_cache, #key, #tags)
+            #krate::__private::EntryRef::<_, _, #shape>::new(__stratacache_cache, #key, #tags)
         }
     }
 }

@@ -84,6 +84,15 @@ pub fn contains(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Loads entries ahead of traffic, with bounded concurrency, and reports what it did:
+/// `warm_up!(ids, |id| get_user(id)).await`, `warm_up!(get_users(&ids)).await`.
+#[proc_macro]
+pub fn warm_up(input: TokenStream) -> TokenStream {
+    ops::warm_up(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Invalidates every entry of one cached function: `clear!(get_user).await?`,
 /// `clear!(Repo::get).await?`.
 #[proc_macro]

@@ -121,6 +121,79 @@ pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
     })
 }
 
+/// `warm_up!(items, |item| f(item))`, `warm_up!(items, |item| f(item), concurrency = 8)`,
+/// or `warm_up!(batch_fn(&keys))`.
+enum WarmUpInput {
+    Each {
+        items: Expr,
+        closure: Box<syn::ExprClosure>,
+        concurrency: Option<Expr>,
+    },
+    Batch(Expr),
+}
+
+const WARM_UP_USAGE: &str = "expected `warm_up!(ids, |id| get_user(id))` (add `, concurrency = 8` to bound it differently) or, for a batch function, `warm_up!(get_users(&ids))`";
+
+impl Parse for WarmUpInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let first: Expr = input.parse()?;
+        if input.is_empty() {
+            return Ok(WarmUpInput::Batch(first));
+        }
+        input.parse::<Token![,]>()?;
+        let closure: Box<syn::ExprClosure> = input
+            .parse()
+            .map(Box::new)
+            .map_err(|error| syn::Error::new(error.span(), WARM_UP_USAGE))?;
+        let mut concurrency = None;
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let keyword: syn::Ident = input.parse()?;
+            if keyword != "concurrency" {
+                return Err(syn::Error::new_spanned(
+                    keyword,
+                    "the only option of `warm_up!` is `concurrency = N`",
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            concurrency = Some(input.parse()?);
+            input.parse::<Option<Token![,]>>()?;
+        }
+        Ok(WarmUpInput::Each {
+            items: first,
+            closure,
+            concurrency,
+        })
+    }
+}
+
+pub(crate) fn warm_up(input: TokenStream) -> syn::Result<TokenStream> {
+    match syn::parse2(input)? {
+        WarmUpInput::Batch(call) => Ok(quote!(::stratacache::__private::warm_up_batch(#call))),
+        WarmUpInput::Each {
+            items,
+            closure,
+            concurrency,
+        } => {
+            if closure.inputs.len() != 1 {
+                return Err(syn::Error::new_spanned(
+                    &closure.inputs,
+                    "the closure of `warm_up!` takes one item: `|id| get_user(id)`",
+                ));
+            }
+            let pattern = &closure.inputs[0];
+            let call = match &*closure.body {
+                Expr::Paren(inner) => (*inner.expr).clone(),
+                body => body.clone(),
+            };
+            let entry = entry_call(call.clone(), "warm_up")?;
+            let concurrency = concurrency.map_or_else(|| quote!(16), |n| quote!(#n));
+            Ok(quote! {
+                ::stratacache::__private::warm_up(#items, #concurrency, |#pattern| #entry, |#pattern| #call)
+            })
+        }
+    }
+}
+
 pub(crate) fn clear(input: TokenStream) -> syn::Result<TokenStream> {
     let mut path: Path = syn::parse2(input).map_err(|error| {
         syn::Error::new(error.span(), "expected the path of a `#[cached]` function, such as `clear!(get_user)` or `clear!(Repo::get)`")

@@ -17,6 +17,7 @@ mod shape;
 mod stats;
 mod tags;
 pub mod this_load;
+mod warm;
 
 use std::future::Future;
 
@@ -26,6 +27,7 @@ pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
 pub use registry::stats;
 pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
+pub use warm::WarmUp;
 
 /// Invalidates every entry, in every cache, that was stored with tag `tag`.
 ///

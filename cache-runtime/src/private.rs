@@ -7,6 +7,7 @@ pub use crate::registry::{default_name, CacheSpec, Slot};
 pub use crate::shape::{
     OkOnly, ResultLike, Shape, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole, WholeResult,
 };
+pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
 pub use std::time::Duration;
 
@@ -96,19 +97,26 @@ pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
 
 /// One entry of a cached function, as named by `invalidate!(f(args))` and the other
 /// entry macros: its key, and its tags (they name the Redis counters that guard it).
-pub struct EntryRef<K: 'static, V: 'static> {
+pub struct EntryRef<K: 'static, V: 'static, S> {
     cache: &'static Cache<K, V>,
     key: K,
     tags: Tags,
+    shape: std::marker::PhantomData<fn() -> S>,
 }
 
-impl<K, V> EntryRef<K, V>
+impl<K, V, S> EntryRef<K, V, S>
 where
     K: CacheKey,
     V: CacheValue,
+    S: Shape<Value = V>,
 {
     pub fn new(cache: &'static Cache<K, V>, key: K, tags: Tags) -> Self {
-        Self { cache, key, tags }
+        Self {
+            cache,
+            key,
+            tags,
+            shape: std::marker::PhantomData,
+        }
     }
 }
 
@@ -117,18 +125,28 @@ pub trait EntryOps {
     /// What the cache stores: `T` for a function returning `Result<T, E>` or
     /// `Option<T>` (unless it caches errors or `None`), else the return type.
     type Value;
+    /// The function's return type.
+    type Out;
+    /// An output that means no value (an `Err`, a `None`).
+    fn failed(out: &Self::Out) -> bool;
     fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static;
     fn put(self, value: Self::Value) -> impl Future<Output = Result<(), Error>> + Send + 'static;
     fn peek(self) -> impl Future<Output = Option<Self::Value>> + Send + 'static;
     fn contains(self) -> impl Future<Output = bool> + Send + 'static;
 }
 
-impl<K, V> EntryOps for EntryRef<K, V>
+impl<K, V, S> EntryOps for EntryRef<K, V, S>
 where
     K: CacheKey,
     V: CacheValue,
+    S: Shape<Value = V>,
 {
     type Value = V;
+    type Out = S::Out;
+
+    fn failed(out: &S::Out) -> bool {
+        S::failed(out)
+    }
 
     fn invalidate(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         self.cache.invalidate(&self.key)

@@ -27,6 +27,10 @@ pub trait Shape: 'static {
     fn absent() -> Option<Self::Out> {
         None
     }
+    /// An output that means no value (an `Err`, a `None`): a warm-up counts it failed.
+    fn failed(_out: &Self::Out) -> bool {
+        false
+    }
 }
 
 /// `Result`-like outputs, so aliases such as `io::Result<T>` are recognised.
@@ -35,6 +39,7 @@ pub trait ResultLike {
     type Err;
     fn into_result(self) -> Result<Self::Ok, Self::Err>;
     fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
+    fn is_err(&self) -> bool;
 }
 
 impl<T, E> ResultLike for Result<T, E> {
@@ -45,6 +50,9 @@ impl<T, E> ResultLike for Result<T, E> {
     }
     fn from_result(result: Self) -> Self {
         result
+    }
+    fn is_err(&self) -> bool {
+        Result::is_err(self)
     }
 }
 
@@ -84,6 +92,9 @@ impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
     fn join(value: R) -> R {
         value
     }
+    fn failed(out: &R) -> bool {
+        out.is_err()
+    }
 }
 
 impl<R> Shape for OkOnly<R>
@@ -102,6 +113,9 @@ where
     fn join(value: R::Ok) -> R {
         R::from_result(Ok(value))
     }
+    fn failed(out: &R) -> bool {
+        out.is_err()
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
@@ -118,6 +132,9 @@ impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
     }
     fn absent() -> Option<Option<T>> {
         Some(None)
+    }
+    fn failed(out: &Option<T>) -> bool {
+        out.is_none()
     }
 }
 

@@ -20,6 +20,7 @@ use crate::flight::{Flight, Landed, Origin};
 use crate::l1::L1Store;
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
+use crate::warm::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
 
@@ -65,6 +66,7 @@ where
         L: Fn(Vec<K>) -> F,
         F: Future<Output = O>,
     {
+        let tally = super::entry_ops::take_tally();
         let mut answered: Vec<(K, V)> = Vec::with_capacity(keys.len());
         let mut seen = HashSet::with_capacity(keys.len());
         let mut pending: Vec<K> = Vec::new();
@@ -75,6 +77,7 @@ where
             match self.lookup(&key) {
                 Seen::Fresh(value) | Seen::Refresh(value) => {
                     self.stats.bump(Counter::L1Hit);
+                    Tally::add(&tally, |t| &t.present, 1);
                     answered.push((key, value));
                 }
                 Seen::Stale(_) | Seen::Gone => pending.push(key),
@@ -83,9 +86,9 @@ where
         // A key whose flight's leader gave up (cancelled, or its outcome was for
         // another function) is claimed again in the next round.
         while !pending.is_empty() {
-            let (led, followed) = self.claim(pending, &mut answered);
-            let leading = self.lead_many::<O, A, T, L, F>(led, &tags_of, &load);
-            let following = self.follow_many(followed);
+            let (led, followed) = self.claim(pending, &mut answered, &tally);
+            let leading = self.lead_many::<O, A, T, L, F>(led, &tags_of, &load, &tally);
+            let following = self.follow_many(followed, &tally);
             let (loaded, (found, retry)) = futures_util::future::join(leading, following).await;
             match loaded {
                 Ok(loaded) => answered.extend(loaded),
@@ -102,7 +105,12 @@ where
 
     /// Under one lock: joins a flight for each key that has one, answers the keys a
     /// flight just stored, and leads the rest.
-    fn claim(&self, keys: Vec<K>, answered: &mut Vec<(K, V)>) -> (Claimed<K, V>, Claimed<K, V>) {
+    fn claim(
+        &self,
+        keys: Vec<K>,
+        answered: &mut Vec<(K, V)>,
+        tally: &Option<Arc<Tally>>,
+    ) -> (Claimed<K, V>, Claimed<K, V>) {
         let (mut led, mut followed) = (Vec::new(), Vec::new());
         let mut flights = self.flights.lock();
         for key in keys {
@@ -112,6 +120,7 @@ where
             }
             if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
                 self.stats.bump(Counter::L1Hit);
+                Tally::add(tally, |t| &t.present, 1);
                 answered.push((key, value));
                 continue;
             }
@@ -122,16 +131,33 @@ where
         (led, followed)
     }
 
-    async fn follow_many(&self, followed: Claimed<K, V>) -> (Vec<(K, V)>, Vec<K>) {
+    async fn follow_many(
+        &self,
+        followed: Claimed<K, V>,
+        tally: &Option<Arc<Tally>>,
+    ) -> (Vec<(K, V)>, Vec<K>) {
         let landings = join_all(followed.iter().map(|(_, flight)| flight.wait::<()>(None))).await;
         let (mut found, mut retry) = (Vec::new(), Vec::new());
         for ((key, _), landed) in followed.into_iter().zip(landings) {
             match landed {
                 Landed::Value(value, origin) => {
                     self.count(origin);
+                    let loaded = origin == Origin::Loader;
+                    Tally::add(
+                        tally,
+                        if loaded {
+                            |t| &t.loaded
+                        } else {
+                            |t| &t.present
+                        },
+                        1,
+                    );
                     found.push((key, value));
                 }
-                Landed::Absent => self.stats.bump(Counter::Miss),
+                Landed::Absent => {
+                    self.stats.bump(Counter::Miss);
+                    Tally::add(tally, |t| &t.failed, 1);
+                }
                 Landed::Shared(()) | Landed::Retry => retry.push(key),
                 Landed::Panicked(message) => {
                     self.stats.bump(Counter::Miss);
@@ -149,6 +175,7 @@ where
         led: Claimed<K, V>,
         tags_of: &T,
         load: &L,
+        tally: &Option<Arc<Tally>>,
     ) -> Result<Vec<(K, V)>, O>
     where
         O: BatchOutput<Key = K>,
@@ -199,6 +226,7 @@ where
                     };
                     lead.land(index, Landed::Value(value.clone(), Origin::L2), Some(keep));
                     self.stats.bump(Counter::L2Hit);
+                    Tally::add(tally, |t| &t.present, 1);
                     answered.push((lead.flights[index].0.clone(), value));
                 }
                 Some(Read::Miss { versions, .. } | Read::Stale { versions, .. }) => {
@@ -224,6 +252,7 @@ where
                 Ok(map) => map,
                 Err(error) => {
                     self.stats.bump(Counter::LoadError);
+                    Tally::add(tally, |t| &t.failed, to_load.len());
                     for _ in &to_load {
                         self.stats.bump(Counter::Miss);
                     }
@@ -232,6 +261,7 @@ where
             },
             Err(payload) => {
                 self.stats.bump(Counter::LoadError);
+                Tally::add(tally, |t| &t.failed, to_load.len());
                 let message: Arc<str> = panic_message(&*payload).into();
                 for (index, _) in &to_load {
                     lead.land(index.to_owned(), Landed::Panicked(message.clone()), None);
@@ -257,11 +287,22 @@ where
                 None => match A::absent() {
                     Some(value) => value,
                     None => {
+                        Tally::add(tally, |t| &t.failed, 1);
                         lead.land(index, Landed::Absent, None);
                         continue;
                     }
                 },
             };
+            let has_value = A::present(value.clone()).is_some();
+            Tally::add(
+                tally,
+                if has_value {
+                    |t| &t.loaded
+                } else {
+                    |t| &t.failed
+                },
+                1,
+            );
             answered.push((key, value.clone()));
             if overrides.skip {
                 lead.land(index, Landed::Value(value, Origin::Loader), None);

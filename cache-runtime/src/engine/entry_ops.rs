@@ -2,7 +2,7 @@
 //! (reload now), `peek!` and `contains!` (look, never load). They go through the same
 //! flights, stamps and Redis steps as a call, so tags, invalidations and stats hold.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,12 +12,37 @@ use super::{shared, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::shape::Shape;
+use crate::warm::Tally;
 use crate::Error;
 
 thread_local! {
     /// Set by [`Reload`] around the first poll of a call, taken by the first cached
     /// call that starts in it.
     static RELOAD_REQUESTED: Cell<bool> = const { Cell::new(false) };
+    /// Set by [`observed`] around the first poll of a batch call, taken by it.
+    static BATCH_TALLY: RefCell<Option<Arc<Tally>>> = const { RefCell::new(None) };
+}
+
+/// The warm-up tally the batch call starting now reports to, if any.
+pub(super) fn take_tally() -> Option<Arc<Tally>> {
+    BATCH_TALLY.with(|tally| tally.borrow_mut().take())
+}
+
+/// A batch call that reports each key's outcome to `tally`.
+pub(crate) fn observed<F: Future>(call: F, tally: Arc<Tally>) -> impl Future<Output = F::Output> {
+    let mut call = Box::pin(call);
+    let mut tally = Some(tally);
+    std::future::poll_fn(move |cx| {
+        let first_poll = tally.is_some();
+        if let Some(tally) = tally.take() {
+            BATCH_TALLY.with(|slot| *slot.borrow_mut() = Some(tally));
+        }
+        let poll = call.as_mut().poll(cx);
+        if first_poll {
+            BATCH_TALLY.with(|slot| slot.borrow_mut().take());
+        }
+        poll
+    })
 }
 
 /// True once if the call starting now was wrapped by `refresh!`.

@@ -114,7 +114,7 @@ where
     }
 }
 
-pub(super) async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
+pub(crate) async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(move |cx| {
         match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {

@@ -25,8 +25,10 @@ mod options;
 mod policies;
 mod shared;
 
+pub(crate) use entry_ops::observed;
 pub use entry_ops::{refresh, Reload};
-use lead::{catch_unwind, panic_message, Keep, Lead};
+pub(crate) use lead::catch_unwind;
+use lead::{panic_message, Keep, Lead};
 pub use options::CacheOptions;
 pub(crate) use options::{Lifetime, Times, NEVER};
 pub(crate) use shared::publish;
