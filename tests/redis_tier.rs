@@ -535,11 +535,11 @@ fn a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest(cluster: bool) {
     let mut a = Worker::start(&server.url(), NS, &[]);
     let written = a.get("batch 0 90");
     assert_eq!(written.value, format!("90 values, loaded [{}]", ids(0..90)));
-    assert_eq!(
-        entry_keys(&server, "worker.user").len(),
-        90,
-        "one entry per key"
-    );
+    // Written back in the background, after the call returned.
+    let stored = eventually(Duration::from_secs(5), || {
+        entry_keys(&server, "worker.user").len() == 90
+    });
+    assert!(stored, "one entry per key reaches Redis");
 
     let mut b = Worker::start(&server.url(), NS, &[]);
     let answer = b.get("batch 0 100");
@@ -553,7 +553,10 @@ fn a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest(cluster: bool) {
         (1, 90),
         "one loader call; 90 L2 hits"
     );
-    assert_eq!(entry_keys(&server, "worker.user").len(), 100);
+    let stored = eventually(Duration::from_secs(5), || {
+        entry_keys(&server, "worker.user").len() == 100
+    });
+    assert!(stored, "the 10 loaded values reach Redis");
 
     // The single-key function shares the entries: promoted ones here, Redis's elsewhere.
     let single = b.get("get 5");

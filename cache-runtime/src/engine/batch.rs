@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use super::lead::{catch_unwind, panic_message, Keep};
-use super::shared::Read;
+use super::shared::{Read, Target};
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
@@ -58,7 +58,7 @@ where
     /// with the keys still missing. `tags_of` gives a key's tags. An error output of
     /// the loader is returned as is (nothing is cached); keys it does not return are
     /// cached or not as `A` says.
-    pub async fn get_many<O, A, T, L, F>(&self, keys: Vec<K>, tags_of: T, load: L) -> O
+    pub async fn get_many<O, A, T, L, F>(&'static self, keys: Vec<K>, tags_of: T, load: L) -> O
     where
         O: BatchOutput<Key = K>,
         A: Absence<O::Item, Value = V>,
@@ -68,7 +68,8 @@ where
     {
         let tally = super::entry_ops::take_tally();
         let mut answered: Vec<(K, V)> = Vec::with_capacity(keys.len());
-        let mut seen = HashSet::with_capacity(keys.len());
+        let mut seen: HashSet<K, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(keys.len(), Default::default());
         let mut pending: Vec<K> = Vec::new();
         for key in keys {
             if !seen.insert(key.clone()) {
@@ -171,7 +172,7 @@ where
     /// The leader's part for the keys this call claimed: Redis in one read, then one
     /// loader call for what Redis did not have, then one write per loaded value.
     async fn lead_many<O, A, T, L, F>(
-        &self,
+        &'static self,
         led: Claimed<K, V>,
         tags_of: &T,
         load: &L,
@@ -269,7 +270,8 @@ where
                 panic::resume_unwind(payload);
             }
         };
-        let mut returned: HashMap<K, O::Item> = map.into_pairs().collect();
+        let mut returned: HashMap<K, O::Item, foldhash::fast::RandomState> =
+            map.into_pairs().collect();
         let lifetime = overrides
             .ttl
             .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
@@ -328,17 +330,21 @@ where
                 writes.push((i, value, versions));
             }
         }
-        // After the landings: waiters have their values and do not wait for Redis.
+        // After the landings, and in the background: the values are answered and held
+        // here; Redis gets them one command each, sent at once, without holding up the
+        // call for a second round trip.
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-        join_all(writes.into_iter().map(|(i, value, versions)| {
-            let target = &targets[i].0;
-            let added = &overrides.tags;
-            async move {
-                self.write_shared(target, &value, versions, lifetime, added)
-                    .await;
-            }
-        }))
-        .await;
+        let mut targets: Vec<Option<Target>> = targets.into_iter().map(|(t, _)| Some(t)).collect();
+        let writes: Vec<(Target, V, Vec<u64>)> = writes
+            .into_iter()
+            .filter_map(|(i, value, versions)| Some((targets[i].take()?, value, versions)))
+            .collect();
+        let added = overrides.tags;
+        let write_all = async move { self.write_shared_many(&writes, lifetime, &added).await };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(write_all)),
+            _ => write_all.await,
+        }
         Ok(answered)
     }
 }

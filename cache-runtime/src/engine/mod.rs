@@ -71,6 +71,7 @@ pub struct Cache<K, V, St = DefaultStore<K, V>> {
     codec: Option<Codec<K, V>>,
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
+    redis_names: std::sync::OnceLock<shared::RedisNames>,
 }
 
 enum Role<V> {
@@ -114,6 +115,7 @@ where
             stats: CacheStats::new(),
             codec,
             complained: Default::default(),
+            redis_names: Default::default(),
         }
     }
 

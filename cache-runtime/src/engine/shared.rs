@@ -56,8 +56,14 @@ pub(super) struct Target {
     entry_key: String,
     key_bytes: Vec<u8>,
     /// Counters of the global tag, the cache tag and the call's tags, in the order of
-    /// the load's stamps.
-    tag_keys: Vec<String>,
+    /// the load's stamps (shared by every key of a cache called without tags).
+    tag_keys: Arc<[String]>,
+}
+
+/// The Redis names every key of one cache uses, computed once (after `init`).
+pub(super) struct RedisNames {
+    entry_prefix: String,
+    implicit_tags: Arc<[String]>,
 }
 
 /// Why a value in Redis could not be used.
@@ -125,11 +131,21 @@ where
             self.complain("the key does not serialize");
             return None;
         };
-        let mut tag_keys = Vec::with_capacity(tags.len() + 2);
-        tag_keys.push(keys::global_tag(&l2.namespace));
-        tag_keys.push(keys::cache_tag(&l2.namespace, &self.name));
-        tag_keys.extend(tags.iter().map(|tag| keys::tag(&l2.namespace, tag)));
-        let entry_key = l2.entry_key(&self.name, self.options.version, &key_bytes);
+        let names = self.redis_names.get_or_init(|| RedisNames {
+            entry_prefix: keys::entry_prefix(&l2.namespace, &self.name, self.options.version),
+            implicit_tags: [
+                keys::global_tag(&l2.namespace),
+                keys::cache_tag(&l2.namespace, &self.name),
+            ]
+            .into(),
+        });
+        let tag_keys = if tags.is_empty() {
+            names.implicit_tags.clone()
+        } else {
+            let named = tags.iter().map(|tag| keys::tag(&l2.namespace, tag));
+            names.implicit_tags.iter().cloned().chain(named).collect()
+        };
+        let entry_key = keys::entry_with_prefix(&names.entry_prefix, &key_bytes);
         Some(Target {
             l2,
             entry_key,
@@ -200,7 +216,7 @@ where
             return Vec::new();
         };
         let mut keys: Vec<&str> = targets.iter().map(|(t, _)| t.entry_key.as_str()).collect();
-        let mut counters: HashMap<&str, usize> = HashMap::new();
+        let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
         let positions: Vec<Vec<usize>> = targets
             .iter()
             .map(|(target, _)| {
@@ -344,29 +360,90 @@ where
         lifetime: Lifetime,
         added_tags: &[String],
     ) -> bool {
+        let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
+            return false;
+        };
+        let Some((bytes, ttl_ms)) = self.envelope(target, value, versions, lifetime, &added) else {
+            return false;
+        };
+        match target.l2.write(&target.entry_key, &bytes, ttl_ms).await {
+            Ok(()) => true,
+            Err(fault) => {
+                self.fault(&fault);
+                false
+            }
+        }
+    }
+
+    /// The batch form of [`write_shared`](Self::write_shared): every value in one
+    /// command per key, sent together (a pipeline on a standalone server).
+    pub(super) async fn write_shared_many(
+        &self,
+        writes: &[(Target, V, Vec<u64>)],
+        lifetime: Lifetime,
+        added_tags: &[String],
+    ) {
+        let Some(((first, _, _), _)) = writes.split_first() else {
+            return;
+        };
+        let Some(added) = self.added_tag_versions(first.l2, added_tags).await else {
+            return;
+        };
+        let encoded: Vec<(&str, Vec<u8>, Option<u64>)> = writes
+            .iter()
+            .filter_map(|(target, value, versions)| {
+                let (bytes, ttl) =
+                    self.envelope(target, value, versions.clone(), lifetime, &added)?;
+                Some((target.entry_key.as_str(), bytes, ttl))
+            })
+            .collect();
+        if let Err(fault) = first.l2.write_many(&encoded).await {
+            self.fault(&fault);
+        }
+    }
+
+    /// The counters and current versions of tags a loader added (`None`: Redis failed).
+    async fn added_tag_versions(
+        &self,
+        l2: &L2,
+        added_tags: &[String],
+    ) -> Option<Vec<(String, u64)>> {
+        if added_tags.is_empty() {
+            return Some(Vec::new());
+        }
+        let keys: Vec<String> = added_tags
+            .iter()
+            .map(|tag| keys::tag(&l2.namespace, tag))
+            .collect();
+        match l2.versions(&keys).await {
+            Ok(versions) => Some(keys.into_iter().zip(versions).collect()),
+            Err(fault) => {
+                self.fault(&fault);
+                None
+            }
+        }
+    }
+
+    /// A value's envelope and Redis TTL; `None` if it cannot or may not be written.
+    fn envelope(
+        &self,
+        target: &Target,
+        value: &V,
+        versions: Vec<u64>,
+        lifetime: Lifetime,
+        added: &[(String, u64)],
+    ) -> Option<(Vec<u8>, Option<u64>)> {
         let codec = self.codec.as_ref().expect("a shared target has a codec");
         let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
             self.complain("the value does not serialize");
-            return false;
+            return None;
         };
         if payload.len() > target.l2.max_payload {
             self.complain(Bad::TooLarge(payload.len()));
-            return false;
+            return None;
         }
         let mut tags: Vec<(String, u64)> = target.tag_keys.iter().cloned().zip(versions).collect();
-        if !added_tags.is_empty() {
-            let keys: Vec<String> = added_tags
-                .iter()
-                .map(|tag| keys::tag(&target.l2.namespace, tag))
-                .collect();
-            match target.l2.versions(&keys).await {
-                Ok(versions) => tags.extend(keys.into_iter().zip(versions)),
-                Err(fault) => {
-                    self.fault(&fault);
-                    return false;
-                }
-            }
-        }
+        tags.extend(added.iter().cloned());
         let now = unix_ms();
         let times = lifetime.from(now);
         let envelope = Envelope {
@@ -381,17 +458,7 @@ where
         };
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
-        match target
-            .l2
-            .write(&target.entry_key, &envelope.encode(), ttl_ms)
-            .await
-        {
-            Ok(()) => true,
-            Err(fault) => {
-                self.fault(&fault);
-                false
-            }
-        }
+        Some((envelope.encode(), ttl_ms))
     }
 
     /// Tells the other processes to drop their copy of this entry (a newer one is in

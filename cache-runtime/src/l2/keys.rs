@@ -6,10 +6,26 @@
 use xxhash_rust::xxh3::xxh3_128;
 
 pub(crate) fn entry(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -> String {
-    format!(
-        "{namespace}:{cache}:v{version}:{:032x}",
-        xxh3_128(key_bytes)
-    )
+    entry_with_prefix(&entry_prefix(namespace, cache, version), key_bytes)
+}
+
+/// What every entry key of one cache starts with, computed once per cache.
+pub(crate) fn entry_prefix(namespace: &str, cache: &str, version: u32) -> String {
+    format!("{namespace}:{cache}:v{version}:")
+}
+
+/// `prefix` and the 32 lower-case hex digits of the key's hash (`{:032x}`, without
+/// the formatting machinery: this runs for every key of every Redis read).
+pub(crate) fn entry_with_prefix(prefix: &str, key_bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hash = xxh3_128(key_bytes).to_be_bytes();
+    let mut key = String::with_capacity(prefix.len() + 32);
+    key.push_str(prefix);
+    for byte in hash {
+        key.push(HEX[usize::from(byte >> 4)] as char);
+        key.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    key
 }
 
 /// The counter of a user tag.

@@ -47,7 +47,9 @@ pub(crate) struct L2 {
     /// One client per configured node: the backplane subscribes through the first
     /// that answers (in a cluster, a message published on any node reaches all).
     pub(crate) subscribers: Vec<redis::Client>,
-    connection: Connection,
+    connection: parking_lot::RwLock<Connection>,
+    /// On a cluster: how to connect afresh (see [`L2::renew_if_stuck`]).
+    cluster: Option<ClusterSetup>,
     timeout: Duration,
     pub(crate) max_payload: usize,
     pub(crate) format: PayloadFormat,
@@ -58,6 +60,12 @@ pub(crate) struct L2 {
     /// Fleet-wide stampede lock: how long a holder may hold it, how long others wait.
     pub(crate) lock_hold: Duration,
     pub(crate) lock_wait: Duration,
+}
+
+struct ClusterSetup {
+    client: redis::cluster::ClusterClient,
+    config: redis::cluster::ClusterConfig,
+    renewed_at: std::sync::atomic::AtomicU64,
 }
 
 static ACTIVE: OnceLock<L2> = OnceLock::new();
@@ -98,6 +106,7 @@ impl L2 {
             .iter()
             .map(|url| redis::Client::open(url.as_str()))
             .collect::<redis::RedisResult<Vec<_>>>()?;
+        let mut cluster_setup = None;
         let connection = if cluster || urls.len() > 1 {
             let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
                 .connection_timeout(settings.timeout)
@@ -107,7 +116,13 @@ impl L2 {
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(settings.timeout)
                 .set_response_timeout(settings.timeout);
-            Connection::Cluster(client.get_pending_async_connection_with_config(config))
+            let connection = client.get_pending_async_connection_with_config(config.clone());
+            cluster_setup = Some(ClusterSetup {
+                client,
+                config,
+                renewed_at: Default::default(),
+            });
+            Connection::Cluster(connection)
         } else {
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(settings.timeout))
@@ -122,7 +137,8 @@ impl L2 {
             channel: keys::channel(&settings.namespace),
             namespace: settings.namespace,
             subscribers,
-            connection,
+            connection: parking_lot::RwLock::new(connection),
+            cluster: cluster_setup,
             timeout: settings.timeout,
             max_payload: settings.max_payload,
             format: settings.format,
@@ -134,7 +150,43 @@ impl L2 {
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
-        self.connection.is_cluster()
+        self.cluster.is_some()
+    }
+
+    /// While the circuit is open on a cluster, connects afresh once per cooldown: the
+    /// cluster client reconnects to a node that went away, but seen here to keep timing
+    /// out on a node that came back, so a new client (which rereads the slot map from
+    /// the seed nodes) is cheaper than trusting the old one to recover.
+    fn renew_if_stuck(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if !self.breaker.is_open() {
+            return;
+        }
+        let now = crate::clock::coarse_ms();
+        let last = cluster
+            .renewed_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) < self.breaker.cooldown_ms() {
+            return;
+        }
+        if cluster
+            .renewed_at
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            let fresh = cluster
+                .client
+                .get_pending_async_connection_with_config(cluster.config.clone());
+            *self.connection.write() = Connection::Cluster(fresh);
+            tracing::info!("stratacache: Redis Cluster keeps failing; connecting afresh");
+        }
     }
 
     /// Runs one call through the breaker and the timeout.
@@ -146,17 +198,20 @@ impl L2 {
         if !self.breaker.allow() {
             return Err(Fault::Open);
         }
-        match tokio::time::timeout(self.timeout, op(self.connection.clone())).await {
+        let connection = self.connection.read().clone();
+        match tokio::time::timeout(self.timeout, op(connection)).await {
             Ok(Ok(value)) => {
                 self.breaker.success();
                 Ok(value)
             }
             Ok(Err(error)) => {
                 self.breaker.failure();
+                self.renew_if_stuck();
                 Err(Fault::Redis(error))
             }
             Err(_) => {
                 self.breaker.failure();
+                self.renew_if_stuck();
                 Err(Fault::Timeout)
             }
         }
@@ -241,6 +296,39 @@ impl L2 {
                 cmd.arg("PX").arg(ttl_ms.max(1));
             }
             cmd.query_async::<()>(&mut connection).await
+        })
+        .await
+    }
+
+    /// Several `SET key value [PX ttl]` at once: one pipeline on a standalone server;
+    /// on a cluster one command per key (a pipeline may not span slots), sent together.
+    pub(crate) async fn write_many(
+        &self,
+        items: &[(&str, Vec<u8>, Option<u64>)],
+    ) -> Result<(), Fault> {
+        let set = |key: &str, bytes: &[u8], ttl_ms: Option<u64>| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(bytes);
+            if let Some(ttl_ms) = ttl_ms {
+                cmd.arg("PX").arg(ttl_ms.max(1));
+            }
+            cmd
+        };
+        self.call(|connection| async move {
+            if connection.is_cluster() {
+                let writes = items.iter().map(|(key, bytes, ttl)| {
+                    let mut connection = connection.clone();
+                    let cmd = set(key, bytes, *ttl);
+                    async move { cmd.query_async::<()>(&mut connection).await }
+                });
+                futures_util::future::try_join_all(writes).await.map(drop)
+            } else {
+                let mut pipe = redis::pipe();
+                for (key, bytes, ttl) in items {
+                    pipe.add_command(set(key, bytes, *ttl)).ignore();
+                }
+                pipe.query_async::<()>(&mut connection.clone()).await
+            }
         })
         .await
     }

@@ -1,0 +1,130 @@
+//! A batch call of 100 keys, 90 of them in Redis and 10 in no tier, against the same
+//! 100 keys as 100 concurrent single-key calls, and against one raw `MGET` of 100 keys
+//! (90 present) plus postcard decode, on a `ConnectionManager` to the same server, in
+//! the same run. L1 holds one entry (`capacity = 1`) and the 90 keys rotate over a
+//! pool of 18,000 written beforehand, so they are read from Redis; the 10 missing keys
+//! are new on every iteration, so they are loaded (and written back) every time.
+//!
+//! Starts its own redis-server on a free loopback port. `cargo bench --bench batch`
+
+#[path = "../tests/support/mod.rs"]
+mod redis_support;
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use redis::AsyncCommands;
+use support::value;
+
+const WINDOWS: u64 = 200;
+const PRESENT: u64 = 90;
+const MISSING: u64 = 10;
+/// Keys from here on are never written before the iteration that loads them.
+const FRESH: u64 = 1 << 40;
+
+#[stratacache::cached(ttl = "1h", capacity = 1, name = "bench.batch")]
+async fn single(id: u64) -> String {
+    value(id)
+}
+
+#[stratacache::cached(ttl = "1h", capacity = 1, name = "bench.batch", batch)]
+async fn many(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|id| (*id, value(*id))).collect()
+}
+
+/// The keys of iteration `n`: a window of 90 written keys and 10 fresh ones.
+fn keys(n: u64) -> Vec<u64> {
+    let window = (n % WINDOWS) * PRESENT;
+    let fresh = FRESH + n * MISSING;
+    (window..window + PRESENT)
+        .chain(fresh..fresh + MISSING)
+        .collect()
+}
+
+fn batch(c: &mut Criterion) {
+    let server = redis_support::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut raw = rt.block_on(async {
+        let config = stratacache::Config::new()
+            .redis_url(server.url())
+            .namespace("bench");
+        stratacache::init(config).unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let pool: Vec<u64> = (0..WINDOWS * PRESENT).collect();
+        for chunk in pool.chunks(1000) {
+            many(chunk).await;
+        }
+        for id in pool {
+            let bytes = postcard::to_allocvec(&value(id)).unwrap();
+            let _: () = raw.set(format!("raw:{id}"), bytes).await.unwrap();
+        }
+        raw
+    });
+    let mut group = c.benchmark_group("batch_100_keys_90_in_redis");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    let mut n = 0u64;
+    group.bench_function("stratacache batch call", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    n += 1;
+                    let got = many(&keys(n)).await;
+                    assert_eq!(got.len(), 100);
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.bench_function("100 concurrent single-key calls", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    n += 1;
+                    let calls = keys(n).into_iter().map(single);
+                    let got = futures_util::future::join_all(calls).await;
+                    std::hint::black_box(got);
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.bench_function("raw MGET of 100 keys + postcard decode", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    n += 1;
+                    let names: Vec<String> = keys(n).iter().map(|id| format!("raw:{id}")).collect();
+                    let replies: Vec<Option<Vec<u8>>> = raw.mget(&names).await.unwrap();
+                    let decoded: Vec<String> = replies
+                        .iter()
+                        .flatten()
+                        .map(|bytes| postcard::from_bytes(bytes).unwrap())
+                        .collect();
+                    assert_eq!(decoded.len(), PRESENT as usize);
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+    let stats = stratacache::stats();
+    let counters = stats.cache("bench.batch").unwrap();
+    eprintln!(
+        "bench.batch: l1_hits {}, l2_hits {}, misses {}, loads {}",
+        counters.l1_hits, counters.l2_hits, counters.misses, counters.loads
+    );
+}
+
+criterion_group!(benches, batch);
+criterion_main!(benches);
