@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use stratacache::{cached, invalidate_tag};
+use std::collections::HashMap;
+
+use stratacache::{cached, invalidate_tag, peek, put, refresh, warm_up};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct User {
@@ -28,6 +30,27 @@ async fn query_user(id: u64) -> Result<User, std::io::Error> {
 #[cached(ttl = "15m", tags = ["users", "user:{id}"], name = "users.get")]
 async fn get_user(id: u64) -> Result<User, std::io::Error> {
     query_user(id).await
+}
+
+/// The same cache as `get_user` (same `name`, key and value types): one query for
+/// all the ids that are not cached yet.
+#[cached(ttl = "15m", tags = ["users", "user:{ids}"], name = "users.get", batch)]
+async fn get_users(ids: &[u64]) -> Result<HashMap<u64, User>, std::io::Error> {
+    QUERIES.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    println!("   one query for ids {ids:?}");
+    Ok(ids
+        .iter()
+        .map(|&id| {
+            (
+                id,
+                User {
+                    id,
+                    name: format!("user {id}"),
+                },
+            )
+        })
+        .collect())
 }
 
 static PRICE_VERSION: AtomicU32 = AtomicU32::new(1);
@@ -156,7 +179,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timed("get_headline()  refreshed", get_headline()).await
     );
 
-    println!("\n7. Statistics");
+    println!("\n7. A batch function: the cached ids are not queried again");
+    let users = get_users(&[1, 2, 3, 4]).await?;
+    println!("   get_users(&[1, 2, 3, 4]) -> {} users", users.len());
+    let report = warm_up!(get_users(&(10..20).collect::<Vec<u64>>())).await;
+    println!("   warm_up!(get_users(10..20)): {report}");
+    let report = warm_up!([3, 4, 5], |id| get_user(id), concurrency = 2).await;
+    println!("   warm_up!([3, 4, 5], |id| get_user(id)): {report}");
+
+    println!("\n8. Write-through: store what was just written; refresh; peek");
+    let renamed = User {
+        id: 2,
+        name: "Grace".into(),
+    };
+    put!(get_user(2), renamed).await?;
+    println!("   after put!:     {:?}", get_user(2).await?);
+    println!("   refresh!:       {:?}", refresh!(get_user(2)).await?);
+    println!("   peek!(user 99): {:?}", peek!(get_user(99)).await);
+
+    println!("\n9. Statistics");
     print!("{}", stratacache::stats());
     Ok(())
 }

@@ -62,6 +62,7 @@
 //! | `timeout = "2s"` | a slower load is answered by a kept value (SWR or fail-safe window) and finishes in the background |
 //! | `hard_timeout` | with `timeout` and no kept value: fail the call with `E::from(TimedOut)` |
 //! | `lock` | one load per key for the whole fleet, through a lock in Redis |
+//! | `batch` | a batch function: the key argument is a list of keys, the return a map (see [Batch functions](#batch-functions)) |
 //!
 //! [humantime]: https://docs.rs/humantime
 //!
@@ -98,11 +99,85 @@
 //!   (`invalidate!(repo.get(7))` for a method).
 //! * [`clear!`]`(get_user)`: every entry of one function (`clear!(Repo::get)`).
 //! * [`clear_all`]`()`: everything.
+//! * [`put!`], [`refresh!`]: replace one entry with a new value (see below).
 //!
 //! All return a future of `Result<(), Error>`: ready at once and always `Ok` in
 //! in-process mode, so the same code works when a Redis tier is added. A load that
 //! was in flight when an invalidation was issued never stores a value that outlives
 //! it, and calls made after the invalidation do not share that load.
+//!
+//! # Entry operations
+//!
+//! Named like [`invalidate!`], by a call of the cached function with its arguments:
+//!
+//! * [`put!`]`(get_user(7), user)`: write-through. Stores `user` (the cached value:
+//!   `T` for a function returning `Result<T, E>` or `Option<T>`) here and in Redis,
+//!   under the call's tags, and tells the other processes to drop their copy. A load
+//!   of that key already in flight may no longer store its older value.
+//! * [`refresh!`]`(get_user(7))`: makes the call, loading now even if a fresh value
+//!   is held anywhere; the new value replaces it here, in Redis and in the other
+//!   processes. Returns what the call returns.
+//! * [`peek!`]`(get_user(7))`: the fresh value from L1 or Redis, or `None`; never
+//!   loads, and counts no hit or miss. [`contains!`] is `peek!(..).is_some()`.
+//! * [`warm_up!`]`(ids, |id| get_user(id))`: loads each entry not already held, at
+//!   most 16 at once (`, concurrency = 4` to change it), and returns a [`WarmUp`]
+//!   report; `warm_up!(get_users(&ids))` warms a batch function with one call.
+//!
+//! ```
+//! use stratacache::{cached, contains, peek, put, refresh};
+//!
+//! #[cached(ttl = "5m", tags = ["user:{id}"])]
+//! async fn user_name(id: u64) -> Option<String> {
+//!     Some(format!("user {id}")) // from the database
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), stratacache::Error> {
+//! // After `UPDATE users SET name = 'Ada' WHERE id = 7`:
+//! put!(user_name(7), "Ada".to_owned()).await?;
+//! assert_eq!(user_name(7).await.as_deref(), Some("Ada"));
+//! assert!(contains!(user_name(7)).await);
+//! assert_eq!(peek!(user_name(8)).await, None);
+//! assert_eq!(refresh!(user_name(7)).await.as_deref(), Some("user 7"));
+//! let report = stratacache::warm_up!(1..=10u64, |id| user_name(id)).await;
+//! assert_eq!((report.loaded, report.present), (9, 1));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Batch functions
+//!
+//! With `batch`, one argument is the list of keys (`&[K]`, `Vec<K>`, `&Vec<K>`, a
+//! set, or `impl IntoIterator<Item = K>`; the other arguments must be `skip`ped and
+//! `Clone`) and the return is a map from key to value (`HashMap<K, V>`,
+//! `BTreeMap<K, V>`, `Vec<(K, V)>`, or a `Result` of one). A call looks each key up
+//! in L1, reads the rest from Redis in one `MGET` (one per hash slot on a cluster),
+//! runs the body **once** with the keys still missing (the argument rebound to just
+//! those), stores each value as its own entry and returns the merged map. A key the
+//! body does not return is not cached (asked for again next time) unless
+//! `cache_none`. Concurrent calls that overlap load each key once. In `tags`, the key
+//! argument stands for one key. A batch function and a single-key function with the
+//! same `name`, key type and value type share entries (and `invalidate!`, `put!`
+//! etc. go through the single-key one). Not with a batch: `stale_while_revalidate`,
+//! `stale_if_error`, `refresh_ahead`, `timeout`, `lock`, `cache_err`, `key`.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use stratacache::cached;
+//!
+//! #[cached(ttl = "5m", tags = ["user:{ids}"], batch)]
+//! async fn user_names(ids: &[u64]) -> HashMap<u64, String> {
+//!     // SELECT id, name FROM users WHERE id = ANY($1), with only the missing ids
+//!     ids.iter().map(|id| (*id, format!("user {id}"))).collect()
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! user_names(&[1, 2]).await;
+//! let names = user_names(&[1, 2, 3]).await; // the body runs with `ids == [3]`
+//! assert_eq!(names.len(), 3);
+//! # }
+//! ```
 //!
 //! # Statistics
 //!
