@@ -9,6 +9,7 @@ mod expand;
 mod expand_batch;
 mod ops;
 mod validate;
+mod validate_batch;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
