@@ -104,12 +104,9 @@ pub struct EntryRef<K: 'static, V: 'static, S> {
     shape: std::marker::PhantomData<fn() -> S>,
 }
 
-impl<K, V, S> EntryRef<K, V, S>
-where
-    K: CacheKey,
-    V: CacheValue,
-    S: Shape<Value = V>,
-{
+// No bounds here: a type error in the function (a value that is not `Clone`, say) is
+// reported once, where the function uses its cache, not again for this sibling.
+impl<K, V, S> EntryRef<K, V, S> {
     pub fn new(cache: &'static Cache<K, V>, key: K, tags: Tags) -> Self {
         Self {
             cache,
