@@ -20,7 +20,7 @@ impl Service {
             .expect("a free loopback port")
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .env_remove("STRATACACHE_REDIS_URL")
             .env("BIND_ADDR", &addr)
             .envs(env.iter().copied())
@@ -29,6 +29,9 @@ impl Service {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Connection::open(&addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the service exited before listening ({status}); its error is above");
+            }
             assert!(
                 Instant::now() < deadline,
                 "the service did not start listening (is PostgreSQL running?)"

@@ -161,9 +161,14 @@ async fn metrics(State(app): State<App>) -> String {
 }
 
 async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    // `CREATE TABLE IF NOT EXISTS` is not safe against itself: two processes starting
+    // together can both pass the check and one fails. A transaction-level advisory lock
+    // makes them take turns.
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text, email text)",
+            "BEGIN; SELECT pg_advisory_xact_lock(4242); \
+             CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text, email text); \
+             COMMIT;",
         )
         .await?;
     // Seeding races between processes starting together are settled by ON CONFLICT.
