@@ -195,9 +195,16 @@ where
         };
         let mut targets = Vec::new();
         let mut shared_index = Vec::with_capacity(led.len());
+        // Keys without tags of their own share one set of stamps (read at one moment,
+        // before the load, like every key's).
+        let mut untagged: Option<Stamps> = None;
         for (key, flight) in led {
             let tags = tags_of(&key);
-            let stamps = self.stamp(&tags);
+            let stamps = match (&untagged, tags.is_empty()) {
+                (Some(stamps), true) => stamps.clone(),
+                (None, true) => untagged.insert(self.stamp(&tags)).clone(),
+                (_, false) => self.stamp(&tags),
+            };
             flight.set_stamps(stamps.clone());
             shared_index.push(self.shared_target(&key, &tags).map(|target| {
                 targets.push((target, stamps.clone()));

@@ -217,10 +217,17 @@ where
         };
         let mut keys: Vec<&str> = targets.iter().map(|(t, _)| t.entry_key.as_str()).collect();
         let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-        let positions: Vec<Vec<usize>> = targets
-            .iter()
-            .map(|(target, _)| {
-                target
+        // Where each target's tag counters are among the keys: targets with the same
+        // counters (every key of a cache called without tags) share one list.
+        let mut positions: Vec<Arc<[usize]>> = Vec::with_capacity(targets.len());
+        for (target, _) in targets {
+            let shared = positions.last().filter(|_| {
+                let previous = &targets[positions.len() - 1].0.tag_keys;
+                Arc::ptr_eq(previous, &target.tag_keys)
+            });
+            let these = match shared {
+                Some(previous) => previous.clone(),
+                None => target
                     .tag_keys
                     .iter()
                     .map(|counter| {
@@ -229,9 +236,10 @@ where
                             keys.len() - 1
                         })
                     })
-                    .collect()
-            })
-            .collect();
+                    .collect(),
+            };
+            positions.push(these);
+        }
         let mut replies = match first.l2.mget(&keys).await {
             Ok(replies) => replies,
             Err(fault) => {
@@ -284,7 +292,7 @@ where
         bytes: &[u8],
         versions: &[u64],
     ) -> Result<Option<(Read<V>, Vec<(String, u64)>)>, Bad> {
-        let mut envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
         if envelope.key != target.key_bytes {
             return Err(Bad::OtherKey);
         }
@@ -294,19 +302,19 @@ where
         if envelope.tags.len() < target.tag_keys.len() {
             return Ok(None);
         }
-        let added = envelope.tags.split_off(target.tag_keys.len());
-        let recorded = envelope
-            .tags
-            .iter()
-            .map(|(name, version)| (name.as_str(), *version));
+        let (recorded, added) = envelope.tags.split_at(target.tag_keys.len());
         let current = target
             .tag_keys
             .iter()
             .map(String::as_str)
             .zip(versions.iter().copied());
-        if !recorded.eq(current) {
+        if !recorded.iter().copied().eq(current) {
             return Ok(None);
         }
+        let added: Vec<(String, u64)> = added
+            .iter()
+            .map(|(name, version)| (name.to_string(), *version))
+            .collect();
         let now = unix_ms();
         let fresh = now < envelope.fresh_until_ms;
         let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
@@ -316,7 +324,7 @@ where
             return Ok(None);
         }
         let codec = self.codec.as_ref().expect("a shared target has a codec");
-        let value = (codec.decode_value)(&envelope.payload, envelope.format).ok_or(Bad::Payload)?;
+        let value = (codec.decode_value)(envelope.payload, envelope.format).ok_or(Bad::Payload)?;
         let refresh_after = self.options.lifetime().refresh_after;
         let times = Times {
             fresh_until: envelope.fresh_until_ms,

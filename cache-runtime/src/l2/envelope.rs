@@ -31,6 +31,20 @@ pub(crate) struct Envelope {
 }
 
 /// Why a value in Redis was not usable.
+/// A decoded envelope borrowing from the bytes Redis returned: reading one allocates
+/// only its tag list.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct EnvelopeRef<'a> {
+    pub(crate) format: PayloadFormat,
+    pub(crate) created_ms: u64,
+    pub(crate) fresh_until_ms: u64,
+    pub(crate) stale_until_ms: u64,
+    pub(crate) keep_until_ms: u64,
+    pub(crate) key: &'a [u8],
+    pub(crate) tags: Vec<(&'a str, u64)>,
+    pub(crate) payload: &'a [u8],
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unusable {
     NotOurs,
@@ -66,7 +80,7 @@ impl Envelope {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Unusable> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<EnvelopeRef<'_>, Unusable> {
         let mut reader = Reader(bytes);
         if reader.take(2)? != MAGIC {
             return Err(Unusable::NotOurs);
@@ -78,22 +92,21 @@ impl Envelope {
         let (created_ms, fresh_until_ms) = (reader.u64()?, reader.u64()?);
         let (stale_until_ms, keep_until_ms) = (reader.u64()?, reader.u64()?);
         let key_len = reader.u32()? as usize;
-        let key = reader.take(key_len)?.to_vec();
+        let key = reader.take(key_len)?;
         let tag_count = reader.u16()?;
-        // Bounded: the count comes from Redis and may be garbage.
         let mut tags = Vec::with_capacity(usize::from(tag_count).min(16));
         for _ in 0..tag_count {
             let name_len = reader.u16()?.into();
-            let name = String::from_utf8(reader.take(name_len)?.to_vec())
-                .map_err(|_| Unusable::Truncated)?;
+            let name =
+                std::str::from_utf8(reader.take(name_len)?).map_err(|_| Unusable::Truncated)?;
             tags.push((name, reader.u64()?));
         }
         let payload_len = reader.u32()? as usize;
-        let payload = reader.take(payload_len)?.to_vec();
+        let payload = reader.take(payload_len)?;
         if !reader.0.is_empty() {
             return Err(Unusable::Truncated);
         }
-        Ok(Self {
+        Ok(EnvelopeRef {
             format,
             created_ms,
             fresh_until_ms,
@@ -103,6 +116,22 @@ impl Envelope {
             tags,
             payload,
         })
+    }
+}
+
+impl EnvelopeRef<'_> {
+    #[cfg(test)]
+    fn to_owned(&self) -> Envelope {
+        Envelope {
+            format: self.format,
+            created_ms: self.created_ms,
+            fresh_until_ms: self.fresh_until_ms,
+            stale_until_ms: self.stale_until_ms,
+            keep_until_ms: self.keep_until_ms,
+            key: self.key.to_vec(),
+            tags: self.tags.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            payload: self.payload.to_vec(),
+        }
     }
 }
 
@@ -156,7 +185,10 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        assert_eq!(Envelope::decode(&sample().encode()), Ok(sample()));
+        assert_eq!(
+            Envelope::decode(&sample().encode()).map(|e| e.to_owned()),
+            Ok(sample())
+        );
     }
 
     #[test]
