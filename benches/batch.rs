@@ -106,16 +106,8 @@ fn batch(c: &mut Criterion) {
         })
     });
     // The layout is the documented one: the batch's own reads hit these keys.
-    let present: Vec<Option<Vec<u8>>> = rt
-        .block_on(
-            raw.mget(
-                &keys(0)[..90]
-                    .iter()
-                    .map(|id| entry_key(*id))
-                    .collect::<Vec<_>>(),
-            ),
-        )
-        .unwrap();
+    let written: Vec<String> = keys(0)[..90].iter().map(|id| entry_key(*id)).collect();
+    let present: Vec<Option<Vec<u8>>> = rt.block_on(raw.mget(written)).unwrap();
     assert!(
         present.iter().all(Option::is_some),
         "the entry keys are where the README says"
