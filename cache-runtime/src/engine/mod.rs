@@ -20,10 +20,12 @@ use tracing::Instrument;
 
 mod batch;
 mod entry_ops;
+mod invalidation;
 mod lead;
 mod options;
 mod policies;
 mod shared;
+mod shared_many;
 
 pub(crate) use entry_ops::observed;
 pub use entry_ops::{refresh, Reload};
@@ -33,7 +35,6 @@ pub use options::CacheOptions;
 pub(crate) use options::{Lifetime, Times, NEVER};
 pub(crate) use shared::publish;
 
-use crate::backplane::Message;
 use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Flight, Landed, Origin};
@@ -593,82 +594,6 @@ where
             value,
             times: lifetime.from(clock::precise_ms()),
             stamps,
-        }
-    }
-
-    /// Drops the entry for `key` here and in Redis, tells the other processes, and
-    /// dooms a load of it in flight so that load cannot store its value afterwards.
-    pub fn invalidate(
-        &self,
-        key: &K,
-    ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
-        self.evict_local(key);
-        self.stats.bump(Counter::Invalidation);
-        let remote = self
-            .codec
-            .as_ref()
-            .zip(crate::l2::active())
-            .and_then(|(codec, l2)| {
-                let key_bytes = (codec.encode_key)(key)?;
-                let entry_key = l2.entry_key(&self.name, self.options.version, &key_bytes);
-                let message = Message::Entry {
-                    cache: self.name.to_string(),
-                    key: key_bytes,
-                };
-                Some((l2, entry_key, message))
-            });
-        async move {
-            match remote {
-                Some((l2, entry_key, message)) => {
-                    shared::publish(l2, None, Some(entry_key), move |_| message).await
-                }
-                None => Ok(()),
-            }
-        }
-    }
-
-    /// Drops every entry of this cache, here, in Redis and in the other processes;
-    /// loads in flight will not store theirs.
-    pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
-        self.clear_local();
-        let remote = crate::l2::active().map(|l2| {
-            let counter = crate::l2::keys::cache_tag(&l2.namespace, &self.name);
-            (l2, (counter, self.tag.clone()), self.name.to_string())
-        });
-        async move {
-            match remote {
-                Some((l2, bump, cache)) => {
-                    let message = |version| Message::Cache { cache, version };
-                    shared::publish(l2, Some(bump), None, message).await
-                }
-                None => Ok(()),
-            }
-        }
-    }
-
-    pub(crate) fn clear_local(&self) {
-        self.tag.bump();
-        self.store.clear();
-        self.stats.bump(Counter::Invalidation);
-    }
-
-    fn evict_local(&self, key: &K) {
-        let mut flights = self.flights.lock();
-        if let Some(flight) = flights.remove(key) {
-            flight.doom();
-        }
-        self.store.remove(key);
-    }
-
-    /// Another process invalidated this key: evict it here (no Redis, no message).
-    pub(crate) fn evict_encoded(&self, key_bytes: &[u8]) {
-        if let Some(key) = self
-            .codec
-            .as_ref()
-            .and_then(|codec| (codec.decode_key)(key_bytes))
-        {
-            self.evict_local(&key);
-            self.stats.bump(Counter::Invalidation);
         }
     }
 

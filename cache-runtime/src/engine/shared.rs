@@ -2,16 +2,15 @@
 //! one round trip, promote a valid one, write a fresh load back. Any fault or bad
 //! value is a counted miss; nothing here can fail a call.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
 use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::envelope::{Envelope, Unusable};
-use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
+use crate::l2::{keys, unix_ms, Fault, L2};
 use crate::stats::Counter;
-use crate::tags::{Stamps, TagCell, TagStamp};
+use crate::tags::{TagCell, TagStamp};
 use crate::Error;
 
 pub(super) enum Read<V> {
@@ -52,12 +51,12 @@ static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 
 /// Where one key of one cache lives in Redis.
 pub(super) struct Target {
-    l2: &'static L2,
-    entry_key: String,
+    pub(super) l2: &'static L2,
+    pub(super) entry_key: String,
     key_bytes: Vec<u8>,
     /// Counters of the global tag, the cache tag and the call's tags, in the order of
     /// the load's stamps (shared by every key of a cache called without tags).
-    tag_keys: Arc<[String]>,
+    pub(super) tag_keys: Arc<[String]>,
 }
 
 /// The Redis names every key of one cache uses, computed once (after `init`).
@@ -67,7 +66,7 @@ pub(super) struct RedisNames {
 }
 
 /// Why a value in Redis could not be used.
-enum Bad {
+pub(super) enum Bad {
     Envelope(Unusable),
     OtherKey,
     Payload,
@@ -206,87 +205,11 @@ where
         }
     }
 
-    /// The batch form of [`read_shared`](Self::read_shared): every entry and every
-    /// distinct tag counter of `targets` in one `MGET` (per hash slot on a cluster),
-    /// one `Read` per target. A value whose loader added tags is taken as a miss here
-    /// (its extra counters would cost a second round trip) and is loaded again.
-    pub(super) async fn read_shared_many(&self, targets: &[(Target, Stamps)]) -> Vec<Read<V>> {
-        let unavailable = || targets.iter().map(|_| Read::Unavailable).collect();
-        let Some(((first, _), _)) = targets.split_first() else {
-            return Vec::new();
-        };
-        let mut keys: Vec<&str> = targets.iter().map(|(t, _)| t.entry_key.as_str()).collect();
-        let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-        // Where each target's tag counters are among the keys: targets with the same
-        // counters (every key of a cache called without tags) share one list.
-        let mut positions: Vec<Arc<[usize]>> = Vec::with_capacity(targets.len());
-        for (target, _) in targets {
-            let shared = positions.last().filter(|_| {
-                let previous = &targets[positions.len() - 1].0.tag_keys;
-                Arc::ptr_eq(previous, &target.tag_keys)
-            });
-            let these = match shared {
-                Some(previous) => previous.clone(),
-                None => target
-                    .tag_keys
-                    .iter()
-                    .map(|counter| {
-                        *counters.entry(counter.as_str()).or_insert_with(|| {
-                            keys.push(counter);
-                            keys.len() - 1
-                        })
-                    })
-                    .collect(),
-            };
-            positions.push(these);
-        }
-        let mut replies = match first.l2.mget(&keys).await {
-            Ok(replies) => replies,
-            Err(fault) => {
-                self.fault(&fault);
-                return unavailable();
-            }
-        };
-        let Ok(counter_versions) = parse_versions(replies.drain(targets.len()..)) else {
-            self.fault(&Fault::Malformed);
-            return unavailable();
-        };
-        targets
-            .iter()
-            .zip(positions)
-            .zip(replies)
-            .map(|(((target, stamps), positions), bytes)| {
-                let versions: Vec<u64> = positions
-                    .iter()
-                    .map(|&p| counter_versions[p - targets.len()])
-                    .collect();
-                for (stamp, version) in stamps.iter().zip(&versions) {
-                    stamp.cell().observe_remote(*version);
-                }
-                let miss = |versions| Read::Miss {
-                    versions,
-                    fallback: None,
-                };
-                let Some(bytes) = bytes else {
-                    return miss(versions);
-                };
-                match self.decode(target, &bytes, &versions) {
-                    Ok(Some((read, added))) if added.is_empty() => read,
-                    Ok(_) => miss(versions),
-                    Err(bad) => {
-                        self.complain(bad);
-                        miss(versions)
-                    }
-                }
-            })
-            .collect()
-    }
-
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
     /// With the read, the tags its loader added (counter key, version recorded), whose
     /// versions the caller still has to check.
     #[allow(clippy::type_complexity)]
-    fn decode(
+    pub(super) fn decode(
         &self,
         target: &Target,
         bytes: &[u8],
@@ -383,35 +306,8 @@ where
         }
     }
 
-    /// The batch form of [`write_shared`](Self::write_shared): every value in one
-    /// command per key, sent together (a pipeline on a standalone server).
-    pub(super) async fn write_shared_many(
-        &self,
-        writes: &[(Target, V, Vec<u64>)],
-        lifetime: Lifetime,
-        added_tags: &[String],
-    ) {
-        let Some(((first, _, _), _)) = writes.split_first() else {
-            return;
-        };
-        let Some(added) = self.added_tag_versions(first.l2, added_tags).await else {
-            return;
-        };
-        let encoded: Vec<(&str, Vec<u8>, Option<u64>)> = writes
-            .iter()
-            .filter_map(|(target, value, versions)| {
-                let (bytes, ttl) =
-                    self.envelope(target, value, versions.clone(), lifetime, &added)?;
-                Some((target.entry_key.as_str(), bytes, ttl))
-            })
-            .collect();
-        if let Err(fault) = first.l2.write_many(&encoded).await {
-            self.fault(&fault);
-        }
-    }
-
     /// The counters and current versions of tags a loader added (`None`: Redis failed).
-    async fn added_tag_versions(
+    pub(super) async fn added_tag_versions(
         &self,
         l2: &L2,
         added_tags: &[String],
@@ -433,7 +329,7 @@ where
     }
 
     /// A value's envelope and Redis TTL; `None` if it cannot or may not be written.
-    fn envelope(
+    pub(super) fn envelope(
         &self,
         target: &Target,
         value: &V,
@@ -531,7 +427,7 @@ where
         tracing::debug!(cache = %self.name, %fault, "stratacache: Redis call failed; answered without it");
     }
 
-    fn complain(&self, reason: impl std::fmt::Display) {
+    pub(super) fn complain(&self, reason: impl std::fmt::Display) {
         self.stats.bump(Counter::L2Error);
         if !self
             .complained
