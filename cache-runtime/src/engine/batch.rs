@@ -38,6 +38,19 @@ impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
             self.cache.land(key, flight, landed, keep);
         }
     }
+
+    /// Lands a value, copying it into the flight only if someone waits on it (the
+    /// flight is held here and in the flights map, and by each waiter). A caller that
+    /// joins at this very instant gets `Retry`, goes round and finds the stored entry.
+    fn land_value(&mut self, index: usize, value: &V, origin: Origin, keep: Option<Keep<V>>) {
+        let waited = Arc::strong_count(&self.flights[index].1) > 2;
+        let landed = if waited {
+            Landed::Value(value.clone(), origin)
+        } else {
+            Landed::Retry
+        };
+        self.land(index, landed, keep);
+    }
 }
 
 impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V, St> {
@@ -232,7 +245,7 @@ where
                         stamps,
                         lifetime: Some(lifetime),
                     };
-                    lead.land(index, Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    lead.land_value(index, &value, Origin::L2, Some(keep));
                     self.stats.bump(Counter::L2Hit);
                     Tally::add(tally, |t| &t.present, 1);
                     answered.push((lead.flights[index].0.clone(), value));
@@ -312,30 +325,29 @@ where
                 },
                 1,
             );
-            answered.push((key, value.clone()));
             if overrides.skip {
-                lead.land(index, Landed::Value(value, Origin::Loader), None);
+                lead.land_value(index, &value, Origin::Loader, None);
+                answered.push((key, value));
                 continue;
             }
-            let stamps = lead.flights[index].2.clone().expect("not landed yet");
-            let stamps: Stamps = stamps
-                .iter()
-                .cloned()
-                .chain(added.iter().cloned())
-                .collect();
+            let mut stamps = lead.flights[index].2.clone().expect("not landed yet");
+            if !added.is_empty() {
+                stamps = stamps
+                    .iter()
+                    .cloned()
+                    .chain(added.iter().cloned())
+                    .collect();
+            }
             let keep = Keep {
                 value: value.clone(),
                 stamps,
                 lifetime,
             };
-            lead.land(
-                index,
-                Landed::Value(value.clone(), Origin::Loader),
-                Some(keep),
-            );
+            lead.land_value(index, &value, Origin::Loader, Some(keep));
             if let (Some(i), Some(versions)) = (shared_index[index], versions) {
-                writes.push((i, value, versions));
+                writes.push((i, value.clone(), versions));
             }
+            answered.push((key, value));
         }
         // After the landings, and in the background: the values are answered and held
         // here; Redis gets them one command each, sent at once, without holding up the
