@@ -190,14 +190,20 @@ pub(crate) fn cache_lookup(
     }}
 }
 
+/// Where errors about the cached value point: the return type, or the name of a
+/// function that returns `()`.
+pub(crate) fn return_span(item: &ItemFn) -> proc_macro2::Span {
+    match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    }
+}
+
 /// Compile-time checks of the value type, written with the user's own return-type
 /// tokens so that an error points at the return type.
 fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
     let krate = &plan.krate;
-    let span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => item.sig.ident.span(),
-    };
+    let span = return_span(item);
     let value = match &plan.shape {
         ShapeKind::Whole(ty) | ShapeKind::WholeResult(ty) => ty.to_token_stream(),
         ShapeKind::SomeOnly(inner) => inner.to_token_stream(),

@@ -7,9 +7,9 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::ItemFn;
 
-use crate::expand::{cache_lookup, erase_lifetimes, format_template, output_type};
+use crate::expand::{cache_lookup, erase_lifetimes, format_template, output_type, return_span};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
 /// The key and cached value types of the cache, from the return type: a map's key,
@@ -51,10 +51,7 @@ pub(crate) fn main_fn(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStr
     let absence = absence_type(plan, batch);
     let keys_arg = &plan.args[batch.keys].ident;
 
-    let span = match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => sig.ident.span(),
-    };
+    let span = return_span(item);
     let item_ty = quote!(<#output as #krate::__private::BatchOutput>::Item);
     let shared = (!plan.local).then(|| {
         quote_spanned! {span=>
