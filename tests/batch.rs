@@ -24,6 +24,17 @@ impl Calls {
     }
 }
 
+/// Waits (bounded) until `condition` holds: the load under test has started.
+async fn until(condition: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the load did not start within a second");
+}
+
 static NAMES: Calls = Calls(Mutex::new(Vec::new()));
 
 #[cached(ttl = "5m", batch, tags = ["person:{ids}"])]
@@ -174,17 +185,13 @@ async fn overlapping_concurrent_batch_calls_load_each_key_once() {
         let gate = gate.clone();
         async move { gated(&first, gate).await }
     });
-    while OVERLAP.0.lock().unwrap().is_empty() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| !OVERLAP.0.lock().unwrap().is_empty()).await;
     let second: Vec<u64> = (5..=15).collect();
     let b = tokio::spawn({
         let gate = gate.clone();
         async move { gated(&second, gate).await }
     });
-    while OVERLAP.0.lock().unwrap().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| OVERLAP.0.lock().unwrap().len() >= 2).await;
     gate.add_permits(100);
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert_eq!(a.len(), 10);

@@ -13,6 +13,17 @@ struct User {
     name: String,
 }
 
+/// Waits (bounded) until `condition` holds: the load under test has started.
+async fn until(condition: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the load did not start within a second");
+}
+
 static USER_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(ttl = "1m", tags = ["user:{id}"])]
@@ -120,9 +131,7 @@ async fn gated(id: u64, gate: Arc<tokio::sync::Semaphore>) -> String {
 async fn a_load_in_flight_does_not_overwrite_a_put_or_a_refresh() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let slow = tokio::spawn(gated(1, gate.clone()));
-    while GATED_LOADS.load(SeqCst) < 1 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| GATED_LOADS.load(SeqCst) >= 1).await;
     put!(gated(1, gate.clone()), "put".to_owned())
         .await
         .unwrap();
@@ -141,13 +150,9 @@ async fn a_load_in_flight_does_not_overwrite_a_put_or_a_refresh() {
     // Same for refresh!: a load that started before it does not replace its value.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let slow = tokio::spawn(gated(2, gate.clone()));
-    while GATED_LOADS.load(SeqCst) < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| GATED_LOADS.load(SeqCst) >= 2).await;
     let refreshing = tokio::spawn(refresh!(gated(2, gate.clone())));
-    while GATED_LOADS.load(SeqCst) < 3 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| GATED_LOADS.load(SeqCst) >= 3).await;
     gate.add_permits(10);
     assert_eq!(refreshing.await.unwrap(), "2 from load 3");
     slow.await.unwrap();
