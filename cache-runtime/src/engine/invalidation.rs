@@ -22,19 +22,10 @@ where
     ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.evict_local(key);
         self.stats.bump(Counter::Invalidation);
-        let remote = self
-            .codec
-            .as_ref()
-            .zip(crate::l2::active())
-            .and_then(|(codec, l2)| {
-                let key_bytes = (codec.encode_key)(key)?;
-                let entry_key = l2.entry_key(&self.name, self.options.version, &key_bytes);
-                let message = Message::Entry {
-                    cache: self.name.to_string(),
-                    key: key_bytes,
-                };
-                Some((l2, entry_key, message))
-            });
+        let remote = self.shared_target(key, &[]).map(|target| {
+            let message = self.entry_message(&target);
+            (target.l2, target.entry_key, message)
+        });
         async move {
             match remote {
                 Some((l2, entry_key, message)) => {

@@ -368,15 +368,20 @@ where
     /// Tells the other processes to drop their copy of this entry (a newer one is in
     /// Redis now).
     pub(super) async fn announce(&self, target: &Target) -> Result<(), Error> {
-        let message = Message::Entry {
-            cache: self.name.to_string(),
-            key: target.key_bytes.clone(),
-        };
+        let message = self.entry_message(target).encode(target.l2.instance);
         target
             .l2
-            .publish(message.encode(target.l2.instance))
+            .publish(message)
             .await
             .map_err(|fault| Error::Redis(fault.to_string()))
+    }
+
+    /// "Drop your copy of this entry", for the other processes.
+    pub(super) fn entry_message(&self, target: &Target) -> Message {
+        Message::Entry {
+            cache: self.name.to_string(),
+            key: target.key_bytes.clone(),
+        }
     }
 
     /// One load per key for the whole fleet: take the key's lock, or wait for the

@@ -5,10 +5,6 @@
 
 use xxhash_rust::xxh3::xxh3_128;
 
-pub(crate) fn entry(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -> String {
-    entry_with_prefix(&entry_prefix(namespace, cache, version), key_bytes)
-}
-
 /// What every entry key of one cache starts with, computed once per cache.
 pub(crate) fn entry_prefix(namespace: &str, cache: &str, version: u32) -> String {
     format!("{namespace}:{cache}:v{version}:")
@@ -51,6 +47,10 @@ pub(crate) fn channel(namespace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -> String {
+        entry_with_prefix(&entry_prefix(namespace, cache, version), key_bytes)
+    }
 
     #[test]
     fn entry_keys_are_stable_and_distinct() {

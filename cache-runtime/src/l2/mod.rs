@@ -429,10 +429,6 @@ impl L2 {
         .await
         .map(drop)
     }
-
-    pub(crate) fn entry_key(&self, cache: &str, version: u32, key_bytes: &[u8]) -> String {
-        keys::entry(&self.namespace, cache, version, key_bytes)
-    }
 }
 
 /// Tag counters as read: a missing counter is version 0.
