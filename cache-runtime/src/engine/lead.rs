@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use super::{Cache, CacheKey, CacheValue, Lifetime};
-use crate::flight::Flight;
-use crate::flight::Landed;
+use crate::flight::{Flight, Landed, Origin};
 use crate::l1::L1Store;
 use crate::tags::{self, Stamps};
 
@@ -50,6 +49,23 @@ where
             let entry = cache.entry(value, stamps, Some(lifetime));
             cache.store.insert(self.key.clone(), entry);
         }
+    }
+
+    /// Lands a value found in Redis (or left there by the lock's holder), kept in L1
+    /// for what is left of its lifetime; returns it for the leader's own answer.
+    pub(super) fn land_from_shared<Out: Send + 'static>(
+        &mut self,
+        value: V,
+        stamps: Stamps,
+        lifetime: Lifetime,
+    ) -> V {
+        let keep = Keep {
+            value: value.clone(),
+            stamps,
+            lifetime: Some(lifetime),
+        };
+        self.land::<Out>(Landed::Value(value.clone(), Origin::L2), Some(keep));
+        value
     }
 
     pub(super) fn land<Out: Send + 'static>(

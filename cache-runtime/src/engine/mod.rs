@@ -429,12 +429,7 @@ where
                 shared::Read::Hit {
                     value, lifetime, ..
                 } => {
-                    let keep = Keep {
-                        value: value.clone(),
-                        stamps,
-                        lifetime: Some(lifetime),
-                    };
-                    lead.land::<S::Out>(Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
@@ -462,12 +457,7 @@ where
             match self.fleet_lock(target, &stamps).await {
                 shared::Locked::Holder { key, token } => held = Some((key, token)),
                 shared::Locked::Value { value, lifetime } => {
-                    let keep = Keep {
-                        value: value.clone(),
-                        stamps,
-                        lifetime: Some(lifetime),
-                    };
-                    lead.land::<S::Out>(Landed::Value(value.clone(), Origin::L2), Some(keep));
+                    let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
