@@ -52,17 +52,8 @@ fn keys(n: u64) -> Vec<u64> {
 
 fn batch(c: &mut Criterion) {
     let server = redis_support::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut raw = rt.block_on(async {
-        let config = stratacache::Config::new()
-            .redis_url(server.url())
-            .namespace("bench");
-        stratacache::init(config).unwrap();
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut raw = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let (rt, mut raw) = support::redis_runtime(&server.url());
+    rt.block_on(async {
         let pool: Vec<u64> = (0..WINDOWS * PRESENT).collect();
         for chunk in pool.chunks(1000) {
             many(chunk).await;
@@ -71,7 +62,6 @@ fn batch(c: &mut Criterion) {
             let bytes = postcard::to_allocvec(&value(id)).unwrap();
             let _: () = raw.set(format!("raw:{id}"), bytes).await.unwrap();
         }
-        raw
     });
     let mut group = c.benchmark_group("batch_100_keys_90_in_redis");
     group

@@ -32,23 +32,13 @@ struct User {
 
 fn l2_hit(c: &mut Criterion) {
     let server = redis_support::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut raw = rt.block_on(async {
-        let config = stratacache::Config::new()
-            .redis_url(server.url())
-            .namespace("bench");
-        stratacache::init(config).unwrap();
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut raw = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let (rt, mut raw) = support::redis_runtime(&server.url());
+    rt.block_on(async {
         for key in 0..KEYS {
             l2_get(key).await;
             let bytes = postcard::to_allocvec(&value(key)).unwrap();
             let _: () = raw.set(format!("raw:{key}"), bytes).await.unwrap();
         }
-        raw
     });
     let mut group = c.benchmark_group("l2_hit");
     group

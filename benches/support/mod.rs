@@ -36,3 +36,20 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 pub fn value(key: u64) -> String {
     format!("{key:064}")
 }
+
+/// The set-up of the Redis benches: a current-thread runtime with stratacache's Redis
+/// tier on `url` (namespace `bench`), and a raw `ConnectionManager` to the same server
+/// for the peer subjects.
+pub fn redis_runtime(url: &str) -> (tokio::runtime::Runtime, redis::aio::ConnectionManager) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw = rt.block_on(async {
+        let config = stratacache::Config::new().redis_url(url).namespace("bench");
+        stratacache::init(config).unwrap();
+        let client = redis::Client::open(url).unwrap();
+        redis::aio::ConnectionManager::new(client).await.unwrap()
+    });
+    (rt, raw)
+}
