@@ -1,6 +1,6 @@
 //! Used by generated code only. Not a stable API.
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
-pub use crate::engine::{refresh, Cache, CacheOptions, Reload, Tags, TimedOutFn};
+pub use crate::engine::{refresh, Cache, CacheOptions, Tags, TimedOutFn};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
 pub use crate::registry::{default_name, CacheSpec, Slot};

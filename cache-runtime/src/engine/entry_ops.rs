@@ -4,9 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use super::{shared, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::Flight;
@@ -16,7 +14,7 @@ use crate::warm::Tally;
 use crate::Error;
 
 thread_local! {
-    /// Set by [`Reload`] around the first poll of a call, taken by the first cached
+    /// Set by [`refresh`] around the first poll of a call, taken by the first cached
     /// call that starts in it.
     static RELOAD_REQUESTED: Cell<bool> = const { Cell::new(false) };
     /// Set by [`observed`] around the first poll of a batch call, taken by it.
@@ -30,19 +28,11 @@ pub(super) fn take_tally() -> Option<Arc<Tally>> {
 
 /// A batch call that reports each key's outcome to `tally`.
 pub(crate) fn observed<F: Future>(call: F, tally: Arc<Tally>) -> impl Future<Output = F::Output> {
-    let mut call = Box::pin(call);
-    let mut tally = Some(tally);
-    std::future::poll_fn(move |cx| {
-        let first_poll = tally.is_some();
-        if let Some(tally) = tally.take() {
-            BATCH_TALLY.with(|slot| *slot.borrow_mut() = Some(tally));
-        }
-        let poll = call.as_mut().poll(cx);
-        if first_poll {
-            BATCH_TALLY.with(|slot| slot.borrow_mut().take());
-        }
-        poll
-    })
+    around_first_poll(
+        call,
+        move || BATCH_TALLY.with(|slot| *slot.borrow_mut() = Some(tally)),
+        || drop(BATCH_TALLY.with(|slot| slot.borrow_mut().take())),
+    )
 }
 
 /// True once if the call starting now was wrapped by `refresh!`.
@@ -52,35 +42,34 @@ pub(super) fn reload_requested() -> bool {
 }
 
 /// `refresh!(f(args))`: the call `f(args)`, made to load now whatever is held.
-pub fn refresh<F: Future>(call: F) -> Reload<F> {
-    Reload {
-        call: Box::pin(call),
-        first_poll: true,
-    }
+pub fn refresh<F: Future>(call: F) -> impl Future<Output = F::Output> {
+    around_first_poll(
+        call,
+        || RELOAD_REQUESTED.with(|requested| requested.set(true)),
+        || RELOAD_REQUESTED.with(|requested| requested.set(false)),
+    )
 }
 
-/// The future of `refresh!`: the wrapped call, with the reload request set during its
-/// first poll, where a cached function looks its key up (a cached call nested in the
-/// loader starts later, and is a plain call).
-pub struct Reload<F> {
-    call: Pin<Box<F>>,
-    first_poll: bool,
-}
-
-impl<F: Future> Future for Reload<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let first_poll = std::mem::replace(&mut self.first_poll, false);
-        if first_poll {
-            RELOAD_REQUESTED.with(|requested| requested.set(true));
+/// `call`, with `begin` run before its first poll and `end` after it. A cached
+/// function looks its key up in its first poll, before any `.await`, so a request left
+/// in a thread-local by `begin` reaches that call and no other (a cached call nested
+/// in the loader starts later; `end` clears a request nobody took).
+fn around_first_poll<F: Future>(
+    call: F,
+    begin: impl FnOnce(),
+    end: impl FnOnce(),
+) -> impl Future<Output = F::Output> {
+    let mut call = Box::pin(call);
+    let mut hooks = Some((begin, end));
+    std::future::poll_fn(move |cx| match hooks.take() {
+        Some((begin, end)) => {
+            begin();
+            let poll = call.as_mut().poll(cx);
+            end();
+            poll
         }
-        let poll = self.call.as_mut().poll(cx);
-        if first_poll {
-            RELOAD_REQUESTED.with(|requested| requested.set(false));
-        }
-        poll
-    }
+        None => call.as_mut().poll(cx),
+    })
 }
 
 impl<K, V, St> Cache<K, V, St>

@@ -28,7 +28,7 @@ mod shared;
 mod shared_many;
 
 pub(crate) use entry_ops::observed;
-pub use entry_ops::{refresh, Reload};
+pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
 use lead::{panic_message, Keep, Lead};
 pub use options::CacheOptions;
