@@ -37,24 +37,23 @@ fn entry_call(call: Expr, name: &str) -> syn::Result<Expr> {
     }
 }
 
-/// `EntryOps::op(sibling(args), extra...)` for the macros that only need the entry.
-fn entry_op(input: TokenStream, op: &str, extra: Option<&Expr>) -> syn::Result<TokenStream> {
+/// `EntryOps::op(sibling(args))` for the macros that only need the entry.
+fn entry_op(input: TokenStream, op: &str) -> syn::Result<TokenStream> {
     let entry = entry_call(syn::parse2::<Expr>(input)?, op)?;
     let op = syn::Ident::new(op, Span::call_site());
-    let extra = extra.map(|value| quote!(, #value));
-    Ok(quote!(::stratacache::__private::EntryOps::#op(#entry #extra)))
+    Ok(quote!(::stratacache::__private::EntryOps::#op(#entry)))
 }
 
 pub(crate) fn invalidate(input: TokenStream) -> syn::Result<TokenStream> {
-    entry_op(input, "invalidate", None)
+    entry_op(input, "invalidate")
 }
 
 pub(crate) fn peek(input: TokenStream) -> syn::Result<TokenStream> {
-    entry_op(input, "peek", None)
+    entry_op(input, "peek")
 }
 
 pub(crate) fn contains(input: TokenStream) -> syn::Result<TokenStream> {
-    entry_op(input, "contains", None)
+    entry_op(input, "contains")
 }
 
 /// `put!(f(args), value)`.
