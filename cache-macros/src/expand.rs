@@ -107,10 +107,7 @@ fn key_expr(plan: &Plan) -> TokenStream {
 }
 
 /// `format!("user:{id}", id = <value of id>)`, the value given by `value_of`.
-pub(crate) fn format_template(
-    template: &Template,
-    value_of: impl Fn(&Ident) -> TokenStream,
-) -> TokenStream {
+fn format_template(template: &Template, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
     let literal = &template.literal;
     let named = template.names.iter().map(|name| {
         let value = value_of(name);
@@ -119,7 +116,7 @@ pub(crate) fn format_template(
     quote!(::std::format!(#literal, #(#named),*))
 }
 
-fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+pub(crate) fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let tags = plan.tags.iter().map(|t| format_template(t, &value_of));
     quote!(<#krate::__private::Tags as ::core::convert::From<_>>::from([#(#tags),*]))

@@ -9,7 +9,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
-use crate::expand::{cache_lookup, erase_lifetimes, format_template, output_type, return_span};
+use crate::expand::{cache_lookup, erase_lifetimes, output_type, return_span, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
 /// The key and cached value types of the cache, from the return type: a map's key,
@@ -66,15 +66,12 @@ pub(crate) fn main_fn(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStr
     };
 
     // In a tag template, the key argument stands for one key.
-    let tags = plan
-        .tags
-        .iter()
-        .map(|t| format_template(t, |name| name.to_token_stream()));
+    let tags = tags_expr(plan, |name| name.to_token_stream());
     let tags_of = quote! {
         |__stratacache_key: &#key_ty| -> #krate::__private::Tags {
             #[allow(unused_variables)]
             let #keys_arg = __stratacache_key;
-            <#krate::__private::Tags as ::core::convert::From<_>>::from([#(#tags),*])
+            #tags
         }
     };
 
