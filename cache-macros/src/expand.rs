@@ -15,9 +15,10 @@ pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
     if let Some(batch) = &plan.batch {
         // One entry per key: the entry macros name entries through a single-key
         // function sharing the cache's `name`.
-        let main = crate::expand_batch::main_fn(plan, batch, item);
         let (key, value) = crate::expand_batch::cache_types(plan, batch, item);
-        let clear = clear_sibling(plan, item, &cache_lookup(plan, item, key, value));
+        let lookup = cache_lookup(plan, item, key, value);
+        let main = crate::expand_batch::main_fn(plan, batch, item, &lookup);
+        let clear = clear_sibling(plan, item, &lookup);
         return quote!(#main #clear);
     }
     let lookup = cache_lookup(plan, item, key_type(plan), shape_value(plan));

@@ -9,7 +9,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
-use crate::expand::{cache_lookup, erase_lifetimes, output_type, return_span, tags_expr};
+use crate::expand::{erase_lifetimes, output_type, return_span, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
 /// The key and cached value types of the cache, from the return type: a map's key,
@@ -37,7 +37,12 @@ fn absence_type(plan: &Plan, batch: &BatchPlan) -> TokenStream {
     }
 }
 
-pub(crate) fn main_fn(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStream {
+pub(crate) fn main_fn(
+    plan: &Plan,
+    batch: &BatchPlan,
+    item: &ItemFn,
+    lookup: &TokenStream,
+) -> TokenStream {
     let krate = &plan.krate;
     let ItemFn {
         attrs,
@@ -46,8 +51,7 @@ pub(crate) fn main_fn(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStr
         block,
     } = item;
     let output = output_type(item);
-    let (key_ty, value_ty) = cache_types(plan, batch, item);
-    let lookup = cache_lookup(plan, item, key_ty.clone(), value_ty);
+    let key_ty = quote!(<#output as #krate::__private::BatchOutput>::Key);
     let absence = absence_type(plan, batch);
     let keys_arg = &plan.args[batch.keys].ident;
 
