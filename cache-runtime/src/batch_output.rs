@@ -22,7 +22,11 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default> PlainMap for HashMap<K, V, S> {
         self.into_iter()
     }
     fn from_pairs(pairs: impl Iterator<Item = (K, V)>) -> Self {
-        pairs.collect()
+        // Sized for every pair: the engine drops few (absent keys), and growing a map
+        // of a hundred entries step by step rehashes it six times.
+        let mut map = HashMap::with_capacity_and_hasher(upper_bound(&pairs), S::default());
+        map.extend(pairs);
+        map
     }
 }
 
@@ -44,8 +48,15 @@ impl<K, V> PlainMap for Vec<(K, V)> {
         self.into_iter()
     }
     fn from_pairs(pairs: impl Iterator<Item = (K, V)>) -> Self {
-        pairs.collect()
+        let mut list = Vec::with_capacity(upper_bound(&pairs));
+        list.extend(pairs);
+        list
     }
+}
+
+fn upper_bound(pairs: &impl Iterator) -> usize {
+    let (low, high) = pairs.size_hint();
+    high.unwrap_or(low)
 }
 
 /// The return type of a batch function.

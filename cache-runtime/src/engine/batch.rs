@@ -13,7 +13,8 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use super::lead::{catch_unwind, panic_message, Keep};
-use super::shared::{Read, Target};
+use super::shared::Target;
+use super::shared_many::Held;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
@@ -23,19 +24,22 @@ use crate::tags::{self, Stamps, TagStamp};
 use crate::warm::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
+/// A landing readied for a batch's flight (by its index): outcome and entry to store.
+type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
 /// The flights a batch call leads: each is landed exactly once, as `Retry` for the
-/// waiters if the call is dropped or returns early.
+/// waiters if the call is dropped or returns early. Landings are made together (one
+/// lock, one clock reading) when the call has a set of them ready.
 struct BatchLead<'a, K: CacheKey, V: CacheValue, St: L1Store<K, V>> {
     cache: &'a Cache<K, V, St>,
     flights: Vec<(K, Arc<Flight<V>>, Option<Stamps>)>,
+    ready: Vec<Landing<V>>,
 }
 
 impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
     fn land(&mut self, index: usize, landed: Landed<V, ()>, keep: Option<Keep<V>>) {
-        let (key, flight, stamps) = &mut self.flights[index];
-        if stamps.take().is_some() {
-            self.cache.land(key, flight, landed, keep);
+        if self.flights[index].2.take().is_some() {
+            self.ready.push((index, landed, keep));
         }
     }
 
@@ -51,6 +55,16 @@ impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
         };
         self.land(index, landed, keep);
     }
+
+    /// Makes the landings readied so far.
+    fn flush(&mut self) {
+        let flights = &self.flights;
+        self.cache.land_many(
+            self.ready
+                .drain(..)
+                .map(|(index, landed, keep)| (&flights[index].0, &flights[index].1, landed, keep)),
+        );
+    }
 }
 
 impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V, St> {
@@ -58,6 +72,7 @@ impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V,
         for index in 0..self.flights.len() {
             self.land(index, Landed::Retry, None);
         }
+        self.flush();
     }
 }
 
@@ -201,10 +216,10 @@ where
         if led.is_empty() {
             return Ok(Vec::new());
         }
-        let mut answered = Vec::new();
         let mut lead = BatchLead {
             cache: self,
             flights: Vec::with_capacity(led.len()),
+            ready: Vec::with_capacity(led.len()),
         };
         let mut targets = Vec::new();
         let mut shared_index = Vec::with_capacity(led.len());
@@ -225,7 +240,7 @@ where
             }));
             lead.flights.push((key, flight, Some(stamps)));
         }
-        let mut reads: Vec<Option<Read<V>>> = self
+        let mut held: Vec<Option<Held<V>>> = self
             .read_shared_many(&targets)
             .await
             .into_iter()
@@ -233,12 +248,10 @@ where
             .collect();
         // Keys to load, with the tag versions to write their values back under.
         let mut to_load: Vec<(usize, Option<Vec<u64>>)> = Vec::new();
+        let mut answered = Vec::with_capacity(shared_index.len());
         for (index, shared) in shared_index.iter().enumerate() {
-            let read = shared.and_then(|i| reads[i].take());
-            match read {
-                Some(Read::Hit {
-                    value, lifetime, ..
-                }) => {
+            match shared.and_then(|i| held[i].take()) {
+                Some(Held::Fresh(value, lifetime)) => {
                     let stamps = lead.flights[index].2.clone().expect("not landed yet");
                     let keep = Keep {
                         value: value.clone(),
@@ -250,12 +263,11 @@ where
                     Tally::add(tally, |t| &t.present, 1);
                     answered.push((lead.flights[index].0.clone(), value));
                 }
-                Some(Read::Miss { versions, .. } | Read::Stale { versions, .. }) => {
-                    to_load.push((index, Some(versions)))
-                }
-                Some(Read::Unavailable) | None => to_load.push((index, None)),
+                Some(Held::Missing(versions)) => to_load.push((index, Some(versions))),
+                Some(Held::Unknown) | None => to_load.push((index, None)),
             }
         }
+        lead.flush();
         if to_load.is_empty() {
             return Ok(answered);
         }
@@ -349,6 +361,7 @@ where
             }
             answered.push((key, value));
         }
+        lead.flush();
         // After the landings, and in the background: the values are answered and held
         // here; Redis gets them one command each, sent at once, without holding up the
         // call for a second round trip.

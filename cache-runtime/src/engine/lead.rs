@@ -8,7 +8,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, CacheKey, CacheValue, Lifetime};
+use super::{Cache, CacheKey, CacheValue, Flights, Lifetime};
+use crate::clock;
 use crate::flight::{Flight, Landed, Origin};
 use crate::l1::L1Store;
 use crate::tags::{self, Stamps};
@@ -95,6 +96,42 @@ where
         store: Option<Keep<V>>,
     ) {
         let mut flights = self.flights.lock();
+        self.settle(&mut flights, key, flight, store, clock::precise_ms());
+        drop(flights);
+        flight.land(landed);
+    }
+
+    /// [`land`](Self::land) for many flights, under one lock and one clock reading.
+    pub(super) fn land_many<'a, Out: Send + 'static>(
+        &self,
+        landings: impl IntoIterator<Item = (&'a K, &'a Arc<Flight<V>>, Landed<V, Out>, Option<Keep<V>>)>,
+    ) where
+        K: 'a,
+        V: 'a,
+    {
+        let mut flights = self.flights.lock();
+        let now = clock::precise_ms();
+        let landed: Vec<_> = landings
+            .into_iter()
+            .map(|(key, flight, landed, store)| {
+                self.settle(&mut flights, key, flight, store, now);
+                (flight, landed)
+            })
+            .collect();
+        drop(flights);
+        for (flight, landed) in landed {
+            flight.land(landed);
+        }
+    }
+
+    fn settle(
+        &self,
+        flights: &mut Flights<K, V>,
+        key: &K,
+        flight: &Arc<Flight<V>>,
+        store: Option<Keep<V>>,
+        now: u64,
+    ) {
         if let Some(Keep {
             value,
             stamps,
@@ -104,15 +141,13 @@ where
             // Stale stamps mean an invalidation came during the load: the entry would
             // never be served, so it is not worth its memory.
             if !flight.is_doomed() && tags::all_current(&stamps) {
-                let entry = self.entry(value, stamps, lifetime);
+                let entry = self.entry_at(value, stamps, lifetime, now);
                 self.store.insert(key.clone(), entry);
             }
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
         }
-        drop(flights);
-        flight.land(landed);
     }
 }
 

@@ -55,6 +55,9 @@ pub type TimedOutFn<S> = Option<fn(TimedOut) -> <S as Shape>::Out>;
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 
+/// The loads under way, by key.
+type Flights<K, V> = HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>;
+
 /// One cache: the entries of every function that names it (a function's own, unless
 /// several share a `name`). Keyed by key and value type only, so a single-key
 /// function and a batch function, or two functions returning `Option<V>` and
@@ -64,7 +67,7 @@ pub struct Cache<K, V, St = DefaultStore<K, V>> {
     name: Box<str>,
     options: CacheOptions,
     store: St,
-    flights: Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>>,
+    flights: Mutex<Flights<K, V>>,
     /// The implicit tag every entry of this cache carries: bumping it clears the cache.
     tag: Arc<TagCell>,
     stats: CacheStats,
@@ -579,10 +582,14 @@ where
     /// An entry stored now: with the cache's lifetime, or the one given (what is left
     /// of a value promoted from Redis, a fail-safe value's retry back-off).
     fn entry(&self, value: V, stamps: Stamps, lifetime: Option<Lifetime>) -> Entry<V> {
+        self.entry_at(value, stamps, lifetime, clock::precise_ms())
+    }
+
+    fn entry_at(&self, value: V, stamps: Stamps, lifetime: Option<Lifetime>, now: u64) -> Entry<V> {
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         Entry {
             value,
-            times: lifetime.from(clock::precise_ms()),
+            times: lifetime.from(now),
             stamps,
         }
     }

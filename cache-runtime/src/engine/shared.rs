@@ -37,6 +37,50 @@ pub(super) enum Read<V> {
     Unavailable,
 }
 
+/// A sound value decoded from Redis, what is left of its lifetime, and what it may
+/// still serve as.
+pub(super) struct Found<V> {
+    pub(super) value: V,
+    pub(super) lifetime: Lifetime,
+    pub(super) serves_as: ServesAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServesAs {
+    Fresh,
+    /// Past its ttl, inside the stale-while-revalidate window.
+    Stale,
+    /// Only inside the fail-safe window.
+    Fallback,
+}
+
+impl<V> Found<V> {
+    /// The read of a single call: `versions` are the tag versions read with it.
+    fn into_read(self, versions: Vec<u64>) -> Read<V> {
+        let Found {
+            value,
+            lifetime,
+            serves_as,
+        } = self;
+        match serves_as {
+            ServesAs::Fresh => Read::Hit {
+                value,
+                lifetime,
+                versions,
+            },
+            ServesAs::Stale => Read::Stale {
+                value,
+                lifetime,
+                versions,
+            },
+            ServesAs::Fallback => Read::Miss {
+                versions,
+                fallback: Some((value, lifetime)),
+            },
+        }
+    }
+}
+
 /// What the fleet-wide load lock gave a leader.
 pub(super) enum Locked<V> {
     /// This process loads; release with the lock key and token.
@@ -171,13 +215,15 @@ where
                 fallback: None,
             };
         };
-        match self.decode(target, &bytes, &versions) {
-            Ok(Some((read, added))) if added.is_empty() => read,
-            Ok(Some((read, added))) => {
+        match self.decode(target, &bytes, &versions, unix_ms()) {
+            Ok(Some((found, added))) if added.is_empty() => found.into_read(versions),
+            Ok(Some((found, added))) => {
                 // Tags the loader added: their counters were not in the first read.
                 let keys: Vec<String> = added.iter().map(|(key, _)| key.clone()).collect();
                 match target.l2.versions(&keys).await {
-                    Ok(now) if added.iter().map(|(_, v)| *v).eq(now.iter().copied()) => read,
+                    Ok(now) if added.iter().map(|(_, v)| *v).eq(now.iter().copied()) => {
+                        found.into_read(versions)
+                    }
                     Ok(_) => Read::Miss {
                         versions,
                         fallback: None,
@@ -206,15 +252,17 @@ where
     }
 
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
-    /// With the read, the tags its loader added (counter key, version recorded), whose
-    /// versions the caller still has to check.
+    /// With the value, the tags its loader added (counter key, version recorded),
+    /// whose versions the caller still has to check. `now` is unix time in ms, read
+    /// once by a caller decoding many values.
     #[allow(clippy::type_complexity)]
     pub(super) fn decode(
         &self,
         target: &Target,
         bytes: &[u8],
         versions: &[u64],
-    ) -> Result<Option<(Read<V>, Vec<(String, u64)>)>, Bad> {
+        now: u64,
+    ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
         let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
         if envelope.key != target.key_bytes {
             return Err(Bad::OtherKey);
@@ -238,7 +286,6 @@ where
             .iter()
             .map(|(name, version)| (name.to_string(), *version))
             .collect();
-        let now = unix_ms();
         let fresh = now < envelope.fresh_until_ms;
         let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
         let kept =
@@ -259,27 +306,19 @@ where
                 envelope.created_ms.saturating_add(refresh_after)
             },
         };
-        let lifetime = times.remaining(now);
-        let versions = versions.to_vec();
-        let read = if fresh {
-            Read::Hit {
-                value,
-                lifetime,
-                versions,
-            }
+        let serves_as = if fresh {
+            ServesAs::Fresh
         } else if servable_stale {
-            Read::Stale {
-                value,
-                lifetime,
-                versions,
-            }
+            ServesAs::Stale
         } else {
-            Read::Miss {
-                versions,
-                fallback: Some((value, lifetime)),
-            }
+            ServesAs::Fallback
         };
-        Ok(Some((read, added)))
+        let found = Found {
+            value,
+            lifetime: times.remaining(now),
+            serves_as,
+        };
+        Ok(Some((found, added)))
     }
 
     /// Writes a value to Redis; false if it was not written (counted and logged).
@@ -346,8 +385,11 @@ where
             self.complain(Bad::TooLarge(payload.len()));
             return None;
         }
-        let mut tags: Vec<(String, u64)> = target.tag_keys.iter().cloned().zip(versions).collect();
-        tags.extend(added.iter().cloned());
+        let recorded = target.tag_keys.iter().map(String::as_str).zip(versions);
+        let added = added
+            .iter()
+            .map(|(name, version)| (name.as_str(), *version));
+        let tags: Vec<(&str, u64)> = recorded.chain(added).collect();
         let now = unix_ms();
         let times = lifetime.from(now);
         let envelope = Envelope {
@@ -356,9 +398,9 @@ where
             fresh_until_ms: times.fresh_until,
             stale_until_ms: times.stale_until,
             keep_until_ms: times.keep_until,
-            key: target.key_bytes.clone(),
+            key: &target.key_bytes,
             tags,
-            payload,
+            payload: &payload,
         };
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);

@@ -4,11 +4,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::shared::{Read, Target};
+use super::shared::{Found, ServesAs, Target};
 use super::{Cache, CacheKey, CacheValue, Lifetime};
 use crate::l1::L1Store;
-use crate::l2::{parse_versions, Fault};
+use crate::l2::{parse_versions, unix_ms, Fault};
 use crate::tags::Stamps;
+
+/// What Redis holds for one key of a batch.
+pub(super) enum Held<V> {
+    /// A fresh value and what is left of its lifetime.
+    Fresh(V, Lifetime),
+    /// Nothing fresh: load, and write back under these tag versions (read with it).
+    Missing(Vec<u64>),
+    /// Redis did not answer: load, and do not write back.
+    Unknown,
+}
 
 impl<K, V, St> Cache<K, V, St>
 where
@@ -18,23 +28,23 @@ where
 {
     /// The batch form of [`read_shared`](Self::read_shared): every entry and every
     /// distinct tag counter of `targets` in one `MGET` (per hash slot on a cluster),
-    /// one `Read` per target. A value whose loader added tags is taken as a miss here
+    /// one `Held` per target. A value whose loader added tags is taken as missing here
     /// (its extra counters would cost a second round trip) and is loaded again.
-    pub(super) async fn read_shared_many(&self, targets: &[(Target, Stamps)]) -> Vec<Read<V>> {
-        let unavailable = || targets.iter().map(|_| Read::Unavailable).collect();
+    pub(super) async fn read_shared_many(&self, targets: &[(Target, Stamps)]) -> Vec<Held<V>> {
+        let unavailable = || targets.iter().map(|_| Held::Unknown).collect();
         let Some(((first, _), _)) = targets.split_first() else {
             return Vec::new();
         };
-        let mut keys: Vec<&str> = targets.iter().map(|(t, _)| t.entry_key.as_str()).collect();
+        let mut keys: Vec<&str> = Vec::with_capacity(targets.len() + first.tag_keys.len());
+        keys.extend(targets.iter().map(|(t, _)| t.entry_key.as_str()));
         let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
         // Where each target's tag counters are among the keys: targets with the same
         // counters (every key of a cache called without tags) share one list.
         let mut positions: Vec<Arc<[usize]>> = Vec::with_capacity(targets.len());
-        for (target, _) in targets {
-            let shared = positions.last().filter(|_| {
-                let previous = &targets[positions.len() - 1].0.tag_keys;
-                Arc::ptr_eq(previous, &target.tag_keys)
-            });
+        for (index, (target, _)) in targets.iter().enumerate() {
+            let shared = positions
+                .last()
+                .filter(|_| Arc::ptr_eq(&targets[index - 1].0.tag_keys, &target.tag_keys));
             let these = match shared {
                 Some(previous) => previous.clone(),
                 None => target
@@ -61,35 +71,39 @@ where
             self.fault(&Fault::Malformed);
             return unavailable();
         };
-        targets
-            .iter()
-            .zip(positions)
-            .zip(replies)
-            .map(|(((target, stamps), positions), bytes)| {
-                let versions: Vec<u64> = positions
-                    .iter()
-                    .map(|&p| counter_versions[p - targets.len()])
-                    .collect();
+        let now = unix_ms();
+        let mut versions: Vec<u64> = Vec::new();
+        let mut previous: Option<&Arc<[usize]>> = None;
+        let mut held = Vec::with_capacity(targets.len());
+        for (((target, stamps), these), bytes) in targets.iter().zip(&positions).zip(replies) {
+            // Targets sharing a list of counters share their versions too.
+            if !previous.is_some_and(|p| Arc::ptr_eq(p, these)) {
+                versions.clear();
+                versions.extend(these.iter().map(|&p| counter_versions[p - targets.len()]));
+                // What Redis says now may reveal an invalidation whose message never came.
                 for (stamp, version) in stamps.iter().zip(&versions) {
                     stamp.cell().observe_remote(*version);
                 }
-                let miss = |versions| Read::Miss {
-                    versions,
-                    fallback: None,
-                };
-                let Some(bytes) = bytes else {
-                    return miss(versions);
-                };
-                match self.decode(target, &bytes, &versions) {
-                    Ok(Some((read, added))) if added.is_empty() => read,
-                    Ok(_) => miss(versions),
-                    Err(bad) => {
-                        self.complain(bad);
-                        miss(versions)
-                    }
+                previous = Some(these);
+            }
+            let found = match bytes.map(|bytes| self.decode(target, &bytes, &versions, now)) {
+                Some(Ok(Some((found, added)))) if added.is_empty() => Some(found),
+                Some(Err(bad)) => {
+                    self.complain(bad);
+                    None
                 }
-            })
-            .collect()
+                _ => None,
+            };
+            held.push(match found {
+                Some(Found {
+                    value,
+                    lifetime,
+                    serves_as: ServesAs::Fresh,
+                }) => Held::Fresh(value, lifetime),
+                _ => Held::Missing(versions.clone()),
+            });
+        }
+        held
     }
 
     /// The batch form of [`write_shared`](Self::write_shared): every value in one

@@ -17,34 +17,23 @@ const MAGIC: &[u8; 2] = b"SC";
 /// load overwrites.
 const FORMAT_VERSION: u8 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Envelope {
-    pub(crate) format: PayloadFormat,
-    pub(crate) created_ms: u64,
-    pub(crate) fresh_until_ms: u64,
-    pub(crate) stale_until_ms: u64,
-    pub(crate) keep_until_ms: u64,
-    pub(crate) key: Vec<u8>,
-    /// Tag names (the call's tags, then the implicit ones) and the versions seen.
-    pub(crate) tags: Vec<(String, u64)>,
-    pub(crate) payload: Vec<u8>,
-}
-
-/// Why a value in Redis was not usable.
-/// A decoded envelope borrowing from the bytes Redis returned: reading one allocates
-/// only its tag list.
+/// An envelope borrowing its parts: from the bytes Redis returned when read (reading
+/// one allocates only its tag list), from the value's own parts when written.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct EnvelopeRef<'a> {
+pub(crate) struct Envelope<'a> {
     pub(crate) format: PayloadFormat,
     pub(crate) created_ms: u64,
     pub(crate) fresh_until_ms: u64,
     pub(crate) stale_until_ms: u64,
     pub(crate) keep_until_ms: u64,
     pub(crate) key: &'a [u8],
+    /// Tag counter keys (the implicit tags, the call's, then any its loader added) and
+    /// the versions seen before the load.
     pub(crate) tags: Vec<(&'a str, u64)>,
     pub(crate) payload: &'a [u8],
 }
 
+/// Why a value in Redis was not usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unusable {
     NotOurs,
@@ -52,7 +41,7 @@ pub(crate) enum Unusable {
     Truncated,
 }
 
-impl Envelope {
+impl<'a> Envelope<'a> {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let tags_len: usize = self.tags.iter().map(|(name, _)| 10 + name.len()).sum();
         let mut out = Vec::with_capacity(40 + self.key.len() + tags_len + self.payload.len());
@@ -68,7 +57,7 @@ impl Envelope {
             out.extend_from_slice(&time.to_le_bytes());
         }
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.key);
+        out.extend_from_slice(self.key);
         out.extend_from_slice(&(self.tags.len() as u16).to_le_bytes());
         for (name, version) in &self.tags {
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -76,11 +65,11 @@ impl Envelope {
             out.extend_from_slice(&version.to_le_bytes());
         }
         out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.payload);
+        out.extend_from_slice(self.payload);
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<EnvelopeRef<'_>, Unusable> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Envelope<'a>, Unusable> {
         let mut reader = Reader(bytes);
         if reader.take(2)? != MAGIC {
             return Err(Unusable::NotOurs);
@@ -106,7 +95,7 @@ impl Envelope {
         if !reader.0.is_empty() {
             return Err(Unusable::Truncated);
         }
-        Ok(EnvelopeRef {
+        Ok(Envelope {
             format,
             created_ms,
             fresh_until_ms,
@@ -116,22 +105,6 @@ impl Envelope {
             tags,
             payload,
         })
-    }
-}
-
-impl EnvelopeRef<'_> {
-    #[cfg(test)]
-    fn to_owned(&self) -> Envelope {
-        Envelope {
-            format: self.format,
-            created_ms: self.created_ms,
-            fresh_until_ms: self.fresh_until_ms,
-            stale_until_ms: self.stale_until_ms,
-            keep_until_ms: self.keep_until_ms,
-            key: self.key.to_vec(),
-            tags: self.tags.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
-            payload: self.payload.to_vec(),
-        }
     }
 }
 
@@ -170,25 +143,22 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn sample() -> Envelope {
+    fn sample() -> Envelope<'static> {
         Envelope {
             format: PayloadFormat::Json,
             created_ms: 1,
             fresh_until_ms: 2,
             stale_until_ms: 3,
             keep_until_ms: 4,
-            key: vec![7, 8],
-            tags: vec![("user:7".into(), 4), ("".into(), 0)],
-            payload: b"{\"a\":1}".to_vec(),
+            key: &[7, 8],
+            tags: vec![("user:7", 4), ("", 0)],
+            payload: b"{\"a\":1}",
         }
     }
 
     #[test]
     fn round_trips() {
-        assert_eq!(
-            Envelope::decode(&sample().encode()).map(|e| e.to_owned()),
-            Ok(sample())
-        );
+        assert_eq!(Envelope::decode(&sample().encode()), Ok(sample()));
     }
 
     #[test]

@@ -15,12 +15,14 @@ pub(crate) fn entry_prefix(namespace: &str, cache: &str, version: u32) -> String
 pub(crate) fn entry_with_prefix(prefix: &str, key_bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let hash = xxh3_128(key_bytes).to_be_bytes();
+    let mut digits = [0u8; 32];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(hash) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
     let mut key = String::with_capacity(prefix.len() + 32);
     key.push_str(prefix);
-    for byte in hash {
-        key.push(HEX[usize::from(byte >> 4)] as char);
-        key.push(HEX[usize::from(byte & 0xf)] as char);
-    }
+    key.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
     key
 }
 
