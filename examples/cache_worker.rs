@@ -192,6 +192,30 @@ async fn main() {
                 let summary = format!("{} values, loaded [{}]", values.len(), loaded.join(","));
                 answer(&summary, "worker.user")
             }
+            "batch_put" => {
+                // A batch whose Redis read is held up (the test freezes Redis) while a
+                // put! of one of its keys lands here.
+                let numbers: Vec<&str> = argument.split(' ').collect();
+                let [from, to, id, value] = numbers[..] else {
+                    panic!("batch_put FROM TO ID VALUE")
+                };
+                let ids: Vec<u64> = (from.parse().unwrap()..to.parse().unwrap()).collect();
+                let id: u64 = id.parse().unwrap();
+                let batch = tokio::spawn(async move { get_users(&ids).await.len() });
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let put = put!(get_user(id), value.to_owned());
+                let (answered, _) = tokio::join!(batch, put);
+                let mut loaded = std::mem::take(&mut *BATCH_LOADED.lock().unwrap());
+                loaded.sort_unstable();
+                let loaded: Vec<String> = loaded.iter().map(u64::to_string).collect();
+                let after = get_user(id).await;
+                let summary = format!(
+                    "{} values, loaded [{}]; then {id} is {after}",
+                    answered.unwrap(),
+                    loaded.join(",")
+                );
+                answer(&summary, "worker.user")
+            }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),
             other => format!("unknown command {other}"),

@@ -47,6 +47,7 @@ on_standalone_and_cluster!(
     refresh_ahead_reloads_even_though_redis_holds_the_same_value,
     put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
     a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
+    a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -572,6 +573,39 @@ fn a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest(cluster: bool) {
         from_c.value.starts_with("user 95 loaded by pid"),
         "{from_c:?}"
     );
+}
+
+fn a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("batch 0 10");
+    let stored = eventually(Duration::from_secs(5), || {
+        entry_keys(&server, "worker.user").len() == 10
+    });
+    assert!(stored, "the batch's values reach Redis");
+    // B's batch finds Redis frozen; 30 ms in, B puts key 3; 80 ms in, Redis answers
+    // (inside the 200 ms timeout) with the value from before the put. The put must
+    // stay B's value for key 3. The read must come back in time for the case to be
+    // tested: a few tries on a slow machine.
+    for attempt in 1..=3 {
+        let mut b = Worker::start(&server.url(), NS, &[]);
+        server.freeze();
+        b.request(&format!("batch_put 0 10 3 put-{attempt}"));
+        std::thread::sleep(Duration::from_millis(80));
+        server.thaw();
+        let answer = b.answer();
+        if !answer.value.contains("loaded []") {
+            eprintln!("attempt {attempt}: the read timed out ({})", answer.value);
+            continue;
+        }
+        assert_eq!(
+            answer.value,
+            format!("10 values, loaded []; then 3 is put-{attempt}"),
+            "the value read from Redis before the put did not replace it"
+        );
+        return;
+    }
+    panic!("in three tries, Redis never answered the frozen read inside its timeout");
 }
 
 fn ids(range: std::ops::Range<u64>) -> String {

@@ -1,8 +1,12 @@
 //! Batch calls: many keys, one loader call. Every key is looked up in L1; the keys
-//! still missing are claimed one flight each (so a concurrent call, batch or single,
-//! joins rather than loads them again), read from Redis in one `MGET`, and the rest
-//! go to the loader together. Each value is stored as its own entry, exactly as a
-//! single-key call would store it.
+//! still missing are read from Redis in one `MGET`; the keys Redis lacks too are
+//! claimed one flight each (so a concurrent call, batch or single, joins rather than
+//! loads them again) and go to the loader together. Each value is stored as its own
+//! entry, exactly as a single-key call would store it.
+//!
+//! Reading Redis before claiming (a single-key call claims first) spares a batch a
+//! flight per key it finds there; concurrent readers of one key may each read it,
+//! but only one loads it.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -13,8 +17,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use super::lead::{catch_unwind, panic_message, Keep};
-use super::shared::Target;
-use super::shared_many::Held;
+use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
@@ -24,6 +27,7 @@ use crate::tags::{self, Stamps, TagStamp};
 use crate::warm::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
+type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;
 /// A landing readied for a batch's flight (by its index): outcome and entry to store.
 type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
@@ -98,7 +102,7 @@ where
         let mut answered: Vec<(K, V)> = Vec::with_capacity(keys.len());
         let mut seen: HashSet<K, foldhash::fast::RandomState> =
             HashSet::with_capacity_and_hasher(keys.len(), Default::default());
-        let mut pending: Vec<K> = Vec::new();
+        let mut pending: Vec<K> = Vec::with_capacity(keys.len());
         for key in keys {
             if !seen.insert(key.clone()) {
                 continue;
@@ -113,10 +117,13 @@ where
             }
         }
         // A key whose flight's leader gave up (cancelled, or its outcome was for
-        // another function) is claimed again in the next round.
+        // another function) goes round again, from Redis.
         while !pending.is_empty() {
-            let (led, followed) = self.claim(pending, &mut answered, &tally);
-            let leading = self.lead_many::<O, A, T, L, F>(led, &tags_of, &load, &tally);
+            let missing = self
+                .read_many(pending, &tags_of, &mut answered, &tally)
+                .await;
+            let (led, followed) = self.claim(missing, &mut answered, &tally);
+            let leading = self.lead_many::<O, A, L, F>(led, &load, &tally);
             let following = self.follow_many(followed, &tally);
             let (loaded, (found, retry)) = futures_util::future::join(leading, following).await;
             match loaded {
@@ -136,26 +143,27 @@ where
     /// flight just stored, and leads the rest.
     fn claim(
         &self,
-        keys: Vec<K>,
+        missing: Vec<Missing<K>>,
         answered: &mut Vec<(K, V)>,
         tally: &Option<Arc<Tally>>,
-    ) -> (Claimed<K, V>, Claimed<K, V>) {
-        let (mut led, mut followed) = (Vec::new(), Vec::new());
+    ) -> (ClaimedMissing<K, V>, Claimed<K, V>) {
+        let (mut led, mut followed) = (Vec::with_capacity(missing.len()), Vec::new());
         let mut flights = self.flights.lock();
-        for key in keys {
-            if let Some(flight) = flights.get(&key).filter(|f| f.can_join()) {
-                followed.push((key, flight.clone()));
+        for one in missing {
+            if let Some(flight) = flights.get(&one.key).filter(|f| f.can_join()) {
+                followed.push((one.key, flight.clone()));
                 continue;
             }
-            if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
+            if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&one.key) {
                 self.stats.bump(Counter::L1Hit);
                 Tally::add(tally, |t| &t.present, 1);
-                answered.push((key, value));
+                answered.push((one.key, value));
                 continue;
             }
             let flight = Arc::new(Flight::new());
-            flights.insert(key.clone(), flight.clone());
-            led.push((key, flight));
+            flight.set_stamps(one.stamps.clone());
+            flights.insert(one.key.clone(), flight.clone());
+            led.push((one, flight));
         }
         (led, followed)
     }
@@ -197,19 +205,18 @@ where
         (found, retry)
     }
 
-    /// The leader's part for the keys this call claimed: Redis in one read, then one
-    /// loader call for what Redis did not have, then one write per loaded value.
-    async fn lead_many<O, A, T, L, F>(
+    /// The leader's part for the keys this call claimed (none of them fresh in
+    /// Redis): one loader call, one landing per key, then the values to Redis in the
+    /// background.
+    async fn lead_many<O, A, L, F>(
         &'static self,
-        led: Claimed<K, V>,
-        tags_of: &T,
+        led: ClaimedMissing<K, V>,
         load: &L,
         tally: &Option<Arc<Tally>>,
     ) -> Result<Vec<(K, V)>, O>
     where
         O: BatchOutput<Key = K>,
         A: Absence<O::Item, Value = V>,
-        T: Fn(&K) -> Tags,
         L: Fn(Vec<K>) -> F,
         F: Future<Output = O>,
     {
@@ -221,61 +228,14 @@ where
             flights: Vec::with_capacity(led.len()),
             ready: Vec::with_capacity(led.len()),
         };
-        let mut targets = Vec::new();
-        let mut shared_index = Vec::with_capacity(led.len());
-        // Keys without tags of their own share one set of stamps (read at one moment,
-        // before the load, like every key's).
-        let mut untagged: Option<Stamps> = None;
-        for (key, flight) in led {
-            let tags = tags_of(&key);
-            let stamps = match (&untagged, tags.is_empty()) {
-                (Some(stamps), true) => stamps.clone(),
-                (None, true) => untagged.insert(self.stamp(&tags)).clone(),
-                (_, false) => self.stamp(&tags),
-            };
-            flight.set_stamps(stamps.clone());
-            shared_index.push(self.shared_target(&key, &tags).map(|target| {
-                targets.push((target, stamps.clone()));
-                targets.len() - 1
-            }));
-            lead.flights.push((key, flight, Some(stamps)));
+        let mut write_backs = Vec::with_capacity(led.len());
+        for (missing, flight) in led {
+            lead.flights
+                .push((missing.key, flight, Some(missing.stamps)));
+            write_backs.push(missing.write_back);
         }
-        let mut held: Vec<Option<Held<V>>> = self
-            .read_shared_many(&targets)
-            .await
-            .into_iter()
-            .map(Some)
-            .collect();
-        // Keys to load, with the tag versions to write their values back under.
-        let mut to_load: Vec<(usize, Option<Vec<u64>>)> = Vec::new();
-        let mut answered = Vec::with_capacity(shared_index.len());
-        for (index, shared) in shared_index.iter().enumerate() {
-            match shared.and_then(|i| held[i].take()) {
-                Some(Held::Fresh(value, lifetime)) => {
-                    let stamps = lead.flights[index].2.clone().expect("not landed yet");
-                    let keep = Keep {
-                        value: value.clone(),
-                        stamps,
-                        lifetime: Some(lifetime),
-                    };
-                    lead.land_value(index, &value, Origin::L2, Some(keep));
-                    self.stats.bump(Counter::L2Hit);
-                    Tally::add(tally, |t| &t.present, 1);
-                    answered.push((lead.flights[index].0.clone(), value));
-                }
-                Some(Held::Missing(versions)) => to_load.push((index, Some(versions))),
-                Some(Held::Unknown) | None => to_load.push((index, None)),
-            }
-        }
-        lead.flush();
-        if to_load.is_empty() {
-            return Ok(answered);
-        }
-
-        let missing: Vec<K> = to_load
-            .iter()
-            .map(|(index, _)| lead.flights[*index].0.clone())
-            .collect();
+        let mut answered = Vec::with_capacity(lead.flights.len());
+        let missing: Vec<K> = lead.flights.iter().map(|(key, ..)| key.clone()).collect();
         let started = Instant::now();
         let (outcome, overrides) = crate::this_load::scope(catch_unwind(load(missing))).await;
         self.stats.record_load(started.elapsed());
@@ -285,8 +245,8 @@ where
                 Ok(map) => map,
                 Err(error) => {
                     self.stats.bump(Counter::LoadError);
-                    Tally::add(tally, |t| &t.failed, to_load.len());
-                    for _ in &to_load {
+                    Tally::add(tally, |t| &t.failed, lead.flights.len());
+                    for _ in &lead.flights {
                         self.stats.bump(Counter::Miss);
                     }
                     return Err(error);
@@ -294,10 +254,10 @@ where
             },
             Err(payload) => {
                 self.stats.bump(Counter::LoadError);
-                Tally::add(tally, |t| &t.failed, to_load.len());
+                Tally::add(tally, |t| &t.failed, lead.flights.len());
                 let message: Arc<str> = panic_message(&*payload).into();
-                for (index, _) in &to_load {
-                    lead.land(index.to_owned(), Landed::Panicked(message.clone()), None);
+                for index in 0..lead.flights.len() {
+                    lead.land(index, Landed::Panicked(message.clone()), None);
                 }
                 panic::resume_unwind(payload);
             }
@@ -313,7 +273,7 @@ where
             .map(|tag| TagStamp::new(tags::intern(tag)))
             .collect();
         let mut writes = Vec::new();
-        for (index, versions) in to_load {
+        for (index, write_back) in write_backs.into_iter().enumerate() {
             self.stats.bump(Counter::Miss);
             let key = lead.flights[index].0.clone();
             let value = match returned.remove(&key) {
@@ -356,8 +316,8 @@ where
                 lifetime,
             };
             lead.land_value(index, &value, Origin::Loader, Some(keep));
-            if let (Some(i), Some(versions)) = (shared_index[index], versions) {
-                writes.push((i, value.clone(), versions));
+            if let Some((target, versions)) = write_back {
+                writes.push((target, value.clone(), versions));
             }
             answered.push((key, value));
         }
@@ -366,11 +326,6 @@ where
         // here; Redis gets them one command each, sent at once, without holding up the
         // call for a second round trip.
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-        let mut targets: Vec<Option<Target>> = targets.into_iter().map(|(t, _)| Some(t)).collect();
-        let writes: Vec<(Target, V, Vec<u64>)> = writes
-            .into_iter()
-            .filter_map(|(i, value, versions)| Some((targets[i].take()?, value, versions)))
-            .collect();
         let added = overrides.tags;
         let write_all = async move { self.write_shared_many(&writes, lifetime, &added).await };
         match tokio::runtime::Handle::try_current() {

@@ -89,8 +89,12 @@ where
         F: Future<Output = S::Out>,
     {
         let flight = Arc::new(Flight::forced());
-        if let Some(old) = self.flights.lock().insert(key.clone(), flight.clone()) {
-            old.doom();
+        {
+            let mut flights = self.flights.lock();
+            self.note_entry_write();
+            if let Some(old) = flights.insert(key.clone(), flight.clone()) {
+                old.doom();
+            }
         }
         let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
         self.count(origin);
@@ -110,6 +114,7 @@ where
         let stamps = self.stamp(&tags);
         {
             let mut flights = self.flights.lock();
+            self.note_entry_write();
             if let Some(flight) = flights.remove(&key) {
                 flight.doom();
             }

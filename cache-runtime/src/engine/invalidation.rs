@@ -63,6 +63,7 @@ where
 
     fn evict_local(&self, key: &K) {
         let mut flights = self.flights.lock();
+        self.note_entry_write();
         if let Some(flight) = flights.remove(key) {
             flight.doom();
         }

@@ -143,6 +143,9 @@ where
             if !flight.is_doomed() && tags::all_current(&stamps) {
                 let entry = self.entry_at(value, stamps, lifetime, now);
                 self.store.insert(key.clone(), entry);
+                if flight.is_forced() {
+                    self.note_entry_write();
+                }
             }
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {

@@ -76,6 +76,11 @@ pub struct Cache<K, V, St = DefaultStore<K, V>> {
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
+    /// Bumped, under the flights lock, by every change to one entry that a value read
+    /// from Redis at the same time could undo: `put!`, `refresh!` (when it starts and
+    /// when it lands), and invalidations of an entry, here or by message. A batch
+    /// keeps in L1 what it read from Redis only if this did not move during the read.
+    entry_writes: std::sync::atomic::AtomicU64,
 }
 
 enum Role<V> {
@@ -120,6 +125,7 @@ where
             codec,
             complained: Default::default(),
             redis_names: Default::default(),
+            entry_writes: Default::default(),
         }
     }
 
@@ -592,6 +598,12 @@ where
             times: lifetime.from(now),
             stamps,
         }
+    }
+
+    /// Under the flights lock (see `entry_writes`).
+    fn note_entry_write(&self) {
+        self.entry_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn tag_cell(&self) -> Arc<TagCell> {

@@ -2,16 +2,30 @@
 //! every loaded value in one write.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::shared::{Found, ServesAs, Target};
-use super::{Cache, CacheKey, CacheValue, Lifetime};
+use super::{Cache, CacheKey, CacheValue, Lifetime, Tags};
+use crate::clock;
 use crate::l1::L1Store;
 use crate::l2::{parse_versions, unix_ms, Fault};
-use crate::tags::Stamps;
+use crate::stats::Counter;
+use crate::tags::{self, Stamps};
+use crate::warm::Tally;
+
+/// A key of a batch that Redis did not answer with a fresh value: to be loaded, and
+/// written back under the tag versions read with it (none if Redis did not answer or
+/// the cache is `local`).
+pub(super) struct Missing<K> {
+    pub(super) key: K,
+    /// The versions of its tags, read before Redis was.
+    pub(super) stamps: Stamps,
+    pub(super) write_back: Option<(Target, Vec<u64>)>,
+}
 
 /// What Redis holds for one key of a batch.
-pub(super) enum Held<V> {
+enum Held<V> {
     /// A fresh value and what is left of its lifetime.
     Fresh(V, Lifetime),
     /// Nothing fresh: load, and write back under these tag versions (read with it).
@@ -26,11 +40,83 @@ where
     V: CacheValue,
     St: L1Store<K, V>,
 {
+    /// The Redis step of a batch: every key's entry in one read. What is fresh there
+    /// is answered and kept in L1; the rest is returned, to be loaded.
+    pub(super) async fn read_many(
+        &self,
+        keys: Vec<K>,
+        tags_of: &impl Fn(&K) -> Tags,
+        answered: &mut Vec<(K, V)>,
+        tally: &Option<Arc<Tally>>,
+    ) -> Vec<Missing<K>> {
+        // Keys without tags of their own share one set of stamps (read at one moment,
+        // before Redis, like every key's).
+        let mut untagged: Option<Stamps> = None;
+        let stamped: Vec<(K, Stamps, Option<Target>)> = keys
+            .into_iter()
+            .map(|key| {
+                let tags = tags_of(&key);
+                let stamps = if tags.is_empty() {
+                    untagged.get_or_insert_with(|| self.stamp(&tags)).clone()
+                } else {
+                    self.stamp(&tags)
+                };
+                let target = self.shared_target(&key, &tags);
+                (key, stamps, target)
+            })
+            .collect();
+        let targets: Vec<(&Target, &Stamps)> = stamped
+            .iter()
+            .filter_map(|(_, stamps, target)| Some((target.as_ref()?, stamps)))
+            .collect();
+        let writes_before = self.entry_writes.load(Ordering::Acquire);
+        let mut held = self.read_shared_many(&targets).await.into_iter();
+        drop(targets);
+        let mut missing = Vec::new();
+        let _flights = self.flights.lock();
+        // A put!, refresh! or invalidation of some entry during the read may be newer
+        // than what Redis answered for it: then nothing read is kept (all is answered).
+        let keep = self.entry_writes.load(Ordering::Acquire) == writes_before;
+        let now = clock::precise_ms();
+        for (key, stamps, target) in stamped {
+            let Some(target) = target else {
+                missing.push(Missing {
+                    key,
+                    stamps,
+                    write_back: None,
+                });
+                continue;
+            };
+            match held.next() {
+                Some(Held::Fresh(value, lifetime)) => {
+                    if keep && tags::all_current(&stamps) {
+                        let entry = self.entry_at(value.clone(), stamps, Some(lifetime), now);
+                        self.store.insert(key.clone(), entry);
+                    }
+                    self.stats.bump(Counter::L2Hit);
+                    Tally::add(tally, |t| &t.present, 1);
+                    answered.push((key, value));
+                }
+                Some(Held::Missing(versions)) => missing.push(Missing {
+                    key,
+                    stamps,
+                    write_back: Some((target, versions)),
+                }),
+                Some(Held::Unknown) | None => missing.push(Missing {
+                    key,
+                    stamps,
+                    write_back: None,
+                }),
+            }
+        }
+        missing
+    }
+
     /// The batch form of [`read_shared`](Self::read_shared): every entry and every
     /// distinct tag counter of `targets` in one `MGET` (per hash slot on a cluster),
     /// one `Held` per target. A value whose loader added tags is taken as missing here
     /// (its extra counters would cost a second round trip) and is loaded again.
-    pub(super) async fn read_shared_many(&self, targets: &[(Target, Stamps)]) -> Vec<Held<V>> {
+    async fn read_shared_many(&self, targets: &[(&Target, &Stamps)]) -> Vec<Held<V>> {
         let unavailable = || targets.iter().map(|_| Held::Unknown).collect();
         let Some(((first, _), _)) = targets.split_first() else {
             return Vec::new();
