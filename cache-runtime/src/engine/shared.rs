@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
 use crate::backplane::Message;
 use crate::l1::L1Store;
+use crate::l2::codec::KeyBytes;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, unix_ms, Fault, L2};
 use crate::stats::Counter;
@@ -97,7 +98,7 @@ static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 pub(super) struct Target {
     pub(super) l2: &'static L2,
     pub(super) entry_key: String,
-    key_bytes: Vec<u8>,
+    key_bytes: KeyBytes,
     /// Counters of the global tag, the cache tag and the call's tags, in the order of
     /// the load's stamps (shared by every key of a cache called without tags).
     pub(super) tag_keys: Arc<[String]>,
@@ -264,7 +265,7 @@ where
         now: u64,
     ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
         let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
-        if envelope.key != target.key_bytes {
+        if envelope.key != &*target.key_bytes {
             return Err(Bad::OtherKey);
         }
         if envelope.payload.len() > target.l2.max_payload {
@@ -422,7 +423,7 @@ where
     pub(super) fn entry_message(&self, target: &Target) -> Message {
         Message::Entry {
             cache: self.name.to_string(),
-            key: target.key_bytes.clone(),
+            key: target.key_bytes.to_vec(),
         }
     }
 

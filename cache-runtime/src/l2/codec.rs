@@ -34,9 +34,49 @@ impl PayloadFormat {
     }
 }
 
+/// A key's serialized bytes: kept inline up to [`KeyBytes::INLINE`] bytes (integers,
+/// short strings and small tuples), so most keys cost no allocation per Redis read.
+#[derive(Clone)]
+pub(crate) enum KeyBytes {
+    Inline {
+        len: u8,
+        bytes: [u8; KeyBytes::INLINE],
+    },
+    Heap(Vec<u8>),
+}
+
+impl KeyBytes {
+    const INLINE: usize = 32;
+
+    fn postcard<K: Serialize>(key: &K) -> Option<Self> {
+        let mut bytes = [0u8; Self::INLINE];
+        match postcard::to_slice(key, &mut bytes) {
+            Ok(used) => {
+                let len = used.len() as u8;
+                Some(KeyBytes::Inline { len, bytes })
+            }
+            Err(postcard::Error::SerializeBufferFull) => {
+                postcard::to_allocvec(key).ok().map(KeyBytes::Heap)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyBytes::Heap(bytes) => bytes,
+        }
+    }
+}
+
 /// Key and value (de)serialization for one cache.
 pub struct Codec<K, V> {
-    pub(crate) encode_key: fn(&K) -> Option<Vec<u8>>,
+    pub(crate) encode_key: fn(&K) -> Option<KeyBytes>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
     pub(crate) encode_value: fn(&V, PayloadFormat) -> Option<Vec<u8>>,
     pub(crate) decode_value: fn(&[u8], PayloadFormat) -> Option<V>,
@@ -51,7 +91,7 @@ where
     V: Serialize + DeserializeOwned,
 {
     Codec {
-        encode_key: |key| postcard::to_allocvec(key).ok(),
+        encode_key: KeyBytes::postcard,
         decode_key: |bytes| postcard::from_bytes(bytes).ok(),
         encode_value: |value, format| match format {
             PayloadFormat::Postcard => postcard::to_allocvec(value).ok(),

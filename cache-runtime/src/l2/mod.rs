@@ -242,7 +242,11 @@ impl L2 {
         let replies = self
             .call(|connection| async move {
                 if !connection.is_cluster() {
-                    return redis::cmd("MGET")
+                    // Sized at once: a batch's hundred keys would regrow it ten times.
+                    let bytes = keys.iter().map(|key| key.len()).sum::<usize>();
+                    let mut cmd = redis::Cmd::with_capacity(keys.len() + 1, bytes + 4);
+                    return cmd
+                        .arg("MGET")
                         .arg(keys)
                         .query_async::<Vec<Option<Vec<u8>>>>(&mut connection.clone())
                         .await;
