@@ -324,10 +324,15 @@ where
         lead.flush();
         // After the landings, and in the background: the values are answered and held
         // here; Redis gets them one command each, sent at once, without holding up the
-        // call for a second round trip.
+        // call for a second round trip. The write first lets the tasks already waiting
+        // to run go (the caller's next request, typically): encoding and sending it
+        // ahead of them would delay their round trips, not this call's.
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         let added = overrides.tags;
-        let write_all = async move { self.write_shared_many(&writes, lifetime, &added).await };
+        let write_all = async move {
+            tokio::task::yield_now().await;
+            self.write_shared_many(&writes, lifetime, &added).await
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(write_all)),
             _ => write_all.await,
