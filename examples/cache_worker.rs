@@ -13,7 +13,8 @@
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
-//! `FROM..TO` through a batch function sharing `get`'s cache), `clear`, `stats`.
+//! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
+//! (a batch function sharing `grouped`'s cache), `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -102,6 +103,24 @@ async fn grouped(id: u64) -> String {
     format!("grouped {id} loaded by pid {}", std::process::id())
 }
 
+/// Shares `grouped`'s entries; tags the values it loads with their groups too.
+#[cached(ttl = "60s", batch, name = "worker.grouped")]
+async fn grouped_many(ids: &[u64]) -> HashMap<u64, String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    *BATCH_LOADED.lock().unwrap() = ids.to_vec();
+    for group in ids
+        .iter()
+        .map(|id| id % 2)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        stratacache::this_load::add_tag(format!("group:{group}"));
+    }
+    let pid = std::process::id();
+    ids.iter()
+        .map(|id| (*id, format!("grouped {id} loaded by pid {pid}")))
+        .collect()
+}
+
 #[cached(ttl = "60s", name = "worker.big")]
 async fn big(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
@@ -186,11 +205,12 @@ async fn main() {
                 let (from, to) = argument.split_once(' ').expect("batch FROM TO");
                 let ids: Vec<u64> = (from.parse().unwrap()..to.parse().unwrap()).collect();
                 let values = get_users(&ids).await;
-                let mut loaded = std::mem::take(&mut *BATCH_LOADED.lock().unwrap());
-                loaded.sort_unstable();
-                let loaded: Vec<String> = loaded.iter().map(u64::to_string).collect();
-                let summary = format!("{} values, loaded [{}]", values.len(), loaded.join(","));
-                answer(&summary, "worker.user")
+                answer(&batch_summary(values.len()), "worker.user")
+            }
+            "grouped_batch" => {
+                let ids: Vec<u64> = argument.split(',').map(|id| id.parse().unwrap()).collect();
+                let values = grouped_many(&ids).await;
+                answer(&batch_summary(values.len()), "worker.grouped")
             }
             "batch_put" => {
                 // A batch whose Redis read is held up (the test freezes Redis) while a
@@ -205,16 +225,9 @@ async fn main() {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 let put = put!(get_user(id), value.to_owned());
                 let (answered, _) = tokio::join!(batch, put);
-                let mut loaded = std::mem::take(&mut *BATCH_LOADED.lock().unwrap());
-                loaded.sort_unstable();
-                let loaded: Vec<String> = loaded.iter().map(u64::to_string).collect();
+                let summary = batch_summary(answered.unwrap());
                 let after = get_user(id).await;
-                let summary = format!(
-                    "{} values, loaded [{}]; then {id} is {after}",
-                    answered.unwrap(),
-                    loaded.join(",")
-                );
-                answer(&summary, "worker.user")
+                answer(&format!("{summary}; then {id} is {after}"), "worker.user")
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),
@@ -222,6 +235,14 @@ async fn main() {
         };
         println!("{reply}");
     }
+}
+
+/// How many values a batch call returned, and which keys its loader was given.
+fn batch_summary(values: usize) -> String {
+    let mut loaded = std::mem::take(&mut *BATCH_LOADED.lock().unwrap());
+    loaded.sort_unstable();
+    let loaded: Vec<String> = loaded.iter().map(u64::to_string).collect();
+    format!("{values} values, loaded [{}]", loaded.join(","))
 }
 
 fn result(outcome: Result<(), stratacache::Error>) -> String {

@@ -225,6 +225,9 @@ pub use stratacache_runtime::__private;
 /// do nothing and return `false`. A tag added here is read when the load ends, not
 /// before it starts like the attribute's tags: an invalidation of it that lands while
 /// the load runs may be missed. Put tags in the attribute when the arguments name them.
+/// An added tag travels with the value: it is recorded in the Redis copy, and a
+/// process (or a batch call) that reads that copy keeps it under the same tag, so
+/// invalidating the tag reaches every copy.
 pub mod this_load {
     pub use stratacache_runtime::this_load::{add_tag, set_ttl, skip_caching};
 }

@@ -41,6 +41,7 @@ on_standalone_and_cluster!(
     an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process,
     a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis,
     a_tag_added_by_the_loader_also_guards_the_value_in_redis,
+    a_batch_reads_values_with_added_tags_from_redis_and_keeps_them_under_those_tags,
     a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis,
     four_processes_missing_one_key_with_lock_run_one_load,
     a_killed_lock_holder_does_not_block_the_others,
@@ -326,13 +327,71 @@ fn a_tag_added_by_the_loader_also_guards_the_value_in_redis(cluster: bool) {
     a.get("grouped 1");
     let mut b = Worker::start(&server.url(), NS, &[]);
     assert_eq!(b.get("grouped 1").l2_hits, 1, "shared as usual");
+    assert_eq!(b.get("grouped 1").l1_hits, 1, "promoted to B's L1");
     assert_eq!(b.send("invalidate_tag group:1"), "ok");
+    let answer = b.get("grouped 1");
+    assert_eq!(
+        (answer.l1_hits, answer.loads),
+        (1, 1),
+        "B's promoted copy carries the added tag: B's own invalidation drops it"
+    );
     let mut c = Worker::start(&server.url(), NS, &[]);
     let answer = c.get("grouped 1");
     assert_eq!(
         (answer.l2_hits, answer.loads),
-        (0, 1),
-        "the Redis copy was invalidated by the added tag"
+        (1, 0),
+        "B's reload is in Redis under the new version of the added tag"
+    );
+    assert_eq!(c.get("grouped 1").l1_hits, 1, "promoted to C's L1");
+    assert_eq!(a.send("invalidate_tag group:1"), "ok");
+    let dropped = eventually(Duration::from_secs(5), || c.get("grouped 1").loads == 1);
+    assert!(
+        dropped,
+        "A's invalidation of the added tag reaches C's promoted copy"
+    );
+    let mut d = Worker::start(&server.url(), NS, &[]);
+    let answer = d.get("grouped 1");
+    assert_eq!(
+        (answer.l2_hits, answer.loads),
+        (1, 0),
+        "C's reload is in Redis again"
+    );
+}
+
+fn a_batch_reads_values_with_added_tags_from_redis_and_keeps_them_under_those_tags(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("grouped 1");
+    a.get("grouped 3");
+    a.get("grouped 4");
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    let answer = b.get("grouped_batch 1,3,4,5");
+    assert_eq!(
+        (answer.value.as_str(), answer.l2_hits, answer.loads),
+        ("4 values, loaded [5]", 3, 1),
+        "the values tagged by their loader are read from Redis, not loaded again"
+    );
+    assert_eq!(b.get("grouped 3").l1_hits, 1, "kept in B's L1");
+    assert_eq!(b.send("invalidate_tag group:1"), "ok");
+    let answer = b.get("grouped_batch 1,3,4,5");
+    assert_eq!(
+        answer.value, "4 values, loaded [1,3,5]",
+        "B's copies carry the added tag: its invalidation drops them (4 is group:0)"
+    );
+    assert_eq!(a.send("invalidate_tag group:0"), "ok");
+    let reloaded = eventually(Duration::from_secs(5), || {
+        b.get("grouped_batch 1,3,4,5").value == "4 values, loaded [4]"
+    });
+    assert!(
+        reloaded,
+        "A's invalidation of group:0 reaches the copy of 4 that B read from Redis"
+    );
+    let mut c = Worker::start(&server.url(), NS, &[]);
+    let answer = c.get("grouped_batch 1,3,4,5");
+    assert_eq!(
+        (answer.value.as_str(), answer.l2_hits, answer.loads),
+        ("4 values, loaded []", 4, 0),
+        "B's reloads are in Redis under the current versions of the added tags"
     );
 }
 

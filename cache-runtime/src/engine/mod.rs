@@ -426,6 +426,7 @@ where
                     value,
                     lifetime,
                     versions,
+                    stamps,
                 } if lead.flight.is_forced()
                     || (lead.flight.is_refresh() && lifetime.refresh_after == 0) =>
                 {
@@ -433,10 +434,17 @@ where
                     // found the same generation in Redis, due as well, loads too (a newer
                     // value from another process is taken below).
                     versions_before_load = Some(versions);
-                    shared_fallback = Some((value, lifetime));
+                    shared_fallback = Some(shared::Kept {
+                        value,
+                        lifetime,
+                        stamps,
+                    });
                 }
                 shared::Read::Hit {
-                    value, lifetime, ..
+                    value,
+                    lifetime,
+                    stamps,
+                    ..
                 } => {
                     let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
                     finish("l2", "hit");
@@ -450,13 +458,18 @@ where
                     value,
                     lifetime,
                     versions,
+                    stamps,
                 } => {
                     // Serve it now to whoever may take a stale value, keep it in L1
                     // for the stale reads that follow, and go on to refresh it.
                     lead.keep_stale(value.clone(), stamps.clone(), lifetime);
                     lead.flight.offer_stale(value.clone());
                     versions_before_load = Some(versions);
-                    shared_fallback = Some((value, lifetime));
+                    shared_fallback = Some(shared::Kept {
+                        value,
+                        lifetime,
+                        stamps,
+                    });
                 }
                 shared::Read::Unavailable => {}
             }
@@ -465,7 +478,11 @@ where
         if let (true, Some(target), Some(_)) = (self.options.lock, &target, &versions_before_load) {
             match self.fleet_lock(target, &stamps).await {
                 shared::Locked::Holder { key, token } => held = Some((key, token)),
-                shared::Locked::Value { value, lifetime } => {
+                shared::Locked::Value {
+                    value,
+                    lifetime,
+                    stamps,
+                } => {
                     let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
@@ -487,7 +504,7 @@ where
                 self.unlock(&target, held.take()).await;
                 self.stats.bump(Counter::LoadError);
                 let message = panic_message(&*payload).to_owned();
-                if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
+                if let Some(fallback) = self.fallback(&lead.key, shared_fallback) {
                     tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
                     finish("loader", "fail-safe");
                     return (
@@ -510,7 +527,7 @@ where
             Split::Error(out) => {
                 self.unlock(&target, held.take()).await;
                 self.stats.bump(Counter::LoadError);
-                if let Some(fallback) = self.fallback(&lead.key, &stamps, shared_fallback) {
+                if let Some(fallback) = self.fallback(&lead.key, shared_fallback) {
                     finish("loader", "fail-safe");
                     return (
                         self.answer_with_fallback::<S>(&mut lead, fallback),

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::panic;
 
 use super::lead::{Keep, Lead};
+use super::shared::Kept;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
 use crate::clock;
 use crate::error::TimedOut;
@@ -140,12 +141,7 @@ where
 
     /// A value to answer with in place of a failed load: the entry still kept in L1, or
     /// the one Redis held, within the fail-safe window and not invalidated.
-    pub(super) fn fallback(
-        &self,
-        key: &K,
-        stamps: &Stamps,
-        shared: Option<(V, Lifetime)>,
-    ) -> Option<Fallback<V>> {
+    pub(super) fn fallback(&self, key: &K, shared: Option<Kept<V>>) -> Option<Fallback<V>> {
         self.options.fail_safe?;
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
@@ -157,13 +153,17 @@ where
             })
         });
         kept.flatten().or_else(|| {
-            let (value, lifetime) = shared?;
-            // Redis's tag versions were current when it was read; the load's stamps
-            // carry that moment into L1.
-            let keep_for = lifetime.fresh_for.saturating_add(lifetime.keep_for);
-            tags::all_current(stamps).then(|| Fallback {
+            let Kept {
                 value,
-                stamps: stamps.clone(),
+                lifetime,
+                stamps,
+            } = shared?;
+            // Redis's tag versions were current when it was read; the stamps taken
+            // before that read carry that moment into L1.
+            let keep_for = lifetime.fresh_for.saturating_add(lifetime.keep_for);
+            tags::all_current(&stamps).then_some(Fallback {
+                value,
+                stamps,
                 fresh_for: 0,
                 keep_for,
             })

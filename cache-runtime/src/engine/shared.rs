@@ -9,23 +9,28 @@ use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::codec::KeyBytes;
 use crate::l2::envelope::{Envelope, Unusable};
-use crate::l2::{keys, unix_ms, Fault, L2};
+use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
 use crate::stats::Counter;
-use crate::tags::{TagCell, TagStamp};
+use crate::tags::{self, Stamps, TagCell, TagStamp};
 use crate::Error;
 
+///
+/// A value read comes with the stamps to keep it under in L1: the call's, plus one
+/// for each tag its loader added (`this_load::add_tag`), so that invalidating such a
+/// tag reaches the copy in this process's L1 too.
 pub(super) enum Read<V> {
     /// A fresh value and what is left of its lifetime.
     Hit {
         value: V,
         lifetime: Lifetime,
         versions: Vec<u64>,
+        stamps: Stamps,
     },
     /// Nothing fresh; `versions` are the tag versions read before the load, and
     /// `fallback` a value kept for the fail-safe window, if the cache has one.
     Miss {
         versions: Vec<u64>,
-        fallback: Option<(V, Lifetime)>,
+        fallback: Option<Kept<V>>,
     },
     /// A value past its ttl, inside the stale-while-revalidate window: servable now
     /// while the load refreshes it (and a fail-safe fallback if the load fails).
@@ -33,9 +38,17 @@ pub(super) enum Read<V> {
         value: V,
         lifetime: Lifetime,
         versions: Vec<u64>,
+        stamps: Stamps,
     },
     /// Redis did not answer: load, and do not write back (no versions to record).
     Unavailable,
+}
+
+/// A value Redis holds for the fail-safe window, with the stamps to keep it under.
+pub(super) struct Kept<V> {
+    pub(super) value: V,
+    pub(super) lifetime: Lifetime,
+    pub(super) stamps: Stamps,
 }
 
 /// A sound value decoded from Redis, what is left of its lifetime, and what it may
@@ -56,8 +69,9 @@ pub(super) enum ServesAs {
 }
 
 impl<V> Found<V> {
-    /// The read of a single call: `versions` are the tag versions read with it.
-    fn into_read(self, versions: Vec<u64>) -> Read<V> {
+    /// The read of a single call: `versions` are the tag versions read with it,
+    /// `stamps` those to keep the value under.
+    fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
         let Found {
             value,
             lifetime,
@@ -68,15 +82,21 @@ impl<V> Found<V> {
                 value,
                 lifetime,
                 versions,
+                stamps,
             },
             ServesAs::Stale => Read::Stale {
                 value,
                 lifetime,
                 versions,
+                stamps,
             },
             ServesAs::Fallback => Read::Miss {
                 versions,
-                fallback: Some((value, lifetime)),
+                fallback: Some(Kept {
+                    value,
+                    lifetime,
+                    stamps,
+                }),
             },
         }
     }
@@ -87,7 +107,11 @@ pub(super) enum Locked<V> {
     /// This process loads; release with the lock key and token.
     Holder { key: String, token: String },
     /// Another process loaded it meanwhile.
-    Value { value: V, lifetime: Lifetime },
+    Value {
+        value: V,
+        lifetime: Lifetime,
+        stamps: Stamps,
+    },
     /// No lock to be had in time (or Redis failed): load anyway.
     Alone,
 }
@@ -198,7 +222,7 @@ where
         })
     }
 
-    pub(super) async fn read_shared(&self, target: &Target, stamps: &[TagStamp]) -> Read<V> {
+    pub(super) async fn read_shared(&self, target: &Target, stamps: &Stamps) -> Read<V> {
         let (bytes, versions) = match target.l2.read(&target.entry_key, &target.tag_keys).await {
             Ok(read) => read,
             Err(fault) => {
@@ -217,25 +241,20 @@ where
             };
         };
         match self.decode(target, &bytes, &versions, unix_ms()) {
-            Ok(Some((found, added))) if added.is_empty() => found.into_read(versions),
+            Ok(Some((found, added))) if added.is_empty() => {
+                found.into_read(versions, stamps.clone())
+            }
             Ok(Some((found, added))) => {
                 // Tags the loader added: their counters were not in the first read.
-                let keys: Vec<String> = added.iter().map(|(key, _)| key.clone()).collect();
-                match target.l2.versions(&keys).await {
-                    Ok(now) if added.iter().map(|(_, v)| *v).eq(now.iter().copied()) => {
-                        found.into_read(versions)
+                match self.check_added(target.l2, &[&added]).await.pop().flatten() {
+                    Some(extra) => {
+                        let stamps = stamps.iter().cloned().chain(extra).collect();
+                        found.into_read(versions, stamps)
                     }
-                    Ok(_) => Read::Miss {
+                    None => Read::Miss {
                         versions,
                         fallback: None,
                     },
-                    Err(fault) => {
-                        self.fault(&fault);
-                        Read::Miss {
-                            versions,
-                            fallback: None,
-                        }
-                    }
                 }
             }
             Ok(None) => Read::Miss {
@@ -346,6 +365,58 @@ where
         }
     }
 
+    /// Checks values whose loaders added tags (one list of counter key and recorded
+    /// version per value) against the counters' current versions, in one read: for
+    /// each, the stamps of its added tags if none was invalidated since it was
+    /// written, else `None` (also when Redis fails). The stamps are taken before the
+    /// read, so an invalidation that lands after it still reaches the copy in L1.
+    pub(super) async fn check_added(
+        &self,
+        l2: &L2,
+        lists: &[&[(String, u64)]],
+    ) -> Vec<Option<Vec<TagStamp>>> {
+        let mut counters: Vec<&str> = Vec::new();
+        let mut cells: Vec<Option<Arc<TagCell>>> = Vec::new();
+        for (counter, _) in lists.iter().flat_map(|list| list.iter()) {
+            if !counters.contains(&counter.as_str()) {
+                counters.push(counter);
+                cells.push(keys::tag_name(&l2.namespace, counter).map(tags::intern));
+            }
+        }
+        let position = |counter: &str| counters.iter().position(|c| *c == counter);
+        let stamped: Vec<Option<Vec<TagStamp>>> = lists
+            .iter()
+            .map(|list| {
+                list.iter()
+                    .map(|(counter, _)| Some(TagStamp::new(cells[position(counter)?].clone()?)))
+                    .collect()
+            })
+            .collect();
+        let unusable = || lists.iter().map(|_| None).collect();
+        let now = match l2.mget(&counters).await.and_then(parse_versions) {
+            Ok(now) => now,
+            Err(fault) => {
+                self.fault(&fault);
+                return unusable();
+            }
+        };
+        for (cell, version) in cells.iter().zip(&now) {
+            if let Some(cell) = cell {
+                cell.observe_remote(*version);
+            }
+        }
+        lists
+            .iter()
+            .zip(stamped)
+            .map(|(list, stamps)| {
+                let current = list.iter().all(|(counter, recorded)| {
+                    position(counter).is_some_and(|p| now[p] == *recorded)
+                });
+                stamps.filter(|_| current)
+            })
+            .collect()
+    }
+
     /// The counters and current versions of tags a loader added (`None`: Redis failed).
     pub(super) async fn added_tag_versions(
         &self,
@@ -430,7 +501,7 @@ where
     /// One load per key for the whole fleet: take the key's lock, or wait for the
     /// holder's value to reach Redis, polling, and take the lock over if the holder
     /// let it go (or died: the lock expires). Past the wait bound, load anyway.
-    pub(super) async fn fleet_lock(&self, target: &Target, stamps: &[TagStamp]) -> Locked<V> {
+    pub(super) async fn fleet_lock(&self, target: &Target, stamps: &Stamps) -> Locked<V> {
         let key = format!("{}:lock", target.entry_key);
         let serial = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{:016x}{serial:016x}", target.l2.instance);
@@ -451,8 +522,17 @@ where
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             match self.read_shared(target, stamps).await {
                 Read::Hit {
-                    value, lifetime, ..
-                } => return Locked::Value { value, lifetime },
+                    value,
+                    lifetime,
+                    stamps,
+                    ..
+                } => {
+                    return Locked::Value {
+                        value,
+                        lifetime,
+                        stamps,
+                    }
+                }
                 Read::Unavailable => return Locked::Alone,
                 Read::Miss { .. } | Read::Stale { .. } => {}
             }

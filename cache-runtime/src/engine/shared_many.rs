@@ -11,7 +11,7 @@ use crate::clock;
 use crate::l1::L1Store;
 use crate::l2::{parse_versions, unix_ms, Fault};
 use crate::stats::Counter;
-use crate::tags::{self, Stamps};
+use crate::tags::{self, Stamps, TagStamp};
 use crate::warm::Tally;
 
 /// A key of a batch that Redis did not answer with a fresh value: to be loaded, and
@@ -26,8 +26,9 @@ pub(super) struct Missing<K> {
 
 /// What Redis holds for one key of a batch.
 enum Held<V> {
-    /// A fresh value and what is left of its lifetime.
-    Fresh(V, Lifetime),
+    /// A fresh value, what is left of its lifetime, and the stamps of the tags its
+    /// loader added (to keep it under in L1 beside the key's own).
+    Fresh(V, Lifetime, Vec<TagStamp>),
     /// Nothing fresh: load, and write back under these tag versions (read with it).
     Missing(Vec<u64>),
     /// Redis did not answer: load, and do not write back.
@@ -88,7 +89,12 @@ where
                 continue;
             };
             match held.next() {
-                Some(Held::Fresh(value, lifetime)) => {
+                Some(Held::Fresh(value, lifetime, added)) => {
+                    let stamps = if added.is_empty() {
+                        stamps
+                    } else {
+                        stamps.iter().cloned().chain(added).collect()
+                    };
                     if keep && tags::all_current(&stamps) {
                         let entry = self.entry_at(value.clone(), stamps, Some(lifetime), now);
                         self.store.insert(key.clone(), entry);
@@ -114,8 +120,8 @@ where
 
     /// The batch form of [`read_shared`](Self::read_shared): every entry and every
     /// distinct tag counter of `targets` in one `MGET` (per hash slot on a cluster),
-    /// one `Held` per target. A value whose loader added tags is taken as missing here
-    /// (its extra counters would cost a second round trip) and is loaded again.
+    /// one `Held` per target. Values whose loaders added tags cost a second read, of
+    /// those tags' counters (one for all such values of the call).
     async fn read_shared_many(&self, targets: &[(&Target, &Stamps)]) -> Vec<Held<V>> {
         let unavailable = || targets.iter().map(|_| Held::Unknown).collect();
         let Some(((first, _), _)) = targets.split_first() else {
@@ -161,6 +167,8 @@ where
         let mut versions: Vec<u64> = Vec::new();
         let mut previous: Option<&Arc<[usize]>> = None;
         let mut held = Vec::with_capacity(targets.len());
+        // Fresh values whose loaders added tags: (index in `held`, tags, versions read).
+        let mut with_added = Vec::new();
         for (((target, stamps), these), bytes) in targets.iter().zip(&positions).zip(replies) {
             // Targets sharing a list of counters share their versions too.
             if !previous.is_some_and(|p| Arc::ptr_eq(p, these)) {
@@ -173,7 +181,7 @@ where
                 previous = Some(these);
             }
             let found = match bytes.map(|bytes| self.decode(target, &bytes, &versions, now)) {
-                Some(Ok(Some((found, added)))) if added.is_empty() => Some(found),
+                Some(Ok(Some((found, added)))) => Some((found, added)),
                 Some(Err(bad)) => {
                     self.complain(bad);
                     None
@@ -181,13 +189,34 @@ where
                 _ => None,
             };
             held.push(match found {
-                Some(Found {
-                    value,
-                    lifetime,
-                    serves_as: ServesAs::Fresh,
-                }) => Held::Fresh(value, lifetime),
+                Some((
+                    Found {
+                        value,
+                        lifetime,
+                        serves_as: ServesAs::Fresh,
+                    },
+                    added,
+                )) => {
+                    if !added.is_empty() {
+                        with_added.push((held.len(), added, versions.clone()));
+                    }
+                    Held::Fresh(value, lifetime, Vec::new())
+                }
                 _ => Held::Missing(versions.clone()),
             });
+        }
+        if !with_added.is_empty() {
+            let lists: Vec<&[(String, u64)]> = with_added
+                .iter()
+                .map(|(_, added, _)| added.as_slice())
+                .collect();
+            let checked = self.check_added(first.l2, &lists).await;
+            for ((index, _, versions), stamps) in with_added.into_iter().zip(checked) {
+                match (stamps, &mut held[index]) {
+                    (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
+                    (_, slot) => *slot = Held::Missing(versions),
+                }
+            }
         }
         held
     }

@@ -31,6 +31,11 @@ pub(crate) fn tag(namespace: &str, tag: &str) -> String {
     format!("{namespace}:tag:{tag}")
 }
 
+/// The tag whose counter is `counter` (see [`tag`]), if it is a user tag's.
+pub(crate) fn tag_name<'a>(namespace: &str, counter: &'a str) -> Option<&'a str> {
+    counter.strip_prefix(namespace)?.strip_prefix(":tag:")
+}
+
 /// The counter of a cache's implicit tag ("clear this function").
 pub(crate) fn cache_tag(namespace: &str, cache: &str) -> String {
     format!("{namespace}:cache-tag:{cache}")
@@ -52,6 +57,14 @@ mod tests {
 
     fn entry(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -> String {
         entry_with_prefix(&entry_prefix(namespace, cache, version), key_bytes)
+    }
+
+    #[test]
+    fn a_user_tag_is_read_back_from_its_counter() {
+        assert_eq!(tag_name("a:b", &tag("a:b", "user:7")), Some("user:7"));
+        assert_eq!(tag_name("ns", &cache_tag("ns", "users.get")), None);
+        assert_eq!(tag_name("ns", &global_tag("ns")), None);
+        assert_eq!(tag_name("other", &tag("ns", "user:7")), None);
     }
 
     #[test]
