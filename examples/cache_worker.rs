@@ -14,7 +14,10 @@
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
 //! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
-//! (a batch function sharing `grouped`'s cache), `clear`, `stats`.
+//! (a batch function sharing `grouped`'s cache), `slow_get ID` (300 ms loads),
+//! `put_during_load ID VALUE`, `put_during_batch_load ID VALUE` (a batch of ID and
+//! ID+1) and `invalidate_during_load ID` (on `slow_get`'s cache, while a load of the
+//! entry is in flight), `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -118,6 +121,25 @@ async fn grouped_many(ids: &[u64]) -> HashMap<u64, String> {
     let pid = std::process::id();
     ids.iter()
         .map(|id| (*id, format!("grouped {id} loaded by pid {pid}")))
+        .collect()
+}
+
+/// 300 ms loads, so that a test can act while one is in flight.
+#[cached(ttl = "60s", name = "worker.slow")]
+async fn slow_user(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    format!("slow {id} loaded by pid {}", std::process::id())
+}
+
+/// Shares `slow_user`'s entries; 300 ms loads too.
+#[cached(ttl = "60s", batch, name = "worker.slow")]
+async fn slow_users(ids: &[u64]) -> HashMap<u64, String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = std::process::id();
+    ids.iter()
+        .map(|id| (*id, format!("slow {id} loaded by pid {pid}")))
         .collect()
 }
 
@@ -228,6 +250,31 @@ async fn main() {
                 let summary = batch_summary(answered.unwrap());
                 let after = get_user(id).await;
                 answer(&format!("{summary}; then {id} is {after}"), "worker.user")
+            }
+            "slow_get" => answer(&slow_user(argument.parse().unwrap()).await, "worker.slow"),
+            "put_during_load" | "put_during_batch_load" | "invalidate_during_load" => {
+                // A load of `slow_user` (or `slow_users`, for this key and the next) in
+                // flight while this process writes its entry.
+                let (id, value) = argument.split_once(' ').unwrap_or((argument, ""));
+                let id: u64 = id.parse().unwrap();
+                let load = if command == "put_during_batch_load" {
+                    tokio::spawn(
+                        async move { slow_users(&[id, id + 1]).await.remove(&id).unwrap() },
+                    )
+                } else {
+                    tokio::spawn(slow_user(id))
+                };
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let written = if command.starts_with("put") {
+                    put!(slow_user(id), value.to_owned()).await
+                } else {
+                    invalidate!(slow_user(id)).await
+                };
+                let loaded = load.await.unwrap();
+                match written {
+                    Ok(()) => answer(&loaded, "worker.slow"),
+                    Err(error) => format!("err {error}"),
+                }
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

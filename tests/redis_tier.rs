@@ -49,6 +49,7 @@ on_standalone_and_cluster!(
     put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
     a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
     a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns,
+    a_load_in_flight_does_not_write_over_a_put_or_an_invalidation_in_redis,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -669,4 +670,47 @@ fn a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns(cluster: boo
 
 fn ids(range: std::ops::Range<u64>) -> String {
     range.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn a_load_in_flight_does_not_write_over_a_put_or_an_invalidation_in_redis(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let during = a.get("put_during_load 1 written by put");
+    assert!(
+        during.value.starts_with("slow 1 loaded by pid"),
+        "the caller of the load gets what it loaded: {during:?}"
+    );
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    let answer = b.get("slow_get 1");
+    assert_eq!(
+        (answer.value.as_str(), answer.loads),
+        ("written by put", 0),
+        "Redis holds the put value, not the load that started before it"
+    );
+    assert_eq!(
+        a.get("slow_get 1").value,
+        "written by put",
+        "and A's L1 too"
+    );
+
+    a.get("invalidate_during_load 2");
+    let answer = b.get("slow_get 2");
+    assert_eq!(
+        (answer.l2_hits, answer.loads),
+        (1, 1),
+        "a load that started before the invalidation is not in Redis (B's one L2 hit is key 1)"
+    );
+    assert_eq!(a.get("slow_get 2").loads, 2, "nor in A's L1: A loads again");
+
+    a.get("put_during_batch_load 3 written over a batch");
+    let answer = b.get("slow_get 3");
+    assert_eq!(
+        answer.value, "written over a batch",
+        "the batch's write-back skipped the key put meanwhile"
+    );
+    let written_back = eventually(Duration::from_secs(5), || {
+        let mut c = Worker::start(&server.url(), NS, &[]);
+        c.get("slow_get 4").loads == 0
+    });
+    assert!(written_back, "and wrote back the batch's other key");
 }

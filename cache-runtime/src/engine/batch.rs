@@ -316,7 +316,10 @@ where
                 lifetime,
             };
             lead.land_value(index, &value, Origin::Loader, Some(keep));
-            if let Some((target, versions)) = write_back {
+            // Not over a `put!`, `refresh!` or `invalidate!` of the key (see `lead_in_span`).
+            if let (Some((target, versions)), false) =
+                (write_back, lead.flights[index].1.is_doomed())
+            {
                 writes.push((target, value.clone(), versions));
             }
             answered.push((key, value));

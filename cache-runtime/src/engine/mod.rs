@@ -576,7 +576,14 @@ where
             lifetime,
         };
         lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), Some(keep));
-        if let (Some(target), Some(versions)) = (&target, versions_before_load) {
+        // A load doomed by `put!`, `refresh!` or `invalidate!` of its key (here, or
+        // announced by another process) must not write over what that wrote or deleted
+        // in Redis, as it may not store in L1. (A write in another process whose
+        // message is still on its way when this one is sent can still be overwritten;
+        // the entry's ttl bounds that.)
+        let written_over = lead.flight.is_doomed();
+        if let (Some(target), Some(versions), false) = (&target, versions_before_load, written_over)
+        {
             // After the landing: waiters have their value and do not wait for Redis.
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
             let written = self
