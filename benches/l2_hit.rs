@@ -1,7 +1,8 @@
 //! The Redis tier: an L2 hit through `#[cached]` (the in-process tier is missed: it
 //! holds one entry and the keys rotate over 2,000) against a raw `GET` plus postcard
 //! decode of the same 64-byte payload, on a `ConnectionManager` to the same server,
-//! in the same run. Also the payload formats, to choose the default.
+//! in the same run; then the two alternately, call by call (printed: medians and the
+//! median ratio). Also the payload formats, to choose the default.
 //!
 //! Starts its own redis-server on a free loopback port. `cargo bench --bench l2_hit`
 
@@ -71,6 +72,24 @@ fn l2_hit(c: &mut Criterion) {
         })
     });
     group.finish();
+    let (mut first, mut second) = (0u64, KEYS / 2);
+    let pair = rt.block_on(support::paired(
+        20_000,
+        async || {
+            first = (first + 1) % KEYS;
+            std::hint::black_box(l2_get(first).await);
+        },
+        async || {},
+        async || {
+            second = (second + 1) % KEYS;
+            let bytes: Vec<u8> = raw.get(format!("raw:{second}")).await.unwrap();
+            std::hint::black_box(postcard::from_bytes::<String>(&bytes).unwrap());
+        },
+    ));
+    eprintln!(
+        "l2_hit paired (20,000 alternating pairs): stratacache {:.1} µs, raw GET {:.1} µs, median ratio {:.2}x",
+        pair.first_us, pair.second_us, pair.ratio
+    );
     let stats = stratacache::stats();
     let counters = stats.cache("bench.l2").unwrap();
     eprintln!(

@@ -53,3 +53,49 @@ pub fn redis_runtime(url: &str) -> (tokio::runtime::Runtime, redis::aio::Connect
     });
     (rt, raw)
 }
+
+/// Medians of a paired run: see [`paired`].
+pub struct Paired {
+    pub first_us: f64,
+    pub second_us: f64,
+    /// The median of the per-pair ratios first / second.
+    pub ratio: f64,
+}
+
+/// Runs `first` and `second` alternately, `pairs` times, and returns the median time
+/// of each and the median of the per-pair ratios. Criterion measures its subjects one
+/// after the other, so on a shared 2-core machine a run's ratio also carries how the
+/// machine drifted in between; here both subjects of a pair see the same moment.
+/// `settle` runs, unmeasured, between the two: to let work that `first` left in the
+/// background finish rather than land on `second`'s time.
+pub async fn paired(
+    pairs: usize,
+    mut first: impl AsyncFnMut(),
+    mut settle: impl AsyncFnMut(),
+    mut second: impl AsyncFnMut(),
+) -> Paired {
+    let micros = |started: std::time::Instant| started.elapsed().as_secs_f64() * 1e6;
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        let started = std::time::Instant::now();
+        first().await;
+        let took_first = micros(started);
+        settle().await;
+        let started = std::time::Instant::now();
+        second().await;
+        let took_second = micros(started);
+        a.push(took_first);
+        b.push(took_second);
+        ratios.push(took_first / took_second);
+    }
+    Paired {
+        first_us: median(&mut a),
+        second_us: median(&mut b),
+        ratio: median(&mut ratios),
+    }
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
