@@ -434,7 +434,7 @@ where
                     // found the same generation in Redis, due as well, loads too (a newer
                     // value from another process is taken below).
                     versions_before_load = Some(versions);
-                    shared_fallback = Some(shared::Kept {
+                    shared_fallback = Some(shared::SharedFallback {
                         value,
                         lifetime,
                         stamps,
@@ -465,7 +465,7 @@ where
                     lead.keep_stale(value.clone(), stamps.clone(), lifetime);
                     lead.flight.offer_stale(value.clone());
                     versions_before_load = Some(versions);
-                    shared_fallback = Some(shared::Kept {
+                    shared_fallback = Some(shared::SharedFallback {
                         value,
                         lifetime,
                         stamps,

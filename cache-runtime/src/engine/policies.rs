@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic;
 
 use super::lead::{Keep, Lead};
-use super::shared::Kept;
+use super::shared::SharedFallback;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
 use crate::clock;
 use crate::error::TimedOut;
@@ -141,7 +141,11 @@ where
 
     /// A value to answer with in place of a failed load: the entry still kept in L1, or
     /// the one Redis held, within the fail-safe window and not invalidated.
-    pub(super) fn fallback(&self, key: &K, shared: Option<Kept<V>>) -> Option<Fallback<V>> {
+    pub(super) fn fallback(
+        &self,
+        key: &K,
+        shared: Option<SharedFallback<V>>,
+    ) -> Option<Fallback<V>> {
         self.options.fail_safe?;
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
@@ -153,7 +157,7 @@ where
             })
         });
         kept.flatten().or_else(|| {
-            let Kept {
+            let SharedFallback {
                 value,
                 lifetime,
                 stamps,

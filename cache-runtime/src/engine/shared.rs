@@ -14,10 +14,9 @@ use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagCell, TagStamp};
 use crate::Error;
 
-///
-/// A value read comes with the stamps to keep it under in L1: the call's, plus one
-/// for each tag its loader added (`this_load::add_tag`), so that invalidating such a
-/// tag reaches the copy in this process's L1 too.
+/// What Redis holds for a key. A value read comes with the stamps to keep it under in
+/// L1: the call's, plus one for each tag its loader added (`this_load::add_tag`), so
+/// that invalidating such a tag reaches the copy in this process's L1 too.
 pub(super) enum Read<V> {
     /// A fresh value and what is left of its lifetime.
     Hit {
@@ -30,7 +29,7 @@ pub(super) enum Read<V> {
     /// `fallback` a value kept for the fail-safe window, if the cache has one.
     Miss {
         versions: Vec<u64>,
-        fallback: Option<Kept<V>>,
+        fallback: Option<SharedFallback<V>>,
     },
     /// A value past its ttl, inside the stale-while-revalidate window: servable now
     /// while the load refreshes it (and a fail-safe fallback if the load fails).
@@ -45,7 +44,7 @@ pub(super) enum Read<V> {
 }
 
 /// A value Redis holds for the fail-safe window, with the stamps to keep it under.
-pub(super) struct Kept<V> {
+pub(super) struct SharedFallback<V> {
     pub(super) value: V,
     pub(super) lifetime: Lifetime,
     pub(super) stamps: Stamps,
@@ -92,7 +91,7 @@ impl<V> Found<V> {
             },
             ServesAs::Fallback => Read::Miss {
                 versions,
-                fallback: Some(Kept {
+                fallback: Some(SharedFallback {
                     value,
                     lifetime,
                     stamps,
