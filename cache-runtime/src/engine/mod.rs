@@ -476,7 +476,8 @@ where
         }
         let mut held = None;
         if let (true, Some(target), Some(_)) = (self.options.lock, &target, &versions_before_load) {
-            match self.fleet_lock(target, &stamps).await {
+            let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
+            match self.fleet_lock(target, &stamps, recheck).await {
                 shared::Locked::Holder { key, token } => held = Some((key, token)),
                 shared::Locked::Value {
                     value,

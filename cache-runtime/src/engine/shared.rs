@@ -500,13 +500,42 @@ where
     /// One load per key for the whole fleet: take the key's lock, or wait for the
     /// holder's value to reach Redis, polling, and take the lock over if the holder
     /// let it go (or died: the lock expires). Past the wait bound, load anyway.
-    pub(super) async fn fleet_lock(&self, target: &Target, stamps: &Stamps) -> Locked<V> {
+    ///
+    /// With `recheck` (a plain miss, not a `refresh!` or due refresh, which load past
+    /// what Redis holds), Redis is read once more after the lock is taken: a holder
+    /// may have written its value and let go between this process's last read and
+    /// its lock, and loading again then would make two loads for the fleet.
+    pub(super) async fn fleet_lock(
+        &self,
+        target: &Target,
+        stamps: &Stamps,
+        recheck: bool,
+    ) -> Locked<V> {
         let key = format!("{}:lock", target.entry_key);
         let serial = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{:016x}{serial:016x}", target.l2.instance);
         let deadline = std::time::Instant::now() + target.l2.lock_wait;
         loop {
             match target.l2.try_lock(&key, &token).await {
+                Ok(true) if recheck => {
+                    if let Read::Hit {
+                        value,
+                        lifetime,
+                        stamps,
+                        ..
+                    } = self.read_shared(target, stamps).await
+                    {
+                        if let Err(fault) = target.l2.unlock(&key, &token).await {
+                            self.fault(&fault);
+                        }
+                        return Locked::Value {
+                            value,
+                            lifetime,
+                            stamps,
+                        };
+                    }
+                    return Locked::Holder { key, token };
+                }
                 Ok(true) => return Locked::Holder { key, token },
                 Ok(false) => {}
                 Err(fault) => {
