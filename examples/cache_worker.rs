@@ -257,6 +257,7 @@ async fn main() {
                 // flight while this process writes its entry.
                 let (id, value) = argument.split_once(' ').unwrap_or((argument, ""));
                 let id: u64 = id.parse().unwrap();
+                let loads_before = LOADS.load(Ordering::SeqCst);
                 let load = if command == "put_during_batch_load" {
                     tokio::spawn(
                         async move { slow_users(&[id, id + 1]).await.remove(&id).unwrap() },
@@ -264,7 +265,7 @@ async fn main() {
                 } else {
                     tokio::spawn(slow_user(id))
                 };
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                until_a_load_starts(loads_before).await;
                 let written = if command.starts_with("put") {
                     put!(slow_user(id), value.to_owned()).await
                 } else {
@@ -281,6 +282,18 @@ async fn main() {
             other => format!("unknown command {other}"),
         };
         println!("{reply}");
+    }
+}
+
+/// Waits (up to 5 s) until a loader has started since `LOADS` was `before`.
+async fn until_a_load_starts(before: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while LOADS.load(Ordering::SeqCst) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no load started within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
