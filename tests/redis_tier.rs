@@ -387,6 +387,23 @@ fn a_batch_reads_values_with_added_tags_from_redis_and_keeps_them_under_those_ta
         reloaded,
         "A's invalidation of group:0 reaches the copy of 4 that B read from Redis"
     );
+    // B's write-backs run in the background: wait until Redis holds B's four values.
+    let b_pid = b
+        .get("grouped 4")
+        .value
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let written_back = eventually(Duration::from_secs(5), || {
+        let entries = entry_keys(&server, "worker.grouped");
+        entries.len() == 4
+            && entries.iter().all(|key| {
+                let bytes: Vec<u8> = server.query(redis::cmd("GET").arg(key));
+                String::from_utf8_lossy(&bytes).contains(&format!("loaded by pid {b_pid}"))
+            })
+    });
+    assert!(written_back, "B's reloads never reached Redis");
     let mut c = Worker::start(&server.url(), NS, &[]);
     let answer = c.get("grouped_batch 1,3,4,5");
     assert_eq!(
