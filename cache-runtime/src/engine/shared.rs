@@ -43,6 +43,25 @@ pub(super) enum Read<V> {
     Unavailable,
 }
 
+impl<V> Read<V> {
+    /// A fresh value, as the fleet lock answers with it.
+    fn into_locked(self) -> Option<Locked<V>> {
+        match self {
+            Read::Hit {
+                value,
+                lifetime,
+                stamps,
+                ..
+            } => Some(Locked::Value {
+                value,
+                lifetime,
+                stamps,
+            }),
+            Read::Miss { .. } | Read::Stale { .. } | Read::Unavailable => None,
+        }
+    }
+}
+
 /// A value Redis holds for the fail-safe window, with the stamps to keep it under.
 pub(super) struct SharedFallback<V> {
     pub(super) value: V,
@@ -518,23 +537,13 @@ where
         loop {
             match target.l2.try_lock(&key, &token).await {
                 Ok(true) if recheck => {
-                    if let Read::Hit {
-                        value,
-                        lifetime,
-                        stamps,
-                        ..
-                    } = self.read_shared(target, stamps).await
-                    {
-                        if let Err(fault) = target.l2.unlock(&key, &token).await {
-                            self.fault(&fault);
-                        }
-                        return Locked::Value {
-                            value,
-                            lifetime,
-                            stamps,
-                        };
+                    let Some(found) = self.read_shared(target, stamps).await.into_locked() else {
+                        return Locked::Holder { key, token };
+                    };
+                    if let Err(fault) = target.l2.unlock(&key, &token).await {
+                        self.fault(&fault);
                     }
-                    return Locked::Holder { key, token };
+                    return found;
                 }
                 Ok(true) => return Locked::Holder { key, token },
                 Ok(false) => {}
@@ -549,20 +558,12 @@ where
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             match self.read_shared(target, stamps).await {
-                Read::Hit {
-                    value,
-                    lifetime,
-                    stamps,
-                    ..
-                } => {
-                    return Locked::Value {
-                        value,
-                        lifetime,
-                        stamps,
+                Read::Unavailable => return Locked::Alone,
+                read => {
+                    if let Some(found) = read.into_locked() {
+                        return found;
                     }
                 }
-                Read::Unavailable => return Locked::Alone,
-                Read::Miss { .. } | Read::Stale { .. } => {}
             }
         }
     }
