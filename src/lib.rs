@@ -189,7 +189,7 @@
 pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh, warm_up};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
-    LoadHistogram, PayloadFormat, StatsSnapshot, TimedOut, WarmUp,
+    LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut, WarmUp,
 };
 
 #[doc(hidden)]

@@ -235,12 +235,12 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
         #(#attrs)*
         #vis #sig {
             #[allow(unused_imports)]
-            use #krate::__private::{ShareByClone as _, ShareByRetry as _};
+            use #krate::__private::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
             #checks
             let __stratacache_cache = #lookup;
             let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
-            let __stratacache_share = (&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
+            let __stratacache_share = (&&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
             #call
         }
     }

@@ -14,6 +14,7 @@ pub mod l1;
 mod l2;
 mod registry;
 mod shape;
+mod shared_error;
 mod stats;
 mod tags;
 pub mod this_load;
@@ -26,6 +27,7 @@ pub use error::{Error, TimedOut};
 pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
 pub use registry::stats;
+pub use shared_error::{ShareableError, SharedError};
 pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
 pub use warm::WarmUp;
 

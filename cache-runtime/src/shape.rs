@@ -5,6 +5,8 @@
 
 use std::marker::PhantomData;
 
+use crate::shared_error::ShareableError;
+
 /// What a finished load means for the cache.
 pub enum Split<V, Out> {
     /// Cache this value.
@@ -139,9 +141,10 @@ impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
 }
 
 /// How concurrent callers waiting on one load receive an outcome that is not cached
-/// (an `Err`, a `None`): by clone when the output is `Clone`, else each retries the
-/// load in turn. Chosen at compile time by autoref specialisation: the generated code
-/// calls `(&&ShareProbe::<Out>::new()).share_fn()`.
+/// (an `Err`, a `None`): by clone when the output is `Clone`; for a `Result` whose
+/// error is [`ShareableError`] (anyhow, boxed errors, `io::Error`), by a copy of the
+/// error; else each retries the load in turn. Chosen at compile time by autoref
+/// specialisation: the generated code calls `(&&&ShareProbe::<Out>::new()).share_fn()`.
 pub struct ShareProbe<T>(PhantomData<fn() -> T>);
 
 impl<T> ShareProbe<T> {
@@ -154,13 +157,24 @@ impl<T> ShareProbe<T> {
 pub trait ShareByClone<T> {
     fn share_fn(&self) -> Option<fn(&T) -> T>;
 }
+pub trait ShareByError<T> {
+    fn share_fn(&self) -> Option<fn(&T) -> T>;
+}
 pub trait ShareByRetry<T> {
     fn share_fn(&self) -> Option<fn(&T) -> T>;
 }
 
-impl<T: Clone> ShareByClone<T> for &ShareProbe<T> {
+impl<T: Clone> ShareByClone<T> for &&ShareProbe<T> {
     fn share_fn(&self) -> Option<fn(&T) -> T> {
         Some(T::clone)
+    }
+}
+impl<T: Clone, E: ShareableError> ShareByError<Result<T, E>> for &ShareProbe<Result<T, E>> {
+    fn share_fn(&self) -> Option<fn(&Result<T, E>) -> Result<T, E>> {
+        Some(|out| match out {
+            Ok(value) => Ok(value.clone()),
+            Err(error) => Err(error.share()),
+        })
     }
 }
 impl<T> ShareByRetry<T> for ShareProbe<T> {
@@ -178,12 +192,17 @@ mod tests {
 
     #[test]
     fn probe_picks_clone_only_for_clone_types() {
-        assert!((&&ShareProbe::<Result<u8, String>>::new())
+        assert!((&&&ShareProbe::<Result<u8, String>>::new())
             .share_fn()
             .is_some());
-        assert!((&&ShareProbe::<Result<u8, NotClone>>::new())
+        assert!((&&&ShareProbe::<Result<u8, NotClone>>::new())
             .share_fn()
             .is_none());
+        let shared = (&&&ShareProbe::<anyhow::Result<u8>>::new())
+            .share_fn()
+            .expect("anyhow errors are shared");
+        let copy = shared(&Err(anyhow::anyhow!("down")));
+        assert_eq!(copy.unwrap_err().to_string(), "down");
     }
 
     #[test]

@@ -570,7 +570,7 @@ async fn sweep_drops_expired_and_invalidated<St: L1Store<u64, String>>() {
 fn share_probe_is_usable_from_here() {
     let _ = (&&ShareProbe::<u8>::new()).share_fn();
     let _: Option<fn(&Opaque) -> Opaque> = ShareByRetry::share_fn(&ShareProbe::<Opaque>::new());
-    let _: Option<fn(&u8) -> u8> = ShareByClone::share_fn(&&ShareProbe::<u8>::new());
+    let _: Option<fn(&u8) -> u8> = ShareByClone::share_fn(&&&ShareProbe::<u8>::new());
 }
 
 #[test]
