@@ -7,7 +7,9 @@
 //! invalidate_tag user:7 -> ok
 //! ```
 //!
-//! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`. Commands: `ping`,
+//! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
+//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS` and `WORKER_REDIS_CA_FILE`
+//! (a CA for `rediss://`). Commands: `ping`,
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
@@ -179,6 +181,15 @@ async fn main() {
     if let Some(max) = rest.first() {
         config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
     }
+    if let Some(capacity) = env_number("WORKER_OUTBOX_CAPACITY") {
+        config = config.outbox_capacity(capacity as usize);
+    }
+    if let Some(ms) = env_number("WORKER_MAX_UNSYNCED_MS") {
+        config = config.max_unsynced(Duration::from_millis(ms));
+    }
+    if let Ok(path) = std::env::var("WORKER_REDIS_CA_FILE") {
+        config = config.tls_root_cert(std::fs::read(path).expect("read WORKER_REDIS_CA_FILE"));
+    }
     stratacache::init(config).expect("init");
 
     let stdin = std::io::stdin();
@@ -283,6 +294,15 @@ async fn main() {
         };
         println!("{reply}");
     }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a number")),
+    )
 }
 
 /// Waits (up to 5 s) until a loader has started since `LOADS` was `before`.

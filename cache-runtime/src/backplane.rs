@@ -3,86 +3,20 @@
 //! resync interval, the Redis versions of all tags held here are re-read, so a lost
 //! message bounds staleness by the interval instead of making it permanent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use crate::l2::{keys, L2};
-use crate::{registry, tags};
+use crate::message::Message;
+use crate::{clock, registry, tags};
 
-const SEPARATOR: char = '\u{1f}';
+/// The longest wait between two attempts to subscribe again.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-/// An invalidation, as published on the namespace's channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Message {
-    /// A tag, with the version its Redis counter reached.
-    Tag {
-        tag: String,
-        version: u64,
-    },
-    Cache {
-        cache: String,
-        version: u64,
-    },
-    All {
-        version: u64,
-    },
-    Entry {
-        cache: String,
-        key: Vec<u8>,
-    },
-}
-
-impl Message {
-    pub(crate) fn encode(&self, instance: u64) -> String {
-        let s = SEPARATOR;
-        match self {
-            Message::Tag { tag, version } => format!("{instance:016x}{s}t{s}{version}{s}{tag}"),
-            Message::Cache { cache, version } => {
-                format!("{instance:016x}{s}c{s}{version}{s}{cache}")
-            }
-            Message::All { version } => format!("{instance:016x}{s}a{s}{version}"),
-            Message::Entry { cache, key } => {
-                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                format!("{instance:016x}{s}e{s}{hex}{s}{cache}")
-            }
-        }
-    }
-
-    pub(crate) fn decode(text: &str) -> Option<(u64, Self)> {
-        let mut parts = text.splitn(3, SEPARATOR);
-        let instance = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let kind = parts.next()?;
-        let rest = parts.next()?;
-        let versioned = || {
-            let (version, name) = rest.split_once(SEPARATOR)?;
-            Some((version.parse::<u64>().ok()?, name.to_owned()))
-        };
-        let message = match kind {
-            "t" => versioned().map(|(version, tag)| Message::Tag { tag, version })?,
-            "c" => versioned().map(|(version, cache)| Message::Cache { cache, version })?,
-            "a" => Message::All {
-                version: rest.parse().ok()?,
-            },
-            "e" => {
-                let (hex, cache) = rest.split_once(SEPARATOR)?;
-                let key = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| {
-                        hex.get(i..i + 2)
-                            .and_then(|b| u8::from_str_radix(b, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()?;
-                Message::Entry {
-                    cache: cache.to_owned(),
-                    key,
-                }
-            }
-            _ => return None,
-        };
-        Some((instance, message))
-    }
-}
+/// When this process last read every tag version it holds from Redis (clock ms).
+static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Applies another process's invalidation to this process's L1 only.
 fn apply(message: Message) {
@@ -121,6 +55,7 @@ pub(crate) async fn resync(l2: &L2) {
             for ((_, cell), version) in cells.iter().zip(versions) {
                 cell.observe_remote(version);
             }
+            LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
             tracing::debug!(tags = cells.len(), "stratacache: tag versions resynced");
         }
         Err(fault) => tracing::debug!(%fault, "stratacache: resync skipped"),
@@ -161,7 +96,9 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             Err(error) => tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // Capped low: after an outage, the messages the outboxes deliver reach only
+        // the processes subscribed again by then (the others catch up on resubscribing).
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -178,29 +115,26 @@ fn receive(l2: &L2, message: &redis::Msg) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_round_trip() {
-        for message in [
-            Message::Tag {
-                tag: "user:7|x".into(),
-                version: 3,
-            },
-            Message::Cache {
-                cache: "app::Repo::get".into(),
-                version: 1,
-            },
-            Message::All { version: 9 },
-            Message::Entry {
-                cache: "users.get".into(),
-                key: vec![0, 7, 255],
-            },
-        ] {
-            assert_eq!(Message::decode(&message.encode(42)), Some((42, message)));
+/// `Config::max_unsynced`: while no resync has succeeded for longer than `bound`,
+/// drops this process's whole L1 (a local bump of the global tag), and again every
+/// `bound`, so a process cut off from invalidations serves nothing older than that.
+pub(crate) async fn drop_l1_while_unsynced(bound: Duration) {
+    let bound_ms = clock::to_ms(bound);
+    let mut checks = tokio::time::interval((bound / 4).max(Duration::from_millis(10)));
+    let mut dropped_at = 0;
+    LAST_SYNC_MS.fetch_max(clock::precise_ms(), Ordering::Relaxed);
+    loop {
+        checks.tick().await;
+        let now = clock::precise_ms();
+        let synced_at = LAST_SYNC_MS.load(Ordering::Relaxed);
+        if now.saturating_sub(synced_at) > bound_ms && now.saturating_sub(dropped_at) >= bound_ms {
+            dropped_at = now;
+            tags::GLOBAL.bump();
+            registry::clear_all_stores();
+            tracing::warn!(
+                unsynced_ms = now - synced_at,
+                "stratacache: no sync with Redis for longer than max_unsynced; L1 dropped"
+            );
         }
-        assert_eq!(Message::decode("garbage"), None);
     }
 }

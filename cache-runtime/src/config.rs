@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::l2::codec::PayloadFormat;
 use crate::l2::{self, Settings, L2};
-use crate::{backplane, Error};
+use crate::{backplane, outbox, registry, Error};
 
 /// Settings of the process-wide cache. Setters return `Self`:
 ///
@@ -50,6 +50,19 @@ pub struct Config {
     /// `#[cached(lock)]`: how long other processes wait for the holder's value before
     /// loading anyway (default 5 s).
     pub lock_wait: Duration,
+    /// How many invalidations may wait for Redis in the outbox before they fold into
+    /// one namespace-wide invalidation (default 10,000).
+    pub outbox_capacity: usize,
+    /// Off by default. With `Some(d)`, a process that has not synced with Redis (a
+    /// resync of its tag versions) for longer than `d` drops its whole L1, and again
+    /// every `d` until it syncs: a process cut off from invalidations serves no L1
+    /// value older than about `d`. The price: while Redis is unreachable, every
+    /// process reloads everything every `d`, the load the cache normally spares the
+    /// database. `d` must exceed `resync_interval` (a healthy process syncs that often).
+    pub max_unsynced: Option<Duration>,
+    /// A CA certificate, PEM, that `rediss://` servers are verified against instead
+    /// of the system's trust store (a private CA). Needs the `tls` feature.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -67,6 +80,9 @@ impl Default for Config {
             breaker_cooldown: Duration::from_secs(1),
             lock_hold: Duration::from_secs(5),
             lock_wait: Duration::from_secs(5),
+            outbox_capacity: 10_000,
+            max_unsynced: None,
+            tls_root_cert: None,
         }
     }
 }
@@ -76,8 +92,10 @@ impl Config {
         Self::default()
     }
 
-    /// Reads `STRATACACHE_REDIS_URL` (one URL, or comma-separated cluster nodes) and
-    /// `STRATACACHE_NAMESPACE`; unset means the default.
+    /// Reads `STRATACACHE_REDIS_URL` (one URL, or comma-separated cluster nodes),
+    /// `STRATACACHE_NAMESPACE` and `STRATACACHE_REDIS_CA_FILE` (a PEM file, see
+    /// [`Config::tls_root_cert`]; unreadable is logged and ignored); unset means the
+    /// default.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
@@ -91,6 +109,14 @@ impl Config {
             .filter(|n| !n.trim().is_empty())
         {
             config.namespace = namespace;
+        }
+        if let Some(path) = std::env::var_os("STRATACACHE_REDIS_CA_FILE") {
+            match std::fs::read(&path) {
+                Ok(pem) => config.tls_root_cert = Some(pem),
+                Err(error) => {
+                    tracing::error!(%error, path = ?path, "stratacache: cannot read STRATACACHE_REDIS_CA_FILE")
+                }
+            }
         }
         config
     }
@@ -115,6 +141,12 @@ impl Config {
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
         self.redis_url = Some(nodes.join(","));
         self.cluster = true;
+        self
+    }
+    /// Verifies `rediss://` servers against this CA certificate (PEM) instead of the
+    /// system's trust store. Needs the `tls` feature.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
         self
     }
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -145,6 +177,17 @@ impl Config {
     pub fn lock(mut self, hold: Duration, wait: Duration) -> Self {
         self.lock_hold = hold;
         self.lock_wait = wait;
+        self
+    }
+    /// See [`Config::outbox_capacity`].
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox_capacity = capacity;
+        self
+    }
+    /// See [`Config::max_unsynced`]: bounds how stale L1 may get while this process
+    /// cannot hear of invalidations, at the price of reloading while it cannot.
+    pub fn max_unsynced(mut self, bound: Duration) -> Self {
+        self.max_unsynced = Some(bound);
         self
     }
     pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
@@ -183,12 +226,21 @@ pub fn init(config: Config) -> Result<(), Error> {
         breaker_cooldown: config.breaker_cooldown,
         lock_hold: config.lock_hold,
         lock_wait: config.lock_wait,
+        tls_root_cert: config.tls_root_cert.clone(),
     };
     let l2 = L2::new(&urls, config.cluster, settings)
         .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
     let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
+    // The breaker and the resync need the time, cache or no cache.
+    registry::start_clock();
+    outbox::set_capacity(config.outbox_capacity);
+    runtime.spawn(outbox::run(l2));
     if config.backplane {
         runtime.spawn(backplane::run(l2, config.resync_interval));
+        if let Some(bound) = config.max_unsynced {
+            let bound = bound.max(config.resync_interval + Duration::from_millis(100));
+            runtime.spawn(backplane::drop_l1_while_unsynced(bound));
+        }
     }
     tracing::info!(
         namespace = %config.namespace,

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::outbox::OutboxSnapshot;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
 
 /// Renders [`stats()`](crate::stats) in the Prometheus text format, for a `/metrics`
@@ -79,7 +80,7 @@ const COUNTERS: &[(&str, &str, &str, Sample)] = &[
 
 pub(crate) fn render(stats: &StatsSnapshot) -> String {
     let mut out = String::new();
-    if stats.caches.is_empty() {
+    if stats.caches.is_empty() && stats.outbox == OutboxSnapshot::default() {
         return out;
     }
     for (name, kind, help, sample) in COUNTERS {
@@ -132,7 +133,37 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
             histogram.count
         );
     }
+    render_outbox(&mut out, &stats.outbox);
     out
+}
+
+/// The outbox's figures, as `(event label, value)`: how many invalidations Redis
+/// could not take at once, and what became of them.
+fn outbox_events(outbox: &OutboxSnapshot) -> [(&'static str, u64); 4] {
+    [
+        ("queued", outbox.queued),
+        ("delivered", outbox.delivered),
+        ("coalesced", outbox.coalesced),
+        ("overflowed", outbox.overflowed),
+    ]
+}
+
+const OUTBOX_PENDING: &str = "stratacache_outbox_pending";
+const OUTBOX_EVENTS: &str = "stratacache_outbox_invalidations_total";
+
+fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
+    let _ = writeln!(
+        out,
+        "# HELP {OUTBOX_PENDING} Invalidations waiting for Redis.\n# TYPE {OUTBOX_PENDING} gauge\n{OUTBOX_PENDING} {}",
+        outbox.pending
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {OUTBOX_EVENTS} Invalidations Redis could not take at once, by what became of them.\n# TYPE {OUTBOX_EVENTS} counter"
+    );
+    for (event, value) in outbox_events(outbox) {
+        let _ = writeln!(out, "{OUTBOX_EVENTS}{{event=\"{event}\"}} {value}");
+    }
 }
 
 /// Publishes every cache's counters through the `metrics` crate facade, as absolute
@@ -140,7 +171,12 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
 /// they happen). Same names and labels as [`prometheus()`].
 #[cfg(feature = "metrics")]
 pub(crate) fn publish_to_metrics_facade() {
-    for cache in crate::stats().caches {
+    let stats = crate::stats();
+    metrics::gauge!(OUTBOX_PENDING).set(stats.outbox.pending as f64);
+    for (event, value) in outbox_events(&stats.outbox) {
+        metrics::counter!(OUTBOX_EVENTS, "event" => event).absolute(value);
+    }
+    for cache in stats.caches {
         for (name, kind, _, sample) in COUNTERS {
             for (label, value) in sample(&cache) {
                 let mut labels = vec![metrics::Label::new("cache", cache.name.clone())];

@@ -12,6 +12,8 @@ mod export;
 mod flight;
 pub mod l1;
 mod l2;
+mod message;
+mod outbox;
 mod registry;
 mod shape;
 mod shared_error;
@@ -26,6 +28,7 @@ pub use config::{init, Config};
 pub use error::{Error, TimedOut};
 pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
+pub use outbox::OutboxSnapshot;
 pub use registry::stats;
 pub use shared_error::{ShareableError, SharedError};
 pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
@@ -40,46 +43,34 @@ pub use warm::WarmUp;
 ///
 /// This process applies it at once. With the Redis tier on, the future also bumps the
 /// tag's counter in Redis (entries there become invalid for every process) and tells
-/// the other processes; it fails with [`Error::Redis`] if Redis did not take it.
+/// the other processes. If Redis cannot take it now, it waits in the outbox and is
+/// delivered as soon as Redis answers again (see [`OutboxSnapshot`]); the future
+/// returns `Ok` either way, so a write handler's `?` never fails because of Redis.
+/// (The `Result` stays for errors a later version may report.)
 pub fn invalidate_tag(tag: &str) -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::bump_named(tag);
-    let remote = l2::active().map(|l2| {
-        // The cell records the version this produces, so that this process does not
-        // apply its own invalidation a second time when it next reads the counter.
-        let cell = tags::held(tag).unwrap_or_default();
-        (
-            l2,
-            (l2::keys::tag(&l2.namespace, tag), cell),
-            tag.to_owned(),
-        )
-    });
-    async move {
-        match remote {
-            Some((l2, bump, tag)) => {
-                let message = |version| backplane::Message::Tag { tag, version };
-                engine::publish(l2, Some(bump), None, message).await
-            }
-            None => Ok(()),
-        }
-    }
+    send(outbox::Invalidation::tag(tag))
 }
 
-/// Invalidates every entry of every cache, here, in Redis and in the other processes.
+/// Invalidates every entry of every cache, here, in Redis and in the other processes
+/// (delivered or queued as [`invalidate_tag`] is).
 pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::GLOBAL.bump();
     registry::clear_all_stores();
-    let remote = l2::active().map(|l2| (l2, l2::keys::global_tag(&l2.namespace)));
+    send(outbox::Invalidation::all())
+}
+
+/// Carries an invalidation this process has applied to Redis and the other
+/// processes, or to the outbox.
+fn send(
+    invalidation: outbox::Invalidation,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    let l2 = l2::active();
     async move {
-        match remote {
-            Some((l2, counter)) => {
-                let bump = Some((counter, tags::GLOBAL.clone()));
-                engine::publish(l2, bump, None, |version| backplane::Message::All {
-                    version,
-                })
-                .await
-            }
-            None => Ok(()),
+        if let Some(l2) = l2 {
+            outbox::send(l2, invalidation).await;
         }
+        Ok(())
     }
 }
 

@@ -66,7 +66,7 @@ where
     K: CacheKey,
     V: CacheValue,
 {
-    clock::ensure_ticking(sweep_all);
+    start_clock();
     if let Some(cache) = lookup::<K, V>(name) {
         return cache;
     }
@@ -155,6 +155,13 @@ fn each(mut f: impl FnMut(&'static dyn Registered)) {
     caches.into_iter().for_each(&mut f);
 }
 
+/// Starts the coarse clock and the sweeper, once per process: with the first cache,
+/// or with `init`, whichever comes first (a process that only invalidates has no
+/// cache, and its Redis tier still needs the time).
+pub(crate) fn start_clock() {
+    clock::ensure_ticking(sweep_all);
+}
+
 fn sweep_all(now: u64) {
     each(|cache| cache.sweep(now));
     tags::sweep_unused();
@@ -198,7 +205,10 @@ pub(crate) fn cache_tags() -> Vec<(String, Arc<TagCell>)> {
 pub fn stats() -> StatsSnapshot {
     let mut caches = Vec::new();
     each(|cache| caches.push(cache.snapshot()));
-    StatsSnapshot { caches }
+    StatsSnapshot {
+        caches,
+        outbox: crate::outbox::snapshot(),
+    }
 }
 
 /// The default cache name of a function: its path as the compiler spells it, taken

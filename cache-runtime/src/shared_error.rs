@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// for all its waiters instead of once per waiter:
 ///
 /// ```
-/// use stratacache::{ShareableError, SharedError};
+/// use stratacache_runtime::{ShareableError, SharedError};
 ///
 /// #[derive(Debug)]
 /// enum RepoError {

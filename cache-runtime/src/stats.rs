@@ -173,6 +173,8 @@ impl CacheStatsSnapshot {
 #[non_exhaustive]
 pub struct StatsSnapshot {
     pub caches: Vec<CacheStatsSnapshot>,
+    /// Invalidations that Redis could not take when they were made.
+    pub outbox: crate::outbox::OutboxSnapshot,
 }
 
 impl StatsSnapshot {
@@ -226,6 +228,14 @@ impl fmt::Display for StatsSnapshot {
                 micros(c.load_p99_micros)
             )?;
         }
+        let o = &self.outbox;
+        if o.queued > 0 || o.coalesced > 0 {
+            writeln!(
+                f,
+                "outbox: {} pending, {} queued, {} delivered, {} coalesced, {} overflowed",
+                o.pending, o.queued, o.delivered, o.coalesced, o.overflowed
+            )?;
+        }
         Ok(())
     }
 }
@@ -254,7 +264,11 @@ mod tests {
         assert!((49_000..=51_000).contains(&p50), "p50 {p50}");
         assert!(snap.load_p99_micros.unwrap() >= 98_000);
         assert_eq!(snap.hit_ratio(), 1.0);
-        let table = StatsSnapshot { caches: vec![snap] }.to_string();
+        let table = StatsSnapshot {
+            caches: vec![snap],
+            outbox: Default::default(),
+        }
+        .to_string();
         let columns: Vec<usize> = table
             .lines()
             .map(|l| l.split_whitespace().count())

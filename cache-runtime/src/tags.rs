@@ -53,6 +53,10 @@ impl TagCell {
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.
     pub(crate) fn observe_remote(&self, seen: u64) {
+        if seen == crate::l2::counters::MISSING {
+            // Redis holds no counter (lost, or never created): no news of this tag.
+            return;
+        }
         let previous = self.remote.fetch_max_known(seen);
         if previous != UNKNOWN && seen > previous {
             self.bump();

@@ -18,6 +18,8 @@ pub struct RedisServer {
     password: Option<String>,
     /// The cluster bus port of a cluster node.
     bus_port: Option<u16>,
+    /// The TLS port of a server started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -30,9 +32,20 @@ impl RedisServer {
         Self::start_node(password, false)
     }
 
+    /// A server that also listens for TLS (`rediss://`, see [`RedisServer::tls_url`])
+    /// with a certificate for 127.0.0.1 signed by a CA made for it
+    /// ([`RedisServer::ca_file`]). The plain port stays, for the test's own checks.
+    pub fn start_tls() -> Self {
+        Self::start_configured(None, false, true)
+    }
+
+    fn start_node(password: Option<&str>, cluster: bool) -> Self {
+        Self::start_configured(password, cluster, false)
+    }
+
     /// A free port is only free until someone binds it: tests running in parallel may
     /// take it first, so a server that cannot bind is started again on other ports.
-    fn start_node(password: Option<&str>, cluster: bool) -> Self {
+    fn start_configured(password: Option<&str>, cluster: bool, tls: bool) -> Self {
         for _ in 0..5 {
             let port = free_port();
             let dir = std::env::temp_dir()
@@ -44,7 +57,11 @@ impl RedisServer {
                 child: None,
                 password: password.map(str::to_owned),
                 bus_port: cluster.then(free_port),
+                tls_port: tls.then(free_port),
             };
+            if tls {
+                make_certificates(&server.dir);
+            }
             if server.spawn() {
                 return server;
             }
@@ -61,6 +78,17 @@ impl RedisServer {
             Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),
         }
+    }
+
+    /// `rediss://127.0.0.1:PORT` of a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{port}")
+    }
+
+    /// The CA certificate (PEM file) the TLS server's certificate is signed with.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// Starts the process and waits for it to answer; false if it exited (a port
@@ -83,6 +111,24 @@ impl RedisServer {
             .collect(),
             None => Vec::new(),
         };
+        let tls_args: Vec<String> = match self.tls_port {
+            Some(port) => {
+                let file = |name: &str| self.dir.join(name).display().to_string();
+                vec![
+                    "--tls-port".into(),
+                    port.to_string(),
+                    "--tls-cert-file".into(),
+                    file("redis.crt"),
+                    "--tls-key-file".into(),
+                    file("redis.key"),
+                    "--tls-ca-cert-file".into(),
+                    file("ca.crt"),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ]
+            }
+            None => Vec::new(),
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -91,6 +137,7 @@ impl RedisServer {
             .arg(&log)
             .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str(), "--masterauth", p.as_str()]))
             .args(&cluster_args)
+            .args(&tls_args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| {
@@ -257,6 +304,20 @@ impl RedisCluster {
             .join(",")
     }
 
+    /// The index of the node that holds `key`'s slot (a node that does not answers
+    /// `MOVED`).
+    pub fn owner_of(&self, key: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| {
+                redis::cmd("TYPE")
+                    .arg(key)
+                    .query::<String>(&mut node.connection())
+                    .is_ok()
+            })
+            .unwrap_or_else(|| panic!("no node holds the slot of {key}"))
+    }
+
     pub fn connection(&self) -> redis::cluster::ClusterConnection {
         redis::cluster::ClusterClient::new(
             self.nodes.iter().map(RedisServer::url).collect::<Vec<_>>(),
@@ -355,6 +416,19 @@ impl Deployment {
         }
     }
 
+    /// Restarts, empty, the server that holds `key`: the server itself, or the
+    /// cluster master that owns the key's slot (the others keep their data).
+    pub fn restart_owner_of(&mut self, key: &str) {
+        match self {
+            Deployment::Standalone(server) => server.restart(),
+            Deployment::Cluster(cluster) => {
+                let owner = cluster.owner_of(key);
+                cluster.nodes[owner].restart();
+                cluster.wait_until_ok();
+            }
+        }
+    }
+
     pub fn freeze(&self) {
         self.servers().into_iter().for_each(RedisServer::freeze);
     }
@@ -362,6 +436,77 @@ impl Deployment {
     pub fn thaw(&self) {
         self.servers().into_iter().for_each(RedisServer::thaw);
     }
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it, made with `openssl` in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run openssl ({e}): install it, e.g. `apt-get install openssl`")
+            });
+        assert!(
+            output.status.success(),
+            "openssl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stratacache test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "redis.key",
+            "-out",
+            "redis.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
 }
 
 fn free_port() -> u16 {
@@ -380,10 +525,21 @@ pub struct Worker {
 
 impl Worker {
     pub fn start(redis_url: &str, namespace: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(redis_url, namespace, extra, &[])
+    }
+
+    /// A worker with environment variables set (`WORKER_OUTBOX_CAPACITY`, ...).
+    pub fn start_with_env(
+        redis_url: &str,
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let path = worker_path();
         let mut child = Command::new(&path)
             .args([redis_url, namespace])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -424,6 +580,11 @@ impl Worker {
         serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("bad answer: {line} ({e})"))
     }
 
+    /// The worker's `stratacache::stats()`, as JSON.
+    pub fn stats(&mut self) -> serde_json::Value {
+        serde_json::from_str(&self.send("stats")).expect("stats are JSON")
+    }
+
     /// `get ID` parsed: the value, and this worker's counters for the cache.
     pub fn get(&mut self, command: &str) -> Answer {
         let line = self.send(command);
@@ -449,7 +610,12 @@ pub struct Answer {
 }
 
 fn worker_path() -> PathBuf {
-    // target/<profile>/deps/<test binary> -> target/<profile>/examples/cache_worker
+    example_path("cache_worker")
+}
+
+/// The binary of `examples/NAME.rs`, built beside the test binaries.
+pub fn example_path(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test binary> -> target/<profile>/examples/NAME
     let exe = std::env::current_exe().unwrap();
     let path = exe
         .parent()
@@ -457,7 +623,7 @@ fn worker_path() -> PathBuf {
         .parent()
         .unwrap()
         .join("examples")
-        .join("cache_worker");
+        .join(name);
     assert!(
         path.exists(),
         "{} is missing: `cargo test --workspace` builds it (or `cargo build --examples`)",

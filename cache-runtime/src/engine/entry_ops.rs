@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{shared, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
+use crate::outbox;
 use crate::shape::Shape;
 use crate::warm::Tally;
 use crate::Error;
@@ -104,7 +105,9 @@ where
     /// Write-through: stores `value` for `key` here and in Redis, as a load would
     /// (stamped with the current versions of its tags), and tells the other processes
     /// to drop their copy. A load in flight may no longer store its older value.
-    /// `Err` if Redis could not take it (this process holds it all the same).
+    /// If Redis cannot take the value, the entry there is deleted and the others are
+    /// told to drop their copy, now or from the outbox once Redis answers: the
+    /// future returns `Ok` either way (this process holds the value all the same).
     pub fn put(
         &'static self,
         key: K,
@@ -126,21 +129,24 @@ where
             let Some(target) = target else {
                 return Ok(());
             };
-            let versions = target.tag_versions().await.map_err(|fault| {
-                self.fault(&fault);
-                Error::Redis(fault.to_string())
-            })?;
-            let lifetime = self.options.lifetime();
-            if !self
-                .write_shared(&target, &value, versions, lifetime, &[])
-                .await
-            {
-                return Err(Error::Redis(
-                    "the value was not written to Redis (see the log and the l2_errors counter)"
-                        .into(),
-                ));
+            let written = match target.tag_versions().await {
+                Ok(versions) => {
+                    let lifetime = self.options.lifetime();
+                    self.write_shared(&target, &value, versions, lifetime, &[])
+                        .await
+                }
+                Err(fault) => {
+                    self.fault(&fault);
+                    false
+                }
+            };
+            if written && self.announce(&target).await.is_ok() {
+                return Ok(());
             }
-            self.announce(&target).await
+            // The others must not keep serving what this replaced.
+            let invalidation = self.entry_invalidation(&target, key);
+            outbox::send(target.l2, invalidation).await;
+            Ok(())
         }
     }
 

@@ -2,10 +2,11 @@
 //! applying the invalidations other processes announce.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use super::{shared, Cache, CacheKey, CacheValue};
-use crate::backplane::Message;
+use super::{Cache, CacheKey, CacheValue};
 use crate::l1::L1Store;
+use crate::outbox::{self, Invalidation};
 use crate::stats::Counter;
 
 impl<K, V, St> Cache<K, V, St>
@@ -16,23 +17,21 @@ where
 {
     /// Drops the entry for `key` here and in Redis, tells the other processes, and
     /// dooms a load of it in flight so that load cannot store its value afterwards.
+    /// Redis and the others hear of it now, or from the outbox once Redis answers.
     pub fn invalidate(
-        &self,
+        &'static self,
         key: &K,
     ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.evict_local(key);
         self.stats.bump(Counter::Invalidation);
-        let remote = self.shared_target(key, &[]).map(|target| {
-            let message = self.entry_message(&target);
-            (target.l2, target.entry_key, message)
-        });
+        let remote = self
+            .shared_target(key, &[])
+            .map(|target| (target.l2, self.entry_invalidation(&target, key.clone())));
         async move {
-            match remote {
-                Some((l2, entry_key, message)) => {
-                    shared::publish(l2, None, Some(entry_key), move |_| message).await
-                }
-                None => Ok(()),
+            if let Some((l2, invalidation)) = remote {
+                outbox::send(l2, invalidation).await;
             }
+            Ok(())
         }
     }
 
@@ -40,19 +39,30 @@ where
     /// loads in flight will not store theirs.
     pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.clear_local();
-        let remote = crate::l2::active().map(|l2| {
-            let counter = crate::l2::keys::cache_tag(&l2.namespace, &self.name);
-            (l2, (counter, self.tag.clone()), self.name.to_string())
-        });
+        let remote =
+            crate::l2::active().map(|l2| (l2, Invalidation::cache(&self.name, self.tag.clone())));
         async move {
-            match remote {
-                Some((l2, bump, cache)) => {
-                    let message = |version| Message::Cache { cache, version };
-                    shared::publish(l2, Some(bump), None, message).await
-                }
-                None => Ok(()),
+            if let Some((l2, invalidation)) = remote {
+                outbox::send(l2, invalidation).await;
             }
+            Ok(())
         }
+    }
+
+    /// Deleting `key`'s entry in Redis and telling the others to drop their copy; a
+    /// late delivery evicts the key here again.
+    pub(super) fn entry_invalidation(
+        &'static self,
+        target: &super::shared::Target,
+        key: K,
+    ) -> Invalidation {
+        let reapply = Arc::new(move || self.evict_local(&key));
+        Invalidation::entry(
+            &self.name,
+            target.key_bytes.to_vec(),
+            target.entry_key.clone(),
+            reapply,
+        )
     }
 
     pub(crate) fn clear_local(&self) {

@@ -33,7 +33,6 @@ pub(crate) use lead::catch_unwind;
 use lead::{panic_message, Keep, Lead};
 pub use options::CacheOptions;
 pub(crate) use options::{Lifetime, Times, NEVER};
-pub(crate) use shared::publish;
 
 use crate::clock;
 use crate::error::TimedOut;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
-use crate::backplane::Message;
 use crate::l1::L1Store;
 use crate::l2::codec::KeyBytes;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
+use crate::message::Message;
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagCell, TagStamp};
 use crate::Error;
@@ -140,7 +140,7 @@ static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 pub(super) struct Target {
     pub(super) l2: &'static L2,
     pub(super) entry_key: String,
-    key_bytes: KeyBytes,
+    pub(super) key_bytes: KeyBytes,
     /// Counters of the global tag, the cache tag and the call's tags, in the order of
     /// the load's stamps (shared by every key of a cache called without tags).
     pub(super) tag_keys: Arc<[String]>,
@@ -178,29 +178,6 @@ impl std::fmt::Display for Bad {
             ),
         }
     }
-}
-
-/// Carries an invalidation to Redis and to the other processes: bumps `bump`'s
-/// counter (recording the version it reached in the local cell, which the caller has
-/// already bumped) and/or deletes `delete`, then publishes `message(version)`.
-pub(crate) async fn publish(
-    l2: &L2,
-    bump: Option<(String, Arc<TagCell>)>,
-    delete: Option<String>,
-    message: impl FnOnce(u64) -> Message,
-) -> Result<(), Error> {
-    let fault = |fault: Fault| Error::Redis(fault.to_string());
-    let counter = bump.as_ref().map(|(key, _)| key.as_str());
-    let version = l2
-        .invalidate(counter, delete.as_deref())
-        .await
-        .map_err(fault)?;
-    if let (Some((_, cell)), Some(version)) = (&bump, version) {
-        cell.learn_remote(version);
-    }
-    l2.publish(message(version.unwrap_or(0)).encode(l2.instance))
-        .await
-        .map_err(fault)
 }
 
 impl<K, V, St> Cache<K, V, St>
@@ -411,7 +388,11 @@ where
             })
             .collect();
         let unusable = || lists.iter().map(|_| None).collect();
-        let now = match l2.mget(&counters).await.and_then(parse_versions) {
+        let read = match l2.mget(&counters).await.and_then(parse_versions) {
+            Ok(mut now) => l2.settle(&counters, &mut now).await.map(|()| now),
+            Err(fault) => Err(fault),
+        };
+        let now = match read {
             Ok(now) => now,
             Err(fault) => {
                 self.fault(&fault);
@@ -448,7 +429,7 @@ where
             .iter()
             .map(|tag| keys::tag(&l2.namespace, tag))
             .collect();
-        match l2.versions(&keys).await {
+        match l2.settled_versions(&keys).await {
             Ok(versions) => Some(keys.into_iter().zip(versions).collect()),
             Err(fault) => {
                 self.fault(&fault);
@@ -601,6 +582,6 @@ impl Target {
     /// The current versions of this entry's tags (implicit ones first), for a value
     /// written without a load (`put!`).
     pub(super) async fn tag_versions(&self) -> Result<Vec<u64>, Fault> {
-        self.l2.versions(&self.tag_keys).await
+        self.l2.settled_versions(&self.tag_keys).await
     }
 }

@@ -159,10 +159,18 @@ where
                 return unavailable();
             }
         };
-        let Ok(counter_versions) = parse_versions(replies.drain(targets.len()..)) else {
+        let Ok(mut counter_versions) = parse_versions(replies.drain(targets.len()..)) else {
             self.fault(&Fault::Malformed);
             return unavailable();
         };
+        if let Err(fault) = first
+            .l2
+            .settle(&keys[targets.len()..], &mut counter_versions)
+            .await
+        {
+            self.fault(&fault);
+            return unavailable();
+        }
         let now = unix_ms();
         let mut versions: Vec<u64> = Vec::new();
         let mut previous: Option<&Arc<[usize]>> = None;

@@ -380,7 +380,7 @@ async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
     get(7).await;
     get(8).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3, "only user 7 reloads");
-    cache.invalidate(&8).await.unwrap();
+    cache.cache.invalidate(&8).await.unwrap();
     get(8).await;
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     cache.clear().await.unwrap();
@@ -440,7 +440,7 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
             again, "old",
             "{how}: the older load stored its value over the invalidation"
         );
-        cache.invalidate(&1).await.unwrap();
+        cache.cache.invalidate(&1).await.unwrap();
     }
 }
 

@@ -50,3 +50,34 @@ impl ConnectionLike for Connection {
         }
     }
 }
+
+/// A client for one node URL; `rediss://` is verified against `root_cert` when one
+/// is given (a private CA), else against the system's trust store.
+pub(crate) fn client(url: &str, root_cert: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match root_cert {
+        #[cfg(feature = "tls")]
+        Some(root_cert) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.to_vec()),
+            },
+        ),
+        _ => redis::Client::open(url),
+    }
+}
+
+/// The cluster form of [`client`]'s private CA.
+pub(crate) fn with_cluster_root(
+    builder: redis::cluster::ClusterClientBuilder,
+    root_cert: Option<&[u8]>,
+) -> redis::cluster::ClusterClientBuilder {
+    match root_cert {
+        #[cfg(feature = "tls")]
+        Some(root_cert) => builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert.to_vec()),
+        }),
+        _ => builder,
+    }
+}

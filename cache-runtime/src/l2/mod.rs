@@ -6,6 +6,7 @@
 pub(crate) mod breaker;
 pub mod codec;
 pub(crate) mod connection;
+pub(crate) mod counters;
 pub(crate) mod envelope;
 pub(crate) mod keys;
 
@@ -19,6 +20,7 @@ use redis::cluster_routing::Slot;
 use self::breaker::Breaker;
 use self::codec::PayloadFormat;
 use self::connection::Connection;
+pub(crate) use self::counters::parse_versions;
 
 /// Why a Redis call did not answer.
 #[derive(Debug)]
@@ -92,6 +94,8 @@ pub(crate) struct Settings {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) lock_hold: Duration,
     pub(crate) lock_wait: Duration,
+    /// A CA certificate (PEM) that `rediss://` servers are verified against.
+    pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
 
 impl L2 {
@@ -104,14 +108,15 @@ impl L2 {
     ) -> redis::RedisResult<Self> {
         let subscribers = urls
             .iter()
-            .map(|url| redis::Client::open(url.as_str()))
+            .map(|url| connection::client(url, settings.tls_root_cert.as_deref()))
             .collect::<redis::RedisResult<Vec<_>>>()?;
         let mut cluster_setup = None;
         let connection = if cluster || urls.len() > 1 {
-            let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+            let builder = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
                 .connection_timeout(settings.timeout)
                 .response_timeout(settings.timeout)
-                .retries(1)
+                .retries(1);
+            let client = connection::with_cluster_root(builder, settings.tls_root_cert.as_deref())
                 .build()?;
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(settings.timeout)
@@ -147,6 +152,12 @@ impl L2 {
             lock_hold: settings.lock_hold,
             lock_wait: settings.lock_wait,
         })
+    }
+
+    /// Lets the next call through even if the circuit is open: the outbox's delivery
+    /// task probes at its own pace while invalidations wait.
+    pub(crate) fn let_probe_through(&self) {
+        self.breaker.allow_probe_now();
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -218,8 +229,9 @@ impl L2 {
     }
 
     /// One command, one round trip: `MGET entry tag-counter...`, the entry and the
-    /// current versions of its tags. (A pipeline of GET + MGET costs a second
-    /// command and reply on every L2 hit.)
+    /// current versions of its tags, created where missing (a second round trip, the
+    /// first time a tag is loaded; see [`counters`]). (A pipeline of GET + MGET costs
+    /// a second command and reply on every L2 hit.)
     pub(crate) async fn read(
         &self,
         entry_key: &str,
@@ -229,7 +241,8 @@ impl L2 {
             .chain(tag_keys.iter().map(String::as_str))
             .collect();
         let mut replies = self.mget(&keys).await?;
-        let versions = parse_versions(replies.drain(1..))?;
+        let mut versions = parse_versions(replies.drain(1..))?;
+        self.settle(&keys[1..], &mut versions).await?;
         Ok((replies.pop().flatten(), versions))
     }
 
@@ -337,7 +350,8 @@ impl L2 {
         .await
     }
 
-    /// Current versions of tag counters (a resync), in chunks of one call each.
+    /// Current versions of tag counters as they are ([`counters::MISSING`] where
+    /// Redis holds none), in chunks of one call each.
     pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<u64>, Fault> {
         let mut all = Vec::with_capacity(tag_keys.len());
         for chunk in tag_keys.chunks(512) {
@@ -358,8 +372,7 @@ impl L2 {
         self.call(|connection| async move {
             let bump = async {
                 match bump {
-                    Some(counter) => redis::cmd("INCR")
-                        .arg(counter)
+                    Some(counter) => L2::bump_command(counter)
                         .query_async::<u64>(&mut connection.clone())
                         .await
                         .map(Some),
@@ -433,21 +446,6 @@ impl L2 {
         .await
         .map(drop)
     }
-}
-
-/// Tag counters as read: a missing counter is version 0.
-pub(crate) fn parse_versions(
-    replies: impl IntoIterator<Item = Option<Vec<u8>>>,
-) -> Result<Vec<u64>, Fault> {
-    replies
-        .into_iter()
-        .map(|reply| {
-            reply.map_or(Some(0), |bytes| {
-                std::str::from_utf8(&bytes).ok()?.parse().ok()
-            })
-        })
-        .collect::<Option<Vec<u64>>>()
-        .ok_or(Fault::Malformed)
 }
 
 /// Unix time in milliseconds: the envelope's times cross processes.

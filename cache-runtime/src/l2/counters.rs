@@ -1,0 +1,127 @@
+//! Tag counters in Redis: versions that never repeat, whatever Redis loses.
+//!
+//! An entry records the versions of its tags' counters, read before its load; it is
+//! valid while each counter still holds the version it recorded. That is only sound
+//! if a counter never takes a value it held before. Redis can lose counters: a
+//! restart without persistence, a master of a cluster restarted empty, an eviction
+//! under `maxmemory`. A plain `INCR` would then count 1, 2, 3 again, and an entry
+//! recorded at 3 before the loss would validate again after three invalidations.
+//!
+//! So every value a counter takes is at least the current unix time in microseconds
+//! of the process that writes it:
+//! - an invalidation sets the counter to `max(counter + 1, now_µs)` (one script);
+//! - a counter that is missing when a load reads it is created at `now_µs`
+//!   (`SET NX GET`) before the loader runs, so no entry records a missing counter;
+//! - a missing counter reads as [`MISSING`] (0), which no entry records, and which a
+//!   process takes as "no information", never as a lower version.
+//!
+//! After a loss, the next value written is the writer's clock, which is past every
+//! value written before the loss as long as the loss lasted longer than the clock
+//! skew between the fleet's machines (milliseconds under NTP; a restart takes longer).
+//! Processes compare versions with `>`, so they apply the next invalidation of any
+//! tag after a loss as they would have before it, and entries stored before the loss
+//! never validate again, in L1 or in Redis.
+
+use super::{Fault, L2};
+
+/// The version of a counter Redis does not hold.
+pub(crate) const MISSING: u64 = 0;
+
+/// `max(counter + 1, ARGV[1])`: the floor keeps a counter that Redis lost (and so
+/// restarted from nothing) above every value it had before.
+const BUMP: &str = "local current = tonumber(redis.call('GET', KEYS[1]) or '0') \
+    local floor = tonumber(ARGV[1]) \
+    if current < floor then redis.call('SET', KEYS[1], ARGV[1]) return floor end \
+    return redis.call('INCR', KEYS[1])";
+
+/// Now in unix microseconds: the floor of every counter value written now.
+pub(crate) fn floor() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Tag counters as read: a missing counter is [`MISSING`].
+pub(crate) fn parse_versions(
+    replies: impl IntoIterator<Item = Option<Vec<u8>>>,
+) -> Result<Vec<u64>, Fault> {
+    replies
+        .into_iter()
+        .map(|reply| {
+            reply.map_or(Some(MISSING), |bytes| {
+                std::str::from_utf8(&bytes).ok()?.parse().ok()
+            })
+        })
+        .collect::<Option<Vec<u64>>>()
+        .ok_or(Fault::Malformed)
+}
+
+impl L2 {
+    /// The command that bumps `counter` to a version it never held.
+    pub(crate) fn bump_command(counter: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(BUMP).arg(1).arg(counter).arg(floor());
+        cmd
+    }
+
+    /// Creates the counters among `counters` that read as missing (`versions` holds
+    /// what was read, in the same order) and fills in the version each now has. One
+    /// `SET NX GET` per missing counter, sent together; a counter created meanwhile
+    /// by another process keeps that process's value.
+    pub(crate) async fn settle(
+        &self,
+        counters: &[&str],
+        versions: &mut [u64],
+    ) -> Result<(), Fault> {
+        let missing: Vec<usize> = (0..versions.len())
+            .filter(|&i| versions[i] == MISSING)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let floor = floor();
+        let missing = &missing;
+        let created: Vec<Option<u64>> = self
+            .call(|connection| async move {
+                let creates = missing.iter().map(|&i| {
+                    let mut connection = connection.clone();
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(counters[i]).arg(floor).arg("NX").arg("GET");
+                    async move { cmd.query_async::<Option<u64>>(&mut connection).await }
+                });
+                futures_util::future::try_join_all(creates).await
+            })
+            .await?;
+        for (&i, existing) in missing.iter().zip(created) {
+            versions[i] = existing.unwrap_or(floor);
+        }
+        Ok(())
+    }
+
+    /// The current versions of `counters`, created where missing: what a write that
+    /// did not go through a load (`put!`, the tags a loader added) records.
+    pub(crate) async fn settled_versions(&self, counters: &[String]) -> Result<Vec<u64>, Fault> {
+        let mut versions = self.versions(counters).await?;
+        let counters: Vec<&str> = counters.iter().map(String::as_str).collect();
+        self.settle(&counters, &mut versions).await?;
+        Ok(versions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_counter_reads_as_missing_and_garbage_is_malformed() {
+        let read = parse_versions([None, Some(b"17".to_vec())]).unwrap();
+        assert_eq!(read, [MISSING, 17]);
+        assert!(parse_versions([Some(b"x".to_vec())]).is_err());
+    }
+
+    #[test]
+    fn the_floor_is_unix_microseconds() {
+        // 2020-01-01 in µs: a floor below it would be seconds or milliseconds.
+        assert!(floor() > 1_577_836_800_000_000);
+    }
+}

@@ -1,0 +1,105 @@
+//! The backplane's wire format: one invalidation per pub/sub message, naming the
+//! sending process (so it can skip its own) and, for tags and caches, the version
+//! the Redis counter reached (so each process applies one invalidation once).
+//! Messages carry no values.
+
+const SEPARATOR: char = '\u{1f}';
+
+/// An invalidation, as published on the namespace's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    /// A tag, with the version its Redis counter reached.
+    Tag {
+        tag: String,
+        version: u64,
+    },
+    Cache {
+        cache: String,
+        version: u64,
+    },
+    All {
+        version: u64,
+    },
+    Entry {
+        cache: String,
+        key: Vec<u8>,
+    },
+}
+
+impl Message {
+    pub(crate) fn encode(&self, instance: u64) -> String {
+        let s = SEPARATOR;
+        match self {
+            Message::Tag { tag, version } => format!("{instance:016x}{s}t{s}{version}{s}{tag}"),
+            Message::Cache { cache, version } => {
+                format!("{instance:016x}{s}c{s}{version}{s}{cache}")
+            }
+            Message::All { version } => format!("{instance:016x}{s}a{s}{version}"),
+            Message::Entry { cache, key } => {
+                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{instance:016x}{s}e{s}{hex}{s}{cache}")
+            }
+        }
+    }
+
+    pub(crate) fn decode(text: &str) -> Option<(u64, Self)> {
+        let mut parts = text.splitn(3, SEPARATOR);
+        let instance = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let kind = parts.next()?;
+        let rest = parts.next()?;
+        let versioned = || {
+            let (version, name) = rest.split_once(SEPARATOR)?;
+            Some((version.parse::<u64>().ok()?, name.to_owned()))
+        };
+        let message = match kind {
+            "t" => versioned().map(|(version, tag)| Message::Tag { tag, version })?,
+            "c" => versioned().map(|(version, cache)| Message::Cache { cache, version })?,
+            "a" => Message::All {
+                version: rest.parse().ok()?,
+            },
+            "e" => {
+                let (hex, cache) = rest.split_once(SEPARATOR)?;
+                let key = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|b| u8::from_str_radix(b, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()?;
+                Message::Entry {
+                    cache: cache.to_owned(),
+                    key,
+                }
+            }
+            _ => return None,
+        };
+        Some((instance, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for message in [
+            Message::Tag {
+                tag: "user:7|x".into(),
+                version: 3,
+            },
+            Message::Cache {
+                cache: "app::Repo::get".into(),
+                version: 1,
+            },
+            Message::All { version: 9 },
+            Message::Entry {
+                cache: "users.get".into(),
+                key: vec![0, 7, 255],
+            },
+        ] {
+            assert_eq!(Message::decode(&message.encode(42)), Some((42, message)));
+        }
+        assert_eq!(Message::decode("garbage"), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! Invalidations on their way to Redis. One that Redis takes is delivered at once;
+//! one that it cannot take (down, frozen, circuit open) waits here, and one task
+//! delivers it as soon as Redis answers again. Either way the caller's future returns
+//! `Ok`: the invalidation was applied in this process before it was sent, and it is
+//! never lost.
+//!
+//! # The queue
+//! - **Coalesced.** One pending invalidation per tag, cache or entry: a second of
+//!   the same is counted and dropped, since delivering one bumps the counter past
+//!   every version recorded before either. A pending namespace-wide invalidation
+//!   covers everything else.
+//! - **Bounded.** Past its capacity the queue is replaced by one namespace-wide
+//!   invalidation: coarser (every process drops its whole L1, every entry in Redis
+//!   stops validating), never lost.
+//! - **Delivered late, applied again.** A late delivery applies the invalidation
+//!   here once more: between Redis answering and the delivery, this process may
+//!   have read from Redis a value the invalidation supersedes.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::l2::{keys, Fault, L2};
+use crate::message::Message;
+use crate::tags::{self, TagCell};
+
+/// How often the delivery task tries Redis while invalidations wait.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// What one invalidation covers.
+#[derive(Clone)]
+pub(crate) enum Scope {
+    Tag(String),
+    Cache(String),
+    All,
+    /// One entry: its Redis key, and its cache and serialized key for the message.
+    Entry {
+        cache: String,
+        key: Vec<u8>,
+        entry_key: String,
+    },
+}
+
+/// An invalidation, already applied in this process, to carry to Redis and to the
+/// other processes.
+#[derive(Clone)]
+pub(crate) struct Invalidation {
+    scope: Scope,
+    /// The local counter a late delivery bumps again (none for an entry).
+    cell: Option<Arc<TagCell>>,
+    /// What a late delivery of an entry runs again here (evicts the key).
+    reapply: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl Invalidation {
+    pub(crate) fn tag(tag: &str) -> Self {
+        Self::counted(Scope::Tag(tag.to_owned()), tags::held(tag))
+    }
+
+    pub(crate) fn cache(name: &str, cell: Arc<TagCell>) -> Self {
+        Self::counted(Scope::Cache(name.to_owned()), Some(cell))
+    }
+
+    pub(crate) fn all() -> Self {
+        Self::counted(Scope::All, Some(tags::GLOBAL.clone()))
+    }
+
+    pub(crate) fn entry(
+        cache: &str,
+        key: Vec<u8>,
+        entry_key: String,
+        reapply: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        Self {
+            scope: Scope::Entry {
+                cache: cache.to_owned(),
+                key,
+                entry_key,
+            },
+            cell: None,
+            reapply: Some(reapply),
+        }
+    }
+
+    fn counted(scope: Scope, cell: Option<Arc<TagCell>>) -> Self {
+        Self {
+            scope,
+            cell,
+            reapply: None,
+        }
+    }
+
+    fn counter(&self, namespace: &str) -> Option<String> {
+        match &self.scope {
+            Scope::Tag(tag) => Some(keys::tag(namespace, tag)),
+            Scope::Cache(cache) => Some(keys::cache_tag(namespace, cache)),
+            Scope::All => Some(keys::global_tag(namespace)),
+            Scope::Entry { .. } => None,
+        }
+    }
+
+    fn message(&self, version: u64) -> Message {
+        match &self.scope {
+            Scope::Tag(tag) => Message::Tag {
+                tag: tag.clone(),
+                version,
+            },
+            Scope::Cache(cache) => Message::Cache {
+                cache: cache.clone(),
+                version,
+            },
+            Scope::All => Message::All { version },
+            Scope::Entry { cache, key, .. } => Message::Entry {
+                cache: cache.clone(),
+                key: key.clone(),
+            },
+        }
+    }
+
+    /// Two invalidations with the same coalescing key do the same thing.
+    fn same_as(&self, other: &Self) -> bool {
+        match (&self.scope, &other.scope) {
+            (Scope::Tag(a), Scope::Tag(b)) | (Scope::Cache(a), Scope::Cache(b)) => a == b,
+            (Scope::All, Scope::All) => true,
+            (Scope::Entry { entry_key: a, .. }, Scope::Entry { entry_key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Bumps the counter and/or deletes the entry in Redis, then tells the others.
+    async fn deliver(&self, l2: &L2, late: bool) -> Result<(), Fault> {
+        let counter = self.counter(&l2.namespace);
+        let delete = match &self.scope {
+            Scope::Entry { entry_key, .. } => Some(entry_key.as_str()),
+            _ => None,
+        };
+        let version = l2.invalidate(counter.as_deref(), delete).await?;
+        if late {
+            if let Some(cell) = &self.cell {
+                cell.bump();
+            }
+            if let Some(reapply) = &self.reapply {
+                reapply();
+            }
+        }
+        if let (Some(cell), Some(version)) = (&self.cell, version) {
+            // So that this process does not apply its own invalidation again when it
+            // next reads the counter.
+            cell.learn_remote(version);
+        }
+        let message = self.message(version.unwrap_or(0));
+        l2.publish(message.encode(l2.instance)).await
+    }
+}
+
+/// The outbox's counters, in [`StatsSnapshot`](crate::StatsSnapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct OutboxSnapshot {
+    /// Invalidations waiting for Redis now.
+    pub pending: u64,
+    /// Invalidations Redis could not take when they were made, queued.
+    pub queued: u64,
+    /// Queued invalidations delivered once Redis answered again.
+    pub delivered: u64,
+    /// Invalidations dropped because the same one was already waiting.
+    pub coalesced: u64,
+    /// Invalidations folded into a namespace-wide one because the queue was full.
+    pub overflowed: u64,
+}
+
+struct Outbox {
+    pending: Mutex<VecDeque<Invalidation>>,
+    capacity: AtomicU64,
+    wake: Notify,
+    queued: AtomicU64,
+    delivered: AtomicU64,
+    coalesced: AtomicU64,
+    overflowed: AtomicU64,
+}
+
+static OUTBOX: LazyLock<Outbox> = LazyLock::new(|| Outbox {
+    pending: Mutex::default(),
+    capacity: AtomicU64::new(10_000),
+    wake: Notify::new(),
+    queued: AtomicU64::new(0),
+    delivered: AtomicU64::new(0),
+    coalesced: AtomicU64::new(0),
+    overflowed: AtomicU64::new(0),
+});
+
+fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Outbox {
+    fn push(&self, invalidation: Invalidation) {
+        let mut pending = self.pending.lock();
+        let covered = pending
+            .iter()
+            .any(|p| p.same_as(&invalidation) || matches!(p.scope, Scope::All));
+        if covered {
+            count(&self.coalesced, 1);
+            return;
+        }
+        count(&self.queued, 1);
+        if pending.len() as u64 >= self.capacity.load(Ordering::Relaxed) {
+            count(&self.overflowed, pending.len() as u64 + 1);
+            tracing::error!(
+                dropped = pending.len() + 1,
+                "stratacache: invalidation outbox full; a namespace-wide invalidation replaces it"
+            );
+            pending.clear();
+            pending.push_back(Invalidation::all());
+        } else {
+            pending.push_back(invalidation);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    fn front(&self) -> Option<Invalidation> {
+        self.pending.lock().front().cloned()
+    }
+
+    /// Removes `delivered` unless an overflow replaced the queue meanwhile.
+    fn remove(&self, delivered: &Invalidation) {
+        let mut pending = self.pending.lock();
+        if let Some(at) = pending.iter().position(|p| p.same_as(delivered)) {
+            pending.remove(at);
+            count(&self.delivered, 1);
+        }
+    }
+}
+
+/// Sends `invalidation` (already applied here) to Redis and the other processes, or
+/// queues it if Redis cannot take it now.
+pub(crate) async fn send(l2: &L2, invalidation: Invalidation) {
+    if let Err(fault) = invalidation.deliver(l2, false).await {
+        tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
+        OUTBOX.push(invalidation);
+    }
+}
+
+/// Sets how many invalidations may wait before they fold into a namespace-wide one.
+pub(crate) fn set_capacity(capacity: usize) {
+    let capacity = u64::try_from(capacity.max(1)).unwrap_or(u64::MAX);
+    OUTBOX.capacity.store(capacity, Ordering::Relaxed);
+}
+
+/// The delivery task: runs for the life of the process.
+pub(crate) async fn run(l2: &'static L2) {
+    loop {
+        let notified = OUTBOX.wake.notified();
+        let Some(next) = OUTBOX.front() else {
+            notified.await;
+            continue;
+        };
+        // The circuit may be open: this task's attempt is the probe, at its own pace,
+        // so a queued invalidation does not wait out the breaker's cooldown.
+        l2.let_probe_through();
+        match next.deliver(l2, true).await {
+            Ok(()) => OUTBOX.remove(&next),
+            Err(fault) => {
+                tracing::debug!(%fault, "stratacache: outbox still waiting for Redis");
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+        }
+    }
+}
+
+pub(crate) fn snapshot() -> OutboxSnapshot {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    OutboxSnapshot {
+        pending: OUTBOX.pending.lock().len() as u64,
+        queued: load(&OUTBOX.queued),
+        delivered: load(&OUTBOX.delivered),
+        coalesced: load(&OUTBOX.coalesced),
+        overflowed: load(&OUTBOX.overflowed),
+    }
+}

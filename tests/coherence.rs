@@ -1,0 +1,289 @@
+//! Coherence under faults, across real processes and a real `redis-server`: tag
+//! versions that never repeat after Redis loses them, invalidations that wait in the
+//! outbox while Redis is away, a process with no cache that recovers, and
+//! `max_unsynced`. The fleet checker (tests/fleet.rs) measures the same promises
+//! under load.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{eventually, Deployment, RedisCluster, Worker};
+
+const NS: &str = "co";
+
+macro_rules! on_standalone_and_cluster {
+    ($($test:ident),* $(,)?) => {
+        mod standalone {
+            $(#[test] fn $test() { super::$test(false) })*
+        }
+        mod cluster {
+            $(#[test] fn $test() { super::$test(true) })*
+        }
+    };
+}
+
+on_standalone_and_cluster!(
+    invalidations_after_redis_restarts_empty_are_applied,
+    an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it_is_back,
+);
+
+/// Redis restarted empty (or the master holding the tag's counter, on a cluster):
+/// the counter starts again from nothing, and the next invalidation must still reach
+/// a process that saw the counter's old versions. (With counters that restarted at
+/// 1, the reader ignored every invalidation below the last version it had seen.)
+fn invalidations_after_redis_restarts_empty_are_applied(cluster: bool) {
+    let mut server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    for round in 2..=4 {
+        assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+        let seen = eventually(Duration::from_secs(5), || {
+            reader.get("get 1").loads == round
+        });
+        assert!(seen, "invalidation {round} never reached the reader");
+    }
+
+    server.restart_owner_of(&format!("{NS}:tag:user:1"));
+    // The writer's connection reconnects after the restart: wait until its reads
+    // reach Redis again, so that what follows is about versions, not connections.
+    let mut errors = writer.get("peek 77").l2_errors;
+    let reconnected = eventually(Duration::from_secs(5), || {
+        let now = writer.get("peek 77").l2_errors;
+        std::mem::replace(&mut errors, now) == now
+    });
+    assert!(reconnected, "the writer never reached Redis again");
+    let before = reader.get("get 1").loads;
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    let applied = eventually(Duration::from_secs(5), || {
+        reader.get("get 1").loads == before + 1
+    });
+    assert!(
+        applied,
+        "the first invalidation after the restart was ignored: the reader still serves \
+         the value it loaded before it"
+    );
+}
+
+/// The master holding a tag's counter restarts empty while the entry, on another
+/// master, survives: the entry recorded a version of the counter before an
+/// invalidation, and must not validate again when the counter is created afresh.
+#[test]
+fn an_entry_stored_before_an_invalidation_never_validates_again_after_its_counters_master_restarts()
+{
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let mut loader = Worker::start(&url, NS, &[]);
+    // An id whose entry and tag counter live on different masters.
+    let id = (0..50)
+        .find(|id| {
+            loader.get(&format!("get {id}"));
+            let entry = entry_key_of(&cluster, *id);
+            cluster.owner_of(&entry) != cluster.owner_of(&format!("{NS}:tag:user:{id}"))
+        })
+        .expect("some id's entry and counter are on different masters");
+    assert_eq!(
+        loader.send(&format!("invalidate_tag user:{id}")),
+        "ok",
+        "the entry in Redis is now superseded"
+    );
+    let counter = format!("{NS}:tag:user:{id}");
+    let owner = cluster.owner_of(&counter);
+    cluster.nodes[owner].restart();
+    cluster.wait_until_ok();
+    assert!(
+        cluster.owner_of(&entry_key_of(&cluster, id)) != owner,
+        "the entry survived the restart"
+    );
+    let mut fresh = Worker::start(&url, NS, &[]);
+    let peeked = fresh.get(&format!("peek {id}"));
+    assert_eq!(
+        peeked.value, "<none>",
+        "an entry written before an invalidation was served from Redis after its \
+         counter's master restarted"
+    );
+}
+
+/// The Redis key of `get ID`'s entry, found by its value (the worker's values name
+/// their id).
+fn entry_key_of(cluster: &RedisCluster, id: u64) -> String {
+    let pattern = format!("{NS}:worker.user:v0:*");
+    for node in &cluster.nodes {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut node.connection())
+            .unwrap();
+        for key in keys {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg(&key)
+                .query(&mut node.connection())
+                .unwrap_or_default();
+            let needle = format!("user {id} loaded");
+            if bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+            {
+                return key;
+            }
+        }
+    }
+    panic!("no entry in Redis for id {id}");
+}
+
+/// The outbox: an invalidation made while Redis is down returns `Ok`, waits, and
+/// reaches the other processes once Redis is back. The writer never calls a cached
+/// function, so no cache exists in it: its Redis tier must recover by itself (its
+/// circuit breaker once read a clock that only a cache started).
+fn an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it_is_back(
+    cluster: bool,
+) {
+    let mut server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(reader.get("get 2").loads, 2);
+
+    server.stop();
+    for _ in 0..5 {
+        // More failures than the breaker's threshold: its circuit opens.
+        assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    }
+    assert_eq!(writer.send("invalidate_tag user:2"), "ok");
+    let outbox = &writer.stats()["outbox"];
+    assert_eq!(outbox["pending"], 2, "{outbox}");
+    assert_eq!(
+        outbox["coalesced"], 4,
+        "one pending invalidation per tag: {outbox}"
+    );
+
+    server.restart();
+    let back = Instant::now();
+    let seen = eventually(Duration::from_secs(5), || {
+        reader.get("get 1").loads == 3 && reader.get("get 2").loads == 4
+    });
+    assert!(seen, "the queued invalidations never reached the reader");
+    eprintln!(
+        "queued invalidations seen {:?} after Redis came back",
+        back.elapsed()
+    );
+    let outbox = &writer.stats()["outbox"];
+    assert_eq!(
+        (&outbox["pending"], &outbox["delivered"]),
+        (&0.into(), &2.into())
+    );
+
+    // The writer's circuit closed again: its next invalidation goes straight through.
+    let loads = reader.get("get 1").loads;
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    assert!(eventually(Duration::from_secs(5), || {
+        reader.get("get 1").loads == loads + 1
+    }));
+    assert_eq!(
+        writer.stats()["outbox"]["queued"],
+        2,
+        "not queued this time"
+    );
+}
+
+/// Past its capacity the outbox folds into one namespace-wide invalidation: the
+/// reader drops even the entries whose tags were never named.
+#[test]
+fn a_full_outbox_becomes_one_namespace_wide_invalidation() {
+    let mut server = Deployment::standalone();
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer =
+        Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_OUTBOX_CAPACITY", "2")]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(reader.get("get 9").loads, 2);
+
+    server.stop();
+    for tag in ["user:1", "user:3", "user:4"] {
+        assert_eq!(writer.send(&format!("invalidate_tag {tag}")), "ok");
+    }
+    let outbox = &writer.stats()["outbox"];
+    assert_eq!(
+        (&outbox["pending"], &outbox["overflowed"]),
+        (&1.into(), &3.into())
+    );
+
+    server.restart();
+    let dropped = eventually(Duration::from_secs(5), || reader.get("get 9").loads == 3);
+    assert!(
+        dropped,
+        "user 9 was never named, but the overflow must clear it too"
+    );
+    assert_eq!(reader.get("get 1").loads, 4);
+}
+
+/// `max_unsynced`: a reader cut off from Redis stops serving its L1 values once it
+/// has not synced for longer than the bound.
+#[test]
+fn max_unsynced_drops_l1_while_a_process_is_cut_off() {
+    let mut server = Deployment::standalone();
+    let mut bounded =
+        Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_MAX_UNSYNCED_MS", "800")]);
+    let mut unbounded = Worker::start(&server.url(), NS, &[]);
+    bounded.get("get 1");
+    let held = unbounded.get("get 1");
+    // Synced (the worker resyncs every 500 ms): the value stays in L1.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        bounded.get("get 1").loads,
+        1,
+        "a synced process keeps its L1"
+    );
+
+    server.stop();
+    let dropped = eventually(Duration::from_secs(5), || bounded.get("get 1").loads > 1);
+    assert!(
+        dropped,
+        "the cut-off process kept serving its L1 past max_unsynced"
+    );
+    let after = unbounded.get("get 1");
+    assert_eq!(
+        (after.loads, after.l1_hits),
+        (held.loads, held.l1_hits + 1),
+        "off by default: L1 is kept"
+    );
+}
+
+/// `rediss://` against a server whose certificate a private CA signed: values are
+/// shared through Redis, invalidations reach the other process, and both carry on
+/// after the server restarts.
+#[test]
+fn over_tls_values_are_shared_invalidations_travel_and_a_restart_is_survived() {
+    let mut server = support::RedisServer::start_tls();
+    let url = server.tls_url();
+    let ca = server.ca_file().display().to_string();
+    let env = [("WORKER_REDIS_CA_FILE", ca.as_str())];
+    let mut a = Worker::start_with_env(&url, NS, &[], &env);
+    let mut b = Worker::start_with_env(&url, NS, &[], &env);
+    assert_eq!(a.get("get 1").loads, 1);
+    let shared = b.get("get 1");
+    assert_eq!(
+        (shared.loads, shared.l2_hits),
+        (0, 1),
+        "B reads A's value over TLS"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{NS}:worker.user:*"))
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(keys.len(), 1, "the value is in Redis");
+
+    assert_eq!(b.send("invalidate_tag user:1"), "ok");
+    assert!(eventually(Duration::from_secs(5), || a.get("get 1").loads == 2));
+
+    server.restart();
+    assert_eq!(b.send("invalidate_tag user:1"), "ok");
+    assert!(
+        eventually(Duration::from_secs(5), || a.get("get 1").loads == 3),
+        "after the restart, B's invalidation never reached A over TLS"
+    );
+    let mut c = Worker::start_with_env(&url, NS, &[], &env);
+    assert!(
+        eventually(Duration::from_secs(5), || c.get("get 1").l2_hits == 1),
+        "a fresh process never read A's reloaded value over TLS"
+    );
+}
