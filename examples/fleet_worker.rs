@@ -1,0 +1,151 @@
+//! One process of the fleet checker (tests/fleet.rs): a writer that commits new
+//! versions of items to a source of truth (a Redis of its own, never faulted) and
+//! then invalidates their tag, or a reader that calls a cached `item(k)` in a loop,
+//! or a peeker that only reads what the cache Redis holds (`peek!`). Every operation
+//! is logged with its start and end in unix microseconds, and written to OUT_FILE at
+//! the end, one per line:
+//!
+//! ```text
+//! w KEY VERSION START END OK      a commit of VERSION, then its invalidation
+//! r KEY VERSION START END OK      a read that returned VERSION (OK = 0: it failed)
+//! p KEY VERSION START END 1       a peek (VERSION = 0: nothing in Redis)
+//! f KEY VERSION START END OK      a reader's final read, after the settle time
+//! ```
+//!
+//! Usage: `fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS
+//! RESYNC_MS OUT_FILE`.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use stratacache::{cached, invalidate_tag, peek, Config};
+
+static TRUTH: OnceLock<ConnectionManager> = OnceLock::new();
+/// The namespace, which also prefixes the items in the source of truth.
+static NAMESPACE: OnceLock<String> = OnceLock::new();
+
+fn truth_key(k: u64) -> String {
+    format!("truth:{}:item:{k}", NAMESPACE.get().expect("set"))
+}
+
+/// The source of truth's current version of item `k` (0: never written).
+#[cached(ttl = "60s", tags = ["item:{k}"], name = "fleet.item")]
+async fn item(k: u64) -> Result<u64, String> {
+    let mut truth = TRUTH.get().expect("connected").clone();
+    redis::cmd("GET")
+        .arg(truth_key(k))
+        .query_async::<Option<u64>>(&mut truth)
+        .await
+        .map(|v| v.unwrap_or(0))
+        .map_err(|e| e.to_string())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+struct Args {
+    role: String,
+    keys: u64,
+    run: Duration,
+    settle: Duration,
+    out: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let [role, cache_url, truth_url, namespace, keys, run_ms, settle_ms, resync_ms, out] =
+        argv.as_slice()
+    else {
+        eprintln!("usage: fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS RESYNC_MS OUT_FILE");
+        std::process::exit(2);
+    };
+    let ms = |s: &str| Duration::from_millis(s.parse().expect("a number of ms"));
+    let truth = redis::Client::open(truth_url.as_str()).expect("truth URL");
+    let truth = ConnectionManager::new(truth).await.expect("truth Redis");
+    TRUTH.set(truth).ok();
+    NAMESPACE.set(namespace.clone()).ok();
+    let config = Config::new()
+        .redis_url(cache_url)
+        .namespace(namespace)
+        .resync_interval(ms(resync_ms));
+    stratacache::init(config).expect("init");
+    let args = Args {
+        role: role.clone(),
+        keys: keys.parse().expect("KEYS"),
+        run: ms(run_ms),
+        settle: ms(settle_ms),
+        out: out.clone(),
+    };
+    let mut log = String::new();
+    match args.role.as_str() {
+        "writer" => write(&args, &mut log).await,
+        "reader" => read(&args, &mut log).await,
+        "peeker" => peek_loop(&args, &mut log).await,
+        other => panic!("unknown role {other}"),
+    }
+    std::fs::write(&args.out, log).expect("write the log");
+}
+
+/// Commits a new version of one item every 20 ms, round robin, then invalidates it.
+async fn write(args: &Args, log: &mut String) {
+    let mut truth = TRUTH.get().expect("connected").clone();
+    let end = Instant::now() + args.run;
+    let mut k = 0;
+    while Instant::now() < end {
+        let version: u64 = redis::cmd("INCR")
+            .arg(truth_key(k))
+            .query_async(&mut truth)
+            .await
+            .expect("the source of truth is never faulted");
+        let start = now_us();
+        let ok = invalidate_tag!("item:{}", k).await.is_ok();
+        let _ = writeln!(log, "w {k} {version} {start} {} {}", now_us(), u8::from(ok));
+        k = (k + 1) % args.keys;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads every item in turn, one read a millisecond, then after the settle time reads
+/// each once more (the final reads: every invalidation must have been seen by then).
+async fn read(args: &Args, log: &mut String) {
+    let end = Instant::now() + args.run;
+    let mut k = u64::from(std::process::id()) % args.keys;
+    while Instant::now() < end {
+        read_once(k, 'r', log).await;
+        k = (k + 1) % args.keys;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(args.settle).await;
+    for k in 0..args.keys {
+        read_once(k, 'f', log).await;
+    }
+}
+
+async fn read_once(k: u64, kind: char, log: &mut String) {
+    let start = now_us();
+    let (version, ok) = match item(k).await {
+        Ok(version) => (version, 1),
+        Err(_) => (0, 0),
+    };
+    let _ = writeln!(log, "{kind} {k} {version} {start} {} {ok}", now_us());
+}
+
+/// Reads only what Redis holds, every 2 ms: a value there that an invalidation has
+/// superseded must never validate.
+async fn peek_loop(args: &Args, log: &mut String) {
+    let end = Instant::now() + args.run;
+    let mut k = 0;
+    while Instant::now() < end {
+        let start = now_us();
+        let version = peek!(item(k)).await.unwrap_or(0);
+        let _ = writeln!(log, "p {k} {version} {start} {} 1", now_us());
+        k = (k + 1) % args.keys;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,323 @@
+//! The fleet checker: a writer, four readers and a peeker, each a separate process
+//! (examples/fleet_worker.rs), over one cache Redis, with the source of truth in a
+//! second Redis that is never faulted. Each phase injects one fault into the cache
+//! Redis and checks what the fleet promises (tests/fleet/analysis.rs says how):
+//! - no call fails;
+//! - once a fault has ended, no read is staler than the resync interval;
+//! - no value an invalidation superseded is served from Redis past that bound
+//!   (with no fault: never);
+//! - every invalidation is seen by every reader in the end;
+//! - with no fault, an invalidation reaches every reader within 10 ms (p99).
+//!
+//! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
+//! the README's table: `FLEET_SECONDS=20 FLEET_ROUNDS=2 cargo test --release --test
+//! fleet -- --nocapture`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod analysis;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use analysis::{Fault, Report};
+use support::{Deployment, RedisServer};
+
+const READERS: usize = 4;
+const KEYS: u64 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Injected {
+    None,
+    /// `CLIENT KILL TYPE pubsub`, three times, 700 ms apart.
+    KillPubsub,
+    /// Redis (standalone) restarted with nothing in it.
+    RestartEmpty,
+    /// SIGSTOP for 3 s.
+    Freeze,
+    /// Down for 2 s while the writer goes on invalidating (the outbox).
+    DownWhileInvalidating,
+    /// One master of the cluster restarted with nothing in it.
+    RestartOneMaster,
+}
+
+struct Phase {
+    name: &'static str,
+    cluster: bool,
+    fault: Injected,
+}
+
+const PHASES: [Phase; 7] = [
+    Phase {
+        name: "no fault",
+        cluster: false,
+        fault: Injected::None,
+    },
+    Phase {
+        name: "pub/sub connections killed",
+        cluster: false,
+        fault: Injected::KillPubsub,
+    },
+    Phase {
+        name: "Redis restarted empty",
+        cluster: false,
+        fault: Injected::RestartEmpty,
+    },
+    Phase {
+        name: "Redis frozen 3 s",
+        cluster: false,
+        fault: Injected::Freeze,
+    },
+    Phase {
+        name: "Redis down 2 s while invalidating",
+        cluster: false,
+        fault: Injected::DownWhileInvalidating,
+    },
+    Phase {
+        name: "cluster, no fault",
+        cluster: true,
+        fault: Injected::None,
+    },
+    Phase {
+        name: "cluster, one master restarted empty",
+        cluster: true,
+        fault: Injected::RestartOneMaster,
+    },
+];
+
+struct Settings {
+    run: Duration,
+    rounds: usize,
+    resync: Duration,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let number = |name: &str, default: u64| {
+            std::env::var(name).ok().map_or(default, |v| {
+                v.parse().unwrap_or_else(|_| panic!("{name} is a number"))
+            })
+        };
+        Self {
+            run: Duration::from_secs(number("FLEET_SECONDS", 7)),
+            rounds: number("FLEET_ROUNDS", 1) as usize,
+            resync: Duration::from_secs(1),
+        }
+    }
+}
+
+#[test]
+fn the_fleet_stays_coherent_under_faults() {
+    let settings = Settings::from_env();
+    let truth = RedisServer::start();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for round in 0..settings.rounds {
+        let mut standalone = Deployment::standalone();
+        let mut cluster = Deployment::cluster();
+        for (index, phase) in PHASES.iter().enumerate() {
+            let cache = if phase.cluster {
+                &mut cluster
+            } else {
+                &mut standalone
+            };
+            let namespace = format!("fleet{round}p{index}");
+            let report = run_phase(cache, &truth, phase, &namespace, &settings);
+            problems.extend(check(phase, &report, &settings));
+            rows.push(row(phase, &report));
+        }
+    }
+    let table = table(&rows);
+    println!("{table}");
+    assert!(problems.is_empty(), "{problems:#?}\n{table}");
+}
+
+fn check(phase: &Phase, report: &Report, settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("{}: {what}", phase.name));
+        }
+    };
+    expect(report.reads > 1000, format!("only {} reads", report.reads));
+    expect(
+        report.invalidations > 50,
+        format!("only {} invalidations", report.invalidations),
+    );
+    expect(
+        report.failed == 0,
+        format!("{} failed calls", report.failed),
+    );
+    expect(
+        report.past_bound == 0,
+        format!(
+            "{} reads staler than the resync interval ({:?}) outside the fault",
+            report.past_bound, settings.resync
+        ),
+    );
+    expect(
+        report.stale_peeks_past_bound == 0,
+        format!(
+            "{} superseded values served from Redis",
+            report.stale_peeks_past_bound
+        ),
+    );
+    expect(
+        report.unseen == 0,
+        format!("{} invalidations never seen", report.unseen),
+    );
+    if phase.fault == Injected::None {
+        expect(
+            report.stale_peeks == 0,
+            format!("{} superseded values served from Redis", report.stale_peeks),
+        );
+        expect(
+            report.propagation_p99_ms <= 10.0,
+            format!(
+                "propagation p99 {} ms over 10 ms",
+                report.propagation_p99_ms
+            ),
+        );
+    }
+    problems
+}
+
+fn run_phase(
+    cache: &mut Deployment,
+    truth: &RedisServer,
+    phase: &Phase,
+    namespace: &str,
+    settings: &Settings,
+) -> Report {
+    let dir = std::env::temp_dir().join(format!(
+        "stratacache-fleet-{}-{namespace}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let roles = std::iter::once("writer")
+        .chain(std::iter::repeat_n("reader", READERS))
+        .chain(std::iter::once("peeker"));
+    let mut children: Vec<(Child, PathBuf)> = roles
+        .enumerate()
+        .map(|(i, role)| {
+            let out = dir.join(format!("{i}-{role}.log"));
+            (spawn(role, cache, truth, namespace, settings, &out), out)
+        })
+        .collect();
+    let started = Instant::now();
+    let fault = inject(cache, phase.fault, started + settings.run.mul_f64(0.3));
+    let deadline = started + settings.run + 2 * settings.resync + Duration::from_secs(30);
+    let mut log = String::new();
+    for (child, out) in &mut children {
+        wait(child, deadline);
+        log.push_str(&std::fs::read_to_string(&*out).expect("the worker wrote its log"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let bound_us = settings.resync.as_micros() as u64;
+    analysis::analyse(&analysis::parse(&log), fault, bound_us)
+}
+
+fn spawn(
+    role: &str,
+    cache: &Deployment,
+    truth: &RedisServer,
+    namespace: &str,
+    settings: &Settings,
+    out: &Path,
+) -> Child {
+    let ms = |d: Duration| d.as_millis().to_string();
+    Command::new(support::example_path("fleet_worker"))
+        .arg(role)
+        .arg(cache.url())
+        .arg(truth.url())
+        .arg(namespace)
+        .arg(KEYS.to_string())
+        .arg(ms(settings.run))
+        .arg(ms(2 * settings.resync + Duration::from_millis(500)))
+        .arg(ms(settings.resync))
+        .arg(out)
+        .spawn()
+        .expect("start fleet_worker")
+}
+
+fn wait(child: &mut Child, deadline: Instant) {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "a fleet worker failed: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a fleet worker did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Injects `fault` at `at` (the schedule of the phase) and returns when it lasted.
+fn inject(cache: &mut Deployment, fault: Injected, at: Instant) -> Option<Fault> {
+    if fault == Injected::None {
+        return None;
+    }
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    let start = now_us();
+    match fault {
+        Injected::None => unreachable!(),
+        Injected::KillPubsub => {
+            for _ in 0..3 {
+                let killed: i64 =
+                    cache.query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"));
+                assert!(killed > 0, "no subscriber to kill");
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        }
+        Injected::RestartEmpty => cache.restart(),
+        Injected::Freeze => {
+            cache.freeze();
+            std::thread::sleep(Duration::from_secs(3));
+            cache.thaw();
+        }
+        Injected::DownWhileInvalidating => {
+            cache.stop();
+            std::thread::sleep(Duration::from_secs(2));
+            cache.restart();
+        }
+        Injected::RestartOneMaster => cache.restart_owner_of("any key"),
+    }
+    Some(Fault {
+        start,
+        end: now_us(),
+    })
+}
+
+fn row(phase: &Phase, r: &Report) -> String {
+    format!(
+        "| {} | {} | {} | {} | {:.1} | {:.1} | {} / {} | {} | {} | {:.1} | {:.1} |",
+        phase.name,
+        r.reads,
+        r.failed,
+        r.stale,
+        r.worst_lag_ms,
+        r.worst_after_fault_ms,
+        r.stale_peeks,
+        r.peeks,
+        r.invalidations,
+        r.unseen,
+        r.propagation_p50_ms,
+        r.propagation_p99_ms,
+    )
+}
+
+fn table(rows: &[String]) -> String {
+    let header = "| phase | reads | failed | stale reads | worst lag ms | worst after fault ms | stale peeks / peeks | invalidations | unseen | propagation p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+    format!("{header}\n{}", rows.join("\n"))
+}
