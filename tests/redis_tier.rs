@@ -142,10 +142,20 @@ fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten(cluster: 
     let key1 = key_of(1);
     let valid = server.get(&key1);
     let foreign = server.get(&key_of(2));
-    let bad_values: [(&str, Vec<u8>); 3] = [
+    // One byte of the payload changed: "user 1 loaded..." becomes "user 1 loadee...",
+    // which postcard decodes without complaint; the envelope's checksum catches it.
+    let mut flipped = valid.clone();
+    let at = flipped
+        .windows(6)
+        .position(|w| w == b"loaded")
+        .expect("the payload is in clear")
+        + 5;
+    flipped[at] ^= 1;
+    let bad_values: [(&str, Vec<u8>); 4] = [
         ("garbage", b"{\"not\": \"ours\"}".to_vec()),
         ("truncated", valid[..valid.len() / 2].to_vec()),
         ("another key's entry", foreign),
+        ("one payload byte flipped", flipped),
     ];
     for (what, bad) in bad_values {
         server.set(&key1, &bad);

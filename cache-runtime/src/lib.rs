@@ -77,3 +77,44 @@ fn send(
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// The decoders of bytes that come from Redis, for the fuzz targets in `fuzz/`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::l2::codec::PayloadFormat;
+
+    /// Decodes an envelope; true if it was accepted.
+    pub fn envelope(bytes: &[u8]) -> bool {
+        crate::l2::envelope::Envelope::decode(bytes).is_ok()
+    }
+
+    /// Decodes `"SC" | 3 | body | checksum of it`: past the checksum, so that the
+    /// fuzzer reaches the parser behind it.
+    pub fn sealed_envelope(body: &[u8]) -> bool {
+        let mut bytes = b"SC\x03".to_vec();
+        bytes.extend_from_slice(body);
+        let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        crate::l2::envelope::Envelope::decode(&bytes).is_ok()
+    }
+
+    /// Parses a backplane message; true if it was accepted.
+    pub fn message(text: &str) -> bool {
+        crate::message::Message::decode(text).is_some()
+    }
+
+    /// Decodes a payload as the codec of a shared cache of `V` does.
+    pub fn value<V>(bytes: &[u8], json: bool) -> Option<V>
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let format = if json {
+            PayloadFormat::Json
+        } else {
+            PayloadFormat::Postcard
+        };
+        let codec = crate::l2::codec::serde_codec::<u64, V>();
+        (codec.decode_value)(bytes, format)
+    }
+}

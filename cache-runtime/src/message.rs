@@ -102,4 +102,31 @@ mod tests {
         }
         assert_eq!(Message::decode("garbage"), None);
     }
+
+    /// Property: random and mutated messages never panic the parser; a mutated one
+    /// either fails or parses to some message (they carry no values to corrupt).
+    #[test]
+    fn random_and_mutated_messages_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let sound = Message::Entry {
+            cache: "users.get".into(),
+            key: vec![1, 2, 3],
+        }
+        .encode(7);
+        for _ in 0..20_000 {
+            let mut bytes = sound.clone().into_bytes();
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = next() as u8;
+            bytes.truncate((next() % (bytes.len() as u64 + 1)) as usize);
+            let _ = Message::decode(&String::from_utf8_lossy(&bytes));
+            let random: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+            let _ = Message::decode(&String::from_utf8_lossy(&random));
+        }
+    }
 }

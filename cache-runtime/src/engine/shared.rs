@@ -168,6 +168,9 @@ impl std::fmt::Display for Bad {
                 f.write_str("written by an unknown envelope version")
             }
             Bad::Envelope(Unusable::Truncated) => f.write_str("truncated or malformed"),
+            Bad::Envelope(Unusable::Corrupt) => {
+                f.write_str("checksum mismatch: changed in Redis since it was written")
+            }
             Bad::OtherKey => f.write_str("holds another key (hash collision or foreign writer)"),
             Bad::Payload => f.write_str(
                 "payload does not decode as this value type; bump `version` when the type changes",
