@@ -287,3 +287,69 @@ fn over_tls_values_are_shared_invalidations_travel_and_a_restart_is_survived() {
         "a fresh process never read A's reloaded value over TLS"
     );
 }
+
+/// On a cluster, a master that is down affects only the keys and counters it holds:
+/// an invalidation of a tag held by a healthy master still reaches the others at
+/// once, and a read whose keys all live on healthy masters is still an L2 hit, even
+/// in processes whose calls to the down master have opened its circuit. (With one
+/// circuit for the whole cluster, both waited for the master to come back.)
+#[test]
+fn a_master_that_is_down_keeps_its_fault_to_the_keys_it_holds() {
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let mut reader = Worker::start(&url, NS, &[]);
+    let mut writer = Worker::start(&url, NS, &[]);
+    for id in 0..40 {
+        reader.get(&format!("get {id}"));
+    }
+    let implicit = [
+        cluster.owner_of(&format!("{NS}:global-tag")),
+        cluster.owner_of(&format!("{NS}:cache-tag:worker.user")),
+    ];
+    let down = (0..3)
+        .find(|node| !implicit.contains(node))
+        .expect("three masters, two implicit counters");
+    let counter_node = |id: u64| cluster.owner_of(&format!("{NS}:tag:user:{id}"));
+    let healthy = (0..40)
+        .find(|&id| {
+            counter_node(id) != down && cluster.owner_of(&entry_key_of(&cluster, id)) != down
+        })
+        .expect("an id whose entry and counter are on healthy masters");
+    let on_down: Vec<u64> = (100..400)
+        .filter(|&id| counter_node(id) == down)
+        .take(3)
+        .collect();
+
+    cluster.nodes[down].stop();
+    for id in &on_down {
+        // Fail on the down master, enough times to open its circuit in the writer.
+        assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
+    }
+    let loads = reader.get(&format!("get {healthy}")).loads;
+    assert_eq!(writer.send(&format!("invalidate_tag user:{healthy}")), "ok");
+    let seen = eventually(Duration::from_secs(3), || {
+        reader.get(&format!("get {healthy}")).loads == loads + 1
+    });
+    assert!(
+        seen,
+        "an invalidation of a tag on a healthy master waited for the down one"
+    );
+    assert_eq!(
+        writer.stats()["outbox"]["queued"],
+        3,
+        "only the invalidations of the down master's tags waited"
+    );
+
+    let mut fresh = Worker::start(&url, NS, &[]);
+    for id in &on_down {
+        fresh.get(&format!("get {id}"));
+    }
+    let hit = fresh.get(&format!("get {healthy}"));
+    assert_eq!(
+        (hit.l2_hits, hit.loads),
+        (1, 3),
+        "a read of keys on healthy masters was not answered by Redis"
+    );
+    cluster.nodes[down].restart();
+    cluster.wait_until_ok();
+}

@@ -72,7 +72,10 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     // message published on one reaches every node's subscribers.
     let mut nodes = l2.subscribers.iter().cycle();
     loop {
-        let client = nodes.next().expect("at least one node");
+        let client = match l2.channel_subscriber() {
+            Some(owner) => owner,
+            None => nodes.next().expect("at least one node"),
+        };
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&l2.channel).await {
                 Ok(()) => {

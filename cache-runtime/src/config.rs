@@ -235,6 +235,9 @@ pub fn init(config: Config) -> Result<(), Error> {
     registry::start_clock();
     outbox::set_capacity(config.outbox_capacity);
     runtime.spawn(outbox::run(l2));
+    if l2.is_cluster() {
+        runtime.spawn(l2.follow_slot_map());
+    }
     if config.backplane {
         runtime.spawn(backplane::run(l2, config.resync_interval));
         if let Some(bound) = config.max_unsynced {

@@ -224,8 +224,8 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    fn front(&self) -> Option<Invalidation> {
-        self.pending.lock().front().cloned()
+    fn pending(&self) -> Vec<Invalidation> {
+        self.pending.lock().iter().cloned().collect()
     }
 
     /// Removes `delivered` unless an overflow replaced the queue meanwhile.
@@ -253,24 +253,29 @@ pub(crate) fn set_capacity(capacity: usize) {
     OUTBOX.capacity.store(capacity, Ordering::Relaxed);
 }
 
-/// The delivery task: runs for the life of the process.
+/// The delivery task: runs for the life of the process. Each round tries every
+/// waiting invalidation, so one whose cluster master is still down does not hold
+/// back those whose masters answer.
 pub(crate) async fn run(l2: &'static L2) {
     loop {
         let notified = OUTBOX.wake.notified();
-        let Some(next) = OUTBOX.front() else {
+        let pending = OUTBOX.pending();
+        if pending.is_empty() {
             notified.await;
             continue;
-        };
-        // The circuit may be open: this task's attempt is the probe, at its own pace,
-        // so a queued invalidation does not wait out the breaker's cooldown.
+        }
+        // Circuits may be open: this task's attempts are the probes, at its own pace,
+        // so a queued invalidation does not wait out a breaker's cooldown.
         l2.let_probe_through();
-        match next.deliver(l2, true).await {
-            Ok(()) => OUTBOX.remove(&next),
-            Err(fault) => {
-                tracing::debug!(%fault, "stratacache: outbox still waiting for Redis");
-                tokio::time::sleep(RETRY_EVERY).await;
+        for invalidation in pending {
+            match invalidation.deliver(l2, true).await {
+                Ok(()) => OUTBOX.remove(&invalidation),
+                Err(fault) => {
+                    tracing::debug!(%fault, "stratacache: outbox still waiting for Redis")
+                }
             }
         }
+        tokio::time::sleep(RETRY_EVERY).await;
     }
 }
 

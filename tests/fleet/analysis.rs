@@ -64,7 +64,8 @@ pub struct Report {
     /// Final reads that did not return the last version written.
     pub unseen: usize,
     /// Per invalidation made before any fault: how long after it returned a read
-    /// still returned an older version (0 when none did), p50 and p99 in ms.
+    /// (made before the fault too) still returned an older version (0 when none
+    /// did), p50 and p99 in ms.
     pub propagation_p50_ms: f64,
     pub propagation_p99_ms: f64,
 }
@@ -138,8 +139,11 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
                 report.worst_after_fault_ms = report.worst_after_fault_ms.max(after as f64 / 1e3);
             }
         }
+        if op.start >= healthy_until {
+            continue; // the fault's doing, not propagation's
+        }
         for (&version, &returned) in &key.returned {
-            if version > op.version && returned < op.start && returned < healthy_until {
+            if version > op.version && returned < op.start {
                 let window = propagation.entry((op.key, version)).or_default();
                 *window = (*window).max(op.start - returned);
             }

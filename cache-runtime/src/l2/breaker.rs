@@ -25,10 +25,6 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn cooldown_ms(&self) -> u64 {
-        self.cooldown_ms
-    }
-
     pub(crate) fn is_open(&self) -> bool {
         self.failures.load(Ordering::Relaxed) >= self.threshold
     }

@@ -13,12 +13,6 @@ pub(crate) enum Connection {
     Cluster(ClusterConnection),
 }
 
-impl Connection {
-    pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Connection::Cluster(_))
-    }
-}
-
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -80,18 +80,19 @@ impl L2 {
             return Ok(());
         }
         let floor = floor();
-        let missing = &missing;
-        let created: Vec<Option<u64>> = self
-            .call(|connection| async move {
-                let creates = missing.iter().map(|&i| {
-                    let mut connection = connection.clone();
-                    let mut cmd = redis::cmd("SET");
-                    cmd.arg(counters[i]).arg(floor).arg("NX").arg("GET");
-                    async move { cmd.query_async::<Option<u64>>(&mut connection).await }
-                });
-                futures_util::future::try_join_all(creates).await
+        let creates = missing.iter().map(|&i| {
+            let counter = counters[i];
+            self.call(Some(counter), move |mut connection| async move {
+                redis::cmd("SET")
+                    .arg(counter)
+                    .arg(floor)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async::<Option<u64>>(&mut connection)
+                    .await
             })
-            .await?;
+        });
+        let created = futures_util::future::try_join_all(creates).await?;
         for (&i, existing) in missing.iter().zip(created) {
             versions[i] = existing.unwrap_or(floor);
         }

@@ -1,0 +1,257 @@
+//! The commands of the Redis tier, each through [`L2::call`]: on a cluster, one call
+//! per node's worth of keys, so a master that is down fails only the calls that need
+//! it, and only its own circuit opens.
+
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+
+use super::connection::Connection;
+use super::counters::parse_versions;
+use super::routing::slot_of;
+use super::{Fault, L2};
+
+impl L2 {
+    /// One command, one round trip: `MGET entry tag-counter...`, the entry and the
+    /// current versions of its tags, created where missing (a second round trip, the
+    /// first time a tag is loaded; see [`counters`](super::counters)). (A pipeline of
+    /// GET + MGET costs a second command and reply on every L2 hit.)
+    pub(crate) async fn read(
+        &self,
+        entry_key: &str,
+        tag_keys: &[String],
+    ) -> Result<(Option<Vec<u8>>, Vec<u64>), Fault> {
+        let keys: Vec<&str> = std::iter::once(entry_key)
+            .chain(tag_keys.iter().map(String::as_str))
+            .collect();
+        let mut replies = self.mget(&keys).await?;
+        let mut versions = parse_versions(replies.drain(1..))?;
+        self.settle(&keys[1..], &mut versions).await?;
+        Ok((replies.pop().flatten(), versions))
+    }
+
+    /// `MGET` of any keys, in their order. On a standalone server, one command; on a
+    /// cluster, one `MGET` per hash slot (a command may not span slots), each through
+    /// its master's breaker, all sent at once: one round trip to each node involved,
+    /// in parallel. (redis-rs can split a multi-slot `MGET` itself, but its retry
+    /// after a node failure re-sends the whole command and then cannot match the
+    /// replies.)
+    pub(crate) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        if !self.is_cluster() {
+            let replies = self
+                .call(None, |mut connection| async move {
+                    // Sized at once: a batch's hundred keys would regrow it ten times.
+                    let bytes = keys.iter().map(|key| key.len()).sum::<usize>();
+                    let mut cmd = redis::Cmd::with_capacity(keys.len() + 1, bytes + 4);
+                    cmd.arg("MGET")
+                        .arg(keys)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+                        .await
+                })
+                .await?;
+            return if replies.len() == keys.len() {
+                Ok(replies)
+            } else {
+                Err(Fault::Malformed)
+            };
+        }
+        let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            let slot = slot_of(key);
+            match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, indices)) => indices.push(index),
+                None => by_slot.push((slot, vec![index])),
+            }
+        }
+        let requests = by_slot.iter().map(|(_, indices)| {
+            self.call(Some(keys[indices[0]]), move |mut connection| async move {
+                let mut cmd = redis::cmd("MGET");
+                for &index in indices {
+                    cmd.arg(keys[index]);
+                }
+                cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+                    .await
+            })
+        });
+        let answers = futures_util::future::try_join_all(requests).await?;
+        let mut replies = vec![None; keys.len()];
+        for ((_, indices), answer) in by_slot.iter().zip(answers) {
+            if answer.len() != indices.len() {
+                return Err(Fault::Malformed);
+            }
+            for (&index, reply) in indices.iter().zip(answer) {
+                replies[index] = reply;
+            }
+        }
+        Ok(replies)
+    }
+
+    pub(crate) async fn write(
+        &self,
+        entry_key: &str,
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), Fault> {
+        self.call(Some(entry_key), |mut connection| async move {
+            set_command(entry_key, bytes, ttl_ms)
+                .query_async::<()>(&mut connection)
+                .await
+        })
+        .await
+    }
+
+    /// Several `SET key value [PX ttl]` at once: one pipeline on a standalone server;
+    /// on a cluster one command per key (a pipeline may not span slots), sent together.
+    pub(crate) async fn write_many(
+        &self,
+        items: &[(&str, Vec<u8>, Option<u64>)],
+    ) -> Result<(), Fault> {
+        if self.is_cluster() {
+            let writes = items
+                .iter()
+                .map(|(key, bytes, ttl)| self.write(key, bytes, *ttl));
+            return futures_util::future::try_join_all(writes).await.map(drop);
+        }
+        self.call(None, |mut connection| async move {
+            let mut pipe = redis::pipe();
+            for (key, bytes, ttl) in items {
+                pipe.add_command(set_command(key, bytes, *ttl)).ignore();
+            }
+            pipe.query_async::<()>(&mut connection).await
+        })
+        .await
+    }
+
+    /// Current versions of tag counters as they are ([`counters::MISSING`] where
+    /// Redis holds none), in chunks of one call each.
+    ///
+    /// [`counters::MISSING`]: super::counters::MISSING
+    pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<u64>, Fault> {
+        let mut all = Vec::with_capacity(tag_keys.len());
+        for chunk in tag_keys.chunks(512) {
+            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            all.extend(parse_versions(self.mget(&keys).await?)?);
+        }
+        Ok(all)
+    }
+
+    /// Bumps a tag counter and/or deletes an entry; returns the counter's new version.
+    /// Two calls sent at once, not a pipeline: in a cluster the two keys live in
+    /// different slots, which a pipeline may not span.
+    pub(crate) async fn invalidate(
+        &self,
+        bump: Option<&str>,
+        delete: Option<&str>,
+    ) -> Result<Option<u64>, Fault> {
+        let bump = async {
+            match bump {
+                Some(counter) => self
+                    .call(Some(counter), |mut connection| async move {
+                        L2::bump_command(counter)
+                            .query_async::<u64>(&mut connection)
+                            .await
+                    })
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let delete = async {
+            match delete {
+                Some(entry) => {
+                    self.call(Some(entry), |mut connection| async move {
+                        redis::cmd("DEL")
+                            .arg(entry)
+                            .query_async::<()>(&mut connection)
+                            .await
+                    })
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (version, deleted) = futures_util::future::join(bump, delete).await;
+        deleted?;
+        version
+    }
+
+    /// Tells the other processes (a second round trip: the message names the version
+    /// the counter reached, so each process applies the invalidation exactly once).
+    /// On a cluster `PUBLISH` goes to the master of the channel's slot, where the
+    /// backplane subscribes too (no hop over the cluster bus); while that master is
+    /// down, to another one, and the cluster bus carries it to every node.
+    pub(crate) async fn publish(&self, message: String) -> Result<(), Fault> {
+        let channel = self.channel.as_str();
+        let detour = self
+            .breakers
+            .for_key(Some(channel))
+            .is_open()
+            .then(|| self.breakers.healthy_node())
+            .flatten()
+            .filter(|_| self.is_cluster());
+        let key = if detour.is_some() {
+            None
+        } else {
+            Some(channel)
+        };
+        self.call(key, |connection| async move {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(channel).arg(message);
+            match (connection, detour) {
+                (Connection::Cluster(mut cluster), Some((host, port))) => {
+                    let to = SingleNodeRoutingInfo::ByAddress { host, port };
+                    cluster
+                        .route_command(cmd, RoutingInfo::SingleNode(to))
+                        .await
+                        .map(drop)
+                }
+                (mut connection, _) => cmd.query_async::<()>(&mut connection).await,
+            }
+        })
+        .await
+    }
+
+    /// Takes the lock `key` for `token` if nobody holds it (`SET NX PX`).
+    pub(crate) async fn try_lock(&self, key: &str, token: &str) -> Result<bool, Fault> {
+        let hold = u64::try_from(self.lock_hold.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let reply: Option<String> = self
+            .call(Some(key), |mut connection| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(hold)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// Releases the lock `key` if `token` still holds it (it may have expired and been
+    /// taken by another process since).
+    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<(), Fault> {
+        const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+        self.call(Some(key), |mut connection| async move {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .query_async::<i64>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+}
+
+fn set_command(key: &str, bytes: &[u8], ttl_ms: Option<u64>) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(bytes);
+    if let Some(ttl_ms) = ttl_ms {
+        cmd.arg("PX").arg(ttl_ms.max(1));
+    }
+    cmd
+}
