@@ -14,6 +14,8 @@ use crate::{clock, registry, tags};
 
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a cluster subscriber checks that it listens on the channel's master.
+const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
 
 /// When this process last read every tag version it holds from Redis (clock ms).
 static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
@@ -71,37 +73,87 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     // In a cluster, try the next node after a failure: any node will do, since a
     // message published on one reaches every node's subscribers.
     let mut nodes = l2.subscribers.iter().cycle();
+    let mut moved = None;
     loop {
-        let client = match l2.channel_subscriber() {
-            Some(owner) => owner,
-            None => nodes.next().expect("at least one node"),
-        };
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&l2.channel).await {
-                Ok(()) => {
-                    tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
-                    backoff = Duration::from_millis(100);
-                    resync(l2).await;
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        tokio::select! {
-                            message = messages.next() => match message {
-                                Some(message) => receive(l2, &message),
-                                None => break,
-                            },
-                            _ = resyncs.tick() => resync(l2).await,
-                        }
+        let (client, pubsub) = match moved.take() {
+            Some(moved) => moved,
+            None => {
+                let client = l2
+                    .channel_subscriber()
+                    .unwrap_or_else(|| nodes.next().expect("at least one node"));
+                match subscribe(l2, client).await {
+                    Some(pubsub) => (client, pubsub),
+                    None => {
+                        tokio::time::sleep(backoff).await;
+                        // Capped low: after an outage, the messages the outboxes
+                        // deliver reach only the processes subscribed again by then
+                        // (the others catch up on resubscribing).
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
                     }
-                    tracing::warn!("stratacache: backplane disconnected; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "stratacache: backplane could not subscribe"),
-            },
-            Err(error) => tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet"),
+            }
+        };
+        backoff = Duration::from_millis(100);
+        resync(l2).await;
+        moved = listen(l2, client, pubsub, &mut resyncs).await;
+        if moved.is_none() {
+            tracing::warn!("stratacache: backplane disconnected; reconnecting");
+            tokio::time::sleep(backoff).await;
         }
-        tokio::time::sleep(backoff).await;
-        // Capped low: after an outage, the messages the outboxes deliver reach only
-        // the processes subscribed again by then (the others catch up on resubscribing).
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn subscribe(l2: &L2, client: &redis::Client) -> Option<redis::aio::PubSub> {
+    let mut pubsub = match client.get_async_pubsub().await {
+        Ok(pubsub) => pubsub,
+        Err(error) => {
+            tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet");
+            return None;
+        }
+    };
+    match pubsub.subscribe(&l2.channel).await {
+        Ok(()) => {
+            tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
+            Some(pubsub)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "stratacache: backplane could not subscribe");
+            None
+        }
+    }
+}
+
+/// Applies messages until the subscription drops (`None`), or until, on a cluster,
+/// a subscription on the channel's master is in place: a message published there
+/// and read from another node crosses the cluster bus, which was seen to add up to
+/// 40 ms. The new subscription is made before the old one is dropped, so no message
+/// falls between them (one may come twice; applying it twice does nothing more).
+async fn listen(
+    l2: &'static L2,
+    client: &'static redis::Client,
+    mut pubsub: redis::aio::PubSub,
+    resyncs: &mut tokio::time::Interval,
+) -> Option<(&'static redis::Client, redis::aio::PubSub)> {
+    let mut placement = tokio::time::interval(PLACEMENT_CHECK);
+    let mut messages = pubsub.on_message();
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => receive(l2, &message),
+                None => return None,
+            },
+            _ = resyncs.tick() => resync(l2).await,
+            _ = placement.tick() => {
+                let Some(owner) = l2.channel_subscriber().filter(|o| !std::ptr::eq(*o, client)) else {
+                    continue;
+                };
+                if let Some(moved) = subscribe(l2, owner).await {
+                    tracing::info!("stratacache: backplane moved to the channel's master");
+                    return Some((owner, moved));
+                }
+            }
+        }
     }
 }
 

@@ -242,7 +242,12 @@ impl Outbox {
 /// queues it if Redis cannot take it now.
 pub(crate) async fn send(l2: &L2, invalidation: Invalidation) {
     if let Err(fault) = invalidation.deliver(l2, false).await {
-        tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
+        // Once per outage, not once per invalidation.
+        if OUTBOX.pending.lock().is_empty() {
+            tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
+        } else {
+            tracing::debug!(%fault, "stratacache: invalidation queued");
+        }
         OUTBOX.push(invalidation);
     }
 }
@@ -274,6 +279,9 @@ pub(crate) async fn run(l2: &'static L2) {
                     tracing::debug!(%fault, "stratacache: outbox still waiting for Redis")
                 }
             }
+        }
+        if OUTBOX.pending.lock().is_empty() {
+            tracing::info!("stratacache: every queued invalidation delivered");
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }

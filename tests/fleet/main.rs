@@ -10,8 +10,8 @@
 //! - with no fault, an invalidation reaches every reader within 10 ms (p99).
 //!
 //! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
-//! the README's table: `FLEET_SECONDS=20 FLEET_ROUNDS=2 cargo test --release --test
-//! fleet -- --nocapture`.
+//! the README's table: `cargo build --release --examples`, then
+//! `FLEET_SECONDS=20 FLEET_ROUNDS=2 cargo test --release --test fleet -- --nocapture`.
 
 #[path = "../support/mod.rs"]
 mod support;
