@@ -1,10 +1,9 @@
 use std::fmt;
 
-/// An error from setting up stratacache or from an invalidation.
+/// An error from setting up stratacache.
 ///
-/// Cached calls never return it: a Redis fault there is a miss. Invalidations do,
-/// because a caller that changed data needs to know when other processes may still
-/// serve the old value.
+/// A Redis fault never surfaces as an error of a cached call (it is a miss) nor of an
+/// invalidation (it waits in the outbox and is delivered when Redis answers).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,9 +13,14 @@ pub enum Error {
     AlreadyInitialized,
     /// `init` was called outside a tokio runtime.
     NoRuntime,
-    /// Redis did not take the invalidation. This process has applied it; other
-    /// processes and Redis may keep the old value until it expires. Retry it.
-    Redis(String),
+    /// A Redis operation failed, where one is reported (announcing a refreshed
+    /// entry to the other processes, internally): which operation, and why.
+    Redis {
+        /// What was asked of Redis, as "publish an entry's invalidation".
+        operation: &'static str,
+        /// The fault: the Redis client's error, a timeout, or an open circuit.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -27,12 +31,19 @@ impl fmt::Display for Error {
             Error::NoRuntime => {
                 f.write_str("stratacache::init must be called inside a tokio runtime")
             }
-            Error::Redis(message) => write!(f, "invalidation not delivered to Redis: {message}"),
+            Error::Redis { operation, .. } => write!(f, "Redis failed to {operation}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Redis { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+}
 
 /// The error of a `#[cached(timeout = "..", hard_timeout)]` call whose load took
 /// longer than the timeout with no kept value to answer with. The load goes on in the
@@ -58,3 +69,24 @@ impl fmt::Display for TimedOut {
 }
 
 impl std::error::Error for TimedOut {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_error_names_the_operation_and_keeps_its_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let error = Error::Redis {
+            operation: "publish an entry's invalidation",
+            source: Box::new(cause),
+        };
+        assert_eq!(
+            error.to_string(),
+            "Redis failed to publish an entry's invalidation"
+        );
+        let source = std::error::Error::source(&error).expect("a source");
+        assert_eq!(source.to_string(), "broken pipe");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+    }
+}

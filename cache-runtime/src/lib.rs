@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod export;
 mod flight;
+mod flights;
 pub mod l1;
 mod l2;
 mod message;

@@ -150,8 +150,8 @@ where
         let (mut led, mut followed) = (Vec::with_capacity(missing.len()), Vec::new());
         let mut flights = self.flights.lock();
         for one in missing {
-            if let Some(flight) = flights.get(&one.key).filter(|f| f.can_join()) {
-                followed.push((one.key, flight.clone()));
+            if let Some(flight) = flights.joinable(&one.key) {
+                followed.push((one.key, flight));
                 continue;
             }
             if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&one.key) {
@@ -160,9 +160,9 @@ where
                 answered.push((one.key, value));
                 continue;
             }
-            let flight = Arc::new(Flight::new());
+            let flight = Flight::new();
             flight.set_stamps(one.stamps.clone());
-            flights.insert(one.key.clone(), flight.clone());
+            let flight = flights.lead(one.key.clone(), flight);
             led.push((one, flight));
         }
         (led, followed)

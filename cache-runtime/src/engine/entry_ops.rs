@@ -89,14 +89,7 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        let flight = Arc::new(Flight::forced());
-        {
-            let mut flights = self.flights.lock();
-            self.note_entry_write();
-            if let Some(old) = flights.insert(key.clone(), flight.clone()) {
-                old.doom();
-            }
-        }
+        let flight = self.flights.lock().replace(key.clone(), Flight::forced());
         let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
         self.count(origin);
         out
@@ -117,10 +110,7 @@ where
         let stamps = self.stamp(&tags);
         {
             let mut flights = self.flights.lock();
-            self.note_entry_write();
-            if let Some(flight) = flights.remove(&key) {
-                flight.doom();
-            }
+            flights.doom(&key);
             let entry = self.entry(value.clone(), stamps, None);
             self.store.insert(key.clone(), entry);
         }

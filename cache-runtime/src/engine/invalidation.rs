@@ -73,10 +73,7 @@ where
 
     fn evict_local(&self, key: &K) {
         let mut flights = self.flights.lock();
-        self.note_entry_write();
-        if let Some(flight) = flights.remove(key) {
-            flight.doom();
-        }
+        flights.doom(key);
         self.store.remove(key);
     }
 

@@ -8,9 +8,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, CacheKey, CacheValue, Flights, Lifetime};
+use super::{Cache, CacheKey, CacheValue, Lifetime};
 use crate::clock;
 use crate::flight::{Flight, Landed, Origin};
+use crate::flights::Locked;
 use crate::l1::L1Store;
 use crate::tags::{self, Stamps};
 
@@ -126,7 +127,7 @@ where
 
     fn settle(
         &self,
-        flights: &mut Flights<K, V>,
+        flights: &mut Locked<'_, K, V>,
         key: &K,
         flight: &Arc<Flight<V>>,
         store: Option<Keep<V>>,
@@ -144,13 +145,11 @@ where
                 let entry = self.entry_at(value, stamps, lifetime, now);
                 self.store.insert(key.clone(), entry);
                 if flight.is_forced() {
-                    self.note_entry_write();
+                    flights.note_entry_write();
                 }
             }
         }
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
-        }
+        flights.retire(key, flight);
     }
 }
 

@@ -2,20 +2,17 @@
 //! many callers wait, record tag versions before it runs, store what it returns.
 //!
 //! # Concurrent calls
-//! Concurrent misses of one key run one loader (see [`crate::flight`]). The flights
-//! map is locked only for short, synchronous sections, never across an `.await`. A
-//! leader stores its value and retires its flight under that lock, and so does an
-//! invalidation of the key, so a load can never store a value after the invalidation
-//! of its key has returned.
+//! Concurrent misses of one key run one loader (see [`crate::flight`]). Every locked
+//! operation on the loads in flight, and the invariant they keep, are in
+//! [`crate::flights`]: a load can never store a value after the invalidation of its
+//! key has returned.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::panic;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
 use tracing::Instrument;
 
 mod batch;
@@ -37,6 +34,7 @@ pub(crate) use options::{Lifetime, Times, NEVER};
 use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Flight, Landed, Origin};
+use crate::flights::Flights;
 use crate::l1::{DefaultStore, Entry, L1Store};
 use crate::l2::codec::Codec;
 use crate::shape::{Shape, Split};
@@ -54,9 +52,6 @@ pub type TimedOutFn<S> = Option<fn(TimedOut) -> <S as Shape>::Out>;
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 
-/// The loads under way, by key.
-type Flights<K, V> = HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>;
-
 /// One cache: the entries of every function that names it (a function's own, unless
 /// several share a `name`). Keyed by key and value type only, so a single-key
 /// function and a batch function, or two functions returning `Option<V>` and
@@ -66,7 +61,7 @@ pub struct Cache<K, V, St = DefaultStore<K, V>> {
     name: Box<str>,
     options: CacheOptions,
     store: St,
-    flights: Mutex<Flights<K, V>>,
+    flights: Flights<K, V>,
     /// The implicit tag every entry of this cache carries: bumping it clears the cache.
     tag: Arc<TagCell>,
     stats: CacheStats,
@@ -75,11 +70,6 @@ pub struct Cache<K, V, St = DefaultStore<K, V>> {
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
-    /// Bumped, under the flights lock, by every change to one entry that a value read
-    /// from Redis at the same time could undo: `put!`, `refresh!` (when it starts and
-    /// when it lands), and invalidations of an entry, here or by message. A batch
-    /// keeps in L1 what it read from Redis only if this did not move during the read.
-    entry_writes: std::sync::atomic::AtomicU64,
 }
 
 enum Role<V> {
@@ -118,13 +108,12 @@ where
             name: name.into(),
             store: St::with_capacity(options.capacity.max(1)),
             options,
-            flights: Mutex::default(),
+            flights: Flights::default(),
             tag: Arc::default(),
             stats: CacheStats::new(),
             codec,
             complained: Default::default(),
             redis_names: Default::default(),
-            entry_writes: Default::default(),
         }
     }
 
@@ -275,12 +264,10 @@ where
     /// or one has just landed: the caller read its stale value before that landing.
     fn start_flight(&self, key: &K) -> Option<Arc<Flight<V>>> {
         let mut flights = self.flights.lock();
-        if flights.get(key).is_some_and(|f| f.can_join()) || self.needs_no_refresh(key) {
+        if flights.joinable(key).is_some() || self.needs_no_refresh(key) {
             return None;
         }
-        let flight = Arc::new(Flight::refresh());
-        flights.insert(key.clone(), flight.clone());
-        Some(flight)
+        Some(flights.lead(key.clone(), Flight::refresh()))
     }
 
     async fn load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
@@ -345,17 +332,15 @@ where
 
     fn join_or_lead(&self, key: &K) -> Role<V> {
         let mut flights = self.flights.lock();
-        if let Some(flight) = flights.get(key).filter(|f| f.can_join()) {
-            return Role::Follow(flight.clone());
+        if let Some(flight) = flights.joinable(key) {
+            return Role::Follow(flight);
         }
         // A leader stores before it retires its flight, both under this lock: with no
         // flight to join, a value it just stored is visible here.
         if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
             return Role::Hit(value);
         }
-        let flight = Arc::new(Flight::new());
-        flights.insert(key.clone(), flight.clone());
-        Role::Lead(flight)
+        Role::Lead(flights.lead(key.clone(), Flight::new()))
     }
 
     /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
@@ -622,12 +607,6 @@ where
             times: lifetime.from(now),
             stamps,
         }
-    }
-
-    /// Under the flights lock (see `entry_writes`).
-    fn note_entry_write(&self) {
-        self.entry_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn tag_cell(&self) -> Arc<TagCell> {

@@ -489,7 +489,7 @@ where
             .l2
             .publish(message)
             .await
-            .map_err(|fault| Error::Redis(fault.to_string()))
+            .map_err(|fault| fault.into_error("publish an entry's invalidation"))
     }
 
     /// "Drop your copy of this entry", for the other processes.

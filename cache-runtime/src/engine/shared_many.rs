@@ -2,7 +2,6 @@
 //! every loaded value in one write.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::shared::{Found, ServesAs, Target};
@@ -70,14 +69,14 @@ where
             .iter()
             .filter_map(|(_, stamps, target)| Some((target.as_ref()?, stamps)))
             .collect();
-        let writes_before = self.entry_writes.load(Ordering::Acquire);
+        let writes_before = self.flights.writes();
         let mut held = self.read_shared_many(&targets).await.into_iter();
         drop(targets);
         let mut missing = Vec::new();
-        let _flights = self.flights.lock();
+        let flights = self.flights.lock();
         // A put!, refresh! or invalidation of some entry during the read may be newer
         // than what Redis answered for it: then nothing read is kept (all is answered).
-        let keep = self.entry_writes.load(Ordering::Acquire) == writes_before;
+        let keep = !flights.writes_since(writes_before);
         let now = clock::precise_ms();
         for (key, stamps, target) in stamped {
             let Some(target) = target else {

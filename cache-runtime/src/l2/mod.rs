@@ -34,6 +34,21 @@ pub(crate) enum Fault {
     Malformed,
 }
 
+impl std::error::Error for Fault {}
+
+impl Fault {
+    /// The public error for `operation` failing with this fault: its source is the
+    /// Redis client's own error where there is one (so it downcasts to
+    /// `redis::RedisError`), else the timeout or the open circuit.
+    pub(crate) fn into_error(self, operation: &'static str) -> crate::Error {
+        let source: Box<dyn std::error::Error + Send + Sync> = match self {
+            Fault::Redis(error) => Box::new(error),
+            other => Box::new(other),
+        };
+        crate::Error::Redis { operation, source }
+    }
+}
+
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,0 +1,141 @@
+//! The loads in flight of one cache, by key, and the one lock that guards them.
+//!
+//! # The invariant
+//! Every change to a key's L1 entry that a load in flight could undo, and every
+//! change to the key's flight, happens while holding this lock ([`Flights::lock`]):
+//! - a leader stores its value and retires its flight together ([`Locked::retire`]);
+//! - an invalidation, a `put!` or a `refresh!` of the key dooms its flight
+//!   ([`Locked::doom`], [`Locked::replace`]), so that flight can no longer store, and
+//!   counts an entry write;
+//! - a value read from Redis (a stale value, a batch's read) is stored only if no
+//!   entry write happened during the read ([`Locked::writes_since`]).
+//!
+//! So a caller never finds neither a flight nor the value it stored, a load never
+//! stores after an invalidation of its key has returned, and one key has at most
+//! one live (not doomed) flight. The lock is held for short synchronous sections
+//! only, never across an `.await`.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::flight::Flight;
+
+type Map<K, V> = HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>;
+
+pub(crate) struct Flights<K, V> {
+    map: Mutex<Map<K, V>>,
+    /// Bumped, under the lock, by every change to one entry that a value read from
+    /// Redis at the same time could undo.
+    entry_writes: AtomicU64,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+            entry_writes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The flights, locked. Every locked operation is a method here.
+pub(crate) struct Locked<'a, K, V> {
+    map: MutexGuard<'a, Map<K, V>>,
+    entry_writes: &'a AtomicU64,
+}
+
+impl<K: Hash + Eq, V: Clone> Flights<K, V> {
+    pub(crate) fn lock(&self) -> Locked<'_, K, V> {
+        Locked {
+            map: self.map.lock(),
+            entry_writes: &self.entry_writes,
+        }
+    }
+
+    /// The entry-write count now, before a read from Redis (see
+    /// [`Locked::writes_since`]).
+    pub(crate) fn writes(&self) -> u64 {
+        self.entry_writes.load(Ordering::Acquire)
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Locked<'_, K, V> {
+    /// The key's flight, if one may still answer a call made now.
+    pub(crate) fn joinable(&self, key: &K) -> Option<Arc<Flight<V>>> {
+        self.map.get(key).filter(|f| f.can_join()).cloned()
+    }
+
+    /// Registers `flight` as the key's load, whose caller leads it.
+    pub(crate) fn lead(&mut self, key: K, flight: Flight<V>) -> Arc<Flight<V>> {
+        let flight = Arc::new(flight);
+        self.map.insert(key, flight.clone());
+        flight
+    }
+
+    /// A `refresh!`: `flight` replaces the key's load, which may no longer store.
+    pub(crate) fn replace(&mut self, key: K, flight: Flight<V>) -> Arc<Flight<V>> {
+        self.note_entry_write();
+        let flight = Arc::new(flight);
+        if let Some(old) = self.map.insert(key, flight.clone()) {
+            old.doom();
+        }
+        flight
+    }
+
+    /// An invalidation or a `put!` of the key: its load in flight may no longer
+    /// store, and the next call starts a new one.
+    pub(crate) fn doom(&mut self, key: &K) {
+        self.note_entry_write();
+        if let Some(flight) = self.map.remove(key) {
+            flight.doom();
+        }
+    }
+
+    /// A landing: retires `flight` unless another flight has replaced it.
+    pub(crate) fn retire(&mut self, key: &K, flight: &Arc<Flight<V>>) {
+        if self.map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            self.map.remove(key);
+        }
+    }
+
+    /// Counts a change to one entry that a concurrent Redis read could undo (a
+    /// forced reload landing).
+    pub(crate) fn note_entry_write(&self) {
+        self.entry_writes.fetch_add(1, Ordering::Release);
+    }
+
+    /// True if an entry write happened since [`Flights::writes`] returned `before`:
+    /// then what a read from Redis made meanwhile may be older than L1.
+    pub(crate) fn writes_since(&self, before: u64) -> bool {
+        self.entry_writes.load(Ordering::Acquire) != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_live_flight_per_key_and_a_doomed_one_is_neither_joined_nor_retired_twice() {
+        let flights: Flights<u64, String> = Flights::default();
+        let mut locked = flights.lock();
+        assert!(locked.joinable(&1).is_none());
+        let first = locked.lead(1, Flight::new());
+        assert!(Arc::ptr_eq(&locked.joinable(&1).unwrap(), &first));
+        let writes = flights.writes();
+        let second = locked.replace(1, Flight::forced());
+        assert!(first.is_doomed(), "a refresh dooms the load it replaces");
+        assert!(locked.writes_since(writes));
+        locked.retire(&1, &first);
+        assert!(
+            Arc::ptr_eq(&locked.joinable(&1).unwrap(), &second),
+            "a replaced leader's landing does not retire its successor"
+        );
+        locked.doom(&1);
+        assert!(second.is_doomed() && locked.joinable(&1).is_none());
+    }
+}
