@@ -1,9 +1,10 @@
 //! Coherence under faults, across real processes and a real `redis-server`: tag
 //! versions that never repeat after Redis loses them, invalidations that wait in the
 //! outbox while Redis is away, a process with no cache that recovers, and
-//! `max_unsynced`. The fleet checker (tests/fleet.rs) measures the same promises
-//! under load.
+//! `max_unsynced`, fault isolation on a cluster, TLS. The fleet checker
+//! (tests/fleet/) measures the same promises under load.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -11,17 +12,6 @@ use std::time::{Duration, Instant};
 use support::{eventually, Deployment, RedisCluster, Worker};
 
 const NS: &str = "co";
-
-macro_rules! on_standalone_and_cluster {
-    ($($test:ident),* $(,)?) => {
-        mod standalone {
-            $(#[test] fn $test() { super::$test(false) })*
-        }
-        mod cluster {
-            $(#[test] fn $test() { super::$test(true) })*
-        }
-    };
-}
 
 on_standalone_and_cluster!(
     invalidations_after_redis_restarts_empty_are_applied,

@@ -3,6 +3,7 @@
 //! is a fresh, empty L1. Each test owns its server, and runs twice: against a
 //! standalone server and against a 3-master Redis Cluster (`cluster::*`).
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -13,18 +14,6 @@ const NS: &str = "t";
 
 fn entry_keys(server: &Deployment, cache: &str) -> Vec<String> {
     server.keys(&format!("{NS}:{cache}:v0:*"))
-}
-
-/// Each test body takes `cluster: bool`; this makes a `standalone` and a `cluster` test of it.
-macro_rules! on_standalone_and_cluster {
-    ($($test:ident),* $(,)?) => {
-        mod standalone {
-            $(#[test] fn $test() { super::$test(false) })*
-        }
-        mod cluster {
-            $(#[test] fn $test() { super::$test(true) })*
-        }
-    };
 }
 
 on_standalone_and_cluster!(

@@ -9,6 +9,19 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_macros)] // tests/fleet has no use for it
+/// Each test body takes `cluster: bool`; this makes a `standalone` and a `cluster` test of it.
+macro_rules! on_standalone_and_cluster {
+    ($($test:ident),* $(,)?) => {
+        mod standalone {
+            $(#[test] fn $test() { super::$test(false) })*
+        }
+        mod cluster {
+            $(#[test] fn $test() { super::$test(true) })*
+        }
+    };
+}
+
 /// A `redis-server` child process: `--save "" --appendonly no`, loopback only. Stopped
 /// on drop; its log is printed if the test is failing.
 pub struct RedisServer {
