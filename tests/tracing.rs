@@ -1,6 +1,7 @@
 //! A load emits one `stratacache.load` span with what answered, the outcome and the
-//! duration; a hit emits none.
+//! duration, a batch load included; a hit emits none.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -103,4 +104,52 @@ fn a_load_emits_one_span_with_its_outcome_and_a_hit_none() {
         "duration recorded: {:?}",
         loads[0]
     );
+}
+
+#[cached(ttl = "1m", batch, name = "traced.many")]
+async fn traced_many(ids: &[u64]) -> HashMap<u64, u64> {
+    ids.iter().map(|id| (*id, id * 2)).collect()
+}
+
+/// The batch leader once drifted from the single-key one: it opened no span.
+#[test]
+fn a_batch_load_emits_one_span_and_one_duration_sample() {
+    let recorder = Recorder::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        runtime.block_on(async {
+            assert_eq!(traced_many(&[1, 2, 3]).await.len(), 3); // one load of 3 keys
+            assert_eq!(traced_many(&[1, 2]).await.len(), 2); // hits
+        })
+    });
+    let spans = recorder.0.lock().unwrap();
+    let loads: Vec<_> = spans
+        .iter()
+        .filter(|(name, fields)| {
+            name == "stratacache.load"
+                && fields
+                    .iter()
+                    .any(|(f, v)| f == "cache" && v == "traced.many")
+        })
+        .collect();
+    assert_eq!(loads.len(), 1, "one span for one batch load: {spans:?}");
+    let field = |name: &str| {
+        loads[0]
+            .1
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (field("answered_by"), field("outcome"), field("keys")),
+        ("loader".into(), "ok".into(), "3".into())
+    );
+    assert!(field("micros").parse::<u64>().is_ok(), "{:?}", loads[0]);
+    let stats = stratacache::stats();
+    let histogram = &stats.cache("traced.many").unwrap().load_histogram;
+    assert_eq!(histogram.count, 1, "one duration sample for one batch load");
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
+use tracing::Instrument;
 
 use super::lead::{catch_unwind, panic_message, Keep};
 use super::shared_many::Missing;
@@ -236,14 +237,24 @@ where
         }
         let mut answered = Vec::with_capacity(lead.flights.len());
         let missing: Vec<K> = lead.flights.iter().map(|(key, ..)| key.clone()).collect();
+        let span = self.load_span();
+        span.record("answered_by", "loader");
+        span.record("keys", missing.len());
         let started = Instant::now();
-        let (outcome, overrides) = crate::this_load::scope(catch_unwind(load(missing))).await;
-        self.stats.record_load(started.elapsed());
-        self.stats.bump(Counter::Load);
+        let loaded = crate::this_load::scope(catch_unwind(load(missing)));
+        let (outcome, overrides) = loaded.instrument(span.clone()).await;
+        let took = started.elapsed();
+        self.record_load(took);
+        span.record("micros", took.as_micros() as u64);
+        let outcome_of = |outcome: &str| span.record("outcome", outcome);
         let map = match outcome {
             Ok(out) => match out.into_map() {
-                Ok(map) => map,
+                Ok(map) => {
+                    outcome_of("ok");
+                    map
+                }
                 Err(error) => {
+                    outcome_of("error");
                     self.stats.bump(Counter::LoadError);
                     Tally::add(tally, |t| &t.failed, lead.flights.len());
                     for _ in &lead.flights {
@@ -253,6 +264,7 @@ where
                 }
             },
             Err(payload) => {
+                outcome_of("panic");
                 self.stats.bump(Counter::LoadError);
                 Tally::add(tally, |t| &t.failed, lead.flights.len());
                 let message: Arc<str> = panic_message(&*payload).into();

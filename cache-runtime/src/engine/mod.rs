@@ -358,15 +358,7 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        // One span per load (never on a hit): which tier answered, how it ended, and
-        // how long it took; cheap when disabled, off below debug.
-        let span = tracing::debug_span!(
-            "stratacache.load",
-            cache = %self.name,
-            answered_by = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-            micros = tracing::field::Empty,
-        );
+        let span = self.load_span();
         self.lead_in_span::<S, _, _>(key, flight, share, make, span.clone())
             .instrument(span)
             .await
@@ -477,12 +469,7 @@ where
         }
         let started = Instant::now();
         let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
-        let took = started.elapsed();
-        self.stats.record_load(took);
-        #[cfg(feature = "metrics")]
-        metrics::histogram!("stratacache_load_duration_seconds", "cache" => self.name.to_string())
-            .record(took.as_secs_f64());
-        self.stats.bump(Counter::Load);
+        self.record_load(started.elapsed());
         let out = match outcome {
             Ok(out) => out,
             Err(payload) => {
@@ -583,6 +570,30 @@ where
         self.unlock(&target, held.take()).await;
         finish("loader", "ok");
         (S::join(value), Origin::Loader)
+    }
+
+    /// One span per load, single-key or batch (never on a hit): which tier answered,
+    /// how it ended, how long it took and, for a batch, how many keys it loaded;
+    /// cheap when disabled, off below debug.
+    fn load_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "stratacache.load",
+            cache = %self.name,
+            answered_by = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            micros = tracing::field::Empty,
+            keys = tracing::field::Empty,
+        )
+    }
+
+    /// Counts one loader run and its duration: the stats' histogram, and the
+    /// `metrics` facade's when that feature is on.
+    fn record_load(&self, took: std::time::Duration) {
+        self.stats.record_load(took);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("stratacache_load_duration_seconds", "cache" => self.name.to_string())
+            .record(took.as_secs_f64());
+        self.stats.bump(Counter::Load);
     }
 
     /// Reads the version of every tag of a load, before its loader runs.
