@@ -186,6 +186,9 @@
 //! (p50, p99). Its `Display` is a table, and [`prometheus()`] renders it in the
 //! Prometheus text format for a `/metrics` endpoint.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh, warm_up};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,

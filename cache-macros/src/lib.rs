@@ -4,6 +4,9 @@
 //! crate only wires the macros to their parts: `args.rs` (grammar), `validate.rs`
 //! (meaning), `expand.rs` (code), `ops.rs` (the entry and cache macros).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod args;
 mod expand;
 mod expand_batch;

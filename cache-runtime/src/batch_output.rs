@@ -9,9 +9,13 @@ use crate::engine::CacheValue;
 
 /// A map a batch function may return.
 pub trait PlainMap {
+    /// The map's key type.
     type MapKey;
+    /// The map's value type.
     type MapValue;
+    /// The map's entries, consumed.
     fn into_pairs(self) -> impl Iterator<Item = (Self::MapKey, Self::MapValue)>;
+    /// A map of these entries.
     fn from_pairs(pairs: impl Iterator<Item = (Self::MapKey, Self::MapValue)>) -> Self;
 }
 
@@ -66,11 +70,15 @@ fn upper_bound(pairs: &impl Iterator) -> usize {
     note = "the loader is called with the keys still missing, and its map is split into one cache entry per key"
 )]
 pub trait BatchOutput: Sized {
+    /// The key the batch function is called with.
     type Key;
+    /// What the function returns for one key.
     type Item;
+    /// The map type the function returns (inside a `Result`, or bare).
     type Map: PlainMap<MapKey = Self::Key, MapValue = Self::Item>;
     /// The map, or the output itself when it is an error (returned as is, not cached).
     fn into_map(self) -> Result<Self::Map, Self>;
+    /// The output for a map of answers.
     fn from_map(map: Self::Map) -> Self;
 }
 
@@ -102,7 +110,9 @@ impl<M: PlainMap, E> BatchOutput for Result<M, E> {
 /// (a key the loader does not return is asked for again next time), [`CacheMissing`]
 /// (`cache_none`) also caches that a key has no value.
 pub trait Absence<Item>: 'static {
+    /// What the cache stores for one item.
     type Value: CacheValue;
+    /// The value to cache for a returned item.
     fn store(item: Item) -> Self::Value;
     /// What to cache for a key the loader did not return, if anything.
     fn absent() -> Option<Self::Value>;
@@ -110,7 +120,9 @@ pub trait Absence<Item>: 'static {
     fn present(value: Self::Value) -> Option<Item>;
 }
 
+/// A key the loader did not return is not cached (the default).
 pub struct SkipMissing;
+/// A key the loader did not return is cached as absent (`cache_none`).
 pub struct CacheMissing;
 
 impl<Item: CacheValue> Absence<Item> for SkipMissing {

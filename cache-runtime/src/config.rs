@@ -88,6 +88,7 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The defaults: in-process only until a Redis URL is set.
     pub fn new() -> Self {
         Self::default()
     }
@@ -149,26 +150,32 @@ impl Config {
         self.tls_root_cert = Some(pem.into());
         self
     }
+    /// Prefix of every Redis key and of the invalidation channel.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
     }
+    /// Bound on every Redis call; past it the call is a miss.
     pub fn l2_timeout(mut self, timeout: Duration) -> Self {
         self.l2_timeout = timeout;
         self
     }
+    /// Values whose payload is larger are not written to Redis.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
         self
     }
+    /// The payload format written to Redis (readers accept both).
     pub fn payload_format(mut self, format: PayloadFormat) -> Self {
         self.payload_format = format;
         self
     }
+    /// Turns the cross-process invalidation messages on or off.
     pub fn backplane(mut self, enabled: bool) -> Self {
         self.backplane = enabled;
         self
     }
+    /// How often tag versions are re-read from Redis (the bound on a lost message).
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
         self
@@ -190,6 +197,7 @@ impl Config {
         self.max_unsynced = Some(bound);
         self
     }
+    /// Consecutive failures that open a circuit, and how long it stays open.
     pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
         self.breaker_threshold = threshold;
         self.breaker_cooldown = cooldown;

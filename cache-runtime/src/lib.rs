@@ -2,6 +2,9 @@
 //! cache-aside engine, tag versions and statistics. Use it through the `stratacache`
 //! facade; the `#[cached]` attribute generates calls into [`__private`].
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod backplane;
 mod batch_output;
 mod clock;

@@ -129,10 +129,12 @@ pub type CacheSpec<K, V> = (String, CacheOptions, Option<Codec<K, V>>);
 pub struct Slot(OnceLock<&'static (dyn Any + Send + Sync)>);
 
 impl Slot {
+    /// An empty slot, for a `static`.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Self(OnceLock::new())
     }
+    /// The function's cache, created through the registry on the first call.
 
     #[inline]
     pub fn get<K, V>(&self, init: impl FnOnce() -> CacheSpec<K, V>) -> &'static Cache<K, V>

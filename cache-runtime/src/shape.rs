@@ -21,9 +21,13 @@ pub enum Split<V, Out> {
 
 /// The mapping between a function's output and its cached value.
 pub trait Shape: 'static {
+    /// The function's return type.
     type Out;
+    /// What the cache stores.
     type Value: Clone + Send + Sync + 'static;
+    /// What a finished load means for the cache.
     fn split(out: Self::Out) -> Split<Self::Value, Self::Out>;
+    /// The output for a cached value.
     fn join(value: Self::Value) -> Self::Out;
     /// The output for a key that a batch load, sharing this cache, had no value for.
     fn absent() -> Option<Self::Out> {
@@ -37,10 +41,15 @@ pub trait Shape: 'static {
 
 /// `Result`-like outputs, so aliases such as `io::Result<T>` are recognised.
 pub trait ResultLike {
+    /// The `Ok` type.
     type Ok;
+    /// The `Err` type.
     type Err;
+    /// As a `Result`.
     fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// From a `Result`.
     fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
+    /// True for an `Err`.
     fn is_err(&self) -> bool;
 }
 
@@ -148,19 +157,26 @@ impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
 pub struct ShareProbe<T>(PhantomData<fn() -> T>);
 
 impl<T> ShareProbe<T> {
+    /// The probe of the output type `T`.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Self(PhantomData)
     }
 }
 
+/// Chosen for a `Clone` output: waiters get a clone.
 pub trait ShareByClone<T> {
+    /// How waiters receive an outcome that is not cached.
     fn share_fn(&self) -> Option<fn(&T) -> T>;
 }
+/// Chosen for a `Result` whose error is `ShareableError`: waiters get a copy.
 pub trait ShareByError<T> {
+    /// How waiters receive an outcome that is not cached.
     fn share_fn(&self) -> Option<fn(&T) -> T>;
 }
+/// The fallback: each waiter runs the load in turn.
 pub trait ShareByRetry<T> {
+    /// How waiters receive an outcome that is not cached (`None`: they retry).
     fn share_fn(&self) -> Option<fn(&T) -> T>;
 }
 

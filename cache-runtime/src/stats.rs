@@ -151,7 +151,9 @@ pub struct CacheStatsSnapshot {
 pub struct LoadHistogram {
     /// `(upper bound in µs, loads that took at most that long)`, cumulative.
     pub buckets: Vec<(u64, u64)>,
+    /// Loads recorded.
     pub count: u64,
+    /// Their total duration, in microseconds.
     pub sum_micros: u64,
 }
 
@@ -172,6 +174,7 @@ impl CacheStatsSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
+    /// One snapshot per cache used so far, sorted by name.
     pub caches: Vec<CacheStatsSnapshot>,
     /// Invalidations that Redis could not take when they were made.
     pub outbox: crate::outbox::OutboxSnapshot,

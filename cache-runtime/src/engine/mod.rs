@@ -99,6 +99,7 @@ where
     V: CacheValue,
     St: L1Store<K, V>,
 {
+    /// A cache named `name`; `codec` is `None` for a `local` cache.
     pub fn new(
         name: impl Into<Box<str>>,
         options: CacheOptions,
@@ -117,6 +118,7 @@ where
         }
     }
 
+    /// The cache's name, as in the stats and the Redis keys.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -49,42 +49,52 @@ impl Default for CacheOptions {
 }
 
 impl CacheOptions {
+    /// How long a value is fresh.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
+    /// How long past its ttl a stale value may be served while it refreshes.
     pub fn stale_window(mut self, window: Duration) -> Self {
         self.stale_window = Some(window);
         self
     }
+    /// How long past its ttl a value may answer when its load fails.
     pub fn fail_safe(mut self, window: Duration) -> Self {
         self.fail_safe = Some(window);
         self
     }
+    /// How long a fail-safe answer is kept before the load is tried again.
     pub fn fail_safe_retry(mut self, after: Duration) -> Self {
         self.fail_safe_retry = after;
         self
     }
+    /// The fraction of the ttl after which a read refreshes in the background.
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
         self.refresh_ahead = Some(fraction);
         self
     }
+    /// How long a caller waits for a load before a kept value answers.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
+    /// One load per key for the whole fleet (a lock in Redis).
     pub fn lock(mut self, lock: bool) -> Self {
         self.lock = lock;
         self
     }
+    /// The L1 bound of this cache.
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
     }
+    /// Keep values in this process only.
     pub fn local(mut self, local: bool) -> Self {
         self.local = local;
         self
     }
+    /// Part of the Redis key: bump it when the value's meaning changes.
     pub fn version(mut self, version: u32) -> Self {
         self.version = version;
         self

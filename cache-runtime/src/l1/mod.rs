@@ -45,15 +45,20 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
         Self: Sized;
     /// Runs `read` on the entry for `key` without cloning the entry.
     fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>;
+    /// Stores `entry` for `key`, replacing any.
     fn insert(&self, key: K, entry: Entry<V>);
+    /// Drops the entry for `key`.
     fn remove(&self, key: &K);
     /// Removes the entry for `key` only if `doomed` says so, so a fresh entry written
     /// by a concurrent load is not removed in place of the expired one.
     fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool);
     /// Keeps only the entries for which `keep` is true.
     fn retain(&self, keep: impl Fn(&Entry<V>) -> bool);
+    /// Drops every entry.
     fn clear(&self);
+    /// How many entries are held.
     fn len(&self) -> u64;
+    /// True when no entry is held.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -12,6 +12,7 @@ use super::{Entry, L1Store};
 
 type Shard<K, V> = RwLock<Cache<K, Entry<V>>>;
 
+/// The default store: quick_cache shards behind our own read-write locks.
 pub struct QuickStore<K, V> {
     shards: Box<[Shard<K, V>]>,
     hasher: foldhash::fast::FixedState,
