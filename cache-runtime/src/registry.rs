@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use crate::clock;
 use crate::engine::{Cache, CacheKey, CacheOptions, CacheValue};
-use crate::l1::{DefaultStore, L1Store};
+
 use crate::l2::codec::Codec;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
 use crate::tags::{self, TagCell};
@@ -25,11 +25,10 @@ trait Registered: Send + Sync {
     fn tag_cell(&self) -> Arc<TagCell>;
 }
 
-impl<K, V, St> Registered for Cache<K, V, St>
+impl<K, V> Registered for Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
         self
@@ -102,7 +101,7 @@ where
              give them distinct `name`s"
         );
     }
-    let cache: &'static Cache<K, V, DefaultStore<K, V>> = Box::leak(Box::new(Cache::new(
+    let cache: &'static Cache<K, V> = Box::leak(Box::new(Cache::new(
         registered_name.clone(),
         options,
         codec,
@@ -134,8 +133,8 @@ impl Slot {
     pub const fn new() -> Self {
         Self(OnceLock::new())
     }
-    /// The function's cache, created through the registry on the first call.
 
+    /// The function's cache, created through the registry on the first call.
     #[inline]
     pub fn get<K, V>(&self, init: impl FnOnce() -> CacheSpec<K, V>) -> &'static Cache<K, V>
     where

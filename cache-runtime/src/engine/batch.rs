@@ -22,7 +22,6 @@ use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l1::L1Store;
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
 use crate::warm::Tally;
@@ -35,13 +34,13 @@ type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 /// The flights a batch call leads: each is landed exactly once, as `Retry` for the
 /// waiters if the call is dropped or returns early. Landings are made together (one
 /// lock, one clock reading) when the call has a set of them ready.
-struct BatchLead<'a, K: CacheKey, V: CacheValue, St: L1Store<K, V>> {
-    cache: &'a Cache<K, V, St>,
+struct BatchLead<'a, K: CacheKey, V: CacheValue> {
+    cache: &'a Cache<K, V>,
     flights: Vec<(K, Arc<Flight<V>>, Option<Stamps>)>,
     ready: Vec<Landing<V>>,
 }
 
-impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
+impl<K: CacheKey, V: CacheValue> BatchLead<'_, K, V> {
     fn land(&mut self, index: usize, landed: Landed<V, ()>, keep: Option<Keep<V>>) {
         if self.flights[index].2.take().is_some() {
             self.ready.push((index, landed, keep));
@@ -72,7 +71,7 @@ impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> BatchLead<'_, K, V, St> {
     }
 }
 
-impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V, St> {
+impl<K: CacheKey, V: CacheValue> Drop for BatchLead<'_, K, V> {
     fn drop(&mut self) {
         for index in 0..self.flights.len() {
             self.land(index, Landed::Retry, None);
@@ -81,11 +80,10 @@ impl<K: CacheKey, V: CacheValue, St: L1Store<K, V>> Drop for BatchLead<'_, K, V,
     }
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// A batch call: the value of every key, from L1, Redis or one call of `load`
     /// with the keys still missing. `tags_of` gives a key's tags. An error output of

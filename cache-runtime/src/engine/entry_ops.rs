@@ -73,11 +73,10 @@ fn around_first_poll<F: Future>(
     })
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// Loads `key` now, past any value held here or in Redis. A load already in
     /// flight may not store its (older) value; callers arriving meanwhile join this

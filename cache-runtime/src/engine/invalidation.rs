@@ -9,11 +9,10 @@ use crate::l1::L1Store;
 use crate::outbox::{self, Invalidation};
 use crate::stats::Counter;
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// Drops the entry for `key` here and in Redis, tells the other processes, and
     /// dooms a load of it in flight so that load cannot store its value afterwards.

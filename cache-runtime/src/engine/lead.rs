@@ -24,23 +24,21 @@ pub(super) struct Keep<V> {
 }
 
 /// The leader's duty to land its flight, even when its future is dropped mid-load.
-pub(super) struct Lead<'a, K, V, St>
+pub(super) struct Lead<'a, K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
-    pub(super) cache: &'a Cache<K, V, St>,
+    pub(super) cache: &'a Cache<K, V>,
     pub(super) key: K,
     pub(super) flight: Arc<Flight<V>>,
     pub(super) landed: bool,
 }
 
-impl<K, V, St> Lead<'_, K, V, St>
+impl<K, V> Lead<'_, K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// Stores a stale value found in Redis while the load goes on; like a landing,
     /// under the flights lock, so an invalidation of the key is not undone.
@@ -80,11 +78,10 @@ where
     }
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// Lands `flight` for `key`: stores the value (unless the flight was doomed or a
     /// tag it recorded moved), retires the flight, then wakes its waiters. Storing and
@@ -153,11 +150,10 @@ where
     }
 }
 
-impl<K, V, St> Drop for Lead<'_, K, V, St>
+impl<K, V> Drop for Lead<'_, K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     fn drop(&mut self) {
         if !self.landed {

@@ -57,10 +57,10 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 /// function and a batch function, or two functions returning `Option<V>` and
 /// `Result<V, E>`, can share one; what a function's output means for the cache (its
 /// [`Shape`]) is a parameter of each call.
-pub struct Cache<K, V, St = DefaultStore<K, V>> {
+pub struct Cache<K, V> {
     name: Box<str>,
     options: CacheOptions,
-    store: St,
+    store: DefaultStore<K, V>,
     flights: Flights<K, V>,
     /// The implicit tag every entry of this cache carries: bumping it clears the cache.
     tag: Arc<TagCell>,
@@ -93,11 +93,10 @@ enum Seen<V> {
     Gone,
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// A cache named `name`; `codec` is `None` for a `local` cache.
     pub fn new(
@@ -107,7 +106,7 @@ where
     ) -> Self {
         Self {
             name: name.into(),
-            store: St::with_capacity(options.capacity.max(1)),
+            store: DefaultStore::with_capacity(options.capacity.max(1)),
             options,
             flights: Flights::default(),
             tag: Arc::default(),

@@ -26,11 +26,10 @@ pub(super) struct Fallback<V> {
     keep_for: u64,
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// A miss that may be answered before its load ends: under a `timeout`, or with
     /// stale-while-revalidate (the leader may find a stale value in Redis). The load
@@ -180,7 +179,7 @@ where
     /// window ends).
     pub(super) fn answer_with_fallback<S>(
         &self,
-        lead: &mut Lead<'_, K, V, St>,
+        lead: &mut Lead<'_, K, V>,
         fallback: Fallback<V>,
     ) -> S::Out
     where

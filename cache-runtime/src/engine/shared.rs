@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
-use crate::l1::L1Store;
 use crate::l2::codec::KeyBytes;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
@@ -183,11 +182,10 @@ impl std::fmt::Display for Bad {
     }
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// `None` for a `local` cache, or before `init`.
     pub(super) fn shared_target(&self, key: &K, tags: &[String]) -> Option<Target> {

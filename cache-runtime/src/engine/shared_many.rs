@@ -34,11 +34,10 @@ enum Held<V> {
     Unknown,
 }
 
-impl<K, V, St> Cache<K, V, St>
+impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
-    St: L1Store<K, V>,
 {
     /// The Redis step of a batch: every key's entry in one read. What is fresh there
     /// is answered and kept in L1; the rest is returned, to be loaded.

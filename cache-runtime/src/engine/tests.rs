@@ -13,12 +13,11 @@ use crate::shape::{OkOnly, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Who
 
 type Counted = Arc<AtomicUsize>;
 
-fn leak<K, S, St>(options: CacheOptions) -> Shaped<K, S, St>
+fn leak<K, S>(options: CacheOptions) -> Shaped<K, S>
 where
     K: CacheKey,
     S: Shape,
     S::Out: Send,
-    St: L1Store<K, S::Value>,
 {
     clock::ensure_ticking(|_| {});
     Shaped {
@@ -29,31 +28,30 @@ where
 
 /// A cache used by one function shape, as generated code uses it (naming the shape
 /// on every call).
-struct Shaped<K: 'static, S: Shape, St: 'static> {
-    cache: &'static Cache<K, S::Value, St>,
+struct Shaped<K: 'static, S: Shape> {
+    cache: &'static Cache<K, S::Value>,
     shape: std::marker::PhantomData<S>,
 }
 
-impl<K, S: Shape, St> Clone for Shaped<K, S, St> {
+impl<K, S: Shape> Clone for Shaped<K, S> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<K, S: Shape, St> Copy for Shaped<K, S, St> {}
+impl<K, S: Shape> Copy for Shaped<K, S> {}
 
-impl<K, S: Shape, St> std::ops::Deref for Shaped<K, S, St> {
-    type Target = Cache<K, S::Value, St>;
+impl<K, S: Shape> std::ops::Deref for Shaped<K, S> {
+    type Target = Cache<K, S::Value>;
     fn deref(&self) -> &Self::Target {
         self.cache
     }
 }
 
-impl<K, S, St> Shaped<K, S, St>
+impl<K, S> Shaped<K, S>
 where
     K: CacheKey,
     S: Shape,
     S::Out: Send + 'static,
-    St: L1Store<K, S::Value>,
 {
     fn get_or_load<M, F>(
         self,
@@ -119,48 +117,63 @@ mod futures_like {
     pub type Boxed<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 }
 
-macro_rules! store_tests {
-    ($($store:ident => $module:ident),*) => {$(
-        mod $module {
-            #[allow(unused_imports)]
-            use crate::l1::*;
-
-            #[tokio::test]
-            async fn miss_then_hit() { super::miss_then_hit::<$store<u64, String>>().await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn thousand_callers_one_load() { super::thousand_callers_one_load::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn cancelled_leader_hands_over() { super::cancelled_leader_hands_over::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn panicking_loader_reaches_waiters() { super::panicking_loader_reaches_waiters::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn errors_shared_not_cached() { super::errors_shared_not_cached::<$store<u64, u32>>().await }
-            #[tokio::test]
-            async fn unclonable_errors_retry() { super::unclonable_errors_retry::<$store<u64, u32>>().await }
-            #[tokio::test]
-            async fn none_not_cached() { super::none_not_cached::<$store<u64, u32>>().await }
-            #[tokio::test]
-            async fn tags_invalidate_only_their_entries() { super::tags_invalidate_only_their_entries::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn invalidation_during_load_wins() { super::invalidation_during_load_wins::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn ttl_expires() { super::ttl_expires::<$store<u64, String>>().await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn stale_while_revalidate_refreshes_once() { super::stale_while_revalidate_refreshes_once::<$store<u64, String>>().await }
-            #[tokio::test]
-            async fn sweep_drops_expired_and_invalidated() { super::sweep_drops_expired_and_invalidated::<$store<u64, String>>().await }
-        }
-    )*};
+/// The engine on the store the features select: quick_cache, or moka with the
+/// `moka` feature (CI runs both).
+mod on_the_default_store {
+    #[tokio::test]
+    async fn miss_then_hit() {
+        super::miss_then_hit().await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn thousand_callers_one_load() {
+        super::thousand_callers_one_load().await
+    }
+    #[tokio::test]
+    async fn cancelled_leader_hands_over() {
+        super::cancelled_leader_hands_over().await
+    }
+    #[tokio::test]
+    async fn panicking_loader_reaches_waiters() {
+        super::panicking_loader_reaches_waiters().await
+    }
+    #[tokio::test]
+    async fn errors_shared_not_cached() {
+        super::errors_shared_not_cached().await
+    }
+    #[tokio::test]
+    async fn unclonable_errors_retry() {
+        super::unclonable_errors_retry().await
+    }
+    #[tokio::test]
+    async fn none_not_cached() {
+        super::none_not_cached().await
+    }
+    #[tokio::test]
+    async fn tags_invalidate_only_their_entries() {
+        super::tags_invalidate_only_their_entries().await
+    }
+    #[tokio::test]
+    async fn invalidation_during_load_wins() {
+        super::invalidation_during_load_wins().await
+    }
+    #[tokio::test]
+    async fn ttl_expires() {
+        super::ttl_expires().await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_while_revalidate_refreshes_once() {
+        super::stale_while_revalidate_refreshes_once().await
+    }
+    #[tokio::test]
+    async fn sweep_drops_expired_and_invalidated() {
+        super::sweep_drops_expired_and_invalidated().await
+    }
 }
-
-store_tests!(QuickStore => quick);
-#[cfg(feature = "moka")]
-store_tests!(MokaStore => moka);
 
 const NO_SHARE: Option<fn(&String) -> String> = None;
 
-async fn miss_then_hit<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+async fn miss_then_hit() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let calls = Counted::default();
     for _ in 0..3 {
         let out = cache
@@ -180,8 +193,8 @@ async fn miss_then_hit<St: L1Store<u64, String>>() {
     );
 }
 
-async fn thousand_callers_one_load<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+async fn thousand_callers_one_load() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let calls = Counted::default();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
@@ -195,8 +208,8 @@ async fn thousand_callers_one_load<St: L1Store<u64, String>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+async fn cancelled_leader_hands_over() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let calls = Counted::default();
     let leader = tokio::spawn(cache.get_or_load(
         1,
@@ -223,8 +236,8 @@ async fn cancelled_leader_hands_over<St: L1Store<u64, String>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
-async fn panicking_loader_reaches_waiters<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+async fn panicking_loader_reaches_waiters() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let started = Counted::default();
     let leader_started = started.clone();
     let make = move || {
@@ -265,9 +278,9 @@ async fn panicking_loader_reaches_waiters<St: L1Store<u64, String>>() {
     assert_eq!(cache.snapshot().load_errors, 1);
 }
 
-async fn errors_shared_not_cached<St: L1Store<u64, u32>>() {
+async fn errors_shared_not_cached() {
     type R = Result<u32, String>;
-    let cache = leak::<u64, OkOnly<R>, St>(CacheOptions::default());
+    let cache = leak::<u64, OkOnly<R>>(CacheOptions::default());
     let share = (&&ShareProbe::<R>::new()).share_fn();
     let calls = Counted::default();
     let first = tokio::spawn(cache.get_or_load(
@@ -304,9 +317,9 @@ async fn errors_shared_not_cached<St: L1Store<u64, u32>>() {
 #[derive(Debug, PartialEq)]
 struct Opaque;
 
-async fn unclonable_errors_retry<St: L1Store<u64, u32>>() {
+async fn unclonable_errors_retry() {
     type R = Result<u32, Opaque>;
-    let cache = leak::<u64, OkOnly<R>, St>(CacheOptions::default());
+    let cache = leak::<u64, OkOnly<R>>(CacheOptions::default());
     let share = (&&ShareProbe::<R>::new()).share_fn();
     assert!(share.is_none());
     let calls = Counted::default();
@@ -333,8 +346,8 @@ async fn unclonable_errors_retry<St: L1Store<u64, u32>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
-async fn none_not_cached<St: L1Store<u64, u32>>() {
-    let cache = leak::<u64, SomeOnly<u32>, St>(CacheOptions::default());
+async fn none_not_cached() {
+    let cache = leak::<u64, SomeOnly<u32>>(CacheOptions::default());
     let share = (&&ShareProbe::<Option<u32>>::new()).share_fn();
     let calls = Counted::default();
     assert_eq!(
@@ -358,8 +371,8 @@ async fn none_not_cached<St: L1Store<u64, u32>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
-async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
+async fn tags_invalidate_only_their_entries() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let calls = Counted::default();
     let get = |id: u64| {
         cache.get_or_load(
@@ -389,10 +402,10 @@ async fn tags_invalidate_only_their_entries<St: L1Store<u64, String>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 6);
 }
 
-async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
-    let cache = leak::<u64, Whole<String>, St>(CacheOptions::default());
-    type Invalidation<St> = Box<dyn Fn(&'static Cache<u64, String, St>)>;
-    let ways: Vec<(&str, Invalidation<St>)> = vec![
+async fn invalidation_during_load_wins() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
+    type Invalidation = Box<dyn Fn(&'static Cache<u64, String>)>;
+    let ways: Vec<(&str, Invalidation)> = vec![
         (
             "tag",
             Box::new(|_| drop(crate::invalidate_tag("engine-race"))),
@@ -444,9 +457,8 @@ async fn invalidation_during_load_wins<St: L1Store<u64, String>>() {
     }
 }
 
-async fn ttl_expires<St: L1Store<u64, String>>() {
-    let cache =
-        leak::<u64, Whole<String>, St>(CacheOptions::default().ttl(Duration::from_millis(50)));
+async fn ttl_expires() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default().ttl(Duration::from_millis(50)));
     let calls = Counted::default();
     cache
         .get_or_load(
@@ -474,11 +486,11 @@ async fn ttl_expires<St: L1Store<u64, String>>() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
-async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
+async fn stale_while_revalidate_refreshes_once() {
     let options = CacheOptions::default()
         .ttl(Duration::from_millis(50))
         .stale_window(Duration::from_secs(60));
-    let cache = leak::<u64, Whole<String>, St>(options);
+    let cache = leak::<u64, Whole<String>>(options);
     let calls = Counted::default();
     cache
         .get_or_load_refreshing(
@@ -539,9 +551,8 @@ async fn stale_while_revalidate_refreshes_once<St: L1Store<u64, String>>() {
     assert!(cache.snapshot().stale_served >= 100);
 }
 
-async fn sweep_drops_expired_and_invalidated<St: L1Store<u64, String>>() {
-    let cache =
-        leak::<u64, Whole<String>, St>(CacheOptions::default().ttl(Duration::from_millis(20)));
+async fn sweep_drops_expired_and_invalidated() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default().ttl(Duration::from_millis(20)));
     let calls = Counted::default();
     for id in 0..10 {
         cache
@@ -577,8 +588,7 @@ fn share_probe_is_usable_from_here() {
 fn a_hit_future_stays_small() {
     // The miss path is boxed so that the future of every call (hits included) does not
     // carry the miss path's state; a hit's future is moved when it is pinned.
-    let cache =
-        leak::<u64, Whole<String>, crate::l1::QuickStore<u64, String>>(CacheOptions::default());
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
     let call = cache.get_or_load(
         1,
         NO_SHARE,

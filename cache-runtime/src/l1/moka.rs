@@ -10,6 +10,7 @@ use moka::Expiry;
 use super::{Entry, L1Store};
 use crate::clock;
 
+/// The store of the `moka` feature: `moka::sync::Cache`, which evicts expired entries itself.
 pub struct MokaStore<K, V> {
     cache: Cache<K, Entry<V>>,
 }
