@@ -50,6 +50,27 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
+/// The spans `calls` opens, run on a fresh runtime under a recording subscriber.
+fn recorded(calls: impl std::future::Future<Output = ()>) -> Vec<SpanRecord> {
+    let recorder = Recorder::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(recorder.clone(), || runtime.block_on(calls));
+    let spans = recorder.0.lock().unwrap().clone();
+    spans
+}
+
+/// The value of field `name` of `span` (empty if it has none).
+fn field(span: &SpanRecord, name: &str) -> String {
+    span.1
+        .iter()
+        .find(|(f, _)| f == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 #[cached(ttl = "1m", name = "traced.get")]
 async fn traced(id: u64) -> Result<u64, String> {
     if id == 0 {
@@ -61,19 +82,11 @@ async fn traced(id: u64) -> Result<u64, String> {
 
 #[test]
 fn a_load_emits_one_span_with_its_outcome_and_a_hit_none() {
-    let recorder = Recorder::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(recorder.clone(), || {
-        runtime.block_on(async {
-            traced(1).await.unwrap(); // load
-            traced(1).await.unwrap(); // hit
-            traced(0).await.unwrap_err(); // load that fails
-        })
+    let spans = recorded(async {
+        traced(1).await.unwrap(); // load
+        traced(1).await.unwrap(); // hit
+        traced(0).await.unwrap_err(); // load that fails
     });
-    let spans = recorder.0.lock().unwrap();
     let loads: Vec<_> = spans
         .iter()
         .filter(|(name, _)| name == "stratacache.load")
@@ -83,13 +96,6 @@ fn a_load_emits_one_span_with_its_outcome_and_a_hit_none() {
         2,
         "two loads, and no span for the hit: {spans:?}"
     );
-    let field = |span: &SpanRecord, name: &str| {
-        span.1
-            .iter()
-            .find(|(f, _)| f == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     assert_eq!(field(loads[0], "cache"), "traced.get");
     assert_eq!(
         (
@@ -114,18 +120,10 @@ async fn traced_many(ids: &[u64]) -> HashMap<u64, u64> {
 /// The batch leader once drifted from the single-key one: it opened no span.
 #[test]
 fn a_batch_load_emits_one_span_and_one_duration_sample() {
-    let recorder = Recorder::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(recorder.clone(), || {
-        runtime.block_on(async {
-            assert_eq!(traced_many(&[1, 2, 3]).await.len(), 3); // one load of 3 keys
-            assert_eq!(traced_many(&[1, 2]).await.len(), 2); // hits
-        })
+    let spans = recorded(async {
+        assert_eq!(traced_many(&[1, 2, 3]).await.len(), 3); // one load of 3 keys
+        assert_eq!(traced_many(&[1, 2]).await.len(), 2); // hits
     });
-    let spans = recorder.0.lock().unwrap();
     let loads: Vec<_> = spans
         .iter()
         .filter(|(name, fields)| {
@@ -136,19 +134,12 @@ fn a_batch_load_emits_one_span_and_one_duration_sample() {
         })
         .collect();
     assert_eq!(loads.len(), 1, "one span for one batch load: {spans:?}");
-    let field = |name: &str| {
-        loads[0]
-            .1
-            .iter()
-            .find(|(f, _)| f == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let load = |name: &str| field(loads[0], name);
     assert_eq!(
-        (field("answered_by"), field("outcome"), field("keys")),
+        (load("answered_by"), load("outcome"), load("keys")),
         ("loader".into(), "ok".into(), "3".into())
     );
-    assert!(field("micros").parse::<u64>().is_ok(), "{:?}", loads[0]);
+    assert!(load("micros").parse::<u64>().is_ok(), "{:?}", loads[0]);
     let stats = stratacache::stats();
     let histogram = &stats.cache("traced.many").unwrap().load_histogram;
     assert_eq!(histogram.count, 1, "one duration sample for one batch load");
