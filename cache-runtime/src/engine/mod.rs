@@ -17,6 +17,8 @@ use tracing::Instrument;
 
 mod batch;
 mod entry_ops;
+mod envelope_check;
+mod fleet_lock;
 mod invalidation;
 mod lead;
 mod options;
@@ -455,8 +457,8 @@ where
         if let (true, Some(target), Some(_)) = (self.options.lock, &target, &versions_before_load) {
             let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
             match self.fleet_lock(target, &stamps, recheck).await {
-                shared::Locked::Holder { key, token } => held = Some((key, token)),
-                shared::Locked::Value {
+                fleet_lock::Locked::Holder { key, token } => held = Some((key, token)),
+                fleet_lock::Locked::Value {
                     value,
                     lifetime,
                     stamps,
@@ -465,7 +467,7 @@ where
                     finish("l2", "hit");
                     return (S::join(value), Origin::L2);
                 }
-                shared::Locked::Alone => {}
+                fleet_lock::Locked::Alone => {}
             }
         }
         let started = Instant::now();

@@ -1,12 +1,12 @@
 //! The leader's Redis steps: read the entry with the current versions of its tags in
 //! one round trip, promote a valid one, write a fresh load back. Any fault or bad
-//! value is a counted miss; nothing here can fail a call.
+//! value is a counted miss; nothing here can fail a call. Checking and writing the
+//! envelope is in `envelope_check.rs`, the fleet lock in `fleet_lock.rs`.
 
 use std::sync::Arc;
 
-use super::{Cache, CacheKey, CacheValue, Codec, Lifetime, Times, NEVER};
+use super::{Cache, CacheKey, CacheValue, Codec, Lifetime};
 use crate::l2::codec::KeyBytes;
-use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
 use crate::message::Message;
 use crate::stats::Counter;
@@ -42,98 +42,12 @@ pub(super) enum Read<V> {
     Unavailable,
 }
 
-impl<V> Read<V> {
-    /// A fresh value, as the fleet lock answers with it.
-    fn into_locked(self) -> Option<Locked<V>> {
-        match self {
-            Read::Hit {
-                value,
-                lifetime,
-                stamps,
-                ..
-            } => Some(Locked::Value {
-                value,
-                lifetime,
-                stamps,
-            }),
-            Read::Miss { .. } | Read::Stale { .. } | Read::Unavailable => None,
-        }
-    }
-}
-
 /// A value Redis holds for the fail-safe window, with the stamps to keep it under.
 pub(super) struct SharedFallback<V> {
     pub(super) value: V,
     pub(super) lifetime: Lifetime,
     pub(super) stamps: Stamps,
 }
-
-/// A sound value decoded from Redis, what is left of its lifetime, and what it may
-/// still serve as.
-pub(super) struct Found<V> {
-    pub(super) value: V,
-    pub(super) lifetime: Lifetime,
-    pub(super) serves_as: ServesAs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ServesAs {
-    Fresh,
-    /// Past its ttl, inside the stale-while-revalidate window.
-    Stale,
-    /// Only inside the fail-safe window.
-    Fallback,
-}
-
-impl<V> Found<V> {
-    /// The read of a single call: `versions` are the tag versions read with it,
-    /// `stamps` those to keep the value under.
-    fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
-        let Found {
-            value,
-            lifetime,
-            serves_as,
-        } = self;
-        match serves_as {
-            ServesAs::Fresh => Read::Hit {
-                value,
-                lifetime,
-                versions,
-                stamps,
-            },
-            ServesAs::Stale => Read::Stale {
-                value,
-                lifetime,
-                versions,
-                stamps,
-            },
-            ServesAs::Fallback => Read::Miss {
-                versions,
-                fallback: Some(SharedFallback {
-                    value,
-                    lifetime,
-                    stamps,
-                }),
-            },
-        }
-    }
-}
-
-/// What the fleet-wide load lock gave a leader.
-pub(super) enum Locked<V> {
-    /// This process loads; release with the lock key and token.
-    Holder { key: String, token: String },
-    /// Another process loaded it meanwhile.
-    Value {
-        value: V,
-        lifetime: Lifetime,
-        stamps: Stamps,
-    },
-    /// No lock to be had in time (or Redis failed): load anyway.
-    Alone,
-}
-
-static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Where one key of one cache lives in Redis.
 pub(super) struct Target {
@@ -149,37 +63,6 @@ pub(super) struct Target {
 pub(super) struct RedisNames {
     entry_prefix: String,
     implicit_tags: Arc<[String]>,
-}
-
-/// Why a value in Redis could not be used.
-pub(super) enum Bad {
-    Envelope(Unusable),
-    OtherKey,
-    Payload,
-    TooLarge(usize),
-}
-
-impl std::fmt::Display for Bad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Bad::Envelope(Unusable::NotOurs) => f.write_str("not a stratacache value"),
-            Bad::Envelope(Unusable::UnknownVersion) => {
-                f.write_str("written by an unknown envelope version")
-            }
-            Bad::Envelope(Unusable::Truncated) => f.write_str("truncated or malformed"),
-            Bad::Envelope(Unusable::Corrupt) => {
-                f.write_str("checksum mismatch: changed in Redis since it was written")
-            }
-            Bad::OtherKey => f.write_str("holds another key (hash collision or foreign writer)"),
-            Bad::Payload => f.write_str(
-                "payload does not decode as this value type; bump `version` when the type changes",
-            ),
-            Bad::TooLarge(len) => write!(
-                f,
-                "payload of {len} bytes is over the configured max_payload"
-            ),
-        }
-    }
 }
 
 impl<K, V> Cache<K, V>
@@ -265,76 +148,6 @@ where
                 }
             }
         }
-    }
-
-    /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
-    /// With the value, the tags its loader added (counter key, version recorded),
-    /// whose versions the caller still has to check. `now` is unix time in ms, read
-    /// once by a caller decoding many values.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn decode(
-        &self,
-        target: &Target,
-        bytes: &[u8],
-        versions: &[u64],
-        now: u64,
-    ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
-        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
-        if envelope.key != &*target.key_bytes {
-            return Err(Bad::OtherKey);
-        }
-        if envelope.payload.len() > target.l2.max_payload {
-            return Err(Bad::TooLarge(envelope.payload.len()));
-        }
-        if envelope.tags.len() < target.tag_keys.len() {
-            return Ok(None);
-        }
-        let (recorded, added) = envelope.tags.split_at(target.tag_keys.len());
-        let current = target
-            .tag_keys
-            .iter()
-            .map(String::as_str)
-            .zip(versions.iter().copied());
-        if !recorded.iter().copied().eq(current) {
-            return Ok(None);
-        }
-        let added: Vec<(String, u64)> = added
-            .iter()
-            .map(|(name, version)| (name.to_string(), *version))
-            .collect();
-        let fresh = now < envelope.fresh_until_ms;
-        let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
-        let kept =
-            servable_stale || (self.options.fail_safe.is_some() && now < envelope.keep_until_ms);
-        if !fresh && !kept {
-            return Ok(None);
-        }
-        let codec = self.codec.as_ref().expect("a shared target has a codec");
-        let value = (codec.decode_value)(envelope.payload, envelope.format).ok_or(Bad::Payload)?;
-        let refresh_after = self.options.lifetime().refresh_after;
-        let times = Times {
-            fresh_until: envelope.fresh_until_ms,
-            stale_until: envelope.stale_until_ms,
-            keep_until: envelope.keep_until_ms,
-            refresh_at: if refresh_after == NEVER {
-                NEVER
-            } else {
-                envelope.created_ms.saturating_add(refresh_after)
-            },
-        };
-        let serves_as = if fresh {
-            ServesAs::Fresh
-        } else if servable_stale {
-            ServesAs::Stale
-        } else {
-            ServesAs::Fallback
-        };
-        let found = Found {
-            value,
-            lifetime: times.remaining(now),
-            serves_as,
-        };
-        Ok(Some((found, added)))
     }
 
     /// Writes a value to Redis; false if it was not written (counted and logged).
@@ -439,46 +252,6 @@ where
         }
     }
 
-    /// A value's envelope and Redis TTL; `None` if it cannot or may not be written.
-    pub(super) fn envelope(
-        &self,
-        target: &Target,
-        value: &V,
-        versions: Vec<u64>,
-        lifetime: Lifetime,
-        added: &[(String, u64)],
-    ) -> Option<(Vec<u8>, Option<u64>)> {
-        let codec = self.codec.as_ref().expect("a shared target has a codec");
-        let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
-            self.complain("the value does not serialize");
-            return None;
-        };
-        if payload.len() > target.l2.max_payload {
-            self.complain(Bad::TooLarge(payload.len()));
-            return None;
-        }
-        let recorded = target.tag_keys.iter().map(String::as_str).zip(versions);
-        let added = added
-            .iter()
-            .map(|(name, version)| (name.as_str(), *version));
-        let tags: Vec<(&str, u64)> = recorded.chain(added).collect();
-        let now = unix_ms();
-        let times = lifetime.from(now);
-        let envelope = Envelope {
-            format: target.l2.format,
-            created_ms: now,
-            fresh_until_ms: times.fresh_until,
-            stale_until_ms: times.stale_until,
-            keep_until_ms: times.keep_until,
-            key: &target.key_bytes,
-            tags,
-            payload: &payload,
-        };
-        // Redis drops the entry when it can no longer serve, even as a fallback.
-        let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
-        Some((envelope.encode(), ttl_ms))
-    }
-
     /// Tells the other processes to drop their copy of this entry (a newer one is in
     /// Redis now).
     pub(super) async fn announce(&self, target: &Target) -> Result<(), Error> {
@@ -495,67 +268,6 @@ where
         Message::Entry {
             cache: self.name.to_string(),
             key: target.key_bytes.to_vec(),
-        }
-    }
-
-    /// One load per key for the whole fleet: take the key's lock, or wait for the
-    /// holder's value to reach Redis, polling, and take the lock over if the holder
-    /// let it go (or died: the lock expires). Past the wait bound, load anyway.
-    ///
-    /// With `recheck` (a plain miss, not a `refresh!` or due refresh, which load past
-    /// what Redis holds), Redis is read once more after the lock is taken: a holder
-    /// may have written its value and let go between this process's last read and
-    /// its lock, and loading again then would make two loads for the fleet.
-    pub(super) async fn fleet_lock(
-        &self,
-        target: &Target,
-        stamps: &Stamps,
-        recheck: bool,
-    ) -> Locked<V> {
-        let key = format!("{}:lock", target.entry_key);
-        let serial = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let token = format!("{:016x}{serial:016x}", target.l2.instance);
-        let deadline = std::time::Instant::now() + target.l2.lock_wait;
-        loop {
-            match target.l2.try_lock(&key, &token).await {
-                Ok(true) if recheck => {
-                    let Some(found) = self.read_shared(target, stamps).await.into_locked() else {
-                        return Locked::Holder { key, token };
-                    };
-                    if let Err(fault) = target.l2.unlock(&key, &token).await {
-                        self.fault(&fault);
-                    }
-                    return found;
-                }
-                Ok(true) => return Locked::Holder { key, token },
-                Ok(false) => {}
-                Err(fault) => {
-                    self.fault(&fault);
-                    return Locked::Alone;
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                tracing::debug!(cache = %self.name, "stratacache: gave up waiting for another process's load");
-                return Locked::Alone;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            match self.read_shared(target, stamps).await {
-                Read::Unavailable => return Locked::Alone,
-                read => {
-                    if let Some(found) = read.into_locked() {
-                        return found;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Releases a load lock this leader holds (best effort: it expires anyway).
-    pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
-        if let (Some(target), Some((key, token))) = (target, held) {
-            if let Err(fault) = target.l2.unlock(&key, &token).await {
-                self.fault(&fault);
-            }
         }
     }
 

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::shared::{Found, ServesAs, Target};
+use super::envelope_check::{Found, ServesAs};
+use super::shared::Target;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Tags};
 use crate::clock;
 use crate::l1::L1Store;

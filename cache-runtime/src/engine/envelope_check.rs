@@ -1,0 +1,206 @@
+//! Reading an entry's envelope: is it this key's, sound, still valid under its tags,
+//! and for how long may it serve; and writing one.
+
+use super::shared::{Read, SharedFallback, Target};
+use super::{Cache, CacheKey, CacheValue, Lifetime, Times, NEVER};
+use crate::l2::envelope::{Envelope, Unusable};
+use crate::l2::unix_ms;
+use crate::tags::Stamps;
+
+/// A sound value decoded from Redis, what is left of its lifetime, and what it may
+/// still serve as.
+pub(super) struct Found<V> {
+    pub(super) value: V,
+    pub(super) lifetime: Lifetime,
+    pub(super) serves_as: ServesAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServesAs {
+    Fresh,
+    /// Past its ttl, inside the stale-while-revalidate window.
+    Stale,
+    /// Only inside the fail-safe window.
+    Fallback,
+}
+
+impl<V> Found<V> {
+    /// The read of a single call: `versions` are the tag versions read with it,
+    /// `stamps` those to keep the value under.
+    pub(super) fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
+        let Found {
+            value,
+            lifetime,
+            serves_as,
+        } = self;
+        match serves_as {
+            ServesAs::Fresh => Read::Hit {
+                value,
+                lifetime,
+                versions,
+                stamps,
+            },
+            ServesAs::Stale => Read::Stale {
+                value,
+                lifetime,
+                versions,
+                stamps,
+            },
+            ServesAs::Fallback => Read::Miss {
+                versions,
+                fallback: Some(SharedFallback {
+                    value,
+                    lifetime,
+                    stamps,
+                }),
+            },
+        }
+    }
+}
+
+/// Why a value in Redis could not be used.
+pub(super) enum Bad {
+    Envelope(Unusable),
+    OtherKey,
+    Payload,
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::Envelope(Unusable::NotOurs) => f.write_str("not a stratacache value"),
+            Bad::Envelope(Unusable::UnknownVersion) => {
+                f.write_str("written by an unknown envelope version")
+            }
+            Bad::Envelope(Unusable::Truncated) => f.write_str("truncated or malformed"),
+            Bad::Envelope(Unusable::Corrupt) => {
+                f.write_str("checksum mismatch: changed in Redis since it was written")
+            }
+            Bad::OtherKey => f.write_str("holds another key (hash collision or foreign writer)"),
+            Bad::Payload => f.write_str(
+                "payload does not decode as this value type; bump `version` when the type changes",
+            ),
+            Bad::TooLarge(len) => write!(
+                f,
+                "payload of {len} bytes is over the configured max_payload"
+            ),
+        }
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: CacheKey,
+    V: CacheValue,
+{
+    /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
+    /// With the value, the tags its loader added (counter key, version recorded),
+    /// whose versions the caller still has to check. `now` is unix time in ms, read
+    /// once by a caller decoding many values.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn decode(
+        &self,
+        target: &Target,
+        bytes: &[u8],
+        versions: &[u64],
+        now: u64,
+    ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
+        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        if envelope.key != &*target.key_bytes {
+            return Err(Bad::OtherKey);
+        }
+        if envelope.payload.len() > target.l2.max_payload {
+            return Err(Bad::TooLarge(envelope.payload.len()));
+        }
+        if envelope.tags.len() < target.tag_keys.len() {
+            return Ok(None);
+        }
+        let (recorded, added) = envelope.tags.split_at(target.tag_keys.len());
+        let current = target
+            .tag_keys
+            .iter()
+            .map(String::as_str)
+            .zip(versions.iter().copied());
+        if !recorded.iter().copied().eq(current) {
+            return Ok(None);
+        }
+        let added: Vec<(String, u64)> = added
+            .iter()
+            .map(|(name, version)| (name.to_string(), *version))
+            .collect();
+        let fresh = now < envelope.fresh_until_ms;
+        let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
+        let kept =
+            servable_stale || (self.options.fail_safe.is_some() && now < envelope.keep_until_ms);
+        if !fresh && !kept {
+            return Ok(None);
+        }
+        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let value = (codec.decode_value)(envelope.payload, envelope.format).ok_or(Bad::Payload)?;
+        let refresh_after = self.options.lifetime().refresh_after;
+        let times = Times {
+            fresh_until: envelope.fresh_until_ms,
+            stale_until: envelope.stale_until_ms,
+            keep_until: envelope.keep_until_ms,
+            refresh_at: if refresh_after == NEVER {
+                NEVER
+            } else {
+                envelope.created_ms.saturating_add(refresh_after)
+            },
+        };
+        let serves_as = if fresh {
+            ServesAs::Fresh
+        } else if servable_stale {
+            ServesAs::Stale
+        } else {
+            ServesAs::Fallback
+        };
+        let found = Found {
+            value,
+            lifetime: times.remaining(now),
+            serves_as,
+        };
+        Ok(Some((found, added)))
+    }
+
+    /// A value's envelope and Redis TTL; `None` if it cannot or may not be written.
+    pub(super) fn envelope(
+        &self,
+        target: &Target,
+        value: &V,
+        versions: Vec<u64>,
+        lifetime: Lifetime,
+        added: &[(String, u64)],
+    ) -> Option<(Vec<u8>, Option<u64>)> {
+        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
+            self.complain("the value does not serialize");
+            return None;
+        };
+        if payload.len() > target.l2.max_payload {
+            self.complain(Bad::TooLarge(payload.len()));
+            return None;
+        }
+        let recorded = target.tag_keys.iter().map(String::as_str).zip(versions);
+        let added = added
+            .iter()
+            .map(|(name, version)| (name.as_str(), *version));
+        let tags: Vec<(&str, u64)> = recorded.chain(added).collect();
+        let now = unix_ms();
+        let times = lifetime.from(now);
+        let envelope = Envelope {
+            format: target.l2.format,
+            created_ms: now,
+            fresh_until_ms: times.fresh_until,
+            stale_until_ms: times.stale_until,
+            keep_until_ms: times.keep_until,
+            key: &target.key_bytes,
+            tags,
+            payload: &payload,
+        };
+        // Redis drops the entry when it can no longer serve, even as a fallback.
+        let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
+        Some((envelope.encode(), ttl_ms))
+    }
+}
