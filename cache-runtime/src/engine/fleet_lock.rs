@@ -2,6 +2,7 @@
 //! missing key while the others wait for its value to reach Redis (bounded), then
 //! load anyway.
 
+use super::lead::Lead;
 use super::shared::{Read, Target};
 use super::{Cache, CacheKey, CacheValue, Lifetime};
 use crate::tags::Stamps;
@@ -46,6 +47,31 @@ where
     K: CacheKey,
     V: CacheValue,
 {
+    /// The second step of a load, for a `lock` cache that read Redis: the fleet lock.
+    /// `Ok` with the lock to release after the write-back (or none: load without
+    /// it); `Err` with the value another process loaded meanwhile, landed here.
+    pub(super) async fn lock_before_load<Out: Send + 'static>(
+        &self,
+        lead: &mut Lead<'_, K, V>,
+        target: Option<&Target>,
+        stamps: &Stamps,
+        read_redis: bool,
+    ) -> Result<Option<(String, String)>, V> {
+        let (true, Some(target), true) = (self.options.lock, target, read_redis) else {
+            return Ok(None);
+        };
+        let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
+        match self.fleet_lock(target, stamps, recheck).await {
+            Locked::Holder { key, token } => Ok(Some((key, token))),
+            Locked::Value {
+                value,
+                lifetime,
+                stamps,
+            } => Err(lead.land_from_shared::<Out>(value, stamps, lifetime)),
+            Locked::Alone => Ok(None),
+        }
+    }
+
     /// One load per key for the whole fleet: take the key's lock, or wait for the
     /// holder's value to reach Redis, polling, and take the lock over if the holder
     /// let it go (or died: the lock expires). Past the wait bound, load anyway.

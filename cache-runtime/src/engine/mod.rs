@@ -397,79 +397,26 @@ where
         let stamps = self.stamp(&tags);
         lead.flight.set_stamps(stamps.clone());
         let target = self.shared_target(&lead.key, &tags);
-        let mut versions_before_load = None;
-        let mut shared_fallback = None;
-        if let Some(target) = &target {
-            match self.read_shared(target, &stamps).await {
-                shared::Read::Hit {
-                    value,
-                    lifetime,
-                    versions,
-                    stamps,
-                } if lead.flight.is_forced()
-                    || (lead.flight.is_refresh() && lifetime.refresh_after == 0) =>
-                {
-                    // `refresh!` loads whatever Redis holds; a refresh-ahead refresh that
-                    // found the same generation in Redis, due as well, loads too (a newer
-                    // value from another process is taken below).
-                    versions_before_load = Some(versions);
-                    shared_fallback = Some(shared::SharedFallback {
-                        value,
-                        lifetime,
-                        stamps,
-                    });
-                }
-                shared::Read::Hit {
-                    value,
-                    lifetime,
-                    stamps,
-                    ..
-                } => {
-                    let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
-                    finish("l2", "hit");
-                    return (S::join(value), Origin::L2);
-                }
-                shared::Read::Miss { versions, fallback } => {
-                    versions_before_load = Some(versions);
-                    shared_fallback = fallback;
-                }
-                shared::Read::Stale {
-                    value,
-                    lifetime,
-                    versions,
-                    stamps,
-                } => {
-                    // Serve it now to whoever may take a stale value, keep it in L1
-                    // for the stale reads that follow, and go on to refresh it.
-                    lead.keep_stale(value.clone(), stamps.clone(), lifetime);
-                    lead.flight.offer_stale(value.clone());
-                    versions_before_load = Some(versions);
-                    shared_fallback = Some(shared::SharedFallback {
-                        value,
-                        lifetime,
-                        stamps,
-                    });
-                }
-                shared::Read::Unavailable => {}
+        // 1. the shared tier, then 2. the fleet lock; either may answer the call.
+        let before = self.read_before_load::<S::Out>(&mut lead, target.as_ref(), &stamps);
+        let (versions_before_load, shared_fallback) = match before.await {
+            shared::Before::Answered(value) => {
+                finish("l2", "hit");
+                return (S::join(value), Origin::L2);
             }
-        }
-        let mut held = None;
-        if let (true, Some(target), Some(_)) = (self.options.lock, &target, &versions_before_load) {
-            let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
-            match self.fleet_lock(target, &stamps, recheck).await {
-                fleet_lock::Locked::Holder { key, token } => held = Some((key, token)),
-                fleet_lock::Locked::Value {
-                    value,
-                    lifetime,
-                    stamps,
-                } => {
-                    let value = lead.land_from_shared::<S::Out>(value, stamps, lifetime);
-                    finish("l2", "hit");
-                    return (S::join(value), Origin::L2);
-                }
-                fleet_lock::Locked::Alone => {}
+            shared::Before::Load { versions, fallback } => (versions, fallback),
+        };
+        let may_lock = versions_before_load.is_some();
+        let locking =
+            self.lock_before_load::<S::Out>(&mut lead, target.as_ref(), &stamps, may_lock);
+        let mut held = match locking.await {
+            Ok(held) => held,
+            Err(value) => {
+                finish("l2", "hit");
+                return (S::join(value), Origin::L2);
             }
-        }
+        };
+        // 3. the loader.
         let started = Instant::now();
         let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
         self.record_load(started.elapsed());

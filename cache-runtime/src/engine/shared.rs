@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime};
 use crate::l2::codec::KeyBytes;
 use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
@@ -40,6 +41,18 @@ pub(super) enum Read<V> {
     },
     /// Redis did not answer: load, and do not write back (no versions to record).
     Unavailable,
+}
+
+/// What the shared tier leaves a leader with, before its loader runs.
+pub(super) enum Before<V> {
+    /// Redis answered: the value, already landed for the waiters.
+    Answered(V),
+    /// Load, then write back under `versions` (none: Redis did not answer, or the
+    /// cache is not shared), with `fallback` for the fail-safe.
+    Load {
+        versions: Option<Vec<u64>>,
+        fallback: Option<SharedFallback<V>>,
+    },
 }
 
 /// A value Redis holds for the fail-safe window, with the stamps to keep it under.
@@ -99,6 +112,73 @@ where
             key_bytes,
             tag_keys,
         })
+    }
+
+    /// The first step of a load: what Redis holds for the key. A fresh value answers
+    /// (unless a `refresh!` or a due refresh asked for a load past it); a stale one is
+    /// kept in L1 and offered to the callers who may take it while the load runs.
+    pub(super) async fn read_before_load<Out: Send + 'static>(
+        &self,
+        lead: &mut Lead<'_, K, V>,
+        target: Option<&Target>,
+        stamps: &Stamps,
+    ) -> Before<V> {
+        let Some(target) = target else {
+            return Before::Load {
+                versions: None,
+                fallback: None,
+            };
+        };
+        let load_past = |lead: &Lead<'_, K, V>, lifetime: &Lifetime| {
+            // `refresh!` loads whatever Redis holds; a refresh-ahead refresh that found
+            // the same generation in Redis, due as well, loads too.
+            lead.flight.is_forced() || (lead.flight.is_refresh() && lifetime.refresh_after == 0)
+        };
+        let keep = |value, lifetime, stamps| {
+            Some(SharedFallback {
+                value,
+                lifetime,
+                stamps,
+            })
+        };
+        match self.read_shared(target, stamps).await {
+            Read::Hit {
+                value,
+                lifetime,
+                versions,
+                stamps,
+            } if load_past(lead, &lifetime) => Before::Load {
+                versions: Some(versions),
+                fallback: keep(value, lifetime, stamps),
+            },
+            Read::Hit {
+                value,
+                lifetime,
+                stamps,
+                ..
+            } => Before::Answered(lead.land_from_shared::<Out>(value, stamps, lifetime)),
+            Read::Miss { versions, fallback } => Before::Load {
+                versions: Some(versions),
+                fallback,
+            },
+            Read::Stale {
+                value,
+                lifetime,
+                versions,
+                stamps,
+            } => {
+                lead.keep_stale(value.clone(), stamps.clone(), lifetime);
+                lead.flight.offer_stale(value.clone());
+                Before::Load {
+                    versions: Some(versions),
+                    fallback: keep(value, lifetime, stamps),
+                }
+            }
+            Read::Unavailable => Before::Load {
+                versions: None,
+                fallback: None,
+            },
+        }
     }
 
     pub(super) async fn read_shared(&self, target: &Target, stamps: &Stamps) -> Read<V> {
