@@ -440,6 +440,7 @@ where
                 panic::resume_unwind(payload);
             }
         };
+        // 4. settle the outcome: what is cached, what the waiters get.
         let value = match S::split(out) {
             Split::Store(value) => value,
             Split::StoreFailed(value) => {
@@ -483,38 +484,19 @@ where
         let lifetime = overrides
             .ttl
             .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
-        let stamps = if overrides.tags.is_empty() {
-            stamps
-        } else {
-            let added = overrides
-                .tags
-                .iter()
-                .map(|tag| TagStamp::new(tags::intern(tag)));
-            stamps.iter().cloned().chain(added).collect()
-        };
+        // 5. land in L1 and answer the waiters, under the tags the loader added too.
         let keep = Keep {
             value: value.clone(),
-            stamps,
+            stamps: with_added_tags(stamps, &overrides.tags),
             lifetime,
         };
         lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), Some(keep));
-        // A load doomed by `put!`, `refresh!` or `invalidate!` of its key (here, or
-        // announced by another process) must not write over what that wrote or deleted
-        // in Redis, as it may not store in L1. (A write in another process whose
-        // message is still on its way when this one is sent can still be overwritten;
-        // the entry's ttl bounds that.)
-        let written_over = lead.flight.is_doomed();
-        if let (Some(target), Some(versions), false) = (&target, versions_before_load, written_over)
-        {
-            // After the landing: waiters have their value and do not wait for Redis.
+        // 6. write back (after the landing: waiters do not wait for Redis), 7. announce.
+        if let (Some(target), Some(versions)) = (&target, versions_before_load) {
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-            let written = self
-                .write_shared(target, &value, versions, lifetime, &overrides.tags)
+            let flight = &lead.flight;
+            self.write_back_after_load(flight, target, &value, versions, lifetime, &overrides.tags)
                 .await;
-            if written && lead.flight.is_forced() {
-                // Other processes drop their copy and read this one from Redis.
-                let _ = self.announce(target).await;
-            }
         }
         // After the write: processes waiting on the lock find the value, not a free lock.
         self.unlock(&target, held.take()).await;
@@ -593,6 +575,15 @@ where
     pub(crate) fn snapshot(&self) -> CacheStatsSnapshot {
         self.stats.snapshot(&self.name, self.store.len())
     }
+}
+
+/// `stamps` and a stamp for each tag the loader added (`this_load::add_tag`).
+fn with_added_tags(stamps: Stamps, added: &[String]) -> Stamps {
+    if added.is_empty() {
+        return stamps;
+    }
+    let added = added.iter().map(|tag| TagStamp::new(tags::intern(tag)));
+    stamps.iter().cloned().chain(added).collect()
 }
 
 #[cfg(test)]

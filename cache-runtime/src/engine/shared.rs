@@ -254,6 +254,33 @@ where
         }
     }
 
+    /// Steps 6 and 7 of a load: writes the loaded value back, and after a `refresh!`
+    /// tells the other processes to drop their copy. A load doomed by `put!`,
+    /// `refresh!` or `invalidate!` of its key (here, or announced by another process)
+    /// writes nothing: it must not write over what that wrote or deleted in Redis, as
+    /// it may not store in L1. (A write in another process whose message is still on
+    /// its way can still be overwritten; the entry's ttl bounds that.)
+    pub(super) async fn write_back_after_load(
+        &self,
+        flight: &crate::flight::Flight<V>,
+        target: &Target,
+        value: &V,
+        versions: Vec<u64>,
+        lifetime: Lifetime,
+        added_tags: &[String],
+    ) {
+        if flight.is_doomed() {
+            return;
+        }
+        let written = self
+            .write_shared(target, value, versions, lifetime, added_tags)
+            .await;
+        if written && flight.is_forced() {
+            // Other processes drop their copy and read this one from Redis.
+            let _ = self.announce(target).await;
+        }
+    }
+
     /// Checks values whose loaders added tags (one list of counter key and recorded
     /// version per value) against the counters' current versions, in one read: for
     /// each, the stamps of its added tags if none was invalidated since it was
