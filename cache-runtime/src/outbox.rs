@@ -140,15 +140,21 @@ impl Invalidation {
             _ => None,
         };
         let version = l2.invalidate(counter.as_deref(), delete).await?;
+        // A tag nobody here held when it was invalidated may be held now, by a copy
+        // read from Redis after it answered again and before this delivery.
+        let cell = match (&self.scope, late) {
+            (Scope::Tag(tag), true) => tags::held(tag),
+            _ => self.cell.clone(),
+        };
         if late {
-            if let Some(cell) = &self.cell {
+            if let Some(cell) = &cell {
                 cell.bump();
             }
             if let Some(reapply) = &self.reapply {
                 reapply();
             }
         }
-        if let (Some(cell), Some(version)) = (&self.cell, version) {
+        if let (Some(cell), Some(version)) = (&cell, version) {
             // So that this process does not apply its own invalidation again when it
             // next reads the counter.
             cell.learn_remote(version);
