@@ -38,12 +38,7 @@ fn invalidations_after_redis_restarts_empty_are_applied(cluster: bool) {
     server.restart_owner_of(&format!("{NS}:tag:user:1"));
     // The writer's connection reconnects after the restart: wait until its reads
     // reach Redis again, so that what follows is about versions, not connections.
-    let mut errors = writer.get("peek 77").l2_errors;
-    let reconnected = eventually(Duration::from_secs(5), || {
-        let now = writer.get("peek 77").l2_errors;
-        std::mem::replace(&mut errors, now) == now
-    });
-    assert!(reconnected, "the writer never reached Redis again");
+    writer.until_redis_answers();
     let before = reader.get("get 1").loads;
     assert_eq!(writer.send("invalidate_tag user:1"), "ok");
     let applied = eventually(Duration::from_secs(5), || {
@@ -249,6 +244,8 @@ fn over_tls_values_are_shared_invalidations_travel_and_a_restart_is_survived() {
     let env = [("WORKER_REDIS_CA_FILE", ca.as_str())];
     let mut a = Worker::start_with_env(&url, NS, &[], &env);
     let mut b = Worker::start_with_env(&url, NS, &[], &env);
+    a.until_redis_answers();
+    b.until_redis_answers();
     assert_eq!(a.get("get 1").loads, 1);
     let shared = b.get("get 1");
     assert_eq!(
@@ -272,6 +269,7 @@ fn over_tls_values_are_shared_invalidations_travel_and_a_restart_is_survived() {
         "after the restart, B's invalidation never reached A over TLS"
     );
     let mut c = Worker::start_with_env(&url, NS, &[], &env);
+    c.until_redis_answers();
     assert!(
         eventually(Duration::from_secs(5), || c.get("get 1").l2_hits == 1),
         "a fresh process never read A's reloaded value over TLS"

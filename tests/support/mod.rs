@@ -593,6 +593,18 @@ impl Worker {
         serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("bad answer: {line} ({e})"))
     }
 
+    /// Waits (up to 5 s) until this worker's reads reach Redis: two `peek`s in a row
+    /// add no L2 error. A first connection (a TLS handshake, a reconnection after a
+    /// restart) can outlast the worker's 200 ms timeout on a loaded machine.
+    pub fn until_redis_answers(&mut self) {
+        let mut errors = self.get("peek 999999").l2_errors;
+        let answered = eventually(Duration::from_secs(5), || {
+            let now = self.get("peek 999999").l2_errors;
+            std::mem::replace(&mut errors, now) == now
+        });
+        assert!(answered, "the worker never reached Redis");
+    }
+
     /// The worker's `stratacache::stats()`, as JSON.
     pub fn stats(&mut self) -> serde_json::Value {
         serde_json::from_str(&self.send("stats")).expect("stats are JSON")
