@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 
-use crate::engine::CacheValue;
+use crate::values::CacheValue;
 
 /// A map a batch function may return.
 pub trait PlainMap {

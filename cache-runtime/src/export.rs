@@ -7,17 +7,6 @@ use std::fmt::Write;
 use crate::outbox::OutboxSnapshot;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
 
-/// Renders [`stats()`](crate::stats) in the Prometheus text format, for a `/metrics`
-/// endpoint.
-///
-/// ```
-/// let text = stratacache_runtime::prometheus();
-/// assert!(text.is_empty() || text.contains("# TYPE stratacache_hits_total counter"));
-/// ```
-pub fn prometheus() -> String {
-    render(&crate::stats())
-}
-
 type Sample = fn(&CacheStatsSnapshot) -> Vec<(Option<(&'static str, &'static str)>, u64)>;
 
 const COUNTERS: &[(&str, &str, &str, Sample)] = &[
@@ -168,10 +157,9 @@ fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
 
 /// Publishes every cache's counters through the `metrics` crate facade, as absolute
 /// values (the clock thread calls it every second; loads record their durations as
-/// they happen). Same names and labels as [`prometheus()`].
+/// they happen). Same names and labels as [`prometheus()`](crate::prometheus).
 #[cfg(feature = "metrics")]
-pub(crate) fn publish_to_metrics_facade() {
-    let stats = crate::stats();
+pub(crate) fn publish_to_metrics_facade(stats: StatsSnapshot) {
     metrics::gauge!(OUTBOX_PENDING).set(stats.outbox.pending as f64);
     for (event, value) in outbox_events(&stats.outbox) {
         metrics::counter!(OUTBOX_EVENTS, "event" => event).absolute(value);

@@ -10,6 +10,7 @@ mod batch_output;
 mod clock;
 mod config;
 mod engine;
+mod entry_ref;
 mod error;
 mod export;
 mod flight;
@@ -24,19 +25,31 @@ mod shared_error;
 mod stats;
 mod tags;
 pub mod this_load;
+mod times;
+mod values;
 mod warm;
+mod warm_tally;
 
 use std::future::Future;
 
 pub use config::{init, Config};
 pub use error::{Error, TimedOut};
-pub use export::prometheus;
 pub use l2::codec::PayloadFormat;
 pub use outbox::OutboxSnapshot;
 pub use registry::stats;
 pub use shared_error::{ShareableError, SharedError};
 pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
-pub use warm::WarmUp;
+pub use warm_tally::WarmUp;
+
+/// Renders [`stats()`] in the Prometheus text format, for a `/metrics` endpoint.
+///
+/// ```
+/// let text = stratacache_runtime::prometheus();
+/// assert!(text.is_empty() || text.contains("# TYPE stratacache_hits_total counter"));
+/// ```
+pub fn prometheus() -> String {
+    export::render(&registry::stats())
+}
 
 /// Invalidates every entry, in every cache, that was stored with tag `tag`.
 ///

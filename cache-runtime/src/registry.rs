@@ -167,7 +167,7 @@ fn sweep_all(now: u64) {
     each(|cache| cache.sweep(now));
     tags::sweep_unused();
     #[cfg(feature = "metrics")]
-    crate::export::publish_to_metrics_facade();
+    crate::export::publish_to_metrics_facade(stats());
 }
 
 pub(crate) fn clear_all_stores() {

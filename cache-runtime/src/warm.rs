@@ -2,31 +2,10 @@
 //! and say what happened to each. Reached through the `warm_up!` macro.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
 
-/// What a warm-up did with its entries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct WarmUp {
-    /// Loaded now (by this warm-up or a call it joined).
-    pub loaded: usize,
-    /// Already held, in L1 or Redis: not loaded again.
-    pub present: usize,
-    /// The loader returned an error or no value, or panicked; nothing was cached.
-    pub failed: usize,
-}
-
-impl std::fmt::Display for WarmUp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} loaded, {} already present, {} failed",
-            self.loaded, self.present, self.failed
-        )
-    }
-}
+use crate::warm_tally::{Tally, WarmUp};
 
 enum Outcome {
     Loaded,
@@ -46,7 +25,7 @@ pub async fn warm_up<I, E, EntryFn, CallFn, Fut>(
 where
     I: IntoIterator,
     I::Item: Clone,
-    E: crate::__private::EntryOps,
+    E: crate::entry_ref::EntryOps,
     EntryFn: Fn(I::Item) -> E,
     CallFn: Fn(I::Item) -> Fut,
     Fut: Future<Output = E::Out>,
@@ -78,40 +57,12 @@ where
         .await
 }
 
-/// What a batch call tells a warm-up about its keys.
-#[derive(Default)]
-pub(crate) struct Tally {
-    pub(crate) loaded: AtomicUsize,
-    pub(crate) present: AtomicUsize,
-    pub(crate) failed: AtomicUsize,
-}
-
-impl Tally {
-    pub(crate) fn add(
-        tally: &Option<std::sync::Arc<Tally>>,
-        counter: fn(&Tally) -> &AtomicUsize,
-        n: usize,
-    ) {
-        if let Some(tally) = tally {
-            counter(tally).fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    fn report(&self) -> WarmUp {
-        WarmUp {
-            loaded: self.loaded.load(Ordering::Relaxed),
-            present: self.present.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// Batch warm-up: the one call of a batch function, counted per key. A panic in the
 /// loader counts its keys as failed and is not propagated.
 pub async fn warm_up_batch<F>(call: F) -> WarmUp
 where
     F: Future,
-    F::Output: crate::__private::BatchOutput,
+    F::Output: crate::batch_output::BatchOutput,
 {
     let tally = std::sync::Arc::new(Tally::default());
     let observed = crate::engine::observed(call, tally.clone());

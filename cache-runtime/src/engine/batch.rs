@@ -24,7 +24,7 @@ use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
-use crate::warm::Tally;
+use crate::warm_tally::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
 type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;

@@ -11,7 +11,7 @@ use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::outbox;
 use crate::shape::Shape;
-use crate::warm::Tally;
+use crate::warm_tally::Tally;
 use crate::Error;
 
 thread_local! {

@@ -8,7 +8,6 @@
 //! key has returned.
 
 use std::future::Future;
-use std::hash::Hash;
 use std::panic;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,12 +25,13 @@ mod policies;
 mod shared;
 mod shared_many;
 
+pub(crate) use crate::times::{Lifetime, Times, NEVER};
+pub use crate::values::{CacheKey, CacheValue};
 pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
 use lead::{panic_message, Keep, Lead};
 pub use options::CacheOptions;
-pub(crate) use options::{Lifetime, Times, NEVER};
 
 use crate::clock;
 use crate::error::TimedOut;
@@ -49,10 +49,6 @@ pub type Tags = Vec<String>;
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
 /// With `hard_timeout`: how a timed-out call builds the function's error.
 pub type TimedOutFn<S> = Option<fn(TimedOut) -> <S as Shape>::Out>;
-
-/// What a cache holds: one value per key, cloned on every hit.
-pub trait CacheValue: Clone + Send + Sync + 'static {}
-impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 
 /// One cache: the entries of every function that names it (a function's own, unless
 /// several share a `name`). Keyed by key and value type only, so a single-key
@@ -79,11 +75,6 @@ enum Role<V> {
     Lead(Arc<Flight<V>>),
     Follow(Arc<Flight<V>>),
 }
-
-/// What a cache key must be: compared and hashed in L1, cloned into flights and
-/// entries, shared across tasks.
-pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
-impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
 
 enum Seen<V> {
     Fresh(V),

@@ -12,7 +12,7 @@ use crate::l1::L1Store;
 use crate::l2::{parse_versions, unix_ms, Fault};
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
-use crate::warm::Tally;
+use crate::warm_tally::Tally;
 
 /// A key of a batch that Redis did not answer with a fresh value: to be loaded, and
 /// written back under the tag versions read with it (none if Redis did not answer or

@@ -6,8 +6,8 @@
 mod moka;
 mod quick;
 
-use crate::engine::Times;
 use crate::tags::{self, Stamps};
+use crate::times::Times;
 
 #[cfg(feature = "moka")]
 pub use self::moka::MokaStore;
