@@ -211,7 +211,9 @@ fn max_unsynced_drops_l1_while_a_process_is_cut_off() {
     let mut unbounded = Worker::start(&server.url(), NS, &[]);
     bounded.get("get 1");
     let held = unbounded.get("get 1");
-    // Synced (the worker resyncs every 500 ms): the value stays in L1.
+    // Synced (the worker resyncs every 500 ms): the value stays in L1. The sleep is
+    // the quantity under test, not a wait for a condition: more than the 800 ms bound
+    // must pass for "a synced process keeps its L1 past the bound" to mean anything.
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         bounded.get("get 1").loads,
