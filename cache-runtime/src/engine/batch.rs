@@ -18,16 +18,21 @@ use futures_util::future::join_all;
 use tracing::Instrument;
 
 use super::lead::{catch_unwind, panic_message, Keep};
+use super::pipeline::Outcome;
+use super::shared::Target;
 use super::shared_many::Missing;
-use super::{Cache, CacheKey, CacheValue, Seen, Tags};
+use super::{Cache, CacheKey, CacheValue, Lifetime, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
+use crate::this_load::Overrides;
 use crate::warm_tally::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
 type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;
+/// Where a loaded key's value goes in Redis, and the tag versions to write it under.
+type WriteBack = Option<(Target, Vec<u64>)>;
 /// A landing readied for a batch's flight (by its index): outcome and entry to store.
 type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
@@ -207,6 +212,8 @@ where
     /// The leader's part for the keys this call claimed (none of them fresh in
     /// Redis): one loader call, one landing per key, then the values to Redis in the
     /// background.
+    /// The named steps of a load, for the keys a batch call leads: 3. run the loader
+    /// once for all of them, 4. settle, 5. land each in L1, 6. write them back.
     async fn lead_many<O, A, L, F>(
         &'static self,
         led: ClaimedMissing<K, V>,
@@ -222,6 +229,37 @@ where
         if led.is_empty() {
             return Ok(Vec::new());
         }
+        let (mut lead, write_backs) = self.batch_lead(led);
+        let missing: Vec<K> = lead.flights.iter().map(|(key, ..)| key.clone()).collect();
+        let span = self.load_span();
+        span.record("answered_by", "loader");
+        span.record("keys", missing.len());
+        let started = Instant::now();
+        let loaded = crate::this_load::scope(catch_unwind(load(missing)));
+        let (outcome, overrides) = loaded.instrument(span.clone()).await;
+        let took = started.elapsed();
+        self.record_load(took);
+        span.record("micros", took.as_micros() as u64);
+        let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;
+        let lifetime = overrides
+            .ttl
+            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let landed = self.land_many_loaded::<O, A>(
+            &mut lead,
+            write_backs,
+            returned,
+            &overrides,
+            lifetime,
+            tally,
+        );
+        let (answered, writes) = landed;
+        let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
+        self.write_back_many(writes, lifetime, overrides.tags).await;
+        Ok(answered)
+    }
+
+    /// The flights a batch leads, and where each key's value goes in Redis.
+    fn batch_lead(&self, led: ClaimedMissing<K, V>) -> (BatchLead<'_, K, V>, Vec<WriteBack>) {
         let mut lead = BatchLead {
             cache: self,
             flights: Vec::with_capacity(led.len()),
@@ -233,69 +271,84 @@ where
                 .push((missing.key, flight, Some(missing.stamps)));
             write_backs.push(missing.write_back);
         }
-        let mut answered = Vec::with_capacity(lead.flights.len());
-        let missing: Vec<K> = lead.flights.iter().map(|(key, ..)| key.clone()).collect();
-        let span = self.load_span();
-        span.record("answered_by", "loader");
-        span.record("keys", missing.len());
-        let started = Instant::now();
-        let loaded = crate::this_load::scope(catch_unwind(load(missing)));
-        let (outcome, overrides) = loaded.instrument(span.clone()).await;
-        let took = started.elapsed();
-        self.record_load(took);
-        span.record("micros", took.as_micros() as u64);
-        let outcome_of = |outcome: &str| span.record("outcome", outcome);
-        let map = match outcome {
+        (lead, write_backs)
+    }
+
+    /// Step 4: the loader's map by key, or its error for the caller (every waiter
+    /// retries), or its panic for everyone.
+    fn settle_many<O>(
+        &self,
+        lead: &mut BatchLead<'_, K, V>,
+        outcome: Outcome<O>,
+        span: &tracing::Span,
+        tally: &Option<Arc<Tally>>,
+    ) -> Result<HashMap<K, O::Item, foldhash::fast::RandomState>, O>
+    where
+        O: BatchOutput<Key = K>,
+    {
+        let failed = |outcome: &str| {
+            span.record("outcome", outcome);
+            self.stats.bump(Counter::LoadError);
+            Tally::add(tally, |t| &t.failed, lead.flights.len());
+        };
+        match outcome {
             Ok(out) => match out.into_map() {
                 Ok(map) => {
-                    outcome_of("ok");
-                    map
+                    span.record("outcome", "ok");
+                    Ok(map.into_pairs().collect())
                 }
                 Err(error) => {
-                    outcome_of("error");
-                    self.stats.bump(Counter::LoadError);
-                    Tally::add(tally, |t| &t.failed, lead.flights.len());
+                    failed("error");
                     for _ in &lead.flights {
                         self.stats.bump(Counter::Miss);
                     }
-                    return Err(error);
+                    Err(error)
                 }
             },
             Err(payload) => {
-                outcome_of("panic");
-                self.stats.bump(Counter::LoadError);
-                Tally::add(tally, |t| &t.failed, lead.flights.len());
+                failed("panic");
                 let message: Arc<str> = panic_message(&*payload).into();
                 for index in 0..lead.flights.len() {
                     lead.land(index, Landed::Panicked(message.clone()), None);
                 }
                 panic::resume_unwind(payload);
             }
-        };
-        let mut returned: HashMap<K, O::Item, foldhash::fast::RandomState> =
-            map.into_pairs().collect();
-        let lifetime = overrides
-            .ttl
-            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        }
+    }
+
+    /// Step 5: each key's value (or its absence) landed for the waiters and kept in L1
+    /// under its stamps and the tags the loader added; returns the answers and the
+    /// writes step 6 owes Redis.
+    #[allow(clippy::type_complexity)]
+    fn land_many_loaded<O, A>(
+        &self,
+        lead: &mut BatchLead<'_, K, V>,
+        write_backs: Vec<WriteBack>,
+        mut returned: HashMap<K, O::Item, foldhash::fast::RandomState>,
+        overrides: &Overrides,
+        lifetime: Option<Lifetime>,
+        tally: &Option<Arc<Tally>>,
+    ) -> (Vec<(K, V)>, Vec<(Target, V, Vec<u64>)>)
+    where
+        O: BatchOutput<Key = K>,
+        A: Absence<O::Item, Value = V>,
+    {
         let added: Vec<TagStamp> = overrides
             .tags
             .iter()
             .map(|tag| TagStamp::new(tags::intern(tag)))
             .collect();
-        let mut writes = Vec::new();
+        let (mut answered, mut writes) = (Vec::new(), Vec::new());
         for (index, write_back) in write_backs.into_iter().enumerate() {
             self.stats.bump(Counter::Miss);
             let key = lead.flights[index].0.clone();
-            let value = match returned.remove(&key) {
-                Some(item) => A::store(item),
-                None => match A::absent() {
-                    Some(value) => value,
-                    None => {
-                        Tally::add(tally, |t| &t.failed, 1);
-                        lead.land(index, Landed::Absent, None);
-                        continue;
-                    }
-                },
+            let value = match returned.remove(&key).map(A::store).or_else(A::absent) {
+                Some(value) => value,
+                None => {
+                    Tally::add(tally, |t| &t.failed, 1);
+                    lead.land(index, Landed::Absent, None);
+                    continue;
+                }
             };
             let has_value = A::present(value.clone()).is_some();
             Tally::add(
@@ -312,21 +365,15 @@ where
                 answered.push((key, value));
                 continue;
             }
-            let mut stamps = lead.flights[index].2.clone().expect("not landed yet");
-            if !added.is_empty() {
-                stamps = stamps
-                    .iter()
-                    .cloned()
-                    .chain(added.iter().cloned())
-                    .collect();
-            }
+            let recorded = lead.flights[index].2.clone().expect("not landed yet");
+            let stamps = recorded.iter().chain(&added).cloned().collect();
             let keep = Keep {
                 value: value.clone(),
                 stamps,
                 lifetime,
             };
             lead.land_value(index, &value, Origin::Loader, Some(keep));
-            // Not over a `put!`, `refresh!` or `invalidate!` of the key (see `lead_in_span`).
+            // Not over a `put!`, `refresh!` or `invalidate!` of the key (see `pipeline.rs`).
             if let (Some((target, versions)), false) =
                 (write_back, lead.flights[index].1.is_doomed())
             {
@@ -335,21 +382,6 @@ where
             answered.push((key, value));
         }
         lead.flush();
-        // After the landings, and in the background: the values are answered and held
-        // here; Redis gets them one command each, sent at once, without holding up the
-        // call for a second round trip. The write first lets the tasks already waiting
-        // to run go (the caller's next request, typically): encoding and sending it
-        // ahead of them would delay their round trips, not this call's.
-        let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-        let added = overrides.tags;
-        let write_all = async move {
-            tokio::task::yield_now().await;
-            self.write_shared_many(&writes, lifetime, &added).await
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(write_all)),
-            _ => write_all.await,
-        }
-        Ok(answered)
+        (answered, writes)
     }
 }

@@ -8,11 +8,7 @@
 //! key has returned.
 
 use std::future::Future;
-use std::panic;
 use std::sync::Arc;
-use std::time::Instant;
-
-use tracing::Instrument;
 
 mod batch;
 mod entry_ops;
@@ -21,6 +17,7 @@ mod fleet_lock;
 mod invalidation;
 mod lead;
 mod options;
+mod pipeline;
 mod policies;
 mod shared;
 mod shared_many;
@@ -30,16 +27,15 @@ pub use crate::values::{CacheKey, CacheValue};
 pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
-use lead::{panic_message, Keep, Lead};
 pub use options::CacheOptions;
 
 use crate::clock;
 use crate::error::TimedOut;
-use crate::flight::{Flight, Landed, Origin};
+use crate::flight::Flight;
 use crate::flights::Flights;
 use crate::l1::{DefaultStore, Entry, L1Store};
 use crate::l2::codec::Codec;
-use crate::shape::{Shape, Split};
+use crate::shape::Shape;
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
 
@@ -68,12 +64,6 @@ pub struct Cache<K, V> {
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
-}
-
-enum Role<V> {
-    Hit(V),
-    Lead(Arc<Flight<V>>),
-    Follow(Arc<Flight<V>>),
 }
 
 enum Seen<V> {
@@ -262,237 +252,6 @@ where
             return None;
         }
         Some(flights.lead(key.clone(), Flight::refresh()))
-    }
-
-    async fn load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        loop {
-            match self.join_or_lead(&key) {
-                Role::Hit(value) => {
-                    self.stats.bump(Counter::L1Hit);
-                    return S::join(value);
-                }
-                Role::Lead(flight) => {
-                    let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
-                    self.count(origin);
-                    return out;
-                }
-                Role::Follow(flight) => {
-                    if let Some(out) = self.answer_follower::<S>(flight.wait(share).await) {
-                        return out;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A waiter's answer from the flight it joined, counted; `None` when the flight
-    /// could not answer (its leader was cancelled, or its outcome cannot be shared)
-    /// and the waiter must go round again, possibly as the next leader.
-    fn answer_follower<S>(&self, landed: Landed<V, S::Out>) -> Option<S::Out>
-    where
-        S: Shape<Value = V>,
-    {
-        match landed {
-            Landed::Value(value, origin) => {
-                self.count(origin);
-                Some(S::join(value))
-            }
-            Landed::Shared(out) => {
-                self.stats.bump(Counter::Miss);
-                Some(out)
-            }
-            Landed::Absent => S::absent().inspect(|_| self.stats.bump(Counter::Miss)),
-            Landed::Retry => None,
-            Landed::Panicked(message) => {
-                self.stats.bump(Counter::Miss);
-                panic!("the loader of cache `{}` panicked: {message}", self.name)
-            }
-        }
-    }
-
-    /// Counts how a caller that missed L1 was answered.
-    fn count(&self, origin: Origin) {
-        self.stats.bump(origin.counter());
-        if origin == Origin::FailSafe {
-            self.stats.bump(Counter::StaleServed);
-        }
-    }
-
-    fn join_or_lead(&self, key: &K) -> Role<V> {
-        let mut flights = self.flights.lock();
-        if let Some(flight) = flights.joinable(key) {
-            return Role::Follow(flight);
-        }
-        // A leader stores before it retires its flight, both under this lock: with no
-        // flight to join, a value it just stored is visible here.
-        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
-            return Role::Hit(value);
-        }
-        Role::Lead(flights.lead(key.clone(), Flight::new()))
-    }
-
-    /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
-    /// then the loader; lands the outcome for the waiters, then writes Redis.
-    async fn lead<S, M, F>(
-        &self,
-        key: K,
-        flight: Arc<Flight<V>>,
-        share: ShareFn<S>,
-        make: M,
-    ) -> (S::Out, Origin)
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        let span = self.load_span();
-        self.lead_in_span::<S, _, _>(key, flight, share, make, span.clone())
-            .instrument(span)
-            .await
-    }
-
-    async fn lead_in_span<S, M, F>(
-        &self,
-        key: K,
-        flight: Arc<Flight<V>>,
-        share: ShareFn<S>,
-        make: M,
-        span: tracing::Span,
-    ) -> (S::Out, Origin)
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        let began = Instant::now();
-        let finish = |answered_by: &str, outcome: &str| {
-            span.record("answered_by", answered_by);
-            span.record("outcome", outcome);
-            span.record("micros", began.elapsed().as_micros() as u64);
-        };
-        let mut lead = Lead {
-            cache: self,
-            key,
-            flight,
-            landed: false,
-        };
-        let (tags, loader) = make();
-        let stamps = self.stamp(&tags);
-        lead.flight.set_stamps(stamps.clone());
-        let target = self.shared_target(&lead.key, &tags);
-        // 1. the shared tier, then 2. the fleet lock; either may answer the call.
-        let before = self.read_before_load::<S::Out>(&mut lead, target.as_ref(), &stamps);
-        let (versions_before_load, shared_fallback) = match before.await {
-            shared::Before::Answered(value) => {
-                finish("l2", "hit");
-                return (S::join(value), Origin::L2);
-            }
-            shared::Before::Load { versions, fallback } => (versions, fallback),
-        };
-        let may_lock = versions_before_load.is_some();
-        let locking =
-            self.lock_before_load::<S::Out>(&mut lead, target.as_ref(), &stamps, may_lock);
-        let mut held = match locking.await {
-            Ok(held) => held,
-            Err(value) => {
-                finish("l2", "hit");
-                return (S::join(value), Origin::L2);
-            }
-        };
-        // 3. the loader.
-        let started = Instant::now();
-        let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
-        self.record_load(started.elapsed());
-        let out = match outcome {
-            Ok(out) => out,
-            Err(payload) => {
-                self.unlock(&target, held.take()).await;
-                self.stats.bump(Counter::LoadError);
-                let message = panic_message(&*payload).to_owned();
-                if let Some(fallback) = self.fallback(&lead.key, shared_fallback) {
-                    tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
-                    finish("loader", "fail-safe");
-                    return (
-                        self.answer_with_fallback::<S>(&mut lead, fallback),
-                        Origin::FailSafe,
-                    );
-                }
-                self.stats.bump(Counter::Miss);
-                lead.land::<S::Out>(Landed::Panicked(message.into()), None);
-                finish("loader", "panic");
-                panic::resume_unwind(payload);
-            }
-        };
-        // 4. settle the outcome: what is cached, what the waiters get.
-        let value = match S::split(out) {
-            Split::Store(value) => value,
-            Split::StoreFailed(value) => {
-                self.stats.bump(Counter::LoadError);
-                value
-            }
-            Split::Error(out) => {
-                self.unlock(&target, held.take()).await;
-                self.stats.bump(Counter::LoadError);
-                if let Some(fallback) = self.fallback(&lead.key, shared_fallback) {
-                    finish("loader", "fail-safe");
-                    return (
-                        self.answer_with_fallback::<S>(&mut lead, fallback),
-                        Origin::FailSafe,
-                    );
-                }
-                lead.land::<S::Out>(
-                    share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
-                    None,
-                );
-                finish("loader", "error");
-                return (out, Origin::Loader);
-            }
-            Split::Empty(out) => {
-                self.unlock(&target, held.take()).await;
-                lead.land::<S::Out>(
-                    share.map_or(Landed::Retry, |share| Landed::Shared(share(&out))),
-                    None,
-                );
-                finish("loader", "empty");
-                return (out, Origin::Loader);
-            }
-        };
-        if overrides.skip {
-            self.unlock(&target, held.take()).await;
-            // The loader asked not to cache: its callers (and the waiters) get it.
-            lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), None);
-            finish("loader", "ok");
-            return (S::join(value), Origin::Loader);
-        }
-        let lifetime = overrides
-            .ttl
-            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
-        // 5. land in L1 and answer the waiters, under the tags the loader added too.
-        let keep = Keep {
-            value: value.clone(),
-            stamps: with_added_tags(stamps, &overrides.tags),
-            lifetime,
-        };
-        lead.land::<S::Out>(Landed::Value(value.clone(), Origin::Loader), Some(keep));
-        // 6. write back (after the landing: waiters do not wait for Redis), 7. announce.
-        if let (Some(target), Some(versions)) = (&target, versions_before_load) {
-            let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-            let flight = &lead.flight;
-            self.write_back_after_load(flight, target, &value, versions, lifetime, &overrides.tags)
-                .await;
-        }
-        // After the write: processes waiting on the lock find the value, not a free lock.
-        self.unlock(&target, held.take()).await;
-        finish("loader", "ok");
-        (S::join(value), Origin::Loader)
     }
 
     /// One span per load, single-key or batch (never on a hit): which tier answered,

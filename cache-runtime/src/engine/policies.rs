@@ -6,8 +6,9 @@ use std::future::Future;
 use std::panic;
 
 use super::lead::{Keep, Lead};
+use super::pipeline::Role;
 use super::shared::SharedFallback;
-use super::{Cache, CacheKey, CacheValue, Lifetime, Role, ShareFn, Tags, TimedOutFn, NEVER};
+use super::{Cache, CacheKey, CacheValue, Lifetime, ShareFn, Tags, TimedOutFn, NEVER};
 use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Landed, Origin};

@@ -9,7 +9,7 @@ use super::shared::Target;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Tags};
 use crate::clock;
 use crate::l1::L1Store;
-use crate::l2::{parse_versions, unix_ms, Fault};
+use crate::l2::{parse_versions, unix_ms, Fault, L2};
 use crate::stats::Counter;
 use crate::tags::{self, Stamps, TagStamp};
 use crate::warm_tally::Tally;
@@ -23,6 +23,10 @@ pub(super) struct Missing<K> {
     pub(super) stamps: Stamps,
     pub(super) write_back: Option<(Target, Vec<u64>)>,
 }
+
+/// A fresh value whose loader added tags: its index among the batch's answers, the
+/// added tags with their recorded versions, and the versions read for its own tags.
+type WithAdded = (usize, Vec<(String, u64)>, Vec<u64>);
 
 /// What Redis holds for one key of a batch.
 enum Held<V> {
@@ -126,31 +130,7 @@ where
         let Some(((first, _), _)) = targets.split_first() else {
             return Vec::new();
         };
-        let mut keys: Vec<&str> = Vec::with_capacity(targets.len() + first.tag_keys.len());
-        keys.extend(targets.iter().map(|(t, _)| t.entry_key.as_str()));
-        let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-        // Where each target's tag counters are among the keys: targets with the same
-        // counters (every key of a cache called without tags) share one list.
-        let mut positions: Vec<Arc<[usize]>> = Vec::with_capacity(targets.len());
-        for (index, (target, _)) in targets.iter().enumerate() {
-            let shared = positions
-                .last()
-                .filter(|_| Arc::ptr_eq(&targets[index - 1].0.tag_keys, &target.tag_keys));
-            let these = match shared {
-                Some(previous) => previous.clone(),
-                None => target
-                    .tag_keys
-                    .iter()
-                    .map(|counter| {
-                        *counters.entry(counter.as_str()).or_insert_with(|| {
-                            keys.push(counter);
-                            keys.len() - 1
-                        })
-                    })
-                    .collect(),
-            };
-            positions.push(these);
-        }
+        let (keys, positions) = mget_layout(targets);
         let mut replies = match first.l2.mget(&keys).await {
             Ok(replies) => replies,
             Err(fault) => {
@@ -213,19 +193,51 @@ where
             });
         }
         if !with_added.is_empty() {
-            let lists: Vec<&[(String, u64)]> = with_added
-                .iter()
-                .map(|(_, added, _)| added.as_slice())
-                .collect();
-            let checked = self.check_added(first.l2, &lists).await;
-            for ((index, _, versions), stamps) in with_added.into_iter().zip(checked) {
-                match (stamps, &mut held[index]) {
-                    (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
-                    (_, slot) => *slot = Held::Missing(versions),
-                }
-            }
+            self.check_added_many(first.l2, &mut held, with_added).await;
         }
         held
+    }
+
+    /// Fresh values whose loaders added tags are fresh only if those tags' counters
+    /// still hold the versions recorded with them; the others count as missing.
+    async fn check_added_many(
+        &self,
+        l2: &'static L2,
+        held: &mut [Held<V>],
+        with_added: Vec<WithAdded>,
+    ) {
+        let lists: Vec<&[(String, u64)]> = with_added
+            .iter()
+            .map(|(_, added, _)| added.as_slice())
+            .collect();
+        let checked = self.check_added(l2, &lists).await;
+        for ((index, _, versions), stamps) in with_added.into_iter().zip(checked) {
+            match (stamps, &mut held[index]) {
+                (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
+                (_, slot) => *slot = Held::Missing(versions),
+            }
+        }
+    }
+
+    /// Step 6, after the landings and in the background: the values are answered and
+    /// held here; Redis gets them one command each, sent at once, without holding up
+    /// the call for a second round trip. The write first lets the tasks already
+    /// waiting to run go (the caller's next request, typically): encoding and sending
+    /// it ahead of them would delay their round trips, not this call's.
+    pub(super) async fn write_back_many(
+        &'static self,
+        writes: Vec<(Target, V, Vec<u64>)>,
+        lifetime: Lifetime,
+        added: Vec<String>,
+    ) {
+        let write_all = async move {
+            tokio::task::yield_now().await;
+            self.write_shared_many(&writes, lifetime, &added).await
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(write_all)),
+            _ => write_all.await,
+        }
     }
 
     /// The batch form of [`write_shared`](Self::write_shared): every value in one
@@ -254,4 +266,35 @@ where
             self.fault(&fault);
         }
     }
+}
+
+/// The keys of one `MGET` for many targets: their entries, then each tag counter once;
+/// and where each target's counters are among them. Targets with the same counters
+/// (every key of a cache called without tags) share one list.
+fn mget_layout<'a>(targets: &[(&'a Target, &Stamps)]) -> (Vec<&'a str>, Vec<Arc<[usize]>>) {
+    let tag_keys = targets.first().map_or(0, |(t, _)| t.tag_keys.len());
+    let mut keys: Vec<&str> = Vec::with_capacity(targets.len() + tag_keys);
+    keys.extend(targets.iter().map(|(t, _)| t.entry_key.as_str()));
+    let mut counters: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut positions: Vec<Arc<[usize]>> = Vec::with_capacity(targets.len());
+    for (index, (target, _)) in targets.iter().enumerate() {
+        let shared = positions
+            .last()
+            .filter(|_| Arc::ptr_eq(&targets[index - 1].0.tag_keys, &target.tag_keys));
+        let these = match shared {
+            Some(previous) => previous.clone(),
+            None => target
+                .tag_keys
+                .iter()
+                .map(|counter| {
+                    *counters.entry(counter.as_str()).or_insert_with(|| {
+                        keys.push(counter);
+                        keys.len() - 1
+                    })
+                })
+                .collect(),
+        };
+        positions.push(these);
+    }
+    (keys, positions)
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lead::panic_message;
 use super::*;
 use crate::shape::{OkOnly, ShareByClone, ShareByRetry, ShareProbe, SomeOnly, Whole};
 

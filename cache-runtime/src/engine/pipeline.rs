@@ -1,0 +1,361 @@
+//! The steps of one single-key load around its loader, kept apart from the loader's
+//! type: [`prepare`](Cache::prepare) (1. read the shared tier, 2. take the fleet lock)
+//! and [`settle_outcome`](Cache::settle_outcome) (4. settle the outcome with the `this_load`
+//! overrides, 5. land in L1, 6. write back, 7. announce). Only the few lines that run
+//! the loader (step 3, in `Cache::lead_in_span`) are generic over the loader, so an
+//! edit of a cached function's body recompiles those, not the whole pipeline.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use super::lead::{catch_unwind, panic_message, Keep, Lead};
+use super::shared::{self, SharedFallback, Target};
+use super::{with_added_tags, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
+use crate::flight::{Flight, Landed, Origin};
+use crate::shape::{Shape, Split};
+use crate::stats::Counter;
+use crate::tags::Stamps;
+use crate::this_load::Overrides;
+
+/// A load whose loader is about to run: what steps 1 and 2 found, carried to step 4.
+pub(super) struct Pending<'a, K: CacheKey, V: CacheValue> {
+    lead: Lead<'a, K, V>,
+    target: Option<Target>,
+    stamps: Stamps,
+    /// The tag versions read before the loader ran; `None`: do not write back.
+    versions: Option<Vec<u64>>,
+    fallback: Option<SharedFallback<V>>,
+    /// The fleet lock, released after the write-back.
+    held: Option<(String, String)>,
+    span: tracing::Span,
+    began: Instant,
+}
+
+/// A caller's part in the load of its key.
+pub(super) enum Role<V> {
+    Hit(V),
+    Lead(Arc<Flight<V>>),
+    Follow(Arc<Flight<V>>),
+}
+
+/// What steps 1 and 2 leave: an answer from Redis, or a load to run.
+// Made once per load and moved once: boxing `Load` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Prepared<'a, K: CacheKey, V: CacheValue> {
+    Answered(V),
+    Load(Pending<'a, K, V>),
+}
+
+/// A loader's outcome: its output, or the payload of its panic.
+pub(super) type Outcome<Out> = Result<Out, Box<dyn Any + Send>>;
+
+impl<K: CacheKey, V: CacheValue> Pending<'_, K, V> {
+    fn finish(&self, answered_by: &str, outcome: &str) {
+        record_answer(&self.span, self.began, answered_by, outcome);
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: CacheKey,
+    V: CacheValue,
+{
+    pub(super) async fn load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        loop {
+            match self.join_or_lead(&key) {
+                Role::Hit(value) => {
+                    self.stats.bump(Counter::L1Hit);
+                    return S::join(value);
+                }
+                Role::Lead(flight) => {
+                    let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
+                    self.count(origin);
+                    return out;
+                }
+                Role::Follow(flight) => {
+                    if let Some(out) = self.answer_follower::<S>(flight.wait(share).await) {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A waiter's answer from the flight it joined, counted; `None` when the flight
+    /// could not answer (its leader was cancelled, or its outcome cannot be shared)
+    /// and the waiter must go round again, possibly as the next leader.
+    pub(super) fn answer_follower<S>(&self, landed: Landed<V, S::Out>) -> Option<S::Out>
+    where
+        S: Shape<Value = V>,
+    {
+        match landed {
+            Landed::Value(value, origin) => {
+                self.count(origin);
+                Some(S::join(value))
+            }
+            Landed::Shared(out) => {
+                self.stats.bump(Counter::Miss);
+                Some(out)
+            }
+            Landed::Absent => S::absent().inspect(|_| self.stats.bump(Counter::Miss)),
+            Landed::Retry => None,
+            Landed::Panicked(message) => {
+                self.stats.bump(Counter::Miss);
+                panic!("the loader of cache `{}` panicked: {message}", self.name)
+            }
+        }
+    }
+
+    /// Counts how a caller that missed L1 was answered.
+    pub(super) fn count(&self, origin: Origin) {
+        self.stats.bump(origin.counter());
+        if origin == Origin::FailSafe {
+            self.stats.bump(Counter::StaleServed);
+        }
+    }
+
+    pub(super) fn join_or_lead(&self, key: &K) -> Role<V> {
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.joinable(key) {
+            return Role::Follow(flight);
+        }
+        // A leader stores before it retires its flight, both under this lock: with no
+        // flight to join, a value it just stored is visible here.
+        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
+            return Role::Hit(value);
+        }
+        Role::Lead(flights.lead(key.clone(), Flight::new()))
+    }
+
+    /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
+    /// then the loader; lands the outcome for the waiters, then writes Redis.
+    pub(super) async fn lead<S, M, F>(
+        &self,
+        key: K,
+        flight: Arc<Flight<V>>,
+        share: ShareFn<S>,
+        make: M,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        let span = self.load_span();
+        self.lead_in_span::<S, _, _>(key, flight, share, make, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    /// The named steps of a load; only step 3 is generic over the loader (see
+    /// [`pipeline`]).
+    pub(super) async fn lead_in_span<S, M, F>(
+        &self,
+        key: K,
+        flight: Arc<Flight<V>>,
+        share: ShareFn<S>,
+        make: M,
+        span: tracing::Span,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        let (tags, loader) = make();
+        // 1. read the shared tier, 2. take the fleet lock.
+        let load = match self.prepare::<S::Out>(key, flight, &tags, span).await {
+            Prepared::Answered(value) => return (S::join(value), Origin::L2),
+            Prepared::Load(load) => load,
+        };
+        // 3. run the loader.
+        let started = Instant::now();
+        let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
+        self.record_load(started.elapsed());
+        // 4. settle, 5. land in L1, 6. write back, 7. announce.
+        self.settle_outcome::<S>(load, outcome, overrides, share)
+            .await
+    }
+
+    /// Steps 1 and 2: the shared tier, then the fleet lock; either may answer.
+    pub(super) async fn prepare<Out: Send + 'static>(
+        &self,
+        key: K,
+        flight: Arc<Flight<V>>,
+        tags: &[String],
+        span: tracing::Span,
+    ) -> Prepared<'_, K, V> {
+        let began = Instant::now();
+        let mut lead = Lead {
+            cache: self,
+            key,
+            flight,
+            landed: false,
+        };
+        let stamps = self.stamp(tags);
+        lead.flight.set_stamps(stamps.clone());
+        let target = self.shared_target(&lead.key, tags);
+        let before = self.read_before_load::<Out>(&mut lead, target.as_ref(), &stamps);
+        let (versions, fallback) = match before.await {
+            shared::Before::Answered(value) => {
+                record_answer(&span, began, "l2", "hit");
+                return Prepared::Answered(value);
+            }
+            shared::Before::Load { versions, fallback } => (versions, fallback),
+        };
+        let may_lock = versions.is_some();
+        let locking = self.lock_before_load::<Out>(&mut lead, target.as_ref(), &stamps, may_lock);
+        let held = match locking.await {
+            Ok(held) => held,
+            Err(value) => {
+                record_answer(&span, began, "l2", "hit");
+                return Prepared::Answered(value);
+            }
+        };
+        Prepared::Load(Pending {
+            lead,
+            target,
+            stamps,
+            versions,
+            fallback,
+            held,
+            span,
+            began,
+        })
+    }
+
+    /// Steps 4 to 7: what is cached and what the waiters get, then L1, then Redis.
+    pub(super) async fn settle_outcome<S>(
+        &self,
+        mut load: Pending<'_, K, V>,
+        outcome: Outcome<S::Out>,
+        overrides: Overrides,
+        share: ShareFn<S>,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+    {
+        let out = match outcome {
+            Ok(out) => out,
+            Err(payload) => return self.settle_panic::<S>(load, payload).await,
+        };
+        let value = match S::split(out) {
+            Split::Store(value) => value,
+            Split::StoreFailed(value) => {
+                self.stats.bump(Counter::LoadError);
+                value
+            }
+            Split::Error(out) => {
+                self.unlock(&load.target, load.held.take()).await;
+                self.stats.bump(Counter::LoadError);
+                if let Some(fallback) = self.fallback(&load.lead.key, load.fallback.take()) {
+                    load.finish("loader", "fail-safe");
+                    let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
+                    return (out, Origin::FailSafe);
+                }
+                return self.settle_without_value::<S>(load, out, share, "error");
+            }
+            Split::Empty(out) => {
+                self.unlock(&load.target, load.held.take()).await;
+                return self.settle_without_value::<S>(load, out, share, "empty");
+            }
+        };
+        self.store_loaded(load, &value, overrides).await;
+        (S::join(value), Origin::Loader)
+    }
+
+    /// An `Err` or a `None`: the waiters get a copy when the shape can share one, else
+    /// they load in turn.
+    fn settle_without_value<S>(
+        &self,
+        mut load: Pending<'_, K, V>,
+        out: S::Out,
+        share: ShareFn<S>,
+        outcome: &str,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+    {
+        let landed = share.map_or(Landed::Retry, |share| Landed::Shared(share(&out)));
+        load.lead.land::<S::Out>(landed, None);
+        load.finish("loader", outcome);
+        (out, Origin::Loader)
+    }
+
+    async fn settle_panic<S>(
+        &self,
+        mut load: Pending<'_, K, V>,
+        payload: Box<dyn Any + Send>,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+    {
+        self.unlock(&load.target, load.held.take()).await;
+        self.stats.bump(Counter::LoadError);
+        let message = panic_message(&*payload).to_owned();
+        if let Some(fallback) = self.fallback(&load.lead.key, load.fallback.take()) {
+            tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
+            load.finish("loader", "fail-safe");
+            let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
+            return (out, Origin::FailSafe);
+        }
+        self.stats.bump(Counter::Miss);
+        load.lead
+            .land::<S::Out>(Landed::Panicked(message.into()), None);
+        load.finish("loader", "panic");
+        panic::resume_unwind(payload);
+    }
+
+    /// Steps 5 to 7 for a value: land in L1 under the tags the loader added too,
+    /// answering the waiters; then write back (waiters do not wait for Redis); then
+    /// release the lock, so processes waiting on it find the value, not a free lock.
+    async fn store_loaded(&self, mut load: Pending<'_, K, V>, value: &V, overrides: Overrides) {
+        if overrides.skip {
+            self.unlock(&load.target, load.held.take()).await;
+            let landed = Landed::Value(value.clone(), Origin::Loader);
+            load.lead.land::<()>(landed, None);
+            load.finish("loader", "ok");
+            return;
+        }
+        let lifetime = overrides
+            .ttl
+            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let keep = Keep {
+            value: value.clone(),
+            stamps: with_added_tags(load.stamps.clone(), &overrides.tags),
+            lifetime,
+        };
+        let landed = Landed::Value(value.clone(), Origin::Loader);
+        load.lead.land::<()>(landed, Some(keep));
+        if let (Some(target), Some(versions)) = (&load.target, load.versions.take()) {
+            let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
+            let flight = &load.lead.flight;
+            self.write_back_after_load(flight, target, value, versions, lifetime, &overrides.tags)
+                .await;
+        }
+        self.unlock(&load.target, load.held.take()).await;
+        load.finish("loader", "ok");
+    }
+}
+
+fn record_answer(span: &tracing::Span, began: Instant, answered_by: &str, outcome: &str) {
+    span.record("answered_by", answered_by);
+    span.record("outcome", outcome);
+    span.record("micros", began.elapsed().as_micros() as u64);
+}
