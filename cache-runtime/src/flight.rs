@@ -6,11 +6,10 @@
 //! as `Retry` and the waiters go round again: one of them becomes the next leader.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
-use tokio::sync::Notify;
+use crate::sync::{AtomicBool, Mutex, Notify};
 
 use crate::tags::{self, Stamps};
 

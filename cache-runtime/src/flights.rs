@@ -17,12 +17,12 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
-
 use crate::flight::Flight;
+use crate::sync::{AtomicU64, Mutex, MutexGuard};
+use crate::tags::{self, TagStamp};
 
 type Map<K, V> = HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>;
 
@@ -95,7 +95,29 @@ impl<K: Hash + Eq, V: Clone> Locked<'_, K, V> {
         }
     }
 
-    /// A landing: retires `flight` unless another flight has replaced it.
+    /// A landing: runs `store` (which puts the value in L1) unless `flight` was doomed
+    /// or a tag in `stamps` moved since the load recorded it, then retires `flight`.
+    /// Both under this lock, so a caller never finds neither the flight nor the value.
+    pub(crate) fn store_and_retire(
+        &mut self,
+        key: &K,
+        flight: &Arc<Flight<V>>,
+        stamps: &[TagStamp],
+        store: impl FnOnce(),
+    ) {
+        // Stale stamps mean an invalidation came during the load: the entry would
+        // never be served, so it is not worth its memory.
+        if !flight.is_doomed() && tags::all_current(stamps) {
+            store();
+            if flight.is_forced() {
+                self.note_entry_write();
+            }
+        }
+        self.retire(key, flight);
+    }
+
+    /// A landing with nothing to store: retires `flight` unless another flight has
+    /// replaced it.
     pub(crate) fn retire(&mut self, key: &K, flight: &Arc<Flight<V>>) {
         if self.map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             self.map.remove(key);

@@ -23,12 +23,16 @@ mod registry;
 mod shape;
 mod shared_error;
 mod stats;
+mod sync;
 mod tags;
 pub mod this_load;
 mod times;
 mod values;
 mod warm;
 mod warm_tally;
+
+#[cfg(all(test, stratacache_loom))]
+mod loom_tests;
 
 use std::future::Future;
 

@@ -11,10 +11,12 @@
 //! lookup, no allocation.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
+
+use crate::sync::AtomicU64;
 
 /// One tag's version counter: a local epoch, plus the last version of the tag's
 /// Redis counter this process has seen (`UNKNOWN` until it has seen one).

@@ -130,23 +130,18 @@ where
         store: Option<Keep<V>>,
         now: u64,
     ) {
-        if let Some(Keep {
-            value,
-            stamps,
-            lifetime,
-        }) = store
-        {
-            // Stale stamps mean an invalidation came during the load: the entry would
-            // never be served, so it is not worth its memory.
-            if !flight.is_doomed() && tags::all_current(&stamps) {
-                let entry = self.entry_at(value, stamps, lifetime, now);
-                self.store.insert(key.clone(), entry);
-                if flight.is_forced() {
-                    flights.note_entry_write();
-                }
+        match store {
+            Some(Keep {
+                value,
+                stamps,
+                lifetime,
+            }) => {
+                let entry = self.entry_at(value, stamps.clone(), lifetime, now);
+                let store = || self.store.insert(key.clone(), entry);
+                flights.store_and_retire(key, flight, &stamps, store);
             }
+            None => flights.retire(key, flight),
         }
-        flights.retire(key, flight);
     }
 }
 
