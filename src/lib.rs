@@ -189,7 +189,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use stratacache_macros::{cached, clear, contains, invalidate, peek, put, refresh, warm_up};
+pub use stratacache_macros::cached;
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
     LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut, WarmUp,
@@ -197,6 +197,62 @@ pub use stratacache_runtime::{
 
 #[doc(hidden)]
 pub use stratacache_runtime::__private;
+
+/// The entry macros' implementations, reached through the `macro_rules!` wrappers
+/// below so that their expansion names this crate by `$crate`: a user who renamed
+/// the dependency (and wrote `crate = "..."` in `#[cached]`) needs nothing more.
+#[doc(hidden)]
+pub mod __macros {
+    pub use stratacache_macros::{clear, contains, invalidate, peek, put, refresh, warm_up};
+}
+
+/// Invalidates one entry of a cached function, named by a call with its arguments:
+/// `invalidate!(get_user(7)).await?`, `invalidate!(repo.get_user(7)).await?`.
+///
+/// Returns a future of `Result<(), stratacache::Error>`.
+#[macro_export]
+macro_rules! invalidate {
+    ($($input:tt)*) => { $crate::__macros::invalidate!($crate; $($input)*) };
+}
+
+/// Write-through: stores a value for one entry, here and in Redis, and tells the
+/// other processes: `put!(get_user(7), user).await?`.
+#[macro_export]
+macro_rules! put {
+    ($($input:tt)*) => { $crate::__macros::put!($crate; $($input)*) };
+}
+
+/// Makes the call, loading now whatever is cached: `refresh!(get_user(7)).await`.
+#[macro_export]
+macro_rules! refresh {
+    ($($input:tt)*) => { $crate::__macros::refresh!($crate; $($input)*) };
+}
+
+/// The cached value of one entry, never loading: `peek!(get_user(7)).await`.
+#[macro_export]
+macro_rules! peek {
+    ($($input:tt)*) => { $crate::__macros::peek!($crate; $($input)*) };
+}
+
+/// Whether any level holds a fresh value for one entry: `contains!(get_user(7)).await`.
+#[macro_export]
+macro_rules! contains {
+    ($($input:tt)*) => { $crate::__macros::contains!($crate; $($input)*) };
+}
+
+/// Loads entries ahead of traffic, with bounded concurrency, and reports what it did:
+/// `warm_up!(ids, |id| get_user(id)).await`, `warm_up!(get_users(&ids)).await`.
+#[macro_export]
+macro_rules! warm_up {
+    ($($input:tt)*) => { $crate::__macros::warm_up!($crate; $($input)*) };
+}
+
+/// Invalidates every entry of one cached function: `clear!(get_user).await?`,
+/// `clear!(Repo::get).await?`.
+#[macro_export]
+macro_rules! clear {
+    ($($input:tt)*) => { $crate::__macros::clear!($crate; $($input)*) };
+}
 
 /// Decisions a loader makes about its own result, from inside a cached function's
 /// body: a ttl that depends on the value, tags known only once it is loaded, or not

@@ -16,22 +16,24 @@ pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
         // One entry per key: the entry macros name entries through a single-key
         // function sharing the cache's `name`.
         let (key, value) = crate::expand_batch::cache_types(plan, batch, item);
-        let lookup = cache_lookup(plan, item, key, value);
+        let lookup = cache_lookup(plan, item, key.clone(), value.clone());
         let main = crate::expand_batch::main_fn(plan, batch, item, &lookup);
-        let clear = clear_sibling(plan, item, &lookup);
+        let clear = clear_sibling(plan, item, &sibling_lookup(plan, item, key, value));
         return quote!(#main #clear);
     }
-    let lookup = cache_lookup(plan, item, key_type(plan), shape_value(plan));
+    let (key, value) = (key_type(plan), shape_value(plan));
+    let lookup = cache_lookup(plan, item, key.clone(), value.clone());
     let main = main_fn(plan, item, &lookup);
-    let entry = entry_sibling(plan, item, &lookup);
-    let clear = clear_sibling(plan, item, &lookup);
+    let sibling_lookup = sibling_lookup(plan, item, key, value);
+    let entry = entry_sibling(plan, item, &sibling_lookup);
+    let clear = clear_sibling(plan, item, &sibling_lookup);
     quote!(#main #entry #clear)
 }
 
 /// The cached value type of a single-key function.
 fn shape_value(plan: &Plan) -> TokenStream {
     let (krate, shape) = (&plan.krate, shape_type(plan));
-    quote!(<#shape as #krate::__private::Shape>::Value)
+    quote!(#krate::__private::ValueOf<#shape>)
 }
 
 /// The name `invalidate!(f(..))` calls.
@@ -86,7 +88,8 @@ fn key_type(plan: &Plan) -> TokenStream {
 fn key_expr(plan: &Plan) -> TokenStream {
     let parts: Vec<TokenStream> = match &plan.key {
         KeyPlan::Template(template) => {
-            return format_template(template, |name| name.to_token_stream())
+            let args = format_template(template, |name| name.to_token_stream());
+            return quote!(::std::string::ToString::to_string(&#args));
         }
         KeyPlan::Args => plan
             .args
@@ -107,27 +110,31 @@ fn key_expr(plan: &Plan) -> TokenStream {
     }
 }
 
-/// `format!("user:{id}", id = <value of id>)`, the value given by `value_of`.
+/// `format_args!("user:{id}", id = <value of id>)`, the value given by `value_of`.
 fn format_template(template: &Template, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
     let literal = &template.literal;
     let named = template.names.iter().map(|name| {
         let value = value_of(name);
         quote!(#name = #value)
     });
-    quote!(::std::format!(#literal, #(#named),*))
+    quote!(::core::format_args!(#literal, #(#named),*))
 }
 
 pub(crate) fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let tags = plan.tags.iter().map(|t| format_template(t, &value_of));
-    quote!(<#krate::__private::Tags as ::core::convert::From<_>>::from([#(#tags),*]))
+    quote!(#krate::__private::tags([#(#tags),*]))
 }
 
 fn options_expr(plan: &Plan) -> TokenStream {
     let krate = &plan.krate;
-    let duration = |d: &std::time::Duration| {
-        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-        quote!(#krate::__private::Duration::new(#secs, #nanos))
+    let duration = |d: &std::time::Duration| match (d.as_secs(), d.subsec_nanos()) {
+        (secs, 0) => quote!(#krate::__private::Duration::from_secs(#secs)),
+        _ if d.subsec_nanos() % 1_000_000 == 0 => {
+            let millis = d.as_millis() as u64;
+            quote!(#krate::__private::Duration::from_millis(#millis))
+        }
+        (secs, nanos) => quote!(#krate::__private::Duration::new(#secs, #nanos)),
     };
     let ttl = plan.ttl.as_ref().map(|d| {
         let d = duration(d);
@@ -153,14 +160,38 @@ fn options_expr(plan: &Plan) -> TokenStream {
         let d = duration(d);
         quote!(.timeout(#d))
     });
-    let (capacity, local, version) = (plan.capacity, plan.local, plan.version);
+    // Only what differs from `CacheOptions::default()` is spelled out.
+    let capacity = plan.capacity.map(|capacity| quote!(.capacity(#capacity)));
+    let local = plan.local.then(|| quote!(.local(true)));
+    let version = (plan.version != 0).then(|| {
+        let version = plan.version;
+        quote!(.version(#version))
+    });
     quote! {
         #krate::__private::CacheOptions::default()
-            .capacity(#capacity).local(#local).version(#version) #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
+            #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
     }
 }
 
-/// A block that finds (once) and returns this function's `&'static Cache`.
+/// The closure that names this function's cache and its options: run once, by the
+/// function's `static` slot on its first call, or by a sibling on each entry operation.
+fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let fn_name = item.sig.ident.to_string();
+    let name = match &plan.name {
+        Some(name) => quote!(::std::string::String::from(#name)),
+        // The path of a closure in here is the function's path, for methods too.
+        None => quote!(#krate::__private::default_name(|| (), #fn_name)),
+    };
+    let options = options_expr(plan);
+    if plan.local {
+        quote!(|| #krate::__private::local_spec(#name, #options))
+    } else {
+        quote!(|| #krate::__private::shared_spec(#name, #options))
+    }
+}
+
+/// The function's own lookup: one `static` slot, so a call costs an atomic load.
 pub(crate) fn cache_lookup(
     plan: &Plan,
     item: &ItemFn,
@@ -168,24 +199,24 @@ pub(crate) fn cache_lookup(
     value_ty: TokenStream,
 ) -> TokenStream {
     let krate = &plan.krate;
-    let fn_name = item.sig.ident.to_string();
-    let name = match &plan.name {
-        Some(name) => quote!(::std::string::String::from(#name)),
-        None => quote! {
-            #krate::__private::default_name(::core::any::type_name_of_val(&__stratacache_marker), #fn_name)
-        },
-    };
-    let options = options_expr(plan);
-    let codec = if plan.local {
-        quote!(::core::option::Option::None)
-    } else {
-        quote!(::core::option::Option::Some(#krate::__private::serde_codec()))
-    };
-    quote! {{
-        static __STRATACACHE_SLOT: #krate::__private::Slot = #krate::__private::Slot::new();
-        fn __stratacache_marker() {}
-        __STRATACACHE_SLOT.get::<#key_ty, #value_ty>(|| (#name, #options, #codec))
-    }}
+    let spec = spec(plan, item);
+    quote! {
+        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
+        let __stratacache_cache = __STRATACACHE.get::<#key_ty, #value_ty>(#spec);
+    }
+}
+
+/// A sibling's lookup: through the registry by name, so the function keeps the only
+/// `static`.
+pub(crate) fn sibling_lookup(
+    plan: &Plan,
+    item: &ItemFn,
+    key_ty: TokenStream,
+    value_ty: TokenStream,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let spec = spec(plan, item);
+    quote!(#krate::__private::named::<#key_ty, #value_ty>(#spec))
 }
 
 /// Where errors about the cached value point: the return type, or the name of a
@@ -207,11 +238,10 @@ fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
         ShapeKind::SomeOnly(inner) => inner.to_token_stream(),
         ShapeKind::OkOnly(ty) => quote_spanned!(span=> <#ty as #krate::__private::ResultLike>::Ok),
     };
-    let shared =
-        (!plan.local).then(|| quote_spanned!(span=> #krate::__private::assert_shared::<#value>();));
-    quote_spanned! {span=>
-        #krate::__private::assert_cacheable::<#value>();
-        #shared
+    if plan.local {
+        quote_spanned!(span=> #krate::__private::assert_cacheable::<#value>();)
+    } else {
+        quote_spanned!(span=> #krate::__private::assert_shared_value::<#value>();)
     }
 }
 
@@ -237,7 +267,7 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
             #[allow(unused_imports)]
             use #krate::__private::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
             #checks
-            let __stratacache_cache = #lookup;
+            #lookup
             let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
             let __stratacache_share = (&&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
@@ -420,21 +450,17 @@ fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
     });
     let cfgs = cfg_attrs(item);
     let key = key_expr(plan);
+    let key_ty = key_type(plan);
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_snake_case, unused_variables, unused_mut, clippy::too_many_arguments)]
-        #vis fn #ident #generics (#(#inputs),*)
-            -> impl #krate::__private::EntryOps<
-                Value = <#shape as #krate::__private::Shape>::Value,
-                Out = <#shape as #krate::__private::Shape>::Out,
-            >
+        #vis fn #ident #generics (#(#inputs),*) -> #krate::__private::EntryOf<#key_ty, #shape>
             #where_clause
         {
-            let __stratacache_cache = #lookup;
-            #krate::__private::EntryRef::<_, _, #shape>::new(__stratacache_cache, #key, #tags)
+            #krate::__private::EntryRef::new(#lookup, #key, #tags)
         }
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn main_fn(
     let item_ty = quote!(<#output as #krate::__private::BatchOutput>::Item);
     let shared = (!plan.local).then(|| {
         quote_spanned! {span=>
-            #krate::__private::assert_shared::<#item_ty>();
+            #krate::__private::assert_shared_value::<#item_ty>();
             #krate::__private::assert_shared_key::<#key_ty>();
         }
     });
@@ -107,7 +107,7 @@ pub(crate) fn main_fn(
         #(#attrs)*
         #vis #sig {
             #checks
-            let __stratacache_cache = #lookup;
+            #lookup
             let __stratacache_keys: ::std::vec::Vec<#key_ty> = ::core::iter::Iterator::collect(
                 ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #krate::__private::owned_key::<#key_ty, _>),
             );

@@ -4,7 +4,7 @@
 //! generated next to `f`, so a typo or a function that is not cached is a compile
 //! error, never a silent call of `f` itself.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -39,9 +39,21 @@ fn entry_call(call: Expr, name: &str) -> syn::Result<Expr> {
 
 /// `EntryOps::op(sibling(args))` for the macros that only need the entry.
 fn entry_op(input: TokenStream, op: &str) -> syn::Result<TokenStream> {
+    let (krate, input) = split_crate(input);
     let entry = entry_call(syn::parse2::<Expr>(input)?, op)?;
     let op = syn::Ident::new(op, Span::call_site());
-    Ok(quote!(::stratacache::__private::EntryOps::#op(#entry)))
+    Ok(quote!(#krate::__private::EntryOps::#op(#entry)))
+}
+
+/// The facade's `macro_rules!` wrappers call these macros as `$crate; input`, so the
+/// expansion names the runtime through whatever name the user gave the crate.
+fn split_crate(input: TokenStream) -> (TokenStream, TokenStream) {
+    let mut tokens = input.into_iter();
+    let krate = tokens
+        .by_ref()
+        .take_while(|token| !matches!(token, TokenTree::Punct(p) if p.as_char() == ';'))
+        .collect();
+    (krate, tokens.collect())
 }
 
 pub(crate) fn invalidate(input: TokenStream) -> syn::Result<TokenStream> {
@@ -79,15 +91,17 @@ impl Parse for PutInput {
 }
 
 pub(crate) fn put(input: TokenStream) -> syn::Result<TokenStream> {
+    let (krate, input) = split_crate(input);
     let PutInput { call, value } = syn::parse2(input)?;
     let entry = entry_call(call, "put")?;
-    Ok(quote!(::stratacache::__private::EntryOps::put(#entry, #value)))
+    Ok(quote!(#krate::__private::EntryOps::put(#entry, #value)))
 }
 
 /// `refresh!(f(args))` makes the call itself, flagged to load now. The sibling is
 /// named in code that never runs (its arguments are `unreachable!()`, of type `!`), so a
 /// call of a function that is not cached is still a compile error.
 pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
+    let (krate, input) = split_crate(input);
     let call = syn::parse2::<Expr>(input)?;
     let never = |args: &syn::punctuated::Punctuated<Expr, Token![,]>| {
         args.iter()
@@ -115,7 +129,7 @@ pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
             if false {
                 ::core::mem::drop(#check);
             }
-            ::stratacache::__private::refresh(#call)
+            #krate::__private::refresh(#call)
         }
     })
 }
@@ -166,8 +180,9 @@ impl Parse for WarmUpInput {
 }
 
 pub(crate) fn warm_up(input: TokenStream) -> syn::Result<TokenStream> {
+    let (krate, input) = split_crate(input);
     match syn::parse2(input)? {
-        WarmUpInput::Batch(call) => Ok(quote!(::stratacache::__private::warm_up_batch(#call))),
+        WarmUpInput::Batch(call) => Ok(quote!(#krate::__private::warm_up_batch(#call))),
         WarmUpInput::Each {
             items,
             closure,
@@ -187,18 +202,19 @@ pub(crate) fn warm_up(input: TokenStream) -> syn::Result<TokenStream> {
             let entry = entry_call(call.clone(), "warm_up")?;
             let concurrency = concurrency.map_or_else(|| quote!(16), |n| quote!(#n));
             Ok(quote! {
-                ::stratacache::__private::warm_up(#items, #concurrency, |#pattern| #entry, |#pattern| #call)
+                #krate::__private::warm_up(#items, #concurrency, |#pattern| #entry, |#pattern| #call)
             })
         }
     }
 }
 
 pub(crate) fn clear(input: TokenStream) -> syn::Result<TokenStream> {
+    let (krate, input) = split_crate(input);
     let mut path: Path = syn::parse2(input).map_err(|error| {
         syn::Error::new(error.span(), "expected the path of a `#[cached]` function, such as `clear!(get_user)` or `clear!(Repo::get)`")
     })?;
     rename_last(&mut path, clear_ident)?;
-    Ok(quote!(::stratacache::__private::CacheOps::clear(#path())))
+    Ok(quote!(#krate::__private::CacheOps::clear(#path())))
 }
 
 fn rename_last(path: &mut Path, rename: fn(&syn::Ident) -> syn::Ident) -> syn::Result<()> {
@@ -214,4 +230,30 @@ fn rename_last(path: &mut Path, rename: fn(&syn::Ident) -> syn::Ident) -> syn::R
     }
     last.ident = rename(&last.ident);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A user who renamed the dependency reaches the runtime through the facade's
+    /// `$crate`, never through a hard-coded `::stratacache`.
+    #[test]
+    fn every_entry_macro_names_the_runtime_through_the_crate_it_is_given() {
+        let expansions = [
+            invalidate(quote!(renamed; get_user(7))),
+            put(quote!(renamed; get_user(7), user)),
+            refresh(quote!(renamed; repo.get_user(7))),
+            peek(quote!(renamed; get_user(7))),
+            contains(quote!(renamed; get_user(7))),
+            warm_up(quote!(renamed; ids, |id| get_user(id))),
+            warm_up(quote!(renamed; get_users(&ids))),
+            clear(quote!(renamed; Repo::get_user)),
+        ];
+        for expansion in expansions {
+            let expansion = expansion.unwrap().to_string();
+            assert!(expansion.contains("renamed :: __private"), "{expansion}");
+            assert!(!expansion.contains("stratacache ::"), "{expansion}");
+        }
+    }
 }

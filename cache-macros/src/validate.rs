@@ -23,7 +23,8 @@ pub(crate) struct Plan {
     pub(crate) timeout: Option<Duration>,
     pub(crate) lock: bool,
     pub(crate) hard_timeout: bool,
-    pub(crate) capacity: u64,
+    /// `None`: the runtime's default capacity.
+    pub(crate) capacity: Option<u64>,
     pub(crate) local: bool,
     pub(crate) version: u32,
     pub(crate) shape: ShapeKind,
@@ -161,16 +162,16 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     }
 
     let capacity = match &args.capacity {
-        None => 10_000,
+        None => None,
         Some(given) => match given.value.base10_parse::<u64>() {
             Ok(0) => {
                 errors.spanned(&given.value, "`capacity` must be at least 1");
-                1
+                None
             }
-            Ok(n) => n,
+            Ok(n) => Some(n),
             Err(error) => {
                 errors.push(error);
-                1
+                None
             }
         },
     };

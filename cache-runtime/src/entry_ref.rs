@@ -31,6 +31,10 @@ impl<K, V, S> EntryRef<K, V, S> {
     }
 }
 
+/// The entry type of a function of shape `S` and key `K`: what its entry sibling
+/// returns.
+pub type EntryOf<K, S> = EntryRef<K, <S as Shape>::Value, S>;
+
 /// What `invalidate!`, `put!`, `peek!` and `contains!` do with an entry.
 pub trait EntryOps {
     /// What the cache stores: `T` for a function returning `Result<T, E>` or

@@ -1,16 +1,19 @@
 //! Used by generated code only. Not a stable API.
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::engine::{refresh, Cache, CacheOptions, Tags, TimedOutFn};
-pub use crate::entry_ref::{CacheOps, EntryOps, EntryRef};
+pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
-pub use crate::registry::{default_name, CacheSpec, Slot};
+pub use crate::registry::{named, CacheSpec, Slot};
 pub use crate::shape::{
     OkOnly, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry, ShareProbe, SomeOnly,
     Whole, WholeResult,
 };
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
+
+/// What a function of shape `S` caches.
+pub type ValueOf<S> = <S as Shape>::Value;
 pub use std::time::Duration;
 
 use std::future::Future;
@@ -66,6 +69,7 @@ pub fn batch_arg<T: BatchArg>(arg: &T) -> T {
 }
 
 pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
+pub const fn assert_shared_value<T: CacheableValue + SharedValue + ?Sized>() {}
 pub const fn assert_shared<T: SharedValue + ?Sized>() {}
 pub const fn assert_shared_key<T: SharedKey + ?Sized>() {}
 
@@ -93,4 +97,30 @@ impl<T: Clone + Send + Sync + 'static> RefreshableReceiver for T {
 
 pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
     receiver.clone_for_refresh()
+}
+
+/// A call's tags, from their templates: `format_args!` rather than `format!`, so a
+/// constant tag is copied, not formatted.
+pub fn tags<const N: usize>(tags: [std::fmt::Arguments<'_>; N]) -> Tags {
+    tags.iter().map(std::string::ToString::to_string).collect()
+}
+
+/// The spec of a shared cache: its name, options and the serde codec.
+pub fn shared_spec<K, V>(name: String, options: CacheOptions) -> CacheSpec<K, V>
+where
+    K: serde::Serialize + serde::de::DeserializeOwned,
+    V: serde::Serialize + serde::de::DeserializeOwned,
+{
+    (name, options, Some(serde_codec()))
+}
+
+/// The spec of a `local` cache: no codec, never in Redis.
+pub fn local_spec<K, V>(name: String, options: CacheOptions) -> CacheSpec<K, V> {
+    (name, options, None)
+}
+
+/// A function's default cache name, from the path of `marker`, a closure in its body
+/// (see [`crate::registry::default_name`]).
+pub fn default_name<M>(_marker: M, fn_name: &str) -> String {
+    crate::registry::default_name(std::any::type_name::<M>(), fn_name)
 }

@@ -134,20 +134,47 @@ impl Slot {
         Self(OnceLock::new())
     }
 
-    /// The function's cache, created through the registry on the first call.
+    /// The function's cache, created through the registry on the first call. `init`
+    /// is a function pointer, not a closure type, so this is instantiated once per key
+    /// and value type rather than once per cached function.
     #[inline]
-    pub fn get<K, V>(&self, init: impl FnOnce() -> CacheSpec<K, V>) -> &'static Cache<K, V>
+    pub fn get<K, V>(&self, init: fn() -> CacheSpec<K, V>) -> &'static Cache<K, V>
     where
         K: CacheKey,
         V: CacheValue,
     {
-        let any = *self.0.get_or_init(|| {
-            let (name, options, codec) = init();
-            cache::<K, V>(&name, options, codec)
-        });
+        let any = match self.0.get() {
+            Some(any) => *any,
+            None => self.init::<K, V>(init),
+        };
         any.downcast_ref()
             .expect("a cache slot serves one function, with one key and value type")
     }
+
+    #[cold]
+    fn init<K, V>(&self, init: fn() -> CacheSpec<K, V>) -> &'static (dyn Any + Send + Sync)
+    where
+        K: CacheKey,
+        V: CacheValue,
+    {
+        *self.0.get_or_init(|| {
+            let (name, options, codec) = init();
+            cache::<K, V>(&name, options, codec)
+        })
+    }
+}
+
+/// The cache of a cached function, found by name through the registry: what the
+/// function's siblings (`invalidate!`, `clear!` and the other entry macros) use, so the
+/// function keeps the one `static`. A map lookup per entry operation, beside its
+/// Redis round trip.
+pub fn named<K, V>(spec: fn() -> CacheSpec<K, V>) -> &'static Cache<K, V>
+where
+    K: CacheKey,
+    V: CacheValue,
+{
+    let (name, options, codec) = spec();
+    cache::<K, V>(&name, options, codec)
 }
 
 fn each(mut f: impl FnMut(&'static dyn Registered)) {
@@ -174,13 +201,13 @@ pub(crate) fn clear_all_stores() {
     each(|cache| cache.clear_store());
 }
 
-fn named(name: &str) -> Option<&'static dyn Registered> {
+fn registered(name: &str) -> Option<&'static dyn Registered> {
     CACHES.read().get(name).copied()
 }
 
 /// Another process cleared this cache, taking its Redis counter to `version`.
 pub(crate) fn invalidated_remotely(name: &str, version: u64) {
-    if let Some(cache) = named(name) {
+    if let Some(cache) = registered(name) {
         cache.tag_cell().invalidated_at(version);
         cache.clear_store();
     }
@@ -188,7 +215,7 @@ pub(crate) fn invalidated_remotely(name: &str, version: u64) {
 
 /// Another process invalidated this entry: evict it here.
 pub(crate) fn evict_encoded(name: &str, key: &[u8]) {
-    if let Some(cache) = named(name) {
+    if let Some(cache) = registered(name) {
         cache.evict_encoded(key);
     }
 }
@@ -252,6 +279,18 @@ mod tests {
             "app::get"
         );
         assert_eq!(default_name("f::__marker", "f"), "f");
+        // The marker generated code uses: a closure inside the spec closure.
+        assert_eq!(
+            default_name("app::get::{{closure}}::{{closure}}::{{closure}}", "get"),
+            "app::get"
+        );
+        assert_eq!(
+            default_name(
+                "app::Repo::__stratacache_entry_get::{{closure}}::{{closure}}",
+                "get"
+            ),
+            "app::Repo::get"
+        );
     }
 
     #[test]
