@@ -27,12 +27,14 @@ tokio::task_local! {
     static CURRENT: Shared;
 }
 
-/// Runs `load` with a fresh set of overrides, returned with its output.
-pub(crate) async fn scope<F: std::future::Future>(load: F) -> (F::Output, Overrides) {
-    let overrides = Shared::default();
-    let output = CURRENT.scope(overrides.clone(), load).await;
-    let overrides = std::mem::take(&mut *overrides.lock().unwrap_or_else(|e| e.into_inner()));
-    (output, overrides)
+/// Runs `poll` (one poll of a loader) with `overrides` as this load's.
+pub(crate) fn poll_in<R>(overrides: &Shared, poll: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(overrides.clone(), poll)
+}
+
+/// What the loader decided, once it has finished.
+pub(crate) fn take(overrides: &Shared) -> Overrides {
+    std::mem::take(&mut *overrides.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn with(f: impl FnOnce(&mut Overrides)) -> bool {

@@ -15,10 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use tracing::Instrument;
 
-use super::lead::{catch_unwind, panic_message, Keep};
-use super::pipeline::Outcome;
+use super::lead::{panic_message, Keep, Outcome, RunLoader};
 use super::shared::Target;
 use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Seen, Tags};
@@ -235,8 +233,7 @@ where
         span.record("answered_by", "loader");
         span.record("keys", missing.len());
         let started = Instant::now();
-        let loaded = crate::this_load::scope(catch_unwind(load(missing)));
-        let (outcome, overrides) = loaded.instrument(span.clone()).await;
+        let (outcome, overrides) = RunLoader::new(load(missing), span.clone()).await;
         let took = started.elapsed();
         self.record_load(took);
         span.record("micros", took.as_micros() as u64);

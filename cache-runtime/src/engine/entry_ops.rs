@@ -6,11 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{shared, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
+use super::{shared, Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::outbox;
-use crate::shape::Shape;
 use crate::warm_tally::Tally;
 use crate::Error;
 
@@ -78,20 +77,12 @@ where
     K: CacheKey,
     V: CacheValue,
 {
-    /// Loads `key` now, past any value held here or in Redis. A load already in
-    /// flight may not store its (older) value; callers arriving meanwhile join this
-    /// one. The new value goes to Redis and the other processes drop their copy.
-    pub(super) async fn reload<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        let flight = self.flights.lock().replace(key.clone(), Flight::forced());
-        let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
-        self.count(origin);
-        out
+    /// A `refresh!`'s flight: it loads `key` now, past any value held here or in
+    /// Redis. A load already in flight may not store its (older) value; callers
+    /// arriving meanwhile join this one. The new value goes to Redis and the other
+    /// processes drop their copy.
+    pub(super) fn reload_flight(&self, key: &K) -> Arc<Flight<V>> {
+        self.flights.lock().replace(key.clone(), Flight::forced())
     }
 
     /// Write-through: stores `value` for `key` here and in Redis, as a load would

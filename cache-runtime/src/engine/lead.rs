@@ -14,6 +14,10 @@ use crate::flight::{Flight, Landed, Origin};
 use crate::flights::Locked;
 use crate::l1::L1Store;
 use crate::tags::{self, Stamps};
+use crate::this_load::{self, Overrides};
+
+/// A loader's outcome: its output, or the payload of its panic.
+pub(super) type Outcome<Out> = Result<Out, Box<dyn Any + Send>>;
 
 /// What a landing stores in L1: the value, its stamps, and its remaining lifetime
 /// when it came from Redis (else the cache's own ttl applies).
@@ -155,6 +159,52 @@ where
             // Cancelled: hand the load to a waiter.
             self.land(Landed::<V, ()>::Retry, None);
         }
+    }
+}
+
+/// A loader as the pipeline runs it (step 3): inside the load's span, with this
+/// load's `this_load` overrides, its panic caught as an outcome. Only `poll`'s few
+/// lines are generic over the loader; the rest works on `dyn Future`, so an edit of a
+/// cached function's body recompiles little.
+pub(super) struct RunLoader<F> {
+    loader: std::pin::Pin<Box<F>>,
+    span: tracing::Span,
+    overrides: this_load::Shared,
+}
+
+impl<F: Future> RunLoader<F> {
+    pub(super) fn new(loader: F, span: tracing::Span) -> Self {
+        Self {
+            loader: Box::pin(loader),
+            span,
+            overrides: this_load::Shared::default(),
+        }
+    }
+}
+
+impl<F: Future> Future for RunLoader<F> {
+    type Output = (Outcome<F::Output>, Overrides);
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_loader(this.loader.as_mut(), cx, &this.span, &this.overrides)
+    }
+}
+
+fn poll_loader<Out>(
+    loader: std::pin::Pin<&mut (dyn Future<Output = Out> + '_)>,
+    cx: &mut std::task::Context<'_>,
+    span: &tracing::Span,
+    overrides: &this_load::Shared,
+) -> Poll<(Outcome<Out>, Overrides)> {
+    let _entered = span.enter();
+    let polled = this_load::poll_in(overrides, || {
+        panic::catch_unwind(AssertUnwindSafe(|| loader.poll(cx)))
+    });
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), this_load::take(overrides))),
+        Err(payload) => Poll::Ready((Err(payload), this_load::take(overrides))),
     }
 }
 

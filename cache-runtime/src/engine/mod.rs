@@ -115,16 +115,16 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        if entry_ops::reload_requested() {
-            return Box::pin(self.reload::<S, _, _>(key, share, make)).await;
-        }
-        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
-            self.stats.bump(Counter::L1Hit);
-            return S::join(value);
+        let forced = entry_ops::reload_requested();
+        if !forced {
+            if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
+                self.stats.bump(Counter::L1Hit);
+                return S::join(value);
+            }
         }
         // Boxed: the miss path's future (Redis calls, the loader) is large, and an
         // unboxed one would make every hit's future as large, costing a copy per hit.
-        Box::pin(self.load::<S, _, _>(key, share, make)).await
+        Box::pin(self.load::<S, _, _>(key, share, make, forced)).await
     }
 
     /// Cache-aside call with background refreshes: inside the stale-while-revalidate
@@ -145,7 +145,7 @@ where
         F: Future<Output = S::Out> + Send + 'static,
     {
         if entry_ops::reload_requested() {
-            return Box::pin(self.reload::<S, _, _>(key, share, make)).await;
+            return Box::pin(self.load::<S, _, _>(key, share, make, true)).await;
         }
         match self.lookup(&key) {
             Seen::Fresh(value) => {
@@ -174,7 +174,7 @@ where
                     }
                     S::join(value)
                 }
-                Err(_) => Box::pin(self.load::<S, _, _>(key, share, make)).await,
+                Err(_) => Box::pin(self.load::<S, _, _>(key, share, make, false)).await,
             },
             Seen::Gone => {
                 let may_answer_early =
@@ -186,7 +186,7 @@ where
                         )
                         .await
                     }
-                    _ => Box::pin(self.load::<S, _, _>(key, share, make)).await,
+                    _ => Box::pin(self.load::<S, _, _>(key, share, make, false)).await,
                 }
             }
         }

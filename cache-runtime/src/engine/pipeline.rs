@@ -2,7 +2,7 @@
 //! type: [`prepare`](Cache::prepare) (1. read the shared tier, 2. take the fleet lock)
 //! and [`settle_outcome`](Cache::settle_outcome) (4. settle the outcome with the `this_load`
 //! overrides, 5. land in L1, 6. write back, 7. announce). Only the few lines that run
-//! the loader (step 3, in `Cache::lead_in_span`) are generic over the loader, so an
+//! the loader (step 3, in `Cache::lead`) are generic over the loader, so an
 //! edit of a cached function's body recompiles those, not the whole pipeline.
 
 use std::any::Any;
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::lead::{catch_unwind, panic_message, Keep, Lead};
+use super::lead::{panic_message, Keep, Lead, Outcome, RunLoader};
 use super::shared::{self, SharedFallback, Target};
 use super::{with_added_tags, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
@@ -51,9 +51,6 @@ pub(super) enum Prepared<'a, K: CacheKey, V: CacheValue> {
     Load(Pending<'a, K, V>),
 }
 
-/// A loader's outcome: its output, or the payload of its panic.
-pub(super) type Outcome<Out> = Result<Out, Box<dyn Any + Send>>;
-
 impl<K: CacheKey, V: CacheValue> Pending<'_, K, V> {
     fn finish(&self, answered_by: &str, outcome: &str) {
         record_answer(&self.span, self.began, answered_by, outcome);
@@ -65,15 +62,29 @@ where
     K: CacheKey,
     V: CacheValue,
 {
-    pub(super) async fn load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    /// A call that missed L1 (or asked to reload, `forced`): joins the key's flight,
+    /// or leads a load; again when the flight it joined cannot answer it.
+    pub(super) async fn load<S, M, F>(
+        &self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+        forced: bool,
+    ) -> S::Out
     where
         S: Shape<Value = V>,
         S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
+        let mut forced = forced;
         loop {
-            match self.join_or_lead(&key) {
+            let role = if std::mem::take(&mut forced) {
+                Role::Lead(self.reload_flight(&key))
+            } else {
+                self.join_or_lead(&key)
+            };
+            match role {
                 Role::Hit(value) => {
                     self.stats.bump(Counter::L1Hit);
                     return S::join(value);
@@ -138,8 +149,8 @@ where
         Role::Lead(flights.lead(key.clone(), Flight::new()))
     }
 
-    /// Runs the leader's part: Redis first (when the cache is shared and Redis is on),
-    /// then the loader; lands the outcome for the waiters, then writes Redis.
+    /// Runs the leader's part: the named steps of a load, in its span. Only step 3
+    /// is generic over the loader.
     pub(super) async fn lead<S, M, F>(
         &self,
         key: K,
@@ -154,40 +165,20 @@ where
         F: Future<Output = S::Out>,
     {
         let span = self.load_span();
-        self.lead_in_span::<S, _, _>(key, flight, share, make, span.clone())
-            .instrument(span)
-            .await
-    }
-
-    /// The named steps of a load; only step 3 is generic over the loader (see
-    /// [`pipeline`]).
-    pub(super) async fn lead_in_span<S, M, F>(
-        &self,
-        key: K,
-        flight: Arc<Flight<V>>,
-        share: ShareFn<S>,
-        make: M,
-        span: tracing::Span,
-    ) -> (S::Out, Origin)
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        let (tags, loader) = make();
+        let (tags, loader) = span.in_scope(make);
         // 1. read the shared tier, 2. take the fleet lock.
-        let load = match self.prepare::<S::Out>(key, flight, &tags, span).await {
+        let prepared = self.prepare::<S::Out>(key, flight, &tags, span.clone());
+        let load = match prepared.instrument(span.clone()).await {
             Prepared::Answered(value) => return (S::join(value), Origin::L2),
             Prepared::Load(load) => load,
         };
         // 3. run the loader.
         let started = Instant::now();
-        let (outcome, overrides) = crate::this_load::scope(catch_unwind(loader)).await;
+        let (outcome, overrides) = RunLoader::new(loader, span.clone()).await;
         self.record_load(started.elapsed());
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
-        self.settle_outcome::<S>(load, outcome, overrides, share)
-            .await
+        let settled = self.settle_outcome::<S>(load, outcome, overrides, share);
+        settled.instrument(span).await
     }
 
     /// Steps 1 and 2: the shared tier, then the fleet lock; either may answer.
