@@ -59,6 +59,7 @@ fn shape_type(plan: &Plan) -> TokenStream {
         ShapeKind::Whole(ty) => quote!(#krate::__private::Whole<#ty>),
         ShapeKind::WholeResult(ty) => quote!(#krate::__private::WholeResult<#ty>),
         ShapeKind::OkOnly(ty) => quote!(#krate::__private::OkOnly<#ty>),
+        ShapeKind::OkSome(ty) => quote!(#krate::__private::OkSome<#ty>),
         ShapeKind::SomeOnly(ty) => quote!(#krate::__private::SomeOnly<#ty>),
     }
 }
@@ -237,6 +238,9 @@ fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
         ShapeKind::Whole(ty) | ShapeKind::WholeResult(ty) => ty.to_token_stream(),
         ShapeKind::SomeOnly(inner) => inner.to_token_stream(),
         ShapeKind::OkOnly(ty) => quote_spanned!(span=> <#ty as #krate::__private::ResultLike>::Ok),
+        ShapeKind::OkSome(ty) => {
+            quote_spanned!(span=> <<#ty as #krate::__private::ResultLike>::Ok as #krate::__private::OptionLike>::Some)
+        }
     };
     if plan.local {
         quote_spanned!(span=> #krate::__private::assert_cacheable::<#value>();)

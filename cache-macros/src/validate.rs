@@ -46,6 +46,8 @@ pub(crate) enum ShapeKind {
     WholeResult(Type),
     /// Cache `Ok` only.
     OkOnly(Type),
+    /// Cache `Ok(Some(_))` only: a `Result<Option<T>, E>` without `cache_none`.
+    OkSome(Type),
     /// Cache `Some` only; holds the `Option`'s `T`.
     SomeOnly(Type),
 }
@@ -274,7 +276,10 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
                 "`hard_timeout` fails a call that waited `timeout`: add `timeout = \"2s\"`",
             );
         }
-        if !matches!(shape, ShapeKind::OkOnly(_) | ShapeKind::WholeResult(_)) {
+        if !matches!(
+            shape,
+            ShapeKind::OkOnly(_) | ShapeKind::OkSome(_) | ShapeKind::WholeResult(_)
+        ) {
             errors.spanned(&given.keyword, "`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`");
         }
     }
@@ -430,6 +435,17 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
+/// `T` of `Option<T>` or `Result<T, E>`.
+fn first_type_argument(segment: &syn::PathSegment) -> Option<Type> {
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
+            syn::GenericArgument::Type(inner) => Some(inner.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKind {
     let ty: Type = match output {
         ReturnType::Default => syn::parse_quote!(()),
@@ -442,13 +458,17 @@ fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKi
     let is_result = segment.is_some_and(|s| s.ident == "Result");
     let option_inner = segment
         .filter(|s| s.ident == "Option")
-        .and_then(|s| match &s.arguments {
-            syn::PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
-                syn::GenericArgument::Type(inner) => Some(inner.clone()),
-                _ => None,
-            },
-            _ => None,
-        });
+        .and_then(first_type_argument);
+    // `Result<Option<T>, E>` (and `io::Result<Option<T>>`): `Ok(None)` is a `None`.
+    let ok_is_option = segment
+        .filter(|_| is_result)
+        .and_then(first_type_argument)
+        .and_then(|ok| {
+            last_segment(&ok)
+                .is_some_and(|s| s.ident == "Option")
+                .then_some(())
+        })
+        .is_some();
     if let Some(given) = &args.cache_err {
         if !is_result {
             errors.spanned(
@@ -458,15 +478,16 @@ fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKi
         }
     }
     if let Some(given) = &args.cache_none {
-        if option_inner.is_none() {
+        if option_inner.is_none() && !ok_is_option {
             errors.spanned(
                 &given.keyword,
-                "`cache_none` has no effect: this function does not return an `Option`",
+                "`cache_none` has no effect: this function returns neither an `Option` nor a `Result<Option<T>, E>`",
             );
         }
     }
     match (is_result, option_inner) {
         (true, _) if args.cache_err.is_some() => ShapeKind::WholeResult(ty),
+        (true, _) if ok_is_option && args.cache_none.is_none() => ShapeKind::OkSome(ty),
         (true, _) => ShapeKind::OkOnly(ty),
         (_, Some(_)) if args.cache_none.is_some() => ShapeKind::Whole(ty),
         (_, Some(inner)) => ShapeKind::SomeOnly(inner),

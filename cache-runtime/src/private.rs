@@ -6,8 +6,8 @@ pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
 pub use crate::registry::{named, CacheSpec, Slot};
 pub use crate::shape::{
-    OkOnly, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry, ShareProbe, SomeOnly,
-    Whole, WholeResult,
+    OkOnly, OkSome, OptionLike, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry,
+    ShareProbe, SomeOnly, Whole, WholeResult,
 };
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;

@@ -20,7 +20,7 @@ pub enum Split<V, Out> {
 }
 
 /// The mapping between a function's output and its cached value.
-pub trait Shape: 'static {
+pub trait Shape {
     /// The function's return type.
     type Out;
     /// What the cache stores.
@@ -51,6 +51,8 @@ pub trait ResultLike {
     fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
     /// True for an `Err`.
     fn is_err(&self) -> bool;
+    /// The `Ok` value, borrowed.
+    fn ok_ref(&self) -> Option<&Self::Ok>;
 }
 
 impl<T, E> ResultLike for Result<T, E> {
@@ -65,6 +67,34 @@ impl<T, E> ResultLike for Result<T, E> {
     fn is_err(&self) -> bool {
         Result::is_err(self)
     }
+    fn ok_ref(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
+}
+
+/// `Option`, as the `Ok` of a `Result<Option<T>, E>`.
+pub trait OptionLike {
+    /// The `Some` type.
+    type Some;
+    /// As an `Option`.
+    fn into_option(self) -> Option<Self::Some>;
+    /// From an `Option`.
+    fn from_option(option: Option<Self::Some>) -> Self;
+    /// True for a `None`.
+    fn is_none(&self) -> bool;
+}
+
+impl<T> OptionLike for Option<T> {
+    type Some = T;
+    fn into_option(self) -> Self {
+        self
+    }
+    fn from_option(option: Self) -> Self {
+        option
+    }
+    fn is_none(&self) -> bool {
+        Option::is_none(self)
+    }
 }
 
 /// Caches the whole output.
@@ -73,6 +103,9 @@ pub struct Whole<T>(PhantomData<fn() -> T>);
 pub struct WholeResult<R>(PhantomData<fn() -> R>);
 /// Caches `Ok` values only.
 pub struct OkOnly<R>(PhantomData<fn() -> R>);
+/// Caches `Ok(Some(_))` only (`Result<Option<T>, E>`, sqlx's `fetch_optional`):
+/// `Ok(None)` is a miss, as a bare `None` is.
+pub struct OkSome<R>(PhantomData<fn() -> R>);
 /// Caches `Some` values only.
 pub struct SomeOnly<T>(PhantomData<fn() -> T>);
 
@@ -110,7 +143,7 @@ impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
 
 impl<R> Shape for OkOnly<R>
 where
-    R: ResultLike + 'static,
+    R: ResultLike,
     R::Ok: Clone + Send + Sync + 'static,
 {
     type Out = R;
@@ -126,6 +159,34 @@ where
     }
     fn failed(out: &R) -> bool {
         out.is_err()
+    }
+}
+
+impl<R> Shape for OkSome<R>
+where
+    R: ResultLike,
+    R::Ok: OptionLike,
+    <R::Ok as OptionLike>::Some: Clone + Send + Sync + 'static,
+{
+    type Out = R;
+    type Value = <R::Ok as OptionLike>::Some;
+    fn split(out: R) -> Split<Self::Value, R> {
+        match out.into_result() {
+            Ok(ok) => match ok.into_option() {
+                Some(value) => Split::Store(value),
+                None => Split::Empty(R::from_result(Ok(R::Ok::from_option(None)))),
+            },
+            Err(error) => Split::Error(R::from_result(Err(error))),
+        }
+    }
+    fn join(value: Self::Value) -> R {
+        R::from_result(Ok(R::Ok::from_option(Some(value))))
+    }
+    fn absent() -> Option<R> {
+        Some(R::from_result(Ok(R::Ok::from_option(None))))
+    }
+    fn failed(out: &R) -> bool {
+        out.ok_ref().is_none_or(OptionLike::is_none)
     }
 }
 

@@ -139,7 +139,7 @@ where
         timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
-        S: Shape<Value = V>,
+        S: Shape<Value = V> + 'static,
         S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,

@@ -51,7 +51,7 @@ impl<K, S: Shape> std::ops::Deref for Shaped<K, S> {
 impl<K, S> Shaped<K, S>
 where
     K: CacheKey,
-    S: Shape,
+    S: Shape + 'static,
     S::Out: Send + 'static,
 {
     fn get_or_load<M, F>(

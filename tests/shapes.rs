@@ -1,0 +1,127 @@
+//! The shapes users write every day: each return shape's call can be spawned (its
+//! future is `Send`), and an `Arc` value is shared, not copied, on a hit.
+
+use std::error::Error;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use stratacache::cached;
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m")]
+async fn plain(id: u64) -> u64 {
+    id
+}
+
+#[cached(ttl = "1m")]
+async fn optional(id: u64) -> Option<u64> {
+    Some(id)
+}
+
+#[cached(ttl = "1m")]
+async fn with_string_error(id: u64) -> Result<u64, String> {
+    Ok(id)
+}
+
+#[cached(ttl = "1m")]
+async fn with_io_error(id: u64) -> std::io::Result<u64> {
+    Ok(id)
+}
+
+#[cached(ttl = "1m")]
+async fn with_anyhow_error(id: u64) -> anyhow::Result<u64> {
+    Ok(id)
+}
+
+#[cached(ttl = "1m")]
+async fn with_boxed_error(id: u64) -> Result<u64, Box<dyn Error + Send + Sync>> {
+    Ok(id)
+}
+
+#[cached(ttl = "1m", stale_while_revalidate = "1m")]
+async fn with_boxed_error_refreshed(id: u64) -> Result<u64, Box<dyn Error + Send + Sync>> {
+    Ok(id)
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Report {
+    lines: Vec<String>,
+}
+
+#[cached(ttl = "1m")]
+async fn shared_report(id: u64) -> Arc<Report> {
+    LOADS.fetch_add(1, SeqCst);
+    Arc::new(Report {
+        lines: vec![format!("report {id}")],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_return_shape_can_be_spawned() {
+    assert_eq!(tokio::spawn(plain(1)).await.unwrap(), 1);
+    assert_eq!(tokio::spawn(optional(2)).await.unwrap(), Some(2));
+    assert_eq!(tokio::spawn(with_string_error(3)).await.unwrap(), Ok(3));
+    assert_eq!(tokio::spawn(with_io_error(4)).await.unwrap().unwrap(), 4);
+    assert_eq!(
+        tokio::spawn(with_anyhow_error(5)).await.unwrap().unwrap(),
+        5
+    );
+    assert_eq!(tokio::spawn(with_boxed_error(6)).await.unwrap().unwrap(), 6);
+    let refreshed = tokio::spawn(with_boxed_error_refreshed(6));
+    assert_eq!(refreshed.await.unwrap().unwrap(), 6);
+    let report = tokio::spawn(shared_report(7)).await.unwrap();
+    assert_eq!(report.lines, ["report 7"]);
+}
+
+#[tokio::test]
+async fn an_arc_value_is_the_same_allocation_on_every_hit() {
+    let first = shared_report(8).await;
+    let second = shared_report(8).await;
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "a hit must not copy the value"
+    );
+}
+
+static OPTIONAL_LOADS: AtomicUsize = AtomicUsize::new(0);
+static OPTIONAL_KEPT_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// sqlx's `fetch_optional` shape: ids above 100 do not exist.
+#[cached(ttl = "1m")]
+async fn find_row(id: u64) -> Result<Option<String>, String> {
+    OPTIONAL_LOADS.fetch_add(1, SeqCst);
+    Ok((id <= 100).then(|| format!("row {id}")))
+}
+
+#[cached(ttl = "1m", cache_none)]
+async fn find_row_keeping_none(id: u64) -> Result<Option<String>, String> {
+    OPTIONAL_KEPT_LOADS.fetch_add(1, SeqCst);
+    Ok((id <= 100).then(|| format!("row {id}")))
+}
+
+#[tokio::test]
+async fn a_result_of_option_caches_ok_some_and_reloads_ok_none_unless_cache_none() {
+    assert_eq!(find_row(1).await, Ok(Some("row 1".into())));
+    assert_eq!(find_row(1).await, Ok(Some("row 1".into())));
+    assert_eq!(OPTIONAL_LOADS.load(SeqCst), 1, "Ok(Some) is cached");
+    assert_eq!(find_row(500).await, Ok(None));
+    assert_eq!(find_row(500).await, Ok(None));
+    assert_eq!(
+        OPTIONAL_LOADS.load(SeqCst),
+        3,
+        "Ok(None) is not cached, as None is not"
+    );
+
+    assert_eq!(find_row_keeping_none(500).await, Ok(None));
+    assert_eq!(find_row_keeping_none(500).await, Ok(None));
+    assert_eq!(
+        OPTIONAL_KEPT_LOADS.load(SeqCst),
+        1,
+        "cache_none keeps Ok(None)"
+    );
+    assert_eq!(
+        tokio::spawn(find_row(2)).await.unwrap(),
+        Ok(Some("row 2".into()))
+    );
+}
