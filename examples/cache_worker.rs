@@ -160,6 +160,7 @@ fn answer(value: &str, cache: &str) -> String {
         "l1_hits": counters.map_or(0, |c| c.l1_hits),
         "l2_hits": counters.map_or(0, |c| c.l2_hits),
         "l2_errors": counters.map_or(0, |c| c.l2_errors),
+        "oversized": counters.map_or(0, |c| c.oversized),
     })
     .to_string()
 }

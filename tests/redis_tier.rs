@@ -172,7 +172,11 @@ fn an_oversized_value_is_not_written(cluster: bool) {
     let mut small = Worker::start(&server.url(), NS, &["1024"]);
     let answer = small.get("big 1");
     assert_eq!(answer.loads, 1);
-    assert_eq!(answer.l2_errors, 1, "the refusal is counted");
+    assert_eq!(
+        (answer.oversized, answer.l2_errors),
+        (1, 0),
+        "the refusal is counted as oversized, not as a Redis fault"
+    );
     assert!(
         entry_keys(&server, "worker.big").is_empty(),
         "a 4 KiB value was written past a 1 KiB limit"

@@ -11,7 +11,8 @@ use crate::{backplane, outbox, registry, Error};
 ///
 /// ```
 /// use std::time::Duration;
-/// use stratacache_runtime::Config;
+/// # use stratacache_runtime as stratacache;
+/// use stratacache::Config;
 ///
 /// let config = Config::new()
 ///     .redis_url("redis://127.0.0.1:6379")
@@ -130,7 +131,8 @@ impl Config {
     /// Seed nodes of a Redis Cluster (any of its nodes; the client learns the rest):
     ///
     /// ```
-    /// # use stratacache_runtime::Config;
+    /// # use stratacache_runtime as stratacache;
+    /// use stratacache::Config;
     /// let config = Config::new().redis_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
     /// assert_eq!(config.redis_url.as_deref(), Some("redis://10.0.0.1:6379,redis://10.0.0.2:6379"));
     /// ```

@@ -54,6 +54,12 @@ const COUNTERS: &[(&str, &str, &str, Sample)] = &[
         |c| vec![(None, c.l2_errors)],
     ),
     (
+        "stratacache_oversized_total",
+        "counter",
+        "Values over max_payload, kept in process and not written to Redis.",
+        |c| vec![(None, c.oversized)],
+    ),
+    (
         "stratacache_invalidations_total",
         "counter",
         "Entries dropped by invalidations.",

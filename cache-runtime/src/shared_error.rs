@@ -22,7 +22,8 @@ use std::sync::Arc;
 /// for all its waiters instead of once per waiter:
 ///
 /// ```
-/// use stratacache_runtime::{ShareableError, SharedError};
+/// # use stratacache_runtime as stratacache;
+/// use stratacache::{ShareableError, SharedError};
 ///
 /// #[derive(Debug)]
 /// enum RepoError {

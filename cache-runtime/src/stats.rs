@@ -21,8 +21,9 @@ pub(crate) enum Counter {
     LoadError,
     Invalidation,
     L2Error,
+    Oversized,
 }
-const COUNTERS: usize = 8;
+const COUNTERS: usize = 9;
 
 /// A cache line of counters, so stripes never share a line.
 #[repr(align(128))]
@@ -98,6 +99,7 @@ impl CacheStats {
             load_errors: self.total(Counter::LoadError),
             invalidations: self.total(Counter::Invalidation),
             l2_errors: self.total(Counter::L2Error),
+            oversized: self.total(Counter::Oversized),
             entries,
             load_p50_micros: quantile(0.5),
             load_p99_micros: quantile(0.99),
@@ -134,6 +136,9 @@ pub struct CacheStatsSnapshot {
     /// Redis calls that failed or timed out, and values in Redis that could not be
     /// used (corrupt, foreign, too large); each was a miss, never a failed call.
     pub l2_errors: u64,
+    /// Values not written to Redis because they serialize to more than
+    /// `Config::max_payload`: kept in this process only.
+    pub oversized: u64,
     /// Entries held in the in-process tier now.
     pub entries: u64,
     /// Median loader latency in microseconds, `None` before the first load.

@@ -632,6 +632,7 @@ pub struct Answer {
     pub l1_hits: u64,
     pub l2_hits: u64,
     pub l2_errors: u64,
+    pub oversized: u64,
 }
 
 fn worker_path() -> PathBuf {

@@ -179,7 +179,7 @@ where
             return None;
         };
         if payload.len() > target.l2.max_payload {
-            self.complain(Bad::TooLarge(payload.len()));
+            self.too_large_to_share(payload.len(), target.l2.max_payload);
             return None;
         }
         let recorded = target.tag_keys.iter().map(String::as_str).zip(versions);

@@ -63,6 +63,8 @@ pub struct Cache<K, V> {
     codec: Option<Codec<K, V>>,
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
+    /// A value over `max_payload` is logged once per cache, then only counted.
+    warned_oversized: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
 }
 
@@ -96,6 +98,7 @@ where
             stats: CacheStats::new(),
             codec,
             complained: Default::default(),
+            warned_oversized: Default::default(),
             redis_names: Default::default(),
         }
     }
