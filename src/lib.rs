@@ -189,7 +189,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use stratacache_macros::cached;
+pub use stratacache_macros::{cached, cached_impl};
 pub use stratacache_runtime::{
     clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
     LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut, WarmUp,

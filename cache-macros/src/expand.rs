@@ -12,6 +12,13 @@ use syn::{FnArg, ItemFn, ReturnType, Type};
 use crate::validate::{KeyPlan, Plan, ReceiverKind, ShapeKind, Template};
 
 pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let (main, siblings) = expand_parts(plan, item);
+    quote!(#main #siblings)
+}
+
+/// The function, and its hidden siblings (placed beside it, or for a trait impl in
+/// an inherent impl of the same type).
+pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStream) {
     if let Some(batch) = &plan.batch {
         // One entry per key: the entry macros name entries through a single-key
         // function sharing the cache's `name`.
@@ -19,7 +26,7 @@ pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
         let lookup = cache_lookup(plan, item, key.clone(), value.clone());
         let main = crate::expand_batch::main_fn(plan, batch, item, &lookup);
         let clear = clear_sibling(plan, item, &sibling_lookup(plan, item, key, value));
-        return quote!(#main #clear);
+        return (main, clear);
     }
     let (key, value) = (key_type(plan), shape_value(plan));
     let lookup = cache_lookup(plan, item, key.clone(), value.clone());
@@ -27,7 +34,7 @@ pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
     let sibling_lookup = sibling_lookup(plan, item, key, value);
     let entry = entry_sibling(plan, item, &sibling_lookup);
     let clear = clear_sibling(plan, item, &sibling_lookup);
-    quote!(#main #entry #clear)
+    (main, quote!(#entry #clear))
 }
 
 /// The cached value type of a single-key function.

@@ -10,6 +10,7 @@
 mod args;
 mod expand;
 mod expand_batch;
+mod impl_block;
 mod ops;
 mod validate;
 mod validate_batch;
@@ -44,6 +45,24 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
             with_item(all, item)
         }
     }
+}
+
+/// On an `impl` block whose methods are `#[cached]`: required for a trait impl (native
+/// `async fn` in the trait, or `#[async_trait]`, written below this attribute). See the
+/// `stratacache` crate documentation.
+#[proc_macro_attribute]
+pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let args = proc_macro2::TokenStream::from(args);
+        let error = syn::Error::new_spanned(
+            args,
+            "`#[cached_impl]` takes no arguments: put them on each method's `#[cached(...)]`",
+        );
+        return with_item(error, item);
+    }
+    impl_block::cached_impl(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Invalidates one entry of a cached function, named by a call with its arguments:

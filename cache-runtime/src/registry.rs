@@ -253,6 +253,12 @@ pub fn default_name(marker_path: &str, fn_name: &str) -> String {
         path = head;
     }
     let parent = path.rsplit_once("::").map_or("", |(head, _)| head);
+    // A trait impl's method is `<app::Repo as app::UserRepo>::get` to the compiler;
+    // its siblings, in an inherent impl, are `app::Repo::...`: both name `app::Repo::get`.
+    let parent = match parent.strip_prefix('<').and_then(|p| p.split_once(" as ")) {
+        Some((self_type, _)) if parent.ends_with('>') => self_type,
+        _ => parent,
+    };
     if parent.is_empty() {
         fn_name.to_owned()
     } else {
@@ -279,6 +285,13 @@ mod tests {
             "app::get"
         );
         assert_eq!(default_name("f::__marker", "f"), "f");
+        assert_eq!(
+            default_name(
+                "<app::PgRepo as app::UserRepo>::get::{{closure}}::{{closure}}::{{closure}}",
+                "get"
+            ),
+            "app::PgRepo::get"
+        );
         // The marker generated code uses: a closure inside the spec closure.
         assert_eq!(
             default_name("app::get::{{closure}}::{{closure}}::{{closure}}", "get"),

@@ -1,0 +1,100 @@
+//! `#[cached_impl]` on an `impl` block, for `#[cached]` methods of a trait impl: a
+//! trait impl may hold only the trait's items, so the methods' hidden siblings (what
+//! the entry macros and `clear!` call) go into an inherent impl of the same type,
+//! emitted beside it. The attribute runs before `#[async_trait]` when it is written
+//! above it, so the methods are still `async fn` when they are expanded.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::{ImplItem, ItemFn, ItemImpl, Meta, Visibility};
+
+use crate::{args, expand, validate};
+
+pub(crate) fn cached_impl(item: TokenStream) -> syn::Result<TokenStream> {
+    let mut block: ItemImpl = syn::parse2(item)?;
+    let in_trait = block.trait_.is_some();
+    let mut siblings = Vec::new();
+    let mut attribute_paths = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for impl_item in &mut block.items {
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
+        let Some(index) = method.attrs.iter().position(is_cached) else {
+            continue;
+        };
+        let attribute = method.attrs.remove(index);
+        attribute_paths.push(attribute.path().clone());
+        let function = ItemFn {
+            attrs: method.attrs.clone(),
+            // A trait method has no visibility of its own; its siblings are reachable
+            // from the whole crate, like the trait's method through the trait.
+            vis: match (&method.vis, in_trait) {
+                (Visibility::Inherited, true) => syn::parse_quote!(pub(crate)),
+                (vis, _) => vis.clone(),
+            },
+            sig: method.sig.clone(),
+            block: Box::new(method.block.clone()),
+        };
+        match expand_method(&attribute, &function) {
+            Ok((main, method_siblings)) => {
+                let mut main: syn::ImplItemFn = syn::parse2(main)?;
+                main.vis = method.vis.clone();
+                *method = main;
+                siblings.push(method_siblings);
+            }
+            Err(error) => match &mut errors {
+                Some(all) => all.combine(error),
+                None => errors = Some(error),
+            },
+        }
+    }
+    if let Some(errors) = errors {
+        let mut out = errors.into_compile_error();
+        out.extend(block.into_token_stream());
+        return Ok(out);
+    }
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let self_ty = &block.self_ty;
+    let inherent = (!siblings.is_empty()).then(|| {
+        quote! {
+            impl #impl_generics #self_ty #where_clause {
+                #(#siblings)*
+            }
+            // The `#[cached]` attributes were expanded here, not by `cached` itself:
+            // name it once so the user's `use stratacache::cached` is not unused.
+            const _: () = {
+                #(#[allow(unused_imports)] use #attribute_paths as _;)*
+            };
+        }
+    });
+    Ok(quote!(#block #inherent))
+}
+
+/// `#[cached]`, `#[stratacache::cached]`, ...
+fn is_cached(attribute: &syn::Attribute) -> bool {
+    attribute
+        .path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "cached")
+}
+
+fn expand_method(
+    attribute: &syn::Attribute,
+    function: &ItemFn,
+) -> syn::Result<(TokenStream, TokenStream)> {
+    let tokens = match &attribute.meta {
+        Meta::Path(_) => TokenStream::new(),
+        Meta::List(list) => list.tokens.clone(),
+        Meta::NameValue(value) => {
+            return Err(syn::Error::new_spanned(
+                value,
+                "write `#[cached(ttl = \"1m\", ...)]`, with the arguments in parentheses",
+            ))
+        }
+    };
+    let args: args::CachedArgs = syn::parse2(tokens)?;
+    let plan = validate::validate(args, function)?;
+    Ok(expand::expand_parts(&plan, function))
+}

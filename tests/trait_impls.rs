@@ -1,0 +1,89 @@
+//! `#[cached]` on methods of trait impls, the repository shape of most services:
+//! with a native `async fn` in the trait, and with `#[async_trait]` called through
+//! `dyn Trait`. `#[cached_impl]` on the impl block puts the methods' hidden siblings
+//! in an inherent impl of the type.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use stratacache::{cached, cached_impl, clear, invalidate, invalidate_tag, peek};
+
+trait UserRepo {
+    async fn name(&self, id: u64) -> Result<String, String>;
+}
+
+#[derive(Default)]
+struct PgRepo {
+    loads: AtomicUsize,
+}
+
+#[cached_impl]
+impl UserRepo for PgRepo {
+    #[cached(ttl = "1m", tags = ["user:{id}"], local)]
+    async fn name(&self, id: u64) -> Result<String, String> {
+        self.loads.fetch_add(1, SeqCst);
+        Ok(format!("user {id}"))
+    }
+}
+
+#[tokio::test]
+async fn a_method_of_a_trait_impl_is_cached_and_invalidated_by_tag_and_by_entry() {
+    let repo = PgRepo::default();
+    assert_eq!(repo.name(1).await.unwrap(), "user 1");
+    assert_eq!(repo.name(1).await.unwrap(), "user 1");
+    assert_eq!(repo.loads.load(SeqCst), 1);
+    invalidate_tag!("user:{}", 1).await.unwrap();
+    repo.name(1).await.unwrap();
+    assert_eq!(
+        repo.loads.load(SeqCst),
+        2,
+        "the tag invalidation reached it"
+    );
+    assert_eq!(peek!(repo.name(1)).await, Some("user 1".to_owned()));
+    invalidate!(repo.name(1)).await.unwrap();
+    assert_eq!(peek!(repo.name(1)).await, None, "the entry macros reach it");
+    repo.name(1).await.unwrap();
+    clear!(PgRepo::name).await.unwrap();
+    repo.name(1).await.unwrap();
+    assert_eq!(repo.loads.load(SeqCst), 4);
+}
+
+#[async_trait::async_trait]
+trait OrderRepo: Send + Sync {
+    async fn total(&self, id: u64) -> Result<u64, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+#[derive(Default)]
+struct PgOrders {
+    loads: AtomicUsize,
+}
+
+#[cached_impl]
+#[async_trait::async_trait]
+impl OrderRepo for PgOrders {
+    #[cached(ttl = "1m", tags = ["order:{id}"], local)]
+    async fn total(&self, id: u64) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        self.loads.fetch_add(1, SeqCst);
+        Ok(id * 10)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_trait_impl_is_cached_through_dyn_and_spawnable() {
+    let concrete = Arc::new(PgOrders::default());
+    let repo: Arc<dyn OrderRepo> = concrete.clone();
+    assert_eq!(repo.total(3).await.unwrap(), 30);
+    let spawned = {
+        let repo = repo.clone();
+        tokio::spawn(async move { repo.total(3).await.unwrap() })
+    };
+    assert_eq!(spawned.await.unwrap(), 30);
+    assert_eq!(concrete.loads.load(SeqCst), 1, "the second call was a hit");
+    invalidate_tag!("order:{}", 3).await.unwrap();
+    repo.total(3).await.unwrap();
+    assert_eq!(concrete.loads.load(SeqCst), 2);
+    // Through `dyn`, the entry macros name the concrete type's method.
+    invalidate!(PgOrders::total(&concrete, 3)).await.unwrap();
+    repo.total(3).await.unwrap();
+    assert_eq!(concrete.loads.load(SeqCst), 3);
+}
