@@ -191,8 +191,9 @@
 
 pub use stratacache_macros::{cached, cached_impl};
 pub use stratacache_runtime::{
-    clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config, Error,
-    LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut, WarmUp,
+    block_on, clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config,
+    Error, LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut,
+    WarmUp,
 };
 
 #[doc(hidden)]

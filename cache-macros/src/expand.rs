@@ -269,6 +269,9 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let key = key_expr(plan);
     let call = if plan.background {
         background_call(plan, &output, block)
+    } else if plan.sync {
+        let call = inline_call(plan, &output, block);
+        quote!(#krate::__private::block_on(async move { #call }))
     } else {
         inline_call(plan, &output, block)
     };

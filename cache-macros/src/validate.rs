@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     /// `None`: the runtime's default capacity.
     pub(crate) capacity: Option<u64>,
     pub(crate) local: bool,
+    /// A plain `fn`: its call blocks on the (in-process) pipeline.
+    pub(crate) sync: bool,
     pub(crate) version: u32,
     pub(crate) shape: ShapeKind,
     pub(crate) receiver: Option<ReceiverKind>,
@@ -98,8 +100,11 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     let mut errors = std::mem::take(&mut args.errors);
     let sig = &item.sig;
 
-    if sig.asyncness.is_none() {
-        errors.spanned(sig.fn_token, "`#[cached]` needs an `async fn`: write `async fn`; a cached call may wait for a load another caller started");
+    let sync = sig.asyncness.is_none();
+    if sync {
+        for keyword in sync_incompatible(&args) {
+            errors.spanned(keyword, format!("`{keyword}` needs an `async fn`: a sync function's cache is in-process only and its loads run on the caller's thread; remove `{keyword}` or make the function `async fn`"));
+        }
     }
     for param in &sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
@@ -296,7 +301,9 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         lock: args.lock.is_some(),
         hard_timeout: args.hard_timeout.is_some(),
         capacity,
-        local: args.local.is_some(),
+        // A sync function's cache never reaches Redis (whose client needs a runtime).
+        local: args.local.is_some() || sync,
+        sync,
         version,
         shape,
         receiver,
@@ -306,6 +313,22 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         background,
         batch,
     })
+}
+
+/// The arguments given that need an async runtime or Redis.
+fn sync_incompatible(args: &CachedArgs) -> Vec<&syn::Ident> {
+    let flags = [
+        args.lock.as_ref().map(|g| &g.keyword),
+        args.hard_timeout.as_ref().map(|g| &g.keyword),
+        args.batch.as_ref().map(|g| &g.keyword),
+    ];
+    let options = [
+        args.stale_while_revalidate.as_ref().map(|g| &g.keyword),
+        args.refresh_ahead.as_ref().map(|g| &g.keyword),
+        args.timeout.as_ref().map(|g| &g.keyword),
+        args.version.as_ref().map(|g| &g.keyword),
+    ];
+    flags.into_iter().chain(options).flatten().collect()
 }
 
 fn list(names: &BTreeSet<String>) -> String {

@@ -7,6 +7,7 @@
 
 mod backplane;
 mod batch_output;
+mod blocking;
 mod clock;
 mod config;
 mod engine;
@@ -36,6 +37,7 @@ mod loom_tests;
 
 use std::future::Future;
 
+pub use blocking::block_on;
 pub use config::{init, Config};
 pub use error::{Error, TimedOut};
 pub use l2::codec::PayloadFormat;
