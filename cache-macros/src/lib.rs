@@ -24,9 +24,10 @@ use quote::ToTokens;
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let function = match syn::parse::<syn::ItemFn>(item.clone()) {
         Ok(function) => function,
+        // A function whose body does not parse: rustc's own error says what is wrong.
+        Err(_) if is_a_function(&item) => return item,
         Err(error) => {
-            let message =
-                "`#[cached]` goes on an `async fn` (a free function or an inherent method)";
+            let message = "`#[cached]` goes on a function (`async fn` or `fn`: free, inherent, or in a `#[cached_impl]` block)";
             return with_item(syn::Error::new(error.span(), message), item);
         }
     };
@@ -123,6 +124,14 @@ pub fn clear(input: TokenStream) -> TokenStream {
     ops::clear(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+/// `fn` among the item's top-level tokens (before its body): a function, even if its
+/// body does not parse.
+fn is_a_function(item: &TokenStream) -> bool {
+    item.clone().into_iter().any(|token| {
+        matches!(token, proc_macro::TokenTree::Ident(ident) if ident.to_string() == "fn")
+    })
 }
 
 /// On error, the function is emitted unchanged beside the error, so only the real
