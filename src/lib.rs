@@ -68,14 +68,18 @@
 //!
 //! # Rules
 //!
-//! * The function is an `async fn`, free or an inherent method, not generic. Its
+//! * The function is an `async fn` (free, an inherent method, or a method of a trait
+//!   impl marked [`cached_impl`]) or a plain `fn` (in-process only, see [`cached`]),
+//!   not generic. Its
 //!   arguments, converted to owned values (`&str` becomes `String`, `&T` becomes
 //!   `T::Owned`), form the key; so they must be `Hash + Eq + Clone + Send + Sync`.
 //!   `impl Trait` and `&mut` arguments must be skipped.
-//! * The cached value is the return value; `Result<T, E>` caches only `Ok(T)` and
-//!   `Option<T>` only `Some(T)`. It must be `Clone + Send + Sync + 'static` (a hit
-//!   returns a clone: put large values behind `Arc`), and, unless `local`,
+//! * The cached value is the return value; `Result<T, E>` caches only `Ok(T)`,
+//!   `Option<T>` only `Some(T)` and `Result<Option<T>, E>` only `Ok(Some(T))`. It must
+//!   be `Clone + Send + Sync + 'static` (a hit returns a clone: put large values
+//!   behind `Arc`, whose hits share one allocation), and, unless `local`,
 //!   `Serialize + DeserializeOwned`.
+//! * A call's future is `Send` whenever the body's is, whatever the return type.
 //! * With `stale_while_revalidate`, `refresh_ahead` or `timeout`, loads run in a spawned tokio task, so the body
 //!   must be `Send + 'static` once its arguments are owned: reference arguments are
 //!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone`.
@@ -189,7 +193,67 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use stratacache_macros::{cached, cached_impl};
+/// Caches a function: its body becomes the loader of a cache-aside call. Every
+/// argument is listed under [Attribute arguments](crate#attribute-arguments) and the
+/// rules under [Rules](crate#rules).
+///
+/// On an `async fn`, the cache is in-process and, once [`init`] has a Redis URL,
+/// shared through Redis:
+///
+/// ```
+/// use stratacache::cached;
+///
+/// #[cached(ttl = "10m", tags = ["user:{id}"])]
+/// async fn user_name(id: u64) -> Result<Option<String>, std::io::Error> {
+///     Ok((id < 100).then(|| format!("user {id}"))) // `Ok(None)` is not cached
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() { assert_eq!(user_name(7).await.unwrap().as_deref(), Some("user 7")); }
+/// ```
+///
+/// On a plain `fn`, the cache is in-process only; concurrent callers of one key on
+/// other threads wait for the one load, no runtime needed:
+///
+/// ```
+/// use stratacache::cached;
+///
+/// #[cached(ttl = "1h", capacity = 1_000)]
+/// fn slug(title: String) -> String {
+///     title.to_lowercase().replace(' ', "-")
+/// }
+/// assert_eq!(slug("Hello World".into()), "hello-world");
+/// ```
+///
+/// On the methods of a trait impl, with [`cached_impl`] on the impl block.
+pub use stratacache_macros::cached;
+
+/// Lets `#[cached]` go on the methods of a trait impl (native `async fn` in the trait,
+/// or `#[async_trait]` written below it): the methods' hidden siblings, which the
+/// entry macros call, go into an inherent impl of the same type.
+///
+/// ```
+/// use stratacache::{cached, cached_impl, invalidate};
+///
+/// trait Prices {
+///     async fn price(&self, sku: u64) -> Result<u64, String>;
+/// }
+/// struct Catalog;
+///
+/// #[cached_impl]
+/// impl Prices for Catalog {
+///     #[cached(ttl = "5m", tags = ["sku:{sku}"])]
+///     async fn price(&self, sku: u64) -> Result<u64, String> {
+///         Ok(sku * 100)
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let catalog = Catalog;
+/// assert_eq!(catalog.price(3).await, Ok(300));
+/// invalidate!(catalog.price(3)).await.unwrap();
+/// # }
+/// ```
+pub use stratacache_macros::cached_impl;
 pub use stratacache_runtime::{
     block_on, clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config,
     Error, LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut,

@@ -129,9 +129,9 @@ pub fn clear(input: TokenStream) -> TokenStream {
 /// `fn` among the item's top-level tokens (before its body): a function, even if its
 /// body does not parse.
 fn is_a_function(item: &TokenStream) -> bool {
-    item.clone().into_iter().any(|token| {
-        matches!(token, proc_macro::TokenTree::Ident(ident) if ident.to_string() == "fn")
-    })
+    item.clone().into_iter().any(
+        |token| matches!(token, proc_macro::TokenTree::Ident(ident) if ident.to_string() == "fn"),
+    )
 }
 
 /// On error, the function is emitted unchanged beside the error, so only the real
