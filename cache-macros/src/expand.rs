@@ -203,28 +203,21 @@ fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
 pub(crate) fn cache_lookup(
     plan: &Plan,
     item: &ItemFn,
-    key_ty: TokenStream,
-    value_ty: TokenStream,
+    key: TokenStream,
+    value: TokenStream,
 ) -> TokenStream {
-    let krate = &plan.krate;
-    let spec = spec(plan, item);
+    let (krate, spec) = (&plan.krate, spec(plan, item));
     quote! {
         static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
-        let __stratacache_cache = __STRATACACHE.get::<#key_ty, #value_ty>(#spec);
+        let __stratacache_cache = __STRATACACHE.get::<#key, #value>(#spec);
     }
 }
 
 /// A sibling's lookup: through the registry by name, so the function keeps the only
 /// `static`.
-pub(crate) fn sibling_lookup(
-    plan: &Plan,
-    item: &ItemFn,
-    key_ty: TokenStream,
-    value_ty: TokenStream,
-) -> TokenStream {
-    let krate = &plan.krate;
-    let spec = spec(plan, item);
-    quote!(#krate::__private::named::<#key_ty, #value_ty>(#spec))
+fn sibling_lookup(plan: &Plan, item: &ItemFn, key: TokenStream, value: TokenStream) -> TokenStream {
+    let (krate, spec) = (&plan.krate, spec(plan, item));
+    quote!(#krate::__private::named::<#key, #value>(#spec))
 }
 
 /// Where errors about the cached value point: the return type, or the name of a

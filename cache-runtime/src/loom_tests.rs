@@ -153,51 +153,23 @@ fn loom_one_load_per_key_however_many_callers_miss_at_once() {
     });
 }
 
-#[test]
-fn loom_no_value_lands_after_an_invalidation_of_its_tag_has_returned() {
-    model("tag invalidation", || {
+/// A load that has recorded its tags' versions lands its value while another thread
+/// runs `invalidate`: once `invalidate` has returned, the value is never servable.
+fn race_a_landing_with(name: &str, invalidate: fn(&Model)) {
+    model(name, move || {
         let model = Model::new();
-        // The load has recorded its tag's version and runs its loader.
         let flight = model.flights.lock().lead(KEY, Flight::new());
         let stamps = model.stamps();
         flight.set_stamps(stamps.clone());
         let invalidation = {
             let model = model.clone();
             thread::spawn(move || {
-                model.tag.bump();
+                invalidate(&model);
                 assert_eq!(
                     model.servable(),
                     None,
-                    "served after invalidate_tag returned"
+                    "served after the invalidation returned"
                 );
-            })
-        };
-        model.land(&flight, &stamps, 7);
-        invalidation.join().unwrap();
-        assert_eq!(
-            model.servable(),
-            None,
-            "the load's value survived the invalidation"
-        );
-    });
-}
-
-#[test]
-fn loom_no_value_lands_after_an_invalidation_of_its_key_has_returned() {
-    model("key invalidation", || {
-        let model = Model::new();
-        let flight = model.flights.lock().lead(KEY, Flight::new());
-        let stamps = model.stamps();
-        flight.set_stamps(stamps.clone());
-        let invalidation = {
-            let model = model.clone();
-            thread::spawn(move || {
-                // `invalidate!`: doom the load in flight and evict, under the lock.
-                let mut locked = model.flights.lock();
-                locked.doom(&KEY);
-                model.store.lock().remove(&KEY);
-                drop(locked);
-                assert_eq!(model.servable(), None, "served after invalidate! returned");
             })
         };
         model.land(&flight, &stamps, 7);
@@ -209,8 +181,23 @@ fn loom_no_value_lands_after_an_invalidation_of_its_key_has_returned() {
         );
         assert!(
             model.flights.lock().joinable(&KEY).is_none(),
-            "a doomed flight is never joined"
+            "an invalidated load is never joined"
         );
+    });
+}
+
+#[test]
+fn loom_no_value_lands_after_an_invalidation_of_its_tag_has_returned() {
+    race_a_landing_with("tag invalidation", |model| model.tag.bump());
+}
+
+#[test]
+fn loom_no_value_lands_after_an_invalidation_of_its_key_has_returned() {
+    // `invalidate!`: doom the load in flight and evict, under the lock.
+    race_a_landing_with("key invalidation", |model| {
+        let mut locked = model.flights.lock();
+        locked.doom(&KEY);
+        model.store.lock().remove(&KEY);
     });
 }
 
