@@ -1,10 +1,12 @@
 //! Reading an entry's envelope: is it this key's, sound, still valid under its tags,
-//! and for how long may it serve; and writing one.
+//! and for how long may it serve; writing one; and how a value that cannot be used
+//! (or is too large to share) is counted and logged.
 
 use super::shared::{Read, SharedFallback, Target};
 use super::{Cache, CacheKey, CacheValue, Lifetime, Times, NEVER};
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::unix_ms;
+use crate::stats::Counter;
 use crate::tags::Stamps;
 
 /// A sound value decoded from Redis, what is left of its lifetime, and what it may
@@ -202,5 +204,29 @@ where
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
         Some((envelope.encode(), ttl_ms))
+    }
+
+    /// A value too large for Redis: held in this process only. Not a Redis fault.
+    pub(super) fn too_large_to_share(&self, len: usize, max_payload: usize) {
+        self.stats.bump(Counter::Oversized);
+        tracing::debug!(cache = %self.name, len, max_payload, "stratacache: value over max_payload, kept in process only, not written to Redis");
+        if !self
+            .warned_oversized
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(cache = %self.name, len, max_payload, "stratacache: a value over max_payload is kept in process only, not written to Redis (logged once per cache; counted as `oversized`)");
+        }
+    }
+
+    pub(super) fn complain(&self, reason: impl std::fmt::Display) {
+        self.stats.bump(Counter::L2Error);
+        if !self
+            .complained
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(cache = %self.name, %reason, "stratacache: unusable value in Redis, treated as a miss (logged once per cache)");
+        } else {
+            tracing::debug!(cache = %self.name, %reason, "stratacache: unusable value in Redis");
+        }
     }
 }

@@ -77,22 +77,7 @@ where
                     None => Ok(flight.wait(share).await),
                 }
             };
-            let patience = async {
-                match self.options.timeout {
-                    Some(timeout) => {
-                        tokio::time::sleep(timeout).await;
-                        match (self.kept_value(&key), timed_out) {
-                            (Some(value), _) => Ok(value),
-                            (None, Some(timed_out)) => Err(timed_out(TimedOut {
-                                cache: self.name.to_string(),
-                                after: timeout,
-                            })),
-                            (None, None) => std::future::pending().await,
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let patience = self.patience::<S>(&key, timed_out);
             let landed = tokio::select! {
                 outcome = outcome => outcome,
                 stale = flight.stale_offered() => {
@@ -122,6 +107,26 @@ where
                     }
                 }
             }
+        }
+    }
+
+    /// Past `timeout`: a value still kept for `key`, or with `hard_timeout` the
+    /// function's error; never, without a timeout or either of those.
+    async fn patience<S>(&self, key: &K, timed_out: TimedOutFn<S>) -> Result<V, S::Out>
+    where
+        S: Shape<Value = V>,
+    {
+        let Some(timeout) = self.options.timeout else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep(timeout).await;
+        match (self.kept_value(key), timed_out) {
+            (Some(value), _) => Ok(value),
+            (None, Some(timed_out)) => Err(timed_out(TimedOut {
+                cache: self.name.to_string(),
+                after: timeout,
+            })),
+            (None, None) => std::future::pending().await,
         }
     }
 

@@ -384,30 +384,6 @@ where
         }
         tracing::debug!(cache = %self.name, %fault, "stratacache: Redis call failed; answered without it");
     }
-
-    /// A value too large for Redis: held in this process only. Not a Redis fault.
-    pub(super) fn too_large_to_share(&self, len: usize, max_payload: usize) {
-        self.stats.bump(Counter::Oversized);
-        tracing::debug!(cache = %self.name, len, max_payload, "stratacache: value over max_payload, kept in process only, not written to Redis");
-        if !self
-            .warned_oversized
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(cache = %self.name, len, max_payload, "stratacache: a value over max_payload is kept in process only, not written to Redis (logged once per cache; counted as `oversized`)");
-        }
-    }
-
-    pub(super) fn complain(&self, reason: impl std::fmt::Display) {
-        self.stats.bump(Counter::L2Error);
-        if !self
-            .complained
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(cache = %self.name, %reason, "stratacache: unusable value in Redis, treated as a miss (logged once per cache)");
-        } else {
-            tracing::debug!(cache = %self.name, %reason, "stratacache: unusable value in Redis");
-        }
-    }
 }
 
 impl Target {
