@@ -114,20 +114,20 @@ impl Model {
     }
 }
 
-static EXPLORED: AtomicUsize = AtomicUsize::new(0);
-
-/// Runs `test` under every interleaving loom explores, and reports how many.
+/// Runs `test` under every interleaving loom explores, and reports how many (the
+/// count is this test's own: the test harness runs tests in parallel).
 fn model(name: &str, test: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(3);
     }
-    let before = EXPLORED.load(Ordering::Relaxed);
+    let explored = Arc::new(AtomicUsize::new(0));
+    let counter = explored.clone();
     builder.check(move || {
-        EXPLORED.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(1, Ordering::Relaxed);
         test();
     });
-    let explored = EXPLORED.load(Ordering::Relaxed) - before;
+    let explored = explored.load(Ordering::Relaxed);
     println!("loom: {name}: {explored} interleavings");
 }
 
