@@ -43,28 +43,7 @@
 //!
 //! # Attribute arguments
 //!
-//! | argument | meaning |
-//! | --- | --- |
-//! | `ttl = "15m"` | how long a value is fresh ([humantime] syntax: `"30s"`, `"1h 30m"`); checked at compile time. Without it, values live until evicted or invalidated |
-//! | `tags = ["users", "user:{id}"]` | tags of every entry; `{arg}` formats an argument with `Display` (a format spec such as `{id:04}` works) |
-//! | `stale_while_revalidate` or `= "1h"` | after the ttl, serve the stale value at once and refresh it in the background, for this window (bare flag: window = ttl) |
-//! | `capacity = 10_000` | bound of this function's in-process cache, in entries (default 10 000) |
-//! | `name = "users.get"` | cache name, in stats (default: the function's path, e.g. `app::Repo::get`) |
-//! | `skip(db, client)` | arguments left out of the key (`self` is always left out) |
-//! | `key = "{tenant}/{id}"` | an explicit key template instead of all the arguments |
-//! | `local` | in-process only: the value need not be `Serialize + DeserializeOwned` |
-//! | `version = 2` | part of the shared-tier key; bump it when the value's shape changes |
-//! | `cache_none` / `cache_err` | also cache `None` / `Err` (off by default) |
-//! | `crate = "::path::to::stratacache"` | where generated code finds this crate, if it is re-exported |
-//! | `stale_if_error = "1h"` | fail-safe: when the loader fails (`Err` or panic), answer with the last value for up to this long past its ttl |
-//! | `retry_after = "5s"` | with `stale_if_error`: leave a failing loader alone this long after a fail-safe answer (default 5 s) |
-//! | `refresh_ahead = 0.8` | a read after this fraction of the ttl answers at once and refreshes in the background |
-//! | `timeout = "2s"` | a slower load is answered by a kept value (SWR or fail-safe window) and finishes in the background |
-//! | `hard_timeout` | with `timeout` and no kept value: fail the call with `E::from(TimedOut)` |
-//! | `lock` | one load per key for the whole fleet, through a lock in Redis |
-//! | `batch` | a batch function: the key argument is a list of keys, the return a map (see [Batch functions](#batch-functions)) |
-//!
-//! [humantime]: https://docs.rs/humantime
+#![doc = include_str!("attribute_arguments.md")]
 //!
 //! # Rules
 //!
@@ -193,9 +172,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Caches a function: its body becomes the loader of a cache-aside call. Every
-/// argument is listed under [Attribute arguments](crate#attribute-arguments) and the
-/// rules under [Rules](crate#rules).
+/// Caches a function: its body becomes the loader of a cache-aside call. The rules
+/// are under [Rules](crate#rules); the arguments:
+///
+#[doc = include_str!("attribute_arguments.md")]
+///
 ///
 /// On an `async fn`, the cache is in-process and, once [`init`] has a Redis URL,
 /// shared through Redis:
