@@ -8,24 +8,12 @@ with `--show`, the expansion itself.
     python3 scripts/expansion_lines.py [--show]
 """
 import os
+
+import scratch_crate
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATE = os.path.join(ROOT, "target", "expansion-lines")
-
-CARGO_TOML = """[package]
-name = "expansion-lines"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[workspace]
-
-[dependencies]
-stratacache = {{ path = "{root}" }}
-serde = {{ version = "1", features = ["derive"] }}
-"""
+CRATE = scratch_crate.make("expansion-lines")
 
 SOURCE = """#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct User;
@@ -74,9 +62,6 @@ def function_part(expanded):
 
 
 def main():
-    os.makedirs(os.path.join(CRATE, "src"), exist_ok=True)
-    with open(os.path.join(CRATE, "Cargo.toml"), "w") as f:
-        f.write(CARGO_TOML.format(root=ROOT))
     plain = expand("")
     cached = expand(ATTRIBUTE)
     added = len(cached.splitlines()) - len(plain.splitlines())

@@ -18,22 +18,10 @@ import statistics
 import subprocess
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATE = os.path.join(ROOT, "target", "rebuild-ratio")
+import scratch_crate
+
+CRATE = scratch_crate.make("rebuild-ratio")
 FUNCTIONS = 20
-
-CARGO_TOML = """[package]
-name = "rebuild-ratio"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[workspace]
-
-[dependencies]
-stratacache = {{ path = "{root}" }}
-serde = {{ version = "1", features = ["derive"] }}
-"""
 
 
 def cached_fn(i, edit):
@@ -80,9 +68,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     rounds = parser.parse_args().rounds
-    os.makedirs(os.path.join(CRATE, "src"), exist_ok=True)
-    with open(os.path.join(CRATE, "Cargo.toml"), "w") as f:
-        f.write(CARGO_TOML.format(root=ROOT))
     write_source(0, 0)
     build()  # dependencies and the first full build
     cached, plain = [], []

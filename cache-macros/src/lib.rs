@@ -61,9 +61,10 @@ pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
         );
         return with_item(error, item);
     }
-    impl_block::cached_impl(item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    match impl_block::cached_impl(item.clone().into()) {
+        Ok(expanded) => expanded.into(),
+        Err(error) => with_item(error, item),
+    }
 }
 
 /// Invalidates one entry of a cached function, named by a call with its arguments:

@@ -317,18 +317,18 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
 
 /// The arguments given that need an async runtime or Redis.
 fn sync_incompatible(args: &CachedArgs) -> Vec<&syn::Ident> {
-    let flags = [
-        args.lock.as_ref().map(|g| &g.keyword),
-        args.hard_timeout.as_ref().map(|g| &g.keyword),
-        args.batch.as_ref().map(|g| &g.keyword),
-    ];
-    let options = [
+    [
         args.stale_while_revalidate.as_ref().map(|g| &g.keyword),
         args.refresh_ahead.as_ref().map(|g| &g.keyword),
         args.timeout.as_ref().map(|g| &g.keyword),
+        args.hard_timeout.as_ref().map(|g| &g.keyword),
+        args.lock.as_ref().map(|g| &g.keyword),
+        args.batch.as_ref().map(|g| &g.keyword),
         args.version.as_ref().map(|g| &g.keyword),
-    ];
-    flags.into_iter().chain(options).flatten().collect()
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn list(names: &BTreeSet<String>) -> String {
