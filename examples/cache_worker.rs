@@ -9,7 +9,8 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS` and `WORKER_REDIS_CA_FILE`
-//! (a CA for `rediss://`). Commands: `ping`,
+//! (a CA for `rediss://`), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
+//! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
@@ -151,6 +152,17 @@ async fn big(id: u64) -> String {
     format!("{id}:{}", "x".repeat(4096))
 }
 
+/// 200 kB of text that compresses well, as JSON documents and logs do.
+#[cached(ttl = "60s", name = "worker.text")]
+async fn text(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    let mut text: String = (0..6_000)
+        .map(|line| format!("{id:>6} line {line:>5}: the quick brown fox\n"))
+        .collect();
+    text.truncate(200_000);
+    text
+}
+
 fn answer(value: &str, cache: &str) -> String {
     let stats = stratacache::stats();
     let counters = stats.cache(cache);
@@ -161,6 +173,9 @@ fn answer(value: &str, cache: &str) -> String {
         "l2_hits": counters.map_or(0, |c| c.l2_hits),
         "l2_errors": counters.map_or(0, |c| c.l2_errors),
         "oversized": counters.map_or(0, |c| c.oversized),
+        "schema_mismatches": counters.map_or(0, |c| c.schema_mismatches),
+        "rejected": counters.map_or(0, |c| c.rejected),
+        "unauthenticated_messages": stats.unauthenticated_messages,
     })
     .to_string()
 }
@@ -172,7 +187,7 @@ async fn main() {
         eprintln!("usage: cache_worker REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]");
         std::process::exit(2);
     };
-    let mut config = Config::new()
+    let mut config = Config::from_env()
         .redis_url(url)
         .namespace(namespace)
         .l2_timeout(Duration::from_millis(200))
@@ -201,6 +216,11 @@ async fn main() {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "text" => {
+                let value = text(argument.parse().unwrap()).await;
+                let summary = format!("{} bytes, hash {:016x}", value.len(), fnv(&value));
+                answer(&summary, "worker.text")
+            }
             "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
             "swr" => answer(&revalidated(argument.parse().unwrap()).await, "worker.swr"),
             "locked" => answer(&locked(argument.parse().unwrap()).await, "worker.locked"),
@@ -295,6 +315,13 @@ async fn main() {
         };
         println!("{reply}");
     }
+}
+
+/// A short digest, so a test can compare 200 kB values from two processes.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn env_number(name: &str) -> Option<u64> {

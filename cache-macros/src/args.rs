@@ -7,7 +7,9 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{bracketed, parenthesized, Expr, ExprLit, Ident, Lit, LitFloat, LitInt, LitStr, Token};
+use syn::{
+    bracketed, parenthesized, Expr, ExprLit, Ident, Lit, LitBool, LitFloat, LitInt, LitStr, Token,
+};
 
 /// Every argument `#[cached]` accepts, in the order the error message lists them.
 pub(crate) const KNOWN: &[&str] = &[
@@ -29,6 +31,9 @@ pub(crate) const KNOWN: &[&str] = &[
     "lock",
     "hard_timeout",
     "batch",
+    "compress",
+    "encrypt",
+    "validate",
     "crate",
 ];
 
@@ -59,6 +64,9 @@ pub(crate) struct CachedArgs {
     pub(crate) lock: Option<Given<()>>,
     pub(crate) hard_timeout: Option<Given<()>>,
     pub(crate) batch: Option<Given<()>>,
+    pub(crate) compress: Option<Given<LitBool>>,
+    pub(crate) encrypt: Option<Given<LitBool>>,
+    pub(crate) validate: Option<Given<syn::Path>>,
     pub(crate) krate: Option<Given<LitStr>>,
     /// Mistakes in individual arguments. Kept here rather than failing the parse, so
     /// validation still checks the rest and one compile shows every mistake.
@@ -222,6 +230,9 @@ impl CachedArgs {
             "lock" => set(&mut self.lock, keyword, flag(value), errors),
             "hard_timeout" => set(&mut self.hard_timeout, keyword, flag(value), errors),
             "batch" => set(&mut self.batch, keyword, flag(value), errors),
+            "compress" => set(&mut self.compress, keyword, boolean(value), errors),
+            "encrypt" => set(&mut self.encrypt, keyword, boolean(value), errors),
+            "validate" => set(&mut self.validate, keyword, path(value), errors),
             _ => errors.spanned(&keyword, unknown_message(&name)),
         }
     }
@@ -317,6 +328,25 @@ fn float(value: RawValue) -> syn::Result<LitFloat> {
             lit: Lit::Float(lit),
             ..
         }) => Ok(lit),
+        other => Err(wrong(other.span(), EXPECTED)),
+    }
+}
+
+fn boolean(value: RawValue) -> syn::Result<LitBool> {
+    const EXPECTED: &str = "`true` or `false`";
+    match assigned(value, EXPECTED, Span::call_site())? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) => Ok(lit),
+        other => Err(wrong(other.span(), EXPECTED)),
+    }
+}
+
+fn path(value: RawValue) -> syn::Result<syn::Path> {
+    const EXPECTED: &str = "the path of a `fn(&Value) -> bool`, such as `User::is_complete`";
+    match assigned(value, EXPECTED, Span::call_site())? {
+        Expr::Path(expr) if expr.qself.is_none() => Ok(expr.path),
         other => Err(wrong(other.span(), EXPECTED)),
     }
 }

@@ -175,9 +175,12 @@ fn options_expr(plan: &Plan) -> TokenStream {
         let version = plan.version;
         quote!(.version(#version))
     });
+    let compress = plan.compress.map(|on| quote!(.compress(#on)));
+    let encrypt = plan.encrypt.map(|on| quote!(.encrypt(#on)));
     quote! {
         #krate::__private::CacheOptions::default()
             #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
+            #compress #encrypt
     }
 }
 
@@ -285,15 +288,30 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
 
 /// The loader may borrow the arguments: it runs inside this call's future.
 fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
-    let krate = &plan.krate;
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
+    let loader = checked_loader(plan, output, quote!(async move #block));
     quote! {
         __stratacache_cache
             .get_or_load::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
-                (#tags, #krate::__private::typed_loader::<#output, _>(async move #block))
+                (#tags, #loader)
             })
             .await
+    }
+}
+
+/// The body as the loader: typed by the return type, then, with `validate`,
+/// checked by the user's function (an error on its path if the types differ).
+fn checked_loader(plan: &Plan, output: &Type, body: TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let loader = quote!(#krate::__private::typed_loader::<#output, _>(#body));
+    match &plan.validate {
+        None => loader,
+        Some(check) => {
+            let shape = shape_type(plan);
+            let check = quote_spanned!(check.span()=> #check as fn(&_) -> bool);
+            quote!(#krate::__private::validated::<#shape, _>(#loader, #check))
+        }
     }
 }
 
@@ -367,17 +385,22 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
     } else {
         quote!(::core::option::Option::None)
     };
+    let loader = checked_loader(
+        plan,
+        output,
+        quote!(async move {
+            #(#rebind)*
+            #rebind_self
+            #body
+        }),
+    );
     quote! {
         #(#take)*
         #take_self
         __stratacache_cache
             .get_or_load_refreshing::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
                 let __stratacache_tags = #tags;
-                (__stratacache_tags, #krate::__private::typed_loader::<#output, _>(async move {
-                    #(#rebind)*
-                    #rebind_self
-                    #body
-                }))
+                (__stratacache_tags, #loader)
             }, #timed_out)
             .await
     }

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::l2::codec::PayloadFormat;
+use crate::l2::protection::Protection;
+use crate::l2::secrets::Secrets;
 use crate::l2::{self, Settings, L2};
 use crate::{backplane, outbox, registry, Error};
 
@@ -64,6 +66,26 @@ pub struct Config {
     /// A CA certificate, PEM, that `rediss://` servers are verified against instead
     /// of the system's trust store (a private CA). Needs the `tls` feature.
     pub tls_root_cert: Option<Vec<u8>>,
+    /// Comma-separated secrets: the first signs (and encrypts) what this process
+    /// writes to Redis, every one verifies (and decrypts) what it reads. See the
+    /// README's "Security model". Not shown by `Debug`.
+    pub secret: Option<Secret>,
+    /// Encrypt payloads in Redis (default off; needs `secret`). A cache may say
+    /// otherwise with `#[cached(encrypt = ..)]`.
+    pub encrypt: bool,
+    /// Compress (lz4) payloads of at least this many bytes (default 1 KiB; `None`
+    /// never). A cache may say otherwise with `#[cached(compress = ..)]`.
+    pub compress_above: Option<usize>,
+}
+
+/// The secret list of [`Config::secret`], redacted from `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
 }
 
 impl Default for Config {
@@ -84,6 +106,9 @@ impl Default for Config {
             outbox_capacity: 10_000,
             max_unsynced: None,
             tls_root_cert: None,
+            secret: None,
+            encrypt: false,
+            compress_above: Some(crate::l2::protection::DEFAULT_COMPRESS_ABOVE),
         }
     }
 }
@@ -95,9 +120,10 @@ impl Config {
     }
 
     /// Reads `STRATACACHE_REDIS_URL` (one URL, or comma-separated cluster nodes),
-    /// `STRATACACHE_NAMESPACE` and `STRATACACHE_REDIS_CA_FILE` (a PEM file, see
-    /// [`Config::tls_root_cert`]; unreadable is logged and ignored); unset means the
-    /// default.
+    /// `STRATACACHE_NAMESPACE`, `STRATACACHE_REDIS_CA_FILE` (a PEM file, see
+    /// [`Config::tls_root_cert`]; unreadable is logged and ignored),
+    /// `STRATACACHE_SECRET` (see [`Config::secret`]) and `STRATACACHE_ENCRYPT`
+    /// (`true` or `1`); unset means the default.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
@@ -120,7 +146,44 @@ impl Config {
                 }
             }
         }
+        if let Some(secret) = std::env::var("STRATACACHE_SECRET")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
+            config = config.secret(secret);
+        }
+        if let Ok(encrypt) = std::env::var("STRATACACHE_ENCRYPT") {
+            config.encrypt = matches!(encrypt.trim(), "true" | "1" | "yes" | "on");
+        }
         config
+    }
+
+    /// Signs every value and invalidation message this process writes, and refuses
+    /// those not signed by one of these secrets. A comma-separated list: the first
+    /// signs, all verify, so keys rotate without a flag day (README: "Security
+    /// model"). Use long random strings; they are stretched by HKDF, not by a
+    /// password hash.
+    ///
+    /// ```
+    /// # use stratacache_runtime as stratacache;
+    /// use stratacache::Config;
+    /// let config = Config::new().secret("new-key,old-key").encrypt(true);
+    /// assert!(!format!("{config:?}").contains("new-key"));
+    /// ```
+    pub fn secret(mut self, secrets: impl Into<String>) -> Self {
+        self.secret = Some(Secret(secrets.into()));
+        self
+    }
+    /// Encrypts payloads in Redis (XChaCha20-Poly1305 under a key derived from the
+    /// first secret). Needs [`Config::secret`]: [`init`] refuses it without one.
+    pub fn encrypt(mut self, encrypt: bool) -> Self {
+        self.encrypt = encrypt;
+        self
+    }
+    /// Compresses payloads of at least `bytes` (lz4); `None` turns compression off.
+    pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
+        self.compress_above = bytes;
+        self
     }
 
     /// `redis://[user:password@]host:port[/db]` (AUTH from the URL), or `rediss://` with the `tls` feature.
@@ -227,11 +290,28 @@ pub fn init(config: Config) -> Result<(), Error> {
     if urls.is_empty() {
         return Err(Error::Config(format!("invalid Redis URL: {url:?}")));
     }
+    let secrets = match &config.secret {
+        None => None,
+        Some(Secret(list)) => Some(
+            Secrets::parse(list)
+                .ok_or_else(|| Error::Config("the secret list names no secret".to_owned()))?,
+        ),
+    };
+    if config.encrypt && secrets.is_none() {
+        return Err(Error::Config(
+            "encryption needs a secret: set Config::secret or STRATACACHE_SECRET".to_owned(),
+        ));
+    }
     let settings = Settings {
         namespace: config.namespace.clone(),
         timeout: config.l2_timeout,
         max_payload: config.max_payload,
         format: config.payload_format,
+        protection: Protection {
+            secrets,
+            encrypt: config.encrypt,
+            compress_above: config.compress_above,
+        },
         breaker_threshold: config.breaker_threshold,
         breaker_cooldown: config.breaker_cooldown,
         lock_hold: config.lock_hold,

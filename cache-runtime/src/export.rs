@@ -60,6 +60,24 @@ const COUNTERS: &[(&str, &str, &str, Sample)] = &[
         |c| vec![(None, c.oversized)],
     ),
     (
+        "stratacache_schema_mismatches_total",
+        "counter",
+        "Values in Redis written with another shape of the value type (misses).",
+        |c| vec![(None, c.schema_mismatches)],
+    ),
+    (
+        "stratacache_rejected_total",
+        "counter",
+        "Values in Redis not signed by a configured secret (misses).",
+        |c| vec![(None, c.rejected)],
+    ),
+    (
+        "stratacache_invalid_total",
+        "counter",
+        "Loaded values refused by validate, returned but not cached.",
+        |c| vec![(None, c.invalid)],
+    ),
+    (
         "stratacache_invalidations_total",
         "counter",
         "Entries dropped by invalidations.",
@@ -129,6 +147,11 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
         );
     }
     render_outbox(&mut out, &stats.outbox);
+    let _ = writeln!(
+        out,
+        "# HELP {UNAUTHENTICATED} Backplane messages ignored as not signed by a configured secret.\n# TYPE {UNAUTHENTICATED} counter\n{UNAUTHENTICATED} {}",
+        stats.unauthenticated_messages
+    );
     out
 }
 
@@ -145,6 +168,7 @@ fn outbox_events(outbox: &OutboxSnapshot) -> [(&'static str, u64); 4] {
 
 const OUTBOX_PENDING: &str = "stratacache_outbox_pending";
 const OUTBOX_EVENTS: &str = "stratacache_outbox_invalidations_total";
+const UNAUTHENTICATED: &str = "stratacache_unauthenticated_messages_total";
 
 fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
     let _ = writeln!(
@@ -167,6 +191,7 @@ fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
 #[cfg(feature = "metrics")]
 pub(crate) fn publish_to_metrics_facade(stats: StatsSnapshot) {
     metrics::gauge!(OUTBOX_PENDING).set(stats.outbox.pending as f64);
+    metrics::counter!(UNAUTHENTICATED).absolute(stats.unauthenticated_messages);
     for (event, value) in outbox_events(&stats.outbox) {
         metrics::counter!(OUTBOX_EVENTS, "event" => event).absolute(value);
     }

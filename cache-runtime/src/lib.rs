@@ -38,7 +38,7 @@ mod loom_tests;
 use std::future::Future;
 
 pub use blocking::block_on;
-pub use config::{init, Config};
+pub use config::{init, Config, Secret};
 pub use error::{Error, TimedOut};
 pub use l2::codec::PayloadFormat;
 pub use outbox::OutboxSnapshot;
@@ -112,10 +112,10 @@ pub mod __fuzz {
         crate::l2::envelope::Envelope::decode(bytes).is_ok()
     }
 
-    /// Decodes `"SC" | 3 | body | checksum of it`: past the checksum, so that the
+    /// Decodes `"SC" | 4 | body | checksum of it`: past the checksum, so that the
     /// fuzzer reaches the parser behind it.
     pub fn sealed_envelope(body: &[u8]) -> bool {
-        let mut bytes = b"SC\x03".to_vec();
+        let mut bytes = b"SC\x04".to_vec();
         bytes.extend_from_slice(body);
         let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());

@@ -2,8 +2,66 @@
 //! sending process (so it can skip its own) and, for tags and caches, the version
 //! the Redis counter reached (so each process applies one invalidation once).
 //! Messages carry no values.
+//!
+//! A process holding a secret signs each message (`s`, the hex HMAC of the rest,
+//! the separator, then the message) and ignores messages not signed by one of its
+//! secrets, so whoever can publish on the channel cannot flush its L1. A replayed
+//! signed message does nothing new: a versioned one applies once, an entry's
+//! eviction only costs a reload.
+
+use crate::l2::secrets::{Secrets, MAC_LEN};
 
 const SEPARATOR: char = '\u{1f}';
+const SIGNED: char = 's';
+
+/// The message as published: signed under `secrets`' first secret, if any.
+pub(crate) fn seal(message: String, secrets: Option<&Secrets>) -> String {
+    let Some(secrets) = secrets else {
+        return message;
+    };
+    let tag = secrets.sign(&[message.as_bytes()]);
+    let mut sealed = String::with_capacity(2 + 2 * MAC_LEN + message.len());
+    sealed.push(SIGNED);
+    sealed.extend(tag.iter().map(|b| format!("{b:02x}")));
+    sealed.push(SEPARATOR);
+    sealed.push_str(&message);
+    sealed
+}
+
+/// The message inside a published text. `Err` when this process holds secrets and
+/// the text is not signed by one of them; without secrets, signed and unsigned
+/// messages are both read.
+pub(crate) fn open<'a>(text: &'a str, secrets: Option<&Secrets>) -> Result<&'a str, Unsigned> {
+    let signed = text
+        .strip_prefix(SIGNED)
+        .and_then(|rest| rest.split_once(SEPARATOR));
+    match (secrets, signed) {
+        (None, None) => Ok(text),
+        (None, Some((_, message))) => Ok(message),
+        (Some(_), None) => Err(Unsigned),
+        (Some(secrets), Some((hex, message))) => {
+            let tag = decode_hex(hex).ok_or(Unsigned)?;
+            secrets
+                .verify(&[message.as_bytes()], &tag)
+                .map(|_| message)
+                .ok_or(Unsigned)
+        }
+    }
+}
+
+/// A message not signed by any of this process's secrets.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Unsigned;
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
 
 /// An invalidation, as published on the namespace's channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +117,7 @@ impl Message {
             },
             "e" => {
                 let (hex, cache) = rest.split_once(SEPARATOR)?;
-                let key = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| {
-                        hex.get(i..i + 2)
-                            .and_then(|b| u8::from_str_radix(b, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()?;
+                let key = decode_hex(hex)?;
                 Message::Entry {
                     cache: cache.to_owned(),
                     key,
@@ -101,6 +153,25 @@ mod tests {
             assert_eq!(Message::decode(&message.encode(42)), Some((42, message)));
         }
         assert_eq!(Message::decode("garbage"), None);
+    }
+
+    #[test]
+    fn a_process_with_secrets_reads_only_messages_signed_by_one_of_them() {
+        let k1 = Secrets::parse("k1").unwrap();
+        let rotating = Secrets::parse("k2,k1").unwrap();
+        let text = Message::All { version: 3 }.encode(5);
+        let signed = seal(text.clone(), Some(&k1));
+        assert_ne!(signed, text);
+        assert_eq!(open(&signed, Some(&rotating)), Ok(text.as_str()));
+        assert_eq!(open(&signed, None), Ok(text.as_str()), "no secret: read");
+        assert_eq!(open(&text, None), Ok(text.as_str()));
+        assert_eq!(open(&text, Some(&k1)), Err(Unsigned), "unsigned");
+        let k2_only = Secrets::parse("k2").unwrap();
+        assert_eq!(open(&signed, Some(&k2_only)), Err(Unsigned), "foreign");
+        let tampered = signed.replace("\u{1f}a\u{1f}3", "\u{1f}a\u{1f}4");
+        assert_ne!(tampered, signed);
+        assert_eq!(open(&tampered, Some(&k1)), Err(Unsigned), "tampered");
+        assert_eq!(open("s\u{1f}", Some(&k1)), Err(Unsigned));
     }
 
     /// Property: random and mutated messages never panic the parser; a mutated one

@@ -81,6 +81,19 @@ pub fn typed_loader<T, F: Future<Output = T>>(loader: F) -> F {
     loader
 }
 
+/// `#[cached(validate = check)]`: the loader, then `check` on the value it would
+/// cache; a refused value is returned to the callers but not cached.
+pub async fn validated<S: crate::shape::Shape, F: Future<Output = S::Out>>(
+    loader: F,
+    check: fn(&S::Value) -> bool,
+) -> S::Out {
+    let out = loader.await;
+    if S::value_ref(&out).is_some_and(|value| !check(value)) {
+        crate::this_load::refuse_invalid();
+    }
+    out
+}
+
 /// Checked on `Self` for a `&self` method whose refreshes run in the background.
 #[diagnostic::on_unimplemented(
     message = "`stale_while_revalidate` on a `&self` method needs `{Self}: Clone + Send + Sync + 'static`",

@@ -37,6 +37,8 @@ pub trait Shape {
     fn failed(_out: &Self::Out) -> bool {
         false
     }
+    /// The value an output would cache, borrowed (`validate = ..` checks it).
+    fn value_ref(out: &Self::Out) -> Option<&Self::Value>;
 }
 
 /// `Result`-like outputs, so aliases such as `io::Result<T>` are recognised.
@@ -82,6 +84,8 @@ pub trait OptionLike {
     fn from_option(option: Option<Self::Some>) -> Self;
     /// True for a `None`.
     fn is_none(&self) -> bool;
+    /// The `Some` value, borrowed.
+    fn some_ref(&self) -> Option<&Self::Some>;
 }
 
 impl<T> OptionLike for Option<T> {
@@ -94,6 +98,9 @@ impl<T> OptionLike for Option<T> {
     }
     fn is_none(&self) -> bool {
         Option::is_none(self)
+    }
+    fn some_ref(&self) -> Option<&T> {
+        self.as_ref()
     }
 }
 
@@ -118,6 +125,9 @@ impl<T: Clone + Send + Sync + 'static> Shape for Whole<T> {
     fn join(value: T) -> T {
         value
     }
+    fn value_ref(out: &T) -> Option<&T> {
+        Some(out)
+    }
 }
 
 impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
@@ -139,6 +149,9 @@ impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
     fn failed(out: &R) -> bool {
         out.is_err()
     }
+    fn value_ref(out: &R) -> Option<&R> {
+        Some(out)
+    }
 }
 
 impl<R> Shape for OkOnly<R>
@@ -159,6 +172,9 @@ where
     }
     fn failed(out: &R) -> bool {
         out.is_err()
+    }
+    fn value_ref(out: &R) -> Option<&R::Ok> {
+        out.ok_ref()
     }
 }
 
@@ -188,6 +204,9 @@ where
     fn failed(out: &R) -> bool {
         out.ok_ref().is_none_or(OptionLike::is_none)
     }
+    fn value_ref(out: &R) -> Option<&Self::Value> {
+        out.ok_ref().and_then(OptionLike::some_ref)
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
@@ -207,6 +226,9 @@ impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
     }
     fn failed(out: &Option<T>) -> bool {
         out.is_none()
+    }
+    fn value_ref(out: &Option<T>) -> Option<&T> {
+        out.as_ref()
     }
 }
 

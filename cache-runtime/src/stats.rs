@@ -22,8 +22,11 @@ pub(crate) enum Counter {
     Invalidation,
     L2Error,
     Oversized,
+    SchemaMismatch,
+    Rejected,
+    Invalid,
 }
-const COUNTERS: usize = 9;
+const COUNTERS: usize = 12;
 
 /// A cache line of counters, so stripes never share a line.
 #[repr(align(128))]
@@ -100,6 +103,9 @@ impl CacheStats {
             invalidations: self.total(Counter::Invalidation),
             l2_errors: self.total(Counter::L2Error),
             oversized: self.total(Counter::Oversized),
+            schema_mismatches: self.total(Counter::SchemaMismatch),
+            rejected: self.total(Counter::Rejected),
+            invalid: self.total(Counter::Invalid),
             entries,
             load_p50_micros: quantile(0.5),
             load_p99_micros: quantile(0.99),
@@ -139,6 +145,14 @@ pub struct CacheStatsSnapshot {
     /// Values not written to Redis because they serialize to more than
     /// `Config::max_payload`: kept in this process only.
     pub oversized: u64,
+    /// Values in Redis written with another shape of the value type (an earlier or
+    /// later deploy): misses, overwritten by the load.
+    pub schema_mismatches: u64,
+    /// Values in Redis refused by this process's secrets (unsigned, signed by an
+    /// unknown secret, tampered, or encrypted for another secret): misses.
+    pub rejected: u64,
+    /// Loaded values that `validate = ..` refused: returned, not cached.
+    pub invalid: u64,
     /// Entries held in the in-process tier now.
     pub entries: u64,
     /// Median loader latency in microseconds, `None` before the first load.
@@ -183,6 +197,9 @@ pub struct StatsSnapshot {
     pub caches: Vec<CacheStatsSnapshot>,
     /// Invalidations that Redis could not take when they were made.
     pub outbox: crate::outbox::OutboxSnapshot,
+    /// Backplane messages ignored because they were not signed by one of this
+    /// process's secrets (only counted when it holds a secret).
+    pub unauthenticated_messages: u64,
 }
 
 impl StatsSnapshot {
@@ -275,6 +292,7 @@ mod tests {
         let table = StatsSnapshot {
             caches: vec![snap],
             outbox: Default::default(),
+            unauthenticated_messages: 0,
         }
         .to_string();
         let columns: Vec<usize> = table

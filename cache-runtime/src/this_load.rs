@@ -19,6 +19,8 @@ pub(crate) struct Overrides {
     pub(crate) ttl: Option<Duration>,
     pub(crate) tags: Vec<String>,
     pub(crate) skip: bool,
+    /// `validate = ..` refused the value: skipped, and counted as `invalid`.
+    pub(crate) invalid: bool,
 }
 
 pub(crate) type Shared = Arc<Mutex<Overrides>>;
@@ -57,4 +59,12 @@ pub fn add_tag(tag: impl Into<String>) -> bool {
 /// Returns this load's value to its callers without caching it.
 pub fn skip_caching() -> bool {
     with(|o| o.skip = true)
+}
+
+/// `#[cached(validate = ..)]` refused this load's value: not cached, and counted.
+pub(crate) fn refuse_invalid() -> bool {
+    with(|o| {
+        o.skip = true;
+        o.invalid = true;
+    })
 }

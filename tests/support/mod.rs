@@ -633,6 +633,9 @@ pub struct Answer {
     pub l2_hits: u64,
     pub l2_errors: u64,
     pub oversized: u64,
+    pub schema_mismatches: u64,
+    pub rejected: u64,
+    pub unauthenticated_messages: u64,
 }
 
 fn worker_path() -> PathBuf {

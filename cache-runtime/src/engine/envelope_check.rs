@@ -5,6 +5,7 @@
 use super::shared::{Read, SharedFallback, Target};
 use super::{Cache, CacheKey, CacheValue, Lifetime, Times, NEVER};
 use crate::l2::envelope::{Envelope, Unusable};
+use crate::l2::protection::{Refused, Unwritable};
 use crate::l2::unix_ms;
 use crate::stats::Counter;
 use crate::tags::Stamps;
@@ -66,6 +67,10 @@ pub(super) enum Bad {
     OtherKey,
     Payload,
     TooLarge(usize),
+    /// Written with another shape of the value type.
+    SchemaMismatch,
+    /// Refused by this process's secrets, or not readable without one.
+    Refused(Refused),
 }
 
 impl std::fmt::Display for Bad {
@@ -87,6 +92,10 @@ impl std::fmt::Display for Bad {
                 f,
                 "payload of {len} bytes is over the configured max_payload"
             ),
+            Bad::SchemaMismatch => {
+                f.write_str("written with another shape of the value type (another deploy)")
+            }
+            Bad::Refused(refused) => write!(f, "refused: {refused}"),
         }
     }
 }
@@ -108,11 +117,19 @@ where
         versions: &[u64],
         now: u64,
     ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
-        let envelope = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        let decoded = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        let protection = &target.l2.protection;
+        let signer = protection.authenticate(&decoded).map_err(Bad::Refused)?;
+        let envelope = &decoded.envelope;
+        let codec = self.codec.as_ref().expect("a shared target has a codec");
         if envelope.key != &*target.key_bytes {
             return Err(Bad::OtherKey);
         }
-        if envelope.payload.len() > target.l2.max_payload {
+        if envelope.fingerprint != codec.fingerprint {
+            return Err(Bad::SchemaMismatch);
+        }
+        // Encryption adds its nonce and tag to a payload within `max_payload`.
+        if envelope.payload.len() > target.l2.max_payload.saturating_add(64) {
             return Err(Bad::TooLarge(envelope.payload.len()));
         }
         if envelope.tags.len() < target.tag_keys.len() {
@@ -138,8 +155,10 @@ where
         if !fresh && !kept {
             return Ok(None);
         }
-        let codec = self.codec.as_ref().expect("a shared target has a codec");
-        let value = (codec.decode_value)(envelope.payload, envelope.format).ok_or(Bad::Payload)?;
+        let payload = protection
+            .reveal(&decoded, signer, target.l2.max_payload)
+            .map_err(Bad::Refused)?;
+        let value = (codec.decode_value)(&payload, envelope.format).ok_or(Bad::Payload)?;
         let refresh_after = self.options.lifetime().refresh_after;
         let times = Times {
             fresh_until: envelope.fresh_until_ms,
@@ -184,6 +203,21 @@ where
             self.too_large_to_share(payload.len(), target.l2.max_payload);
             return None;
         }
+        let (stored, flags) = match target.l2.protection.protect(
+            payload,
+            self.options.protection(),
+            &target.key_bytes,
+        ) {
+            Ok(stored) => stored,
+            Err(Unwritable::NoSecretToEncrypt) => {
+                self.kept_in_process("`encrypt` is on for this cache and no secret is configured");
+                return None;
+            }
+            Err(Unwritable::EncryptionFailed) => {
+                self.complain("encryption failed");
+                return None;
+            }
+        };
         let recorded = target.tag_keys.iter().map(String::as_str).zip(versions);
         let added = added
             .iter()
@@ -193,17 +227,19 @@ where
         let times = lifetime.from(now);
         let envelope = Envelope {
             format: target.l2.format,
+            flags,
+            fingerprint: codec.fingerprint,
             created_ms: now,
             fresh_until_ms: times.fresh_until,
             stale_until_ms: times.stale_until,
             keep_until_ms: times.keep_until,
             key: &target.key_bytes,
             tags,
-            payload: &payload,
+            payload: &stored,
         };
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
-        Some((envelope.encode(), ttl_ms))
+        Some((envelope.encode(target.l2.protection.signer()), ttl_ms))
     }
 
     /// A value too large for Redis: held in this process only. Not a Redis fault.
@@ -211,11 +247,34 @@ where
         self.stats.bump(Counter::Oversized);
         tracing::debug!(cache = %self.name, len, max_payload, "stratacache: value over max_payload, kept in process only, not written to Redis");
         if !self
-            .warned_oversized
+            .warned_kept_in_process
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!(cache = %self.name, len, max_payload, "stratacache: a value over max_payload is kept in process only, not written to Redis (logged once per cache; counted as `oversized`)");
         }
+    }
+
+    /// A value that may not be written to Redis as configured: kept in this process.
+    fn kept_in_process(&self, reason: &str) {
+        if !self
+            .warned_kept_in_process
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(cache = %self.name, reason, "stratacache: values of this cache are kept in process only, not written to Redis (logged once per cache)");
+        }
+    }
+
+    /// Counts and logs a value in Redis that could not be used: a shape from
+    /// another deploy and a refused signature have their own counters, everything
+    /// else is an `l2_error`.
+    pub(super) fn unusable(&self, bad: Bad) {
+        let counter = match bad {
+            Bad::SchemaMismatch => Counter::SchemaMismatch,
+            Bad::Refused(_) => Counter::Rejected,
+            other => return self.complain(other),
+        };
+        self.stats.bump(counter);
+        tracing::debug!(cache = %self.name, reason = %bad, "stratacache: value in Redis not used, treated as a miss");
     }
 
     pub(super) fn complain(&self, reason: impl std::fmt::Display) {

@@ -63,8 +63,9 @@ pub struct Cache<K, V> {
     codec: Option<Codec<K, V>>,
     /// A bad value in Redis is logged once per cache, then only counted.
     complained: std::sync::atomic::AtomicBool,
-    /// A value over `max_payload` is logged once per cache, then only counted.
-    warned_oversized: std::sync::atomic::AtomicBool,
+    /// A value kept out of Redis (over `max_payload`, or unencryptable) is logged
+    /// once per cache, then only counted.
+    warned_kept_in_process: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
 }
 
@@ -98,7 +99,7 @@ where
             stats: CacheStats::new(),
             codec,
             complained: Default::default(),
-            warned_oversized: Default::default(),
+            warned_kept_in_process: Default::default(),
             redis_names: Default::default(),
         }
     }

@@ -31,6 +31,10 @@ pub struct CacheOptions {
     pub local: bool,
     /// Shape version of the value, part of shared-tier keys.
     pub version: u32,
+    /// Compress payloads in Redis; `None` follows `Config::compress_above`.
+    pub compress: Option<bool>,
+    /// Encrypt payloads in Redis; `None` follows `Config::encrypt`.
+    pub encrypt: Option<bool>,
 }
 
 impl Default for CacheOptions {
@@ -46,6 +50,8 @@ impl Default for CacheOptions {
             capacity: 10_000,
             local: false,
             version: 0,
+            compress: None,
+            encrypt: None,
         }
     }
 }
@@ -100,6 +106,25 @@ impl CacheOptions {
     pub fn version(mut self, version: u32) -> Self {
         self.version = version;
         self
+    }
+
+    /// Compress this cache's payloads in Redis (above `Config::compress_above`, or
+    /// 1 KiB if that is off), or never.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = Some(compress);
+        self
+    }
+    /// Encrypt this cache's payloads in Redis, or not, whatever `Config::encrypt` says.
+    pub fn encrypt(mut self, encrypt: bool) -> Self {
+        self.encrypt = Some(encrypt);
+        self
+    }
+
+    pub(crate) fn protection(&self) -> crate::l2::protection::PerCache {
+        crate::l2::protection::PerCache {
+            compress: self.compress,
+            encrypt: self.encrypt,
+        }
     }
 
     /// The lifetime of a value loaded now.

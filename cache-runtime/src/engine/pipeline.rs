@@ -318,6 +318,9 @@ where
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, mut load: Pending<'_, K, V>, value: &V, overrides: Overrides) {
         if overrides.skip {
+            if overrides.invalid {
+                self.stats.bump(Counter::Invalid);
+            }
             self.unlock(&load.target, load.held.take()).await;
             let landed = Landed::Value(value.clone(), Origin::Loader);
             load.lead.land::<()>(landed, None);

@@ -221,7 +221,7 @@ where
                 fallback: None,
             },
             Err(bad) => {
-                self.complain(bad);
+                self.unusable(bad);
                 Read::Miss {
                     versions,
                     fallback: None,

@@ -170,7 +170,7 @@ where
             let found = match bytes.map(|bytes| self.decode(target, &bytes, &versions, now)) {
                 Some(Ok(Some((found, added)))) => Some((found, added)),
                 Some(Err(bad)) => {
-                    self.complain(bad);
+                    self.unusable(bad);
                     None
                 }
                 _ => None,

@@ -80,6 +80,8 @@ pub struct Codec<K, V> {
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
     pub(crate) encode_value: fn(&V, PayloadFormat) -> Option<Vec<u8>>,
     pub(crate) decode_value: fn(&[u8], PayloadFormat) -> Option<V>,
+    /// Of the value type's serde shape: see `fingerprint.rs`.
+    pub(crate) fingerprint: u64,
 }
 
 /// The codec of a cache whose key and value are serde types. Keys are always
@@ -90,7 +92,15 @@ where
     K: Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
+    let (fingerprint, traced) = super::fingerprint::schema_fingerprint::<V>();
+    if traced == super::fingerprint::Traced::NameOnly {
+        tracing::debug!(
+            value = std::any::type_name::<V>(),
+            "stratacache: the value type's serde shape cannot be traced; its fingerprint is its name (bump `version` when its shape changes)"
+        );
+    }
     Codec {
+        fingerprint,
         encode_key: KeyBytes::postcard,
         decode_key: |bytes| postcard::from_bytes(bytes).ok(),
         encode_value: |value, format| match format {

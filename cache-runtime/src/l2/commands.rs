@@ -178,7 +178,9 @@ impl L2 {
     /// On a cluster `PUBLISH` goes to the master of the channel's slot, where the
     /// backplane subscribes too (no hop over the cluster bus); while that master is
     /// down, to another one, and the cluster bus carries it to every node.
+    /// Signed when this process holds a secret.
     pub(crate) async fn publish(&self, message: String) -> Result<(), Fault> {
+        let message = crate::message::seal(message, self.protection.signer());
         let channel = self.channel.as_str();
         let detour = self
             .breakers

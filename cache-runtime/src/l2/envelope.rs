@@ -1,14 +1,21 @@
 //! The versioned binary envelope around a value in Redis:
 //!
 //! ```text
-//! "SC" | format version (2) | payload format | created, fresh-until, stale-until, keep-until (u64 LE, unix ms)
+//! "SC" | format version (4) | payload format | flags | schema fingerprint (u64 LE)
+//!      | created, fresh-until, stale-until, keep-until (u64 LE, unix ms)
 //!      | key length (u32) | key bytes | tag count (u16) | per tag: name length (u16), name, version (u64)
-//!      | payload length (u32) | payload | xxh3-64 of everything before it (u64 LE)
+//!      | payload length (u32) | payload | [HMAC-SHA256 of everything before it, if signed]
+//!      | xxh3-64 of everything before it (u64 LE)
 //! ```
 //!
 //! The checksum makes a value corrupted in Redis (a flipped byte, a partial write)
 //! a counted miss instead of a wrong answer: postcard would decode most mutated
-//! payloads into some other value without complaint.
+//! payloads into some other value without complaint. It protects against accidents
+//! only; the MAC, under a secret the writer of Redis may not know, against forgery.
+//!
+//! The flags say how the payload is stored: compressed (lz4, size-prepended), then
+//! encrypted (nonce and AEAD ciphertext). The fingerprint is that of the value
+//! type's serde shape (see `codec.rs`): a reader with another shape does not decode.
 //!
 //! The key is echoed so a hash collision or a foreign value under our key is caught;
 //! the tags are recorded with the versions read before the load, so an invalidation
@@ -17,18 +24,41 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::codec::PayloadFormat;
+use super::secrets::{Secrets, MAC_LEN};
 
 const MAGIC: &[u8; 2] = b"SC";
-/// 2 added keep-until (the fail-safe window), 3 the checksum. Other versions are
-/// counted misses that a load overwrites.
-const FORMAT_VERSION: u8 = 3;
+/// 2 added keep-until (the fail-safe window), 3 the checksum, 4 the flags, the
+/// fingerprint and the MAC. Other versions are counted misses that a load overwrites.
+const FORMAT_VERSION: u8 = 4;
 const CHECKSUM_LEN: usize = 8;
+
+/// How the payload is stored. Unknown bits make the envelope unusable, so a later
+/// version can add kinds that older readers skip instead of misreading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Flags(u8);
+
+impl Flags {
+    pub(crate) const COMPRESSED: Flags = Flags(1);
+    pub(crate) const ENCRYPTED: Flags = Flags(2);
+    /// Set by `encode` when it signs; a MAC sits between payload and checksum.
+    const SIGNED: Flags = Flags(4);
+    const KNOWN: u8 = 7;
+
+    pub(crate) fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub(crate) fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+}
 
 /// An envelope borrowing its parts: from the bytes Redis returned when read (reading
 /// one allocates only its tag list), from the value's own parts when written.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Envelope<'a> {
     pub(crate) format: PayloadFormat,
+    pub(crate) flags: Flags,
+    pub(crate) fingerprint: u64,
     pub(crate) created_ms: u64,
     pub(crate) fresh_until_ms: u64,
     pub(crate) stale_until_ms: u64,
@@ -38,6 +68,22 @@ pub(crate) struct Envelope<'a> {
     /// the versions seen before the load.
     pub(crate) tags: Vec<(&'a str, u64)>,
     pub(crate) payload: &'a [u8],
+}
+
+/// A decoded envelope with what its MAC, if any, covers.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decoded<'a> {
+    pub(crate) envelope: Envelope<'a>,
+    pub(crate) mac: Option<&'a [u8]>,
+    /// The bytes the MAC covers: everything before it.
+    pub(crate) signed: &'a [u8],
+}
+
+impl Decoded<'_> {
+    /// Which of `secrets` signed this envelope; `None` if unsigned or forged.
+    pub(crate) fn signer(&self, secrets: &Secrets) -> Option<usize> {
+        secrets.verify(&[self.signed], self.mac?)
+    }
 }
 
 /// Why a value in Redis was not usable.
@@ -51,12 +97,20 @@ pub(crate) enum Unusable {
 }
 
 impl<'a> Envelope<'a> {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The envelope's bytes, with a MAC under `signer`'s first secret when given.
+    pub(crate) fn encode(&self, signer: Option<&Secrets>) -> Vec<u8> {
         let tags_len: usize = self.tags.iter().map(|(name, _)| 10 + name.len()).sum();
-        let mut out = Vec::with_capacity(48 + self.key.len() + tags_len + self.payload.len());
+        let mut out =
+            Vec::with_capacity(96 + self.key.len() + tags_len + self.payload.len() + MAC_LEN);
+        let flags = match signer {
+            Some(_) => self.flags.with(Flags::SIGNED),
+            None => Flags(self.flags.0 & !Flags::SIGNED.0),
+        };
         out.extend_from_slice(MAGIC);
         out.push(FORMAT_VERSION);
         out.push(self.format.marker());
+        out.push(flags.0);
+        out.extend_from_slice(&self.fingerprint.to_le_bytes());
         for time in [
             self.created_ms,
             self.fresh_until_ms,
@@ -75,12 +129,16 @@ impl<'a> Envelope<'a> {
         }
         out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
         out.extend_from_slice(self.payload);
+        if let Some(secrets) = signer {
+            let mac = secrets.sign(&[&out]);
+            out.extend_from_slice(&mac);
+        }
         let checksum = xxh3_64(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out
     }
 
-    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Envelope<'a>, Unusable> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Decoded<'a>, Unusable> {
         let mut reader = Reader(bytes);
         if reader.take(2)? != MAGIC {
             return Err(Unusable::NotOurs);
@@ -98,6 +156,12 @@ impl<'a> Envelope<'a> {
         }
         let mut reader = Reader(&body[3..]);
         let format = PayloadFormat::from_marker(reader.u8()?).ok_or(Unusable::UnknownVersion)?;
+        let flags = reader.u8()?;
+        if flags & !Flags::KNOWN != 0 {
+            return Err(Unusable::UnknownVersion);
+        }
+        let flags = Flags(flags);
+        let fingerprint = reader.u64()?;
         let (created_ms, fresh_until_ms) = (reader.u64()?, reader.u64()?);
         let (stale_until_ms, keep_until_ms) = (reader.u64()?, reader.u64()?);
         let key_len = reader.u32()? as usize;
@@ -112,11 +176,19 @@ impl<'a> Envelope<'a> {
         }
         let payload_len = reader.u32()? as usize;
         let payload = reader.take(payload_len)?;
+        let mac = if flags.contains(Flags::SIGNED) {
+            Some(reader.take(MAC_LEN)?)
+        } else {
+            None
+        };
         if !reader.0.is_empty() {
             return Err(Unusable::Truncated);
         }
-        Ok(Envelope {
+        let signed = &body[..body.len() - mac.map_or(0, <[u8]>::len)];
+        let envelope = Envelope {
             format,
+            flags: Flags(flags.0 & !Flags::SIGNED.0),
+            fingerprint,
             created_ms,
             fresh_until_ms,
             stale_until_ms,
@@ -124,6 +196,11 @@ impl<'a> Envelope<'a> {
             key,
             tags,
             payload,
+        };
+        Ok(Decoded {
+            envelope,
+            mac,
+            signed,
         })
     }
 }
@@ -166,6 +243,8 @@ mod tests {
     fn sample() -> Envelope<'static> {
         Envelope {
             format: PayloadFormat::Json,
+            flags: Flags::COMPRESSED,
+            fingerprint: 0xfeed,
             created_ms: 1,
             fresh_until_ms: 2,
             stale_until_ms: 3,
@@ -178,12 +257,37 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        assert_eq!(Envelope::decode(&sample().encode()), Ok(sample()));
+        let bytes = sample().encode(None);
+        let decoded = Envelope::decode(&bytes).unwrap();
+        assert_eq!((decoded.envelope, decoded.mac), (sample(), None));
+    }
+
+    #[test]
+    fn a_signed_envelope_verifies_under_its_secret_only() {
+        let secrets = Secrets::parse("k2,k1").unwrap();
+        let bytes = sample().encode(Some(&Secrets::parse("k1").unwrap()));
+        let decoded = Envelope::decode(&bytes).unwrap();
+        assert_eq!(decoded.envelope, sample());
+        assert_eq!(decoded.signer(&secrets), Some(1));
+        assert_eq!(decoded.signer(&Secrets::parse("k2").unwrap()), None);
+        let unsigned = sample().encode(None);
+        assert_eq!(Envelope::decode(&unsigned).unwrap().signer(&secrets), None);
+        // A forger who knows no secret can rewrite the payload and fix the checksum,
+        // but not the MAC.
+        let mut forged = bytes.clone();
+        let at = forged.windows(7).position(|w| w == b"{\"a\":1}").unwrap() + 5;
+        forged[at] = b'2';
+        let body = forged.len() - CHECKSUM_LEN;
+        let checksum = xxh3_64(&forged[..body]).to_le_bytes();
+        forged[body..].copy_from_slice(&checksum);
+        let decoded = Envelope::decode(&forged).expect("structurally sound");
+        assert_eq!(decoded.envelope.payload, b"{\"a\":2}");
+        assert_eq!(decoded.signer(&secrets), None);
     }
 
     #[test]
     fn every_truncation_and_foreign_value_is_rejected() {
-        let bytes = sample().encode();
+        let bytes = sample().encode(None);
         for len in 0..bytes.len() {
             assert!(
                 Envelope::decode(&bytes[..len]).is_err(),
@@ -197,9 +301,18 @@ mod tests {
             Envelope::decode(b"{\"name\":\"not ours\"}"),
             Err(Unusable::NotOurs)
         );
-        let mut future = bytes;
+        let mut future = bytes.clone();
         future[2] = 99;
         assert_eq!(Envelope::decode(&future), Err(Unusable::UnknownVersion));
+        let mut unknown_flag = bytes;
+        unknown_flag[4] |= 0x80;
+        let body = unknown_flag.len() - CHECKSUM_LEN;
+        let checksum = xxh3_64(&unknown_flag[..body]).to_le_bytes();
+        unknown_flag[body..].copy_from_slice(&checksum);
+        assert_eq!(
+            Envelope::decode(&unknown_flag),
+            Err(Unusable::UnknownVersion)
+        );
     }
 
     /// A small deterministic generator (xorshift), so a failure replays.
@@ -221,7 +334,7 @@ mod tests {
     #[test]
     fn mutated_and_random_envelopes_are_rejected() {
         let mut rng = Rng(0x5eed_cafe);
-        let sound = sample().encode();
+        let sound = sample().encode(None);
         for round in 0..20_000 {
             let mut bytes = sound.clone();
             for _ in 0..1 + rng.below(3) {
@@ -243,7 +356,7 @@ mod tests {
                 );
             }
             let random: Vec<u8> = (0..rng.below(120)).map(|_| rng.next() as u8).collect();
-            let mut ours = b"SC\x03".to_vec();
+            let mut ours = b"SC\x04".to_vec();
             ours.extend_from_slice(&random);
             for candidate in [&random, &ours] {
                 assert!(Envelope::decode(candidate).is_err(), "random bytes decoded");

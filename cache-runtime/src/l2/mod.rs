@@ -9,8 +9,11 @@ mod commands;
 pub(crate) mod connection;
 pub(crate) mod counters;
 pub(crate) mod envelope;
+pub(crate) mod fingerprint;
 pub(crate) mod keys;
+pub(crate) mod protection;
 pub(crate) mod routing;
+pub(crate) mod secrets;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -71,6 +74,8 @@ pub(crate) struct L2 {
     timeout: Duration,
     pub(crate) max_payload: usize,
     pub(crate) format: PayloadFormat,
+    /// Compression, signing and encryption of what this process writes and reads.
+    pub(crate) protection: protection::Protection,
     breakers: Breakers,
     /// Identifies this process's own backplane messages.
     pub(crate) instance: u64,
@@ -106,6 +111,7 @@ pub(crate) struct Settings {
     pub(crate) timeout: Duration,
     pub(crate) max_payload: usize,
     pub(crate) format: PayloadFormat,
+    pub(crate) protection: protection::Protection,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) lock_hold: Duration,
@@ -163,6 +169,7 @@ impl L2 {
             timeout: settings.timeout,
             max_payload: settings.max_payload,
             format: settings.format,
+            protection: settings.protection,
             breakers: Breakers::new(settings.breaker_threshold, settings.breaker_cooldown),
             instance,
             lock_hold: settings.lock_hold,
