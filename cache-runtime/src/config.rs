@@ -73,7 +73,7 @@ pub struct Config {
     /// Encrypt payloads in Redis (default off; needs `secret`). A cache may say
     /// otherwise with `#[cached(encrypt = ..)]`.
     pub encrypt: bool,
-    /// Compress (lz4) payloads of at least this many bytes (default 1 KiB; `None`
+    /// Compress (snappy) payloads of at least this many bytes (default 1 KiB; `None`
     /// never). A cache may say otherwise with `#[cached(compress = ..)]`.
     pub compress_above: Option<usize>,
 }
@@ -180,7 +180,7 @@ impl Config {
         self.encrypt = encrypt;
         self
     }
-    /// Compresses payloads of at least `bytes` (lz4); `None` turns compression off.
+    /// Compresses payloads of at least `bytes` (snappy); `None` turns compression off.
     pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
         self.compress_above = bytes;
         self

@@ -13,7 +13,7 @@
 //! payloads into some other value without complaint. It protects against accidents
 //! only; the MAC, under a secret the writer of Redis may not know, against forgery.
 //!
-//! The flags say how the payload is stored: compressed (lz4, size-prepended), then
+//! The flags say how the payload is stored: compressed (snappy raw format), then
 //! encrypted (nonce and AEAD ciphertext). The fingerprint is that of the value
 //! type's serde shape (see `codec.rs`): a reader with another shape does not decode.
 //!
