@@ -3,26 +3,30 @@
 //! added) reads the previous deploy's entries as misses instead of misreading them.
 //! postcard is not self-describing: two swapped `u32` fields decode without error.
 //!
-//! The shape is traced from the type's `Deserialize` impl with serde-reflection,
-//! once per cache. That needs no derive or annotation from the user and sees what
-//! the wire format sees: `#[serde(rename)]`, `skip`, a changed container. It fails
-//! for types whose `Deserialize` inspects the input (`deserialize_any`:
+//! The shape is traced from the type's `Deserialize` impl (`shape_tracer.rs`),
+//! once per cache, in as many passes as it takes to see every variant of every
+//! enum, nested ones included. That needs no derive or annotation from the user and
+//! sees what the wire format sees: `#[serde(rename)]`, `skip`, a changed container.
+//! (serde-reflection was tried first: it completes only the top-level enum.) It
+//! fails for types whose `Deserialize` inspects the input (`deserialize_any`:
 //! `serde_json::Value`, untagged and internally tagged enums, `#[serde(flatten)]`)
 //! or validates it (timestamps parsed from strings, `NonZero*`, checked newtypes);
 //! for those, and any type containing one, the fingerprint falls back to the
 //! type's name, and `version = N` remains the guard against a changed shape.
 
+use std::fmt::Write;
+
 use serde::de::DeserializeOwned;
-use serde_reflection::{Samples, Tracer, TracerConfig};
 use xxhash_rust::xxh3::xxh3_64;
+
+use super::shape_tracer::{Registry, Tracer};
 
 /// What a fingerprint was computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Traced {
     /// The full serde shape.
     Shape,
-    /// The shape, with the variants of nested enums beyond their first missing;
-    /// the type's name is added.
+    /// The shape, with the variants no pass reached left out.
     Partial,
     /// Only the type's name: its shape could not be traced.
     NameOnly,
@@ -41,32 +45,66 @@ pub(crate) fn schema_fingerprint<V: DeserializeOwned>() -> (u64, Traced) {
     }
 }
 
-/// The top-level format and every named container it reaches, as JSON (ordered:
-/// the registry is a `BTreeMap`), and whether that is the whole shape.
-///
-/// serde-reflection completes the enum at the top level only: an enum reached
-/// through a field, an `Option` or a `Vec` is traced at its first variant, and the
-/// tracer never comes back to it. Its other variants are then missing from the
-/// fingerprint (`Traced::Partial`), which still covers every struct, field and
-/// type around them.
+/// Enough passes for every variant of many nested enums; past it, the variants not
+/// reached are left out (`Traced::Partial`).
+const MAX_PASSES: usize = 1024;
+
+/// The shape of the top-level value and of every named container it reaches.
 fn trace_shape<V: DeserializeOwned>() -> Option<(String, Traced)> {
-    let samples = Samples::new();
-    let mut tracer = Tracer::new(TracerConfig::default());
-    let (format, _) = tracer.trace_type::<V>(&samples).ok()?;
-    match tracer.registry() {
-        Ok(registry) => Some((
-            serde_json::to_string(&(format, registry)).ok()?,
-            Traced::Shape,
-        )),
-        Err(serde_reflection::Error::MissingVariants(_)) => {
-            let mut tracer = Tracer::new(TracerConfig::default());
-            let (format, _) = tracer.trace_type::<V>(&samples).ok()?;
-            let registry = tracer.registry_unchecked();
-            let partial = (format, registry, std::any::type_name::<V>());
-            Some((serde_json::to_string(&partial).ok()?, Traced::Partial))
+    let mut registry = Registry::default();
+    let mut top = String::new();
+    for _ in 0..MAX_PASSES {
+        top.clear();
+        let tracer = Tracer {
+            registry: &mut registry,
+            stack: &mut Vec::new(),
+            out: &mut top,
+            muted: false,
+        };
+        V::deserialize(tracer).ok()?;
+        if !aim_at_unseen_variants(&mut registry) {
+            return Some((describe(&top, &registry), Traced::Shape));
         }
-        Err(_) => None,
     }
+    Some((describe(&top, &registry), Traced::Partial))
+}
+
+/// Points each enum's cursor at a variant not seen yet, and moves the cursor of an
+/// enum seen in full on by one, so the paths through it to enums nested in its
+/// variants are all taken again. False once every variant has been seen.
+fn aim_at_unseen_variants(registry: &mut Registry) -> bool {
+    let Registry { enums, cursors, .. } = registry;
+    let mut unseen = false;
+    for (name, shape) in enums.iter() {
+        let count = shape.names.len().max(1);
+        let next = match (0..count).find(|i| !shape.seen.contains_key(i)) {
+            Some(variant) => {
+                unseen = true;
+                variant
+            }
+            None => (cursors.get(name).copied().unwrap_or(0) + 1) % count,
+        };
+        cursors.insert(name, next);
+    }
+    unseen
+}
+
+fn describe(top: &str, registry: &Registry) -> String {
+    let mut text = format!("{top}\n");
+    for (name, shapes) in &registry.containers {
+        for shape in shapes {
+            let _ = writeln!(text, "{name}={shape}");
+        }
+    }
+    for (name, shape) in &registry.enums {
+        let _ = write!(text, "enum {name}=");
+        for (index, variant) in shape.names.iter().enumerate() {
+            let seen = shape.seen.get(&index).map_or("?", String::as_str);
+            let _ = write!(text, "{index}:{variant}:{seen}|");
+        }
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -181,24 +219,37 @@ mod tests {
         assert_ne!(print::<u32>().0, print::<u64>().0);
         assert_eq!(print::<std::sync::Arc<String>>().0, print::<String>().0);
         assert_ne!(print::<Vec<Role>>().0, print::<Vec<RoleAdded>>().0);
-        assert_eq!(print::<Vec<Role>>().1, Traced::Partial);
+        assert_eq!(print::<Vec<Role>>().1, Traced::Shape);
+        assert_ne!(print::<Vec<Role>>().0, print::<Vec<RoleAdded>>().0);
+        assert_ne!(print::<Option<Role>>().0, print::<Option<RoleAdded>>().0);
     }
 
-    /// The documented limit: a nested enum is seen at its first variant only (the
-    /// trace of `team_v2`'s changed later variant equals `team_v1`'s); a change of
-    /// any field around it still changes the fingerprint.
+    /// A change in a later variant of an enum nested in a field, an `Option` and a
+    /// `Vec` changes the fingerprint; so does a field around it.
     #[test]
-    fn a_nested_enum_is_traced_at_its_first_variant_only() {
-        assert_eq!(print::<team_v1::Team>().1, Traced::Partial);
-        let shape = |trace: Option<(String, Traced)>| {
-            let json: serde_json::Value = serde_json::from_str(&trace.unwrap().0).unwrap();
-            (json[0].clone(), json[1].clone())
-        };
-        assert_eq!(
-            shape(trace_shape::<team_v1::Team>()),
-            shape(trace_shape::<team_v2::Team>())
-        );
+    fn nested_enums_are_traced_in_full() {
+        assert_eq!(print::<team_v1::Team>().1, Traced::Shape);
+        assert_ne!(print::<team_v1::Team>().0, print::<team_v2::Team>().0);
         assert_ne!(print::<team_v1::Team>().0, print::<team_v3::Team>().0);
+        let shape = trace_shape::<team_v2::Team>().unwrap().0;
+        assert!(shape.contains("1:Member:since:u64,until:u64,|"), "{shape}");
+    }
+
+    /// A tree: the recursion is written as a reference and ends.
+    #[test]
+    fn recursive_types_are_traced() {
+        let (_, traced) = print::<Kind>();
+        assert_eq!(traced, Traced::Shape);
+        assert_eq!(print::<Tree>().1, Traced::Shape);
+        assert_ne!(print::<Tree>().0, print::<Kind>().0);
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Tree {
+        label: String,
+        children: Vec<Tree>,
+        parent: Option<Box<Tree>>,
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) mod keys;
 pub(crate) mod protection;
 pub(crate) mod routing;
 pub(crate) mod secrets;
+mod shape_tracer;
 
 use std::future::Future;
 use std::sync::OnceLock;
