@@ -175,12 +175,13 @@ fn options_expr(plan: &Plan) -> TokenStream {
         let version = plan.version;
         quote!(.version(#version))
     });
+    let max_loads = plan.max_loads.map(|n| quote!(.max_loads(#n)));
     let compress = plan.compress.map(|on| quote!(.compress(#on)));
     let encrypt = plan.encrypt.map(|on| quote!(.encrypt(#on)));
     quote! {
         #krate::__private::CacheOptions::default()
             #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
-            #compress #encrypt
+            #max_loads #compress #encrypt
     }
 }
 

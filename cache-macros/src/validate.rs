@@ -39,6 +39,8 @@ pub(crate) struct Plan {
     pub(crate) background: bool,
     /// `batch`: which argument holds the keys, and how.
     pub(crate) batch: Option<BatchPlan>,
+    /// `max_loads = n`: `None` follows the `Config`.
+    pub(crate) max_loads: Option<usize>,
     /// `compress = ..` and `encrypt = ..`: `None` follows the `Config`.
     pub(crate) compress: Option<bool>,
     pub(crate) encrypt: Option<bool>,
@@ -196,6 +198,20 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
             }
         },
     };
+    let max_loads = match &args.max_loads {
+        None => None,
+        Some(given) => match given.value.base10_parse::<usize>() {
+            Ok(0) => {
+                errors.spanned(&given.value, "`max_loads` must be at least 1");
+                None
+            }
+            Ok(n) => Some(n),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+    };
     let version = match &args.version {
         None => 0,
         Some(given) => given.value.base10_parse::<u32>().unwrap_or_else(|error| {
@@ -326,6 +342,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         tags,
         background,
         batch,
+        max_loads,
         compress: args.compress.map(|g| g.value.value),
         encrypt: args.encrypt.map(|g| g.value.value),
         validate: args.validate.map(|g| g.value),

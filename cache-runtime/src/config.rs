@@ -76,6 +76,9 @@ pub struct Config {
     /// Compress (snappy) payloads of at least this many bytes (default 1 KiB; `None`
     /// never). A cache may say otherwise with `#[cached(compress = ..)]`.
     pub compress_above: Option<usize>,
+    /// At most this many loader runs of one cached function at once in this
+    /// process, for functions that do not say `max_loads` (default unbounded).
+    pub max_loads: Option<usize>,
 }
 
 /// The secret list of [`Config::secret`], redacted from `Debug`.
@@ -109,6 +112,7 @@ impl Default for Config {
             secret: None,
             encrypt: false,
             compress_above: Some(crate::l2::protection::DEFAULT_COMPRESS_ABOVE),
+            max_loads: None,
         }
     }
 }
@@ -178,6 +182,13 @@ impl Config {
     /// first secret). Needs [`Config::secret`]: [`init`] refuses it without one.
     pub fn encrypt(mut self, encrypt: bool) -> Self {
         self.encrypt = encrypt;
+        self
+    }
+    /// At most `n` loader runs of one cached function at once in this process (a
+    /// bulkhead before the database), for the functions that do not give their own
+    /// `#[cached(max_loads = ..)]`. Applies from `init` on, even in-process only.
+    pub fn max_loads(mut self, n: usize) -> Self {
+        self.max_loads = Some(n);
         self
     }
     /// Compresses payloads of at least `bytes` (snappy); `None` turns compression off.
@@ -277,6 +288,7 @@ impl Config {
 ///
 /// With no `redis_url`, this does nothing and returns `Ok`.
 pub fn init(config: Config) -> Result<(), Error> {
+    crate::engine::bulkhead::set_default(config.max_loads);
     let Some(url) = config.redis_url.as_deref() else {
         return Ok(());
     };

@@ -78,6 +78,24 @@ const COUNTERS: &[(&str, &str, &str, Sample)] = &[
         |c| vec![(None, c.invalid)],
     ),
     (
+        "stratacache_load_queue",
+        "gauge",
+        "Loads waiting for their turn under max_loads.",
+        |c| vec![(None, c.load_queue)],
+    ),
+    (
+        "stratacache_queued_loads_total",
+        "counter",
+        "Loads that waited for their turn under max_loads.",
+        |c| vec![(None, c.queued_loads)],
+    ),
+    (
+        "stratacache_load_queue_wait_microseconds_total",
+        "counter",
+        "Total time loads waited for their turn under max_loads.",
+        |c| vec![(None, c.load_queue_wait_micros)],
+    ),
+    (
         "stratacache_invalidations_total",
         "counter",
         "Entries dropped by invalidations.",

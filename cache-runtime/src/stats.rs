@@ -25,8 +25,11 @@ pub(crate) enum Counter {
     SchemaMismatch,
     Rejected,
     Invalid,
+    /// Loads that waited for a `max_loads` permit, and their total wait.
+    QueuedLoad,
+    QueueWaitMicros,
 }
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 14;
 
 /// A cache line of counters, so stripes never share a line.
 #[repr(align(128))]
@@ -66,8 +69,13 @@ impl CacheStats {
 
     #[inline]
     pub(crate) fn bump(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
         let stripe = STRIPE.with(Cell::get) & (self.stripes.len() - 1);
-        self.stripes[stripe].0[counter as usize].fetch_add(1, Ordering::Relaxed);
+        self.stripes[stripe].0[counter as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn record_load(&self, took: Duration) {
@@ -84,7 +92,7 @@ impl CacheStats {
             .sum()
     }
 
-    pub(crate) fn snapshot(&self, name: &str, entries: u64) -> CacheStatsSnapshot {
+    pub(crate) fn snapshot(&self, name: &str, entries: u64, load_queue: u64) -> CacheStatsSnapshot {
         let load = self.load_micros.lock();
         let (histogram, sum_micros) = (&load.0, load.1);
         let quantile = |q: f64| (!histogram.is_empty()).then(|| histogram.value_at_quantile(q));
@@ -106,6 +114,9 @@ impl CacheStats {
             schema_mismatches: self.total(Counter::SchemaMismatch),
             rejected: self.total(Counter::Rejected),
             invalid: self.total(Counter::Invalid),
+            load_queue,
+            queued_loads: self.total(Counter::QueuedLoad),
+            load_queue_wait_micros: self.total(Counter::QueueWaitMicros),
             entries,
             load_p50_micros: quantile(0.5),
             load_p99_micros: quantile(0.99),
@@ -153,6 +164,12 @@ pub struct CacheStatsSnapshot {
     pub rejected: u64,
     /// Loaded values that `validate = ..` refused: returned, not cached.
     pub invalid: u64,
+    /// `max_loads`: loads waiting for their turn now.
+    pub load_queue: u64,
+    /// `max_loads`: loads that had to wait for their turn, so far.
+    pub queued_loads: u64,
+    /// `max_loads`: how long those loads waited in all, in microseconds.
+    pub load_queue_wait_micros: u64,
     /// Entries held in the in-process tier now.
     pub entries: u64,
     /// Median loader latency in microseconds, `None` before the first load.
@@ -282,7 +299,7 @@ mod tests {
         for ms in 1..=100 {
             stats.record_load(Duration::from_millis(ms));
         }
-        let snap = stats.snapshot("c", 3);
+        let snap = stats.snapshot("c", 3, 0);
         assert_eq!(snap.l1_hits, 4000);
         assert_eq!(snap.entries, 3);
         let p50 = snap.load_p50_micros.unwrap();

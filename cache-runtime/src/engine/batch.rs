@@ -232,9 +232,14 @@ where
         let span = self.load_span();
         span.record("answered_by", "loader");
         span.record("keys", missing.len());
+        let turn = self
+            .bulkhead
+            .enter(self.options.max_loads, &self.stats)
+            .await;
         let started = Instant::now();
         let (outcome, overrides) = RunLoader::new(load(missing), span.clone()).await;
         let took = started.elapsed();
+        drop(turn);
         self.record_load(took);
         span.record("micros", took.as_micros() as u64);
         let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;

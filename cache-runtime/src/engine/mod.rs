@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 mod batch;
+pub(crate) mod bulkhead;
 mod entry_ops;
 mod envelope_check;
 mod fleet_lock;
@@ -67,6 +68,8 @@ pub struct Cache<K, V> {
     /// once per cache, then only counted.
     warned_kept_in_process: std::sync::atomic::AtomicBool,
     redis_names: std::sync::OnceLock<shared::RedisNames>,
+    /// `max_loads`: the turn each loader run waits for.
+    bulkhead: bulkhead::Bulkhead,
 }
 
 enum Seen<V> {
@@ -101,6 +104,7 @@ where
             complained: Default::default(),
             warned_kept_in_process: Default::default(),
             redis_names: Default::default(),
+            bulkhead: Default::default(),
         }
     }
 
@@ -327,7 +331,8 @@ where
     }
 
     pub(crate) fn snapshot(&self) -> CacheStatsSnapshot {
-        self.stats.snapshot(&self.name, self.store.len())
+        self.stats
+            .snapshot(&self.name, self.store.len(), self.bulkhead.waiting())
     }
 }
 

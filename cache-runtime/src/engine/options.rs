@@ -35,6 +35,9 @@ pub struct CacheOptions {
     pub compress: Option<bool>,
     /// Encrypt payloads in Redis; `None` follows `Config::encrypt`.
     pub encrypt: Option<bool>,
+    /// At most this many loader runs at once in this process; `None` follows
+    /// `Config::max_loads` (unbounded by default).
+    pub max_loads: Option<usize>,
 }
 
 impl Default for CacheOptions {
@@ -52,6 +55,7 @@ impl Default for CacheOptions {
             version: 0,
             compress: None,
             encrypt: None,
+            max_loads: None,
         }
     }
 }
@@ -117,6 +121,13 @@ impl CacheOptions {
     /// Encrypt this cache's payloads in Redis, or not, whatever `Config::encrypt` says.
     pub fn encrypt(mut self, encrypt: bool) -> Self {
         self.encrypt = Some(encrypt);
+        self
+    }
+
+    /// At most `n` loader runs of this cache at once in this process; the others
+    /// wait their turn in order.
+    pub fn max_loads(mut self, n: usize) -> Self {
+        self.max_loads = Some(n);
         self
     }
 

@@ -172,10 +172,13 @@ where
             Prepared::Answered(value) => return (S::join(value), Origin::L2),
             Prepared::Load(load) => load,
         };
-        // 3. run the loader.
+        // 3. run the loader, in its turn if `max_loads` bounds this cache.
+        let turn = self.bulkhead.enter(self.options.max_loads, &self.stats);
+        let turn = turn.instrument(span.clone()).await;
         let started = Instant::now();
         let (outcome, overrides) = RunLoader::new(loader, span.clone()).await;
         self.record_load(started.elapsed());
+        drop(turn);
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
         let settled = self.settle_outcome::<S>(load, outcome, overrides, share);
         settled.instrument(span).await
