@@ -7,9 +7,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{
-    bracketed, parenthesized, Expr, ExprLit, Ident, Lit, LitBool, LitFloat, LitInt, LitStr, Token,
-};
+use syn::{bracketed, parenthesized, Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Token};
 
 /// Every argument `#[cached]` accepts, in the order the error message lists them.
 pub(crate) const KNOWN: &[&str] = &[
@@ -52,7 +50,8 @@ pub(crate) struct CachedArgs {
     pub(crate) stale_while_revalidate: Option<Given<Option<LitStr>>>,
     pub(crate) stale_if_error: Option<Given<LitStr>>,
     pub(crate) retry_after: Option<Given<LitStr>>,
-    pub(crate) refresh_ahead: Option<Given<LitFloat>>,
+    /// A fraction of the ttl (`0.8`), or `"xfetch"` / `"xfetch(2.0)"`.
+    pub(crate) refresh_ahead: Option<Given<Lit>>,
     pub(crate) timeout: Option<Given<LitStr>>,
     pub(crate) capacity: Option<Given<LitInt>>,
     pub(crate) name: Option<Given<LitStr>>,
@@ -329,11 +328,11 @@ fn integer(value: RawValue, expected: &str) -> syn::Result<LitInt> {
     }
 }
 
-fn float(value: RawValue) -> syn::Result<LitFloat> {
-    const EXPECTED: &str = "a fraction of the ttl such as 0.8";
+fn float(value: RawValue) -> syn::Result<Lit> {
+    const EXPECTED: &str = "a fraction of the ttl such as 0.8, or \"xfetch\"";
     match assigned(value, EXPECTED, Span::call_site())? {
         Expr::Lit(ExprLit {
-            lit: Lit::Float(lit),
+            lit: lit @ (Lit::Float(_) | Lit::Str(_)),
             ..
         }) => Ok(lit),
         other => Err(wrong(other.span(), EXPECTED)),

@@ -162,7 +162,8 @@ fn options_expr(plan: &Plan) -> TokenStream {
     });
     let refresh_ahead = plan
         .refresh_ahead
-        .map(|fraction| quote!(.refresh_ahead(#fraction)));
+        .map(|fraction| quote!(.refresh_ahead(#fraction)))
+        .or_else(|| plan.xfetch.map(|beta| quote!(.xfetch(#beta))));
     let lock = plan.lock.then(|| quote!(.lock(true)));
     let timeout = plan.timeout.as_ref().map(|d| {
         let d = duration(d);

@@ -20,6 +20,8 @@ pub(crate) struct Plan {
     pub(crate) fail_safe: Option<Duration>,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) refresh_ahead: Option<f64>,
+    /// `refresh_ahead = "xfetch"`: its beta.
+    pub(crate) xfetch: Option<f64>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) lock: bool,
     pub(crate) hard_timeout: bool,
@@ -160,17 +162,27 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
                 "`refresh_ahead` needs a `ttl`: it is a fraction of it",
             );
         }
-        match given.value.base10_parse::<f64>() {
-            Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Some(fraction),
-            _ => {
-                errors.spanned(
-                    &given.value,
-                    "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
-                );
-                None
-            }
+        match &given.value {
+            syn::Lit::Float(lit) => match lit.base10_parse::<f64>() {
+                Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Some(fraction),
+                _ => {
+                    errors.spanned(
+                        lit,
+                        "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
+                    );
+                    None
+                }
+            },
+            _ => None,
         }
     });
+    let xfetch = match args.refresh_ahead.as_ref().map(|g| &g.value) {
+        Some(syn::Lit::Str(lit)) => xfetch_beta(lit).or_else(|| {
+            errors.spanned(lit, "`refresh_ahead` takes \"xfetch\" or \"xfetch(beta)\" with a beta above 0, such as \"xfetch(2.0)\"");
+            None
+        }),
+        _ => None,
+    };
     for redis_only in [&args.compress, &args.encrypt].into_iter().flatten() {
         if args.local.is_some() {
             let keyword = &redis_only.keyword;
@@ -236,7 +248,8 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     };
 
     // Both refresh in a spawned task, so the loader must own what it uses.
-    let background = stale_window.is_some() || refresh_ahead.is_some() || timeout.is_some();
+    let background =
+        stale_window.is_some() || refresh_ahead.is_some() || xfetch.is_some() || timeout.is_some();
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
@@ -327,6 +340,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         fail_safe,
         retry_after,
         refresh_ahead,
+        xfetch,
         timeout,
         lock: args.lock.is_some(),
         hard_timeout: args.hard_timeout.is_some(),
@@ -347,6 +361,20 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         encrypt: args.encrypt.map(|g| g.value.value),
         validate: args.validate.map(|g| g.value),
     })
+}
+
+/// `"xfetch"` is beta 1; `"xfetch(2.5)"` gives it.
+fn xfetch_beta(lit: &LitStr) -> Option<f64> {
+    let text = lit.value();
+    let text = text.trim();
+    if text == "xfetch" {
+        return Some(1.0);
+    }
+    let beta = text.strip_prefix("xfetch(")?.strip_suffix(')')?;
+    beta.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|b| b.is_finite() && *b > 0.0)
 }
 
 /// The arguments given that need an async runtime or Redis.

@@ -22,6 +22,7 @@ mod pipeline;
 mod policies;
 mod shared;
 mod shared_many;
+mod xfetch;
 
 pub(crate) use crate::times::{Lifetime, Times, NEVER};
 pub use crate::values::{CacheKey, CacheValue};
@@ -70,6 +71,8 @@ pub struct Cache<K, V> {
     redis_names: std::sync::OnceLock<shared::RedisNames>,
     /// `max_loads`: the turn each loader run waits for.
     bulkhead: bulkhead::Bulkhead,
+    /// A moving average of this cache's load durations, in µs (XFetch's delta).
+    recent_load_micros: std::sync::atomic::AtomicU64,
 }
 
 enum Seen<V> {
@@ -105,6 +108,7 @@ where
             warned_kept_in_process: Default::default(),
             redis_names: Default::default(),
             bulkhead: Default::default(),
+            recent_load_micros: Default::default(),
         }
     }
 
@@ -210,11 +214,13 @@ where
                 Some(Seen::Gone)
             } else if now < times.fresh_until {
                 let value = entry.value.clone();
-                Some(if now < times.refresh_at {
-                    Seen::Fresh(value)
-                } else {
-                    Seen::Refresh(value)
-                })
+                Some(
+                    if now < times.refresh_at || !self.refresh_due(times.fresh_until - now) {
+                        Seen::Fresh(value)
+                    } else {
+                        Seen::Refresh(value)
+                    },
+                )
             } else if now < times.stale_until {
                 Some(Seen::Stale(entry.value.clone()))
             } else {
@@ -231,11 +237,38 @@ where
         }
     }
 
-    /// Fresh and not yet due for a refresh: what a refresh that just landed leaves.
+    /// Past `refresh_at`, is a refresh due? Always with `refresh_ahead = 0.8`;
+    /// with XFetch, by chance (see `xfetch.rs`).
+    #[inline]
+    fn refresh_due(&self, gap_ms: u64) -> bool {
+        match self.options.xfetch {
+            None => true,
+            Some(beta) => {
+                let delta = self
+                    .recent_load_micros
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                xfetch::due(gap_ms, delta, beta, xfetch::draw)
+            }
+        }
+    }
+
+    /// Fresh and not yet due for a refresh: what a refresh that just landed leaves
+    /// (with XFetch: more than half its ttl left).
     fn needs_no_refresh(&self, key: &K) -> bool {
         let now = clock::coarse_ms();
+        let half_ttl = self
+            .options
+            .ttl
+            .map_or(u64::MAX, |ttl| clock::to_ms(ttl) / 2);
+        let xfetch = self.options.xfetch.is_some();
         let current = |e: &Entry<V>| {
-            e.is_retained(now) && now < e.times.fresh_until && now < e.times.refresh_at
+            let times = &e.times;
+            let not_due = if xfetch {
+                times.fresh_until.saturating_sub(now) > half_ttl
+            } else {
+                now < times.refresh_at
+            };
+            e.is_retained(now) && now < times.fresh_until && not_due
         };
         self.store.read(key, current).unwrap_or(false)
     }
@@ -280,6 +313,16 @@ where
     /// `metrics` facade's when that feature is on.
     fn record_load(&self, took: std::time::Duration) {
         self.stats.record_load(took);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let before = self
+            .recent_load_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let average = match before {
+            0 => micros,
+            _ => before.saturating_mul(7).saturating_add(micros) / 8,
+        };
+        self.recent_load_micros
+            .store(average, std::sync::atomic::Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::histogram!("stratacache_load_duration_seconds", "cache" => self.name.to_string())
             .record(took.as_secs_f64());

@@ -21,6 +21,8 @@ pub struct CacheOptions {
     pub fail_safe_retry: Duration,
     /// Fraction of the ttl after which a read starts a background refresh.
     pub refresh_ahead: Option<f64>,
+    /// XFetch's beta: reads refresh early by chance, more likely near expiry.
+    pub xfetch: Option<f64>,
     /// How long a caller waits for a load before a kept value answers instead.
     pub timeout: Option<Duration>,
     /// One load per key for the whole fleet, through a lock in Redis.
@@ -48,6 +50,7 @@ impl Default for CacheOptions {
             fail_safe: None,
             fail_safe_retry: Duration::from_secs(5),
             refresh_ahead: None,
+            xfetch: None,
             timeout: None,
             lock: false,
             capacity: 10_000,
@@ -84,6 +87,12 @@ impl CacheOptions {
     /// The fraction of the ttl after which a read refreshes in the background.
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
         self.refresh_ahead = Some(fraction);
+        self
+    }
+    /// Probabilistic early refresh (XFetch) with this beta (1.0 is the paper's
+    /// default; larger refreshes earlier).
+    pub fn xfetch(mut self, beta: f64) -> Self {
+        self.xfetch = Some(beta);
         self
     }
     /// How long a caller waits for a load before a kept value answers.
@@ -148,8 +157,11 @@ impl CacheOptions {
         let fresh_for = ttl.map_or(NEVER, clock::to_ms);
         let stale_for = self.stale_window.map_or(0, clock::to_ms);
         let keep_for = stale_for.max(self.fail_safe.map_or(0, clock::to_ms));
-        let refresh_after = match (self.refresh_ahead, ttl) {
-            (Some(fraction), Some(ttl)) => (clock::to_ms(ttl) as f64 * fraction) as u64,
+        let refresh_after = match (self.refresh_ahead, self.xfetch, ttl) {
+            (Some(fraction), _, Some(ttl)) => (clock::to_ms(ttl) as f64 * fraction) as u64,
+            // Every fresh hit asks `xfetch::due`, which answers no at once far from
+            // expiry.
+            (None, Some(_), Some(_)) => 0,
             _ => NEVER,
         };
         Lifetime {

@@ -1,0 +1,10 @@
+use stratacache::cached;
+
+#[cached(ttl = "1m", refresh_ahead = "xfetch(-1)")]
+async fn get(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    let _ = get(1);
+}
