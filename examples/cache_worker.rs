@@ -11,6 +11,7 @@
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS` and `WORKER_REDIS_CA_FILE`
 //! (a CA for `rediss://`), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
+//! `sliding ID` (1 s ttl, sliding),
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
@@ -152,6 +153,13 @@ async fn big(id: u64) -> String {
     format!("{id}:{}", "x".repeat(4096))
 }
 
+/// Sliding expiration: fresh for 1 s after its last extension.
+#[cached(ttl = "1s", sliding, name = "worker.sliding")]
+async fn sliding(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("sliding {id} loaded by pid {}", std::process::id())
+}
+
 /// 200 kB of text that compresses well, as JSON documents and logs do.
 #[cached(ttl = "60s", name = "worker.text")]
 async fn text(id: u64) -> String {
@@ -216,6 +224,7 @@ async fn main() {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "sliding" => answer(&sliding(argument.parse().unwrap()).await, "worker.sliding"),
             "text" => {
                 let value = text(argument.parse().unwrap()).await;
                 let summary = format!("{} bytes, hash {:016x}", value.len(), fnv(&value));

@@ -177,12 +177,13 @@ fn options_expr(plan: &Plan) -> TokenStream {
         quote!(.version(#version))
     });
     let max_loads = plan.max_loads.map(|n| quote!(.max_loads(#n)));
+    let sliding = plan.sliding.then(|| quote!(.sliding(true)));
     let compress = plan.compress.map(|on| quote!(.compress(#on)));
     let encrypt = plan.encrypt.map(|on| quote!(.encrypt(#on)));
     quote! {
         #krate::__private::CacheOptions::default()
             #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
-            #max_loads #compress #encrypt
+            #sliding #max_loads #compress #encrypt
     }
 }
 

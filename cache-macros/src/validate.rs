@@ -41,6 +41,8 @@ pub(crate) struct Plan {
     pub(crate) background: bool,
     /// `batch`: which argument holds the keys, and how.
     pub(crate) batch: Option<BatchPlan>,
+    /// `sliding`: a hit extends the value's freshness.
+    pub(crate) sliding: bool,
     /// `max_loads = n`: `None` follows the `Config`.
     pub(crate) max_loads: Option<usize>,
     /// `compress = ..` and `encrypt = ..`: `None` follows the `Config`.
@@ -210,6 +212,17 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
             }
         },
     };
+    if let Some(sliding) = &args.sliding {
+        if args.ttl.is_none() {
+            errors.spanned(
+                &sliding.keyword,
+                "`sliding` extends the ttl on each hit: add `ttl = \"20m\"`",
+            );
+        }
+        if let Some(ahead) = &args.refresh_ahead {
+            errors.spanned(&ahead.keyword, "`refresh_ahead` refreshes before an expiry that `sliding` keeps moving while the value is read: remove one of them");
+        }
+    }
     let max_loads = match &args.max_loads {
         None => None,
         Some(given) => match given.value.base10_parse::<usize>() {
@@ -357,6 +370,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         background,
         batch,
         max_loads,
+        sliding: args.sliding.is_some(),
         compress: args.compress.map(|g| g.value.value),
         encrypt: args.encrypt.map(|g| g.value.value),
         validate: args.validate.map(|g| g.value),

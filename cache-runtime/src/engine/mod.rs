@@ -22,6 +22,7 @@ mod pipeline;
 mod policies;
 mod shared;
 mod shared_many;
+mod sliding;
 mod xfetch;
 
 pub(crate) use crate::times::{Lifetime, Times, NEVER};
@@ -207,12 +208,14 @@ where
     #[inline]
     fn lookup(&self, key: &K) -> Seen<V> {
         let now = clock::coarse_ms();
+        let mut slide = false;
         // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
             let times = &entry.times;
             if !entry.is_retained(now) {
                 Some(Seen::Gone)
             } else if now < times.fresh_until {
+                slide = self.options.sliding && sliding::due(&self.options, times, now);
                 let value = entry.value.clone();
                 Some(
                     if now < times.refresh_at || !self.refresh_due(times.fresh_until - now) {
@@ -227,6 +230,9 @@ where
                 None
             }
         });
+        if slide {
+            self.slide(key, now);
+        }
         match seen {
             Some(Some(Seen::Gone)) => {
                 self.drop_unusable(key, now);

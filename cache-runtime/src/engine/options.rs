@@ -23,6 +23,8 @@ pub struct CacheOptions {
     pub refresh_ahead: Option<f64>,
     /// XFetch's beta: reads refresh early by chance, more likely near expiry.
     pub xfetch: Option<f64>,
+    /// Each hit extends the value's freshness to now + ttl (at most once per ttl/4).
+    pub sliding: bool,
     /// How long a caller waits for a load before a kept value answers instead.
     pub timeout: Option<Duration>,
     /// One load per key for the whole fleet, through a lock in Redis.
@@ -51,6 +53,7 @@ impl Default for CacheOptions {
             fail_safe_retry: Duration::from_secs(5),
             refresh_ahead: None,
             xfetch: None,
+            sliding: false,
             timeout: None,
             lock: false,
             capacity: 10_000,
@@ -93,6 +96,11 @@ impl CacheOptions {
     /// default; larger refreshes earlier).
     pub fn xfetch(mut self, beta: f64) -> Self {
         self.xfetch = Some(beta);
+        self
+    }
+    /// Sliding expiration: a hit extends the value's freshness to now + ttl.
+    pub fn sliding(mut self, sliding: bool) -> Self {
+        self.sliding = sliding;
         self
     }
     /// How long a caller waits for a load before a kept value answers.

@@ -52,6 +52,8 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
     /// Removes the entry for `key` only if `doomed` says so, so a fresh entry written
     /// by a concurrent load is not removed in place of the expired one.
     fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool);
+    /// Changes the entry for `key` in place, if there is one (`sliding`'s extension).
+    fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>));
     /// Keeps only the entries for which `keep` is true.
     fn retain(&self, keep: impl Fn(&Entry<V>) -> bool);
     /// Drops every entry.
@@ -121,6 +123,14 @@ pub(crate) mod contract {
             Some(10),
             "retain dropped a kept entry"
         );
+        store.update(&1, |e| e.times.fresh_until = 4_242);
+        assert_eq!(
+            store.read(&1, |e| e.times.fresh_until),
+            Some(4_242),
+            "updated in place"
+        );
+        store.update(&99, |_| panic!("no entry to update"));
+        assert_eq!(store.read(&99, |e| e.value), None, "update adds nothing");
         store.remove(&1);
         assert_eq!(store.read(&1, |e| e.value), None);
         for key in 0..1_000 {

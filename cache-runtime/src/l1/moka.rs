@@ -72,6 +72,21 @@ where
         });
     }
 
+    fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>)) {
+        let mut change = Some(change);
+        self.cache.entry(key.clone()).and_compute_with(|current| {
+            use moka::ops::compute::Op;
+            match (current, change.take()) {
+                (Some(entry), Some(change)) => {
+                    let mut entry = entry.into_value();
+                    change(&mut entry);
+                    Op::Put(entry)
+                }
+                _ => Op::Nop,
+            }
+        });
+    }
+
     fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
         let doomed: Vec<_> = self
             .cache

@@ -67,6 +67,12 @@ where
         self.shard(key).write().remove_if(key, doomed);
     }
 
+    fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>)) {
+        if let Some(mut entry) = self.shard(key).write().get_mut(key) {
+            change(&mut entry);
+        }
+    }
+
     fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
         // One shard at a time, so a sweep never blocks the whole cache.
         for shard in self.shards.iter() {

@@ -15,6 +15,7 @@ pub(crate) mod protection;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 mod shape_tracer;
+mod sliding;
 
 use std::future::Future;
 use std::sync::OnceLock;
