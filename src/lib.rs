@@ -237,9 +237,14 @@ pub use stratacache_macros::cached;
 pub use stratacache_macros::cached_impl;
 pub use stratacache_runtime::{
     block_on, clear_all, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot, Config,
-    Error, LoadHistogram, PayloadFormat, ShareableError, SharedError, StatsSnapshot, TimedOut,
-    WarmUp,
+    Error, LoadHistogram, PayloadFormat, Secret, ShareableError, SharedError, StatsSnapshot,
+    TimedOut, WarmUp,
 };
+
+/// Invalidation driven by PostgreSQL `LISTEN`/`NOTIFY` (cargo feature `postgres`):
+/// see the README's "Writes from anywhere".
+#[cfg(feature = "postgres")]
+pub use stratacache_runtime::postgres;
 
 #[doc(hidden)]
 pub use stratacache_runtime::__private;

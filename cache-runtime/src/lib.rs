@@ -20,6 +20,8 @@ pub mod l1;
 mod l2;
 mod message;
 mod outbox;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod registry;
 mod shape;
 mod shared_error;

@@ -42,6 +42,14 @@ impl Service {
     }
 }
 
+impl Service {
+    /// The service's process id (the tests find its database listener by it).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -14,7 +14,10 @@
 //! `BIND_ADDR` (default `127.0.0.1:3000`), `STRATACACHE_REDIS_URL` (optional: run
 //! several processes sharing Redis), `CACHE=off` (serve every read from the database,
 //! for comparisons). On start it creates table `users(id bigint primary key, name
-//! text, email text)` if missing and seeds ids 1..=10000 if it is empty.
+//! text, email text)` if missing, seeds ids 1..=10000 if it is empty, and installs a
+//! trigger that notifies `{"tags": ["user:<id>"]}` on channel `stratacache` for every
+//! written row, which the service's `PgInvalidation` listener turns into
+//! invalidations: an `UPDATE` made with psql is seen at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +72,9 @@ async fn load_user(db: &Db, id: i64) -> Result<Option<User>, DbError> {
 }
 
 /// `Ok(None)` (no such user) is cached too: a miss for a missing row costs one query.
-#[cached(ttl = "5m", tags = ["user:{id}"], skip(db), name = "users.get")]
+/// `users` tags every entry, so the database listener can drop them all at once
+/// after it reconnects.
+#[cached(ttl = "5m", tags = ["users", "user:{id}"], skip(db), name = "users.get")]
 async fn cached_user(db: &Db, id: i64) -> Result<Option<User>, DbError> {
     load_user(db, id).await
 }
@@ -168,6 +173,15 @@ async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::
         .batch_execute(
             "BEGIN; SELECT pg_advisory_xact_lock(4242); \
              CREATE TABLE IF NOT EXISTS users (id bigint PRIMARY KEY, name text, email text); \
+             CREATE OR REPLACE FUNCTION users_notify_stratacache() RETURNS trigger AS $$ \
+             BEGIN \
+               PERFORM pg_notify('stratacache', json_build_object('tags', \
+                 json_build_array('user:' || COALESCE(NEW.id, OLD.id)))::text); \
+               RETURN NULL; \
+             END $$ LANGUAGE plpgsql; \
+             DROP TRIGGER IF EXISTS users_notify_stratacache ON users; \
+             CREATE TRIGGER users_notify_stratacache AFTER INSERT OR UPDATE OR DELETE ON users \
+               FOR EACH ROW EXECUTE FUNCTION users_notify_stratacache(); \
              COMMIT;",
         )
         .await?;
@@ -204,6 +218,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     prepare(&client).await?;
     stratacache::init(stratacache::Config::from_env())?;
+    // Writes made outside this service (psql, a migration) reach the cache too: the
+    // trigger installed by `prepare` notifies `user:{id}` on channel `stratacache`.
+    stratacache::postgres::PgInvalidation::new(&database_url)
+        .channel("stratacache")
+        .on_reconnect_invalidate(["users"])
+        .spawn();
 
     let app = App {
         db: Arc::new(Db {

@@ -143,3 +143,85 @@ fn two_processes_share_redis_and_see_each_others_writes() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+const DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs one statement with `psql`, outside every service process.
+fn psql(sql: &str) -> String {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DATABASE.to_owned());
+    let output = std::process::Command::new("psql")
+        .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(output.status.success(), "psql {sql}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Polls `service` until user `id` shows `name`; how long that took.
+fn until_seen(service: &Service, id: i64, name: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (_, now) = service.get(&format!("/users/{id}"));
+        if now.contains(name) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still the old user after {limit:?}: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_psql_update_reaches_every_process_within_a_second() {
+    let redis = support::RedisServer::start();
+    let namespace = unique_name();
+    let a = start(Some((&redis.url(), &namespace)));
+    let b = start(Some((&redis.url(), &namespace)));
+    for service in [&a, &b] {
+        assert_eq!(service.get("/users/4444").0, 200);
+    }
+    let (a0, b0) = (a.queries(), b.queries());
+    assert_eq!(a.get("/users/4444"), b.get("/users/4444"));
+    assert_eq!(
+        (a.queries(), b.queries()),
+        (a0, b0),
+        "both serve it from cache"
+    );
+
+    let name = unique_name();
+    psql(&format!("UPDATE users SET name = '{name}' WHERE id = 4444"));
+    for service in [&a, &b] {
+        let took = until_seen(service, 4444, &name, Duration::from_secs(1));
+        eprintln!("seen after {took:?}");
+    }
+}
+
+#[test]
+fn the_listener_reconnects_and_drops_what_it_may_have_missed() {
+    let service = start(None);
+    assert_eq!(service.get("/users/4545").0, 200);
+    let before = service.queries();
+    service.get("/users/4545");
+    assert_eq!(service.queries(), before, "cached");
+
+    // The listener's connection dies; PostgreSQL would drop whatever it announced
+    // until the listener is back.
+    let listener = format!("stratacache listener {}", service.pid());
+    let killed = psql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{listener}'"
+    ));
+    assert_eq!(killed, "1", "the service's listener was connected");
+    // Once back, it invalidates `users`: the next read queries again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while service.queries() == before {
+        service.get("/users/4545");
+        assert!(Instant::now() < deadline, "no reconnection within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And notifications flow again.
+    let name = unique_name();
+    psql(&format!("UPDATE users SET name = '{name}' WHERE id = 4545"));
+    until_seen(&service, 4545, &name, Duration::from_secs(1));
+}

@@ -1,0 +1,153 @@
+//! Invalidation driven by the database (cargo feature `postgres`): a listener that
+//! `LISTEN`s on a PostgreSQL channel and turns each notification into
+//! [`invalidate_tag`](crate::invalidate_tag), so a write made anywhere (psql, a
+//! migration, another service) drops the cached values it changes, in every process.
+//!
+//! A notification's payload is JSON: `{"tags": ["user:7", "users"]}`. A trigger sends
+//! it; the README's "Writes from anywhere" shows one.
+//!
+//! PostgreSQL does not keep notifications for a listener that is away: after a
+//! dropped connection the listener reconnects (backing off up to 5 s), `LISTEN`s
+//! again, and then invalidates every tag it is responsible for
+//! ([`PgInvalidation::on_reconnect_invalidate`]), because whatever was sent
+//! meanwhile is lost.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_postgres::AsyncMessage;
+
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A `LISTEN`er that invalidates tags named by the database. Build it, then
+/// [`spawn`](Self::spawn) it inside a tokio runtime:
+///
+/// ```no_run
+/// # use stratacache_runtime as stratacache;
+/// # async fn run() {
+/// stratacache::postgres::PgInvalidation::new("postgres://postgres@127.0.0.1:5432/test")
+///     .channel("stratacache")
+///     .on_reconnect_invalidate(["users"])
+///     .spawn();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgInvalidation {
+    url: String,
+    channel: String,
+    on_reconnect: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Notification {
+    tags: Vec<String>,
+}
+
+impl PgInvalidation {
+    /// Listens through `url` (a libpq-style connection string) on channel
+    /// `stratacache`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            channel: "stratacache".to_owned(),
+            on_reconnect: Vec::new(),
+        }
+    }
+
+    /// The channel to `LISTEN` on.
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// Tags invalidated after each reconnection (not after the first connection):
+    /// whatever the database announced while the listener was away is lost, so
+    /// everything it covers goes. Give the tags that every value the channel speaks
+    /// of carries (`"users"` for `user:{id}` values tagged `users` too).
+    pub fn on_reconnect_invalidate<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.on_reconnect = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Runs the listener until the runtime shuts down (or the handle is aborted).
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        let mut connected_before = false;
+        loop {
+            match self.listen(connected_before).await {
+                Ok(()) => {
+                    connected_before = true;
+                    backoff = Duration::from_millis(100);
+                    tracing::warn!(channel = %self.channel, "stratacache: lost the PostgreSQL listener connection; reconnecting");
+                }
+                Err(error) => {
+                    tracing::warn!(channel = %self.channel, %error, "stratacache: cannot listen on PostgreSQL; retrying")
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection: `LISTEN`, catch up if this is a reconnection, then apply
+    /// notifications until the connection ends (`Ok`).
+    async fn listen(&self, reconnecting: bool) -> Result<(), tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        if config.get_application_name().is_none() {
+            // So an operator (or a test) can tell this process's listener apart.
+            config.application_name(format!("stratacache listener {}", std::process::id()));
+        }
+        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let AsyncMessage::Notification(notification) = message {
+                    let _ = sender.send(notification.payload().to_owned());
+                }
+            }
+        });
+        let quoted = self.channel.replace('"', "\"\"");
+        let listening = client.batch_execute(&format!("LISTEN \"{quoted}\"")).await;
+        if let Err(error) = listening {
+            driver.abort();
+            return Err(error);
+        }
+        tracing::info!(channel = %self.channel, "stratacache: listening for invalidations on PostgreSQL");
+        if reconnecting {
+            for tag in &self.on_reconnect {
+                apply(tag).await;
+            }
+        }
+        while let Some(payload) = notifications.recv().await {
+            match serde_json::from_str::<Notification>(&payload) {
+                Ok(notification) => {
+                    for tag in &notification.tags {
+                        apply(tag).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%payload, %error, "stratacache: ignored a PostgreSQL notification that is not {{\"tags\": [..]}}")
+                }
+            }
+        }
+        drop(client);
+        Ok(())
+    }
+}
+
+async fn apply(tag: &str) {
+    if let Err(error) = crate::invalidate_tag(tag).await {
+        // Already applied in this process; Redis takes it from the outbox later.
+        tracing::debug!(tag, %error, "stratacache: a database-driven invalidation waits for Redis");
+    }
+}
