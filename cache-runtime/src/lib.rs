@@ -16,6 +16,7 @@ mod error;
 mod export;
 mod flight;
 mod flights;
+pub mod inspect;
 pub mod l1;
 mod l2;
 mod message;

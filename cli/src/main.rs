@@ -1,0 +1,113 @@
+//! `stratacache-cli`: looks inside a stratacache Redis namespace.
+//!
+//! ```text
+//! stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] COMMAND
+//!   inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
+//!   entry CACHE KEY_JSON     one entry decoded: times, tags (recorded and current), payload,
+//!                            signature
+//!   tags PATTERN             tag counters matching a glob, with their versions
+//!   invalidate-tag TAG       through the same counter and message as invalidate_tag!
+//! ```
+//!
+//! `--redis`, `--namespace` and `--secret` default to `STRATACACHE_REDIS_URL`,
+//! `STRATACACHE_NAMESPACE` (else `stratacache`) and `STRATACACHE_SECRET`. Every
+//! answer is one JSON document on stdout.
+
+mod entry;
+mod scan;
+
+use serde_json::json;
+
+struct Options {
+    redis: String,
+    namespace: String,
+    secret: Option<String>,
+}
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options {
+        redis: std::env::var("STRATACACHE_REDIS_URL").unwrap_or_default(),
+        namespace: std::env::var("STRATACACHE_NAMESPACE").unwrap_or_else(|_| "stratacache".into()),
+        secret: std::env::var("STRATACACHE_SECRET").ok(),
+    };
+    while args.first().is_some_and(|a| a.starts_with("--")) {
+        let flag = args.remove(0);
+        let value = if args.is_empty() {
+            fail(&format!("{flag} needs a value"))
+        } else {
+            args.remove(0)
+        };
+        match flag.as_str() {
+            "--redis" => options.redis = value,
+            "--namespace" => options.namespace = value,
+            "--secret" => options.secret = Some(value),
+            other => fail(&format!("unknown option {other}")),
+        }
+    }
+    if options.redis.is_empty() {
+        fail("no Redis: give --redis URL or set STRATACACHE_REDIS_URL");
+    }
+    let answer = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["inspect"] => scan::inspect(&options),
+        ["entry", cache, key] => entry::show(&options, cache, key),
+        ["tags", pattern] => scan::tags(&options, pattern),
+        ["invalidate-tag", tag] => invalidate_tag(&options, tag),
+        _ => fail("usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] (inspect | entry CACHE KEY_JSON | tags PATTERN | invalidate-tag TAG)"),
+    };
+    match answer {
+        Ok(value) => println!("{}", serde_json::to_string_pretty(&value).expect("JSON")),
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("stratacache-cli: {message}");
+    std::process::exit(2);
+}
+
+fn connect(options: &Options) -> Result<redis::Connection, String> {
+    redis::Client::open(options.redis.as_str())
+        .and_then(|client| client.get_connection())
+        .map_err(|e| format!("cannot reach Redis at {}: {e}", options.redis))
+}
+
+/// Through the runtime itself: the counter, then the message, as the macro does.
+/// Waits (up to 5 s) until Redis took it; an invalidation left in the outbox of a
+/// process about to exit would be lost.
+fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut config = stratacache_runtime::Config::new()
+            .redis_url(&options.redis)
+            .namespace(&options.namespace);
+        if let Some(secret) = &options.secret {
+            config = config.secret(secret.clone());
+        }
+        stratacache_runtime::init(config).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut outcome = stratacache_runtime::invalidate_tag(tag).await;
+        while stratacache_runtime::stats().outbox.pending > 0 {
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "Redis did not take the invalidation of {tag} within 5 s"
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            outcome = Ok(());
+        }
+        outcome.map_err(|e| e.to_string())?;
+        let mut connection = connect(options)?;
+        let version: Option<u64> = redis::cmd("GET")
+            .arg(stratacache_runtime::inspect::tag_key(
+                &options.namespace,
+                tag,
+            ))
+            .query(&mut connection)
+            .map_err(|e| e.to_string())?;
+        Ok(json!({ "invalidated": tag, "version": version }))
+    })
+}

@@ -1,0 +1,115 @@
+//! The namespace as a whole: `inspect` and `tags`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::{connect, Options};
+
+/// Every key matching `pattern`, by `SCAN` (never `KEYS`: it blocks the server).
+pub(crate) fn scan(
+    connection: &mut redis::Connection,
+    pattern: &str,
+) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query(connection)
+            .map_err(|e| e.to_string())?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// `{ns}:{cache}:v{version}:{32 hex}`, parsed from the right: cache names may hold
+/// colons (`app::Repo::get`).
+pub(crate) fn entry_parts<'a>(namespace: &str, key: &'a str) -> Option<(&'a str, u32)> {
+    let rest = key.strip_prefix(namespace)?.strip_prefix(':')?;
+    let (rest, hash) = rest.rsplit_once(':')?;
+    let (cache, version) = rest.rsplit_once(':')?;
+    let version = version.strip_prefix('v')?.parse().ok()?;
+    (hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some((cache, version))
+}
+
+pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
+    let mut connection = connect(options)?;
+    let ns = &options.namespace;
+    let mut caches: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
+    let mut other = 0;
+    for key in scan(&mut connection, &format!("{ns}:*"))? {
+        if key.starts_with(&format!("{ns}:tag:")) || key.starts_with(&format!("{ns}:cache-tag:")) {
+            continue;
+        }
+        let Some((cache, version)) = entry_parts(ns, &key) else {
+            other += 1;
+            continue;
+        };
+        let bytes: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .query(&mut connection)
+            .map_err(|e| e.to_string())?;
+        let totals = caches.entry((cache.to_owned(), version)).or_default();
+        totals.0 += 1;
+        totals.1 += bytes.unwrap_or(0);
+    }
+    let tag_counters = scan(&mut connection, &format!("{ns}:tag:*"))?.len();
+    let caches: Vec<Value> = caches
+        .into_iter()
+        .map(|((cache, version), (entries, bytes))| {
+            json!({ "cache": cache, "version": version, "entries": entries, "bytes": bytes })
+        })
+        .collect();
+    Ok(json!({
+        "namespace": ns,
+        "caches": caches,
+        "tag_counters": tag_counters,
+        "other_keys": other,
+    }))
+}
+
+pub(crate) fn tags(options: &Options, pattern: &str) -> Result<Value, String> {
+    let mut connection = connect(options)?;
+    let prefix = format!("{}:tag:", options.namespace);
+    let mut found = BTreeMap::new();
+    for key in scan(&mut connection, &format!("{prefix}{pattern}"))? {
+        let version: Option<u64> = redis::cmd("GET")
+            .arg(&key)
+            .query(&mut connection)
+            .map_err(|e| e.to_string())?;
+        found.insert(key[prefix.len()..].to_owned(), version);
+    }
+    Ok(json!({ "tags": found }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_parts;
+
+    #[test]
+    fn entry_keys_parse_from_the_right() {
+        let hash = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            entry_parts("ns", &format!("ns:users.get:v0:{hash}")),
+            Some(("users.get", 0))
+        );
+        assert_eq!(
+            entry_parts("ns", &format!("ns:app::Repo::get:v12:{hash}")),
+            Some(("app::Repo::get", 12))
+        );
+        assert_eq!(entry_parts("ns", "ns:tag:user:7"), None);
+        assert_eq!(
+            entry_parts("ns", &format!("other:users.get:v0:{hash}")),
+            None
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The inspector against a real redis-server that the example service filled.
+
+#[path = "../../examples/service/src/http.rs"]
+#[allow(dead_code)]
+mod http;
+#[path = "../../examples/service/src/launch.rs"]
+#[allow(dead_code)]
+mod launch;
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn cli(redis: &str, namespace: &str, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_stratacache-cli"))
+        .args(["--redis", redis, "--namespace", namespace])
+        .args(args)
+        .output()
+        .expect("run the inspector");
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+/// `user-service`, built beside this test's binary by `cargo test --workspace`.
+fn service_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("user-service");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build -p stratacache-example-service`)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_inspector_lists_the_services_cache_and_decodes_an_entry() {
+    let redis = support::RedisServer::start();
+    let namespace = "inspected";
+    let service = launch::Service::start(
+        &service_binary(),
+        &[
+            ("STRATACACHE_REDIS_URL", &redis.url()),
+            ("STRATACACHE_NAMESPACE", namespace),
+        ],
+    );
+    let get = |path: &str| {
+        http::Connection::open(&service.addr)
+            .unwrap()
+            .request("GET", path, None)
+            .unwrap()
+    };
+    for id in [7, 8, 9] {
+        assert_eq!(get(&format!("/users/{id}")).0, 200);
+    }
+
+    let listing = cli(&redis.url(), namespace, &["inspect"]);
+    let caches = listing["caches"].as_array().unwrap();
+    let users = caches
+        .iter()
+        .find(|c| c["cache"] == "users.get")
+        .expect("users.get is listed");
+    assert_eq!(users["entries"], 3, "{listing}");
+    assert!(users["bytes"].as_u64().unwrap() > 0);
+    assert!(
+        listing["tag_counters"].as_u64().unwrap() >= 4,
+        "users, user:7, user:8, user:9"
+    );
+
+    let entry = cli(&redis.url(), namespace, &["entry", "users.get", "7"]);
+    assert_eq!(entry["format"], "postcard");
+    assert_eq!(entry["signature"], "unsigned");
+    assert!(
+        entry["fresh_until"]["from_now_ms"].as_i64().unwrap() > 0,
+        "{entry}"
+    );
+    let text = entry["payload"]["text"].as_str().unwrap();
+    assert!(text.contains("user7@example.com"), "{entry}");
+    let tags = entry["tags"].as_array().unwrap();
+    assert!(tags.iter().all(|t| t["valid"] == true), "{entry}");
+    assert!(tags
+        .iter()
+        .any(|t| t["counter"] == format!("{namespace}:tag:user:7")));
+
+    let counters = cli(&redis.url(), namespace, &["tags", "user:*"]);
+    assert!(
+        counters["tags"]["user:7"].as_u64().unwrap() > 0,
+        "{counters}"
+    );
+
+    let invalidated = cli(&redis.url(), namespace, &["invalidate-tag", "user:7"]);
+    assert!(invalidated["version"].as_u64() > counters["tags"]["user:7"].as_u64());
+    let after = cli(&redis.url(), namespace, &["entry", "users.get", "7"]);
+    let stale_tag = after["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["counter"] == format!("{namespace}:tag:user:7"))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        stale_tag["valid"], false,
+        "the entry is invalid under its new version: {after}"
+    );
+    // The service heard the message too: its next read loads again.
+    let queries = || {
+        let page = get("/metrics").1;
+        http::sample(&page, "app_db_queries_total").unwrap()
+    };
+    let before = queries();
+    assert!(support::eventually(Duration::from_secs(5), || {
+        get("/users/7");
+        queries() > before
+    }));
+}
