@@ -14,6 +14,7 @@ mod impl_block;
 mod ops;
 mod validate;
 mod validate_batch;
+mod validate_policies;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;

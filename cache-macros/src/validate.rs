@@ -10,6 +10,7 @@ use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
 use crate::args::{CachedArgs, Errors, Given};
 use crate::validate_batch::batch_plan;
 pub(crate) use crate::validate_batch::{BatchPlan, KeyList};
+use crate::validate_policies::{at_least_one, policies};
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
@@ -178,65 +179,12 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
             _ => None,
         }
     });
-    let xfetch = match args.refresh_ahead.as_ref().map(|g| &g.value) {
-        Some(syn::Lit::Str(lit)) => xfetch_beta(lit).or_else(|| {
-            errors.spanned(lit, "`refresh_ahead` takes \"xfetch\" or \"xfetch(beta)\" with a beta above 0, such as \"xfetch(2.0)\"");
-            None
-        }),
-        _ => None,
-    };
-    for redis_only in [&args.compress, &args.encrypt].into_iter().flatten() {
-        if args.local.is_some() {
-            let keyword = &redis_only.keyword;
-            errors.spanned(keyword, format!("`{keyword}` is about what is written to Redis, and a `local` cache never writes there: remove one of them"));
-        }
-    }
-    if let (Some(validate), Some(_)) = (&args.validate, &args.batch) {
-        errors.spanned(&validate.keyword, "`validate` is not supported with `batch` yet: check the values in the loader and leave out the invalid ones");
-    }
+    let policies = policies(&args, &mut errors);
     if let (Some(lock), Some(_)) = (&args.lock, &args.local) {
         errors.spanned(&lock.keyword, "`lock` coordinates loads through Redis, and a `local` cache never uses Redis: remove one of them");
     }
 
-    let capacity = match &args.capacity {
-        None => None,
-        Some(given) => match given.value.base10_parse::<u64>() {
-            Ok(0) => {
-                errors.spanned(&given.value, "`capacity` must be at least 1");
-                None
-            }
-            Ok(n) => Some(n),
-            Err(error) => {
-                errors.push(error);
-                None
-            }
-        },
-    };
-    if let Some(sliding) = &args.sliding {
-        if args.ttl.is_none() {
-            errors.spanned(
-                &sliding.keyword,
-                "`sliding` extends the ttl on each hit: add `ttl = \"20m\"`",
-            );
-        }
-        if let Some(ahead) = &args.refresh_ahead {
-            errors.spanned(&ahead.keyword, "`refresh_ahead` refreshes before an expiry that `sliding` keeps moving while the value is read: remove one of them");
-        }
-    }
-    let max_loads = match &args.max_loads {
-        None => None,
-        Some(given) => match given.value.base10_parse::<usize>() {
-            Ok(0) => {
-                errors.spanned(&given.value, "`max_loads` must be at least 1");
-                None
-            }
-            Ok(n) => Some(n),
-            Err(error) => {
-                errors.push(error);
-                None
-            }
-        },
-    };
+    let capacity = at_least_one::<u64>(&args.capacity, &mut errors);
     let version = match &args.version {
         None => 0,
         Some(given) => given.value.base10_parse::<u32>().unwrap_or_else(|error| {
@@ -261,8 +209,10 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     };
 
     // Both refresh in a spawned task, so the loader must own what it uses.
-    let background =
-        stale_window.is_some() || refresh_ahead.is_some() || xfetch.is_some() || timeout.is_some();
+    let background = stale_window.is_some()
+        || refresh_ahead.is_some()
+        || policies.xfetch.is_some()
+        || timeout.is_some();
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
@@ -353,7 +303,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         fail_safe,
         retry_after,
         refresh_ahead,
-        xfetch,
+        xfetch: policies.xfetch,
         timeout,
         lock: args.lock.is_some(),
         hard_timeout: args.hard_timeout.is_some(),
@@ -369,26 +319,12 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         tags,
         background,
         batch,
-        max_loads,
-        sliding: args.sliding.is_some(),
-        compress: args.compress.map(|g| g.value.value),
-        encrypt: args.encrypt.map(|g| g.value.value),
-        validate: args.validate.map(|g| g.value),
+        max_loads: policies.max_loads,
+        sliding: policies.sliding,
+        compress: policies.compress,
+        encrypt: policies.encrypt,
+        validate: policies.validate,
     })
-}
-
-/// `"xfetch"` is beta 1; `"xfetch(2.5)"` gives it.
-fn xfetch_beta(lit: &LitStr) -> Option<f64> {
-    let text = lit.value();
-    let text = text.trim();
-    if text == "xfetch" {
-        return Some(1.0);
-    }
-    let beta = text.strip_prefix("xfetch(")?.strip_suffix(')')?;
-    beta.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|b| b.is_finite() && *b > 0.0)
 }
 
 /// The arguments given that need an async runtime or Redis.
