@@ -76,6 +76,13 @@ pub struct Cache<K, V> {
     recent_load_micros: std::sync::atomic::AtomicU64,
 }
 
+/// What `lookup` saw under the store's read lock; acted on once it is released.
+enum Looked<V> {
+    Seen(Seen<V>),
+    /// Fresh, past `refresh_at`, this many ms before its expiry.
+    PastRefreshPoint(V, u64),
+}
+
 enum Seen<V> {
     Fresh(V),
     /// Fresh, and past the refresh-ahead point.
@@ -208,46 +215,47 @@ where
     #[inline]
     fn lookup(&self, key: &K) -> Seen<V> {
         let now = clock::coarse_ms();
-        let mut slide = false;
         // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
             let times = &entry.times;
             if !entry.is_retained(now) {
-                Some(Seen::Gone)
+                Some(Looked::Seen(Seen::Gone))
             } else if now < times.fresh_until {
-                slide = self.options.sliding && sliding::due(&self.options, times, now);
                 let value = entry.value.clone();
-                Some(
-                    if now < times.refresh_at || !self.refresh_due(times.fresh_until - now) {
-                        Seen::Fresh(value)
-                    } else {
-                        Seen::Refresh(value)
-                    },
-                )
+                Some(if now < times.refresh_at {
+                    Looked::Seen(Seen::Fresh(value))
+                } else {
+                    Looked::PastRefreshPoint(value, times.fresh_until - now)
+                })
             } else if now < times.stale_until {
-                Some(Seen::Stale(entry.value.clone()))
+                Some(Looked::Seen(Seen::Stale(entry.value.clone())))
             } else {
                 None
             }
         });
-        if slide {
-            self.slide(key, now);
-        }
         match seen {
-            Some(Some(Seen::Gone)) => {
+            Some(Some(Looked::Seen(Seen::Gone))) => {
                 self.drop_unusable(key, now);
                 Seen::Gone
             }
-            Some(Some(seen)) => seen,
+            Some(Some(Looked::Seen(seen))) => seen,
+            Some(Some(Looked::PastRefreshPoint(value, gap_ms))) => {
+                self.past_refresh_point(key, value, gap_ms, now)
+            }
             Some(None) | None => Seen::Gone,
         }
     }
 
-    /// Past `refresh_at`, is a refresh due? Always with `refresh_ahead = 0.8`;
-    /// with XFetch, by chance (see `xfetch.rs`).
-    #[inline]
-    fn refresh_due(&self, gap_ms: u64) -> bool {
-        match self.options.xfetch {
+    /// A fresh hit past its `refresh_at` (out of line: the hit path stays small).
+    /// `refresh_ahead = 0.8`: refresh. XFetch: refresh by chance (`xfetch.rs`).
+    /// `sliding`: extend, and answer as fresh.
+    #[cold]
+    fn past_refresh_point(&self, key: &K, value: V, gap_ms: u64, now: u64) -> Seen<V> {
+        if self.options.sliding {
+            self.slide(key, now);
+            return Seen::Fresh(value);
+        }
+        let due = match self.options.xfetch {
             None => true,
             Some(beta) => {
                 let delta = self
@@ -255,6 +263,11 @@ where
                     .load(std::sync::atomic::Ordering::Relaxed);
                 xfetch::due(gap_ms, delta, beta, xfetch::draw)
             }
+        };
+        if due {
+            Seen::Refresh(value)
+        } else {
+            Seen::Fresh(value)
         }
     }
 

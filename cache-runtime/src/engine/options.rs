@@ -170,6 +170,8 @@ impl CacheOptions {
             // Every fresh hit asks `xfetch::due`, which answers no at once far from
             // expiry.
             (None, Some(_), Some(_)) => 0,
+            // `sliding`: the point of the next extension (see `sliding.rs`).
+            (None, None, Some(ttl)) if self.sliding => clock::to_ms(ttl) / 4,
             _ => NEVER,
         };
         Lifetime {

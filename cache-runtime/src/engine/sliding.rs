@@ -2,27 +2,19 @@
 //! made at most once per ttl/4 per key (a write in L1, and a compare-and-set in
 //! Redis: `l2/sliding.rs`), so a value read at least that often stays fresh, and
 //! one not read expires between 3/4 of its ttl and its ttl after the last read.
+//!
+//! The next extension is due at the entry's `refresh_at` (a sliding cache has no
+//! refresh-ahead), so the hit path checks nothing more than for any other cache.
 
-use super::{clock, Cache, CacheKey, CacheOptions, CacheValue, Times, NEVER};
+use super::{clock, Cache, CacheKey, CacheValue, NEVER};
 use crate::l1::L1Store;
-
-/// Whether a hit at `now` extends a value fresh until `times.fresh_until`: its
-/// last extension (or load) is at least ttl/4 old.
-#[inline]
-pub(super) fn due(options: &CacheOptions, times: &Times, now: u64) -> bool {
-    let Some(ttl) = options.ttl else {
-        return false;
-    };
-    let ttl_ms = clock::to_ms(ttl);
-    times.fresh_until.saturating_sub(now) + ttl_ms / 4 <= ttl_ms
-}
 
 impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
 {
-    #[cold]
+    /// Extends the entry for `key`, read at `now`, here and then in Redis.
     pub(super) fn slide(&self, key: &K, now: u64) {
         let Some(ttl) = self.options.ttl else {
             return;
@@ -41,6 +33,7 @@ where
             times.fresh_until = moved(times.fresh_until);
             times.stale_until = moved(times.stale_until);
             times.keep_until = moved(times.keep_until);
+            times.refresh_at = now.saturating_add(ttl_ms / 4);
         });
         let Some(target) = self.shared_target(key, &[]) else {
             return;
