@@ -76,13 +76,6 @@ pub struct Cache<K, V> {
     recent_load_micros: std::sync::atomic::AtomicU64,
 }
 
-/// What `lookup` saw under the store's read lock; acted on once it is released.
-enum Looked<V> {
-    Seen(Seen<V>),
-    /// Fresh, past `refresh_at`, this many ms before its expiry.
-    PastRefreshPoint(V, u64),
-}
-
 enum Seen<V> {
     Fresh(V),
     /// Fresh, and past the refresh-ahead point.
@@ -219,29 +212,28 @@ where
         let seen = self.store.read(key, |entry| {
             let times = &entry.times;
             if !entry.is_retained(now) {
-                Some(Looked::Seen(Seen::Gone))
+                Some(Seen::Gone)
             } else if now < times.fresh_until {
                 let value = entry.value.clone();
                 Some(if now < times.refresh_at {
-                    Looked::Seen(Seen::Fresh(value))
+                    Seen::Fresh(value)
                 } else {
-                    Looked::PastRefreshPoint(value, times.fresh_until - now)
+                    Seen::Refresh(value)
                 })
             } else if now < times.stale_until {
-                Some(Looked::Seen(Seen::Stale(entry.value.clone())))
+                Some(Seen::Stale(entry.value.clone()))
             } else {
                 None
             }
         });
         match seen {
-            Some(Some(Looked::Seen(Seen::Gone))) => {
+            Some(Some(Seen::Gone)) => {
                 self.drop_unusable(key, now);
                 Seen::Gone
             }
-            Some(Some(Looked::Seen(seen))) => seen,
-            Some(Some(Looked::PastRefreshPoint(value, gap_ms))) => {
-                self.past_refresh_point(key, value, gap_ms, now)
-            }
+            // Past `refresh_at`: what that means is decided out of line.
+            Some(Some(Seen::Refresh(value))) => self.past_refresh_point(key, value, now),
+            Some(Some(seen)) => seen,
             Some(None) | None => Seen::Gone,
         }
     }
@@ -250,7 +242,7 @@ where
     /// `refresh_ahead = 0.8`: refresh. XFetch: refresh by chance (`xfetch.rs`).
     /// `sliding`: extend, and answer as fresh.
     #[cold]
-    fn past_refresh_point(&self, key: &K, value: V, gap_ms: u64, now: u64) -> Seen<V> {
+    fn past_refresh_point(&self, key: &K, value: V, now: u64) -> Seen<V> {
         if self.options.sliding {
             self.slide(key, now);
             return Seen::Fresh(value);
@@ -258,6 +250,8 @@ where
         let due = match self.options.xfetch {
             None => true,
             Some(beta) => {
+                let fresh_until = self.store.read(key, |entry| entry.times.fresh_until);
+                let gap_ms = fresh_until.unwrap_or(now).saturating_sub(now);
                 let delta = self
                     .recent_load_micros
                     .load(std::sync::atomic::Ordering::Relaxed);
