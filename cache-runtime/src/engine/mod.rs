@@ -238,33 +238,6 @@ where
         }
     }
 
-    /// A fresh hit past its `refresh_at` (out of line: the hit path stays small).
-    /// `refresh_ahead = 0.8`: refresh. XFetch: refresh by chance (`xfetch.rs`).
-    /// `sliding`: extend, and answer as fresh.
-    #[cold]
-    fn past_refresh_point(&self, key: &K, value: V, now: u64) -> Seen<V> {
-        if self.options.sliding {
-            self.slide(key, now);
-            return Seen::Fresh(value);
-        }
-        let due = match self.options.xfetch {
-            None => true,
-            Some(beta) => {
-                let fresh_until = self.store.read(key, |entry| entry.times.fresh_until);
-                let gap_ms = fresh_until.unwrap_or(now).saturating_sub(now);
-                let delta = self
-                    .recent_load_micros
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                xfetch::due(gap_ms, delta, beta, xfetch::draw)
-            }
-        };
-        if due {
-            Seen::Refresh(value)
-        } else {
-            Seen::Fresh(value)
-        }
-    }
-
     /// Fresh and not yet due for a refresh: what a refresh that just landed leaves
     /// (with XFetch: more than half its ttl left).
     fn needs_no_refresh(&self, key: &K) -> bool {

@@ -1,6 +1,7 @@
 //! The freshness and resilience policies' part of a call: answering before a load
 //! ends (a stale value the leader found in Redis, a kept value past a `timeout`, or a
-//! `hard_timeout` error) and answering in place of a failed load (fail-safe).
+//! `hard_timeout` error), answering in place of a failed load (fail-safe), and what
+//! a fresh hit past its refresh point means (refresh-ahead, XFetch, sliding).
 
 use std::future::Future;
 use std::panic;
@@ -8,7 +9,9 @@ use std::panic;
 use super::lead::{Keep, Lead};
 use super::pipeline::Role;
 use super::shared::SharedFallback;
-use super::{Cache, CacheKey, CacheValue, Lifetime, ShareFn, Tags, TimedOutFn, NEVER};
+use super::{
+    xfetch, Cache, CacheKey, CacheValue, Lifetime, Seen, ShareFn, Tags, TimedOutFn, NEVER,
+};
 use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Landed, Origin};
@@ -208,5 +211,32 @@ where
         };
         lead.land::<S::Out>(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
         S::join(value)
+    }
+
+    /// A fresh hit past its `refresh_at` (out of line: the hit path stays small).
+    /// `refresh_ahead = 0.8`: refresh. XFetch: refresh by chance (`xfetch.rs`).
+    /// `sliding`: extend, and answer as fresh.
+    #[cold]
+    pub(super) fn past_refresh_point(&self, key: &K, value: V, now: u64) -> Seen<V> {
+        if self.options.sliding {
+            self.slide(key, now);
+            return Seen::Fresh(value);
+        }
+        let due = match self.options.xfetch {
+            None => true,
+            Some(beta) => {
+                let fresh_until = self.store.read(key, |entry| entry.times.fresh_until);
+                let gap_ms = fresh_until.unwrap_or(now).saturating_sub(now);
+                let delta = self
+                    .recent_load_micros
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                xfetch::due(gap_ms, delta, beta, xfetch::draw)
+            }
+        };
+        if due {
+            Seen::Refresh(value)
+        } else {
+            Seen::Fresh(value)
+        }
     }
 }
