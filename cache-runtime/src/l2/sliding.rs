@@ -48,6 +48,11 @@ impl L2 {
     fn slid(&self, old: &[u8], ttl_ms: u64, now: u64) -> Option<(Vec<u8>, u64)> {
         let decoded = Envelope::decode(old).ok()?;
         self.protection.authenticate(&decoded).ok()?;
+        // Without a secret this process could only write it back unsigned, which
+        // every process holding one would then refuse: leave it as it is.
+        if decoded.mac.is_some() && self.protection.signer().is_none() {
+            return None;
+        }
         let envelope = decoded.envelope;
         let extended_to = now.saturating_add(ttl_ms);
         let recently = envelope.fresh_until_ms >= extended_to - ttl_ms / 4;
@@ -73,5 +78,88 @@ impl L2 {
             keep => keep - now,
         };
         Some((slid.encode(self.protection.signer()), px))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::l2::codec::PayloadFormat;
+    use crate::l2::envelope::Flags;
+    use crate::l2::protection::Protection;
+    use crate::l2::secrets::Secrets;
+    use crate::l2::Settings;
+
+    fn l2(secret: Option<&str>) -> L2 {
+        let settings = Settings {
+            namespace: "t".into(),
+            timeout: Duration::from_millis(100),
+            max_payload: 1 << 20,
+            format: PayloadFormat::Postcard,
+            protection: Protection {
+                secrets: secret.and_then(Secrets::parse),
+                ..Protection::default()
+            },
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+            lock_hold: Duration::from_secs(1),
+            lock_wait: Duration::from_secs(1),
+            tls_root_cert: None,
+        };
+        // Lazy: nothing connects.
+        L2::new(&["redis://127.0.0.1:1".to_owned()], false, settings).unwrap()
+    }
+
+    fn entry(fresh_until_ms: u64, signer: Option<&Secrets>) -> Vec<u8> {
+        Envelope {
+            format: PayloadFormat::Postcard,
+            flags: Flags::default(),
+            fingerprint: 1,
+            created_ms: 0,
+            fresh_until_ms,
+            stale_until_ms: fresh_until_ms,
+            keep_until_ms: fresh_until_ms,
+            key: b"k",
+            tags: Vec::new(),
+            payload: b"v",
+        }
+        .encode(signer)
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_extended_once_per_quarter_ttl_and_never_unsigned_over_signed() {
+        let (now, ttl) = (1_000_000, 1_000);
+        let plain = l2(None);
+        let (bytes, px) = plain
+            .slid(&entry(now + 500, None), ttl, now)
+            .expect("half a ttl left: extended");
+        let slid = Envelope::decode(&bytes).unwrap().envelope;
+        assert_eq!((slid.fresh_until_ms, px), (now + ttl, ttl));
+        assert!(
+            plain.slid(&entry(now + 900, None), ttl, now).is_none(),
+            "extended in the last ttl/4"
+        );
+        assert!(
+            plain.slid(&entry(now, None), ttl, now).is_none(),
+            "expired: not revived"
+        );
+
+        let k1 = Secrets::parse("k1").unwrap();
+        let signed = entry(now + 500, Some(&k1));
+        assert!(
+            plain.slid(&signed, ttl, now).is_none(),
+            "no secret: a signed entry is left alone"
+        );
+        let holder = l2(Some("k1"));
+        let (bytes, _) = holder
+            .slid(&signed, ttl, now)
+            .expect("the holder of the secret extends it");
+        assert_eq!(
+            Envelope::decode(&bytes).unwrap().signer(&k1),
+            Some(0),
+            "signed again"
+        );
     }
 }
