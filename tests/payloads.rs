@@ -213,3 +213,15 @@ fn an_unsigned_invalidation_is_ignored_by_a_process_holding_a_secret() {
         "a process without a secret applies the same message: its L1 is dropped"
     );
 }
+
+#[tokio::test]
+async fn encryption_without_a_secret_is_refused_at_init() {
+    let config = stratacache::Config::new()
+        .redis_url("redis://127.0.0.1:1")
+        .encrypt(true);
+    let refused = stratacache::init(config);
+    assert!(
+        matches!(&refused, Err(stratacache::Error::Config(why)) if why.contains("secret")),
+        "{refused:?}"
+    );
+}
