@@ -16,15 +16,6 @@ pub fn tag_key(namespace: &str, tag: &str) -> String {
     keys::tag(namespace, tag)
 }
 
-/// The counter keys that every entry of `cache` also records: the global tag's and
-/// the cache's own.
-pub fn implicit_tag_keys(namespace: &str, cache: &str) -> [String; 2] {
-    [
-        keys::global_tag(namespace),
-        keys::cache_tag(namespace, cache),
-    ]
-}
-
 /// What a signature check of an entry says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
