@@ -18,7 +18,8 @@
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
 //! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
-//! (a batch function sharing `grouped`'s cache), `slow_get ID` (300 ms loads),
+//! (a batch function sharing `grouped`'s cache), `grouped_batch_then_invalidate ID,ID.. TAG`
+//! (its background write-back runs after the invalidation), `slow_get ID` (300 ms loads),
 //! `put_during_load ID VALUE`, `put_during_batch_load ID VALUE` (a batch of ID and
 //! ID+1) and `invalidate_during_load ID` (on `slow_get`'s cache, while a load of the
 //! entry is in flight), `clear`, `stats`.
@@ -275,6 +276,12 @@ async fn main() {
                 let values = grouped_many(&ids).await;
                 answer(&batch_summary(values.len()), "worker.grouped")
             }
+            "grouped_batch_then_invalidate" => {
+                let (ids, tag) = argument.split_once(' ').expect("IDS TAG");
+                let ids: Vec<u64> = ids.split(',').map(|id| id.parse().unwrap()).collect();
+                let summary = batch_then_invalidate(ids, tag.to_owned()).await;
+                answer(&summary, "worker.grouped")
+            }
             "batch_put" => {
                 // A batch whose Redis read is held up (the test freezes Redis) while a
                 // put! of one of its keys lands here.
@@ -343,6 +350,38 @@ fn env_number(name: &str) -> Option<u64> {
 }
 
 /// Waits (up to 5 s) until a loader has started since `LOADS` was `before`.
+/// A `grouped_many` batch, then at once an invalidation of `tag`, on a runtime of one
+/// thread: the batch's write-back, which runs in the background, reads the tag
+/// counters only after the invalidation reached Redis. Returns once that write-back
+/// is done.
+async fn batch_then_invalidate(ids: Vec<u64>, tag: String) -> String {
+    let on_one_thread = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let values = grouped_many(&ids).await;
+            stratacache::invalidate_tag(&tag)
+                .await
+                .expect("invalidate_tag");
+            let metrics = tokio::runtime::Handle::current().metrics();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while metrics.num_alive_tasks() > 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "write-back still running after 5 s"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            batch_summary(values.len())
+        })
+    };
+    tokio::task::spawn_blocking(on_one_thread)
+        .await
+        .expect("the batch")
+}
+
 async fn until_a_load_starts(before: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while LOADS.load(Ordering::SeqCst) == before {

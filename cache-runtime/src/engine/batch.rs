@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 
+use super::added_tags::AddedTags;
 use super::lead::{panic_message, Keep, Outcome, RunLoader};
 use super::shared::Target;
 use super::shared_many::Missing;
@@ -23,7 +24,7 @@ use super::{Cache, CacheKey, CacheValue, Lifetime, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
 use crate::stats::Counter;
-use crate::tags::{self, Stamps, TagStamp};
+use crate::tags::Stamps;
 use crate::this_load::Overrides;
 use crate::warm_tally::Tally;
 
@@ -250,13 +251,13 @@ where
             &mut lead,
             write_backs,
             returned,
-            &overrides,
+            overrides,
             lifetime,
             tally,
         );
-        let (answered, writes) = landed;
+        let (answered, writes, added) = landed;
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-        self.write_back_many(writes, lifetime, overrides.tags).await;
+        self.write_back_many(writes, lifetime, added).await;
         Ok(answered)
     }
 
@@ -327,19 +328,15 @@ where
         lead: &mut BatchLead<'_, K, V>,
         write_backs: Vec<WriteBack>,
         mut returned: HashMap<K, O::Item, foldhash::fast::RandomState>,
-        overrides: &Overrides,
+        overrides: Overrides,
         lifetime: Option<Lifetime>,
         tally: &Option<Arc<Tally>>,
-    ) -> (Vec<(K, V)>, Vec<(Target, V, Vec<u64>)>)
+    ) -> (Vec<(K, V)>, Vec<(Target, V, Vec<u64>)>, AddedTags)
     where
         O: BatchOutput<Key = K>,
         A: Absence<O::Item, Value = V>,
     {
-        let added: Vec<TagStamp> = overrides
-            .tags
-            .iter()
-            .map(|tag| TagStamp::new(tags::intern(tag)))
-            .collect();
+        let added = AddedTags::stamp(overrides.tags);
         let (mut answered, mut writes) = (Vec::new(), Vec::new());
         for (index, write_back) in write_backs.into_iter().enumerate() {
             self.stats.bump(Counter::Miss);
@@ -368,7 +365,7 @@ where
                 continue;
             }
             let recorded = lead.flights[index].2.clone().expect("not landed yet");
-            let stamps = recorded.iter().chain(&added).cloned().collect();
+            let stamps = added.with(&recorded);
             let keep = Keep {
                 value: value.clone(),
                 stamps,
@@ -384,6 +381,6 @@ where
             answered.push((key, value));
         }
         lead.flush();
-        (answered, writes)
+        (answered, writes, added)
     }
 }

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 
+use super::added_tags::AddedTags;
 use super::{shared, Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
@@ -112,7 +113,7 @@ where
             let written = match target.tag_versions().await {
                 Ok(versions) => {
                     let lifetime = self.options.lifetime();
-                    self.write_shared(&target, &value, versions, lifetime, &[])
+                    self.write_shared(&target, &value, versions, lifetime, &AddedTags::default())
                         .await
                 }
                 Err(fault) => {

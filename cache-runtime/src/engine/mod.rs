@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+mod added_tags;
 mod batch;
 pub(crate) mod bulkhead;
 mod entry_ops;
@@ -363,15 +364,6 @@ where
         self.stats
             .snapshot(&self.name, self.store.len(), self.bulkhead.waiting())
     }
-}
-
-/// `stamps` and a stamp for each tag the loader added (`this_load::add_tag`).
-fn with_added_tags(stamps: Stamps, added: &[String]) -> Stamps {
-    if added.is_empty() {
-        return stamps;
-    }
-    let added = added.iter().map(|tag| TagStamp::new(tags::intern(tag)));
-    stamps.iter().cloned().chain(added).collect()
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use super::added_tags::AddedTags;
 use super::lead::{panic_message, Keep, Lead, Outcome, RunLoader};
 use super::shared::{self, SharedFallback, Target};
-use super::{with_added_tags, Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
+use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
@@ -333,9 +334,10 @@ where
         let lifetime = overrides
             .ttl
             .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let added = AddedTags::stamp(overrides.tags);
         let keep = Keep {
             value: value.clone(),
-            stamps: with_added_tags(load.stamps.clone(), &overrides.tags),
+            stamps: added.with(&load.stamps),
             lifetime,
         };
         let landed = Landed::Value(value.clone(), Origin::Loader);
@@ -343,7 +345,7 @@ where
         if let (Some(target), Some(versions)) = (&load.target, load.versions.take()) {
             let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
             let flight = &load.lead.flight;
-            self.write_back_after_load(flight, target, value, versions, lifetime, &overrides.tags)
+            self.write_back_after_load(flight, target, value, versions, lifetime, &added)
                 .await;
         }
         self.unlock(&load.target, load.held.take()).await;

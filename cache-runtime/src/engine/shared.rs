@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::added_tags::AddedTags;
 use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue, Codec, Lifetime};
 use crate::l2::codec::KeyBytes;
@@ -237,7 +238,7 @@ where
         value: &V,
         versions: Vec<u64>,
         lifetime: Lifetime,
-        added_tags: &[String],
+        added_tags: &AddedTags,
     ) -> bool {
         let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
             return false;
@@ -267,7 +268,7 @@ where
         value: &V,
         versions: Vec<u64>,
         lifetime: Lifetime,
-        added_tags: &[String],
+        added_tags: &AddedTags,
     ) {
         if flight.is_doomed() {
             return;
@@ -335,28 +336,6 @@ where
                 stamps.filter(|_| current)
             })
             .collect()
-    }
-
-    /// The counters and current versions of tags a loader added (`None`: Redis failed).
-    pub(super) async fn added_tag_versions(
-        &self,
-        l2: &L2,
-        added_tags: &[String],
-    ) -> Option<Vec<(String, u64)>> {
-        if added_tags.is_empty() {
-            return Some(Vec::new());
-        }
-        let keys: Vec<String> = added_tags
-            .iter()
-            .map(|tag| keys::tag(&l2.namespace, tag))
-            .collect();
-        match l2.settled_versions(&keys).await {
-            Ok(versions) => Some(keys.into_iter().zip(versions).collect()),
-            Err(fault) => {
-                self.fault(&fault);
-                None
-            }
-        }
     }
 
     /// Tells the other processes to drop their copy of this entry (a newer one is in

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::added_tags::AddedTags;
 use super::envelope_check::{Found, ServesAs};
 use super::shared::Target;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Tags};
@@ -228,7 +229,7 @@ where
         &'static self,
         writes: Vec<(Target, V, Vec<u64>)>,
         lifetime: Lifetime,
-        added: Vec<String>,
+        added: AddedTags,
     ) {
         let write_all = async move {
             tokio::task::yield_now().await;
@@ -246,7 +247,7 @@ where
         &self,
         writes: &[(Target, V, Vec<u64>)],
         lifetime: Lifetime,
-        added_tags: &[String],
+        added_tags: &AddedTags,
     ) {
         let Some(((first, _, _), _)) = writes.split_first() else {
             return;
