@@ -2,35 +2,127 @@
 //! `clock_gettime` call (23 ns on this project's machines, about half the budget of a hit).
 //!
 //! Times are milliseconds since the first use of the clock in this process. A
-//! background thread advances the clock every [`TICK`]; the miss path also pushes it
-//! forward with a precise reading, so an entry written by a load never starts life
-//! with a stale timestamp. A hit may therefore see time up to one tick late: an
-//! entry can be served for about a millisecond past its expiry.
+//! background thread advances the clock every [`TICK`] while caches are read; the
+//! miss path also pushes it forward with a precise reading, so an entry written by a
+//! load never starts life with a stale timestamp. A hit may therefore see time up to
+//! one tick late: an entry can be served for about a millisecond past its expiry.
+//!
+//! # Idle processes
+//! Waking every millisecond costs a few percent of a core by itself. So when no read
+//! of the clock has happened for [`IDLE_AFTER`], the thread only wakes to sweep (every
+//! second). The first read after that finds the clock marked idle: it takes a precise
+//! reading instead of the stale coarse one, and wakes the thread, which ticks again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Once};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, Once, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// How often the ticker thread advances the coarse clock.
+/// How often the ticker thread advances the coarse clock while the clock is read.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
-/// How often the ticker thread sweeps expired entries out of every cache.
+/// How often the ticker thread sweeps expired entries out of the caches.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// With no read of the clock for this long, the ticker stops ticking.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+static CLOCK: CoarseClock = CoarseClock::new();
 static TICKER: Once = Once::new();
 
-/// The coarse time in milliseconds: one relaxed load.
+/// The coarse time and the ticker's state. One per process ([`CLOCK`]); a test may
+/// run its own.
+struct CoarseClock {
+    coarse_ms: AtomicU64,
+    /// Cleared by the ticker each [`IDLE_AFTER`]; set again by the first read after.
+    /// While clear, the coarse time may be stale and a read takes a precise one.
+    read_lately: AtomicBool,
+    /// The ticker's mode, for tests: ticking, or idle (only sweeping).
+    ticking: AtomicBool,
+    ticker: OnceLock<Thread>,
+}
+
+impl CoarseClock {
+    const fn new() -> Self {
+        Self {
+            coarse_ms: AtomicU64::new(0),
+            read_lately: AtomicBool::new(false),
+            ticking: AtomicBool::new(true),
+            ticker: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    fn read(&self) -> u64 {
+        if self.read_lately.load(Ordering::Acquire) {
+            self.coarse_ms.load(Ordering::Relaxed)
+        } else {
+            self.first_read()
+        }
+    }
+
+    /// A precise reading, published before the flag so that a read that sees the flag
+    /// also sees a current time; wakes the ticker if it was idle.
+    #[cold]
+    fn first_read(&self) -> u64 {
+        let now = self.advance();
+        self.read_lately.store(true, Ordering::Release);
+        if let Some(ticker) = self.ticker.get() {
+            ticker.unpark();
+        }
+        now
+    }
+
+    fn advance(&self) -> u64 {
+        let now = EPOCH.elapsed().as_millis() as u64;
+        self.coarse_ms.fetch_max(now, Ordering::Relaxed);
+        now
+    }
+
+    /// The ticker's loop: tick while the clock is read, else only sweep.
+    fn tick_forever(&self, sweep: fn(u64)) -> ! {
+        let mut last_sweep = Instant::now();
+        let mut window = Instant::now();
+        let mut idle = false;
+        loop {
+            if idle {
+                std::thread::park_timeout(SWEEP_EVERY.saturating_sub(last_sweep.elapsed()));
+                idle = !self.read_lately.load(Ordering::Acquire);
+                window = Instant::now();
+            } else {
+                std::thread::sleep(TICK);
+                if window.elapsed() >= IDLE_AFTER {
+                    window = Instant::now();
+                    idle = !self.read_lately.swap(false, Ordering::AcqRel);
+                }
+            }
+            self.ticking.store(!idle, Ordering::Relaxed);
+            let now = self.advance();
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                sweep(now);
+            }
+        }
+    }
+
+    fn start(&'static self, sweep: fn(u64)) -> std::io::Result<()> {
+        self.advance();
+        let spawned = std::thread::Builder::new()
+            .name("stratacache-clock".into())
+            .spawn(move || self.tick_forever(sweep))?;
+        let _ = self.ticker.set(spawned.thread().clone());
+        Ok(())
+    }
+}
+
+/// The coarse time in milliseconds: one load while caches are read.
 #[inline]
 pub(crate) fn coarse_ms() -> u64 {
-    COARSE_MS.load(Ordering::Relaxed)
+    CLOCK.read()
 }
 
 /// A precise reading that also advances the coarse clock.
 pub(crate) fn precise_ms() -> u64 {
-    let now = EPOCH.elapsed().as_millis() as u64;
-    COARSE_MS.fetch_max(now, Ordering::Relaxed);
-    now
+    CLOCK.advance()
 }
 
 /// Converts a duration to clock milliseconds, saturating instead of overflowing.
@@ -42,23 +134,9 @@ pub(crate) fn to_ms(duration: Duration) -> u64 {
 /// expired entries do not hold memory until they are met again.
 pub(crate) fn ensure_ticking(sweep: fn(u64)) {
     TICKER.call_once(|| {
-        precise_ms();
-        let spawned = std::thread::Builder::new()
-            .name("stratacache-clock".into())
-            .spawn(move || {
-                let mut last_sweep = Instant::now();
-                loop {
-                    std::thread::sleep(TICK);
-                    let now = precise_ms();
-                    if last_sweep.elapsed() >= SWEEP_EVERY {
-                        last_sweep = Instant::now();
-                        sweep(now);
-                    }
-                }
-            });
-        if let Err(error) = spawned {
-            // Without the ticker the coarse clock only advances on misses: entries still
-            // expire, just later. Worth a log line, never a failed call.
+        if let Err(error) = CLOCK.start(sweep) {
+            // Without the ticker every read of the clock is precise: entries still
+            // expire, only hits cost more. Worth a log line, never a failed call.
             tracing::error!(%error, "stratacache could not start its clock thread");
         }
     });
@@ -67,6 +145,14 @@ pub(crate) fn ensure_ticking(sweep: fn(u64)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Polls `condition` every millisecond for up to 2 s.
+    fn within_2s(condition: impl Fn() -> bool) -> bool {
+        (0..2_000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            condition()
+        })
+    }
 
     #[test]
     fn coarse_clock_advances_without_misses() {
@@ -77,6 +163,39 @@ mod tests {
         assert!(
             advanced >= start + 20,
             "coarse clock stuck: {start} -> {advanced}"
+        );
+    }
+
+    #[test]
+    fn an_idle_clock_stops_ticking_and_its_first_read_is_current() {
+        let clock: &'static CoarseClock = Box::leak(Box::new(CoarseClock::new()));
+        clock.start(|_| {}).unwrap();
+        clock.read();
+        assert!(
+            within_2s(|| !clock.ticking.load(Ordering::Relaxed)),
+            "unread, the clock goes idle after {IDLE_AFTER:?}"
+        );
+        let mut seen: Vec<u64> = (0..300)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                clock.coarse_ms.load(Ordering::Relaxed)
+            })
+            .collect();
+        seen.dedup();
+        assert!(
+            seen.len() <= 2,
+            "an idle ticker only wakes to sweep, once a second: {} times in 300 ms",
+            seen.len() - 1
+        );
+        let before = EPOCH.elapsed().as_millis() as u64;
+        assert!(
+            clock.read() >= before,
+            "the first read after idling is precise"
+        );
+        let resumed = clock.read();
+        assert!(
+            within_2s(|| clock.read() >= resumed + 20),
+            "the first read wakes the ticker: reads see time move again"
         );
     }
 

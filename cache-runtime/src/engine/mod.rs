@@ -75,6 +75,8 @@ pub struct Cache<K, V> {
     bulkhead: bulkhead::Bulkhead,
     /// A moving average of this cache's load durations, in µs (XFetch's delta).
     recent_load_micros: std::sync::atomic::AtomicU64,
+    /// The store part the next sweep visits.
+    sweep_cursor: std::sync::atomic::AtomicUsize,
 }
 
 enum Seen<V> {
@@ -108,6 +110,7 @@ where
             codec,
             complained: Default::default(),
             warned_kept_in_process: Default::default(),
+            sweep_cursor: Default::default(),
             redis_names: Default::default(),
             bulkhead: Default::default(),
             recent_load_micros: Default::default(),
@@ -348,13 +351,20 @@ where
         self.store.clear();
     }
 
+    /// Drops the expired and invalidated entries of one part of the store, the next
+    /// in turn: the work per call is bounded by a part, never the whole cache (entries
+    /// met before their part's turn are dropped by the hit that finds them dead).
     pub(crate) fn sweep(&self, now: u64) {
+        let cursor = self
+            .sweep_cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let invalidated = std::cell::Cell::new(0);
-        self.store.retain(|entry| {
-            let current = tags::all_current(&entry.stamps);
-            invalidated.set(invalidated.get() + u64::from(!current));
-            current && now < entry.times.keep_until
-        });
+        self.store
+            .retain_part(cursor % self.store.parts(), |entry| {
+                let current = tags::all_current(&entry.stamps);
+                invalidated.set(invalidated.get() + u64::from(!current));
+                current && now < entry.times.keep_until
+            });
         for _ in 0..invalidated.get() {
             self.stats.bump(Counter::Invalidation);
         }

@@ -56,6 +56,16 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
     fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>));
     /// Keeps only the entries for which `keep` is true.
     fn retain(&self, keep: impl Fn(&Entry<V>) -> bool);
+    /// How many parts [`retain_part`](Self::retain_part) splits the store into.
+    fn parts(&self) -> usize {
+        1
+    }
+    /// Keeps only the entries of part `part` (`< parts()`) for which `keep` is true,
+    /// so that a sweep can visit a large store a bounded piece at a time.
+    fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
+        debug_assert!(part < self.parts());
+        self.retain(keep);
+    }
     /// Drops every entry.
     fn clear(&self);
     /// How many entries are held.
@@ -112,7 +122,9 @@ pub(crate) mod contract {
             "remove_if kept a doomed entry"
         );
         store.insert(3, entry(30, true));
-        store.retain(|e| e.value != 30);
+        for part in 0..store.parts() {
+            store.retain_part(part, |e| e.value != 30);
+        }
         assert_eq!(
             store.read(&3, |e| e.value),
             None,

@@ -28,10 +28,19 @@ impl<K: Hash + Eq, V> QuickStore<K, V> {
     }
 }
 
-fn shard_count() -> usize {
+/// Enough shards for the cores to rarely meet on one lock, and for a sweep to visit
+/// at most about `SWEPT_PER_SHARD` entries at a time.
+fn shard_count(capacity: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (cores * 4).next_power_of_two().clamp(4, 64)
+    let for_cores = (cores * 4).next_power_of_two().clamp(4, 64);
+    let for_sweeps = capacity.div_ceil(SWEPT_PER_SHARD).next_power_of_two() as usize;
+    for_cores
+        .max(for_sweeps.min(MAX_SHARDS))
+        .min(capacity.max(1).next_power_of_two() as usize)
 }
+
+const SWEPT_PER_SHARD: u64 = 1 << 15;
+const MAX_SHARDS: usize = 1024;
 
 impl<K, V> L1Store<K, V> for QuickStore<K, V>
 where
@@ -39,7 +48,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn with_capacity(capacity: u64) -> Self {
-        let count = shard_count().min(capacity.max(1).next_power_of_two() as usize);
+        let count = shard_count(capacity);
         let per_shard = capacity.div_ceil(count as u64).max(1) as usize;
         let shards = (0..count)
             .map(|_| RwLock::new(Cache::new(per_shard)))
@@ -80,6 +89,14 @@ where
         }
     }
 
+    fn parts(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
+        self.shards[part].write().retain(|_, entry| keep(entry));
+    }
+
     fn clear(&self) {
         for shard in self.shards.iter() {
             shard.write().clear();
@@ -93,8 +110,45 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Entry, L1Store};
+    use super::QuickStore;
+    use crate::times::Times;
+
     #[test]
     fn passes_the_store_contract() {
-        super::super::contract::run::<super::QuickStore<u64, u32>>();
+        super::super::contract::run::<QuickStore<u64, u32>>();
+    }
+
+    #[test]
+    fn a_large_store_is_swept_one_bounded_shard_at_a_time() {
+        let store = QuickStore::<u64, u32>::with_capacity(2_000_000);
+        assert_eq!(store.parts(), 64, "2e6 entries: shards of at most 32768");
+        let dead = Times {
+            fresh_until: 0,
+            stale_until: 0,
+            keep_until: 0,
+            refresh_at: 0,
+        };
+        for key in 0..10_000 {
+            let stamps = std::sync::Arc::from(Vec::new());
+            store.insert(
+                key,
+                Entry {
+                    value: 0,
+                    times: dead,
+                    stamps,
+                },
+            );
+        }
+        store.retain_part(0, |entry| entry.times.keep_until > 0);
+        let left = store.len();
+        assert!(
+            (9_700..10_000).contains(&left),
+            "one part holds about 1/64 of the entries; {left} left"
+        );
+        for part in 1..store.parts() {
+            store.retain_part(part, |entry| entry.times.keep_until > 0);
+        }
+        assert_eq!(store.len(), 0);
     }
 }
