@@ -118,6 +118,23 @@ fn key_expr(plan: &Plan) -> TokenStream {
     }
 }
 
+/// The key as the call passes it: borrowed from the one reference argument it is made
+/// of (`Borrowed(name)` for `name: &str`), so that a hit allocates no owned key;
+/// else owned.
+fn key_arg(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    if let KeyPlan::Args = &plan.key {
+        let mut in_key = plan.args.iter().filter(|a| a.in_key);
+        if let (Some(arg), None) = (in_key.next(), in_key.next()) {
+            if let Type::Reference(_) = &arg.ty {
+                let ident = &arg.ident;
+                return quote!(#krate::__private::Borrowed(#ident));
+            }
+        }
+    }
+    key_expr(plan)
+}
+
 /// `format_args!("user:{id}", id = <value of id>)`, the value given by `value_of`.
 fn format_template(template: &Template, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
     let literal = &template.literal;
@@ -265,7 +282,7 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     } = item;
     let output = output_type(item);
     let checks = value_checks(plan, item);
-    let key = key_expr(plan);
+    let key = key_arg(plan);
     let call = if plan.background {
         background_call(plan, &output, block)
     } else if plan.sync {
@@ -397,13 +414,16 @@ fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStrea
             #body
         }),
     );
+    // The loader's copies are made only when a load or refresh starts, not on a hit.
     quote! {
-        #(#take)*
-        #take_self
         __stratacache_cache
-            .get_or_load_refreshing::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
-                let __stratacache_tags = #tags;
-                (__stratacache_tags, #loader)
+            .get_or_load_refreshing::<#shape, _, _>(__stratacache_key, __stratacache_share, || {
+                #(#take)*
+                #take_self
+                move || {
+                    let __stratacache_tags = #tags;
+                    (__stratacache_tags, #loader)
+                }
             }, #timed_out)
             .await
     }

@@ -1,7 +1,7 @@
 //! Used by generated code only. Not a stable API.
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::blocking::block_on;
-pub use crate::engine::{refresh, Cache, CacheOptions, Tags, TimedOutFn};
+pub use crate::engine::{refresh, Borrowed, Cache, CacheOptions, Tags, TimedOutFn};
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};

@@ -27,7 +27,7 @@ mod sliding;
 mod xfetch;
 
 pub(crate) use crate::times::{Lifetime, Times, NEVER};
-pub use crate::values::{CacheKey, CacheValue};
+pub use crate::values::{Borrowed, CacheKey, CacheValue, KeyArg};
 pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
@@ -125,7 +125,12 @@ where
     /// Cache-aside call whose loader may borrow the caller's arguments. A stale value
     /// is never served here (serving it needs a background refresh, hence
     /// [`get_or_load_refreshing`](Self::get_or_load_refreshing)).
-    pub async fn get_or_load<S, M, F>(&self, key: K, share: ShareFn<S>, make: M) -> S::Out
+    pub async fn get_or_load<S, M, F>(
+        &self,
+        key: impl KeyArg<K>,
+        share: ShareFn<S>,
+        make: M,
+    ) -> S::Out
     where
         S: Shape<Value = V>,
         S::Out: Send + 'static,
@@ -134,25 +139,28 @@ where
     {
         let forced = entry_ops::reload_requested();
         if !forced {
-            if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(&key) {
+            let seen = self.lookup_by(key.lookup(), || key.to_key());
+            if let Seen::Fresh(value) | Seen::Refresh(value) = seen {
                 self.stats.bump(Counter::L1Hit);
                 return S::join(value);
             }
         }
         // Boxed: the miss path's future (Redis calls, the loader) is large, and an
         // unboxed one would make every hit's future as large, costing a copy per hit.
-        Box::pin(self.load::<S, _, _>(key, share, make, forced)).await
+        Box::pin(self.load::<S, _, _>(key.into_key(), share, make, forced)).await
     }
 
     /// Cache-aside call with background refreshes: inside the stale-while-revalidate
     /// window the stale value is returned at once, and past the refresh-ahead point the
     /// fresh one, while one refresh per key runs in a task spawned on the current tokio
     /// runtime (outside a runtime, a stale value is not served: the caller loads).
+    /// `prepare` makes the loader, which owns what it needs (it may run in a task): it
+    /// is only called when a load or refresh starts, so a hit copies no argument.
     pub async fn get_or_load_refreshing<S, M, F>(
         &'static self,
-        key: K,
+        key: impl KeyArg<K>,
         share: ShareFn<S>,
-        make: M,
+        prepare: impl FnOnce() -> M,
         timed_out: TimedOutFn<S>,
     ) -> S::Out
     where
@@ -162,17 +170,22 @@ where
         F: Future<Output = S::Out> + Send + 'static,
     {
         if entry_ops::reload_requested() {
-            return Box::pin(self.load::<S, _, _>(key, share, make, true)).await;
+            return Box::pin(self.load::<S, _, _>(key.into_key(), share, prepare(), true)).await;
         }
-        match self.lookup(&key) {
+        let (seen, key) = match self.lookup_by(key.lookup(), || key.to_key()) {
             Seen::Fresh(value) => {
                 self.stats.bump(Counter::L1Hit);
-                S::join(value)
+                return S::join(value);
             }
+            seen => (seen, key.into_key()),
+        };
+        match seen {
+            Seen::Fresh(_) => unreachable!("answered above"),
             Seen::Refresh(value) => {
                 self.stats.bump(Counter::L1Hit);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     if let Some(flight) = self.start_flight(&key) {
+                        let make = prepare();
                         runtime.spawn(async move {
                             drop(self.lead::<S, _, _>(key, flight, share, make).await)
                         });
@@ -185,15 +198,17 @@ where
                     self.stats.bump(Counter::L1Hit);
                     self.stats.bump(Counter::StaleServed);
                     if let Some(flight) = self.start_flight(&key) {
+                        let make = prepare();
                         runtime.spawn(async move {
                             drop(self.lead::<S, _, _>(key, flight, share, make).await)
                         });
                     }
                     S::join(value)
                 }
-                Err(_) => Box::pin(self.load::<S, _, _>(key, share, make, false)).await,
+                Err(_) => Box::pin(self.load::<S, _, _>(key, share, prepare(), false)).await,
             },
             Seen::Gone => {
+                let make = prepare();
                 let may_answer_early =
                     self.options.timeout.is_some() || self.options.stale_window.is_some();
                 match tokio::runtime::Handle::try_current() {
@@ -211,6 +226,16 @@ where
 
     #[inline]
     fn lookup(&self, key: &K) -> Seen<V> {
+        self.lookup_by(key, || key.clone())
+    }
+
+    /// [`lookup`](Self::lookup) by a borrowed form of the key; `owned` makes the key
+    /// for the rare answers that need one (a dead entry, a refresh point).
+    #[inline]
+    fn lookup_by<Q>(&self, key: &Q, owned: impl FnOnce() -> K) -> Seen<V>
+    where
+        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
+    {
         let now = clock::coarse_ms();
         // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
@@ -232,11 +257,11 @@ where
         });
         match seen {
             Some(Some(Seen::Gone)) => {
-                self.drop_unusable(key, now);
+                self.drop_unusable(&owned(), now);
                 Seen::Gone
             }
             // Past `refresh_at`: what that means is decided out of line.
-            Some(Some(Seen::Refresh(value))) => self.past_refresh_point(key, value, now),
+            Some(Some(Seen::Refresh(value))) => self.past_refresh_point(&owned(), value, now),
             Some(Some(seen)) => seen,
             Some(None) | None => Seen::Gone,
         }

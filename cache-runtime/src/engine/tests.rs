@@ -79,8 +79,13 @@ where
         F: Future<Output = S::Out> + Send + 'static,
     {
         self.cache
-            .get_or_load_refreshing::<S, M, F>(key, share, make, timed_out)
+            .get_or_load_refreshing::<S, M, F>(key, share, ready(make), timed_out)
     }
+}
+
+/// A loader already made, as `get_or_load_refreshing` asks for one.
+fn ready<M>(make: M) -> impl FnOnce() -> M {
+    move || make
 }
 
 fn counting<T: Send + 'static>(

@@ -43,8 +43,11 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
     fn with_capacity(capacity: u64) -> Self
     where
         Self: Sized;
-    /// Runs `read` on the entry for `key` without cloning the entry.
-    fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>;
+    /// Runs `read` on the entry for `key` without cloning the entry. `key` may be a
+    /// borrowed form of the key (`&str` for `String`).
+    fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>
+    where
+        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>;
     /// Stores `entry` for `key`, replacing any.
     fn insert(&self, key: K, entry: Entry<V>);
     /// Drops the entry for `key`.

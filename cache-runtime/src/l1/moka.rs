@@ -48,7 +48,10 @@ where
         Self { cache }
     }
 
-    fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
+    fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>
+    where
+        Q: ?Sized + Hash + crate::values::Equivalent<K>,
+    {
         self.cache.get(key).map(|entry| read(&entry))
     }
 

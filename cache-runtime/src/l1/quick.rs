@@ -20,7 +20,7 @@ pub struct QuickStore<K, V> {
 
 impl<K: Hash + Eq, V> QuickStore<K, V> {
     #[inline]
-    fn shard(&self, key: &K) -> &Shard<K, V> {
+    fn shard<Q: ?Sized + Hash>(&self, key: &Q) -> &Shard<K, V> {
         // The high bits pick the shard; quick_cache uses the low bits inside it.
         let hash = self.hasher.hash_one(key);
         let index = (hash >> 48) as usize & (self.shards.len() - 1);
@@ -60,7 +60,10 @@ where
     }
 
     #[inline]
-    fn read<R>(&self, key: &K, read: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
+    fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>
+    where
+        Q: ?Sized + Hash + quick_cache::Equivalent<K>,
+    {
         self.shard(key).read().get(key).map(read)
     }
 

@@ -1,0 +1,93 @@
+//! A hit allocates nothing but the clone of its value: borrowed arguments (`&str`,
+//! `&[T]`) are looked up as they are, not copied into an owned key, and a function
+//! with background refreshes makes its loader's copies only when a load starts.
+//! Counted by a global allocator, on this thread only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use stratacache::cached;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Polls `call` once: a hit is ready at once.
+fn hit<T>(call: impl Future<Output = T>) -> T {
+    let mut call = std::pin::pin!(call);
+    match call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("not a hit"),
+    }
+}
+
+/// How many allocations `call` makes on this thread.
+fn allocations<T>(call: impl FnOnce() -> T) -> (T, u64) {
+    let before = ALLOCATIONS.with(Cell::get);
+    let out = call();
+    (out, ALLOCATIONS.with(Cell::get) - before)
+}
+
+#[cached(ttl = "1h", tags = ["people", "person:{name}"], local)]
+async fn by_name(name: &str) -> String {
+    format!("{name:>64}")
+}
+
+#[cached(ttl = "1h", local)]
+async fn total(ids: &[u64]) -> u64 {
+    ids.iter().sum()
+}
+
+#[cached(ttl = "1h", local)]
+async fn by_id(id: u64) -> String {
+    format!("{id:064}")
+}
+
+#[cached(ttl = "1h", stale_while_revalidate = "1h", local)]
+async fn revalidated(name: &str) -> String {
+    format!("{name:>64}")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_hit_allocates_only_the_clone_of_its_value() {
+    by_name("ada").await;
+    total(&[1, 2, 3]).await;
+    by_id(7).await;
+    revalidated("ada").await;
+    let (value, count) = allocations(|| hit(by_name("ada")));
+    assert_eq!(value.trim(), "ada");
+    assert_eq!(count, 1, "a `&str` argument: the value's clone only");
+    let (sum, count) = allocations(|| hit(total(&[1, 2, 3])));
+    assert_eq!(
+        (sum, count),
+        (6, 0),
+        "a `&[u64]` argument, a u64 value: nothing"
+    );
+    let (_, count) = allocations(|| hit(by_id(7)));
+    assert_eq!(count, 1, "a u64 argument: the value's clone only");
+    let (_, count) = allocations(|| hit(revalidated("ada")));
+    assert_eq!(
+        count, 1,
+        "with background refreshes: no copy of the arguments for a loader"
+    );
+    let (_, count) = allocations(|| hit(by_name("grace")).len());
+    assert!(count > 1, "a miss does allocate (the counter counts)");
+}
