@@ -1,10 +1,12 @@
-//! The cache at scale: memory per entry, background CPU with idle entries and after
+//! The cache at scale: time per hit at 10^3, 10^5 and 10^6 entries and the cost of a
+//! fill, beside quick_cache, moka, the `cached` crate and a HashMap; memory per
+//! entry, background CPU with idle entries and after
 //! an invalidation, and memory under churn. Every figure comes from a fresh process
 //! (this binary runs itself once per subject), so one subject's heap never counts
 //! against another's. u64 keys, 64-byte String values; stratacache's entries carry a
 //! ttl and two tags (`users`, `user:{key}`).
 //!
-//! `cargo bench --bench scale` (about a minute). One measurement alone:
+//! `cargo bench --bench scale` (about two minutes). One measurement alone:
 //! `cargo bench --bench scale -- memory quick_cache 1000000` (or `idle 1000000`,
 //! `churn stratacache`).
 
@@ -24,6 +26,11 @@ const WINDOW: Duration = Duration::from_secs(5);
 
 #[stratacache::cached(ttl = "1h", tags = ["users", "user:{key}"], capacity = 2_000_000)]
 async fn strata_get(key: u64) -> String {
+    value(key)
+}
+
+#[cached::macros::cached(max_size = 2_000_000)]
+async fn cached_crate_get(key: u64) -> String {
     value(key)
 }
 
@@ -131,6 +138,61 @@ fn churn(subject: &str) {
     println!("{at_capacity} {}", rss());
 }
 
+type Subject<'a> = (&'static str, Box<dyn Fn(u64) -> String + 'a>);
+
+/// Time per hit at `entries` resident entries, each subject filled with the same keys
+/// and read in the same scattered order; interleaved rounds, medians. Also the
+/// in-process fill: stratacache's miss path against a quick_cache insert (both make
+/// the value). Prints `subject ns` lines.
+fn hits(entries: u64) {
+    let quick = quick_cache::sync::Cache::<u64, String>::new(2 * entries as usize);
+    let moka = moka::future::Cache::<u64, String>::new(2 * entries);
+    let mut map = HashMap::with_capacity(entries as usize);
+    let began = Instant::now();
+    for key in 0..entries {
+        block_on(strata_get(key));
+    }
+    let strata_fill = began.elapsed();
+    let began = Instant::now();
+    for key in 0..entries {
+        quick.insert(key, value(key));
+    }
+    let quick_fill = began.elapsed();
+    for key in 0..entries {
+        block_on(moka.insert(key, value(key)));
+        block_on(cached_crate_get(key));
+        map.insert(key, value(key));
+    }
+    let per_entry = |took: Duration| took.as_nanos() as f64 / entries as f64;
+    println!("fill:stratacache {:.0}", per_entry(strata_fill));
+    println!("fill:quick_cache {:.0}", per_entry(quick_fill));
+    let subjects: Vec<Subject> = vec![
+        ("stratacache", Box::new(|k| block_on(strata_get(k)))),
+        ("quick_cache", Box::new(|k| quick.get(&k).unwrap())),
+        ("moka", Box::new(|k| block_on(moka.get(&k)).unwrap())),
+        ("cached", Box::new(|k| block_on(cached_crate_get(k)))),
+        ("hashmap", Box::new(|k| map.get(&k).unwrap().clone())),
+    ];
+    // A fixed scattered order over every resident key.
+    let order: Vec<u64> = (0..100_000u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % entries)
+        .collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    for _ in 0..15 {
+        for (times, (_, get)) in times.iter_mut().zip(&subjects) {
+            let began = Instant::now();
+            for &key in &order {
+                std::hint::black_box(get(std::hint::black_box(key)));
+            }
+            times.push(began.elapsed().as_nanos() as f64 / order.len() as f64);
+        }
+    }
+    for (mut times, (name, _)) in times.into_iter().zip(&subjects) {
+        times.sort_by(f64::total_cmp);
+        println!("{name} {:.1}", times[times.len() / 2]);
+    }
+}
+
 /// Runs this binary with `args` and returns what it printed.
 fn child(args: &[&str]) -> String {
     let output = Command::new(std::env::current_exe().unwrap())
@@ -142,6 +204,42 @@ fn child(args: &[&str]) -> String {
 }
 
 fn report() {
+    println!("time per hit, median of 15 interleaved rounds of 100,000 scattered reads:");
+    println!(
+        "  entries    stratacache  quick_cache  moka      cached    HashMap   ratio to quick_cache"
+    );
+    let mut fills = Vec::new();
+    for entries in [1_000u64, 100_000, 1_000_000] {
+        let printed = child(&["hits", &entries.to_string()]);
+        let figure = |name: &str| -> f64 {
+            let line = printed
+                .lines()
+                .find(|l| l.split(' ').next() == Some(name))
+                .unwrap();
+            line.split(' ').nth(1).unwrap().parse().unwrap()
+        };
+        let quick = figure("quick_cache");
+        println!(
+            "  {entries:<10} {:>8.1} ns  {quick:>8.1} ns {:>7.1} ns {:>7.1} ns {:>7.1} ns  {:.2}x",
+            figure("stratacache"),
+            figure("moka"),
+            figure("cached"),
+            figure("hashmap"),
+            figure("stratacache") / quick
+        );
+        fills.push((
+            entries,
+            figure("fill:stratacache"),
+            figure("fill:quick_cache"),
+        ));
+    }
+    for (entries, strata, quick) in fills {
+        println!(
+            "fill of {entries} entries, per entry: stratacache (miss path) {strata:.0} ns, \
+             quick_cache insert {quick:.0} ns, {:.2}x",
+            strata / quick
+        );
+    }
     let entries = ENTRIES.to_string();
     println!("memory per entry at {ENTRIES} entries (RSS growth / entries):");
     let quick: f64 = child(&["memory", "quick_cache", &entries]).parse().unwrap();
@@ -186,6 +284,7 @@ fn main() {
     match args.as_slice() {
         ["memory", subject, entries] => memory(subject, entries.parse().unwrap()),
         ["idle", entries] => idle(entries.parse().unwrap()),
+        ["hits", entries] => hits(entries.parse().unwrap()),
         ["churn", subject] => churn(subject),
         [] => report(),
         other => panic!("unknown arguments {other:?}"),
