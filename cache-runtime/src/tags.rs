@@ -138,7 +138,7 @@ static SWEEP_CURSOR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 
 #[derive(Default)]
 struct TagShard {
-    cells: HashMap<Box<str>, Arc<TagCell>>,
+    cells: HashMap<Box<str>, Arc<TagCell>, foldhash::fast::RandomState>,
     /// How many cells the shard held after its last sweep.
     swept_len: usize,
 }

@@ -346,11 +346,12 @@ where
 
     /// Reads the version of every tag of a load, before its loader runs.
     fn stamp(&self, names: &[String]) -> Stamps {
-        let mut stamps = Vec::with_capacity(names.len() + 2);
-        stamps.push(TagStamp::new(tags::GLOBAL.clone()));
-        stamps.push(TagStamp::new(self.tag.clone()));
-        stamps.extend(names.iter().map(|name| TagStamp::new(tags::intern(name))));
-        stamps.into()
+        // Collected straight into the shared slice: one allocation, no copy.
+        [tags::GLOBAL.clone(), self.tag.clone()]
+            .into_iter()
+            .chain(names.iter().map(|name| tags::intern(name)))
+            .map(TagStamp::new)
+            .collect()
     }
 
     /// An entry stored now: with the cache's lifetime, or the one given (what is left
