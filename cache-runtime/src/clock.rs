@@ -61,12 +61,13 @@ impl CoarseClock {
     }
 
     /// A precise reading, published before the flag so that a read that sees the flag
-    /// also sees a current time; wakes the ticker if it was idle.
+    /// also sees a current time; wakes the ticker if it was idle. Without a ticker
+    /// (not started yet, or it could not be) the flag stays clear: every read is precise.
     #[cold]
     fn first_read(&self) -> u64 {
         let now = self.advance();
-        self.read_lately.store(true, Ordering::Release);
         if let Some(ticker) = self.ticker.get() {
+            self.read_lately.store(true, Ordering::Release);
             ticker.unpark();
         }
         now
@@ -135,8 +136,8 @@ pub(crate) fn to_ms(duration: Duration) -> u64 {
 pub(crate) fn ensure_ticking(sweep: fn(u64)) {
     TICKER.call_once(|| {
         if let Err(error) = CLOCK.start(sweep) {
-            // Without the ticker every read of the clock is precise: entries still
-            // expire, only hits cost more. Worth a log line, never a failed call.
+            // Without the ticker every read of the clock is precise: entries expire
+            // on time, only hits cost more. Worth a log line, never a failed call.
             tracing::error!(%error, "stratacache could not start its clock thread");
         }
     });
@@ -196,6 +197,17 @@ mod tests {
         assert!(
             within_2s(|| clock.read() >= resumed + 20),
             "the first read wakes the ticker: reads see time move again"
+        );
+    }
+
+    #[test]
+    fn without_a_ticker_every_read_is_precise() {
+        let clock: &'static CoarseClock = Box::leak(Box::new(CoarseClock::new()));
+        let first = clock.read();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            clock.read() >= first + 20,
+            "no ticker advances it: reads must"
         );
     }
 
