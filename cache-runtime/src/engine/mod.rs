@@ -365,7 +365,7 @@ where
         Entry {
             value,
             times: lifetime.from(now),
-            stamps,
+            stamps: stamps.iter().cloned().collect(),
         }
     }
 

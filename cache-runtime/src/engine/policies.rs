@@ -159,7 +159,7 @@ where
         let kept = self.store.read(key, |entry| {
             entry.is_retained(now).then(|| Fallback {
                 value: entry.value.clone(),
-                stamps: entry.stamps.clone(),
+                stamps: entry.stamps.iter().cloned().collect(),
                 fresh_for: entry.times.fresh_until.saturating_sub(now),
                 keep_for: entry.times.keep_until.saturating_sub(now),
             })

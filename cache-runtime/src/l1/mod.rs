@@ -6,7 +6,7 @@
 mod moka;
 mod quick;
 
-use crate::tags::{self, Stamps};
+use crate::tags::{self, TagStamp};
 use crate::times::Times;
 
 #[cfg(feature = "moka")]
@@ -25,8 +25,13 @@ pub type DefaultStore<K, V> = MokaStore<K, V>;
 pub struct Entry<V> {
     pub(crate) value: V,
     pub(crate) times: Times,
-    pub(crate) stamps: Stamps,
+    pub(crate) stamps: EntryStamps,
 }
+
+/// An entry's tag stamps, held in the entry itself up to four (the global tag, the
+/// cache's, and two named ones), so a hit checks them without following a pointer
+/// to a separate allocation; more spill to the heap.
+pub(crate) type EntryStamps = smallvec::SmallVec<[TagStamp; 4]>;
 
 impl<V> Entry<V> {
     /// Worth keeping: within its lifetime (a fail-safe fallback included) and not
@@ -83,7 +88,6 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
 pub(crate) mod contract {
     //! The tests every store must pass.
     use super::*;
-    use std::sync::Arc;
 
     /// Live entries stay usable for a minute; dead ones expired long ago.
     fn entry(value: u32, live: bool) -> Entry<u32> {
@@ -101,7 +105,7 @@ pub(crate) mod contract {
         Entry {
             value,
             times,
-            stamps: Arc::from(Vec::new()),
+            stamps: EntryStamps::new(),
         }
     }
 

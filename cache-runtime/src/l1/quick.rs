@@ -133,7 +133,7 @@ mod tests {
             refresh_at: 0,
         };
         for key in 0..10_000 {
-            let stamps = std::sync::Arc::from(Vec::new());
+            let stamps = Default::default();
             store.insert(
                 key,
                 Entry {
