@@ -10,20 +10,25 @@
 //! seen), so checking validity on a hit is a few atomic loads: no formatting, no map
 //! lookup, no allocation.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 
-use parking_lot::RwLock;
-
 use crate::sync::AtomicU64;
 
+mod index;
+mod name;
+
+pub(crate) use index::{bump_named, held, intern, named_cells, sweep_unused};
+use name::TagName;
+
 /// One tag's version counter: a local epoch, plus the last version of the tag's
-/// Redis counter this process has seen (`UNKNOWN` until it has seen one).
+/// Redis counter this process has seen (`UNKNOWN` until it has seen one); and, for a
+/// named tag, its name, kept here so that a tag costs one allocation.
 #[derive(Debug)]
 pub struct TagCell {
     version: AtomicU64,
     remote: AtomicU64,
+    name: TagName,
 }
 
 const UNKNOWN: u64 = u64::MAX;
@@ -43,14 +48,25 @@ impl RemoteVersion for AtomicU64 {
 
 impl Default for TagCell {
     fn default() -> Self {
-        Self {
-            version: AtomicU64::new(0),
-            remote: AtomicU64::new(UNKNOWN),
-        }
+        Self::named("")
     }
 }
 
 impl TagCell {
+    /// A cell for the tag `name` (empty for a cache's or the global tag).
+    pub(crate) fn named(name: &str) -> Self {
+        Self {
+            version: AtomicU64::new(0),
+            remote: AtomicU64::new(UNKNOWN),
+            name: TagName::new(name),
+        }
+    }
+
+    /// The tag's name; empty for a cache's or the global tag.
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
     /// Records a version of this tag's Redis counter. A higher version than the last
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.
@@ -121,100 +137,6 @@ pub(crate) fn all_current(stamps: &[TagStamp]) -> bool {
 /// The tag that every entry carries: bumping it clears every cache.
 pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(Default::default);
 
-/// Named tags, in shards. A cell lives while an entry or a load holds it; cells
-/// nobody holds are dropped, so `user:{id}` tags do not accumulate forever:
-///
-/// - when a shard has grown by a quarter since it was last swept, by the call that
-///   adds a cell (amortized O(1) per new tag, so the index stays within about 1.25
-///   times the live cells however fast keys churn);
-/// - one shard per call of [`sweep_unused`] (every second), so an idle index shrinks
-///   without a pass over every tag at once.
-static NAMED: LazyLock<Box<[RwLock<TagShard>]>> =
-    LazyLock::new(|| (0..SHARDS).map(|_| RwLock::default()).collect());
-const SHARDS: usize = 64;
-/// Below this a shard is not swept on growth: sweeping it would cost more than it saves.
-const MIN_SWEPT_LEN: usize = 64;
-static SWEEP_CURSOR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-#[derive(Default)]
-struct TagShard {
-    cells: HashMap<Box<str>, Arc<TagCell>, foldhash::fast::RandomState>,
-    /// How many cells the shard held after its last sweep.
-    swept_len: usize,
-}
-
-impl TagShard {
-    /// Drops cells only the index holds, and gives memory back once mostly empty.
-    fn sweep(&mut self) {
-        self.cells.retain(|_, cell| Arc::strong_count(cell) > 1);
-        if self.cells.capacity() > 4 * self.cells.len().max(MIN_SWEPT_LEN) {
-            self.cells.shrink_to(2 * self.cells.len());
-        }
-        self.swept_len = self.cells.len();
-    }
-}
-
-fn shard(tag: &str) -> &'static RwLock<TagShard> {
-    use std::hash::BuildHasher;
-    let hash = foldhash::fast::FixedState::with_seed(0x7a65).hash_one(tag);
-    &NAMED[(hash >> 58) as usize % SHARDS]
-}
-
-/// The cell for `tag`, created at version 0 if nobody holds it.
-pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
-    let shard = shard(tag);
-    if let Some(cell) = shard.read().cells.get(tag) {
-        return cell.clone();
-    }
-    let mut shard = shard.write();
-    if let Some(cell) = shard.cells.get(tag) {
-        return cell.clone();
-    }
-    if 4 * shard.cells.len() >= 5 * shard.swept_len.max(MIN_SWEPT_LEN) {
-        shard.sweep();
-    }
-    shard.cells.entry(tag.into()).or_default().clone()
-}
-
-/// The cell of `tag` if an entry or a load holds it.
-pub(crate) fn held(tag: &str) -> Option<Arc<TagCell>> {
-    shard(tag).read().cells.get(tag).cloned()
-}
-
-/// Bumps `tag` if any entry or load holds it. A tag nobody holds needs no bump: a load
-/// that starts afterwards creates the cell and reads data written before this call.
-pub(crate) fn bump_named(tag: &str) -> bool {
-    match shard(tag).read().cells.get(tag) {
-        Some(cell) => {
-            cell.bump();
-            true
-        }
-        None => false,
-    }
-}
-
-/// Every named tag that an entry or a load holds, for a resync.
-pub(crate) fn named_cells() -> Vec<(Box<str>, Arc<TagCell>)> {
-    NAMED
-        .iter()
-        .flat_map(|shard| {
-            let shard = shard.read();
-            let cells: Vec<_> = shard
-                .cells
-                .iter()
-                .map(|(n, c)| (n.clone(), c.clone()))
-                .collect();
-            cells
-        })
-        .collect()
-}
-
-/// Drops the cells that only the index holds, in the next shard.
-pub(crate) fn sweep_unused() {
-    let next = SWEEP_CURSOR.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    NAMED[next].write().sweep();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,35 +196,5 @@ mod tests {
             1,
             "with nothing known, a message always bumps"
         );
-    }
-
-    #[test]
-    fn churning_tags_keep_the_index_within_twice_the_live_cells() {
-        let live: Vec<_> = (0..1_000)
-            .map(|i| intern(&format!("tags-test:live:{i}")))
-            .collect();
-        for i in 0..200_000 {
-            drop(intern(&format!("tags-test:churn:{i}")));
-        }
-        let held = named_cells().len();
-        // Per shard: at most twice its live cells, or twice the floor below which it
-        // is not swept on growth (other tests' cells included).
-        let bound = 2 * live.len() + SHARDS * 2 * MIN_SWEPT_LEN + 200;
-        assert!(held <= bound, "{held} cells held for 1000 live tags");
-        assert!(named_cells().len() >= live.len());
-    }
-
-    #[test]
-    fn unheld_tags_are_not_created_by_invalidation_and_are_swept() {
-        assert!(!bump_named("tags-test:nobody"));
-        let held = intern("tags-test:held");
-        drop(intern("tags-test:dropped"));
-        for _ in 0..SHARDS {
-            sweep_unused();
-        }
-        let names: Vec<String> = named_cells().iter().map(|(k, _)| k.to_string()).collect();
-        assert!(names.contains(&"tags-test:held".to_string()));
-        assert!(!names.contains(&"tags-test:dropped".to_string()));
-        drop(held);
     }
 }
