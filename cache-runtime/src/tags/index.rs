@@ -142,11 +142,11 @@ mod tests {
         for i in 0..200_000 {
             drop(intern(&format!("tags-test:churn:{i}")));
         }
-        let held = named_cells().len();
+        let indexed = named_cells().len();
         // Per shard: at most 1.25 times its live cells, or twice the floor below which
         // it is not swept on growth (other tests' cells included).
         let bound = 2 * live.len() + SHARDS * 2 * MIN_SWEPT_LEN + 200;
-        assert!(held <= bound, "{held} cells held for 1000 live tags");
+        assert!(indexed <= bound, "{indexed} cells indexed for 1000 live tags");
         assert!(live.iter().all(|cell| held(cell.name()).is_some()));
     }
 
