@@ -349,11 +349,10 @@ fn env_number(name: &str) -> Option<u64> {
     )
 }
 
-/// Waits (up to 5 s) until a loader has started since `LOADS` was `before`.
 /// A `grouped_many` batch, then at once an invalidation of `tag`, on a runtime of one
 /// thread: the batch's write-back, which runs in the background, reads the tag
 /// counters only after the invalidation reached Redis. Returns once that write-back
-/// is done.
+/// has ended (`flush_writes`).
 async fn batch_then_invalidate(ids: Vec<u64>, tag: String) -> String {
     let on_one_thread = move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -365,15 +364,10 @@ async fn batch_then_invalidate(ids: Vec<u64>, tag: String) -> String {
             stratacache::invalidate_tag(&tag)
                 .await
                 .expect("invalidate_tag");
-            let metrics = tokio::runtime::Handle::current().metrics();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while metrics.num_alive_tasks() > 0 {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "write-back still running after 5 s"
-                );
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            let flushed = stratacache::flush_writes();
+            tokio::time::timeout(Duration::from_secs(5), flushed)
+                .await
+                .expect("the write-back ended within 5 s");
             batch_summary(values.len())
         })
     };
@@ -382,6 +376,7 @@ async fn batch_then_invalidate(ids: Vec<u64>, tag: String) -> String {
         .expect("the batch")
 }
 
+/// Waits (up to 5 s) until a loader has started since `LOADS` was `before`.
 async fn until_a_load_starts(before: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while LOADS.load(Ordering::SeqCst) == before {

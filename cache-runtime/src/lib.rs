@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod background;
 mod backplane;
 mod batch_output;
 mod blocking;
@@ -40,6 +41,7 @@ mod loom_tests;
 
 use std::future::Future;
 
+pub use background::flush_writes;
 pub use blocking::block_on;
 pub use config::{init, Config, Secret};
 pub use error::{Error, TimedOut};

@@ -231,9 +231,11 @@ where
         lifetime: Lifetime,
         added: AddedTags,
     ) {
+        let running = crate::background::Running::start();
         let write_all = async move {
             tokio::task::yield_now().await;
-            self.write_shared_many(&writes, lifetime, &added).await
+            self.write_shared_many(&writes, lifetime, &added).await;
+            drop(running);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(write_all)),

@@ -146,7 +146,10 @@ mod tests {
         // Per shard: at most 1.25 times its live cells, or twice the floor below which
         // it is not swept on growth (other tests' cells included).
         let bound = 2 * live.len() + SHARDS * 2 * MIN_SWEPT_LEN + 200;
-        assert!(indexed <= bound, "{indexed} cells indexed for 1000 live tags");
+        assert!(
+            indexed <= bound,
+            "{indexed} cells indexed for 1000 live tags"
+        );
         assert!(live.iter().all(|cell| held(cell.name()).is_some()));
     }
 

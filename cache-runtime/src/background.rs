@@ -1,0 +1,65 @@
+//! Writes to Redis that run in the background (a batch call's write-back, which its
+//! caller does not wait for), counted so that [`flush_writes`] can wait for them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
+
+use tokio::sync::Notify;
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static SETTLED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Held by a background write while it runs (dropped when it ends or is cancelled).
+pub(crate) struct Running(());
+
+impl Running {
+    pub(crate) fn start() -> Self {
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+        Self(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
+            SETTLED.notify_waiters();
+        }
+    }
+}
+
+/// Waits until every write to Redis that runs in the background has ended, written
+/// or dropped: a batch call returns before its values reach Redis. For a graceful
+/// shutdown (flush, then exit), and for tests that read Redis after a batch call.
+///
+/// Writes started while this waits are waited for too.
+pub async fn flush_writes() {
+    loop {
+        let settled = SETTLED.notified();
+        let mut settled = std::pin::pin!(settled);
+        // Registered before the count is read, so a write ending in between wakes it.
+        settled.as_mut().enable();
+        if RUNNING.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        settled.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn flush_waits_for_the_writes_running_and_returns_at_once_without() {
+        flush_writes().await;
+        let running = Running::start();
+        let flushed = tokio::spawn(flush_writes());
+        tokio::task::yield_now().await;
+        assert!(!flushed.is_finished(), "a write is still running");
+        drop(running);
+        tokio::time::timeout(std::time::Duration::from_secs(5), flushed)
+            .await
+            .expect("flushed once the write ended")
+            .unwrap();
+    }
+}
