@@ -11,24 +11,25 @@ use parking_lot::RwLock;
 
 use super::TagCell;
 
-/// A cell in the index, hashed and compared by its name (which it holds itself).
+/// A cell in the index, hashed and compared by its name's bytes (which it holds
+/// itself); the index is searched with `tag.as_bytes()`.
 struct ByName(Arc<TagCell>);
 
-impl Borrow<str> for ByName {
-    fn borrow(&self) -> &str {
-        self.0.name()
+impl Borrow<[u8]> for ByName {
+    fn borrow(&self) -> &[u8] {
+        self.0.name_bytes()
     }
 }
 
 impl Hash for ByName {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.name().hash(state);
+        self.0.name_bytes().hash(state);
     }
 }
 
 impl PartialEq for ByName {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name() == other.0.name()
+        self.0.name_bytes() == other.0.name_bytes()
     }
 }
 
@@ -76,11 +77,11 @@ fn shard(tag: &str) -> &'static RwLock<TagShard> {
 /// The cell for `tag`, created at version 0 if nobody holds it.
 pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
     let shard = shard(tag);
-    if let Some(cell) = shard.read().cells.get(tag) {
+    if let Some(cell) = shard.read().cells.get(tag.as_bytes()) {
         return cell.0.clone();
     }
     let mut shard = shard.write();
-    if let Some(cell) = shard.cells.get(tag) {
+    if let Some(cell) = shard.cells.get(tag.as_bytes()) {
         return cell.0.clone();
     }
     if 4 * shard.cells.len() >= 5 * shard.swept_len.max(MIN_SWEPT_LEN) {
@@ -93,13 +94,17 @@ pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
 
 /// The cell of `tag` if an entry or a load holds it.
 pub(crate) fn held(tag: &str) -> Option<Arc<TagCell>> {
-    shard(tag).read().cells.get(tag).map(|cell| cell.0.clone())
+    shard(tag)
+        .read()
+        .cells
+        .get(tag.as_bytes())
+        .map(|cell| cell.0.clone())
 }
 
 /// Bumps `tag` if any entry or load holds it. A tag nobody holds needs no bump: a load
 /// that starts afterwards creates the cell and reads data written before this call.
 pub(crate) fn bump_named(tag: &str) -> bool {
-    match shard(tag).read().cells.get(tag) {
+    match shard(tag).read().cells.get(tag.as_bytes()) {
         Some(cell) => {
             cell.0.bump();
             true

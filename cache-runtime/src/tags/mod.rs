@@ -67,6 +67,10 @@ impl TagCell {
         self.name.as_str()
     }
 
+    fn name_bytes(&self) -> &[u8] {
+        self.name.as_bytes()
+    }
+
     /// Records a version of this tag's Redis counter. A higher version than the last
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.

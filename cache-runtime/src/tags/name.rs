@@ -24,14 +24,17 @@ impl TagName {
         }
     }
 
-    pub(super) fn as_str(&self) -> &str {
+    /// The name's bytes: what the index hashes and compares, with no UTF-8 check.
+    pub(super) fn as_bytes(&self) -> &[u8] {
         match self {
-            // Copied whole from a `str`: always valid.
-            Self::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Self::Heap(name) => name,
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(name) => name.as_bytes(),
         }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        // Copied whole from a `str`: always valid.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 }
 
