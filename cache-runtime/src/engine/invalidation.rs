@@ -1,5 +1,5 @@
-//! Dropping entries: one key, one cache, here and (through Redis) everywhere; and
-//! applying the invalidations other processes announce.
+//! Dropping entries: one key, one cache, here and (through Redis) everywhere;
+//! applying the invalidations other processes announce; sweeping dead entries.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,6 +62,25 @@ where
             target.entry_key.clone(),
             reapply,
         )
+    }
+
+    /// Drops the expired and invalidated entries of one part of the store, the next
+    /// in turn: the work per call is bounded by a part, never the whole cache (entries
+    /// met before their part's turn are dropped by the hit that finds them dead).
+    pub(crate) fn sweep(&self, now: u64) {
+        let cursor = self
+            .sweep_cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let invalidated = std::cell::Cell::new(0);
+        self.store
+            .retain_part(cursor % self.store.parts(), |entry| {
+                let current = crate::tags::all_current(&entry.stamps);
+                invalidated.set(invalidated.get() + u64::from(!current));
+                current && now < entry.times.keep_until
+            });
+        for _ in 0..invalidated.get() {
+            self.stats.bump(Counter::Invalidation);
+        }
     }
 
     pub(crate) fn clear_local(&self) {
