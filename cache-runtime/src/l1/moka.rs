@@ -17,6 +17,8 @@ pub struct MokaStore<K, V> {
 
 struct UntilStale;
 
+const SWEEP_PARTS: usize = 64;
+
 impl<K, V> Expiry<K, Entry<V>> for UntilStale {
     fn expire_after_create(&self, _: &K, entry: &Entry<V>, _: Instant) -> Option<Duration> {
         let keep_until = entry.times.keep_until;
@@ -99,6 +101,20 @@ where
             .collect();
         for key in doomed {
             self.cache.invalidate(&key);
+        }
+    }
+
+    /// moka cannot visit a part of its entries, only all of them, and it expires
+    /// entries itself: a sweep needs only drop the tag-invalidated ones, so it visits
+    /// the whole cache once in `SWEEP_PARTS` calls, keeping its cost per call bounded
+    /// on average as the default store's is.
+    fn parts(&self) -> usize {
+        SWEEP_PARTS
+    }
+
+    fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
+        if part == 0 {
+            self.retain(keep);
         }
     }
 
