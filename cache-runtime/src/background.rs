@@ -32,6 +32,17 @@ impl Drop for Running {
 /// shutdown (flush, then exit), and for tests that read Redis after a batch call.
 ///
 /// Writes started while this waits are waited for too.
+///
+/// ```
+/// # use stratacache_runtime as stratacache;
+/// # async fn serve_until_shutdown() {}
+/// # async fn main_loop() {
+/// serve_until_shutdown().await;
+/// // Batch calls answered before their values reached Redis: let those writes end.
+/// stratacache::flush_writes().await;
+/// # }
+/// # stratacache::block_on(main_loop());
+/// ```
 pub async fn flush_writes() {
     loop {
         let settled = SETTLED.notified();
