@@ -172,24 +172,15 @@ where
         if entry_ops::reload_requested() {
             return Box::pin(self.load::<S, _, _>(key.into_key(), share, prepare(), true)).await;
         }
-        let (seen, key) = match self.lookup_by(key.lookup(), || key.to_key()) {
+        match self.lookup_by(key.lookup(), || key.to_key()) {
             Seen::Fresh(value) => {
                 self.stats.bump(Counter::L1Hit);
-                return S::join(value);
+                S::join(value)
             }
-            seen => (seen, key.into_key()),
-        };
-        match seen {
-            Seen::Fresh(_) => unreachable!("answered above"),
             Seen::Refresh(value) => {
                 self.stats.bump(Counter::L1Hit);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    if let Some(flight) = self.start_flight(&key) {
-                        let make = prepare();
-                        runtime.spawn(async move {
-                            drop(self.lead::<S, _, _>(key, flight, share, make).await)
-                        });
-                    }
+                    self.refresh_detached::<S, _, _>(runtime, key.into_key(), share, prepare);
                 }
                 S::join(value)
             }
@@ -197,18 +188,16 @@ where
                 Ok(runtime) => {
                     self.stats.bump(Counter::L1Hit);
                     self.stats.bump(Counter::StaleServed);
-                    if let Some(flight) = self.start_flight(&key) {
-                        let make = prepare();
-                        runtime.spawn(async move {
-                            drop(self.lead::<S, _, _>(key, flight, share, make).await)
-                        });
-                    }
+                    self.refresh_detached::<S, _, _>(runtime, key.into_key(), share, prepare);
                     S::join(value)
                 }
-                Err(_) => Box::pin(self.load::<S, _, _>(key, share, prepare(), false)).await,
+                Err(_) => {
+                    let load = self.load::<S, _, _>(key.into_key(), share, prepare(), false);
+                    Box::pin(load).await
+                }
             },
             Seen::Gone => {
-                let make = prepare();
+                let (key, make) = (key.into_key(), prepare());
                 let may_answer_early =
                     self.options.timeout.is_some() || self.options.stale_window.is_some();
                 match tokio::runtime::Handle::try_current() {
@@ -221,6 +210,27 @@ where
                     _ => Box::pin(self.load::<S, _, _>(key, share, make, false)).await,
                 }
             }
+        }
+    }
+
+    /// Starts one refresh of `key` in a task on `runtime`, unless one that may still
+    /// answer is in flight; the loader is made only then.
+    fn refresh_detached<S, M, F>(
+        &'static self,
+        runtime: tokio::runtime::Handle,
+        key: K,
+        share: ShareFn<S>,
+        prepare: impl FnOnce() -> M,
+    ) where
+        S: Shape<Value = V> + 'static,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F) + Send + 'static,
+        F: Future<Output = S::Out> + Send + 'static,
+    {
+        if let Some(flight) = self.start_flight(&key) {
+            let make = prepare();
+            runtime
+                .spawn(async move { drop(self.lead::<S, _, _>(key, flight, share, make).await) });
         }
     }
 
