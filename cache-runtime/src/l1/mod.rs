@@ -62,18 +62,11 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
     fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool);
     /// Changes the entry for `key` in place, if there is one (`sliding`'s extension).
     fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>));
-    /// Keeps only the entries for which `keep` is true.
-    fn retain(&self, keep: impl Fn(&Entry<V>) -> bool);
     /// How many parts [`retain_part`](Self::retain_part) splits the store into.
-    fn parts(&self) -> usize {
-        1
-    }
+    fn parts(&self) -> usize;
     /// Keeps only the entries of part `part` (`< parts()`) for which `keep` is true,
     /// so that a sweep can visit a large store a bounded piece at a time.
-    fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
-        debug_assert!(part < self.parts());
-        self.retain(keep);
-    }
+    fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool);
     /// Drops every entry.
     fn clear(&self);
     /// How many entries are held.

@@ -92,18 +92,6 @@ where
         });
     }
 
-    fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
-        let doomed: Vec<_> = self
-            .cache
-            .iter()
-            .filter(|(_, e)| !keep(e))
-            .map(|(k, _)| (*k).clone())
-            .collect();
-        for key in doomed {
-            self.cache.invalidate(&key);
-        }
-    }
-
     /// moka cannot visit a part of its entries, only all of them, and it expires
     /// entries itself: a sweep needs only drop the tag-invalidated ones, so it visits
     /// the whole cache once in `SWEEP_PARTS` calls, keeping its cost per call bounded
@@ -113,8 +101,17 @@ where
     }
 
     fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
-        if part == 0 {
-            self.retain(keep);
+        if part != 0 {
+            return;
+        }
+        let doomed: Vec<_> = self
+            .cache
+            .iter()
+            .filter(|(_, e)| !keep(e))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for key in doomed {
+            self.cache.invalidate(&key);
         }
     }
 

@@ -85,18 +85,12 @@ where
         }
     }
 
-    fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
-        // One shard at a time, so a sweep never blocks the whole cache.
-        for shard in self.shards.iter() {
-            shard.write().retain(|_, entry| keep(entry));
-        }
-    }
-
     fn parts(&self) -> usize {
         self.shards.len()
     }
 
     fn retain_part(&self, part: usize, keep: impl Fn(&Entry<V>) -> bool) {
+        // One shard at a time, so a sweep never blocks the whole cache.
         self.shards[part].write().retain(|_, entry| keep(entry));
     }
 
