@@ -28,19 +28,14 @@ pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStr
         let clear = clear_sibling(plan, item, &sibling_lookup(plan, item, key, value));
         return (main, clear);
     }
-    let (key, value) = (key_type(plan), shape_value(plan));
-    let lookup = cache_lookup(plan, item, key.clone(), value.clone());
-    let main = main_fn(plan, item, &lookup);
-    let sibling_lookup = sibling_lookup(plan, item, key, value);
+    let checks = type_checks(plan, item);
+    let spec = spec(plan, item);
+    let main = main_fn(plan, item, &checked_lookup(plan, &checks, &spec));
+    let sibling_lookup =
+        quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
     let entry = entry_sibling(plan, item, &sibling_lookup);
     let clear = clear_sibling(plan, item, &sibling_lookup);
     (main, quote!(#entry #clear))
-}
-
-/// The cached value type of a single-key function.
-fn shape_value(plan: &Plan) -> TokenStream {
-    let (krate, shape) = (&plan.krate, shape_type(plan));
-    quote!(#krate::__private::ValueOf<#shape>)
 }
 
 /// The name `invalidate!(f(..))` calls.
@@ -236,11 +231,60 @@ pub(crate) fn cache_lookup(
     }
 }
 
+/// The lookup of a single-key function, through the proof that its types passed.
+fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    quote! {
+        #checks
+        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
+        let __stratacache_cache = __stratacache_checked.cache(&__STRATACACHE, #spec);
+    }
+}
+
+/// The checks of the key and value types (see the runtime's `checks`): each mistake is
+/// one error, at the key's arguments or at the return type. The function and its
+/// siblings emit them with the same spans, so rustc prints an error once.
+fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let mode = if plan.local {
+        quote!(#krate::__private::LocalCache)
+    } else {
+        quote!(#krate::__private::SharedCache)
+    };
+    let (key, shape) = (key_type(plan), shape_type(plan));
+    let key_proof = quote_spanned!(key_span(plan, item)=>
+        (&&&&#krate::__private::KeyProbe::<#key, #mode>::new()).checked());
+    let value_proof = quote_spanned!(return_span(item)=>
+        (&&&&#krate::__private::ValueProbe::<#shape, #mode>::new()).checked());
+    quote! {
+        #[allow(unused_imports)]
+        use #krate::__private::{
+            KeyNotCacheable as _, KeyNotShared as _, Passes as _, ShareByClone as _,
+            ShareByError as _, ShareByRetry as _, ValueNotCacheable as _, ValueNotShared as _,
+        };
+        #[allow(clippy::needless_borrow)]
+        let __stratacache_checked = #key_proof.with(#value_proof);
+    }
+}
+
+/// Where errors about the key point: its one argument's type, else the argument list.
+fn key_span(plan: &Plan, item: &ItemFn) -> proc_macro2::Span {
+    if let KeyPlan::Template(_) = &plan.key {
+        return item.sig.ident.span();
+    }
+    let mut in_key = plan.args.iter().filter(|a| a.in_key);
+    match (in_key.next(), in_key.next()) {
+        (Some(arg), None) => arg.ty.span(),
+        (Some(_), Some(_)) => item.sig.paren_token.span.join(),
+        (None, _) => item.sig.ident.span(),
+    }
+}
+
 /// A sibling's lookup: through the registry by name, so the function keeps the only
 /// `static`.
 fn sibling_lookup(plan: &Plan, item: &ItemFn, key: TokenStream, value: TokenStream) -> TokenStream {
     let (krate, spec) = (&plan.krate, spec(plan, item));
-    quote!(#krate::__private::named::<#key, #value>(#spec))
+    quote!(let __stratacache_cache = #krate::__private::named::<#key, #value>(#spec);)
 }
 
 /// Where errors about the cached value point: the return type, or the name of a
@@ -249,26 +293,6 @@ pub(crate) fn return_span(item: &ItemFn) -> proc_macro2::Span {
     match &item.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => item.sig.ident.span(),
-    }
-}
-
-/// Compile-time checks of the value type, written with the user's own return-type
-/// tokens so that an error points at the return type.
-fn value_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
-    let krate = &plan.krate;
-    let span = return_span(item);
-    let value = match &plan.shape {
-        ShapeKind::Whole(ty) | ShapeKind::WholeResult(ty) => ty.to_token_stream(),
-        ShapeKind::SomeOnly(inner) => inner.to_token_stream(),
-        ShapeKind::OkOnly(ty) => quote_spanned!(span=> <#ty as #krate::__private::ResultLike>::Ok),
-        ShapeKind::OkSome(ty) => {
-            quote_spanned!(span=> <<#ty as #krate::__private::ResultLike>::Ok as #krate::__private::OptionLike>::Some)
-        }
-    };
-    if plan.local {
-        quote_spanned!(span=> #krate::__private::assert_cacheable::<#value>();)
-    } else {
-        quote_spanned!(span=> #krate::__private::assert_shared_value::<#value>();)
     }
 }
 
@@ -281,7 +305,6 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
         block,
     } = item;
     let output = output_type(item);
-    let checks = value_checks(plan, item);
     let key = key_arg(plan);
     let call = if plan.background {
         background_call(plan, &output, block)
@@ -294,9 +317,6 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            #[allow(unused_imports)]
-            use #krate::__private::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
-            #checks
             #lookup
             let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
@@ -513,7 +533,8 @@ fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
         #vis fn #ident #generics (#(#inputs),*) -> #krate::__private::EntryOf<#key_ty, #shape>
             #where_clause
         {
-            #krate::__private::EntryRef::new(#lookup, #key, #tags)
+            #lookup
+            #krate::__private::EntryRef::new(__stratacache_cache, #key, #tags)
         }
     }
 }
@@ -528,6 +549,7 @@ fn clear_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
         #[allow(non_snake_case)]
         #vis fn #ident() -> impl #krate::__private::CacheOps {
             #lookup
+            __stratacache_cache
         }
     }
 }

@@ -9,6 +9,7 @@ mod background;
 mod backplane;
 mod batch_output;
 mod blocking;
+mod checks;
 mod clock;
 mod config;
 mod engine;

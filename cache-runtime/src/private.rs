@@ -1,6 +1,10 @@
 //! Used by generated code only. Not a stable API.
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::blocking::block_on;
+pub use crate::checks::{
+    CacheableKey, CacheableValue, Checked, KeyNotCacheable, KeyNotShared, KeyProbe, LocalCache,
+    Passes, SharedCache, SharedKey, SharedValue, ValueNotCacheable, ValueNotShared, ValueProbe,
+};
 pub use crate::engine::{refresh, Borrowed, Cache, CacheOptions, Tags, TimedOutFn};
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
@@ -18,33 +22,6 @@ pub type ValueOf<S> = <S as Shape>::Value;
 pub use std::time::Duration;
 
 use std::future::Future;
-
-/// Checked on every cached function's value type.
-#[diagnostic::on_unimplemented(
-    message = "the value of a cached function must be `Clone + Send + Sync + 'static`: `{Self}` is not",
-    label = "this value is returned by clone on every hit",
-    note = "derive or implement `Clone` for it, or wrap it in `Arc`"
-)]
-pub trait CacheableValue {}
-impl<T: Clone + Send + Sync + 'static> CacheableValue for T {}
-
-/// Checked on the value type of a cache that is not `local`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` must implement `Serialize` and `DeserializeOwned` to be stored in a shared cache",
-    label = "values of a non-`local` cache are serialized for Redis",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or mark the function `#[cached(local)]` to keep it in-process only"
-)]
-pub trait SharedValue {}
-impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedValue for T {}
-
-/// Checked on the key type of a cache that is not `local`.
-#[diagnostic::on_unimplemented(
-    message = "the key of a shared cache must implement `Serialize` and `DeserializeOwned`: `{Self}` does not",
-    label = "keys of a non-`local` cache are hashed into Redis keys and sent to other processes",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for the argument types, `skip` the argument, or mark the function `#[cached(local)]`"
-)]
-pub trait SharedKey {}
-impl<T: serde::Serialize + serde::de::DeserializeOwned> SharedKey for T {}
 
 /// Checked on the return type of a `batch` function.
 pub const fn assert_batch_output<T: BatchOutput>() {}

@@ -23,8 +23,9 @@ pub enum Split<V, Out> {
 pub trait Shape {
     /// The function's return type.
     type Out;
-    /// What the cache stores.
-    type Value: Clone + Send + Sync + 'static;
+    /// What the cache stores. Unbounded, so that a value that cannot be cached is
+    /// reported once, by the generated code's check, not by every use of its shape.
+    type Value;
     /// What a finished load means for the cache.
     fn split(out: Self::Out) -> Split<Self::Value, Self::Out>;
     /// The output for a cached value.
@@ -116,7 +117,7 @@ pub struct OkSome<R>(PhantomData<fn() -> R>);
 /// Caches `Some` values only.
 pub struct SomeOnly<T>(PhantomData<fn() -> T>);
 
-impl<T: Clone + Send + Sync + 'static> Shape for Whole<T> {
+impl<T> Shape for Whole<T> {
     type Out = T;
     type Value = T;
     fn split(out: T) -> Split<T, T> {
@@ -130,7 +131,7 @@ impl<T: Clone + Send + Sync + 'static> Shape for Whole<T> {
     }
 }
 
-impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
+impl<R: ResultLike> Shape for WholeResult<R> {
     type Out = R;
     type Value = R;
     fn split(out: R) -> Split<R, R> {
@@ -157,7 +158,6 @@ impl<R: ResultLike + Clone + Send + Sync + 'static> Shape for WholeResult<R> {
 impl<R> Shape for OkOnly<R>
 where
     R: ResultLike,
-    R::Ok: Clone + Send + Sync + 'static,
 {
     type Out = R;
     type Value = R::Ok;
@@ -182,7 +182,6 @@ impl<R> Shape for OkSome<R>
 where
     R: ResultLike,
     R::Ok: OptionLike,
-    <R::Ok as OptionLike>::Some: Clone + Send + Sync + 'static,
 {
     type Out = R;
     type Value = <R::Ok as OptionLike>::Some;
@@ -209,7 +208,7 @@ where
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Shape for SomeOnly<T> {
+impl<T> Shape for SomeOnly<T> {
     type Out = Option<T>;
     type Value = T;
     fn split(out: Option<T>) -> Split<T, Option<T>> {

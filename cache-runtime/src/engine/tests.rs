@@ -18,6 +18,7 @@ fn leak<K, S>(options: CacheOptions) -> Shaped<K, S>
 where
     K: CacheKey,
     S: Shape,
+    S::Value: CacheValue,
     S::Out: Send,
 {
     clock::ensure_ticking(|_| {});
@@ -29,19 +30,22 @@ where
 
 /// A cache used by one function shape, as generated code uses it (naming the shape
 /// on every call).
-struct Shaped<K: 'static, S: Shape> {
+struct Shaped<K: 'static, S: Shape>
+where
+    S::Value: 'static,
+{
     cache: &'static Cache<K, S::Value>,
     shape: std::marker::PhantomData<S>,
 }
 
-impl<K, S: Shape> Clone for Shaped<K, S> {
+impl<K, S: Shape<Value: 'static>> Clone for Shaped<K, S> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<K, S: Shape> Copy for Shaped<K, S> {}
+impl<K, S: Shape<Value: 'static>> Copy for Shaped<K, S> {}
 
-impl<K, S: Shape> std::ops::Deref for Shaped<K, S> {
+impl<K, S: Shape<Value: 'static>> std::ops::Deref for Shaped<K, S> {
     type Target = Cache<K, S::Value>;
     fn deref(&self) -> &Self::Target {
         self.cache
@@ -52,6 +56,7 @@ impl<K, S> Shaped<K, S>
 where
     K: CacheKey,
     S: Shape + 'static,
+    S::Value: CacheValue,
     S::Out: Send + 'static,
 {
     fn get_or_load<M, F>(
