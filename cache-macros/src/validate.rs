@@ -94,6 +94,23 @@ pub(crate) struct Template {
     pub(crate) names: Vec<Ident>,
 }
 
+/// `#[async_trait]` expands an impl before the attributes of its methods, turning each
+/// `async fn` into a `fn` returning a boxed future, with a lifetime `'async_trait`.
+/// Cached as it is, that would be a sync function caching a future, with siblings a
+/// trait impl cannot hold: one error says what to write instead.
+fn reject_async_trait_desugaring(sig: &syn::Signature) -> syn::Result<()> {
+    let desugared = sig.generics.params.iter().any(
+        |param| matches!(param, GenericParam::Lifetime(def) if def.lifetime.ident == "async_trait"),
+    );
+    if desugared {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "`#[cached]` in an `#[async_trait]` impl: `#[async_trait]` has already turned this `async fn` into a boxed future; put `#[cached_impl]` on the impl block, above `#[async_trait]`",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_duration(lit: &LitStr, what: &str, errors: &mut Errors) -> Option<Duration> {
     match humantime::parse_duration(&lit.value()) {
         Ok(duration) if duration.is_zero() => {
@@ -109,8 +126,9 @@ fn parse_duration(lit: &LitStr, what: &str, errors: &mut Errors) -> Option<Durat
 }
 
 pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
-    let mut errors = std::mem::take(&mut args.errors);
     let sig = &item.sig;
+    reject_async_trait_desugaring(sig)?;
+    let mut errors = std::mem::take(&mut args.errors);
 
     let sync = sig.asyncness.is_none();
     if sync {
