@@ -12,6 +12,12 @@
 //!   does with it is left unresolved, and rustc, which has seen the error, says
 //!   nothing more.
 //!
+//! The levels, first to last: everything holds ([`Passes`], on `&&&Probe`); the type
+//! is usable but has no serde in a shared cache (`KeyNotShared` / `ValueNotShared`, on
+//! `&&Probe`); it cannot be cached at all (`KeyNotCacheable` / `ValueNotCacheable`, on
+//! `&Probe`). The methods take `&self`, so the call is written with one `&` more than
+//! the first level.
+//!
 //! The function and its two siblings each ask, with the same spans: rustc prints the
 //! identical error once. The blanket impls of the checked traits are
 //! `#[diagnostic::do_not_recommend]`, so that rustc reports the trait, with its message,
@@ -237,5 +243,31 @@ where
     /// The function's cache, found by name (what its siblings use).
     pub fn named(self, spec: fn() -> CacheSpec<K, S::Value>) -> &'static Cache<K, S::Value> {
         named(spec)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_borrow)]
+mod tests {
+    use super::*;
+    use crate::shape::{OkOnly, Whole};
+
+    #[derive(Clone)]
+    struct InProcessOnly;
+
+    #[test]
+    fn types_that_fit_get_the_proof_that_opens_the_cache() {
+        let shared: Checked<u64, OkOnly<Result<String, std::io::Error>>> =
+            (&&&&KeyProbe::<u64, SharedCache>::new()).checked().with(
+                (&&&&ValueProbe::<OkOnly<Result<String, std::io::Error>>, SharedCache>::new())
+                    .checked(),
+            );
+        let local: Checked<(String, u8), Whole<InProcessOnly>> =
+            (&&&&KeyProbe::<(String, u8), LocalCache>::new())
+                .checked()
+                .with((&&&&ValueProbe::<Whole<InProcessOnly>, LocalCache>::new()).checked());
+        // Proofs are zero-sized: the checks cost nothing at run time.
+        assert_eq!(std::mem::size_of_val(&shared), 0);
+        assert_eq!(std::mem::size_of_val(&local), 0);
     }
 }
