@@ -219,13 +219,6 @@ impl<K, S> JoinKey<K> for ValueChecked<S> {
     }
 }
 
-impl<K, S> Clone for Checked<K, S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<K, S> Copy for Checked<K, S> {}
-
 impl<K: CacheKey, S: Shape> Checked<K, S>
 where
     S::Value: CacheValue,

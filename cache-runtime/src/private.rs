@@ -17,8 +17,6 @@ pub use crate::shape::{
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
 
-/// What a function of shape `S` caches.
-pub type ValueOf<S> = <S as Shape>::Value;
 pub use std::time::Duration;
 
 use std::future::Future;
@@ -48,7 +46,6 @@ pub fn batch_arg<T: BatchArg>(arg: &T) -> T {
 
 pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
 pub const fn assert_shared_value<T: CacheableValue + SharedValue + ?Sized>() {}
-pub const fn assert_shared<T: SharedValue + ?Sized>() {}
 pub const fn assert_shared_key<T: SharedKey + ?Sized>() {}
 
 /// Fixes the loader's output type, so `?` in the function body converts errors
