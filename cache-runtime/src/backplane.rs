@@ -8,21 +8,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::l2::message::Message;
 use crate::l2::{keys, L2};
-use crate::message::Message;
 use crate::{clock, registry, tags};
 
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How often a cluster subscriber checks that it listens on the channel's master.
 const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
-
-/// Messages ignored for want of a valid signature (see `message::open`).
-static UNAUTHENTICATED: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn unauthenticated_messages() -> u64 {
-    UNAUTHENTICATED.load(Ordering::Relaxed)
-}
 
 /// When this process last read every tag version it holds from Redis (clock ms).
 static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
@@ -168,8 +161,8 @@ fn receive(l2: &L2, message: &redis::Msg) {
     let Ok(text) = message.get_payload::<String>() else {
         return;
     };
-    let Ok(text) = crate::message::open(&text, l2.protection.signer()) else {
-        if UNAUTHENTICATED.fetch_add(1, Ordering::Relaxed) == 0 {
+    let Ok(text) = crate::l2::message::open(&text, l2.protection.signer()) else {
+        if crate::stats::count_unauthenticated_message() {
             tracing::warn!("stratacache: ignored a backplane message not signed by a configured secret (logged once; counted as `unauthenticated_messages`)");
         }
         return;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::outbox::OutboxSnapshot;
+use crate::stats::OutboxSnapshot;
 use crate::stats::{CacheStatsSnapshot, StatsSnapshot};
 
 type Sample = fn(&CacheStatsSnapshot) -> Vec<(Option<(&'static str, &'static str)>, u64)>;

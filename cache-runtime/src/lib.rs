@@ -21,7 +21,6 @@ mod flights;
 pub mod inspect;
 pub mod l1;
 mod l2;
-mod message;
 mod outbox;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -47,9 +46,9 @@ pub use blocking::block_on;
 pub use config::{init, Config, Secret};
 pub use error::{Error, TimedOut};
 pub use l2::codec::PayloadFormat;
-pub use outbox::OutboxSnapshot;
 pub use registry::stats;
 pub use shared_error::{ShareableError, SharedError};
+pub use stats::OutboxSnapshot;
 pub use stats::{CacheStatsSnapshot, LoadHistogram, StatsSnapshot, LOAD_BUCKETS_MICROS};
 pub use warm_tally::WarmUp;
 
@@ -130,7 +129,7 @@ pub mod __fuzz {
 
     /// Parses a backplane message; true if it was accepted.
     pub fn message(text: &str) -> bool {
-        crate::message::Message::decode(text).is_some()
+        crate::l2::message::Message::decode(text).is_some()
     }
 
     /// Decodes a payload as the codec of a shared cache of `V` does.

@@ -22,11 +22,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::l2::message::Message;
 use crate::l2::{keys, Fault, L2};
-use crate::message::Message;
+use crate::stats::OutboxSnapshot;
 use crate::tags::{self, TagCell};
 
 /// How often the delivery task tries Redis while invalidations wait.
@@ -162,22 +162,6 @@ impl Invalidation {
         let message = self.message(version.unwrap_or(0));
         l2.publish(message.encode(l2.instance)).await
     }
-}
-
-/// The outbox's counters, in [`StatsSnapshot`](crate::StatsSnapshot).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct OutboxSnapshot {
-    /// Invalidations waiting for Redis now.
-    pub pending: u64,
-    /// Invalidations Redis could not take when they were made, queued.
-    pub queued: u64,
-    /// Queued invalidations delivered once Redis answered again.
-    pub delivered: u64,
-    /// Invalidations dropped because the same one was already waiting.
-    pub coalesced: u64,
-    /// Invalidations folded into a namespace-wide one because the queue was full.
-    pub overflowed: u64,
 }
 
 struct Outbox {

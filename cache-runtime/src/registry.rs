@@ -236,7 +236,7 @@ pub fn stats() -> StatsSnapshot {
     StatsSnapshot {
         caches,
         outbox: crate::outbox::snapshot(),
-        unauthenticated_messages: crate::backplane::unauthenticated_messages(),
+        unauthenticated_messages: crate::stats::unauthenticated_messages(),
     }
 }
 

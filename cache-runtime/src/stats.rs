@@ -206,6 +206,34 @@ impl CacheStatsSnapshot {
     }
 }
 
+/// The outbox's counters, in [`StatsSnapshot`](crate::StatsSnapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct OutboxSnapshot {
+    /// Invalidations waiting for Redis now.
+    pub pending: u64,
+    /// Invalidations Redis could not take when they were made, queued.
+    pub queued: u64,
+    /// Queued invalidations delivered once Redis answered again.
+    pub delivered: u64,
+    /// Invalidations dropped because the same one was already waiting.
+    pub coalesced: u64,
+    /// Invalidations folded into a namespace-wide one because the queue was full.
+    pub overflowed: u64,
+}
+
+/// Backplane messages ignored for want of a valid signature (see `l2::message::open`).
+static UNAUTHENTICATED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a backplane message ignored as unsigned; true for the first one.
+pub(crate) fn count_unauthenticated_message() -> bool {
+    UNAUTHENTICATED.fetch_add(1, Ordering::Relaxed) == 0
+}
+
+pub(crate) fn unauthenticated_messages() -> u64 {
+    UNAUTHENTICATED.load(Ordering::Relaxed)
+}
+
 /// Every registered cache's counters, sorted by name. `Display` renders a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -213,7 +241,7 @@ pub struct StatsSnapshot {
     /// One snapshot per cache used so far, sorted by name.
     pub caches: Vec<CacheStatsSnapshot>,
     /// Invalidations that Redis could not take when they were made.
-    pub outbox: crate::outbox::OutboxSnapshot,
+    pub outbox: OutboxSnapshot,
     /// Backplane messages ignored because they were not signed by one of this
     /// process's secrets (only counted when it holds a secret).
     pub unauthenticated_messages: u64,

@@ -180,7 +180,7 @@ impl L2 {
     /// down, to another one, and the cluster bus carries it to every node.
     /// Signed when this process holds a secret.
     pub(crate) async fn publish(&self, message: String) -> Result<(), Fault> {
-        let message = crate::message::seal(message, self.protection.signer());
+        let message = crate::l2::message::seal(message, self.protection.signer());
         let channel = self.channel.as_str();
         let detour = self
             .breakers

@@ -25,7 +25,7 @@
 use super::{Fault, L2};
 
 /// The version of a counter Redis does not hold.
-pub(crate) const MISSING: u64 = 0;
+pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 
 /// `max(counter + 1, ARGV[1])`: the floor keeps a counter that Redis lost (and so
 /// restarted from nothing) above every value it had before.

@@ -11,6 +11,7 @@ pub(crate) mod counters;
 pub(crate) mod envelope;
 pub(crate) mod fingerprint;
 pub(crate) mod keys;
+pub(crate) mod message;
 pub(crate) mod protection;
 pub(crate) mod routing;
 pub(crate) mod secrets;

@@ -33,6 +33,10 @@ pub struct TagCell {
 
 const UNKNOWN: u64 = u64::MAX;
 
+/// The remote version read for a tag whose counter Redis does not hold: no
+/// information, never a lower version (Redis's counters are never 0).
+pub(crate) const NO_COUNTER: u64 = 0;
+
 trait RemoteVersion {
     /// Stores `version` if it is higher or nothing is known; returns the previous value.
     fn fetch_max_known(&self, version: u64) -> u64;
@@ -75,7 +79,7 @@ impl TagCell {
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.
     pub(crate) fn observe_remote(&self, seen: u64) {
-        if seen == crate::l2::counters::MISSING {
+        if seen == NO_COUNTER {
             // Redis holds no counter (lost, or never created): no news of this tag.
             return;
         }

@@ -9,7 +9,7 @@
 //! signed message does nothing new: a versioned one applies once, an entry's
 //! eviction only costs a reload.
 
-use crate::l2::secrets::{Secrets, MAC_LEN};
+use super::secrets::{Secrets, MAC_LEN};
 
 const SEPARATOR: char = '\u{1f}';
 const SIGNED: char = 's';
