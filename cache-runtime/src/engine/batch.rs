@@ -16,13 +16,13 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 
-use super::added_tags::AddedTags;
 use super::lead::{panic_message, Keep, Outcome, RunLoader};
-use super::shared::Target;
 use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
+use crate::l2::entry::AddedTags;
+use crate::l2::entry::Target;
 use crate::stats::Counter;
 use crate::tags::Stamps;
 use crate::this_load::Overrides;

@@ -6,10 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 
-use super::added_tags::AddedTags;
-use super::{shared, Cache, CacheKey, CacheValue, Seen, Tags};
+use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
+use crate::l2::entry::AddedTags;
 use crate::outbox;
 use crate::warm_tally::Tally;
 use crate::Error;
@@ -113,7 +113,8 @@ where
             let written = match target.tag_versions().await {
                 Ok(versions) => {
                     let lifetime = self.options.lifetime();
-                    self.write_shared(&target, &value, versions, lifetime, &AddedTags::default())
+                    self.entries_for(&target)
+                        .write(&target, &value, versions, lifetime, &AddedTags::default())
                         .await
                 }
                 Err(fault) => {
@@ -153,8 +154,8 @@ where
                 return local;
             }
             let (target, stamps) = remote?;
-            match self.read_shared(&target, &stamps).await {
-                shared::Read::Hit { value, .. } => Some(value),
+            match self.entries_for(&target).read(&target, &stamps).await {
+                crate::l2::entry::Read::Hit { value, .. } => Some(value),
                 _ => None,
             }
         }

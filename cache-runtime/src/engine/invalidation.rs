@@ -52,7 +52,7 @@ where
     /// late delivery evicts the key here again.
     pub(super) fn entry_invalidation(
         &'static self,
-        target: &super::shared::Target,
+        target: &crate::l2::entry::Target,
         key: K,
     ) -> Invalidation {
         let reapply = Arc::new(move || self.evict_local(&key));
@@ -98,9 +98,9 @@ where
     /// Another process invalidated this key: evict it here (no Redis, no message).
     pub(crate) fn evict_encoded(&self, key_bytes: &[u8]) {
         if let Some(key) = self
-            .codec
+            .shared
             .as_ref()
-            .and_then(|codec| (codec.decode_key)(key_bytes))
+            .and_then(|shared| (shared.codec.decode_key)(key_bytes))
         {
             self.evict_local(&key);
             self.stats.bump(Counter::Invalidation);

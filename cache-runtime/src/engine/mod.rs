@@ -10,12 +10,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-mod added_tags;
 mod batch;
 pub(crate) mod bulkhead;
 mod entry_ops;
-mod envelope_check;
-mod fleet_lock;
 mod invalidation;
 mod lead;
 mod options;
@@ -26,7 +23,7 @@ mod shared_many;
 mod sliding;
 mod xfetch;
 
-pub(crate) use crate::times::{Lifetime, Times, NEVER};
+pub(crate) use crate::times::{Lifetime, NEVER};
 pub use crate::values::{Borrowed, CacheKey, CacheValue, KeyArg};
 pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
@@ -39,6 +36,7 @@ use crate::flight::Flight;
 use crate::flights::Flights;
 use crate::l1::{DefaultStore, Entry, L1Store};
 use crate::l2::codec::Codec;
+use crate::l2::entry::Shared;
 use crate::shape::Shape;
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
@@ -64,13 +62,7 @@ pub struct Cache<K, V> {
     tag: Arc<TagCell>,
     stats: CacheStats,
     /// Present unless the cache is `local`: how keys and values travel to Redis.
-    codec: Option<Codec<K, V>>,
-    /// A bad value in Redis is logged once per cache, then only counted.
-    complained: std::sync::atomic::AtomicBool,
-    /// A value kept out of Redis (over `max_payload`, or unencryptable) is logged
-    /// once per cache, then only counted.
-    warned_kept_in_process: std::sync::atomic::AtomicBool,
-    redis_names: std::sync::OnceLock<shared::RedisNames>,
+    shared: Option<Shared<K, V>>,
     /// `max_loads`: the turn each loader run waits for.
     bulkhead: bulkhead::Bulkhead,
     /// A moving average of this cache's load durations, in µs (XFetch's delta).
@@ -103,17 +95,14 @@ where
         Self {
             name: name.into(),
             store: DefaultStore::with_capacity(options.capacity.max(1)),
-            options,
             flights: Flights::default(),
             tag: Arc::default(),
             stats: CacheStats::new(),
-            codec,
-            complained: Default::default(),
-            warned_kept_in_process: Default::default(),
+            shared: codec.map(|codec| Shared::new(codec, options.entry_settings())),
             sweep_cursor: Default::default(),
-            redis_names: Default::default(),
             bulkhead: Default::default(),
             recent_load_micros: Default::default(),
+            options,
         }
     }
 

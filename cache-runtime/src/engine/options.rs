@@ -155,6 +155,17 @@ impl CacheOptions {
         }
     }
 
+    /// What the entries of a shared cache need of these options.
+    pub(crate) fn entry_settings(&self) -> crate::l2::entry::EntrySettings {
+        crate::l2::entry::EntrySettings {
+            version: self.version,
+            serves_stale: self.stale_window.is_some(),
+            keeps_fallback: self.fail_safe.is_some(),
+            refresh_after: self.lifetime().refresh_after,
+            protection: self.protection(),
+        }
+    }
+
     /// The lifetime of a value loaded now.
     pub(crate) fn lifetime(&self) -> Lifetime {
         self.lifetime_with_ttl(self.ttl)

@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::added_tags::AddedTags;
 use super::lead::{panic_message, Keep, Lead, Outcome, RunLoader};
-use super::shared::{self, SharedFallback, Target};
+use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
+use crate::l2::entry::AddedTags;
+use crate::l2::entry::{SharedFallback, Target};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
 use crate::tags::Stamps;

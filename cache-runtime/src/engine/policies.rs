@@ -8,7 +8,6 @@ use std::panic;
 
 use super::lead::{Keep, Lead};
 use super::pipeline::Role;
-use super::shared::SharedFallback;
 use super::{
     xfetch, Cache, CacheKey, CacheValue, Lifetime, Seen, ShareFn, Tags, TimedOutFn, NEVER,
 };
@@ -16,6 +15,7 @@ use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::{Landed, Origin};
 use crate::l1::L1Store;
+use crate::l2::entry::SharedFallback;
 use crate::shape::Shape;
 use crate::stats::Counter;
 use crate::tags::{self, Stamps};

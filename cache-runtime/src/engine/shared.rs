@@ -1,48 +1,16 @@
-//! The leader's Redis steps: read the entry with the current versions of its tags in
-//! one round trip, promote a valid one, write a fresh load back. Any fault or bad
-//! value is a counted miss; nothing here can fail a call. Checking and writing the
-//! envelope is in `envelope_check.rs`, the fleet lock in `fleet_lock.rs`.
+//! The load's steps that speak to Redis, through the cache's [`Entries`]: read before
+//! the load (step 1), the fleet lock (step 2), write back and announce (steps 6 and
+//! 7). The protocol itself (keys, envelopes, the lock) is in `l2/entry/`; what is
+//! here decides what a leader does with what Redis answered.
 
-use std::sync::Arc;
-
-use super::added_tags::AddedTags;
 use super::lead::Lead;
-use super::{Cache, CacheKey, CacheValue, Codec, Lifetime};
-use crate::l2::codec::KeyBytes;
+use super::{Cache, CacheKey, CacheValue};
+use crate::l2::entry::{AddedTags, Entries, Locked, Read, SharedFallback, Target};
 use crate::l2::message::Message;
-use crate::l2::{keys, parse_versions, unix_ms, Fault, L2};
-use crate::stats::Counter;
-use crate::tags::{self, Stamps, TagCell, TagStamp};
+use crate::l2::Fault;
+use crate::tags::Stamps;
+use crate::times::Lifetime;
 use crate::Error;
-
-/// What Redis holds for a key. A value read comes with the stamps to keep it under in
-/// L1: the call's, plus one for each tag its loader added (`this_load::add_tag`), so
-/// that invalidating such a tag reaches the copy in this process's L1 too.
-pub(super) enum Read<V> {
-    /// A fresh value and what is left of its lifetime.
-    Hit {
-        value: V,
-        lifetime: Lifetime,
-        versions: Vec<u64>,
-        stamps: Stamps,
-    },
-    /// Nothing fresh; `versions` are the tag versions read before the load, and
-    /// `fallback` a value kept for the fail-safe window, if the cache has one.
-    Miss {
-        versions: Vec<u64>,
-        fallback: Option<SharedFallback<V>>,
-    },
-    /// A value past its ttl, inside the stale-while-revalidate window: servable now
-    /// while the load refreshes it (and a fail-safe fallback if the load fails).
-    Stale {
-        value: V,
-        lifetime: Lifetime,
-        versions: Vec<u64>,
-        stamps: Stamps,
-    },
-    /// Redis did not answer: load, and do not write back (no versions to record).
-    Unavailable,
-}
 
 /// What the shared tier leaves a leader with, before its loader runs.
 pub(super) enum Before<V> {
@@ -56,63 +24,29 @@ pub(super) enum Before<V> {
     },
 }
 
-/// A value Redis holds for the fail-safe window, with the stamps to keep it under.
-pub(super) struct SharedFallback<V> {
-    pub(super) value: V,
-    pub(super) lifetime: Lifetime,
-    pub(super) stamps: Stamps,
-}
-
-/// Where one key of one cache lives in Redis.
-pub(super) struct Target {
-    pub(super) l2: &'static L2,
-    pub(super) entry_key: String,
-    pub(super) key_bytes: KeyBytes,
-    /// Counters of the global tag, the cache tag and the call's tags, in the order of
-    /// the load's stamps (shared by every key of a cache called without tags).
-    pub(super) tag_keys: Arc<[String]>,
-}
-
-/// The Redis names every key of one cache uses, computed once (after `init`).
-pub(super) struct RedisNames {
-    entry_prefix: String,
-    implicit_tags: Arc<[String]>,
-}
-
 impl<K, V> Cache<K, V>
 where
     K: CacheKey,
     V: CacheValue,
 {
+    /// This cache's entries in Redis; `None` for a `local` cache.
+    pub(super) fn entries(&self) -> Option<Entries<'_, K, V>> {
+        let shared = self.shared.as_ref()?;
+        Some(Entries {
+            cache: &self.name,
+            stats: &self.stats,
+            shared,
+        })
+    }
+
+    /// The entries of a cache that gave a target: only a shared cache does.
+    pub(super) fn entries_for(&self, _target: &Target) -> Entries<'_, K, V> {
+        self.entries().expect("only a shared cache has targets")
+    }
+
     /// `None` for a `local` cache, or before `init`.
     pub(super) fn shared_target(&self, key: &K, tags: &[String]) -> Option<Target> {
-        let codec: &Codec<K, V> = self.codec.as_ref()?;
-        let l2 = crate::l2::active()?;
-        let Some(key_bytes) = (codec.encode_key)(key) else {
-            self.complain("the key does not serialize");
-            return None;
-        };
-        let names = self.redis_names.get_or_init(|| RedisNames {
-            entry_prefix: keys::entry_prefix(&l2.namespace, &self.name, self.options.version),
-            implicit_tags: [
-                keys::global_tag(&l2.namespace),
-                keys::cache_tag(&l2.namespace, &self.name),
-            ]
-            .into(),
-        });
-        let tag_keys = if tags.is_empty() {
-            names.implicit_tags.clone()
-        } else {
-            let named = tags.iter().map(|tag| keys::tag(&l2.namespace, tag));
-            names.implicit_tags.iter().cloned().chain(named).collect()
-        };
-        let entry_key = keys::entry_with_prefix(&names.entry_prefix, &key_bytes);
-        Some(Target {
-            l2,
-            entry_key,
-            key_bytes,
-            tag_keys,
-        })
+        self.entries()?.target(key, tags)
     }
 
     /// The first step of a load: what Redis holds for the key. A fresh value answers
@@ -142,7 +76,7 @@ where
                 stamps,
             })
         };
-        match self.read_shared(target, stamps).await {
+        match self.entries_for(target).read(target, stamps).await {
             Read::Hit {
                 value,
                 lifetime,
@@ -182,76 +116,32 @@ where
         }
     }
 
-    pub(super) async fn read_shared(&self, target: &Target, stamps: &Stamps) -> Read<V> {
-        let (bytes, versions) = match target.l2.read(&target.entry_key, &target.tag_keys).await {
-            Ok(read) => read,
-            Err(fault) => {
-                self.fault(&fault);
-                return Read::Unavailable;
-            }
-        };
-        // What Redis says now may reveal an invalidation whose message never came.
-        for (stamp, version) in stamps.iter().zip(&versions) {
-            stamp.cell().observe_remote(*version);
-        }
-        let Some(bytes) = bytes else {
-            return Read::Miss {
-                versions,
-                fallback: None,
-            };
-        };
-        match self.decode(target, &bytes, &versions, unix_ms()) {
-            Ok(Some((found, added))) if added.is_empty() => {
-                found.into_read(versions, stamps.clone())
-            }
-            Ok(Some((found, added))) => {
-                // Tags the loader added: their counters were not in the first read.
-                match self.check_added(target.l2, &[&added]).await.pop().flatten() {
-                    Some(extra) => {
-                        let stamps = stamps.iter().cloned().chain(extra).collect();
-                        found.into_read(versions, stamps)
-                    }
-                    None => Read::Miss {
-                        versions,
-                        fallback: None,
-                    },
-                }
-            }
-            Ok(None) => Read::Miss {
-                versions,
-                fallback: None,
-            },
-            Err(bad) => {
-                self.unusable(bad);
-                Read::Miss {
-                    versions,
-                    fallback: None,
-                }
-            }
-        }
-    }
-
-    /// Writes a value to Redis; false if it was not written (counted and logged).
-    pub(super) async fn write_shared(
+    /// The second step of a load, for a `lock` cache that read Redis: the fleet lock.
+    /// `Ok` with the lock to release after the write-back (or none: load without
+    /// it); `Err` with the value another process loaded meanwhile, landed here.
+    pub(super) async fn lock_before_load<Out: Send + 'static>(
         &self,
-        target: &Target,
-        value: &V,
-        versions: Vec<u64>,
-        lifetime: Lifetime,
-        added_tags: &AddedTags,
-    ) -> bool {
-        let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
-            return false;
+        lead: &mut Lead<'_, K, V>,
+        target: Option<&Target>,
+        stamps: &Stamps,
+        read_redis: bool,
+    ) -> Result<Option<(String, String)>, V> {
+        let (true, Some(target), true) = (self.options.lock, target, read_redis) else {
+            return Ok(None);
         };
-        let Some((bytes, ttl_ms)) = self.envelope(target, value, versions, lifetime, &added) else {
-            return false;
-        };
-        match target.l2.write(&target.entry_key, &bytes, ttl_ms).await {
-            Ok(()) => true,
-            Err(fault) => {
-                self.fault(&fault);
-                false
-            }
+        let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
+        match self
+            .entries_for(target)
+            .fleet_lock(target, stamps, recheck)
+            .await
+        {
+            Locked::Holder { key, token } => Ok(Some((key, token))),
+            Locked::Value {
+                value,
+                lifetime,
+                stamps,
+            } => Err(lead.land_from_shared::<Out>(value, stamps, lifetime)),
+            Locked::Alone => Ok(None),
         }
     }
 
@@ -274,68 +164,13 @@ where
             return;
         }
         let written = self
-            .write_shared(target, value, versions, lifetime, added_tags)
+            .entries_for(target)
+            .write(target, value, versions, lifetime, added_tags)
             .await;
         if written && flight.is_forced() {
             // Other processes drop their copy and read this one from Redis.
             let _ = self.announce(target).await;
         }
-    }
-
-    /// Checks values whose loaders added tags (one list of counter key and recorded
-    /// version per value) against the counters' current versions, in one read: for
-    /// each, the stamps of its added tags if none was invalidated since it was
-    /// written, else `None` (also when Redis fails). The stamps are taken before the
-    /// read, so an invalidation that lands after it still reaches the copy in L1.
-    pub(super) async fn check_added(
-        &self,
-        l2: &L2,
-        lists: &[&[(String, u64)]],
-    ) -> Vec<Option<Vec<TagStamp>>> {
-        let mut counters: Vec<&str> = Vec::new();
-        let mut cells: Vec<Option<Arc<TagCell>>> = Vec::new();
-        for (counter, _) in lists.iter().flat_map(|list| list.iter()) {
-            if !counters.contains(&counter.as_str()) {
-                counters.push(counter);
-                cells.push(keys::tag_name(&l2.namespace, counter).map(tags::intern));
-            }
-        }
-        let position = |counter: &str| counters.iter().position(|c| *c == counter);
-        let stamped: Vec<Option<Vec<TagStamp>>> = lists
-            .iter()
-            .map(|list| {
-                list.iter()
-                    .map(|(counter, _)| Some(TagStamp::new(cells[position(counter)?].clone()?)))
-                    .collect()
-            })
-            .collect();
-        let unusable = || lists.iter().map(|_| None).collect();
-        let read = match l2.mget(&counters).await.and_then(parse_versions) {
-            Ok(mut now) => l2.settle(&counters, &mut now).await.map(|()| now),
-            Err(fault) => Err(fault),
-        };
-        let now = match read {
-            Ok(now) => now,
-            Err(fault) => {
-                self.fault(&fault);
-                return unusable();
-            }
-        };
-        for (cell, version) in cells.iter().zip(&now) {
-            if let Some(cell) = cell {
-                cell.observe_remote(*version);
-            }
-        }
-        lists
-            .iter()
-            .zip(stamped)
-            .map(|(list, stamps)| {
-                let current = list.iter().all(|(counter, recorded)| {
-                    position(counter).is_some_and(|p| now[p] == *recorded)
-                });
-                stamps.filter(|_| current)
-            })
-            .collect()
     }
 
     /// Tells the other processes to drop their copy of this entry (a newer one is in
@@ -357,18 +192,14 @@ where
         }
     }
 
-    pub(super) fn fault(&self, fault: &Fault) {
-        if !matches!(fault, Fault::Open) {
-            self.stats.bump(Counter::L2Error);
+    /// Releases the fleet lock a leader holds, if it holds one.
+    pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
+        if let (Some(target), Some(held)) = (target, held) {
+            self.entries_for(target).unlock(target, held).await;
         }
-        tracing::debug!(cache = %self.name, %fault, "stratacache: Redis call failed; answered without it");
     }
-}
 
-impl Target {
-    /// The current versions of this entry's tags (implicit ones first), for a value
-    /// written without a load (`put!`).
-    pub(super) async fn tag_versions(&self) -> Result<Vec<u64>, Fault> {
-        self.l2.settled_versions(&self.tag_keys).await
+    pub(super) fn fault(&self, fault: &Fault) {
+        crate::l2::entry::count_fault(&self.name, &self.stats, fault);
     }
 }

@@ -8,6 +8,7 @@ pub mod codec;
 mod commands;
 pub(crate) mod connection;
 pub(crate) mod counters;
+pub(crate) mod entry;
 pub(crate) mod envelope;
 pub(crate) mod fingerprint;
 pub(crate) mod keys;

@@ -2,13 +2,14 @@
 //! missing key while the others wait for its value to reach Redis (bounded), then
 //! load anyway.
 
-use super::lead::Lead;
-use super::shared::{Read, Target};
-use super::{Cache, CacheKey, CacheValue, Lifetime};
+use super::read::Read;
+use super::target::Target;
+use super::Entries;
 use crate::tags::Stamps;
+use crate::times::Lifetime;
 
 /// What the fleet-wide load lock gave a leader.
-pub(super) enum Locked<V> {
+pub(crate) enum Locked<V> {
     /// This process loads; release with the lock key and token.
     Holder { key: String, token: String },
     /// Another process loaded it meanwhile.
@@ -42,36 +43,7 @@ impl<V> Read<V> {
     }
 }
 
-impl<K, V> Cache<K, V>
-where
-    K: CacheKey,
-    V: CacheValue,
-{
-    /// The second step of a load, for a `lock` cache that read Redis: the fleet lock.
-    /// `Ok` with the lock to release after the write-back (or none: load without
-    /// it); `Err` with the value another process loaded meanwhile, landed here.
-    pub(super) async fn lock_before_load<Out: Send + 'static>(
-        &self,
-        lead: &mut Lead<'_, K, V>,
-        target: Option<&Target>,
-        stamps: &Stamps,
-        read_redis: bool,
-    ) -> Result<Option<(String, String)>, V> {
-        let (true, Some(target), true) = (self.options.lock, target, read_redis) else {
-            return Ok(None);
-        };
-        let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
-        match self.fleet_lock(target, stamps, recheck).await {
-            Locked::Holder { key, token } => Ok(Some((key, token))),
-            Locked::Value {
-                value,
-                lifetime,
-                stamps,
-            } => Err(lead.land_from_shared::<Out>(value, stamps, lifetime)),
-            Locked::Alone => Ok(None),
-        }
-    }
-
+impl<K, V> Entries<'_, K, V> {
     /// One load per key for the whole fleet: take the key's lock, or wait for the
     /// holder's value to reach Redis, polling, and take the lock over if the holder
     /// let it go (or died: the lock expires). Past the wait bound, load anyway.
@@ -80,7 +52,7 @@ where
     /// what Redis holds), Redis is read once more after the lock is taken: a holder
     /// may have written its value and let go between this process's last read and
     /// its lock, and loading again then would make two loads for the fleet.
-    pub(super) async fn fleet_lock(
+    pub(crate) async fn fleet_lock(
         &self,
         target: &Target,
         stamps: &Stamps,
@@ -93,7 +65,7 @@ where
         loop {
             match target.l2.try_lock(&key, &token).await {
                 Ok(true) if recheck => {
-                    let Some(found) = self.read_shared(target, stamps).await.into_locked() else {
+                    let Some(found) = self.read(target, stamps).await.into_locked() else {
                         return Locked::Holder { key, token };
                     };
                     if let Err(fault) = target.l2.unlock(&key, &token).await {
@@ -109,11 +81,11 @@ where
                 }
             }
             if std::time::Instant::now() >= deadline {
-                tracing::debug!(cache = %self.name, "stratacache: gave up waiting for another process's load");
+                tracing::debug!(cache = %self.cache, "stratacache: gave up waiting for another process's load");
                 return Locked::Alone;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            match self.read_shared(target, stamps).await {
+            match self.read(target, stamps).await {
                 Read::Unavailable => return Locked::Alone,
                 read => {
                     if let Some(found) = read.into_locked() {
@@ -125,11 +97,9 @@ where
     }
 
     /// Releases a load lock this leader holds (best effort: it expires anyway).
-    pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
-        if let (Some(target), Some((key, token))) = (target, held) {
-            if let Err(fault) = target.l2.unlock(&key, &token).await {
-                self.fault(&fault);
-            }
+    pub(crate) async fn unlock(&self, target: &Target, (key, token): (String, String)) {
+        if let Err(fault) = target.l2.unlock(&key, &token).await {
+            self.fault(&fault);
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Tags a loader adds (`this_load::add_tag`): stamped when its value lands in L1,
-//! checked again before the value is written to Redis.
+//! Writing entries to Redis: one value, or a batch's values (one command each, sent
+//! together); and the tags a loader added (`this_load::add_tag`), stamped when its
+//! value lands in L1, checked again before the value is written.
 //!
 //! A call's own tags are stamped before its loader runs, so an invalidation that
 //! races the load always wins. An added tag is only known once the loader returns,
@@ -11,21 +12,23 @@
 //! since (its own are applied here before they reach Redis; others are seen in the
 //! counters read now), the value is not written.
 
-use super::{Cache, CacheKey, CacheValue};
+use super::target::Target;
+use super::Entries;
 use crate::l2::{keys, L2};
 use crate::tags::{self, Stamps, TagStamp};
+use crate::times::Lifetime;
 
 /// The tags one load's loader added, with the versions they had when its value
 /// landed in L1.
 #[derive(Default)]
-pub(super) struct AddedTags {
+pub(crate) struct AddedTags {
     names: Vec<String>,
     stamps: Vec<TagStamp>,
 }
 
 impl AddedTags {
     /// Stamps `names` now, as the loaded value lands.
-    pub(super) fn stamp(names: Vec<String>) -> Self {
+    pub(crate) fn stamp(names: Vec<String>) -> Self {
         let stamps = names
             .iter()
             .map(|tag| TagStamp::new(tags::intern(tag)))
@@ -34,7 +37,7 @@ impl AddedTags {
     }
 
     /// `stamps` and a stamp for each added tag, to keep the value under in L1.
-    pub(super) fn with(&self, stamps: &Stamps) -> Stamps {
+    pub(crate) fn with(&self, stamps: &Stamps) -> Stamps {
         if self.stamps.is_empty() {
             return stamps.clone();
         }
@@ -42,15 +45,35 @@ impl AddedTags {
     }
 }
 
-impl<K, V> Cache<K, V>
-where
-    K: CacheKey,
-    V: CacheValue,
-{
+impl<K, V> Entries<'_, K, V> {
+    /// Writes a value to Redis; false if it was not written (counted and logged).
+    pub(crate) async fn write(
+        &self,
+        target: &Target,
+        value: &V,
+        versions: Vec<u64>,
+        lifetime: Lifetime,
+        added_tags: &AddedTags,
+    ) -> bool {
+        let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
+            return false;
+        };
+        let Some((bytes, ttl_ms)) = self.envelope(target, value, versions, lifetime, &added) else {
+            return false;
+        };
+        match target.l2.write(&target.entry_key, &bytes, ttl_ms).await {
+            Ok(()) => true,
+            Err(fault) => {
+                self.fault(&fault);
+                false
+            }
+        }
+    }
+
     /// The counters and current versions of the added tags, to write the value under;
     /// `None` when it must not be written: Redis failed (counted), or an added tag was
     /// invalidated since the value landed.
-    pub(super) async fn added_tag_versions(
+    pub(crate) async fn added_tag_versions(
         &self,
         l2: &L2,
         added: &AddedTags,
@@ -76,9 +99,36 @@ where
             stamp.cell().observe_remote(*version);
         }
         if !tags::all_current(&added.stamps) {
-            tracing::debug!(cache = %self.name, "stratacache: a tag the loader added was invalidated after the load; its value is not written to Redis");
+            tracing::debug!(cache = %self.cache, "stratacache: a tag the loader added was invalidated after the load; its value is not written to Redis");
             return None;
         }
         Some(keys.into_iter().zip(versions).collect())
+    }
+
+    /// The batch form of [`write`](Self::write): every value in one
+    /// command per key, sent together (a pipeline on a standalone server).
+    pub(crate) async fn write_many(
+        &self,
+        writes: &[(Target, V, Vec<u64>)],
+        lifetime: Lifetime,
+        added_tags: &AddedTags,
+    ) {
+        let Some(((first, _, _), _)) = writes.split_first() else {
+            return;
+        };
+        let Some(added) = self.added_tag_versions(first.l2, added_tags).await else {
+            return;
+        };
+        let encoded: Vec<(&str, Vec<u8>, Option<u64>)> = writes
+            .iter()
+            .filter_map(|(target, value, versions)| {
+                let (bytes, ttl) =
+                    self.envelope(target, value, versions.clone(), lifetime, &added)?;
+                Some((target.entry_key.as_str(), bytes, ttl))
+            })
+            .collect();
+        if let Err(fault) = first.l2.write_many(&encoded).await {
+            self.fault(&fault);
+        }
     }
 }

@@ -1,25 +1,25 @@
 //! Reading an entry's envelope: is it this key's, sound, still valid under its tags,
-//! and for how long may it serve; writing one; and how a value that cannot be used
-//! (or is too large to share) is counted and logged.
+//! and for how long may it serve; and writing one.
 
-use super::shared::{Read, SharedFallback, Target};
-use super::{Cache, CacheKey, CacheValue, Lifetime, Times, NEVER};
+use super::read::{Read, SharedFallback};
+use super::target::Target;
+use super::Entries;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::protection::{Refused, Unwritable};
 use crate::l2::unix_ms;
-use crate::stats::Counter;
 use crate::tags::Stamps;
+use crate::times::{Lifetime, Times, NEVER};
 
 /// A sound value decoded from Redis, what is left of its lifetime, and what it may
 /// still serve as.
-pub(super) struct Found<V> {
-    pub(super) value: V,
-    pub(super) lifetime: Lifetime,
-    pub(super) serves_as: ServesAs,
+pub(crate) struct Found<V> {
+    pub(crate) value: V,
+    pub(crate) lifetime: Lifetime,
+    pub(crate) serves_as: ServesAs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ServesAs {
+pub(crate) enum ServesAs {
     Fresh,
     /// Past its ttl, inside the stale-while-revalidate window.
     Stale,
@@ -30,7 +30,7 @@ pub(super) enum ServesAs {
 impl<V> Found<V> {
     /// The read of a single call: `versions` are the tag versions read with it,
     /// `stamps` those to keep the value under.
-    pub(super) fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
+    pub(crate) fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
         let Found {
             value,
             lifetime,
@@ -62,7 +62,7 @@ impl<V> Found<V> {
 }
 
 /// Why a value in Redis could not be used.
-pub(super) enum Bad {
+pub(crate) enum Bad {
     Envelope(Unusable),
     OtherKey,
     Payload,
@@ -100,17 +100,13 @@ impl std::fmt::Display for Bad {
     }
 }
 
-impl<K, V> Cache<K, V>
-where
-    K: CacheKey,
-    V: CacheValue,
-{
+impl<K, V> Entries<'_, K, V> {
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
     /// With the value, the tags its loader added (counter key, version recorded),
     /// whose versions the caller still has to check. `now` is unix time in ms, read
     /// once by a caller decoding many values.
     #[allow(clippy::type_complexity)]
-    pub(super) fn decode(
+    pub(crate) fn decode(
         &self,
         target: &Target,
         bytes: &[u8],
@@ -121,7 +117,7 @@ where
         let protection = &target.l2.protection;
         let signer = protection.authenticate(&decoded).map_err(Bad::Refused)?;
         let envelope = &decoded.envelope;
-        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let codec = &self.shared.codec;
         if envelope.key != &*target.key_bytes {
             return Err(Bad::OtherKey);
         }
@@ -149,9 +145,9 @@ where
             .map(|(name, version)| (name.to_string(), *version))
             .collect();
         let fresh = now < envelope.fresh_until_ms;
-        let servable_stale = self.options.stale_window.is_some() && now < envelope.stale_until_ms;
+        let servable_stale = self.shared.settings.serves_stale && now < envelope.stale_until_ms;
         let kept =
-            servable_stale || (self.options.fail_safe.is_some() && now < envelope.keep_until_ms);
+            servable_stale || (self.shared.settings.keeps_fallback && now < envelope.keep_until_ms);
         if !fresh && !kept {
             return Ok(None);
         }
@@ -159,7 +155,7 @@ where
             .reveal(&decoded, signer, target.l2.max_payload)
             .map_err(Bad::Refused)?;
         let value = (codec.decode_value)(&payload, envelope.format).ok_or(Bad::Payload)?;
-        let refresh_after = self.options.lifetime().refresh_after;
+        let refresh_after = self.shared.settings.refresh_after;
         let times = Times {
             fresh_until: envelope.fresh_until_ms,
             stale_until: envelope.stale_until_ms,
@@ -186,7 +182,7 @@ where
     }
 
     /// A value's envelope and Redis TTL; `None` if it cannot or may not be written.
-    pub(super) fn envelope(
+    pub(crate) fn envelope(
         &self,
         target: &Target,
         value: &V,
@@ -194,7 +190,7 @@ where
         lifetime: Lifetime,
         added: &[(String, u64)],
     ) -> Option<(Vec<u8>, Option<u64>)> {
-        let codec = self.codec.as_ref().expect("a shared target has a codec");
+        let codec = &self.shared.codec;
         let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
             self.complain("the value does not serialize");
             return None;
@@ -205,7 +201,7 @@ where
         }
         let (stored, flags) = match target.l2.protection.protect(
             payload,
-            self.options.protection(),
+            self.shared.settings.protection,
             &target.key_bytes,
         ) {
             Ok(stored) => stored,
@@ -240,52 +236,5 @@ where
         // Redis drops the entry when it can no longer serve, even as a fallback.
         let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
         Some((envelope.encode(target.l2.protection.signer()), ttl_ms))
-    }
-
-    /// A value too large for Redis: held in this process only. Not a Redis fault.
-    pub(super) fn too_large_to_share(&self, len: usize, max_payload: usize) {
-        self.stats.bump(Counter::Oversized);
-        tracing::debug!(cache = %self.name, len, max_payload, "stratacache: value over max_payload, kept in process only, not written to Redis");
-        if !self
-            .warned_kept_in_process
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(cache = %self.name, len, max_payload, "stratacache: a value over max_payload is kept in process only, not written to Redis (logged once per cache; counted as `oversized`)");
-        }
-    }
-
-    /// A value that may not be written to Redis as configured: kept in this process.
-    fn kept_in_process(&self, reason: &str) {
-        if !self
-            .warned_kept_in_process
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(cache = %self.name, reason, "stratacache: values of this cache are kept in process only, not written to Redis (logged once per cache)");
-        }
-    }
-
-    /// Counts and logs a value in Redis that could not be used: a shape from
-    /// another deploy and a refused signature have their own counters, everything
-    /// else is an `l2_error`.
-    pub(super) fn unusable(&self, bad: Bad) {
-        let counter = match bad {
-            Bad::SchemaMismatch => Counter::SchemaMismatch,
-            Bad::Refused(_) => Counter::Rejected,
-            other => return self.complain(other),
-        };
-        self.stats.bump(counter);
-        tracing::debug!(cache = %self.name, reason = %bad, "stratacache: value in Redis not used, treated as a miss");
-    }
-
-    pub(super) fn complain(&self, reason: impl std::fmt::Display) {
-        self.stats.bump(Counter::L2Error);
-        if !self
-            .complained
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(cache = %self.name, %reason, "stratacache: unusable value in Redis, treated as a miss (logged once per cache)");
-        } else {
-            tracing::debug!(cache = %self.name, %reason, "stratacache: unusable value in Redis");
-        }
     }
 }
