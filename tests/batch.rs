@@ -272,3 +272,39 @@ async fn warm_up_of_a_batch_function_is_one_loader_call() {
     );
     assert_eq!(WARM_BATCH.take(), vec![vec![1, 2], (3..=20).collect()]);
 }
+
+static OVERRIDDEN: Calls = Calls(Mutex::new(Vec::new()));
+
+/// Keys under 100 are not cached; the others are kept under an added tag.
+#[cached(ttl = "5m", batch)]
+async fn overridden(ids: &[u64]) -> HashMap<u64, u64> {
+    OVERRIDDEN.record(ids.iter().copied());
+    if ids.iter().any(|id| *id < 100) {
+        stratacache::this_load::skip_caching();
+    } else {
+        stratacache::this_load::add_tag("batch-added");
+    }
+    ids.iter().map(|id| (*id, id * 2)).collect()
+}
+
+#[tokio::test]
+async fn a_batch_loader_s_overrides_apply_as_a_single_key_loader_s() {
+    assert_eq!(overridden(&[1, 2]).await[&2], 4);
+    assert_eq!(overridden(&[1, 2]).await.len(), 2);
+    assert_eq!(
+        OVERRIDDEN.take(),
+        vec![vec![1, 2], vec![1, 2]],
+        "skip_caching: answered, not kept"
+    );
+
+    assert_eq!(overridden(&[100, 101]).await[&101], 202);
+    assert_eq!(overridden(&[100, 101]).await.len(), 2);
+    assert_eq!(OVERRIDDEN.take(), vec![vec![100, 101]], "kept");
+    invalidate_tag!("batch-added").await.unwrap();
+    assert_eq!(overridden(&[100, 101]).await.len(), 2);
+    assert_eq!(
+        OVERRIDDEN.take(),
+        vec![vec![100, 101]],
+        "the tag the loader added reaches its entries"
+    );
+}

@@ -12,26 +12,25 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::future::join_all;
 
-use super::lead::{panic_message, Keep, Outcome, RunLoader};
+use super::lead::{panic_message, Keep, Outcome, Settled};
 use super::shared_many::Missing;
-use super::{Cache, CacheKey, CacheValue, Lifetime, Seen, Tags};
+use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l2::entry::AddedTags;
 use crate::l2::entry::Target;
 use crate::stats::Counter;
 use crate::tags::Stamps;
-use crate::this_load::Overrides;
 use crate::warm_tally::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
 type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;
 /// Where a loaded key's value goes in Redis, and the tag versions to write it under.
 type WriteBack = Option<(Target, Vec<u64>)>;
+/// The values step 6 owes Redis: where each goes, and the tag versions it goes under.
+type Writes<V> = Vec<(Target, V, Vec<u64>)>;
 /// A landing readied for a batch's flight (by its index): outcome and entry to store.
 type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
@@ -209,10 +208,9 @@ where
     }
 
     /// The leader's part for the keys this call claimed (none of them fresh in
-    /// Redis): one loader call, one landing per key, then the values to Redis in the
-    /// background.
-    /// The named steps of a load, for the keys a batch call leads: 3. run the loader
-    /// once for all of them, 4. settle, 5. land each in L1, 6. write them back.
+    /// Redis): the named steps of a load, as a single-key call runs them (`run_loader`,
+    /// `settle_overrides`), for all of them at once: 3. one loader call, 4. settle,
+    /// 5. land each in L1, 6. write them back, in the background.
     async fn lead_many<O, A, L, F>(
         &'static self,
         led: ClaimedMissing<K, V>,
@@ -233,31 +231,14 @@ where
         let span = self.load_span();
         span.record("answered_by", "loader");
         span.record("keys", missing.len());
-        let turn = self
-            .bulkhead
-            .enter(self.options.max_loads, &self.stats)
-            .await;
-        let started = Instant::now();
-        let (outcome, overrides) = RunLoader::new(load(missing), span.clone()).await;
-        let took = started.elapsed();
-        drop(turn);
-        self.record_load(took);
+        let (outcome, overrides, took) = self.run_loader(load(missing), &span).await;
         span.record("micros", took.as_micros() as u64);
         let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;
-        let lifetime = overrides
-            .ttl
-            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
-        let landed = self.land_many_loaded::<O, A>(
-            &mut lead,
-            write_backs,
-            returned,
-            overrides,
-            lifetime,
-            tally,
-        );
-        let (answered, writes, added) = landed;
-        let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
-        self.write_back_many(writes, lifetime, added).await;
+        let settled = self.settle_overrides(overrides);
+        let (answered, writes) =
+            self.land_many_loaded::<O, A>(&mut lead, write_backs, returned, &settled, tally);
+        let lifetime = settled.written_lifetime(&self.options);
+        self.write_back_many(writes, lifetime, settled.added).await;
         Ok(answered)
     }
 
@@ -322,21 +303,18 @@ where
     /// Step 5: each key's value (or its absence) landed for the waiters and kept in L1
     /// under its stamps and the tags the loader added; returns the answers and the
     /// writes step 6 owes Redis.
-    #[allow(clippy::type_complexity)]
     fn land_many_loaded<O, A>(
         &self,
         lead: &mut BatchLead<'_, K, V>,
         write_backs: Vec<WriteBack>,
         mut returned: HashMap<K, O::Item, foldhash::fast::RandomState>,
-        overrides: Overrides,
-        lifetime: Option<Lifetime>,
+        settled: &Settled,
         tally: &Option<Arc<Tally>>,
-    ) -> (Vec<(K, V)>, Vec<(Target, V, Vec<u64>)>, AddedTags)
+    ) -> (Vec<(K, V)>, Writes<V>)
     where
         O: BatchOutput<Key = K>,
         A: Absence<O::Item, Value = V>,
     {
-        let added = AddedTags::stamp(overrides.tags);
         let (mut answered, mut writes) = (Vec::new(), Vec::new());
         for (index, write_back) in write_backs.into_iter().enumerate() {
             self.stats.bump(Counter::Miss);
@@ -359,19 +337,13 @@ where
                 },
                 1,
             );
-            if overrides.skip {
-                lead.land_value(index, &value, Origin::Loader, None);
+            let recorded = lead.flights[index].2.clone().expect("not landed yet");
+            let keep = settled.keep(&value, &recorded);
+            lead.land_value(index, &value, Origin::Loader, keep);
+            if settled.skip {
                 answered.push((key, value));
                 continue;
             }
-            let recorded = lead.flights[index].2.clone().expect("not landed yet");
-            let stamps = added.with(&recorded);
-            let keep = Keep {
-                value: value.clone(),
-                stamps,
-                lifetime,
-            };
-            lead.land_value(index, &value, Origin::Loader, Some(keep));
             // Not over a `put!`, `refresh!` or `invalidate!` of the key (see `pipeline.rs`).
             if let (Some((target, versions)), false) =
                 (write_back, lead.flights[index].1.is_doomed())
@@ -381,6 +353,6 @@ where
             answered.push((key, value));
         }
         lead.flush();
-        (answered, writes, added)
+        (answered, writes)
     }
 }

@@ -8,11 +8,15 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::{Cache, CacheKey, CacheValue, Lifetime};
+use tracing::Instrument;
+
+use super::{Cache, CacheKey, CacheOptions, CacheValue, Lifetime};
 use crate::clock;
 use crate::flight::{Flight, Landed, Origin};
 use crate::flights::Locked;
 use crate::l1::L1Store;
+use crate::l2::entry::AddedTags;
+use crate::stats::Counter;
 use crate::tags::{self, Stamps};
 use crate::this_load::{self, Overrides};
 
@@ -25,6 +29,33 @@ pub(super) struct Keep<V> {
     pub(super) value: V,
     pub(super) stamps: Stamps,
     pub(super) lifetime: Option<Lifetime>,
+}
+
+/// What a loader's `this_load` overrides make of what it returned (step 4), the
+/// same for a single key and for each key of a batch.
+pub(super) struct Settled {
+    /// Answered, not cached (`skip_caching`, or refused by `validate`).
+    pub(super) skip: bool,
+    /// The loader's own ttl, if it set one.
+    lifetime: Option<Lifetime>,
+    /// The tags it added, stamped now (none when skipped).
+    pub(super) added: AddedTags,
+}
+
+impl Settled {
+    /// What to keep in L1 for `value`, loaded under `stamps`: nothing when skipped.
+    pub(super) fn keep<V: Clone>(&self, value: &V, stamps: &Stamps) -> Option<Keep<V>> {
+        (!self.skip).then(|| Keep {
+            value: value.clone(),
+            stamps: self.added.with(stamps),
+            lifetime: self.lifetime,
+        })
+    }
+
+    /// The lifetime a loaded value is written to Redis with.
+    pub(super) fn written_lifetime(&self, options: &CacheOptions) -> Lifetime {
+        self.lifetime.unwrap_or_else(|| options.lifetime())
+    }
 }
 
 /// The leader's duty to land its flight, even when its future is dropped mid-load.
@@ -158,6 +189,49 @@ where
         if !self.landed {
             // Cancelled: hand the load to a waiter.
             self.land(Landed::<V, ()>::Retry, None);
+        }
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: CacheKey,
+    V: CacheValue,
+{
+    /// Step 3 of every load, single-key or batch: the loader run in the cache's turn
+    /// (if `max_loads` bounds it) by [`RunLoader`], its duration recorded; returns
+    /// the outcome, the overrides and the duration.
+    pub(super) async fn run_loader<F: Future>(
+        &self,
+        loader: F,
+        span: &tracing::Span,
+    ) -> (Outcome<F::Output>, Overrides, std::time::Duration) {
+        let turn = self.bulkhead.enter(self.options.max_loads, &self.stats);
+        let turn = turn.instrument(span.clone()).await;
+        let started = std::time::Instant::now();
+        let (outcome, overrides) = RunLoader::new(loader, span.clone()).await;
+        let took = started.elapsed();
+        drop(turn);
+        self.record_load(took);
+        (outcome, overrides, took)
+    }
+
+    /// Step 4's part common to every load: what the overrides make of its values.
+    pub(super) fn settle_overrides(&self, overrides: Overrides) -> Settled {
+        if overrides.invalid {
+            self.stats.bump(Counter::Invalid);
+        }
+        let lifetime = overrides
+            .ttl
+            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
+        let added = match overrides.skip {
+            true => AddedTags::default(),
+            false => AddedTags::stamp(overrides.tags),
+        };
+        Settled {
+            skip: overrides.skip,
+            lifetime,
+            added,
         }
     }
 }

@@ -13,11 +13,10 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::lead::{panic_message, Keep, Lead, Outcome, RunLoader};
+use super::lead::{panic_message, Lead, Outcome};
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l2::entry::AddedTags;
 use crate::l2::entry::{SharedFallback, Target};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
@@ -175,12 +174,7 @@ where
             Prepared::Load(load) => load,
         };
         // 3. run the loader, in its turn if `max_loads` bounds this cache.
-        let turn = self.bulkhead.enter(self.options.max_loads, &self.stats);
-        let turn = turn.instrument(span.clone()).await;
-        let started = Instant::now();
-        let (outcome, overrides) = RunLoader::new(loader, span.clone()).await;
-        self.record_load(started.elapsed());
-        drop(turn);
+        let (outcome, overrides, _) = self.run_loader(loader, &span).await;
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
         let settled = self.settle_outcome::<S>(load, outcome, overrides, share);
         settled.instrument(span).await
@@ -322,31 +316,16 @@ where
     /// answering the waiters; then write back (waiters do not wait for Redis); then
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, mut load: Pending<'_, K, V>, value: &V, overrides: Overrides) {
-        if overrides.skip {
-            if overrides.invalid {
-                self.stats.bump(Counter::Invalid);
-            }
-            self.unlock(&load.target, load.held.take()).await;
-            let landed = Landed::Value(value.clone(), Origin::Loader);
-            load.lead.land::<()>(landed, None);
-            load.finish("loader", "ok");
-            return;
-        }
-        let lifetime = overrides
-            .ttl
-            .map(|ttl| self.options.lifetime_with_ttl(Some(ttl)));
-        let added = AddedTags::stamp(overrides.tags);
-        let keep = Keep {
-            value: value.clone(),
-            stamps: added.with(&load.stamps),
-            lifetime,
-        };
+        let settled = self.settle_overrides(overrides);
         let landed = Landed::Value(value.clone(), Origin::Loader);
-        load.lead.land::<()>(landed, Some(keep));
-        if let (Some(target), Some(versions)) = (&load.target, load.versions.take()) {
-            let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
+        load.lead
+            .land::<()>(landed, settled.keep(value, &load.stamps));
+        if let (Some(target), Some(versions), false) =
+            (&load.target, load.versions.take(), settled.skip)
+        {
+            let lifetime = settled.written_lifetime(&self.options);
             let flight = &load.lead.flight;
-            self.write_back_after_load(flight, target, value, versions, lifetime, &added)
+            self.write_back_after_load(flight, target, value, versions, lifetime, &settled.added)
                 .await;
         }
         self.unlock(&load.target, load.held.take()).await;
