@@ -258,10 +258,7 @@ fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
         (&&&&#krate::__private::ValueProbe::<#shape, #mode>::new()).checked());
     quote! {
         #[allow(unused_imports)]
-        use #krate::__private::{
-            KeyNotCacheable as _, KeyNotShared as _, Passes as _, ShareByClone as _,
-            ShareByError as _, ShareByRetry as _, ValueNotCacheable as _, ValueNotShared as _,
-        };
+        use #krate::__private::probes::*;
         #[allow(clippy::needless_borrow)]
         let __stratacache_checked = #key_proof.with(#value_proof);
     }

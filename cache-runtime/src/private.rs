@@ -19,6 +19,17 @@ pub use crate::Error;
 
 pub use std::time::Duration;
 
+/// The traits whose methods generated code calls (the probes' levels, the share
+/// functions'), for one `use probes::*`: each is imported as `_`, in scope for
+/// method calls while naming nothing the function's body could see.
+pub mod probes {
+    pub use crate::checks::{
+        KeyNotCacheable as _, KeyNotShared as _, Passes as _, ValueNotCacheable as _,
+        ValueNotShared as _,
+    };
+    pub use crate::shape::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
+}
+
 use std::future::Future;
 
 /// Checked on the return type of a `batch` function.
