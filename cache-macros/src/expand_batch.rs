@@ -9,7 +9,9 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
-use crate::expand::{erase_lifetimes, output_type, return_span, tags_expr};
+use crate::expand::output_type;
+use crate::expand_background::erase_lifetimes;
+use crate::expand_cache::{return_span, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
 /// The key and cached value types of the cache, from the return type: a map's key,

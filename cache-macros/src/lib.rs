@@ -9,12 +9,16 @@
 
 mod args;
 mod expand;
+mod expand_background;
 mod expand_batch;
+mod expand_cache;
 mod impl_block;
 mod ops;
 mod validate;
 mod validate_batch;
 mod validate_policies;
+mod validate_shape;
+mod validate_times;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;

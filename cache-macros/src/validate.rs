@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proc_macro2::Span;
-use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
+use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Type};
 
-use crate::args::{CachedArgs, Errors, Given};
+use crate::args::{CachedArgs, Errors};
 use crate::validate_batch::batch_plan;
 pub(crate) use crate::validate_batch::{BatchPlan, KeyList};
 use crate::validate_policies::{at_least_one, policies};
+pub(crate) use crate::validate_shape::ShapeKind;
+use crate::validate_shape::{check_hard_timeout, shape};
+use crate::validate_times::{times, Times};
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
@@ -51,19 +54,6 @@ pub(crate) struct Plan {
     pub(crate) encrypt: Option<bool>,
     /// `validate = path`: checked on each loaded value before it is cached.
     pub(crate) validate: Option<syn::Path>,
-}
-
-pub(crate) enum ShapeKind {
-    /// Cache the whole output.
-    Whole(Type),
-    /// Cache the whole `Result`, counting `Err` as a failed load.
-    WholeResult(Type),
-    /// Cache `Ok` only.
-    OkOnly(Type),
-    /// Cache `Ok(Some(_))` only: a `Result<Option<T>, E>` without `cache_none`.
-    OkSome(Type),
-    /// Cache `Some` only; holds the `Option`'s `T`.
-    SomeOnly(Type),
 }
 
 pub(crate) enum ReceiverKind {
@@ -111,120 +101,27 @@ fn reject_async_trait_desugaring(sig: &syn::Signature) -> syn::Result<()> {
     Ok(())
 }
 
-fn parse_duration(lit: &LitStr, what: &str, errors: &mut Errors) -> Option<Duration> {
-    match humantime::parse_duration(&lit.value()) {
-        Ok(duration) if duration.is_zero() => {
-            errors.spanned(lit, format!("`{what}` must be longer than zero"));
-            None
-        }
-        Ok(duration) => Some(duration),
-        Err(error) => {
-            errors.spanned(lit, format!("invalid duration for `{what}`: {error}; write for example \"30s\", \"15m\", \"1h 30m\""));
-            None
-        }
-    }
-}
-
 pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan> {
     let sig = &item.sig;
     reject_async_trait_desugaring(sig)?;
     let mut errors = std::mem::take(&mut args.errors);
 
-    let sync = sig.asyncness.is_none();
-    if sync {
-        for keyword in sync_incompatible(&args) {
-            errors.spanned(keyword, format!("`{keyword}` needs an `async fn`: a sync function's cache is in-process only and its loads run on the caller's thread; remove `{keyword}` or make the function `async fn`"));
-        }
-    }
-    for param in &sig.generics.params {
-        if !matches!(param, GenericParam::Lifetime(_)) {
-            errors.spanned(param, "`#[cached]` functions cannot be generic: each function has one cache with one key and value type; write a cached function per concrete type");
-        }
-    }
-
-    let ttl = args
-        .ttl
-        .as_ref()
-        .and_then(|g| parse_duration(&g.value, "ttl", &mut errors));
-    let stale_window = match &args.stale_while_revalidate {
-        None => None,
-        Some(given) if args.ttl.is_none() => {
-            errors.spanned(&given.keyword, "`stale_while_revalidate` needs a `ttl`: add for example `ttl = \"5m\"` (a value without a ttl never goes stale)");
-            None
-        }
-        Some(Given {
-            value: Some(window),
-            ..
-        }) => parse_duration(window, "stale_while_revalidate", &mut errors),
-        Some(Given { value: None, .. }) => ttl,
-    };
-    let fail_safe = args.stale_if_error.as_ref().and_then(|given| {
-        if args.ttl.is_none() {
-            errors.spanned(&given.keyword, "`stale_if_error` needs a `ttl`: add for example `ttl = \"5m\"` (a value without a ttl never needs a fallback)");
-        }
-        parse_duration(&given.value, "stale_if_error", &mut errors)
-    });
-    let retry_after = args.retry_after.as_ref().and_then(|given| {
-        if args.stale_if_error.is_none() {
-            errors.spanned(&given.keyword, "`retry_after` is the back-off of `stale_if_error`: add `stale_if_error = \"1h\"` or remove it");
-        }
-        parse_duration(&given.value, "retry_after", &mut errors)
-    });
-    let timeout = args.timeout.as_ref().and_then(|given| {
-        if args.stale_while_revalidate.is_none() && args.stale_if_error.is_none() && args.hard_timeout.is_none() {
-            errors.spanned(&given.keyword, "`timeout` answers a slow load with a kept value: add `stale_while_revalidate` or `stale_if_error = \"1h\"` to keep one, or `hard_timeout` to fail the call");
-        }
-        parse_duration(&given.value, "timeout", &mut errors)
-    });
-    let refresh_ahead = args.refresh_ahead.as_ref().and_then(|given| {
-        if args.ttl.is_none() {
-            errors.spanned(
-                &given.keyword,
-                "`refresh_ahead` needs a `ttl`: it is a fraction of it",
-            );
-        }
-        match &given.value {
-            syn::Lit::Float(lit) => match lit.base10_parse::<f64>() {
-                Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Some(fraction),
-                _ => {
-                    errors.spanned(
-                        lit,
-                        "`refresh_ahead` must be a fraction of the ttl between 0 and 1, such as 0.8",
-                    );
-                    None
-                }
-            },
-            _ => None,
-        }
-    });
+    let sync = check_signature(&args, sig, &mut errors);
+    let Times {
+        ttl,
+        stale_window,
+        fail_safe,
+        retry_after,
+        timeout,
+        refresh_ahead,
+    } = times(&args, &mut errors);
     let policies = policies(&args, &mut errors);
     if let (Some(lock), Some(_)) = (&args.lock, &args.local) {
         errors.spanned(&lock.keyword, "`lock` coordinates loads through Redis, and a `local` cache never uses Redis: remove one of them");
     }
 
     let capacity = at_least_one::<u64>(&args.capacity, &mut errors);
-    let version = match &args.version {
-        None => 0,
-        Some(given) => given.value.base10_parse::<u32>().unwrap_or_else(|error| {
-            errors.push(error);
-            0
-        }),
-    };
-    if let Some(given) = &args.name {
-        if given.value.value().trim().is_empty() {
-            errors.spanned(&given.value, "`name` must not be empty");
-        }
-    }
-    let krate = match &args.krate {
-        None => syn::parse_quote!(::stratacache),
-        Some(given) => given.value.parse::<syn::Path>().unwrap_or_else(|error| {
-            errors.spanned(
-                &given.value,
-                format!("`crate` must be a path such as \"::my_app::stratacache\": {error}"),
-            );
-            syn::parse_quote!(::stratacache)
-        }),
-    };
+    let (krate, version) = identity(&args, &mut errors);
 
     // Both refresh in a spawned task, so the loader must own what it uses.
     let background = stale_window.is_some()
@@ -234,49 +131,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
-    let mut skipped = BTreeSet::new();
-    if let Some(skip) = &args.skip {
-        if let Some(key) = &args.key {
-            errors.spanned(
-                &skip.keyword,
-                format!(
-                    "`skip` has no effect with `key`: the key template `{}` alone is the key",
-                    key.value.value()
-                ),
-            );
-        }
-        for ident in &skip.value {
-            let name = ident.to_string();
-            if name != "self" && !names.contains(&name) {
-                errors.spanned(
-                    ident,
-                    format!(
-                        "`skip({name})` names no argument of this function; arguments: {}",
-                        list(&names)
-                    ),
-                );
-            }
-            skipped.insert(name);
-        }
-    }
-
-    let key = match &args.key {
-        Some(given) => {
-            let template = template(&given.value, &names, "key", &mut errors);
-            params.iter_mut().for_each(|a| a.in_key = false);
-            KeyPlan::Template(template)
-        }
-        None => {
-            for arg in &mut params {
-                arg.in_key = !skipped.contains(&arg.ident.to_string());
-                // A batch function's key argument is a list; each element is a key.
-                if arg.in_key && args.batch.is_none() {
-                    check_key_type(arg, &mut errors);
-                }
-            }
-            KeyPlan::Args
-        }
-    };
+    let key = key_plan(&args, &mut params, &names, &mut errors);
     let tags = args
         .tags
         .as_ref()
@@ -298,20 +153,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         Some(_) => ShapeKind::Whole(syn::parse_quote!(())),
         None => shape(&sig.output, &args, &mut errors),
     };
-    if let Some(given) = &args.hard_timeout {
-        if args.timeout.is_none() {
-            errors.spanned(
-                &given.keyword,
-                "`hard_timeout` fails a call that waited `timeout`: add `timeout = \"2s\"`",
-            );
-        }
-        if !matches!(
-            shape,
-            ShapeKind::OkOnly(_) | ShapeKind::OkSome(_) | ShapeKind::WholeResult(_)
-        ) {
-            errors.spanned(&given.keyword, "`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`");
-        }
-    }
+    check_hard_timeout(&args, &shape, &mut errors);
     errors.finish()?;
     Ok(Plan {
         krate,
@@ -343,6 +185,104 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
         encrypt: policies.encrypt,
         validate: policies.validate,
     })
+}
+
+/// The `sync`-ness of the function, after checking what a signature rules out: a
+/// generic function, and arguments a sync function cannot have.
+fn check_signature(args: &CachedArgs, sig: &syn::Signature, errors: &mut Errors) -> bool {
+    let sync = sig.asyncness.is_none();
+    if sync {
+        for keyword in sync_incompatible(args) {
+            errors.spanned(keyword, format!("`{keyword}` needs an `async fn`: a sync function's cache is in-process only and its loads run on the caller's thread; remove `{keyword}` or make the function `async fn`"));
+        }
+    }
+    for param in &sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            errors.spanned(param, "`#[cached]` functions cannot be generic: each function has one cache with one key and value type; write a cached function per concrete type");
+        }
+    }
+
+    sync
+}
+
+/// The runtime's path (`crate = ".."`) and the value's `version`; checks `name`.
+fn identity(args: &CachedArgs, errors: &mut Errors) -> (syn::Path, u32) {
+    let version = match &args.version {
+        None => 0,
+        Some(given) => given.value.base10_parse::<u32>().unwrap_or_else(|error| {
+            errors.push(error);
+            0
+        }),
+    };
+    if let Some(given) = &args.name {
+        if given.value.value().trim().is_empty() {
+            errors.spanned(&given.value, "`name` must not be empty");
+        }
+    }
+    let krate = match &args.krate {
+        None => syn::parse_quote!(::stratacache),
+        Some(given) => given.value.parse::<syn::Path>().unwrap_or_else(|error| {
+            errors.spanned(
+                &given.value,
+                format!("`crate` must be a path such as \"::my_app::stratacache\": {error}"),
+            );
+            syn::parse_quote!(::stratacache)
+        }),
+    };
+
+    (krate, version)
+}
+
+/// The key: a template, or the arguments not skipped (each checked as a key type).
+fn key_plan(
+    args: &CachedArgs,
+    params: &mut [Arg],
+    names: &BTreeSet<String>,
+    errors: &mut Errors,
+) -> KeyPlan {
+    let mut skipped = BTreeSet::new();
+    if let Some(skip) = &args.skip {
+        if let Some(key) = &args.key {
+            errors.spanned(
+                &skip.keyword,
+                format!(
+                    "`skip` has no effect with `key`: the key template `{}` alone is the key",
+                    key.value.value()
+                ),
+            );
+        }
+        for ident in &skip.value {
+            let name = ident.to_string();
+            if name != "self" && !names.contains(&name) {
+                errors.spanned(
+                    ident,
+                    format!(
+                        "`skip({name})` names no argument of this function; arguments: {}",
+                        list(names)
+                    ),
+                );
+            }
+            skipped.insert(name);
+        }
+    }
+
+    match &args.key {
+        Some(given) => {
+            let template = template(&given.value, names, "key", errors);
+            params.iter_mut().for_each(|a| a.in_key = false);
+            KeyPlan::Template(template)
+        }
+        None => {
+            for arg in params.iter_mut() {
+                arg.in_key = !skipped.contains(&arg.ident.to_string());
+                // A batch function's key argument is a list; each element is a key.
+                if arg.in_key && args.batch.is_none() {
+                    check_key_type(arg, errors);
+                }
+            }
+            KeyPlan::Args
+        }
+    }
 }
 
 /// The arguments given that need an async runtime or Redis.
@@ -480,72 +420,5 @@ fn template(lit: &LitStr, args: &BTreeSet<String>, what: &str, errors: &mut Erro
     Template {
         literal: lit.clone(),
         names,
-    }
-}
-
-fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
-        _ => None,
-    }
-}
-
-/// `T` of `Option<T>` or `Result<T, E>`.
-fn first_type_argument(segment: &syn::PathSegment) -> Option<Type> {
-    match &segment.arguments {
-        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
-            syn::GenericArgument::Type(inner) => Some(inner.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKind {
-    let ty: Type = match output {
-        ReturnType::Default => syn::parse_quote!(()),
-        ReturnType::Type(_, ty) => (**ty).clone(),
-    };
-    if let Type::ImplTrait(_) = ty {
-        errors.spanned(&ty, "a cached function cannot return `impl Trait`: the cache stores and clones the value, so name its type");
-    }
-    let segment = last_segment(&ty);
-    let is_result = segment.is_some_and(|s| s.ident == "Result");
-    let option_inner = segment
-        .filter(|s| s.ident == "Option")
-        .and_then(first_type_argument);
-    // `Result<Option<T>, E>` (and `io::Result<Option<T>>`): `Ok(None)` is a `None`.
-    let ok_is_option = segment
-        .filter(|_| is_result)
-        .and_then(first_type_argument)
-        .and_then(|ok| {
-            last_segment(&ok)
-                .is_some_and(|s| s.ident == "Option")
-                .then_some(())
-        })
-        .is_some();
-    if let Some(given) = &args.cache_err {
-        if !is_result {
-            errors.spanned(
-                &given.keyword,
-                "`cache_err` has no effect: this function does not return a `Result`",
-            );
-        }
-    }
-    if let Some(given) = &args.cache_none {
-        if option_inner.is_none() && !ok_is_option {
-            errors.spanned(
-                &given.keyword,
-                "`cache_none` has no effect: this function returns neither an `Option` nor a `Result<Option<T>, E>`",
-            );
-        }
-    }
-    match (is_result, option_inner) {
-        (true, _) if args.cache_err.is_some() => ShapeKind::WholeResult(ty),
-        (true, _) if ok_is_option && args.cache_none.is_none() => ShapeKind::OkSome(ty),
-        (true, _) => ShapeKind::OkOnly(ty),
-        (_, Some(_)) if args.cache_none.is_some() => ShapeKind::Whole(ty),
-        (_, Some(inner)) => ShapeKind::SomeOnly(inner),
-        _ => ShapeKind::Whole(ty),
     }
 }

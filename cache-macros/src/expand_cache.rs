@@ -1,0 +1,256 @@
+//! What generated code says about a function's cache: its key and value types, the
+//! key and tags of a call, its options, the spec that names it, the lookups that
+//! reach it, and the type checks that open it.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{ItemFn, ReturnType, Type};
+
+use crate::validate::{KeyPlan, Plan, ShapeKind, Template};
+
+pub(crate) fn shape_type(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    match &plan.shape {
+        ShapeKind::Whole(ty) => quote!(#krate::__private::Whole<#ty>),
+        ShapeKind::WholeResult(ty) => quote!(#krate::__private::WholeResult<#ty>),
+        ShapeKind::OkOnly(ty) => quote!(#krate::__private::OkOnly<#ty>),
+        ShapeKind::OkSome(ty) => quote!(#krate::__private::OkSome<#ty>),
+        ShapeKind::SomeOnly(ty) => quote!(#krate::__private::SomeOnly<#ty>),
+    }
+}
+
+pub(crate) fn key_type(plan: &Plan) -> TokenStream {
+    let parts: Vec<TokenStream> = match &plan.key {
+        KeyPlan::Template(_) => return quote!(::std::string::String),
+        KeyPlan::Args => plan
+            .args
+            .iter()
+            .filter(|a| a.in_key)
+            .map(|a| match &a.ty {
+                Type::Reference(r) => {
+                    let elem = &r.elem;
+                    quote!(<#elem as ::std::borrow::ToOwned>::Owned)
+                }
+                ty => ty.to_token_stream(),
+            })
+            .collect(),
+    };
+    match parts.as_slice() {
+        [single] => single.clone(),
+        parts => quote!((#(#parts,)*)),
+    }
+}
+
+pub(crate) fn key_expr(plan: &Plan) -> TokenStream {
+    let parts: Vec<TokenStream> = match &plan.key {
+        KeyPlan::Template(template) => {
+            let args = format_template(template, |name| name.to_token_stream());
+            return quote!(::std::string::ToString::to_string(&#args));
+        }
+        KeyPlan::Args => plan
+            .args
+            .iter()
+            .filter(|a| a.in_key)
+            .map(|a| {
+                let ident = &a.ident;
+                match &a.ty {
+                    Type::Reference(_) => quote!(::std::borrow::ToOwned::to_owned(#ident)),
+                    _ => quote!(::core::clone::Clone::clone(&#ident)),
+                }
+            })
+            .collect(),
+    };
+    match parts.as_slice() {
+        [single] => single.clone(),
+        parts => quote!((#(#parts,)*)),
+    }
+}
+
+/// The key as the call passes it: borrowed from the one reference argument it is made
+/// of (`Borrowed(name)` for `name: &str`), so that a hit allocates no owned key;
+/// else owned.
+pub(crate) fn key_arg(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    if let KeyPlan::Args = &plan.key {
+        let mut in_key = plan.args.iter().filter(|a| a.in_key);
+        if let (Some(arg), None) = (in_key.next(), in_key.next()) {
+            if let Type::Reference(_) = &arg.ty {
+                let ident = &arg.ident;
+                return quote!(#krate::__private::Borrowed(#ident));
+            }
+        }
+    }
+    key_expr(plan)
+}
+
+/// `format_args!("user:{id}", id = <value of id>)`, the value given by `value_of`.
+pub(crate) fn format_template(
+    template: &Template,
+    value_of: impl Fn(&Ident) -> TokenStream,
+) -> TokenStream {
+    let literal = &template.literal;
+    let named = template.names.iter().map(|name| {
+        let value = value_of(name);
+        quote!(#name = #value)
+    });
+    quote!(::core::format_args!(#literal, #(#named),*))
+}
+
+pub(crate) fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let tags = plan.tags.iter().map(|t| format_template(t, &value_of));
+    quote!(#krate::__private::tags([#(#tags),*]))
+}
+
+pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    let duration = |d: &std::time::Duration| match (d.as_secs(), d.subsec_nanos()) {
+        (secs, 0) => quote!(#krate::__private::Duration::from_secs(#secs)),
+        _ if d.subsec_nanos() % 1_000_000 == 0 => {
+            let millis = d.as_millis() as u64;
+            quote!(#krate::__private::Duration::from_millis(#millis))
+        }
+        (secs, nanos) => quote!(#krate::__private::Duration::new(#secs, #nanos)),
+    };
+    let ttl = plan.ttl.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.ttl(#d))
+    });
+    let window = plan.stale_window.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.stale_window(#d))
+    });
+    let fail_safe = plan.fail_safe.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.fail_safe(#d))
+    });
+    let retry_after = plan.retry_after.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.fail_safe_retry(#d))
+    });
+    let refresh_ahead = plan
+        .refresh_ahead
+        .map(|fraction| quote!(.refresh_ahead(#fraction)))
+        .or_else(|| plan.xfetch.map(|beta| quote!(.xfetch(#beta))));
+    let lock = plan.lock.then(|| quote!(.lock(true)));
+    let timeout = plan.timeout.as_ref().map(|d| {
+        let d = duration(d);
+        quote!(.timeout(#d))
+    });
+    // Only what differs from `CacheOptions::default()` is spelled out.
+    let capacity = plan.capacity.map(|capacity| quote!(.capacity(#capacity)));
+    let local = plan.local.then(|| quote!(.local(true)));
+    let version = (plan.version != 0).then(|| {
+        let version = plan.version;
+        quote!(.version(#version))
+    });
+    let max_loads = plan.max_loads.map(|n| quote!(.max_loads(#n)));
+    let sliding = plan.sliding.then(|| quote!(.sliding(true)));
+    let compress = plan.compress.map(|on| quote!(.compress(#on)));
+    let encrypt = plan.encrypt.map(|on| quote!(.encrypt(#on)));
+    quote! {
+        #krate::__private::CacheOptions::default()
+            #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
+            #sliding #max_loads #compress #encrypt
+    }
+}
+
+/// The closure that names this function's cache and its options: run once, by the
+/// function's `static` slot on its first call, or by a sibling on each entry operation.
+pub(crate) fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let fn_name = item.sig.ident.to_string();
+    let name = match &plan.name {
+        Some(name) => quote!(::std::string::String::from(#name)),
+        // The path of a closure in here is the function's path, for methods too.
+        None => quote!(#krate::__private::default_name(|| (), #fn_name)),
+    };
+    let options = options_expr(plan);
+    if plan.local {
+        quote!(|| #krate::__private::local_spec(#name, #options))
+    } else {
+        quote!(|| #krate::__private::shared_spec(#name, #options))
+    }
+}
+
+/// The function's own lookup: one `static` slot, so a call costs an atomic load.
+pub(crate) fn cache_lookup(
+    plan: &Plan,
+    item: &ItemFn,
+    key: TokenStream,
+    value: TokenStream,
+) -> TokenStream {
+    let (krate, spec) = (&plan.krate, spec(plan, item));
+    quote! {
+        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
+        let __stratacache_cache = __STRATACACHE.get::<#key, #value>(#spec);
+    }
+}
+
+/// The lookup of a single-key function, through the proof that its types passed.
+pub(crate) fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    quote! {
+        #checks
+        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
+        let __stratacache_cache = __stratacache_checked.cache(&__STRATACACHE, #spec);
+    }
+}
+
+/// The checks of the key and value types (see the runtime's `checks`): each mistake is
+/// one error, at the key's arguments or at the return type. The function and its
+/// siblings emit them with the same spans, so rustc prints an error once.
+pub(crate) fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
+    let krate = &plan.krate;
+    let mode = if plan.local {
+        quote!(#krate::__private::LocalCache)
+    } else {
+        quote!(#krate::__private::SharedCache)
+    };
+    let (key, shape) = (key_type(plan), shape_type(plan));
+    let key_proof = quote_spanned!(key_span(plan, item)=>
+        (&&&&#krate::__private::KeyProbe::<#key, #mode>::new()).checked());
+    let value_proof = quote_spanned!(return_span(item)=>
+        (&&&&#krate::__private::ValueProbe::<#shape, #mode>::new()).checked());
+    quote! {
+        #[allow(unused_imports)]
+        use #krate::__private::probes::*;
+        #[allow(clippy::needless_borrow)]
+        let __stratacache_checked = #key_proof.with(#value_proof);
+    }
+}
+
+/// Where errors about the key point: its one argument's type, else the argument list.
+pub(crate) fn key_span(plan: &Plan, item: &ItemFn) -> proc_macro2::Span {
+    if let KeyPlan::Template(_) = &plan.key {
+        return item.sig.ident.span();
+    }
+    let mut in_key = plan.args.iter().filter(|a| a.in_key);
+    match (in_key.next(), in_key.next()) {
+        (Some(arg), None) => arg.ty.span(),
+        (Some(_), Some(_)) => item.sig.paren_token.span.join(),
+        (None, _) => item.sig.ident.span(),
+    }
+}
+
+/// A sibling's lookup: through the registry by name, so the function keeps the only
+/// `static`.
+pub(crate) fn sibling_lookup(
+    plan: &Plan,
+    item: &ItemFn,
+    key: TokenStream,
+    value: TokenStream,
+) -> TokenStream {
+    let (krate, spec) = (&plan.krate, spec(plan, item));
+    quote!(let __stratacache_cache = #krate::__private::named::<#key, #value>(#spec);)
+}
+
+/// Where errors about the cached value point: the return type, or the name of a
+/// function that returns `()`.
+pub(crate) fn return_span(item: &ItemFn) -> proc_macro2::Span {
+    match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    }
+}

@@ -1,0 +1,103 @@
+//! What a function's return type means for its cache (its shape: what is stored,
+//! what counts as a failed load), and the arguments that depend on it.
+
+use syn::{ReturnType, Type};
+
+use crate::args::{CachedArgs, Errors};
+
+pub(crate) enum ShapeKind {
+    /// Cache the whole output.
+    Whole(Type),
+    /// Cache the whole `Result`, counting `Err` as a failed load.
+    WholeResult(Type),
+    /// Cache `Ok` only.
+    OkOnly(Type),
+    /// Cache `Ok(Some(_))` only: a `Result<Option<T>, E>` without `cache_none`.
+    OkSome(Type),
+    /// Cache `Some` only; holds the `Option`'s `T`.
+    SomeOnly(Type),
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        _ => None,
+    }
+}
+
+/// `T` of `Option<T>` or `Result<T, E>`.
+fn first_type_argument(segment: &syn::PathSegment) -> Option<Type> {
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
+            syn::GenericArgument::Type(inner) => Some(inner.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors) -> ShapeKind {
+    let ty: Type = match output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    if let Type::ImplTrait(_) = ty {
+        errors.spanned(&ty, "a cached function cannot return `impl Trait`: the cache stores and clones the value, so name its type");
+    }
+    let segment = last_segment(&ty);
+    let is_result = segment.is_some_and(|s| s.ident == "Result");
+    let option_inner = segment
+        .filter(|s| s.ident == "Option")
+        .and_then(first_type_argument);
+    // `Result<Option<T>, E>` (and `io::Result<Option<T>>`): `Ok(None)` is a `None`.
+    let ok_is_option = segment
+        .filter(|_| is_result)
+        .and_then(first_type_argument)
+        .and_then(|ok| {
+            last_segment(&ok)
+                .is_some_and(|s| s.ident == "Option")
+                .then_some(())
+        })
+        .is_some();
+    if let Some(given) = &args.cache_err {
+        if !is_result {
+            errors.spanned(
+                &given.keyword,
+                "`cache_err` has no effect: this function does not return a `Result`",
+            );
+        }
+    }
+    if let Some(given) = &args.cache_none {
+        if option_inner.is_none() && !ok_is_option {
+            errors.spanned(
+                &given.keyword,
+                "`cache_none` has no effect: this function returns neither an `Option` nor a `Result<Option<T>, E>`",
+            );
+        }
+    }
+    match (is_result, option_inner) {
+        (true, _) if args.cache_err.is_some() => ShapeKind::WholeResult(ty),
+        (true, _) if ok_is_option && args.cache_none.is_none() => ShapeKind::OkSome(ty),
+        (true, _) => ShapeKind::OkOnly(ty),
+        (_, Some(_)) if args.cache_none.is_some() => ShapeKind::Whole(ty),
+        (_, Some(inner)) => ShapeKind::SomeOnly(inner),
+        _ => ShapeKind::Whole(ty),
+    }
+}
+
+pub(crate) fn check_hard_timeout(args: &CachedArgs, shape: &ShapeKind, errors: &mut Errors) {
+    if let Some(given) = &args.hard_timeout {
+        if args.timeout.is_none() {
+            errors.spanned(
+                &given.keyword,
+                "`hard_timeout` fails a call that waited `timeout`: add `timeout = \"2s\"`",
+            );
+        }
+        if !matches!(
+            shape,
+            ShapeKind::OkOnly(_) | ShapeKind::OkSome(_) | ShapeKind::WholeResult(_)
+        ) {
+            errors.spanned(&given.keyword, "`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`");
+        }
+    }
+}
