@@ -201,6 +201,38 @@ fn a_full_outbox_becomes_one_namespace_wide_invalidation() {
     assert_eq!(reader.get("get 1").loads, 4);
 }
 
+/// A value loaded while Redis was down was stored without reading its tags'
+/// counters. When the process first reads such a counter (its resync, once Redis is
+/// back) and finds it moved by an invalidation whose message never came, the value
+/// must go: that first reading says nothing about when the value was loaded. (A
+/// first reading used to be taken as the version the values held here were loaded
+/// under, so the value stayed until its ttl.)
+#[test]
+fn a_value_loaded_while_redis_was_down_goes_when_a_missed_invalidation_is_read() {
+    let mut server = Deployment::standalone();
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    reader.until_redis_answers();
+    server.stop();
+    assert_eq!(reader.get("get 77").loads, 1, "loaded without Redis");
+    assert_eq!(reader.get("get 77").loads, 1, "and kept in L1");
+    server.restart();
+    // Another process's invalidation, its message lost: the counter moves to a
+    // version never seen here, and nothing is published.
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    server.set(
+        &format!("{NS}:tag:user:77"),
+        now_micros.to_string().as_bytes(),
+    );
+    let dropped = eventually(Duration::from_secs(5), || reader.get("get 77").loads == 2);
+    assert!(
+        dropped,
+        "the value loaded while Redis was down outlived the invalidation its resync read"
+    );
+}
+
 /// `max_unsynced`: a reader cut off from Redis stops serving its L1 values once it
 /// has not synced for longer than the bound.
 #[test]

@@ -228,6 +228,9 @@ where
             true => AddedTags::default(),
             false => AddedTags::stamp(overrides.tags),
         };
+        if !self.reads_redis() {
+            added.kept_unread();
+        }
         Settled {
             skip: overrides.skip,
             lifetime,

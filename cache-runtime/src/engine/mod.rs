@@ -343,14 +343,24 @@ where
         self.stats.bump(Counter::Load);
     }
 
-    /// Reads the version of every tag of a load, before its loader runs.
+    /// Reads the version of every tag of a load, before its loader runs. A load that
+    /// will read no Redis counter (a `local` cache, or no Redis) marks its tags so.
     fn stamp(&self, names: &[String]) -> Stamps {
         // Collected straight into the shared slice: one allocation, no copy.
-        [tags::GLOBAL.clone(), self.tag.clone()]
+        let stamps: Stamps = [tags::GLOBAL.clone(), self.tag.clone()]
             .into_iter()
             .chain(names.iter().map(|name| tags::intern(name)))
             .map(TagStamp::new)
-            .collect()
+            .collect();
+        if !self.reads_redis() {
+            tags::kept_unread(&stamps);
+        }
+        stamps
+    }
+
+    /// Whether a load of this cache reads Redis first (unless Redis fails).
+    pub(super) fn reads_redis(&self) -> bool {
+        self.shared.is_some() && crate::l2::active().is_some()
     }
 
     /// An entry stored now: with the cache's lifetime, or the one given (what is left

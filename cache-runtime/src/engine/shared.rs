@@ -109,10 +109,14 @@ where
                     fallback: keep(value, lifetime, stamps),
                 }
             }
-            Read::Unavailable => Before::Load {
-                versions: None,
-                fallback: None,
-            },
+            Read::Unavailable => {
+                // Loaded without a version of its counters: see `TagCell::kept_unread`.
+                crate::tags::kept_unread(stamps);
+                Before::Load {
+                    versions: None,
+                    fallback: None,
+                }
+            }
         }
     }
 

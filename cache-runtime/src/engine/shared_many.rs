@@ -69,6 +69,8 @@ where
         let now = clock::precise_ms();
         for (key, stamps, target) in stamped {
             let Some(target) = target else {
+                // Loaded without a version of its counters: see `TagCell::kept_unread`.
+                tags::kept_unread(&stamps);
                 missing.push(Missing {
                     key,
                     stamps,
@@ -96,11 +98,14 @@ where
                     stamps,
                     write_back: Some((target, versions)),
                 }),
-                Some(Held::Unknown) | None => missing.push(Missing {
-                    key,
-                    stamps,
-                    write_back: None,
-                }),
+                Some(Held::Unknown) | None => {
+                    tags::kept_unread(&stamps);
+                    missing.push(Missing {
+                        key,
+                        stamps,
+                        write_back: None,
+                    })
+                }
             }
         }
         missing

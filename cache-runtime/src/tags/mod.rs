@@ -32,6 +32,14 @@ pub struct TagCell {
 }
 
 const UNKNOWN: u64 = u64::MAX;
+/// No version seen yet, and a value was kept under the tag without its Redis counter
+/// read first (a `local` cache, or Redis down during the load): the first version
+/// read later cannot be the one that value was loaded under.
+const UNKNOWN_KEPT_UNREAD: u64 = u64::MAX - 1;
+
+fn is_unknown(remote: u64) -> bool {
+    remote >= UNKNOWN_KEPT_UNREAD
+}
 
 /// The remote version read for a tag whose counter Redis does not hold: no
 /// information, never a lower version (Redis's counters are never 0).
@@ -44,7 +52,8 @@ trait RemoteVersion {
 
 impl RemoteVersion for AtomicU64 {
     fn fetch_max_known(&self, version: u64) -> u64 {
-        let update = |previous: u64| (previous == UNKNOWN || version > previous).then_some(version);
+        let update =
+            |previous: u64| (is_unknown(previous) || version > previous).then_some(version);
         self.fetch_update(Ordering::AcqRel, Ordering::Acquire, update)
             .unwrap_or_else(|previous| previous)
     }
@@ -78,14 +87,35 @@ impl TagCell {
     /// Records a version of this tag's Redis counter. A higher version than the last
     /// one seen means an invalidation this process was not told about (a lost
     /// message): the local epoch is bumped, so stale L1 entries stop being served.
+    /// So does a first version seen after a value was kept under the tag unread:
+    /// nothing says that value is older than it.
     pub(crate) fn observe_remote(&self, seen: u64) {
         if seen == NO_COUNTER {
             // Redis holds no counter (lost, or never created): no news of this tag.
             return;
         }
         let previous = self.remote.fetch_max_known(seen);
-        if previous != UNKNOWN && seen > previous {
+        let news = match previous {
+            UNKNOWN => false,
+            UNKNOWN_KEPT_UNREAD => true,
+            known => seen > known,
+        };
+        if news {
             self.bump();
+        }
+    }
+
+    /// A value is about to be kept under this tag without a version of its Redis
+    /// counter read before its load (see [`UNKNOWN_KEPT_UNREAD`]). Only matters
+    /// until a first version is seen.
+    pub(crate) fn kept_unread(&self) {
+        if self.remote.load(Ordering::Relaxed) == UNKNOWN {
+            let _ = self.remote.compare_exchange(
+                UNKNOWN,
+                UNKNOWN_KEPT_UNREAD,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -94,7 +124,7 @@ impl TagCell {
     /// read or a resync), so one invalidation is applied once.
     pub(crate) fn invalidated_at(&self, version: u64) {
         let previous = self.remote.fetch_max_known(version);
-        if previous == UNKNOWN || version > previous {
+        if is_unknown(previous) || version > previous {
             self.bump();
         }
     }
@@ -142,6 +172,12 @@ pub(crate) fn all_current(stamps: &[TagStamp]) -> bool {
     stamps.iter().all(|s| s.cell.version() == s.version)
 }
 
+/// Marks every tag of `stamps` as holding a value whose load read none of their
+/// Redis counters (see [`TagCell::kept_unread`]); before that load's loader runs.
+pub(crate) fn kept_unread(stamps: &[TagStamp]) {
+    stamps.iter().for_each(|stamp| stamp.cell.kept_unread());
+}
+
 /// The tag that every entry carries: bumping it clears every cache.
 pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(Default::default);
 
@@ -174,6 +210,25 @@ mod tests {
         assert_eq!(cell.version(), 0);
         cell.observe_remote(6);
         assert_eq!(cell.version(), 1, "a missed invalidation is caught up");
+    }
+
+    #[test]
+    fn a_first_version_read_after_a_value_was_kept_unread_bumps_the_epoch() {
+        let read_first = TagCell::default();
+        read_first.observe_remote(5);
+        assert_eq!(read_first.version(), 0, "a load that read first: no news");
+        let unread = TagCell::default();
+        unread.kept_unread();
+        unread.observe_remote(NO_COUNTER);
+        assert_eq!(unread.version(), 0, "no counter in Redis: no news either");
+        unread.observe_remote(5);
+        assert_eq!(
+            unread.version(),
+            1,
+            "the value kept unread may be older than version 5"
+        );
+        unread.observe_remote(5);
+        assert_eq!(unread.version(), 1, "known from then on");
     }
 
     #[test]

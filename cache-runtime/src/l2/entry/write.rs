@@ -36,6 +36,12 @@ impl AddedTags {
         Self { names, stamps }
     }
 
+    /// Marks the added tags as holding a value loaded without reading their Redis
+    /// counters (see `TagCell::kept_unread`).
+    pub(crate) fn kept_unread(&self) {
+        tags::kept_unread(&self.stamps);
+    }
+
     /// `stamps` and a stamp for each added tag, to keep the value under in L1.
     pub(crate) fn with(&self, stamps: &Stamps) -> Stamps {
         if self.stamps.is_empty() {
