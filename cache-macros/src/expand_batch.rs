@@ -57,19 +57,7 @@ pub(crate) fn main_fn(
     let absence = absence_type(plan, batch);
     let keys_arg = &plan.args[batch.keys].ident;
 
-    let span = return_span(item);
-    let item_ty = quote!(<#output as #krate::__private::BatchOutput>::Item);
-    let shared = (!plan.local).then(|| {
-        quote_spanned! {span=>
-            #krate::__private::assert_shared_value::<#item_ty>();
-            #krate::__private::assert_shared_key::<#key_ty>();
-        }
-    });
-    let checks = quote_spanned! {span=>
-        #krate::__private::assert_batch_output::<#output>();
-        #krate::__private::assert_cacheable::<#item_ty>();
-        #shared
-    };
+    let checks = type_checks(plan, item, &key_ty);
 
     // In a tag template, the key argument stands for one key.
     let tags = tags_expr(plan, |name| name.to_token_stream());
@@ -87,24 +75,7 @@ pub(crate) fn main_fn(
         quote_spanned!(arg.ty.span()=> let #mutability #ident = #krate::__private::batch_arg(&#ident);)
     });
     let missing = quote!(__stratacache_missing);
-    let mutability = plan.args[batch.keys].mutable.then(|| quote!(mut));
-    let rebind = match &batch.list {
-        KeyList::Slice => quote!(let #keys_arg: &[_] = &#missing[..];),
-        KeyList::Borrowed(ty) => {
-            let ty = erase_lifetimes(ty.to_token_stream());
-            quote! {
-                let __stratacache_owned: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));
-                let #keys_arg = &__stratacache_owned;
-            }
-        }
-        KeyList::Owned(ty) => {
-            let ty = erase_lifetimes(ty.to_token_stream());
-            quote!(let #mutability #keys_arg: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));)
-        }
-        KeyList::Iterator => {
-            quote!(let #mutability #keys_arg = ::core::iter::IntoIterator::into_iter(#missing);)
-        }
-    };
+    let rebind = rebind_keys(plan, batch, &missing);
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -126,6 +97,48 @@ pub(crate) fn main_fn(
                     },
                 )
                 .await
+        }
+    }
+}
+
+/// The checks of the output, key and item types, at the return type.
+fn type_checks(plan: &Plan, item: &ItemFn, key_ty: &TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let output = output_type(item);
+    let span = return_span(item);
+    let item_ty = quote!(<#output as #krate::__private::BatchOutput>::Item);
+    let shared = (!plan.local).then(|| {
+        quote_spanned! {span=>
+            #krate::__private::assert_shared_value::<#item_ty>();
+            #krate::__private::assert_shared_key::<#key_ty>();
+        }
+    });
+    quote_spanned! {span=>
+        #krate::__private::assert_batch_output::<#output>();
+        #krate::__private::assert_cacheable::<#item_ty>();
+        #shared
+    }
+}
+
+/// The key argument, rebound in the loader to the keys still missing, in its own form.
+fn rebind_keys(plan: &Plan, batch: &BatchPlan, missing: &TokenStream) -> TokenStream {
+    let keys_arg = &plan.args[batch.keys].ident;
+    let mutability = plan.args[batch.keys].mutable.then(|| quote!(mut));
+    match &batch.list {
+        KeyList::Slice => quote!(let #keys_arg: &[_] = &#missing[..];),
+        KeyList::Borrowed(ty) => {
+            let ty = erase_lifetimes(ty.to_token_stream());
+            quote! {
+                let __stratacache_owned: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));
+                let #keys_arg = &__stratacache_owned;
+            }
+        }
+        KeyList::Owned(ty) => {
+            let ty = erase_lifetimes(ty.to_token_stream());
+            quote!(let #mutability #keys_arg: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));)
+        }
+        KeyList::Iterator => {
+            quote!(let #mutability #keys_arg = ::core::iter::IntoIterator::into_iter(#missing);)
         }
     }
 }

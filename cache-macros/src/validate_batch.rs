@@ -34,6 +34,29 @@ pub(crate) fn batch_plan(
     receiver: &Option<ReceiverKind>,
     errors: &mut Errors,
 ) -> BatchPlan {
+    reject_unsupported(args, errors);
+    if let Some(ReceiverKind::Exclusive | ReceiverKind::Owned) = receiver {
+        errors.spanned(
+            &given.keyword,
+            "a `batch` method takes `&self`: its loader may run more than once in one call",
+        );
+    }
+    let keys = key_argument(given, params, errors);
+    for arg in params.iter().filter(|a| !a.in_key) {
+        if matches!(&arg.ty, Type::Reference(r) if r.mutability.is_some()) {
+            errors.spanned(&arg.ty, "a `batch` function cannot take a `&mut` argument: its loader may run more than once in one call");
+        }
+    }
+    let list = key_list(params.get(keys).map(|a| &a.ty), errors);
+    BatchPlan {
+        keys,
+        list,
+        cache_none: args.cache_none.is_some(),
+    }
+}
+
+/// The arguments whose policy refreshes, locks or keys one entry.
+fn reject_unsupported(args: &CachedArgs, errors: &mut Errors) {
     let unsupported = [
         (
             "stale_while_revalidate",
@@ -65,14 +88,12 @@ pub(crate) fn batch_plan(
             );
         }
     }
-    if let Some(ReceiverKind::Exclusive | ReceiverKind::Owned) = receiver {
-        errors.spanned(
-            &given.keyword,
-            "a `batch` method takes `&self`: its loader may run more than once in one call",
-        );
-    }
+}
+
+/// The one argument that holds the keys.
+fn key_argument(given: &Given<()>, params: &[Arg], errors: &mut Errors) -> usize {
     let in_key: Vec<usize> = (0..params.len()).filter(|&i| params[i].in_key).collect();
-    let keys = match in_key.as_slice() {
+    match in_key.as_slice() {
         [one] => *one,
         [] => {
             errors.spanned(&given.keyword, "a `batch` function takes its keys in one argument, such as `ids: &[u64]`; this one has none (or skips them all)");
@@ -90,13 +111,12 @@ pub(crate) fn batch_plan(
             );
             in_key[0]
         }
-    };
-    for arg in params.iter().filter(|a| !a.in_key) {
-        if matches!(&arg.ty, Type::Reference(r) if r.mutability.is_some()) {
-            errors.spanned(&arg.ty, "a `batch` function cannot take a `&mut` argument: its loader may run more than once in one call");
-        }
     }
-    let list = match params.get(keys).map(|a| &a.ty) {
+}
+
+/// How the keys argument holds its keys.
+fn key_list(keys: Option<&Type>, errors: &mut Errors) -> KeyList {
+    match keys {
         Some(Type::Reference(r)) if r.mutability.is_some() => {
             errors.spanned(r, "the keys of a `batch` function are read, not changed: take `&[K]`, `Vec<K>` or an iterator");
             KeyList::Slice
@@ -115,10 +135,5 @@ pub(crate) fn batch_plan(
         Some(Type::ImplTrait(_)) => KeyList::Iterator,
         Some(ty) => KeyList::Owned(ty.clone()),
         None => KeyList::Slice,
-    };
-    BatchPlan {
-        keys,
-        list,
-        cache_none: args.cache_none.is_some(),
     }
 }

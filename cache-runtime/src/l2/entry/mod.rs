@@ -75,14 +75,6 @@ pub(crate) struct Entries<'c, K, V> {
     pub(crate) shared: &'c Shared<K, V>,
 }
 
-impl<K, V> Clone for Entries<'_, K, V> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<K, V> Copy for Entries<'_, K, V> {}
-
 impl<K, V> Entries<'_, K, V> {
     /// Counts (unless the circuit was open: Redis was not asked) and logs a fault.
     pub(crate) fn fault(&self, fault: &Fault) {
