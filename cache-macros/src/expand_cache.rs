@@ -113,31 +113,24 @@ pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
         }
         (secs, nanos) => quote!(#krate::__private::Duration::new(#secs, #nanos)),
     };
-    let ttl = plan.ttl.as_ref().map(|d| {
-        let d = duration(d);
-        quote!(.ttl(#d))
-    });
-    let window = plan.stale_window.as_ref().map(|d| {
-        let d = duration(d);
-        quote!(.stale_window(#d))
-    });
-    let fail_safe = plan.fail_safe.as_ref().map(|d| {
-        let d = duration(d);
-        quote!(.fail_safe(#d))
-    });
-    let retry_after = plan.retry_after.as_ref().map(|d| {
-        let d = duration(d);
-        quote!(.fail_safe_retry(#d))
-    });
-    let refresh_ahead = plan
+    let set = |setter: &str, d: &Option<std::time::Duration>| {
+        let setter = quote::format_ident!("{setter}");
+        d.as_ref().map(|d| {
+            let d = duration(d);
+            quote!(.#setter(#d))
+        })
+    };
+    let times = &plan.times;
+    let ttl = set("ttl", &times.ttl);
+    let window = set("stale_window", &times.stale_window);
+    let fail_safe = set("fail_safe", &times.fail_safe);
+    let retry_after = set("fail_safe_retry", &times.retry_after);
+    let refresh_ahead = times
         .refresh_ahead
         .map(|fraction| quote!(.refresh_ahead(#fraction)))
         .or_else(|| plan.xfetch.map(|beta| quote!(.xfetch(#beta))));
     let lock = plan.lock.then(|| quote!(.lock(true)));
-    let timeout = plan.timeout.as_ref().map(|d| {
-        let d = duration(d);
-        quote!(.timeout(#d))
-    });
+    let timeout = set("timeout", &times.timeout);
     // Only what differs from `CacheOptions::default()` is spelled out.
     let capacity = plan.capacity.map(|capacity| quote!(.capacity(#capacity)));
     let local = plan.local.then(|| quote!(.local(true)));

@@ -2,7 +2,6 @@
 //! offending token, all reported together. The result is a [`Plan`] for `expand.rs`.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use proc_macro2::Span;
 use syn::{FnArg, GenericParam, Ident, ItemFn, LitStr, Pat, Type};
@@ -13,20 +12,17 @@ pub(crate) use crate::validate_batch::{BatchPlan, KeyList};
 use crate::validate_policies::{at_least_one, policies};
 pub(crate) use crate::validate_shape::ShapeKind;
 use crate::validate_shape::{check_hard_timeout, shape};
-use crate::validate_times::{times, Times};
+use crate::validate_times::times;
+pub(crate) use crate::validate_times::Times;
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
     pub(crate) krate: syn::Path,
     pub(crate) name: Option<LitStr>,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) stale_window: Option<Duration>,
-    pub(crate) fail_safe: Option<Duration>,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) refresh_ahead: Option<f64>,
+    /// `ttl` and the windows and bounds measured against it.
+    pub(crate) times: Times,
     /// `refresh_ahead = "xfetch"`: its beta.
     pub(crate) xfetch: Option<f64>,
-    pub(crate) timeout: Option<Duration>,
     pub(crate) lock: bool,
     pub(crate) hard_timeout: bool,
     /// `None`: the runtime's default capacity.
@@ -107,14 +103,7 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     let mut errors = std::mem::take(&mut args.errors);
 
     let sync = check_signature(&args, sig, &mut errors);
-    let Times {
-        ttl,
-        stale_window,
-        fail_safe,
-        retry_after,
-        timeout,
-        refresh_ahead,
-    } = times(&args, &mut errors);
+    let times = times(&args, &mut errors);
     let policies = policies(&args, &mut errors);
     if let (Some(lock), Some(_)) = (&args.lock, &args.local) {
         errors.spanned(&lock.keyword, "`lock` coordinates loads through Redis, and a `local` cache never uses Redis: remove one of them");
@@ -124,10 +113,10 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     let (krate, version) = identity(&args, &mut errors);
 
     // Both refresh in a spawned task, so the loader must own what it uses.
-    let background = stale_window.is_some()
-        || refresh_ahead.is_some()
+    let background = times.stale_window.is_some()
+        || times.refresh_ahead.is_some()
         || policies.xfetch.is_some()
-        || timeout.is_some();
+        || times.timeout.is_some();
     let (receiver, mut params) = signature_args(item, background, &mut errors);
     let names: BTreeSet<String> = params.iter().map(|a| a.ident.to_string()).collect();
 
@@ -158,13 +147,8 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
     Ok(Plan {
         krate,
         name: args.name.map(|g| g.value),
-        ttl,
-        stale_window,
-        fail_safe,
-        retry_after,
-        refresh_ahead,
+        times,
         xfetch: policies.xfetch,
-        timeout,
         lock: args.lock.is_some(),
         hard_timeout: args.hard_timeout.is_some(),
         capacity,
