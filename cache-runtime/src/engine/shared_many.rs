@@ -35,22 +35,7 @@ where
         answered: &mut Vec<(K, V)>,
         tally: &Option<Arc<Tally>>,
     ) -> Vec<Missing<K>> {
-        // Keys without tags of their own share one set of stamps (read at one moment,
-        // before Redis, like every key's).
-        let mut untagged: Option<Stamps> = None;
-        let stamped: Vec<(K, Stamps, Option<Target>)> = keys
-            .into_iter()
-            .map(|key| {
-                let tags = tags_of(&key);
-                let stamps = if tags.is_empty() {
-                    untagged.get_or_insert_with(|| self.stamp(&tags)).clone()
-                } else {
-                    self.stamp(&tags)
-                };
-                let target = self.shared_target(&key, &tags);
-                (key, stamps, target)
-            })
-            .collect();
+        let stamped = self.stamp_many(keys, tags_of);
         let targets: Vec<(&Target, &Stamps)> = stamped
             .iter()
             .filter_map(|(_, stamps, target)| Some((target.as_ref()?, stamps)))
@@ -109,6 +94,29 @@ where
             }
         }
         missing
+    }
+
+    /// Each key's stamps, read before Redis is, and where it lives in Redis.
+    fn stamp_many(
+        &self,
+        keys: Vec<K>,
+        tags_of: &impl Fn(&K) -> Tags,
+    ) -> Vec<(K, Stamps, Option<Target>)> {
+        // Keys without tags of their own share one set of stamps (read at one moment,
+        // before Redis, like every key's).
+        let mut untagged: Option<Stamps> = None;
+        keys.into_iter()
+            .map(|key| {
+                let tags = tags_of(&key);
+                let stamps = if tags.is_empty() {
+                    untagged.get_or_insert_with(|| self.stamp(&tags)).clone()
+                } else {
+                    self.stamp(&tags)
+                };
+                let target = self.shared_target(&key, &tags);
+                (key, stamps, target)
+            })
+            .collect()
     }
 
     /// Step 6, after the landings and in the background: the values are answered and
