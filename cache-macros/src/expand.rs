@@ -11,8 +11,7 @@ use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use crate::expand_background::background_call;
 use crate::expand_cache::{
-    cache_lookup, checked_lookup, key_arg, key_expr, key_type, shape_type, sibling_lookup, spec,
-    tags_expr, type_checks,
+    checked_lookup, key_arg, key_expr, key_type, shape_type, spec, tags_expr, type_checks,
 };
 use crate::validate::Plan;
 
@@ -27,11 +26,12 @@ pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStr
     if let Some(batch) = &plan.batch {
         // One entry per key: the entry macros name entries through a single-key
         // function sharing the cache's `name`.
-        let (key, value) = crate::expand_batch::cache_types(plan, batch, item);
-        let lookup = cache_lookup(plan, item, key.clone(), value.clone());
-        let main = crate::expand_batch::main_fn(plan, batch, item, &lookup);
-        let clear = clear_sibling(plan, item, &sibling_lookup(plan, item, key, value));
-        return (main, clear);
+        let checks = crate::expand_batch::type_checks(plan, batch, item);
+        let spec = spec(plan, item);
+        let main =
+            crate::expand_batch::main_fn(plan, batch, item, &checked_lookup(plan, &checks, &spec));
+        let lookup = quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
+        return (main, clear_sibling(plan, item, &lookup));
     }
     let checks = type_checks(plan, item);
     let spec = spec(plan, item);

@@ -14,22 +14,6 @@ use crate::expand_background::erase_lifetimes;
 use crate::expand_cache::{return_span, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
-/// The key and cached value types of the cache, from the return type: a map's key,
-/// and its value (or `Option` of it with `cache_none`).
-pub(crate) fn cache_types(
-    plan: &Plan,
-    batch: &BatchPlan,
-    item: &ItemFn,
-) -> (TokenStream, TokenStream) {
-    let krate = &plan.krate;
-    let output = output_type(item);
-    let absence = absence_type(plan, batch);
-    (
-        quote!(<#output as #krate::__private::BatchOutput>::Key),
-        quote!(<#absence as #krate::__private::Absence<<#output as #krate::__private::BatchOutput>::Item>>::Value),
-    )
-}
-
 fn absence_type(plan: &Plan, batch: &BatchPlan) -> TokenStream {
     let krate = &plan.krate;
     if batch.cache_none {
@@ -53,16 +37,13 @@ pub(crate) fn main_fn(
         block,
     } = item;
     let output = output_type(item);
-    let key_ty = quote!(<#output as #krate::__private::BatchOutput>::Key);
     let absence = absence_type(plan, batch);
     let keys_arg = &plan.args[batch.keys].ident;
-
-    let checks = type_checks(plan, item, &key_ty);
 
     // In a tag template, the key argument stands for one key.
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let tags_of = quote! {
-        |__stratacache_key: &#key_ty| -> #krate::__private::Tags {
+        |__stratacache_key: &_| -> #krate::__private::Tags {
             #[allow(unused_variables)]
             let #keys_arg = __stratacache_key;
             #tags
@@ -79,16 +60,15 @@ pub(crate) fn main_fn(
     quote! {
         #(#attrs)*
         #vis #sig {
-            #checks
             #lookup
-            let __stratacache_keys: ::std::vec::Vec<#key_ty> = ::core::iter::Iterator::collect(
-                ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #krate::__private::owned_key::<#key_ty, _>),
+            let __stratacache_keys: ::std::vec::Vec<_> = ::core::iter::Iterator::collect(
+                ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #krate::__private::owned_key),
             );
             __stratacache_cache
                 .get_many::<#output, #absence, _, _, _>(
                     __stratacache_keys,
                     #tags_of,
-                    move |#missing: ::std::vec::Vec<#key_ty>| {
+                    move |#missing: ::std::vec::Vec<_>| {
                         #(#clones)*
                         #krate::__private::typed_loader::<#output, _>(async move {
                             #rebind
@@ -101,22 +81,31 @@ pub(crate) fn main_fn(
     }
 }
 
-/// The checks of the output, key and item types, at the return type.
-fn type_checks(plan: &Plan, item: &ItemFn, key_ty: &TokenStream) -> TokenStream {
+/// The checks of the output (a map), its key and its item, at the return type (see
+/// the runtime's `checks`): each mistake is one error. The function and its `clear!`
+/// sibling emit them with the same spans, so rustc prints an error once.
+pub(crate) fn type_checks(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStream {
     let krate = &plan.krate;
-    let output = output_type(item);
+    let (output, absence) = (output_type(item), absence_type(plan, batch));
+    let mode = if plan.local {
+        quote!(#krate::__private::LocalCache)
+    } else {
+        quote!(#krate::__private::SharedCache)
+    };
     let span = return_span(item);
-    let item_ty = quote!(<#output as #krate::__private::BatchOutput>::Item);
-    let shared = (!plan.local).then(|| {
-        quote_spanned! {span=>
-            #krate::__private::assert_shared_value::<#item_ty>();
-            #krate::__private::assert_shared_key::<#key_ty>();
-        }
-    });
-    quote_spanned! {span=>
-        #krate::__private::assert_batch_output::<#output>();
-        #krate::__private::assert_cacheable::<#item_ty>();
-        #shared
+    let types = quote_spanned!(span=>
+        (&&&#krate::__private::BatchProbe::<#output, #absence>::new()).types());
+    let key = quote_spanned!(span=>
+        (&&&&__stratacache_types.key_probe::<#mode>()).checked());
+    let value = quote_spanned!(span=>
+        __stratacache_types.value((&&&&__stratacache_types.item_probe::<#mode>()).checked()));
+    quote! {
+        #[allow(unused_imports)]
+        use #krate::__private::probes::*;
+        #[allow(clippy::needless_borrow)]
+        let __stratacache_types = #types;
+        #[allow(clippy::needless_borrow)]
+        let __stratacache_checked = #key.with(#value);
     }
 }
 

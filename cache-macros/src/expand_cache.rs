@@ -167,20 +167,6 @@ pub(crate) fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
     }
 }
 
-/// The function's own lookup: one `static` slot, so a call costs an atomic load.
-pub(crate) fn cache_lookup(
-    plan: &Plan,
-    item: &ItemFn,
-    key: TokenStream,
-    value: TokenStream,
-) -> TokenStream {
-    let (krate, spec) = (&plan.krate, spec(plan, item));
-    quote! {
-        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
-        let __stratacache_cache = __STRATACACHE.get::<#key, #value>(#spec);
-    }
-}
-
 /// The lookup of a single-key function, through the proof that its types passed.
 pub(crate) fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
@@ -225,18 +211,6 @@ pub(crate) fn key_span(plan: &Plan, item: &ItemFn) -> proc_macro2::Span {
         (Some(_), Some(_)) => item.sig.paren_token.span.join(),
         (None, _) => item.sig.ident.span(),
     }
-}
-
-/// A sibling's lookup: through the registry by name, so the function keeps the only
-/// `static`.
-pub(crate) fn sibling_lookup(
-    plan: &Plan,
-    item: &ItemFn,
-    key: TokenStream,
-    value: TokenStream,
-) -> TokenStream {
-    let (krate, spec) = (&plan.krate, spec(plan, item));
-    quote!(let __stratacache_cache = #krate::__private::named::<#key, #value>(#spec);)
 }
 
 /// Where errors about the cached value point: the return type, or the name of a

@@ -18,6 +18,9 @@
 //! `&Probe`). The methods take `&self`, so the call is written with one `&` more than
 //! the first level.
 //!
+//! A `batch` function first asks a [`BatchProbe`] whether it returns a map; if so,
+//! the map's key and item go through the same probes.
+//!
 //! The function and its two siblings each ask, with the same spans: rustc prints the
 //! identical error once. The blanket impls of the checked traits are
 //! `#[diagnostic::do_not_recommend]`, so that rustc reports the trait, with its message,
@@ -26,9 +29,10 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
+use crate::batch_output::{Absence, BatchOutput};
 use crate::engine::Cache;
 use crate::registry::{named, CacheSpec, Slot};
-use crate::shape::Shape;
+use crate::shape::{Shape, Whole};
 use crate::values::{CacheKey, CacheValue};
 
 /// Checked on every cached function's value type.
@@ -239,11 +243,88 @@ where
     }
 }
 
+/// Asks whether `O` can be what a `batch` function returns, its absent keys handled
+/// by `A`. The first of the batch checks: once `O` is a map, its key and item go
+/// through the key and value probes, as a single-key function's do.
+pub struct BatchProbe<O, A>(Marker<(O, A)>);
+
+impl<O, A> BatchProbe<O, A> {
+    /// The probe of output `O`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Proof that `O` is a map: its key and item, to be probed next.
+pub struct BatchTypes<O, A>(Marker<(O, A)>);
+
+/// The batch level where `O` is a map.
+pub trait BatchPasses {
+    /// The proof.
+    type Types;
+    /// The proof.
+    fn types(&self) -> Self::Types;
+}
+
+impl<O: BatchOutput, A> BatchPasses for &&BatchProbe<O, A> {
+    type Types = BatchTypes<O, A>;
+    fn types(&self) -> BatchTypes<O, A> {
+        BatchTypes(PhantomData)
+    }
+}
+
+/// An output that is not a map.
+pub trait NotABatchOutput<O> {
+    /// Never returns: it only exists to fail to compile.
+    fn types<Unresolved>(&self) -> Unresolved
+    where
+        O: BatchOutput,
+    {
+        unreachable!("a batch function that returns no map does not compile")
+    }
+}
+impl<O, A> NotABatchOutput<O> for &BatchProbe<O, A> {}
+
+impl<O: BatchOutput, A> BatchTypes<O, A> {
+    /// The probe of the map's key.
+    pub fn key_probe<M>(&self) -> KeyProbe<O::Key, M> {
+        KeyProbe::new()
+    }
+
+    /// The probe of what the map holds for one key.
+    pub fn item_probe<M>(&self) -> ValueProbe<Whole<O::Item>, M> {
+        ValueProbe::new()
+    }
+
+    /// The proof of the cached value (the item, or its `Option` with `cache_none`),
+    /// from the item's. Generic over the item's proof, as [`KeyChecked::with`] is, so
+    /// that a failed item check leaves it unresolved rather than reported again.
+    pub fn value<P: BatchItem<O, A>>(&self, item: P) -> P::Value {
+        item.value()
+    }
+}
+
+/// An item's proof, turned into the cached value's.
+pub trait BatchItem<O, A> {
+    /// The cached value's proof.
+    type Value;
+    /// The cached value's proof.
+    fn value(self) -> Self::Value;
+}
+
+impl<O: BatchOutput, A: Absence<O::Item>> BatchItem<O, A> for ValueChecked<Whole<O::Item>> {
+    type Value = ValueChecked<Whole<A::Value>>;
+    fn value(self) -> Self::Value {
+        ValueChecked(PhantomData)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
-    use crate::shape::{OkOnly, Whole};
+    use crate::shape::OkOnly;
 
     #[derive(Clone)]
     struct InProcessOnly;
@@ -259,6 +340,17 @@ mod tests {
             (&&&&KeyProbe::<(String, u8), LocalCache>::new())
                 .checked()
                 .with((&&&&ValueProbe::<Whole<InProcessOnly>, LocalCache>::new()).checked());
+        // A batch function's map: its key, and its item (kept as an `Option` of it
+        // with `cache_none`).
+        let types = (&&&BatchProbe::<
+            Result<std::collections::HashMap<u64, String>, String>,
+            crate::batch_output::CacheMissing,
+        >::new())
+            .types();
+        let batch: Checked<u64, Whole<Option<String>>> = (&&&&types.key_probe::<SharedCache>())
+            .checked()
+            .with(types.value((&&&&types.item_probe::<SharedCache>()).checked()));
+        assert_eq!(std::mem::size_of_val(&batch), 0);
         // Proofs are zero-sized: the checks cost nothing at run time.
         assert_eq!(std::mem::size_of_val(&shared), 0);
         assert_eq!(std::mem::size_of_val(&local), 0);

@@ -2,8 +2,9 @@
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::blocking::block_on;
 pub use crate::checks::{
-    CacheableKey, CacheableValue, Checked, KeyNotCacheable, KeyNotShared, KeyProbe, LocalCache,
-    Passes, SharedCache, SharedKey, SharedValue, ValueNotCacheable, ValueNotShared, ValueProbe,
+    BatchProbe, CacheableKey, CacheableValue, Checked, KeyNotCacheable, KeyNotShared, KeyProbe,
+    LocalCache, Passes, SharedCache, SharedKey, SharedValue, ValueNotCacheable, ValueNotShared,
+    ValueProbe,
 };
 pub use crate::engine::{refresh, Borrowed, Cache, CacheOptions, Tags, TimedOutFn};
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
@@ -24,16 +25,13 @@ pub use std::time::Duration;
 /// method calls while naming nothing the function's body could see.
 pub mod probes {
     pub use crate::checks::{
-        KeyNotCacheable as _, KeyNotShared as _, Passes as _, ValueNotCacheable as _,
-        ValueNotShared as _,
+        BatchPasses as _, KeyNotCacheable as _, KeyNotShared as _, NotABatchOutput as _,
+        Passes as _, ValueNotCacheable as _, ValueNotShared as _,
     };
     pub use crate::shape::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
 }
 
 use std::future::Future;
-
-/// Checked on the return type of a `batch` function.
-pub const fn assert_batch_output<T: BatchOutput>() {}
 
 /// An element of a batch function's key list, owned: `K` itself or `&K`.
 #[inline]
@@ -54,10 +52,6 @@ impl<T: Clone> BatchArg for T {}
 pub fn batch_arg<T: BatchArg>(arg: &T) -> T {
     arg.clone()
 }
-
-pub const fn assert_cacheable<T: CacheableValue + ?Sized>() {}
-pub const fn assert_shared_value<T: CacheableValue + SharedValue + ?Sized>() {}
-pub const fn assert_shared_key<T: SharedKey + ?Sized>() {}
 
 /// Fixes the loader's output type, so `?` in the function body converts errors
 /// into the function's own error type exactly as it did before the attribute.
