@@ -113,7 +113,7 @@ pub fn local_spec<K, V>(name: String, options: CacheOptions) -> CacheSpec<K, V> 
 }
 
 /// A function's default cache name, from the path of `marker`, a closure in its body
-/// (see [`crate::registry::default_name`]).
+/// (see `registry::default_name`).
 pub fn default_name<M>(_marker: M, fn_name: &str) -> String {
     crate::registry::default_name(std::any::type_name::<M>(), fn_name)
 }
