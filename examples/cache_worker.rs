@@ -11,7 +11,7 @@
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS` and `WORKER_REDIS_CA_FILE`
 //! (a CA for `rediss://`), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
-//! `sliding ID` (1 s ttl, sliding),
+//! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
@@ -48,6 +48,13 @@ async fn fragile(id: u64) -> Result<String, String> {
 async fn get_user(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("user {id} loaded by pid {}", std::process::id())
+}
+
+/// In-process only, under the same tag as `get_user`.
+#[cached(ttl = "60s", local, tags = ["user:{id}"], name = "worker.local")]
+async fn local_user(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("local user {id} loaded by pid {}", std::process::id())
 }
 
 /// The keys of the last batch load.
@@ -224,6 +231,7 @@ async fn main() {
         let reply = match command {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
+            "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "sliding" => answer(&sliding(argument.parse().unwrap()).await, "worker.sliding"),
             "text" => {

@@ -233,6 +233,33 @@ fn a_value_loaded_while_redis_was_down_goes_when_a_missed_invalidation_is_read()
     );
 }
 
+/// A `local` cache reads no Redis counter when it loads. A process holding such a
+/// value, under a tag whose invalidation it missed, must drop it when it first reads
+/// that tag's counter: here, a shared function's load of the same tag.
+#[test]
+fn a_local_value_goes_when_a_missed_invalidation_of_its_tag_is_read() {
+    let server = Deployment::standalone();
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    reader.until_redis_answers();
+    assert_eq!(reader.get("local 78").loads, 1);
+    assert_eq!(reader.get("local 78").loads, 1, "kept in L1");
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    server.set(
+        &format!("{NS}:tag:user:78"),
+        now_micros.to_string().as_bytes(),
+    );
+    // The shared function reads the counter (or the resync does, first).
+    assert_eq!(reader.get("get 78").loads, 2);
+    let dropped = eventually(Duration::from_secs(5), || reader.get("local 78").loads == 3);
+    assert!(
+        dropped,
+        "the local value outlived the invalidation its process read from Redis"
+    );
+}
+
 /// `max_unsynced`: a reader cut off from Redis stops serving its L1 values once it
 /// has not synced for longer than the bound.
 #[test]
