@@ -216,16 +216,7 @@ fn a_value_loaded_while_redis_was_down_goes_when_a_missed_invalidation_is_read()
     assert_eq!(reader.get("get 77").loads, 1, "loaded without Redis");
     assert_eq!(reader.get("get 77").loads, 1, "and kept in L1");
     server.restart();
-    // Another process's invalidation, its message lost: the counter moves to a
-    // version never seen here, and nothing is published.
-    let now_micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros();
-    server.set(
-        &format!("{NS}:tag:user:77"),
-        now_micros.to_string().as_bytes(),
-    );
+    invalidate_unannounced(&server, "user:77");
     let dropped = eventually(Duration::from_secs(5), || reader.get("get 77").loads == 2);
     assert!(
         dropped,
@@ -243,20 +234,27 @@ fn a_local_value_goes_when_a_missed_invalidation_of_its_tag_is_read() {
     reader.until_redis_answers();
     assert_eq!(reader.get("local 78").loads, 1);
     assert_eq!(reader.get("local 78").loads, 1, "kept in L1");
-    let now_micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros();
-    server.set(
-        &format!("{NS}:tag:user:78"),
-        now_micros.to_string().as_bytes(),
-    );
+    invalidate_unannounced(&server, "user:78");
     // The shared function reads the counter (or the resync does, first).
     assert_eq!(reader.get("get 78").loads, 2);
     let dropped = eventually(Duration::from_secs(5), || reader.get("local 78").loads == 3);
     assert!(
         dropped,
         "the local value outlived the invalidation its process read from Redis"
+    );
+}
+
+/// Another process's invalidation of `tag`, its message lost: the counter moves to a
+/// version never seen before (the current time in µs, as a real one would), and
+/// nothing is published.
+fn invalidate_unannounced(server: &Deployment, tag: &str) {
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    server.set(
+        &format!("{NS}:tag:{tag}"),
+        now_micros.to_string().as_bytes(),
     );
 }
 
