@@ -59,6 +59,9 @@ where
         stamps: &Stamps,
     ) -> Before<V> {
         let Some(target) = target else {
+            // A local cache, no Redis, or a key that does not serialize: loaded
+            // without a version of its counters (see `TagCell::kept_unread`).
+            crate::tags::kept_unread(stamps);
             return Before::Load {
                 versions: None,
                 fallback: None,
