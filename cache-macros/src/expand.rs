@@ -23,24 +23,27 @@ pub(crate) fn expand(plan: &Plan, item: &ItemFn) -> TokenStream {
 /// The function, and its hidden siblings (placed beside it, or for a trait impl in
 /// an inherent impl of the same type).
 pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStream) {
-    if let Some(batch) = &plan.batch {
-        // One entry per key: the entry macros name entries through a single-key
-        // function sharing the cache's `name`.
-        let checks = crate::expand_batch::type_checks(plan, batch, item);
-        let spec = spec(plan, item);
-        let main =
-            crate::expand_batch::main_fn(plan, batch, item, &checked_lookup(plan, &checks, &spec));
-        let lookup = quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
-        return (main, clear_sibling(plan, item, &lookup));
-    }
-    let checks = type_checks(plan, item);
+    let checks = match &plan.batch {
+        Some(batch) => crate::expand_batch::type_checks(plan, batch, item),
+        None => type_checks(plan, item),
+    };
     let spec = spec(plan, item);
-    let main = main_fn(plan, item, &checked_lookup(plan, &checks, &spec));
+    let lookup = checked_lookup(plan, &checks, &spec);
     let sibling_lookup =
         quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
-    let entry = entry_sibling(plan, item, &sibling_lookup);
     let clear = clear_sibling(plan, item, &sibling_lookup);
-    (main, quote!(#entry #clear))
+    match &plan.batch {
+        // One entry per key: the entry macros name entries through a single-key
+        // function sharing the cache's `name`.
+        Some(batch) => (
+            crate::expand_batch::main_fn(plan, batch, item, &lookup),
+            clear,
+        ),
+        None => {
+            let entry = entry_sibling(plan, item, &sibling_lookup);
+            (main_fn(plan, item, &lookup), quote!(#entry #clear))
+        }
+    }
 }
 
 /// The name `invalidate!(f(..))` calls.

@@ -11,7 +11,7 @@ use syn::ItemFn;
 
 use crate::expand::output_type;
 use crate::expand_background::erase_lifetimes;
-use crate::expand_cache::{return_span, tags_expr};
+use crate::expand_cache::{probe_mode, return_span, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
 fn absence_type(plan: &Plan, batch: &BatchPlan) -> TokenStream {
@@ -87,11 +87,7 @@ pub(crate) fn main_fn(
 pub(crate) fn type_checks(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStream {
     let krate = &plan.krate;
     let (output, absence) = (output_type(item), absence_type(plan, batch));
-    let mode = if plan.local {
-        quote!(#krate::__private::LocalCache)
-    } else {
-        quote!(#krate::__private::SharedCache)
-    };
+    let mode = probe_mode(plan);
     let span = return_span(item);
     let types = quote_spanned!(span=>
         (&&&#krate::__private::BatchProbe::<#output, #absence>::new()).types());

@@ -181,12 +181,7 @@ pub(crate) fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStre
 /// one error, at the key's arguments or at the return type. The function and its
 /// siblings emit them with the same spans, so rustc prints an error once.
 pub(crate) fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
-    let krate = &plan.krate;
-    let mode = if plan.local {
-        quote!(#krate::__private::LocalCache)
-    } else {
-        quote!(#krate::__private::SharedCache)
-    };
+    let (krate, mode) = (&plan.krate, probe_mode(plan));
     let (key, shape) = (key_type(plan), shape_type(plan));
     let key_proof = quote_spanned!(key_span(plan, item)=>
         (&&&&#krate::__private::KeyProbe::<#key, #mode>::new()).checked());
@@ -197,6 +192,16 @@ pub(crate) fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
         use #krate::__private::probes::*;
         #[allow(clippy::needless_borrow)]
         let __stratacache_checked = #key_proof.with(#value_proof);
+    }
+}
+
+/// The probes' mode: a cache that is not `local` needs serde too.
+pub(crate) fn probe_mode(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    if plan.local {
+        quote!(#krate::__private::LocalCache)
+    } else {
+        quote!(#krate::__private::SharedCache)
     }
 }
 
