@@ -74,7 +74,7 @@ where
         let invalidated = std::cell::Cell::new(0);
         self.store
             .retain_part(cursor % self.store.parts(), |entry| {
-                let current = crate::tags::all_current(&entry.stamps);
+                let current = entry.stamps.are_current(&self.tag);
                 invalidated.set(invalidated.get() + u64::from(!current));
                 current && now < entry.times.keep_until
             });

@@ -34,7 +34,7 @@ use crate::clock;
 use crate::error::TimedOut;
 use crate::flight::Flight;
 use crate::flights::Flights;
-use crate::l1::{DefaultStore, Entry, L1Store};
+use crate::l1::{DefaultStore, Entry, EntryStamps, L1Store};
 use crate::l2::codec::Codec;
 use crate::l2::entry::Shared;
 use crate::shape::Shape;
@@ -239,7 +239,7 @@ where
         // `None` inside: retained, but only as a fail-safe fallback.
         let seen = self.store.read(key, |entry| {
             let times = &entry.times;
-            if !entry.is_retained(now) {
+            if !entry.is_retained(now, &self.tag) {
                 Some(Seen::Gone)
             } else if now < times.fresh_until {
                 let value = entry.value.clone();
@@ -282,7 +282,7 @@ where
             } else {
                 now < times.refresh_at
             };
-            e.is_retained(now) && now < times.fresh_until && not_due
+            e.is_retained(now, &self.tag) && now < times.fresh_until && not_due
         };
         self.store.read(key, current).unwrap_or(false)
     }
@@ -291,7 +291,7 @@ where
     fn drop_unusable(&self, key: &K, now: u64) {
         let mut invalidated = false;
         self.store.remove_if(key, |entry| {
-            invalidated = !tags::all_current(&entry.stamps);
+            invalidated = !entry.stamps.are_current(&self.tag);
             invalidated || now >= entry.times.keep_until
         });
         if invalidated {
@@ -374,7 +374,7 @@ where
         Entry {
             value,
             times: lifetime.from(now),
-            stamps: stamps.iter().cloned().collect(),
+            stamps: EntryStamps::of_load(&stamps),
         }
     }
 

@@ -137,7 +137,9 @@ where
     fn kept_value(&self, key: &K) -> Option<V> {
         let now = clock::coarse_ms();
         self.store
-            .read(key, |e| e.is_retained(now).then(|| e.value.clone()))
+            .read(key, |e| {
+                e.is_retained(now, &self.tag).then(|| e.value.clone())
+            })
             .flatten()
     }
 
@@ -157,9 +159,10 @@ where
         self.options.fail_safe?;
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
-            entry.is_retained(now).then(|| Fallback {
+            let stamps = entry.stamps.to_load(&self.tag)?;
+            (now < entry.times.keep_until).then(|| Fallback {
                 value: entry.value.clone(),
-                stamps: entry.stamps.iter().cloned().collect(),
+                stamps,
                 fresh_for: entry.times.fresh_until.saturating_sub(now),
                 keep_for: entry.times.keep_until.saturating_sub(now),
             })

@@ -5,9 +5,12 @@
 #[cfg(feature = "moka")]
 mod moka;
 mod quick;
+mod stamps;
 
-use crate::tags::{self, TagStamp};
+use crate::tags::TagCell;
 use crate::times::Times;
+
+pub(crate) use stamps::EntryStamps;
 
 #[cfg(feature = "moka")]
 pub use self::moka::MokaStore;
@@ -28,17 +31,12 @@ pub struct Entry<V> {
     pub(crate) stamps: EntryStamps,
 }
 
-/// An entry's tag stamps, held in the entry itself up to four (the global tag, the
-/// cache's, and two named ones), so a hit checks them without following a pointer
-/// to a separate allocation; more spill to the heap.
-pub(crate) type EntryStamps = smallvec::SmallVec<[TagStamp; 4]>;
-
 impl<V> Entry<V> {
     /// Worth keeping: within its lifetime (a fail-safe fallback included) and not
-    /// invalidated by a tag.
+    /// invalidated by a tag; `cache_tag` is its cache's own tag.
     #[inline]
-    pub(crate) fn is_retained(&self, now: u64) -> bool {
-        now < self.times.keep_until && tags::all_current(&self.stamps)
+    pub(crate) fn is_retained(&self, now: u64, cache_tag: &TagCell) -> bool {
+        now < self.times.keep_until && self.stamps.are_current(cache_tag)
     }
 }
 
@@ -98,7 +96,7 @@ pub(crate) mod contract {
         Entry {
             value,
             times,
-            stamps: EntryStamps::new(),
+            stamps: EntryStamps::default(),
         }
     }
 

@@ -161,6 +161,10 @@ impl TagStamp {
     pub(crate) fn cell(&self) -> &TagCell {
         &self.cell
     }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
 }
 
 /// The stamps of one load, shared by the in-flight record and the stored entry.
@@ -180,6 +184,14 @@ pub(crate) fn kept_unread(stamps: &[TagStamp]) {
 
 /// The tag that every entry carries: bumping it clears every cache.
 pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(Default::default);
+
+/// The versions of the global tag and of a cache's own tag, summed. Both only grow,
+/// so the sum changes exactly when either does: an entry checks the two tags every
+/// entry carries against one number.
+#[inline]
+pub(crate) fn base_version(cache_tag: &TagCell) -> u64 {
+    GLOBAL.version().wrapping_add(cache_tag.version())
+}
 
 #[cfg(test)]
 mod tests {

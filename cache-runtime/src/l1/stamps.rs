@@ -1,0 +1,96 @@
+//! An entry's tag stamps, in the entry itself so that a hit checks them without
+//! following a pointer to a separate allocation.
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::tags::{self, Stamps, TagCell, TagStamp};
+
+/// The tags an entry was stored under, with the versions its load saw.
+///
+/// The two tags every entry carries, the global tag and its cache's own, are one
+/// number: their versions summed (see [`tags::base_version`]). Named tags are held
+/// inline up to two; more spill to the heap.
+#[derive(Clone, Default)]
+pub(crate) struct EntryStamps {
+    base: u64,
+    named: SmallVec<[TagStamp; 2]>,
+}
+
+impl EntryStamps {
+    /// The stamps of a load, as `Cache::stamp` makes them: the global tag's, the
+    /// cache's own, then the named tags'.
+    pub(crate) fn of_load(stamps: &[TagStamp]) -> Self {
+        let (base, named) = stamps.split_at(2);
+        debug_assert!(std::ptr::eq(base[0].cell(), &**tags::GLOBAL));
+        Self {
+            base: base[0].version().wrapping_add(base[1].version()),
+            named: named.iter().cloned().collect(),
+        }
+    }
+
+    /// True while no tag of the entry has been invalidated since its load stamped it;
+    /// `cache_tag` is its cache's own tag.
+    #[inline]
+    pub(crate) fn are_current(&self, cache_tag: &TagCell) -> bool {
+        tags::base_version(cache_tag) == self.base && tags::all_current(&self.named)
+    }
+
+    /// These stamps as a load's again (a fail-safe value kept anew), if they are still
+    /// current. The two base versions are read first and then checked against the
+    /// sum, so an invalidation between the check and the copy cannot be masked.
+    pub(crate) fn to_load(&self, cache_tag: &Arc<TagCell>) -> Option<Stamps> {
+        let global = TagStamp::new(tags::GLOBAL.clone());
+        let cache = TagStamp::new(cache_tag.clone());
+        let base = global.version().wrapping_add(cache.version());
+        (base == self.base && tags::all_current(&self.named)).then(|| {
+            [global, cache]
+                .into_iter()
+                .chain(self.named.iter().cloned())
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_stamps(cache_tag: &Arc<TagCell>, named: &[&str]) -> Stamps {
+        [tags::GLOBAL.clone(), cache_tag.clone()]
+            .into_iter()
+            .chain(named.iter().map(|name| tags::intern(name)))
+            .map(TagStamp::new)
+            .collect()
+    }
+
+    #[test]
+    fn a_bump_of_the_cache_s_tag_or_a_named_one_makes_the_entry_stale() {
+        let cache_tag = Arc::new(TagCell::default());
+        let other_cache = Arc::new(TagCell::default());
+        let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["stamps-test:a"]));
+        assert!(entry.are_current(&cache_tag));
+        other_cache.bump();
+        assert!(entry.are_current(&cache_tag), "another cache's tag");
+        cache_tag.bump();
+        assert!(!entry.are_current(&cache_tag));
+        assert!(entry.to_load(&cache_tag).is_none());
+
+        let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["stamps-test:a"]));
+        let again = entry.to_load(&cache_tag).expect("current");
+        assert_eq!(again.len(), 3);
+        assert!(tags::all_current(&again));
+        assert!(tags::bump_named("stamps-test:a"));
+        assert!(!entry.are_current(&cache_tag));
+        assert!(!tags::all_current(&again));
+    }
+
+    #[test]
+    fn an_entry_holds_two_named_stamps_without_a_heap_allocation() {
+        let cache_tag = Arc::new(TagCell::default());
+        let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1", "s:2"]));
+        assert!(!entry.named.spilled());
+        assert!(std::mem::size_of::<EntryStamps>() <= 48);
+    }
+}
