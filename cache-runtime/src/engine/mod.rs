@@ -349,8 +349,8 @@ where
         // Collected straight into the shared slice: one allocation, no copy.
         let stamps: Stamps = [tags::GLOBAL.clone(), self.tag.clone()]
             .into_iter()
-            .chain(names.iter().map(|name| tags::intern(name)))
             .map(TagStamp::new)
+            .chain(names.iter().map(|name| TagStamp::named(name)))
             .collect();
         if !self.reads_redis() {
             tags::kept_unread(&stamps);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::tags::{self, Stamps, TagCell, TagStamp};
+use crate::tags::{self, PackedStamp, Stamps, TagCell, TagStamp};
 
 /// The tags an entry was stored under, with the versions its load saw.
 ///
@@ -15,7 +15,7 @@ use crate::tags::{self, Stamps, TagCell, TagStamp};
 #[derive(Clone, Default)]
 pub(crate) struct EntryStamps {
     base: u64,
-    named: SmallVec<[TagStamp; 2]>,
+    named: SmallVec<[PackedStamp; 2]>,
 }
 
 impl EntryStamps {
@@ -23,10 +23,12 @@ impl EntryStamps {
     /// cache's own, then the named tags'.
     pub(crate) fn of_load(stamps: &[TagStamp]) -> Self {
         let (base, named) = stamps.split_at(2);
-        debug_assert!(std::ptr::eq(base[0].cell(), &**tags::GLOBAL));
+        debug_assert!(base[0]
+            .cell()
+            .is_some_and(|cell| std::ptr::eq(cell, &**tags::GLOBAL)));
         Self {
             base: base[0].version().wrapping_add(base[1].version()),
-            named: named.iter().cloned().collect(),
+            named: named.iter().map(PackedStamp::of).collect(),
         }
     }
 
@@ -34,7 +36,7 @@ impl EntryStamps {
     /// `cache_tag` is its cache's own tag.
     #[inline]
     pub(crate) fn are_current(&self, cache_tag: &TagCell) -> bool {
-        tags::base_version(cache_tag) == self.base && tags::all_current(&self.named)
+        tags::base_version(cache_tag) == self.base && self.named.iter().all(PackedStamp::is_current)
     }
 
     /// These stamps as a load's again (a fail-safe value kept anew), if they are still
@@ -44,12 +46,11 @@ impl EntryStamps {
         let global = TagStamp::new(tags::GLOBAL.clone());
         let cache = TagStamp::new(cache_tag.clone());
         let base = global.version().wrapping_add(cache.version());
-        (base == self.base && tags::all_current(&self.named)).then(|| {
-            [global, cache]
-                .into_iter()
-                .chain(self.named.iter().cloned())
-                .collect()
-        })
+        if base != self.base {
+            return None;
+        }
+        let named: Option<Vec<TagStamp>> = self.named.iter().map(PackedStamp::unpack).collect();
+        Some([global, cache].into_iter().chain(named?).collect())
     }
 }
 
@@ -60,8 +61,8 @@ mod tests {
     fn load_stamps(cache_tag: &Arc<TagCell>, named: &[&str]) -> Stamps {
         [tags::GLOBAL.clone(), cache_tag.clone()]
             .into_iter()
-            .chain(named.iter().map(|name| tags::intern(name)))
             .map(TagStamp::new)
+            .chain(named.iter().map(|name| TagStamp::named(name)))
             .collect()
     }
 
@@ -81,7 +82,7 @@ mod tests {
         let again = entry.to_load(&cache_tag).expect("current");
         assert_eq!(again.len(), 3);
         assert!(tags::all_current(&again));
-        assert!(tags::bump_named("stamps-test:a"));
+        tags::bump_named("stamps-test:a");
         assert!(!entry.are_current(&cache_tag));
         assert!(!tags::all_current(&again));
     }

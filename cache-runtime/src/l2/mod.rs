@@ -107,7 +107,11 @@ pub(crate) fn active() -> Option<&'static L2> {
 pub(crate) fn activate(l2: L2) -> Option<&'static L2> {
     let mut l2 = Some(l2);
     let active = ACTIVE.get_or_init(|| l2.take().expect("taken once"));
-    l2.is_none().then_some(active)
+    let installed = l2.is_none();
+    if installed {
+        crate::tags::track_remote_versions();
+    }
+    installed.then_some(active)
 }
 
 pub(crate) struct Settings {

@@ -1,32 +1,42 @@
 //! Tag versions: O(1) invalidation whatever the number of entries.
 //!
-//! Every tag has a version counter. A load records the versions of its tags *before*
-//! the loader runs; an entry is valid only while every recorded version is still
-//! current. Invalidating a tag is one increment, and every entry that recorded the
-//! old version becomes invisible at once, including a load that raced the
-//! invalidation: it recorded the old version before it read its data.
+//! Every tag has a version counter, its local epoch. A load records the versions of
+//! its tags *before* the loader runs; an entry is valid only while every recorded
+//! version is still current. Invalidating a tag is one increment, and every entry that
+//! recorded the old version becomes invisible at once, including a load that raced
+//! the invalidation: it recorded the old version before it read its data.
 //!
-//! Entries hold their tags as [`TagStamp`]s (a handle to the counter and the version
-//! seen), so checking validity on a hit is a few atomic loads: no formatting, no map
-//! lookup, no allocation.
+//! The global tag and each cache's own tag have a counter of their own. Named tags
+//! share a fixed array of counters, by the hash of their names (`epochs`): a named
+//! tag costs no allocation, and a collision costs a spurious miss, never a stale read.
+//! A named tag gets a [`TagCell`] only in a process with the Redis tier, where it
+//! remembers the last version of the tag's Redis counter seen, to catch a missed
+//! invalidation.
+//!
+//! Entries hold their tags as [`TagStamp`]s (the counter and the version seen), so
+//! checking validity on a hit is a few atomic loads: no formatting, no map lookup, no
+//! allocation.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::sync::AtomicU64;
 
+mod epochs;
 mod index;
 mod name;
 
-pub(crate) use index::{bump_named, held, intern, named_cells, sweep_unused};
+pub(crate) use epochs::PackedStamp;
+pub(crate) use index::{held, intern, named_cells, sweep_unused};
 use name::TagName;
 
-/// One tag's version counter: a local epoch, plus the last version of the tag's
-/// Redis counter this process has seen (`UNKNOWN` until it has seen one); and, for a
-/// named tag, its name, kept here so that a tag costs one allocation.
+/// One tag's Redis bookkeeping: the last version of the tag's Redis counter this
+/// process has seen (`UNKNOWN` until it has seen one), its local epoch (its own, or
+/// its name's slot in the shared array) and, for a named tag, its name, kept here so
+/// that a tag costs one allocation.
 #[derive(Debug)]
 pub struct TagCell {
-    version: AtomicU64,
+    epoch: &'static AtomicU64,
     remote: AtomicU64,
     name: TagName,
 }
@@ -60,16 +70,23 @@ impl RemoteVersion for AtomicU64 {
 }
 
 impl Default for TagCell {
+    /// A cell with a counter of its own: the global tag's or a cache's. The counter
+    /// lives as long as the process (8 bytes per cache): entries compare against it
+    /// by address.
     fn default() -> Self {
-        Self::named("")
+        Self {
+            epoch: Box::leak(Box::new(AtomicU64::new(0))),
+            remote: AtomicU64::new(UNKNOWN),
+            name: TagName::new(""),
+        }
     }
 }
 
 impl TagCell {
-    /// A cell for the tag `name` (empty for a cache's or the global tag).
+    /// A cell for the named tag `name`, on its name's shared counter.
     pub(crate) fn named(name: &str) -> Self {
         Self {
-            version: AtomicU64::new(0),
+            epoch: epochs::epoch(epochs::slot_of(name.as_bytes())),
             remote: AtomicU64::new(UNKNOWN),
             name: TagName::new(name),
         }
@@ -137,33 +154,68 @@ impl TagCell {
 
     #[inline]
     pub(crate) fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.epoch.load(Ordering::Acquire)
     }
 
     pub(crate) fn bump(&self) {
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// A tag handle plus the version a load saw before it started.
+/// A tag's counter plus the version a load saw before it started; and the tag's cell
+/// where there is one (always for the global and cache tags; for a named tag, in a
+/// process with the Redis tier).
 #[derive(Debug, Clone)]
 pub struct TagStamp {
-    cell: Arc<TagCell>,
+    cell: Option<Arc<TagCell>>,
+    epoch: &'static AtomicU64,
     version: u64,
 }
 
 impl TagStamp {
     pub(crate) fn new(cell: Arc<TagCell>) -> Self {
-        let version = cell.version();
-        Self { cell, version }
+        let epoch = cell.epoch;
+        let version = epoch.load(Ordering::Acquire);
+        Self {
+            cell: Some(cell),
+            epoch,
+            version,
+        }
     }
 
-    pub(crate) fn cell(&self) -> &TagCell {
-        &self.cell
+    /// A stamp of the named tag `name`: with its cell once Redis versions are tracked,
+    /// else of its shared counter alone.
+    pub(crate) fn named(name: &str) -> Self {
+        if !TRACKS_REMOTE.load(Ordering::Acquire) {
+            let slot = epochs::slot_of(name.as_bytes());
+            let epoch = epochs::epoch(slot);
+            let version = epoch.load(Ordering::Acquire);
+            // Paired with `track_remote_versions` (both sides SeqCst): either it finds
+            // the slot marked and bumps it past `version`, or this finds the switch
+            // and takes a cell.
+            epochs::mark_untracked(slot);
+            if !TRACKS_REMOTE.load(Ordering::SeqCst) {
+                return Self {
+                    cell: None,
+                    epoch,
+                    version,
+                };
+            }
+        }
+        Self::new(intern(name))
+    }
+
+    pub(crate) fn cell(&self) -> Option<&TagCell> {
+        self.cell.as_deref()
     }
 
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    #[inline]
+    fn is_current(&self) -> bool {
+        self.epoch.load(Ordering::Acquire) == self.version
     }
 }
 
@@ -173,24 +225,53 @@ pub type Stamps = Arc<[TagStamp]>;
 /// True while no tag recorded in `stamps` has been invalidated since.
 #[inline]
 pub(crate) fn all_current(stamps: &[TagStamp]) -> bool {
-    stamps.iter().all(|s| s.cell.version() == s.version)
+    stamps.iter().all(TagStamp::is_current)
 }
 
 /// Marks every tag of `stamps` as holding a value whose load read none of their
 /// Redis counters (see [`TagCell::kept_unread`]); before that load's loader runs.
 pub(crate) fn kept_unread(stamps: &[TagStamp]) {
-    stamps.iter().for_each(|stamp| stamp.cell.kept_unread());
+    stamps
+        .iter()
+        .filter_map(TagStamp::cell)
+        .for_each(TagCell::kept_unread);
 }
 
 /// The tag that every entry carries: bumping it clears every cache.
-pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(Default::default);
+pub(crate) static GLOBAL: LazyLock<Arc<TagCell>> = LazyLock::new(|| {
+    Arc::new(TagCell {
+        epoch: epochs::epoch(epochs::GLOBAL_SLOT),
+        remote: AtomicU64::new(UNKNOWN),
+        name: TagName::new(""),
+    })
+});
+
+/// Whether named tags get cells, to track their Redis counters: from the moment the
+/// Redis tier is installed.
+static TRACKS_REMOTE: AtomicBool = AtomicBool::new(false);
+
+/// The Redis tier is installed: from now on named tags get cells. The entries kept
+/// before under named tags, which have none, are dropped: their slots are bumped,
+/// after the switch, so a stamp taken before it cannot keep a value that lives on.
+/// Entries without named tags stay.
+pub(crate) fn track_remote_versions() {
+    TRACKS_REMOTE.store(true, Ordering::SeqCst);
+    epochs::bump_untracked();
+}
+
+/// Invalidates the named tag `tag` in this process: its counter is bumped, with the
+/// tags that share it.
+pub(crate) fn bump_named(tag: &str) {
+    epochs::epoch(epochs::slot_of(tag.as_bytes())).fetch_add(1, Ordering::AcqRel);
+}
 
 /// The versions of the global tag and of a cache's own tag, summed. Both only grow,
 /// so the sum changes exactly when either does: an entry checks the two tags every
 /// entry carries against one number.
 #[inline]
 pub(crate) fn base_version(cache_tag: &TagCell) -> u64 {
-    GLOBAL.version().wrapping_add(cache_tag.version())
+    let global = epochs::epoch(epochs::GLOBAL_SLOT).load(Ordering::Acquire);
+    global.wrapping_add(cache_tag.version())
 }
 
 #[cfg(test)]
@@ -201,9 +282,14 @@ mod tests {
     fn bump_makes_recorded_stamp_stale() {
         let cell = intern("tags-test:bump");
         let stamps: Stamps = Arc::from(vec![TagStamp::new(cell.clone())]);
-        assert!(all_current(&stamps));
-        assert!(bump_named("tags-test:bump"));
+        let without_cell: Stamps = Arc::from(vec![TagStamp::named("tags-test:bump")]);
+        assert!(all_current(&stamps) && all_current(&without_cell));
+        bump_named("tags-test:bump");
         assert!(!all_current(&stamps));
+        assert!(
+            !all_current(&without_cell),
+            "the cell and the name share a counter"
+        );
         let fresh: Stamps = Arc::from(vec![TagStamp::new(cell)]);
         assert!(all_current(&fresh));
     }

@@ -58,7 +58,9 @@ impl<K, V> Entries<'_, K, V> {
         };
         // What Redis says now may reveal an invalidation whose message never came.
         for (stamp, version) in stamps.iter().zip(&versions) {
-            stamp.cell().observe_remote(*version);
+            if let Some(cell) = stamp.cell() {
+                cell.observe_remote(*version);
+            }
         }
         let Some(bytes) = bytes else {
             return Read::Miss {

@@ -29,10 +29,7 @@ pub(crate) struct AddedTags {
 impl AddedTags {
     /// Stamps `names` now, as the loaded value lands.
     pub(crate) fn stamp(names: Vec<String>) -> Self {
-        let stamps = names
-            .iter()
-            .map(|tag| TagStamp::new(tags::intern(tag)))
-            .collect();
+        let stamps = names.iter().map(|tag| TagStamp::named(tag)).collect();
         Self { names, stamps }
     }
 
@@ -102,7 +99,9 @@ impl<K, V> Entries<'_, K, V> {
         for (stamp, version) in added.stamps.iter().zip(&versions) {
             // A counter past the last version this process knew: an invalidation it
             // was not told of yet. This bumps the local epoch, failing the check below.
-            stamp.cell().observe_remote(*version);
+            if let Some(cell) = stamp.cell() {
+                cell.observe_remote(*version);
+            }
         }
         if !tags::all_current(&added.stamps) {
             tracing::debug!(cache = %self.cache, "stratacache: a tag the loader added was invalidated after the load; its value is not written to Redis");
