@@ -57,3 +57,164 @@ impl Times {
         }
     }
 }
+
+/// [`Times`] as an L1 entry keeps them, in 24 bytes instead of 32: the end of
+/// freshness, and the other three as distances from it in milliseconds.
+///
+/// A distance beyond `u32`'s range (49 days) is kept shorter: a stale window or a
+/// fail-safe fallback then ends early, and a refresh ahead comes later, still within
+/// freshness; never the other way round. Times past the end of the keep window are
+/// brought back to it (an entry is not used past it anyway), so freshness and the
+/// stale window always end within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryTimes {
+    fresh_until: u64,
+    stale_for: u32,
+    keep_for: u32,
+    /// How long before the end of freshness a refresh is due.
+    refresh_lead: u32,
+}
+
+/// A distance that never ends (or, for the refresh lead, no refresh point).
+const NO_END: u32 = u32::MAX;
+
+impl From<Times> for EntryTimes {
+    fn from(times: Times) -> Self {
+        let fresh_until = times.fresh_until.min(times.keep_until);
+        let distance = |until: u64| {
+            let until = until.min(times.keep_until);
+            if until == NEVER {
+                NO_END
+            } else {
+                let span = until.saturating_sub(fresh_until);
+                u32::try_from(span).unwrap_or(NO_END - 1).min(NO_END - 1)
+            }
+        };
+        let refresh_lead = if times.refresh_at < fresh_until {
+            u32::try_from(fresh_until - times.refresh_at)
+                .unwrap_or(NO_END - 1)
+                .min(NO_END - 1)
+        } else {
+            NO_END
+        };
+        Self {
+            fresh_until,
+            stale_for: distance(times.stale_until),
+            keep_for: distance(times.keep_until),
+            refresh_lead,
+        }
+    }
+}
+
+impl EntryTimes {
+    #[inline]
+    fn after_freshness(self, distance: u32) -> u64 {
+        if distance == NO_END {
+            NEVER
+        } else {
+            self.fresh_until.saturating_add(u64::from(distance))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn fresh_until(self) -> u64 {
+        self.fresh_until
+    }
+
+    #[inline]
+    pub(crate) fn stale_until(self) -> u64 {
+        self.after_freshness(self.stale_for)
+    }
+
+    #[inline]
+    pub(crate) fn keep_until(self) -> u64 {
+        self.after_freshness(self.keep_for)
+    }
+
+    #[inline]
+    pub(crate) fn refresh_at(self) -> u64 {
+        if self.refresh_lead == NO_END {
+            NEVER
+        } else {
+            self.fresh_until - u64::from(self.refresh_lead)
+        }
+    }
+
+    pub(crate) fn get(self) -> Times {
+        Times {
+            fresh_until: self.fresh_until,
+            stale_until: self.stale_until(),
+            keep_until: self.keep_until(),
+            refresh_at: self.refresh_at(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_times_keep_what_fits_and_shorten_what_does_not() {
+        let day = 86_400_000;
+        let times = Lifetime {
+            fresh_for: 60_000,
+            stale_for: 30_000,
+            keep_for: day,
+            refresh_after: 45_000,
+        }
+        .from(1_000_000);
+        assert_eq!(EntryTimes::from(times).get(), times);
+        let never = Lifetime {
+            fresh_for: NEVER,
+            stale_for: NEVER,
+            keep_for: NEVER,
+            refresh_after: NEVER,
+        }
+        .from(5);
+        assert_eq!(EntryTimes::from(never).get(), never);
+        let stale_forever = Lifetime {
+            fresh_for: 10,
+            stale_for: NEVER,
+            keep_for: NEVER,
+            refresh_after: NEVER,
+        }
+        .from(5);
+        assert_eq!(EntryTimes::from(stale_forever).get(), stale_forever);
+
+        let long = Lifetime {
+            fresh_for: 60 * day,
+            stale_for: 60 * day,
+            keep_for: 90 * day,
+            refresh_after: day,
+        }
+        .from(7);
+        let kept = EntryTimes::from(long).get();
+        assert_eq!(kept.fresh_until, long.fresh_until);
+        assert!(kept.stale_until < long.stale_until && kept.stale_until > long.fresh_until);
+        assert!(kept.keep_until < long.keep_until && kept.keep_until >= kept.stale_until);
+        assert!(kept.refresh_at > long.refresh_at && kept.refresh_at < long.fresh_until);
+        assert_eq!(std::mem::size_of::<EntryTimes>(), 24);
+    }
+
+    #[test]
+    fn times_past_the_keep_window_are_brought_back_to_it() {
+        let odd = Times {
+            fresh_until: 100,
+            stale_until: 200,
+            keep_until: 50,
+            refresh_at: 80,
+        };
+        let kept = EntryTimes::from(odd).get();
+        assert_eq!(kept.keep_until, 50);
+        assert!(kept.fresh_until <= 50 && kept.stale_until <= 50);
+        let stale_forever_kept_a_while = Times {
+            fresh_until: 100,
+            stale_until: NEVER,
+            keep_until: 500,
+            refresh_at: NEVER,
+        };
+        let kept = EntryTimes::from(stale_forever_kept_a_while).get();
+        assert_eq!((kept.stale_until, kept.keep_until), (500, 500));
+    }
+}

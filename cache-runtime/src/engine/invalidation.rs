@@ -76,7 +76,7 @@ where
             .retain_part(cursor % self.store.parts(), |entry| {
                 let current = entry.stamps.are_current(&self.tag);
                 invalidated.set(invalidated.get() + u64::from(!current));
-                current && now < entry.times.keep_until
+                current && now < entry.times.keep_until()
             });
         for _ in 0..invalidated.get() {
             self.stats.bump(Counter::Invalidation);

@@ -237,21 +237,25 @@ where
     {
         let now = clock::coarse_ms();
         // `None` inside: retained, but only as a fail-safe fallback.
+        // An entry's freshness and stale window end within its keep window
+        // (`EntryTimes`): within them it is retained, unless a tag was invalidated.
         let seen = self.store.read(key, |entry| {
-            let times = &entry.times;
-            if !entry.is_retained(now, &self.tag) {
+            let times = entry.times;
+            if !entry.stamps.are_current(&self.tag) {
                 Some(Seen::Gone)
-            } else if now < times.fresh_until {
+            } else if now < times.fresh_until() {
                 let value = entry.value.clone();
-                Some(if now < times.refresh_at {
+                Some(if now < times.refresh_at() {
                     Seen::Fresh(value)
                 } else {
                     Seen::Refresh(value)
                 })
-            } else if now < times.stale_until {
+            } else if now < times.stale_until() {
                 Some(Seen::Stale(entry.value.clone()))
-            } else {
+            } else if now < times.keep_until() {
                 None
+            } else {
+                Some(Seen::Gone)
             }
         });
         match seen {
@@ -276,7 +280,7 @@ where
             .map_or(u64::MAX, |ttl| clock::to_ms(ttl) / 2);
         let xfetch = self.options.xfetch.is_some();
         let current = |e: &Entry<V>| {
-            let times = &e.times;
+            let times = e.times.get();
             let not_due = if xfetch {
                 times.fresh_until.saturating_sub(now) > half_ttl
             } else {
@@ -292,7 +296,7 @@ where
         let mut invalidated = false;
         self.store.remove_if(key, |entry| {
             invalidated = !entry.stamps.are_current(&self.tag);
-            invalidated || now >= entry.times.keep_until
+            invalidated || now >= entry.times.keep_until()
         });
         if invalidated {
             self.stats.bump(Counter::Invalidation);
@@ -373,7 +377,7 @@ where
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         Entry {
             value,
-            times: lifetime.from(now),
+            times: lifetime.from(now).into(),
             stamps: EntryStamps::of_load(&stamps),
         }
     }

@@ -160,11 +160,11 @@ where
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
             let stamps = entry.stamps.to_load(&self.tag)?;
-            (now < entry.times.keep_until).then(|| Fallback {
+            (now < entry.times.keep_until()).then(|| Fallback {
                 value: entry.value.clone(),
                 stamps,
-                fresh_for: entry.times.fresh_until.saturating_sub(now),
-                keep_for: entry.times.keep_until.saturating_sub(now),
+                fresh_for: entry.times.fresh_until().saturating_sub(now),
+                keep_for: entry.times.keep_until().saturating_sub(now),
             })
         });
         kept.flatten().or_else(|| {
@@ -228,7 +228,7 @@ where
         let due = match self.options.xfetch {
             None => true,
             Some(beta) => {
-                let fresh_until = self.store.read(key, |entry| entry.times.fresh_until);
+                let fresh_until = self.store.read(key, |entry| entry.times.fresh_until());
                 let gap_ms = fresh_until.unwrap_or(now).saturating_sub(now);
                 let delta = self
                     .recent_load_micros

@@ -21,7 +21,7 @@ where
         };
         let ttl_ms = clock::to_ms(ttl);
         self.store.update(key, |entry| {
-            let times = &mut entry.times;
+            let mut times = entry.times.get();
             let shift = now.saturating_add(ttl_ms).saturating_sub(times.fresh_until);
             let moved = |time: u64| {
                 if time == NEVER {
@@ -34,6 +34,7 @@ where
             times.stale_until = moved(times.stale_until);
             times.keep_until = moved(times.keep_until);
             times.refresh_at = now.saturating_add(ttl_ms / 4);
+            entry.times = times.into();
         });
         let Some(target) = self.shared_target(key, &[]) else {
             return;

@@ -8,7 +8,7 @@ mod quick;
 mod stamps;
 
 use crate::tags::TagCell;
-use crate::times::Times;
+use crate::times::EntryTimes;
 
 pub(crate) use stamps::EntryStamps;
 
@@ -27,7 +27,7 @@ pub type DefaultStore<K, V> = MokaStore<K, V>;
 #[derive(Clone)]
 pub struct Entry<V> {
     pub(crate) value: V,
-    pub(crate) times: Times,
+    pub(crate) times: EntryTimes,
     pub(crate) stamps: EntryStamps,
 }
 
@@ -36,7 +36,7 @@ impl<V> Entry<V> {
     /// invalidated by a tag; `cache_tag` is its cache's own tag.
     #[inline]
     pub(crate) fn is_retained(&self, now: u64, cache_tag: &TagCell) -> bool {
-        now < self.times.keep_until && self.stamps.are_current(cache_tag)
+        now < self.times.keep_until() && self.stamps.are_current(cache_tag)
     }
 }
 
@@ -79,6 +79,7 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
 pub(crate) mod contract {
     //! The tests every store must pass.
     use super::*;
+    use crate::times::Times;
 
     /// Live entries stay usable for a minute; dead ones expired long ago.
     fn entry(value: u32, live: bool) -> Entry<u32> {
@@ -87,21 +88,24 @@ pub(crate) mod contract {
         } else {
             0
         };
-        let times = Times {
-            fresh_until: until,
-            stale_until: until,
-            keep_until: until,
-            refresh_at: until,
-        };
         Entry {
             value,
-            times,
+            times: times_until(until).into(),
             stamps: EntryStamps::default(),
         }
     }
 
+    fn times_until(until: u64) -> Times {
+        Times {
+            fresh_until: until,
+            stale_until: until,
+            keep_until: until,
+            refresh_at: until,
+        }
+    }
+
     pub(crate) fn run<S: L1Store<u64, u32>>() {
-        let is_dead = |e: &Entry<u32>| e.times.keep_until == 0;
+        let is_dead = |e: &Entry<u32>| e.times.keep_until() == 0;
         let store = S::with_capacity(100);
         assert_eq!(store.read(&1, |e| e.value), None);
         store.insert(1, entry(10, true));
@@ -133,9 +137,9 @@ pub(crate) mod contract {
             Some(10),
             "retain dropped a kept entry"
         );
-        store.update(&1, |e| e.times.fresh_until = 4_242);
+        store.update(&1, |e| e.times = EntryTimes::from(times_until(4_242)));
         assert_eq!(
-            store.read(&1, |e| e.times.fresh_until),
+            store.read(&1, |e| e.times.fresh_until()),
             Some(4_242),
             "updated in place"
         );

@@ -21,7 +21,7 @@ const SWEEP_PARTS: usize = 64;
 
 impl<K, V> Expiry<K, Entry<V>> for UntilStale {
     fn expire_after_create(&self, _: &K, entry: &Entry<V>, _: Instant) -> Option<Duration> {
-        let keep_until = entry.times.keep_until;
+        let keep_until = entry.times.keep_until();
         let left = keep_until.saturating_sub(clock::coarse_ms());
         (keep_until != u64::MAX).then(|| Duration::from_millis(left))
     }

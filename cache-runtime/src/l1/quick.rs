@@ -132,19 +132,19 @@ mod tests {
                 key,
                 Entry {
                     value: 0,
-                    times: dead,
+                    times: dead.into(),
                     stamps,
                 },
             );
         }
-        store.retain_part(0, |entry| entry.times.keep_until > 0);
+        store.retain_part(0, |entry| entry.times.keep_until() > 0);
         let left = store.len();
         assert!(
             (9_700..10_000).contains(&left),
             "one part holds about 1/64 of the entries; {left} left"
         );
         for part in 1..store.parts() {
-            store.retain_part(part, |entry| entry.times.keep_until > 0);
+            store.retain_part(part, |entry| entry.times.keep_until() > 0);
         }
         assert_eq!(store.len(), 0);
     }

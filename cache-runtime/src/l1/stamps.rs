@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use crate::tags::{self, PackedStamp, Stamps, TagCell, TagStamp};
 
 /// The tags an entry was stored under, with the versions its load saw.
@@ -12,10 +10,36 @@ use crate::tags::{self, PackedStamp, Stamps, TagCell, TagStamp};
 /// The two tags every entry carries, the global tag and its cache's own, are one
 /// number: their versions summed (see [`tags::base_version`]). Named tags are held
 /// inline up to two; more spill to the heap.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct EntryStamps {
     base: u64,
-    named: SmallVec<[PackedStamp; 2]>,
+    named: Named,
+}
+
+/// Two places inline (unused ones always current), or the heap: 32 bytes, the enum's
+/// tag fitting in a packed stamp's word, which is never 0.
+#[derive(Clone)]
+enum Named {
+    Inline([PackedStamp; 2]),
+    Spilled(Box<[PackedStamp]>),
+}
+
+impl Named {
+    fn as_slice(&self) -> &[PackedStamp] {
+        match self {
+            Self::Inline(inline) => inline,
+            Self::Spilled(spilled) => spilled,
+        }
+    }
+}
+
+impl Default for EntryStamps {
+    fn default() -> Self {
+        Self {
+            base: 0,
+            named: Named::Inline([PackedStamp::unused(), PackedStamp::unused()]),
+        }
+    }
 }
 
 impl EntryStamps {
@@ -26,9 +50,16 @@ impl EntryStamps {
         debug_assert!(base[0]
             .cell()
             .is_some_and(|cell| std::ptr::eq(cell, &**tags::GLOBAL)));
+        let mut packed = named.iter().map(PackedStamp::of);
+        let named = if named.len() <= 2 {
+            let mut next = || packed.next().unwrap_or_else(PackedStamp::unused);
+            Named::Inline([next(), next()])
+        } else {
+            Named::Spilled(packed.collect())
+        };
         Self {
             base: base[0].version().wrapping_add(base[1].version()),
-            named: named.iter().map(PackedStamp::of).collect(),
+            named,
         }
     }
 
@@ -36,7 +67,11 @@ impl EntryStamps {
     /// `cache_tag` is its cache's own tag.
     #[inline]
     pub(crate) fn are_current(&self, cache_tag: &TagCell) -> bool {
-        tags::base_version(cache_tag) == self.base && self.named.iter().all(PackedStamp::is_current)
+        tags::base_version(cache_tag) == self.base
+            && match &self.named {
+                Named::Inline([first, second]) => first.is_current() && second.is_current(),
+                Named::Spilled(all) => all.iter().all(PackedStamp::is_current),
+            }
     }
 
     /// These stamps as a load's again (a fail-safe value kept anew), if they are still
@@ -49,7 +84,10 @@ impl EntryStamps {
         if base != self.base {
             return None;
         }
-        let named: Option<Vec<TagStamp>> = self.named.iter().map(PackedStamp::unpack).collect();
+        let named: Option<Vec<TagStamp>> = (self.named.as_slice().iter())
+            .filter(|stamp| !stamp.is_unused())
+            .map(PackedStamp::unpack)
+            .collect();
         Some([global, cache].into_iter().chain(named?).collect())
     }
 }
@@ -88,10 +126,18 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_holds_two_named_stamps_without_a_heap_allocation() {
+    fn an_entry_holds_two_named_stamps_inline_and_more_on_the_heap() {
         let cache_tag = Arc::new(TagCell::default());
         let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1", "s:2"]));
-        assert!(!entry.named.spilled());
-        assert!(std::mem::size_of::<EntryStamps>() <= 48);
+        assert!(matches!(entry.named, Named::Inline(_)));
+        assert_eq!(std::mem::size_of::<EntryStamps>(), 40);
+        let one = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1"]));
+        assert!(one.are_current(&cache_tag));
+        assert_eq!(one.to_load(&cache_tag).expect("current").len(), 3);
+        let three = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1", "s:2", "s:3"]));
+        assert!(matches!(three.named, Named::Spilled(_)));
+        assert_eq!(three.to_load(&cache_tag).expect("current").len(), 5);
+        tags::bump_named("s:3");
+        assert!(!three.are_current(&cache_tag) && one.are_current(&cache_tag));
     }
 }

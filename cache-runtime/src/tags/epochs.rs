@@ -8,6 +8,7 @@
 //! tag per ten invalidations.
 
 use std::hash::BuildHasher;
+use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -58,12 +59,15 @@ pub(crate) fn bump_untracked() {
 
 /// The global tag's counter, which no name hashes to.
 pub(crate) const GLOBAL_SLOT: u32 = 0;
+/// A counter no name hashes to and nothing bumps: an unused place in an entry's
+/// stamps points there, and is always current.
+const UNUSED_SLOT: u32 = 1;
 
 /// The counter index of tag `name`; the same in every run, so a process's tags
 /// collide the same way each time.
 pub(crate) fn slot_of(name: &[u8]) -> u32 {
     let hash = foldhash::fast::FixedState::with_seed(0x5eed_7a65).hash_one(name);
-    ((hash >> (64 - BITS)) as u32).max(GLOBAL_SLOT + 1)
+    ((hash >> (64 - BITS)) as u32).max(UNUSED_SLOT + 1)
 }
 
 /// The counter at `slot` (`< SLOTS`).
@@ -87,11 +91,12 @@ const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
 
 /// A named tag's stamp as an entry keeps it: its slot and version in one word (a
 /// version wraps after 2^44 invalidations of one counter), and its cell where there is
-/// one, held so that its Redis bookkeeping lives as long as the entry.
+/// one, held so that its Redis bookkeeping lives as long as the entry. The word is
+/// never 0 (no name is on slot 0), which leaves room for an enum's tag beside it.
 #[derive(Debug, Clone)]
 pub(crate) struct PackedStamp {
     cell: Option<Arc<TagCell>>,
-    packed: u64,
+    packed: NonZeroU64,
 }
 
 impl PackedStamp {
@@ -99,20 +104,38 @@ impl PackedStamp {
     pub(crate) fn of(stamp: &TagStamp) -> Self {
         let slot = slot_of_epoch(stamp.epoch)
             .expect("a named tag's stamp is on a shared counter: TagCell::named, TagStamp::named");
+        Self::packing(stamp.cell.clone(), slot, stamp.version)
+    }
+
+    /// A place for a stamp that an entry does not use: always current.
+    pub(crate) fn unused() -> Self {
+        Self::packing(None, UNUSED_SLOT, 0)
+    }
+
+    fn packing(cell: Option<Arc<TagCell>>, slot: u32, version: u64) -> Self {
+        let packed = (u64::from(slot) << VERSION_BITS) | (version & VERSION_MASK);
         Self {
-            cell: stamp.cell.clone(),
-            packed: (u64::from(slot) << VERSION_BITS) | (stamp.version & VERSION_MASK),
+            cell,
+            packed: NonZeroU64::new(packed).expect("slots of stamps are not 0"),
         }
     }
 
+    pub(crate) fn is_unused(&self) -> bool {
+        self.slot() == UNUSED_SLOT
+    }
+
     fn slot(&self) -> u32 {
-        (self.packed >> VERSION_BITS) as u32
+        (self.packed.get() >> VERSION_BITS) as u32
+    }
+
+    fn version(&self) -> u64 {
+        self.packed.get() & VERSION_MASK
     }
 
     #[inline]
     pub(crate) fn is_current(&self) -> bool {
         let now = epoch(self.slot()).load(Ordering::Acquire);
-        (now & VERSION_MASK) == (self.packed & VERSION_MASK)
+        (now & VERSION_MASK) == self.version()
     }
 
     /// Back to a load's stamp, for a value kept anew; `None` once invalidated (so a
@@ -120,7 +143,7 @@ impl PackedStamp {
     pub(crate) fn unpack(&self) -> Option<TagStamp> {
         let epoch = epoch(self.slot());
         let version = epoch.load(Ordering::Acquire);
-        ((version & VERSION_MASK) == (self.packed & VERSION_MASK)).then(|| TagStamp {
+        ((version & VERSION_MASK) == self.version()).then(|| TagStamp {
             cell: self.cell.clone(),
             epoch,
             version,
