@@ -168,6 +168,25 @@ mod tests {
     }
 
     #[test]
+    fn tags_sharing_a_counter_are_invalidated_together_and_no_other() {
+        // Two names on one counter: found by the birthday bound within a few thousand.
+        let mut seen = std::collections::HashMap::new();
+        let (first, second) = (0..100_000)
+            .map(|i| format!("epochs-test:collide:{i}"))
+            .find_map(|name| {
+                let slot = slot_of(name.as_bytes());
+                seen.insert(slot, name.clone()).map(|other| (other, name))
+            })
+            .expect("a collision among 100,000 names");
+        let alone = TagStamp::named("epochs-test:alone");
+        let shared = PackedStamp::of(&TagStamp::named(&second));
+        assert_ne!(slot_of(b"epochs-test:alone"), slot_of(second.as_bytes()));
+        super::super::bump_named(&first);
+        assert!(!shared.is_current(), "a spurious miss for the other tag");
+        assert!(PackedStamp::of(&alone).is_current(), "a tag on another counter");
+    }
+
+    #[test]
     fn only_the_shared_counters_have_slots() {
         let slot = slot_of(b"epochs-test:slot");
         assert_eq!(slot_of_epoch(epoch(slot)), Some(slot));
