@@ -162,13 +162,16 @@ impl CachedArgs {
     fn take(&mut self, arg: RawArg, errors: &mut Errors) {
         let RawArg { keyword, value } = arg;
         let name = keyword.unraw().to_string();
+        if let Some((slot, expected)) = self.string_slot(&name) {
+            return set(slot, keyword, string(value, expected), errors);
+        }
+        if let Some((slot, expected)) = self.integer_slot(&name) {
+            return set(slot, keyword, integer(value, expected), errors);
+        }
+        if let Some(slot) = self.flag_slot(&name) {
+            return set(slot, keyword, flag(value), errors);
+        }
         match name.as_str() {
-            "ttl" => set(
-                &mut self.ttl,
-                keyword,
-                string(value, "a duration such as \"15m\""),
-                errors,
-            ),
             "tags" => set(&mut self.tags, keyword, tag_list(value), errors),
             "stale_while_revalidate" => {
                 let window = match value {
@@ -177,74 +180,57 @@ impl CachedArgs {
                 };
                 set(&mut self.stale_while_revalidate, keyword, window, errors)
             }
-            "stale_if_error" => set(
-                &mut self.stale_if_error,
-                keyword,
-                string(value, "a duration such as \"1h\""),
-                errors,
-            ),
-            "retry_after" => set(
-                &mut self.retry_after,
-                keyword,
-                string(value, "a duration such as \"5s\""),
-                errors,
-            ),
-            "timeout" => set(
-                &mut self.timeout,
-                keyword,
-                string(value, "a duration such as \"2s\""),
-                errors,
-            ),
             "refresh_ahead" => set(&mut self.refresh_ahead, keyword, float(value), errors),
-            "capacity" => set(
-                &mut self.capacity,
-                keyword,
-                integer(value, "an entry count such as 10_000"),
-                errors,
-            ),
-            "version" => set(
-                &mut self.version,
-                keyword,
-                integer(value, "a version number such as 2"),
-                errors,
-            ),
-            "name" => set(
-                &mut self.name,
-                keyword,
-                string(value, "a cache name such as \"users.get\""),
-                errors,
-            ),
-            "key" => set(
-                &mut self.key,
-                keyword,
-                string(value, "a key template such as \"{id}\""),
-                errors,
-            ),
-            "crate" => set(
-                &mut self.krate,
-                keyword,
-                string(value, "a path such as \"::my_facade::stratacache\""),
-                errors,
-            ),
             "skip" => set(&mut self.skip, keyword, ident_list(value), errors),
-            "local" => set(&mut self.local, keyword, flag(value), errors),
-            "cache_none" => set(&mut self.cache_none, keyword, flag(value), errors),
-            "cache_err" => set(&mut self.cache_err, keyword, flag(value), errors),
-            "lock" => set(&mut self.lock, keyword, flag(value), errors),
-            "hard_timeout" => set(&mut self.hard_timeout, keyword, flag(value), errors),
-            "batch" => set(&mut self.batch, keyword, flag(value), errors),
-            "max_loads" => set(
-                &mut self.max_loads,
-                keyword,
-                integer(value, "a number of concurrent loads such as 8"),
-                errors,
-            ),
-            "sliding" => set(&mut self.sliding, keyword, flag(value), errors),
             "compress" => set(&mut self.compress, keyword, boolean(value), errors),
             "encrypt" => set(&mut self.encrypt, keyword, boolean(value), errors),
             "validate" => set(&mut self.validate, keyword, path(value), errors),
             _ => errors.spanned(&keyword, unknown_message(&name)),
         }
+    }
+
+    /// The arguments given as a string, with what the string should look like.
+    fn string_slot(&mut self, name: &str) -> Option<(&mut Option<Given<LitStr>>, &'static str)> {
+        Some(match name {
+            "ttl" => (&mut self.ttl, "a duration such as \"15m\""),
+            "stale_if_error" => (&mut self.stale_if_error, "a duration such as \"1h\""),
+            "retry_after" => (&mut self.retry_after, "a duration such as \"5s\""),
+            "timeout" => (&mut self.timeout, "a duration such as \"2s\""),
+            "name" => (&mut self.name, "a cache name such as \"users.get\""),
+            "key" => (&mut self.key, "a key template such as \"{id}\""),
+            "crate" => (
+                &mut self.krate,
+                "a path such as \"::my_facade::stratacache\"",
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The arguments given as an integer, with what it counts.
+    fn integer_slot(&mut self, name: &str) -> Option<(&mut Option<Given<LitInt>>, &'static str)> {
+        Some(match name {
+            "capacity" => (&mut self.capacity, "an entry count such as 10_000"),
+            "version" => (&mut self.version, "a version number such as 2"),
+            "max_loads" => (
+                &mut self.max_loads,
+                "a number of concurrent loads such as 8",
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The arguments given by their name alone.
+    fn flag_slot(&mut self, name: &str) -> Option<&mut Option<Given<()>>> {
+        Some(match name {
+            "local" => &mut self.local,
+            "cache_none" => &mut self.cache_none,
+            "cache_err" => &mut self.cache_err,
+            "lock" => &mut self.lock,
+            "hard_timeout" => &mut self.hard_timeout,
+            "batch" => &mut self.batch,
+            "sliding" => &mut self.sliding,
+            _ => return None,
+        })
     }
 }
 

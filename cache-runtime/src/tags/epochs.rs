@@ -183,7 +183,10 @@ mod tests {
         assert_ne!(slot_of(b"epochs-test:alone"), slot_of(second.as_bytes()));
         super::super::bump_named(&first);
         assert!(!shared.is_current(), "a spurious miss for the other tag");
-        assert!(PackedStamp::of(&alone).is_current(), "a tag on another counter");
+        assert!(
+            PackedStamp::of(&alone).is_current(),
+            "a tag on another counter"
+        );
     }
 
     #[test]
