@@ -11,6 +11,10 @@
 //! process start cancelling out. Subjects: `stratacache` (a `#[cached]` function, u64
 //! key, 64-byte `String` value, 1,024 warm keys) and `quick_cache` (a raw
 //! `quick_cache::sync::Cache::get` of the same key and value).
+//!
+//! `fill-stratacache N` and `fill-quick_cache N` count a fill the same way: N distinct
+//! keys, each a miss that runs the loader and stores its value (for quick_cache: the
+//! same `format!` and an insert).
 
 use std::hint::black_box;
 
@@ -19,12 +23,17 @@ async fn cached_value(id: u64) -> String {
     format!("{id:064}")
 }
 
+#[stratacache::cached(ttl = "1h", tags = ["users", "user:{id}"], name = "count.fill", capacity = 1_000_000)]
+async fn filled_value(id: u64) -> String {
+    format!("{id:064}")
+}
+
 const KEYS: u64 = 1_024;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [subject, hits] = args.as_slice() else {
-        eprintln!("usage: hit_count (stratacache | quick_cache) HITS");
+        eprintln!("usage: hit_count ([fill-]stratacache | [fill-]quick_cache) COUNT");
         std::process::exit(2);
     };
     let hits: u64 = hits.parse().expect("HITS is a number");
@@ -44,6 +53,17 @@ fn main() {
             }
             for i in 0..hits {
                 black_box(cache.get(&black_box(i % KEYS)));
+            }
+        }
+        "fill-stratacache" => {
+            for id in 0..hits {
+                black_box(stratacache::block_on(filled_value(black_box(id))));
+            }
+        }
+        "fill-quick_cache" => {
+            let cache = quick_cache::sync::Cache::<u64, String>::new(1_000_000);
+            for id in 0..hits {
+                cache.insert(black_box(id), format!("{id:064}"));
             }
         }
         other => panic!("unknown subject {other}"),
