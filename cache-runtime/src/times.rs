@@ -108,7 +108,7 @@ impl From<Times> for EntryTimes {
 
 impl EntryTimes {
     #[inline]
-    fn after_freshness(self, distance: u32) -> u64 {
+    fn after_freshness(&self, distance: u32) -> u64 {
         if distance == NO_END {
             NEVER
         } else {
@@ -117,22 +117,22 @@ impl EntryTimes {
     }
 
     #[inline]
-    pub(crate) fn fresh_until(self) -> u64 {
+    pub(crate) fn fresh_until(&self) -> u64 {
         self.fresh_until
     }
 
     #[inline]
-    pub(crate) fn stale_until(self) -> u64 {
+    pub(crate) fn stale_until(&self) -> u64 {
         self.after_freshness(self.stale_for)
     }
 
     #[inline]
-    pub(crate) fn keep_until(self) -> u64 {
+    pub(crate) fn keep_until(&self) -> u64 {
         self.after_freshness(self.keep_for)
     }
 
     #[inline]
-    pub(crate) fn refresh_at(self) -> u64 {
+    pub(crate) fn refresh_at(&self) -> u64 {
         if self.refresh_lead == NO_END {
             NEVER
         } else {
@@ -140,7 +140,7 @@ impl EntryTimes {
         }
     }
 
-    pub(crate) fn get(self) -> Times {
+    pub(crate) fn get(&self) -> Times {
         Times {
             fresh_until: self.fresh_until,
             stale_until: self.stale_until(),

@@ -236,37 +236,40 @@ where
         Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
     {
         let now = clock::coarse_ms();
-        // `None` inside: retained, but only as a fail-safe fallback.
+        let dead = std::cell::Cell::new(false);
         // An entry's freshness and stale window end within its keep window
         // (`EntryTimes`): within them it is retained, unless a tag was invalidated.
+        // Past them it is kept only as a fail-safe fallback: nothing to serve.
         let seen = self.store.read(key, |entry| {
-            let times = entry.times;
+            let times = &entry.times;
             if !entry.stamps.are_current(&self.tag) {
-                Some(Seen::Gone)
+                dead.set(true);
+                Seen::Gone
             } else if now < times.fresh_until() {
                 let value = entry.value.clone();
-                Some(if now < times.refresh_at() {
+                if now < times.refresh_at() {
                     Seen::Fresh(value)
                 } else {
                     Seen::Refresh(value)
-                })
+                }
             } else if now < times.stale_until() {
-                Some(Seen::Stale(entry.value.clone()))
-            } else if now < times.keep_until() {
-                None
+                Seen::Stale(entry.value.clone())
             } else {
-                Some(Seen::Gone)
+                dead.set(now >= times.keep_until());
+                Seen::Gone
             }
         });
         match seen {
-            Some(Some(Seen::Gone)) => {
-                self.drop_unusable(&owned(), now);
+            Some(Seen::Fresh(value)) => Seen::Fresh(value),
+            // Past `refresh_at`: what that means is decided out of line.
+            Some(Seen::Refresh(value)) => self.past_refresh_point(&owned(), value, now),
+            Some(Seen::Stale(value)) => Seen::Stale(value),
+            Some(Seen::Gone) | None => {
+                if dead.get() {
+                    self.drop_unusable(&owned(), now);
+                }
                 Seen::Gone
             }
-            // Past `refresh_at`: what that means is decided out of line.
-            Some(Some(Seen::Refresh(value))) => self.past_refresh_point(&owned(), value, now),
-            Some(Some(seen)) => seen,
-            Some(None) | None => Seen::Gone,
         }
     }
 
