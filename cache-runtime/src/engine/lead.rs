@@ -198,6 +198,40 @@ where
     K: CacheKey,
     V: CacheValue,
 {
+    /// One span per load, single-key or batch (never on a hit): which tier answered,
+    /// how it ended, how long it took and, for a batch, how many keys it loaded;
+    /// cheap when disabled, off below debug.
+    pub(super) fn load_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "stratacache.load",
+            cache = %self.name,
+            answered_by = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            micros = tracing::field::Empty,
+            keys = tracing::field::Empty,
+        )
+    }
+
+    /// Counts one loader run and its duration: the stats' histogram, and the
+    /// `metrics` facade's when that feature is on.
+    fn record_load(&self, took: std::time::Duration) {
+        self.stats.record_load(took);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let before = self
+            .recent_load_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let average = match before {
+            0 => micros,
+            _ => before.saturating_mul(7).saturating_add(micros) / 8,
+        };
+        self.recent_load_micros
+            .store(average, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("stratacache_load_duration_seconds", "cache" => self.name.to_string())
+            .record(took.as_secs_f64());
+        self.stats.bump(Counter::Load);
+    }
+
     /// Step 3 of every load, single-key or batch: the loader run in the cache's turn
     /// (if `max_loads` bounds it) by [`RunLoader`], its duration recorded; returns
     /// the outcome, the overrides and the duration.
