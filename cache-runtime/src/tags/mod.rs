@@ -13,8 +13,9 @@
 //! remembers the last version of the tag's Redis counter seen, to catch a missed
 //! invalidation.
 //!
-//! Entries hold their tags as [`TagStamp`]s (the counter and the version seen), so
-//! checking validity on a hit is a few atomic loads: no formatting, no map lookup, no
+//! A load holds its tags as [`TagStamp`]s (the counter and the version seen); an
+//! entry keeps them packed ([`PackedStamp`], and `l1/stamps.rs`), so checking
+//! validity on a hit is a few atomic loads: no formatting, no map lookup, no
 //! allocation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,9 +71,9 @@ impl RemoteVersion for AtomicU64 {
 }
 
 impl Default for TagCell {
-    /// A cell with a counter of its own: the global tag's or a cache's. The counter
-    /// lives as long as the process (8 bytes per cache): entries compare against it
-    /// by address.
+    /// A cell with a counter of its own: a cache's. The counter lives as long as the
+    /// process (8 bytes per cache, and caches are never dropped), since the stamps of
+    /// loads point at it.
     fn default() -> Self {
         Self {
             epoch: Box::leak(Box::new(AtomicU64::new(0))),
