@@ -4,8 +4,8 @@
 //!
 //! Tags whose names hash to the same counter share it: invalidating one drops the
 //! entries of the others too. That costs a spurious miss, never a stale read. With
-//! 2^20 counters, a process holding 10^5 live tags drops about one entry of another
-//! tag per ten invalidations.
+//! 2^20 counters and 10^5 live tags, about one invalidation in ten also drops the
+//! entries of one other tag.
 
 use std::hash::BuildHasher;
 use std::num::NonZeroU64;
