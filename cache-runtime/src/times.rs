@@ -78,22 +78,20 @@ pub(crate) struct EntryTimes {
 /// A distance that never ends (or, for the refresh lead, no refresh point).
 const NO_END: u32 = u32::MAX;
 
+/// A span of milliseconds as a distance, shortened to the longest one that ends.
+fn distance_of(span: u64) -> u32 {
+    u32::try_from(span).map_or(NO_END - 1, |span| span.min(NO_END - 1))
+}
+
 impl From<Times> for EntryTimes {
     fn from(times: Times) -> Self {
         let fresh_until = times.fresh_until.min(times.keep_until);
-        let distance = |until: u64| {
-            let until = until.min(times.keep_until);
-            if until == NEVER {
-                NO_END
-            } else {
-                let span = until.saturating_sub(fresh_until);
-                u32::try_from(span).unwrap_or(NO_END - 1).min(NO_END - 1)
-            }
+        let distance = |until: u64| match until.min(times.keep_until) {
+            NEVER => NO_END,
+            until => distance_of(until.saturating_sub(fresh_until)),
         };
         let refresh_lead = if times.refresh_at < fresh_until {
-            u32::try_from(fresh_until - times.refresh_at)
-                .unwrap_or(NO_END - 1)
-                .min(NO_END - 1)
+            distance_of(fresh_until - times.refresh_at)
         } else {
             NO_END
         };

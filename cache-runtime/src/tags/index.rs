@@ -74,7 +74,7 @@ fn shard(tag: &str) -> &'static RwLock<TagShard> {
     &NAMED[(hash >> 58) as usize % SHARDS]
 }
 
-/// The cell for `tag`, created at version 0 if nobody holds it.
+/// The cell for `tag`, created (on its name's shared counter) if nobody holds it.
 pub(crate) fn intern(tag: &str) -> Arc<TagCell> {
     let shard = shard(tag);
     if let Some(cell) = shard.read().cells.get(tag.as_bytes()) {
