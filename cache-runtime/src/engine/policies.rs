@@ -159,12 +159,16 @@ where
         self.options.fail_safe?;
         let now = clock::precise_ms();
         let kept = self.store.read(key, |entry| {
+            let keep_until = entry.times.keep_until();
+            if now >= keep_until {
+                return None;
+            }
             let stamps = entry.stamps.to_load(&self.tag)?;
-            (now < entry.times.keep_until()).then(|| Fallback {
+            Some(Fallback {
                 value: entry.value.clone(),
                 stamps,
                 fresh_for: entry.times.fresh_until().saturating_sub(now),
-                keep_for: entry.times.keep_until().saturating_sub(now),
+                keep_for: keep_until - now,
             })
         });
         kept.flatten().or_else(|| {

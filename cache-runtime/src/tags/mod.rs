@@ -210,6 +210,14 @@ impl TagStamp {
         self.cell.as_deref()
     }
 
+    /// Records a version of the tag's Redis counter (see [`TagCell::observe_remote`]);
+    /// nothing to record without a cell.
+    pub(crate) fn observe_remote(&self, seen: u64) {
+        if let Some(cell) = &self.cell {
+            cell.observe_remote(seen);
+        }
+    }
+
     pub(crate) fn version(&self) -> u64 {
         self.version
     }

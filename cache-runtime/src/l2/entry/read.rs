@@ -58,9 +58,7 @@ impl<K, V> Entries<'_, K, V> {
         };
         // What Redis says now may reveal an invalidation whose message never came.
         for (stamp, version) in stamps.iter().zip(&versions) {
-            if let Some(cell) = stamp.cell() {
-                cell.observe_remote(*version);
-            }
+            stamp.observe_remote(*version);
         }
         let Some(bytes) = bytes else {
             return Read::Miss {

@@ -68,9 +68,7 @@ impl<K, V> Entries<'_, K, V> {
                 versions.extend(these.iter().map(|&p| counter_versions[p - targets.len()]));
                 // What Redis says now may reveal an invalidation whose message never came.
                 for (stamp, version) in stamps.iter().zip(&versions) {
-                    if let Some(cell) = stamp.cell() {
-                        cell.observe_remote(*version);
-                    }
+                    stamp.observe_remote(*version);
                 }
                 previous = Some(these);
             }

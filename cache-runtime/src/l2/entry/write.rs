@@ -99,9 +99,7 @@ impl<K, V> Entries<'_, K, V> {
         for (stamp, version) in added.stamps.iter().zip(&versions) {
             // A counter past the last version this process knew: an invalidation it
             // was not told of yet. This bumps the local epoch, failing the check below.
-            if let Some(cell) = stamp.cell() {
-                cell.observe_remote(*version);
-            }
+            stamp.observe_remote(*version);
         }
         if !tags::all_current(&added.stamps) {
             tracing::debug!(cache = %self.cache, "stratacache: a tag the loader added was invalidated after the load; its value is not written to Redis");
