@@ -10,7 +10,8 @@
 //! The difference of the two totals over 100,000 is one hit's instructions, setup and
 //! process start cancelling out. Subjects: `stratacache` (a `#[cached]` function, u64
 //! key, 64-byte `String` value, 1,024 warm keys) and `quick_cache` (a raw
-//! `quick_cache::sync::Cache::get` of the same key and value).
+//! `quick_cache::sync::Cache::get` of the same key and value); `stratacache-swr` is
+//! the first with `stale_while_revalidate`, whose loads may run in the background.
 //!
 //! `fill-stratacache N` and `fill-quick_cache N` count a fill the same way: N distinct
 //! keys, each a miss that runs the loader and stores its value (for quick_cache: the
@@ -20,6 +21,12 @@ use std::hint::black_box;
 
 #[stratacache::cached(ttl = "1h", tags = ["users", "user:{id}"], name = "count.hit")]
 async fn cached_value(id: u64) -> String {
+    format!("{id:064}")
+}
+
+/// The same with `stale_while_revalidate`: its loads may run in the background.
+#[stratacache::cached(ttl = "1h", tags = ["users", "user:{id}"], name = "count.swr", stale_while_revalidate)]
+async fn refreshed_value(id: u64) -> String {
     format!("{id:064}")
 }
 
@@ -33,7 +40,9 @@ const KEYS: u64 = 1_024;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [subject, hits] = args.as_slice() else {
-        eprintln!("usage: hit_count ([fill-]stratacache | [fill-]quick_cache) COUNT");
+        eprintln!(
+            "usage: hit_count ([fill-]stratacache | stratacache-swr | [fill-]quick_cache) COUNT"
+        );
         std::process::exit(2);
     };
     let hits: u64 = hits.parse().expect("HITS is a number");
@@ -44,6 +53,14 @@ fn main() {
             }
             for i in 0..hits {
                 black_box(stratacache::block_on(cached_value(black_box(i % KEYS))));
+            }
+        }
+        "stratacache-swr" => {
+            for id in 0..KEYS {
+                stratacache::block_on(refreshed_value(id));
+            }
+            for i in 0..hits {
+                black_box(stratacache::block_on(refreshed_value(black_box(i % KEYS))));
             }
         }
         "quick_cache" => {

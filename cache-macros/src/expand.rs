@@ -100,7 +100,7 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
     let loader = checked_loader(plan, output, quote!(async move #block));
     quote! {
         __stratacache_cache
-            .get_or_load::<#shape, _, _>(__stratacache_key, __stratacache_share, move || {
+            .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, move || {
                 (#tags, #loader)
             })
             .await

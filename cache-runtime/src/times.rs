@@ -129,6 +129,12 @@ impl EntryTimes {
         self.after_freshness(self.keep_for)
     }
 
+    /// Fresh, and not yet at the refresh point: served with nothing to decide.
+    #[inline]
+    pub(crate) fn is_fresh_before_refresh(&self, now: u64) -> bool {
+        now < self.fresh_until && now < self.refresh_at()
+    }
+
     #[inline]
     pub(crate) fn refresh_at(&self) -> u64 {
         if self.refresh_lead == NO_END {

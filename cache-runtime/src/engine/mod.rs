@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+mod answer;
 mod batch;
 pub(crate) mod bulkhead;
 mod entry_ops;
@@ -25,6 +26,7 @@ mod xfetch;
 
 pub(crate) use crate::times::{Lifetime, NEVER};
 pub use crate::values::{Borrowed, CacheKey, CacheValue, KeyArg};
+pub use answer::Answer;
 pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
@@ -114,13 +116,18 @@ where
     /// Cache-aside call whose loader may borrow the caller's arguments. A stale value
     /// is never served here (serving it needs a background refresh, hence
     /// [`get_or_load_refreshing`](Self::get_or_load_refreshing)).
-    pub async fn get_or_load<S, M, F>(
-        &self,
-        key: impl KeyArg<K>,
+    ///
+    /// The lookup happens in this call, not in the first poll: a hit returns an
+    /// [`Answer`] already holding the output.
+    #[inline]
+    pub fn get_or_load<'a, S, M, F, Q>(
+        &'a self,
+        key: Q,
         share: ShareFn<S>,
         make: M,
-    ) -> S::Out
+    ) -> Answer<S::Out, impl Future<Output = S::Out> + use<'a, K, V, S, M, F, Q>>
     where
+        Q: KeyArg<K>,
         S: Shape<Value = V>,
         S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F),
@@ -128,15 +135,21 @@ where
     {
         let forced = entry_ops::reload_requested();
         if !forced {
-            let seen = self.lookup_by(key.lookup(), || key.to_key());
-            if let Seen::Fresh(value) | Seen::Refresh(value) = seen {
+            let value = match self.fresh_value(key.lookup()) {
+                Some(value) => Some(value),
+                None => self.servable_without_refresh(&key),
+            };
+            if let Some(value) = value {
                 self.stats.bump(Counter::L1Hit);
-                return S::join(value);
+                return Answer::Ready(Some(S::join(value)));
             }
         }
-        // Boxed: the miss path's future (Redis calls, the loader) is large, and an
-        // unboxed one would make every hit's future as large, costing a copy per hit.
-        Box::pin(self.load::<S, _, _>(key.into_key(), share, make, forced)).await
+        Answer::Load(Box::pin(self.load::<S, _, _>(
+            key.into_key(),
+            share,
+            make,
+            forced,
+        )))
     }
 
     /// Cache-aside call with background refreshes: inside the stale-while-revalidate
@@ -145,61 +158,88 @@ where
     /// runtime (outside a runtime, a stale value is not served: the caller loads).
     /// `prepare` makes the loader, which owns what it needs (it may run in a task): it
     /// is only called when a load or refresh starts, so a hit copies no argument.
-    pub async fn get_or_load_refreshing<S, M, F>(
+    #[inline]
+    pub fn get_or_load_refreshing<S, M, F>(
         &'static self,
         key: impl KeyArg<K>,
         share: ShareFn<S>,
         prepare: impl FnOnce() -> M,
         timed_out: TimedOutFn<S>,
-    ) -> S::Out
+    ) -> Answer<S::Out, dyn Future<Output = S::Out> + Send>
     where
         S: Shape<Value = V> + 'static,
         S::Out: Send + 'static,
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,
     {
-        if entry_ops::reload_requested() {
-            return Box::pin(self.load::<S, _, _>(key.into_key(), share, prepare(), true)).await;
-        }
-        match self.lookup_by(key.lookup(), || key.to_key()) {
-            Seen::Fresh(value) => {
+        let forced = entry_ops::reload_requested();
+        if !forced {
+            if let Some(value) = self.fresh_value(key.lookup()) {
                 self.stats.bump(Counter::L1Hit);
-                S::join(value)
+                return Answer::Ready(Some(S::join(value)));
             }
+        }
+        self.answer_refreshing::<S, M, F>(forced, key, share, prepare, timed_out)
+    }
+
+    /// The rest of [`get_or_load_refreshing`](Self::get_or_load_refreshing), out of
+    /// line to keep the common hit small.
+    #[inline(never)]
+    fn answer_refreshing<S, M, F>(
+        &'static self,
+        forced: bool,
+        key: impl KeyArg<K>,
+        share: ShareFn<S>,
+        prepare: impl FnOnce() -> M,
+        timed_out: TimedOutFn<S>,
+    ) -> Answer<S::Out, dyn Future<Output = S::Out> + Send>
+    where
+        S: Shape<Value = V> + 'static,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F) + Send + 'static,
+        F: Future<Output = S::Out> + Send + 'static,
+    {
+        if forced {
+            return Answer::Load(Box::pin(self.load::<S, _, _>(
+                key.into_key(),
+                share,
+                prepare(),
+                true,
+            )));
+        }
+        let served = match self.lookup_by(key.lookup(), || key.to_key()) {
+            Seen::Fresh(value) => value,
             Seen::Refresh(value) => {
-                self.stats.bump(Counter::L1Hit);
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     self.refresh_detached::<S, _, _>(runtime, key.into_key(), share, prepare);
                 }
-                S::join(value)
+                value
             }
             Seen::Stale(value) => match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    self.stats.bump(Counter::L1Hit);
                     self.stats.bump(Counter::StaleServed);
                     self.refresh_detached::<S, _, _>(runtime, key.into_key(), share, prepare);
-                    S::join(value)
+                    value
                 }
                 Err(_) => {
                     let load = self.load::<S, _, _>(key.into_key(), share, prepare(), false);
-                    Box::pin(load).await
+                    return Answer::Load(Box::pin(load));
                 }
             },
             Seen::Gone => {
                 let (key, make) = (key.into_key(), prepare());
                 let may_answer_early =
                     self.options.timeout.is_some() || self.options.stale_window.is_some();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) if may_answer_early => {
-                        Box::pin(
-                            self.load_detached::<S, _, _>(key, share, make, runtime, timed_out),
-                        )
-                        .await
-                    }
-                    _ => Box::pin(self.load::<S, _, _>(key, share, make, false)).await,
-                }
+                return match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) if may_answer_early => Answer::Load(Box::pin(
+                        self.load_detached::<S, _, _>(key, share, make, runtime, timed_out),
+                    )),
+                    _ => Answer::Load(Box::pin(self.load::<S, _, _>(key, share, make, false))),
+                };
             }
-        }
+        };
+        self.stats.bump(Counter::L1Hit);
+        Answer::Ready(Some(S::join(served)))
     }
 
     /// Starts one refresh of `key` in a task on `runtime`, unless one that may still
@@ -220,6 +260,34 @@ where
             let make = prepare();
             runtime
                 .spawn(async move { drop(self.lead::<S, _, _>(key, flight, share, make).await) });
+        }
+    }
+
+    /// The common hit, with nothing to decide: a fresh entry before its refresh
+    /// point. `None` sends the caller to [`lookup_by`](Self::lookup_by), which
+    /// handles the rest (refresh points, stale windows, dead entries).
+    #[inline(always)]
+    fn fresh_value<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
+    {
+        let now = clock::coarse_ms();
+        self.store
+            .read(key, |entry| {
+                let fresh = entry.times.is_fresh_before_refresh(now);
+                (fresh && entry.stamps.are_current(&self.tag)).then(|| entry.value.clone())
+            })
+            .flatten()
+    }
+
+    /// What a call that never serves stale values can return once
+    /// [`fresh_value`](Self::fresh_value) found nothing: out of line, to keep the
+    /// common hit small.
+    #[inline(never)]
+    fn servable_without_refresh(&self, key: &impl KeyArg<K>) -> Option<V> {
+        match self.lookup_by(key.lookup(), || key.to_key()) {
+            Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
+            Seen::Stale(_) | Seen::Gone => None,
         }
     }
 

@@ -69,7 +69,7 @@ where
         M: FnOnce() -> (Tags, F) + 'static,
         F: Future<Output = S::Out> + 'static,
     {
-        self.cache.get_or_load::<S, M, F>(key, share, make)
+        self.cache.get_or_load::<S, M, F, K>(key, share, make)
     }
 
     fn get_or_load_refreshing<M, F>(

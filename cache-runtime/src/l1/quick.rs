@@ -59,7 +59,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>
     where
         Q: ?Sized + Hash + quick_cache::Equivalent<K>,
