@@ -202,6 +202,16 @@ async fn miss_then_hit() {
         (stats.misses, stats.l1_hits, stats.loads, stats.entries),
         (1, 2, 1, 1)
     );
+    // A hit is answered in the call, with no load future behind it; a miss, with one.
+    let make = || counting(&calls, Duration::ZERO, &[], "two".to_string());
+    let hit = cache
+        .cache
+        .get_or_load::<Whole<String>, _, _, _>(1, NO_SHARE, make());
+    assert!(matches!(hit, Answer::Ready(Some(ref out)) if out == "one"));
+    let miss = cache
+        .cache
+        .get_or_load::<Whole<String>, _, _, _>(2, NO_SHARE, make());
+    assert!(matches!(miss, Answer::Load(_)));
 }
 
 async fn thousand_callers_one_load() {
