@@ -11,7 +11,8 @@
 //! process start cancelling out. Subjects: `stratacache` (a `#[cached]` function, u64
 //! key, 64-byte `String` value, 1,024 warm keys) and `quick_cache` (a raw
 //! `quick_cache::sync::Cache::get` of the same key and value); `stratacache-swr` is
-//! the first with `stale_while_revalidate`, whose loads may run in the background.
+//! the first with `stale_while_revalidate`, whose loads may run in the background;
+//! `stratacache-sync` the first as a sync `fn`, called with no future.
 //!
 //! `fill-stratacache N` and `fill-quick_cache N` count a fill the same way: N distinct
 //! keys, each a miss that runs the loader and stores its value (for quick_cache: the
@@ -30,6 +31,12 @@ async fn refreshed_value(id: u64) -> String {
     format!("{id:064}")
 }
 
+/// The same as a sync function: no future at all on a hit.
+#[stratacache::cached(ttl = "1h", tags = ["users", "user:{id}"], name = "count.sync")]
+fn sync_value(id: u64) -> String {
+    format!("{id:064}")
+}
+
 #[stratacache::cached(ttl = "1h", tags = ["users", "user:{id}"], name = "count.fill", capacity = 1_000_000)]
 async fn filled_value(id: u64) -> String {
     format!("{id:064}")
@@ -41,7 +48,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [subject, hits] = args.as_slice() else {
         eprintln!(
-            "usage: hit_count ([fill-]stratacache | stratacache-swr | [fill-]quick_cache) COUNT"
+            "usage: hit_count ([fill-]stratacache | stratacache-swr | stratacache-sync | [fill-]quick_cache) COUNT"
         );
         std::process::exit(2);
     };
@@ -61,6 +68,14 @@ fn main() {
             }
             for i in 0..hits {
                 black_box(stratacache::block_on(refreshed_value(black_box(i % KEYS))));
+            }
+        }
+        "stratacache-sync" => {
+            for id in 0..KEYS {
+                sync_value(id);
+            }
+            for i in 0..hits {
+                black_box(sync_value(black_box(i % KEYS)));
             }
         }
         "quick_cache" => {

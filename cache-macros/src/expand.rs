@@ -76,10 +76,10 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let call = if plan.background {
         background_call(plan, &output, block)
     } else if plan.sync {
-        let call = inline_call(plan, &output, block);
-        quote!(#krate::__private::block_on(async move { #call }))
+        // A hit returns at once; only a miss is driven by `block_on`.
+        inline_call(plan, &output, block, quote!(.wait()))
     } else {
-        inline_call(plan, &output, block)
+        inline_call(plan, &output, block, quote!(.await))
     };
     quote! {
         #(#attrs)*
@@ -93,8 +93,9 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     }
 }
 
-/// The loader may borrow the arguments: it runs inside this call's future.
-fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
+/// The loader may borrow the arguments: it runs inside this call's future, which
+/// `finish` awaits (or, for a sync function, waits for).
+fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStream) -> TokenStream {
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
     let loader = checked_loader(plan, output, quote!(async move #block));
@@ -103,7 +104,7 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
             .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, move || {
                 (#tags, #loader)
             })
-            .await
+            #finish
     }
 }
 
