@@ -79,7 +79,9 @@ where
                 stamps,
             })
         };
-        match self.entries_for(target).read(target, stamps).await {
+        // Each Redis step is boxed: its future is large, and unboxed it would make
+        // every load's future as large, a local fill's too, costing copies per fill.
+        match Box::pin(self.entries_for(target).read(target, stamps)).await {
             Read::Hit {
                 value,
                 lifetime,
@@ -137,11 +139,7 @@ where
             return Ok(None);
         };
         let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
-        match self
-            .entries_for(target)
-            .fleet_lock(target, stamps, recheck)
-            .await
-        {
+        match Box::pin(self.entries_for(target).fleet_lock(target, stamps, recheck)).await {
             Locked::Holder { key, token } => Ok(Some((key, token))),
             Locked::Value {
                 value,
@@ -170,13 +168,11 @@ where
         if flight.is_doomed() {
             return;
         }
-        let written = self
-            .entries_for(target)
-            .write(target, value, versions, lifetime, added_tags)
-            .await;
+        let entries = self.entries_for(target);
+        let written = Box::pin(entries.write(target, value, versions, lifetime, added_tags)).await;
         if written && flight.is_forced() {
             // Other processes drop their copy and read this one from Redis.
-            let _ = self.announce(target).await;
+            let _ = Box::pin(self.announce(target)).await;
         }
     }
 
@@ -202,7 +198,7 @@ where
     /// Releases the fleet lock a leader holds, if it holds one.
     pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
         if let (Some(target), Some(held)) = (target, held) {
-            self.entries_for(target).unlock(target, held).await;
+            Box::pin(self.entries_for(target).unlock(target, held)).await;
         }
     }
 

@@ -618,3 +618,19 @@ fn a_hit_future_stays_small() {
     let size = std::mem::size_of_val(&call);
     assert!(size <= 256, "get_or_load's future is {size} bytes");
 }
+
+/// A miss boxes its load future, and each move of it (into the box, into its
+/// parents' states) copies all of it: the Redis steps are boxed where they are
+/// awaited so that a local fill does not pay for their size. Inline, the load's
+/// future was 4.5 KiB.
+#[test]
+fn a_load_future_does_not_carry_the_redis_steps() {
+    let cache = leak::<u64, Whole<String>>(CacheOptions::default());
+    let calls = Counted::default();
+    let make = counting(&calls, Duration::ZERO, &[], "one".to_string());
+    let load = cache
+        .cache
+        .load::<Whole<String>, _, _>(1, NO_SHARE, make, false);
+    let size = std::mem::size_of_val(&load);
+    assert!(size <= 3 * 1024, "the load future takes {size} bytes");
+}
