@@ -26,15 +26,22 @@ use crate::this_load::Overrides;
 /// A load whose loader is about to run: what steps 1 and 2 found, carried to step 4.
 pub(super) struct Pending<'a, K: CacheKey, V: CacheValue> {
     lead: Lead<'a, K, V>,
-    target: Option<Target>,
     stamps: Stamps,
+    /// `None` without a Redis target: a local load carries none of it.
+    shared: Option<Box<SharedLoad<V>>>,
+    span: tracing::Span,
+    began: Instant,
+}
+
+/// What a load with a Redis target found there. Boxed: a load's future holds its
+/// `Pending`, and every move of that future copies it whole.
+struct SharedLoad<V> {
+    target: Target,
     /// The tag versions read before the loader ran; `None`: do not write back.
     versions: Option<Vec<u64>>,
     fallback: Option<SharedFallback<V>>,
     /// The fleet lock, released after the write-back.
     held: Option<(String, String)>,
-    span: tracing::Span,
-    began: Instant,
 }
 
 /// A caller's part in the load of its key.
@@ -45,8 +52,6 @@ pub(super) enum Role<V> {
 }
 
 /// What steps 1 and 2 leave: an answer from Redis, or a load to run.
-// Made once per load and moved once: boxing `Load` would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Prepared<'a, K: CacheKey, V: CacheValue> {
     Answered(V),
     Load(Pending<'a, K, V>),
@@ -55,6 +60,18 @@ pub(super) enum Prepared<'a, K: CacheKey, V: CacheValue> {
 impl<K: CacheKey, V: CacheValue> Pending<'_, K, V> {
     fn finish(&self, answered_by: &str, outcome: &str) {
         record_answer(&self.span, self.began, answered_by, outcome);
+    }
+
+    /// The fleet lock this load holds, taken for release, and where it is held.
+    fn held_lock(&mut self) -> (Option<&Target>, Option<(String, String)>) {
+        match self.shared.as_deref_mut() {
+            Some(shared) => (Some(&shared.target), shared.held.take()),
+            None => (None, None),
+        }
+    }
+
+    fn take_fallback(&mut self) -> Option<SharedFallback<V>> {
+        self.shared.as_mut()?.fallback.take()
     }
 }
 
@@ -169,14 +186,14 @@ where
         let (tags, loader) = span.in_scope(make);
         // 1. read the shared tier, 2. take the fleet lock.
         let prepared = self.prepare::<S::Out>(key, flight, &tags, span.clone());
-        let load = match prepared.instrument(span.clone()).await {
+        let mut load = match prepared.instrument(span.clone()).await {
             Prepared::Answered(value) => return (S::join(value), Origin::L2),
             Prepared::Load(load) => load,
         };
         // 3. run the loader, in its turn if `max_loads` bounds this cache.
         let (outcome, overrides, _) = self.run_loader(loader, &span).await;
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
-        let settled = self.settle_outcome::<S>(load, outcome, overrides, share);
+        let settled = self.settle_outcome::<S>(&mut load, outcome, overrides, share);
         settled.instrument(span).await
     }
 
@@ -215,13 +232,18 @@ where
                 return Prepared::Answered(value);
             }
         };
+        let shared = target.map(|target| {
+            Box::new(SharedLoad {
+                target,
+                versions,
+                fallback,
+                held,
+            })
+        });
         Prepared::Load(Pending {
             lead,
-            target,
             stamps,
-            versions,
-            fallback,
-            held,
+            shared,
             span,
             began,
         })
@@ -230,7 +252,7 @@ where
     /// Steps 4 to 7: what is cached and what the waiters get, then L1, then Redis.
     pub(super) async fn settle_outcome<S>(
         &self,
-        mut load: Pending<'_, K, V>,
+        load: &mut Pending<'_, K, V>,
         outcome: Outcome<S::Out>,
         overrides: Overrides,
         share: ShareFn<S>,
@@ -241,7 +263,9 @@ where
     {
         let out = match outcome {
             Ok(out) => out,
-            Err(payload) => return self.settle_panic::<S>(load, payload).await,
+            // Boxed, as every step that only some loads take: a load's future is as
+            // large as its largest step, and is copied whole on each move.
+            Err(payload) => return Box::pin(self.settle_panic::<S>(load, payload)).await,
         };
         let value = match S::split(out) {
             Split::Store(value) => value,
@@ -250,9 +274,11 @@ where
                 value
             }
             Split::Error(out) => {
-                self.unlock(&load.target, load.held.take()).await;
+                let (target, held) = load.held_lock();
+                self.unlock(target, held).await;
                 self.stats.bump(Counter::LoadError);
-                if let Some(fallback) = self.fallback(&load.lead.key, load.fallback.take()) {
+                let kept = load.take_fallback();
+                if let Some(fallback) = self.fallback(&load.lead.key, kept) {
                     load.finish("loader", "fail-safe");
                     let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
                     return (out, Origin::FailSafe);
@@ -260,7 +286,8 @@ where
                 return self.settle_without_value::<S>(load, out, share, "error");
             }
             Split::Empty(out) => {
-                self.unlock(&load.target, load.held.take()).await;
+                let (target, held) = load.held_lock();
+                self.unlock(target, held).await;
                 return self.settle_without_value::<S>(load, out, share, "empty");
             }
         };
@@ -272,7 +299,7 @@ where
     /// they load in turn.
     fn settle_without_value<S>(
         &self,
-        mut load: Pending<'_, K, V>,
+        load: &mut Pending<'_, K, V>,
         out: S::Out,
         share: ShareFn<S>,
         outcome: &str,
@@ -289,17 +316,19 @@ where
 
     async fn settle_panic<S>(
         &self,
-        mut load: Pending<'_, K, V>,
+        load: &mut Pending<'_, K, V>,
         payload: Box<dyn Any + Send>,
     ) -> (S::Out, Origin)
     where
         S: Shape<Value = V>,
         S::Out: Send + 'static,
     {
-        self.unlock(&load.target, load.held.take()).await;
+        let (target, held) = load.held_lock();
+        self.unlock(target, held).await;
         self.stats.bump(Counter::LoadError);
         let message = panic_message(&*payload).to_owned();
-        if let Some(fallback) = self.fallback(&load.lead.key, load.fallback.take()) {
+        let kept = load.take_fallback();
+        if let Some(fallback) = self.fallback(&load.lead.key, kept) {
             tracing::error!(cache = %self.name, panic = %message, "stratacache: the loader panicked; answered with the fail-safe value");
             load.finish("loader", "fail-safe");
             let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
@@ -315,20 +344,24 @@ where
     /// Steps 5 to 7 for a value: land in L1 under the tags the loader added too,
     /// answering the waiters; then write back (waiters do not wait for Redis); then
     /// release the lock, so processes waiting on it find the value, not a free lock.
-    async fn store_loaded(&self, mut load: Pending<'_, K, V>, value: &V, overrides: Overrides) {
+    async fn store_loaded(&self, load: &mut Pending<'_, K, V>, value: &V, overrides: Overrides) {
         let settled = self.settle_overrides(overrides);
         let landed = Landed::Value(value.clone(), Origin::Loader);
         load.lead
             .land::<()>(landed, settled.keep(value, &load.stamps));
-        if let (Some(target), Some(versions), false) =
-            (&load.target, load.versions.take(), settled.skip)
-        {
-            let lifetime = settled.written_lifetime(&self.options);
-            let flight = &load.lead.flight;
-            self.write_back_after_load(flight, target, value, versions, lifetime, &settled.added)
-                .await;
+        let shared = load.shared.as_deref_mut();
+        if let (Some(shared), false) = (shared, settled.skip) {
+            if let Some(versions) = shared.versions.take() {
+                let lifetime = settled.written_lifetime(&self.options);
+                let (flight, target) = (&load.lead.flight, &shared.target);
+                let added = &settled.added;
+                let write =
+                    self.write_back_after_load(flight, target, value, versions, lifetime, added);
+                Box::pin(write).await;
+            }
         }
-        self.unlock(&load.target, load.held.take()).await;
+        let (target, held) = load.held_lock();
+        self.unlock(target, held).await;
         load.finish("loader", "ok");
     }
 }

@@ -3,6 +3,8 @@
 //! 7). The protocol itself (keys, envelopes, the lock) is in `l2/entry/`; what is
 //! here decides what a leader does with what Redis answered.
 
+use std::future::Future;
+
 use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue};
 use crate::l2::entry::{AddedTags, Entries, Locked, Read, SharedFallback, Target};
@@ -196,9 +198,24 @@ where
     }
 
     /// Releases the fleet lock a leader holds, if it holds one.
-    pub(super) async fn unlock(&self, target: &Option<Target>, held: Option<(String, String)>) {
-        if let (Some(target), Some(held)) = (target, held) {
-            Box::pin(self.entries_for(target).unlock(target, held)).await;
+    pub(super) fn unlock<'a>(
+        &'a self,
+        target: Option<&'a Target>,
+        held: Option<(String, String)>,
+    ) -> impl Future<Output = ()> + 'a {
+        // Boxed only when there is a lock to release, so that every step that may
+        // release one stays small in the load's future.
+        let release = match (target, held) {
+            (Some(target), Some(held)) => {
+                let entries = self.entries_for(target);
+                Some(Box::pin(async move { entries.unlock(target, held).await }))
+            }
+            _ => None,
+        };
+        async move {
+            if let Some(release) = release {
+                release.await;
+            }
         }
     }
 

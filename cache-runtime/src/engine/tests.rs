@@ -620,9 +620,10 @@ fn a_hit_future_stays_small() {
 }
 
 /// A miss boxes its load future, and each move of it (into the box, into its
-/// parents' states) copies all of it: the Redis steps are boxed where they are
-/// awaited so that a local fill does not pay for their size. Inline, the load's
-/// future was 4.5 KiB.
+/// parents' states) copies all of it: the Redis steps, and what a load found in
+/// Redis, are boxed where they are used, so that a local fill does not pay for their
+/// size. Inline, the load's future was 4.5 KiB; within 1 KiB its box comes from
+/// glibc's per-thread cache (blocks up to 1,032 bytes), at a fraction of the cost.
 #[test]
 fn a_load_future_does_not_carry_the_redis_steps() {
     let cache = leak::<u64, Whole<String>>(CacheOptions::default());
@@ -632,5 +633,5 @@ fn a_load_future_does_not_carry_the_redis_steps() {
         .cache
         .load::<Whole<String>, _, _>(1, NO_SHARE, make, false);
     let size = std::mem::size_of_val(&load);
-    assert!(size <= 3 * 1024, "the load future takes {size} bytes");
+    assert!(size <= 1024, "the load future takes {size} bytes");
 }
