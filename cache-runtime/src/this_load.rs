@@ -11,7 +11,7 @@
 //! attribute's tags: an invalidation of it that lands while the load runs may be
 //! missed. Put tags in the attribute when the arguments name them.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -23,26 +23,42 @@ pub(crate) struct Overrides {
     pub(crate) invalid: bool,
 }
 
-pub(crate) type Shared = Arc<Mutex<Overrides>>;
-
-tokio::task_local! {
-    static CURRENT: Shared;
+thread_local! {
+    /// The overrides of the loader being polled on this thread, if one is.
+    static CURRENT: RefCell<Option<Overrides>> = const { RefCell::new(None) };
 }
 
-/// Runs `poll` (one poll of a loader) with `overrides` as this load's.
-pub(crate) fn poll_in<R>(overrides: &Shared, poll: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(overrides.clone(), poll)
+/// Runs `poll` (one poll of a loader) with `overrides` as this load's: they are moved
+/// in for the poll and back out after it. A loader is polled on one thread at a
+/// time, so this is what a task-local would do, without a shared allocation per
+/// load; a cached call nested in the loader moves its own in and out inside.
+pub(crate) fn poll_in<R>(overrides: &mut Overrides, poll: impl FnOnce() -> R) -> R {
+    let outer = CURRENT.with(|current| current.replace(Some(std::mem::take(overrides))));
+    let _scope = Scope {
+        load: overrides,
+        outer,
+    };
+    poll()
 }
 
-/// What the loader decided, once it has finished.
-pub(crate) fn take(overrides: &Shared) -> Overrides {
-    std::mem::take(&mut *overrides.lock().unwrap_or_else(|e| e.into_inner()))
+/// Moves a load's overrides back out when its poll ends, even by a panic.
+struct Scope<'a> {
+    load: &'a mut Overrides,
+    outer: Option<Overrides>,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        let polled = CURRENT.with(|current| current.replace(outer));
+        *self.load = polled.unwrap_or_default();
+    }
 }
 
 fn with(f: impl FnOnce(&mut Overrides)) -> bool {
     CURRENT
-        .try_with(|shared| f(&mut shared.lock().unwrap_or_else(|e| e.into_inner())))
-        .is_ok()
+        .try_with(|current| current.borrow_mut().as_mut().map(f).is_some())
+        .unwrap_or(false)
 }
 
 /// Caches this load's value for `ttl` instead of the attribute's ttl.
@@ -67,4 +83,39 @@ pub(crate) fn refuse_invalid() -> bool {
         o.skip = true;
         o.invalid = true;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nested_load_keeps_its_overrides_apart_from_the_outer_one() {
+        let (mut outer, mut inner) = (Overrides::default(), Overrides::default());
+        poll_in(&mut outer, || {
+            assert!(set_ttl(Duration::from_secs(1)));
+            poll_in(&mut inner, || assert!(add_tag("inner")));
+            assert!(add_tag("outer"));
+        });
+        assert_eq!(
+            (outer.ttl, outer.tags),
+            (Some(Duration::from_secs(1)), vec!["outer".into()])
+        );
+        assert_eq!((inner.ttl, inner.tags), (None, vec!["inner".to_string()]));
+        assert!(!skip_caching(), "outside a load, nothing to override");
+    }
+
+    #[test]
+    fn a_poll_that_panics_hands_its_overrides_back() {
+        let mut load = Overrides::default();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll_in(&mut load, || {
+                skip_caching();
+                panic!("the loader failed");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert!(load.skip);
+        assert!(!skip_caching(), "the thread is outside any load again");
+    }
 }

@@ -280,7 +280,7 @@ where
 pub(super) struct RunLoader<F> {
     loader: std::pin::Pin<Box<F>>,
     span: tracing::Span,
-    overrides: this_load::Shared,
+    overrides: Overrides,
 }
 
 impl<F: Future> RunLoader<F> {
@@ -288,7 +288,7 @@ impl<F: Future> RunLoader<F> {
         Self {
             loader: Box::pin(loader),
             span,
-            overrides: this_load::Shared::default(),
+            overrides: Overrides::default(),
         }
     }
 }
@@ -298,7 +298,7 @@ impl<F: Future> Future for RunLoader<F> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        poll_loader(this.loader.as_mut(), cx, &this.span, &this.overrides)
+        poll_loader(this.loader.as_mut(), cx, &this.span, &mut this.overrides)
     }
 }
 
@@ -306,7 +306,7 @@ fn poll_loader<Out>(
     loader: std::pin::Pin<&mut (dyn Future<Output = Out> + '_)>,
     cx: &mut std::task::Context<'_>,
     span: &tracing::Span,
-    overrides: &this_load::Shared,
+    overrides: &mut Overrides,
 ) -> Poll<(Outcome<Out>, Overrides)> {
     let _entered = span.enter();
     let polled = this_load::poll_in(overrides, || {
@@ -314,8 +314,8 @@ fn poll_loader<Out>(
     });
     match polled {
         Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), this_load::take(overrides))),
-        Err(payload) => Poll::Ready((Err(payload), this_load::take(overrides))),
+        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
+        Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
     }
 }
 

@@ -30,7 +30,8 @@ pub(super) struct Pending<'a, K: CacheKey, V: CacheValue> {
     /// `None` without a Redis target: a local load carries none of it.
     shared: Option<Box<SharedLoad<V>>>,
     span: tracing::Span,
-    began: Instant,
+    /// When the load began, for its span; `None` when no subscriber records the span.
+    began: Option<Instant>,
 }
 
 /// What a load with a Redis target found there. Boxed: a load's future holds its
@@ -205,7 +206,7 @@ where
         tags: &[String],
         span: tracing::Span,
     ) -> Prepared<'_, K, V> {
-        let began = Instant::now();
+        let began = (!span.is_disabled()).then(Instant::now);
         let mut lead = Lead {
             cache: self,
             key,
@@ -366,7 +367,9 @@ where
     }
 }
 
-fn record_answer(span: &tracing::Span, began: Instant, answered_by: &str, outcome: &str) {
+fn record_answer(span: &tracing::Span, began: Option<Instant>, answered_by: &str, outcome: &str) {
+    // Reading the clock costs more than the rest of a disabled span.
+    let Some(began) = began else { return };
     span.record("answered_by", answered_by);
     span.record("outcome", outcome);
     span.record("micros", began.elapsed().as_micros() as u64);
