@@ -19,6 +19,7 @@ mod lead;
 mod options;
 mod pipeline;
 mod policies;
+mod read;
 mod shared;
 mod shared_many;
 mod sliding;
@@ -31,6 +32,7 @@ pub(crate) use entry_ops::observed;
 pub use entry_ops::refresh;
 pub(crate) use lead::catch_unwind;
 pub use options::CacheOptions;
+use read::Seen;
 
 use crate::clock;
 use crate::error::TimedOut;
@@ -71,16 +73,6 @@ pub struct Cache<K, V> {
     recent_load_micros: std::sync::atomic::AtomicU64,
     /// The store part the next sweep visits.
     sweep_cursor: std::sync::atomic::AtomicUsize,
-}
-
-enum Seen<V> {
-    Fresh(V),
-    /// Fresh, and past the refresh-ahead point.
-    Refresh(V),
-    /// Past its ttl, inside the stale-while-revalidate window.
-    Stale(V),
-    /// Nothing servable (an entry kept only as a fail-safe fallback counts as nothing).
-    Gone,
 }
 
 impl<K, V> Cache<K, V>
@@ -260,117 +252,6 @@ where
             let make = prepare();
             runtime
                 .spawn(async move { drop(self.lead::<S, _, _>(key, flight, share, make).await) });
-        }
-    }
-
-    /// The common hit, with nothing to decide: a fresh entry before its refresh
-    /// point. `None` sends the caller to [`lookup_by`](Self::lookup_by), which
-    /// handles the rest (refresh points, stale windows, dead entries).
-    #[inline(always)]
-    fn fresh_value<Q>(&self, key: &Q) -> Option<V>
-    where
-        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
-    {
-        let now = clock::coarse_ms();
-        self.store
-            .read(key, |entry| {
-                let fresh = entry.times.is_fresh_before_refresh(now);
-                (fresh && entry.stamps.are_current(&self.tag)).then(|| entry.value.clone())
-            })
-            .flatten()
-    }
-
-    /// What a call that never serves stale values can return once
-    /// [`fresh_value`](Self::fresh_value) found nothing: out of line, to keep the
-    /// common hit small.
-    #[inline(never)]
-    fn servable_without_refresh(&self, key: &impl KeyArg<K>) -> Option<V> {
-        match self.lookup_by(key.lookup(), || key.to_key()) {
-            Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
-            Seen::Stale(_) | Seen::Gone => None,
-        }
-    }
-
-    #[inline]
-    fn lookup(&self, key: &K) -> Seen<V> {
-        self.lookup_by(key, || key.clone())
-    }
-
-    /// [`lookup`](Self::lookup) by a borrowed form of the key; `owned` makes the key
-    /// for the rare answers that need one (a dead entry, a refresh point).
-    #[inline]
-    fn lookup_by<Q>(&self, key: &Q, owned: impl FnOnce() -> K) -> Seen<V>
-    where
-        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
-    {
-        let now = clock::coarse_ms();
-        let dead = std::cell::Cell::new(false);
-        // An entry's freshness and stale window end within its keep window
-        // (`EntryTimes`): within them it is retained, unless a tag was invalidated.
-        // Past them it is kept only as a fail-safe fallback: nothing to serve.
-        let seen = self.store.read(key, |entry| {
-            let times = &entry.times;
-            if !entry.stamps.are_current(&self.tag) {
-                dead.set(true);
-                Seen::Gone
-            } else if now < times.fresh_until() {
-                let value = entry.value.clone();
-                if now < times.refresh_at() {
-                    Seen::Fresh(value)
-                } else {
-                    Seen::Refresh(value)
-                }
-            } else if now < times.stale_until() {
-                Seen::Stale(entry.value.clone())
-            } else {
-                dead.set(now >= times.keep_until());
-                Seen::Gone
-            }
-        });
-        match seen {
-            Some(Seen::Fresh(value)) => Seen::Fresh(value),
-            // Past `refresh_at`: what that means is decided out of line.
-            Some(Seen::Refresh(value)) => self.past_refresh_point(&owned(), value, now),
-            Some(Seen::Stale(value)) => Seen::Stale(value),
-            Some(Seen::Gone) | None => {
-                if dead.get() {
-                    self.drop_unusable(&owned(), now);
-                }
-                Seen::Gone
-            }
-        }
-    }
-
-    /// Fresh and not yet due for a refresh: what a refresh that just landed leaves
-    /// (with XFetch: more than half its ttl left).
-    fn needs_no_refresh(&self, key: &K) -> bool {
-        let now = clock::coarse_ms();
-        let half_ttl = self
-            .options
-            .ttl
-            .map_or(u64::MAX, |ttl| clock::to_ms(ttl) / 2);
-        let xfetch = self.options.xfetch.is_some();
-        let current = |e: &Entry<V>| {
-            let times = e.times.get();
-            let not_due = if xfetch {
-                times.fresh_until.saturating_sub(now) > half_ttl
-            } else {
-                now < times.refresh_at
-            };
-            e.is_retained(now, &self.tag) && now < times.fresh_until && not_due
-        };
-        self.store.read(key, current).unwrap_or(false)
-    }
-
-    #[cold]
-    fn drop_unusable(&self, key: &K, now: u64) {
-        let mut invalidated = false;
-        self.store.remove_if(key, |entry| {
-            invalidated = !entry.stamps.are_current(&self.tag);
-            invalidated || now >= entry.times.keep_until()
-        });
-        if invalidated {
-            self.stats.bump(Counter::Invalidation);
         }
     }
 
