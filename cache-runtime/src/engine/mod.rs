@@ -127,10 +127,12 @@ where
     {
         let forced = entry_ops::reload_requested();
         if !forced {
-            let value = match self.fresh_value(key.lookup()) {
-                Some(value) => Some(value),
-                None => self.servable_without_refresh(&key),
-            };
+            let value = self.fresh_value(key.lookup()).or_else(|| {
+                match self.lookup_by(key.lookup(), || key.to_key()) {
+                    Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
+                    Seen::Stale(_) | Seen::Gone => None,
+                }
+            });
             if let Some(value) = value {
                 self.stats.bump(Counter::L1Hit);
                 return Answer::Ready(Some(S::join(value)));
@@ -164,40 +166,13 @@ where
         M: FnOnce() -> (Tags, F) + Send + 'static,
         F: Future<Output = S::Out> + Send + 'static,
     {
-        let forced = entry_ops::reload_requested();
-        if !forced {
-            if let Some(value) = self.fresh_value(key.lookup()) {
-                self.stats.bump(Counter::L1Hit);
-                return Answer::Ready(Some(S::join(value)));
-            }
+        if entry_ops::reload_requested() {
+            let load = self.load::<S, _, _>(key.into_key(), share, prepare(), true);
+            return Answer::Load(Box::pin(load));
         }
-        self.answer_refreshing::<S, M, F>(forced, key, share, prepare, timed_out)
-    }
-
-    /// The rest of [`get_or_load_refreshing`](Self::get_or_load_refreshing), out of
-    /// line to keep the common hit small.
-    #[inline(never)]
-    fn answer_refreshing<S, M, F>(
-        &'static self,
-        forced: bool,
-        key: impl KeyArg<K>,
-        share: ShareFn<S>,
-        prepare: impl FnOnce() -> M,
-        timed_out: TimedOutFn<S>,
-    ) -> Answer<S::Out, dyn Future<Output = S::Out> + Send>
-    where
-        S: Shape<Value = V> + 'static,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F) + Send + 'static,
-        F: Future<Output = S::Out> + Send + 'static,
-    {
-        if forced {
-            return Answer::Load(Box::pin(self.load::<S, _, _>(
-                key.into_key(),
-                share,
-                prepare(),
-                true,
-            )));
+        if let Some(value) = self.fresh_value(key.lookup()) {
+            self.stats.bump(Counter::L1Hit);
+            return Answer::Ready(Some(S::join(value)));
         }
         let served = match self.lookup_by(key.lookup(), || key.to_key()) {
             Seen::Fresh(value) => value,

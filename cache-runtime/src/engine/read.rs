@@ -2,7 +2,7 @@
 //! what any other lookup decides (`lookup_by`: refresh points, stale windows, dead
 //! entries, which it drops).
 
-use super::{Cache, CacheKey, CacheValue, KeyArg};
+use super::{Cache, CacheKey, CacheValue};
 use crate::clock;
 use crate::l1::{Entry, L1Store};
 use crate::stats::Counter;
@@ -38,17 +38,6 @@ where
                 (fresh && entry.stamps.are_current(&self.tag)).then(|| entry.value.clone())
             })
             .flatten()
-    }
-
-    /// What a call that never serves stale values can return once
-    /// [`fresh_value`](Self::fresh_value) found nothing: out of line, to keep the
-    /// common hit small.
-    #[inline(never)]
-    pub(super) fn servable_without_refresh(&self, key: &impl KeyArg<K>) -> Option<V> {
-        match self.lookup_by(key.lookup(), || key.to_key()) {
-            Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
-            Seen::Stale(_) | Seen::Gone => None,
-        }
     }
 
     #[inline]
