@@ -170,11 +170,14 @@ where
         if flight.is_doomed() {
             return;
         }
+        // Not boxed here: its one caller, `store_loaded`, boxes this whole step.
         let entries = self.entries_for(target);
-        let written = Box::pin(entries.write(target, value, versions, lifetime, added_tags)).await;
+        let written = entries
+            .write(target, value, versions, lifetime, added_tags)
+            .await;
         if written && flight.is_forced() {
             // Other processes drop their copy and read this one from Redis.
-            let _ = Box::pin(self.announce(target)).await;
+            let _ = self.announce(target).await;
         }
     }
 
