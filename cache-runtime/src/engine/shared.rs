@@ -171,8 +171,8 @@ where
             return;
         }
         // Not boxed here: its one caller, `store_loaded`, boxes this whole step.
-        let entries = self.entries_for(target);
-        let written = entries
+        let written = self
+            .entries_for(target)
             .write(target, value, versions, lifetime, added_tags)
             .await;
         if written && flight.is_forced() {
