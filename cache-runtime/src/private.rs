@@ -93,9 +93,13 @@ pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
 }
 
 /// A call's tags, from their templates: `format_args!` rather than `format!`, so a
-/// constant tag is copied, not formatted.
+/// constant tag is borrowed, neither formatted nor copied.
 pub fn tags<const N: usize>(tags: [std::fmt::Arguments<'_>; N]) -> Tags {
-    tags.iter().map(std::string::ToString::to_string).collect()
+    let name = |tag: &std::fmt::Arguments<'_>| match tag.as_str() {
+        Some(constant) => std::borrow::Cow::Borrowed(constant),
+        None => std::borrow::Cow::Owned(tag.to_string()),
+    };
+    tags.iter().map(name).collect()
 }
 
 /// The spec of a shared cache: its name, options and the serde codec.

@@ -7,6 +7,7 @@
 //! [`crate::flights`]: a load can never store a value after the invalidation of its
 //! key has returned.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -45,8 +46,9 @@ use crate::shape::Shape;
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
 
-/// The tags a load returns with its loader future: formatted only on a miss.
-pub type Tags = Vec<String>;
+/// The tags a load returns with its loader future: formatted only on a miss, and
+/// a constant tag borrowed, not copied.
+pub type Tags = Vec<Cow<'static, str>>;
 
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
 /// With `hard_timeout`: how a timed-out call builds the function's error.
@@ -242,7 +244,7 @@ where
 
     /// Reads the version of every tag of a load, before its loader runs. A load that
     /// will read no Redis counter (a `local` cache, or no Redis) marks its tags so.
-    fn stamp(&self, names: &[String]) -> Stamps {
+    fn stamp(&self, names: &[Cow<'static, str>]) -> Stamps {
         // Collected straight into the shared slice: one allocation, no copy.
         let stamps: Stamps = [tags::GLOBAL.clone(), self.tag.clone()]
             .into_iter()

@@ -6,6 +6,7 @@
 //! edit of a cached function's body recompiles those, not the whole pipeline.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic;
 use std::sync::Arc;
@@ -203,7 +204,7 @@ where
         &self,
         key: K,
         flight: Arc<Flight<V>>,
-        tags: &[String],
+        tags: &[Cow<'static, str>],
         span: tracing::Span,
     ) -> Prepared<'_, K, V> {
         let began = (!span.is_disabled()).then(Instant::now);
@@ -309,8 +310,8 @@ where
         S: Shape<Value = V>,
         S::Out: Send + 'static,
     {
-        let landed = share.map_or(Landed::Retry, |share| Landed::Shared(share(&out)));
-        load.lead.land::<S::Out>(landed, None);
+        let landed = || share.map_or(Landed::Retry, |share| Landed::Shared(share(&out)));
+        load.lead.land_with::<S::Out>(landed, None);
         load.finish("loader", outcome);
         (out, Origin::Loader)
     }
@@ -347,9 +348,9 @@ where
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, load: &mut Pending<'_, K, V>, value: &V, overrides: Overrides) {
         let settled = self.settle_overrides(overrides);
-        let landed = Landed::Value(value.clone(), Origin::Loader);
+        let landed = || Landed::Value(value.clone(), Origin::Loader);
         load.lead
-            .land::<()>(landed, settled.keep(value, &load.stamps));
+            .land_with::<()>(landed, settled.keep(value, &load.stamps));
         let shared = load.shared.as_deref_mut();
         if let (Some(shared), false) = (shared, settled.skip) {
             if let Some(versions) = shared.versions.take() {

@@ -216,7 +216,10 @@ where
             stamps: fallback.stamps,
             lifetime: Some(lifetime),
         };
-        lead.land::<S::Out>(Landed::Value(value.clone(), Origin::FailSafe), Some(keep));
+        lead.land_with::<S::Out>(
+            || Landed::Value(value.clone(), Origin::FailSafe),
+            Some(keep),
+        );
         S::join(value)
     }
 

@@ -3,6 +3,7 @@
 //! 7). The protocol itself (keys, envelopes, the lock) is in `l2/entry/`; what is
 //! here decides what a leader does with what Redis answered.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use super::lead::Lead;
@@ -47,7 +48,7 @@ where
     }
 
     /// `None` for a `local` cache, or before `init`.
-    pub(super) fn shared_target(&self, key: &K, tags: &[String]) -> Option<Target> {
+    pub(super) fn shared_target(&self, key: &K, tags: &[Cow<'static, str>]) -> Option<Target> {
         self.entries()?.target(key, tags)
     }
 

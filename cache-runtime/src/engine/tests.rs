@@ -100,7 +100,7 @@ fn counting<T: Send + 'static>(
     out: T,
 ) -> impl FnOnce() -> (Tags, futures_like::Boxed<T>) + Send + 'static {
     let calls = calls.clone();
-    let tags: Tags = tags.iter().map(|t| t.to_string()).collect();
+    let tags: Tags = tags.iter().map(|t| t.to_string().into()).collect();
     move || {
         (
             tags,
@@ -138,6 +138,10 @@ mod on_the_default_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn thousand_callers_one_load() {
         super::thousand_callers_one_load().await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_copies_its_value_for_waiters_only_when_there_are_some() {
+        super::a_load_copies_its_value_for_waiters_only_when_there_are_some().await
     }
     #[tokio::test]
     async fn cancelled_leader_hands_over() {
@@ -227,6 +231,45 @@ async fn thousand_callers_one_load() {
         assert_eq!(task.await.unwrap(), "v");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// A value that counts its copies.
+#[derive(Debug)]
+struct Copies(Counted);
+
+impl Clone for Copies {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Self(self.0.clone())
+    }
+}
+
+async fn a_load_copies_its_value_for_waiters_only_when_there_are_some() {
+    let cache = leak::<u64, Whole<Copies>>(CacheOptions::default());
+    let (calls, copies) = (Counted::default(), Counted::default());
+    let alone = Copies(copies.clone());
+    let no_share = None::<fn(&Copies) -> Copies>;
+    let make = counting(&calls, Duration::ZERO, &[], alone);
+    cache.get_or_load(1, no_share, make).await;
+    // One copy for L1; the caller keeps the loaded value.
+    assert_eq!(copies.load(Ordering::SeqCst), 1);
+
+    copies.store(0, Ordering::SeqCst);
+    let slow = counting(
+        &calls,
+        Duration::from_millis(200),
+        &[],
+        Copies(copies.clone()),
+    );
+    let leader = tokio::spawn(cache.get_or_load(2, no_share, slow));
+    until_started(&calls, 2).await;
+    let never = counting(&calls, Duration::ZERO, &[], Copies(copies.clone()));
+    let waiter = tokio::spawn(cache.get_or_load(2, no_share, never));
+    leader.await.unwrap();
+    // Joined the load, or came after it landed: answered either way, by that load.
+    let answered = waiter.await.unwrap();
+    assert!(Arc::ptr_eq(&answered.0, &copies));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the waiter ran no load");
 }
 
 async fn cancelled_leader_hands_over() {
