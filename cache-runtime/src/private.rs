@@ -121,3 +121,16 @@ pub fn local_spec<K, V>(name: String, options: CacheOptions) -> CacheSpec<K, V> 
 pub fn default_name<M>(_marker: M, fn_name: &str) -> String {
     crate::registry::default_name(std::any::type_name::<M>(), fn_name)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    #[test]
+    fn a_constant_tag_is_borrowed_and_a_template_formatted() {
+        let id = 7;
+        let tags = super::tags([format_args!("users"), format_args!("user:{id}")]);
+        assert!(matches!(tags[0], Cow::Borrowed("users")));
+        assert!(matches!(&tags[1], Cow::Owned(name) if name == "user:7"));
+    }
+}
