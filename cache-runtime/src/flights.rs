@@ -12,7 +12,9 @@
 //!
 //! So a caller never finds neither a flight nor the value it stored, a load never
 //! stores after an invalidation of its key has returned, and one key has at most
-//! one live (not doomed) flight. The lock is held for short synchronous sections
+//! one live (not doomed) flight. A flight is handed out only here, under the lock
+//! ([`Locked::joinable`], [`Locked::lead`]): once retired, nobody new can reach it,
+//! so a leader alone with it lands nothing ([`Locked::is_watched`]). The lock is held for short synchronous sections
 //! only, never across an `.await`.
 
 use std::collections::HashMap;
@@ -124,6 +126,14 @@ impl<K: Hash + Eq, V: Clone> Locked<'_, K, V> {
         }
     }
 
+    /// Whether anyone besides its leader holds `flight`, once retired: a waiter, or a
+    /// caller that may still wait. Only they can read its landing; with none (the
+    /// usual miss), the landing (a copy of the value) need not be made. Flights are
+    /// handed out only under this lock, so none is handed out after this answer.
+    pub(crate) fn is_watched(&self, flight: &Arc<Flight<V>>) -> bool {
+        Arc::strong_count(flight) > 1
+    }
+
     /// Counts a change to one entry that a concurrent Redis read could undo (a
     /// forced reload landing).
     pub(crate) fn note_entry_write(&self) {
@@ -159,5 +169,17 @@ mod tests {
         );
         locked.doom(&1);
         assert!(second.is_doomed() && locked.joinable(&1).is_none());
+    }
+
+    #[test]
+    fn a_retired_flight_is_watched_while_a_waiter_holds_it() {
+        let flights: Flights<u64, String> = Flights::default();
+        let mut locked = flights.lock();
+        let flight = locked.lead(1, Flight::new());
+        let waiter = locked.joinable(&1).expect("a live flight is joinable");
+        locked.retire(&1, &flight);
+        assert!(locked.is_watched(&flight), "its waiter reads the landing");
+        drop(waiter);
+        assert!(!locked.is_watched(&flight), "nobody can read the landing");
     }
 }

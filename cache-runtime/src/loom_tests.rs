@@ -10,7 +10,8 @@
 //!
 //! Each test plays the engine's protocol with the real [`Flights`], [`Flight`] and
 //! [`TagCell`]: join or lead under the lock, land through
-//! [`Locked::store_and_retire`], doom on an invalidation. L1 is a map behind the
+//! [`Locked::store_and_retire`] (the landing skipped when [`Locked::is_watched`]
+//! says nobody else holds the flight), doom on an invalidation. L1 is a map behind the
 //! same kind of lock (quick_cache itself is not instrumented for loom). Under loom the
 //! flight's `Notify` is `sync.rs`'s model of tokio's (same `notify_waiters`
 //! semantics, on loom's mutex), so every step of a wake-up is interleaved and a lost
@@ -61,22 +62,31 @@ impl Model {
         vec![TagStamp::new(self.tag.clone())].into()
     }
 
-    /// A landing, as the engine's: store and retire under the lock, then wake.
+    /// A landing, as the engine's: store and retire under the lock, then wake, unless
+    /// nobody besides the leader holds the flight (then the landing is not made).
     fn land(&self, flight: &Arc<Flight<u64>>, stamps: &Stamps, value: u64) {
         let mut locked: Locked<'_, u64, u64> = self.flights.lock();
         let store = || {
             self.store.lock().insert(KEY, (value, stamps.clone()));
         };
         locked.store_and_retire(&KEY, flight, stamps, store);
+        let watched = locked.is_watched(flight);
         drop(locked);
-        flight.land::<()>(Landed::Value(value, Origin::Loader));
+        if watched {
+            flight.land::<()>(Landed::Value(value, Origin::Loader));
+        }
     }
 
     /// A cancelled or panicking leader, as the engine's drop guard: retire, then hand
-    /// the load on.
+    /// the load on to whoever holds the flight.
     fn abandon(&self, flight: &Arc<Flight<u64>>, landed: Landed<u64, ()>) {
-        self.flights.lock().retire(&KEY, flight);
-        flight.land(landed);
+        let mut locked = self.flights.lock();
+        locked.retire(&KEY, flight);
+        let watched = locked.is_watched(flight);
+        drop(locked);
+        if watched {
+            flight.land(landed);
+        }
     }
 
     /// One call: join the flight in progress, take the value L1 holds, or lead a

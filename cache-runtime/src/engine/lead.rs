@@ -140,10 +140,7 @@ where
     ) {
         let mut flights = self.flights.lock();
         self.settle(&mut flights, key, flight, store, clock::precise_ms());
-        // Retired, the flight is reached only through those who already hold it. If
-        // the caller is alone (the usual miss), nobody can read the landing: the
-        // waiters' copy of the value is not made.
-        let watched = Arc::strong_count(flight) > 1;
+        let watched = flights.is_watched(flight);
         drop(flights);
         if watched {
             flight.land(landed());
