@@ -14,8 +14,8 @@
 //! stores after an invalidation of its key has returned, and one key has at most
 //! one live (not doomed) flight. A flight is handed out only here, under the lock
 //! ([`Locked::joinable`], [`Locked::lead`]): once retired, nobody new can reach it,
-//! so a leader alone with it lands nothing ([`Locked::is_watched`]). The lock is held for short synchronous sections
-//! only, never across an `.await`.
+//! so a leader alone with it lands nothing ([`Locked::is_watched`]). The lock is
+//! held for short synchronous sections only, never across an `.await`.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -11,11 +11,12 @@
 //! Each test plays the engine's protocol with the real [`Flights`], [`Flight`] and
 //! [`TagCell`]: join or lead under the lock, land through
 //! [`Locked::store_and_retire`] (the landing skipped when [`Locked::is_watched`]
-//! says nobody else holds the flight), doom on an invalidation. L1 is a map behind the
-//! same kind of lock (quick_cache itself is not instrumented for loom). Under loom the
-//! flight's `Notify` is `sync.rs`'s model of tokio's (same `notify_waiters`
-//! semantics, on loom's mutex), so every step of a wake-up is interleaved and a lost
-//! wake-up shows as a deadlock.
+//! says nobody else holds the flight), doom on an invalidation. L1 is a map behind
+//! the same kind of lock (quick_cache itself is not instrumented for loom). Under
+//! loom the flight's `Notify` is `sync.rs`'s model of tokio's (same
+//! `notify_waiters` semantics, on loom's mutex), so every step of a wake-up is
+//! interleaved and a lost wake-up, or a landing skipped while a waiter holds the
+//! flight, shows as a deadlock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
