@@ -129,8 +129,11 @@ where
     V: CacheValue,
 {
     /// Lands `flight` for `key`: stores the value (unless the flight was doomed or a
-    /// tag it recorded moved), retires the flight, then wakes its waiters. Storing and
-    /// retiring happen under the flights lock, so a caller never finds neither.
+    /// tag it recorded moved), retires the flight, then hands `landed` to its waiters,
+    /// made only if there are any ([`Locked::is_watched`]). Storing and retiring
+    /// happen under the flights lock, so a caller never finds neither.
+    ///
+    /// [`Locked::is_watched`]: crate::flights::Locked::is_watched
     pub(super) fn land<Out: Send + 'static>(
         &self,
         key: &K,

@@ -64,14 +64,6 @@ impl<K: CacheKey, V: CacheValue> Pending<'_, K, V> {
         record_answer(&self.span, self.began, answered_by, outcome);
     }
 
-    /// The fleet lock this load holds, taken for release, and where it is held.
-    fn held_lock(&mut self) -> (Option<&Target>, Option<(String, String)>) {
-        match self.shared.as_deref_mut() {
-            Some(shared) => (Some(&shared.target), shared.held.take()),
-            None => (None, None),
-        }
-    }
-
     fn take_fallback(&mut self) -> Option<SharedFallback<V>> {
         self.shared.as_mut()?.fallback.take()
     }
@@ -251,6 +243,18 @@ where
         })
     }
 
+    /// Releases the fleet lock `load` holds, if it holds one (once: it is taken out).
+    fn release_lock<'a>(
+        &'a self,
+        load: &'a mut Pending<'_, K, V>,
+    ) -> impl Future<Output = ()> + 'a {
+        let (target, held) = match load.shared.as_deref_mut() {
+            Some(shared) => (Some(&shared.target), shared.held.take()),
+            None => (None, None),
+        };
+        self.unlock(target, held)
+    }
+
     /// Steps 4 to 7: what is cached and what the waiters get, then L1, then Redis.
     pub(super) async fn settle_outcome<S>(
         &self,
@@ -276,8 +280,7 @@ where
                 value
             }
             Split::Error(out) => {
-                let (target, held) = load.held_lock();
-                self.unlock(target, held).await;
+                self.release_lock(load).await;
                 self.stats.bump(Counter::LoadError);
                 let kept = load.take_fallback();
                 if let Some(fallback) = self.fallback(&load.lead.key, kept) {
@@ -288,8 +291,7 @@ where
                 return self.settle_without_value::<S>(load, out, share, "error");
             }
             Split::Empty(out) => {
-                let (target, held) = load.held_lock();
-                self.unlock(target, held).await;
+                self.release_lock(load).await;
                 return self.settle_without_value::<S>(load, out, share, "empty");
             }
         };
@@ -325,8 +327,7 @@ where
         S: Shape<Value = V>,
         S::Out: Send + 'static,
     {
-        let (target, held) = load.held_lock();
-        self.unlock(target, held).await;
+        self.release_lock(load).await;
         self.stats.bump(Counter::LoadError);
         let message = panic_message(&*payload).to_owned();
         let kept = load.take_fallback();
@@ -362,8 +363,7 @@ where
                 Box::pin(write).await;
             }
         }
-        let (target, held) = load.held_lock();
-        self.unlock(target, held).await;
+        self.release_lock(load).await;
         load.finish("loader", "ok");
     }
 }
