@@ -13,9 +13,9 @@ use tracing::{Event, Metadata, Subscriber};
 /// A span's name and its fields, as text.
 type SpanRecord = (String, Vec<(String, String)>);
 
-/// Records every span's name and fields.
+/// Records every span's name and fields, and how many times each was entered.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<SpanRecord>>>);
+struct Recorder(Arc<Mutex<Vec<SpanRecord>>>, Arc<Mutex<HashMap<u64, usize>>>);
 
 struct Fields<'a>(&'a mut Vec<(String, String)>);
 
@@ -46,12 +46,21 @@ impl Subscriber for Recorder {
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, _: &Event<'_>) {}
-    fn enter(&self, _: &Id) {}
+    fn enter(&self, span: &Id) {
+        *self.1.lock().unwrap().entry(span.into_u64()).or_default() += 1;
+    }
     fn exit(&self, _: &Id) {}
 }
 
 /// The spans `calls` opens, run on a fresh runtime under a recording subscriber.
 fn recorded(calls: impl std::future::Future<Output = ()>) -> Vec<SpanRecord> {
+    recorded_with_enters(calls).0
+}
+
+/// The same, with how many times each span was entered, by its position.
+fn recorded_with_enters(
+    calls: impl std::future::Future<Output = ()>,
+) -> (Vec<SpanRecord>, Vec<usize>) {
     let recorder = Recorder::default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,7 +68,11 @@ fn recorded(calls: impl std::future::Future<Output = ()>) -> Vec<SpanRecord> {
         .unwrap();
     tracing::subscriber::with_default(recorder.clone(), || runtime.block_on(calls));
     let spans = recorder.0.lock().unwrap().clone();
-    spans
+    let enters = recorder.1.lock().unwrap();
+    let entered = (1..=spans.len() as u64)
+        .map(|id| enters.get(&id).copied().unwrap_or(0))
+        .collect();
+    (spans, entered)
 }
 
 /// The value of field `name` of `span` (empty if it has none).
@@ -109,6 +122,25 @@ fn a_load_emits_one_span_with_its_outcome_and_a_hit_none() {
         field(loads[0], "micros").parse::<u64>().is_ok(),
         "duration recorded: {:?}",
         loads[0]
+    );
+}
+
+#[test]
+fn every_step_of_a_load_runs_inside_its_span() {
+    let (spans, entered) = recorded_with_enters(async {
+        traced(2).await.unwrap();
+    });
+    let load = spans
+        .iter()
+        .position(|(name, _)| name == "stratacache.load")
+        .expect("a load span");
+    // Steps 1 and 2 (read Redis, take the fleet lock), the turn of `max_loads`,
+    // the loader, then steps 4 to 7: each is polled inside the span, so what they
+    // log is the load's.
+    assert!(
+        entered[load] >= 4,
+        "the load span was entered {} times: {spans:?}",
+        entered[load]
     );
 }
 

@@ -5,10 +5,9 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
-
-use tracing::Instrument;
 
 use super::{Cache, CacheKey, CacheOptions, CacheValue, Lifetime};
 use crate::clock;
@@ -256,8 +255,8 @@ where
         loader: F,
         span: &tracing::Span,
     ) -> (Outcome<F::Output>, Overrides, std::time::Duration) {
-        let turn = self.bulkhead.enter(self.options.max_loads, &self.stats);
-        let turn = turn.instrument(span.clone()).await;
+        let turn = pin!(self.bulkhead.enter(self.options.max_loads, &self.stats));
+        let turn = in_span(span, turn).await;
         let started = std::time::Instant::now();
         let (outcome, overrides) = run_in_span(loader, span).await;
         let took = started.elapsed();
@@ -320,6 +319,18 @@ fn poll_loader<Out>(
         Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
         Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
     }
+}
+
+/// Polls `step` inside `span`, where it lies: `Instrument` would move the step into
+/// its wrapper, and a load's steps are large (a copy of each on every miss).
+pub(super) fn in_span<'a, F: Future>(
+    span: &'a tracing::Span,
+    mut step: Pin<&'a mut F>,
+) -> impl Future<Output = F::Output> + 'a {
+    std::future::poll_fn(move |cx| {
+        let _entered = span.enter();
+        step.as_mut().poll(cx)
+    })
 }
 
 pub(crate) async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {

@@ -9,12 +9,11 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::Instrument;
-
-use super::lead::{panic_message, Lead, Outcome};
+use super::lead::{in_span, panic_message, Lead, Outcome};
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
@@ -179,16 +178,18 @@ where
         let span = self.load_span();
         let (tags, loader) = span.in_scope(make);
         // 1. read the shared tier, 2. take the fleet lock.
-        let prepared = self.prepare::<S::Out>(key, flight, &tags, span.clone());
-        let mut load = match prepared.instrument(span.clone()).await {
-            Prepared::Answered(value) => return (S::join(value), Origin::L2),
-            Prepared::Load(load) => load,
+        let mut load = {
+            let prepared = pin!(self.prepare::<S::Out>(key, flight, &tags, span.clone()));
+            match in_span(&span, prepared).await {
+                Prepared::Answered(value) => return (S::join(value), Origin::L2),
+                Prepared::Load(load) => load,
+            }
         };
         // 3. run the loader, in its turn if `max_loads` bounds this cache.
         let (outcome, overrides, _) = self.run_loader(loader, &span).await;
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
-        let settled = self.settle_outcome::<S>(&mut load, outcome, overrides, share);
-        settled.instrument(span).await
+        let settled = pin!(self.settle_outcome::<S>(&mut load, outcome, overrides, share));
+        in_span(&span, settled).await
     }
 
     /// Steps 1 and 2: the shared tier, then the fleet lock; either may answer.
