@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg stratacache_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p stratacache-runtime --lib --release loom -- --nocapture
+//!     cargo test -p stratacache-runtime --lib loom -- --nocapture
 //! ```
 //!
 //! Each test plays the engine's protocol with the real [`Flights`], [`Flight`] and
