@@ -6,7 +6,6 @@
 //! edit of a cached function's body recompiles those, not the whole pipeline.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::future::Future;
 use std::panic;
 use std::pin::pin;
@@ -176,10 +175,17 @@ where
         F: Future<Output = S::Out>,
     {
         let span = self.load_span();
-        let (tags, loader) = span.in_scope(make);
+        // The tags serve only here, before any await: the load's stamps and its Redis
+        // target are taken from them, so the load's future does not carry them.
+        let (loader, stamps, target) = {
+            let (tags, loader) = span.in_scope(make);
+            let target = self.shared_target(&key, &tags).map(Box::new);
+            (loader, self.stamp(&tags), target)
+        };
         // 1. read the shared tier, 2. take the fleet lock.
         let mut load = {
-            let prepared = pin!(self.prepare::<S::Out>(key, flight, &tags, span.clone()));
+            let prepared = self.prepare::<S::Out>(key, flight, stamps, target, span.clone());
+            let prepared = pin!(prepared);
             match in_span(&span, prepared).await {
                 Prepared::Answered(value) => return (S::join(value), Origin::L2),
                 Prepared::Load(load) => load,
@@ -193,11 +199,13 @@ where
     }
 
     /// Steps 1 and 2: the shared tier, then the fleet lock; either may answer.
+    /// `target` is boxed: a load's future holds it, and a local load has none.
     pub(super) async fn prepare<Out: Send + 'static>(
         &self,
         key: K,
         flight: Arc<Flight<V>>,
-        tags: &[Cow<'static, str>],
+        stamps: Stamps,
+        target: Option<Box<Target>>,
         span: tracing::Span,
     ) -> Prepared<'_, K, V> {
         let began = (!span.is_disabled()).then(Instant::now);
@@ -207,10 +215,8 @@ where
             flight,
             landed: false,
         };
-        let stamps = self.stamp(tags);
         lead.flight.set_stamps(stamps.clone());
-        let target = self.shared_target(&lead.key, tags);
-        let before = self.read_before_load::<Out>(&mut lead, target.as_ref(), &stamps);
+        let before = self.read_before_load::<Out>(&mut lead, target.as_deref(), &stamps);
         let (versions, fallback) = match before.await {
             shared::Before::Answered(value) => {
                 record_answer(&span, began, "l2", "hit");
@@ -219,7 +225,7 @@ where
             shared::Before::Load { versions, fallback } => (versions, fallback),
         };
         let may_lock = versions.is_some();
-        let locking = self.lock_before_load::<Out>(&mut lead, target.as_ref(), &stamps, may_lock);
+        let locking = self.lock_before_load::<Out>(&mut lead, target.as_deref(), &stamps, may_lock);
         let held = match locking.await {
             Ok(held) => held,
             Err(value) => {
@@ -229,7 +235,7 @@ where
         };
         let shared = target.map(|target| {
             Box::new(SharedLoad {
-                target,
+                target: *target,
                 versions,
                 fallback,
                 held,
