@@ -15,6 +15,7 @@ pub use crate::shape::{
     OkOnly, OkSome, OptionLike, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry,
     ShareProbe, SomeOnly, Whole, WholeResult,
 };
+use crate::tags::TagName;
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
 
@@ -95,11 +96,7 @@ pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
 /// A call's tags, from their templates: `format_args!` rather than `format!`, so a
 /// constant tag is borrowed, neither formatted nor copied.
 pub fn tags<const N: usize>(tags: [std::fmt::Arguments<'_>; N]) -> Tags {
-    let name = |tag: &std::fmt::Arguments<'_>| match tag.as_str() {
-        Some(constant) => std::borrow::Cow::Borrowed(constant),
-        None => std::borrow::Cow::Owned(tag.to_string()),
-    };
-    tags.iter().map(name).collect()
+    tags.into_iter().map(TagName::from_template).collect()
 }
 
 /// The spec of a shared cache: its name, options and the serde codec.
@@ -124,13 +121,15 @@ pub fn default_name<M>(_marker: M, fn_name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
+    use super::TagName;
 
     #[test]
-    fn a_constant_tag_is_borrowed_and_a_template_formatted() {
+    fn a_constant_tag_is_borrowed_and_a_template_formatted_in_place() {
         let id = 7;
         let tags = super::tags([format_args!("users"), format_args!("user:{id}")]);
-        assert!(matches!(tags[0], Cow::Borrowed("users")));
-        assert!(matches!(&tags[1], Cow::Owned(name) if name == "user:7"));
+        assert!(!tags.spilled(), "two tags are held in the call's own space");
+        assert!(matches!(tags[0], TagName::Constant("users")));
+        assert!(matches!(tags[1], TagName::Inline { .. }));
+        assert_eq!(&*tags[1], "user:7");
     }
 }

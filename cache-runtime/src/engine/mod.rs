@@ -7,7 +7,6 @@
 //! [`crate::flights`]: a load can never store a value after the invalidation of its
 //! key has returned.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -44,11 +43,11 @@ use crate::l2::codec::Codec;
 use crate::l2::entry::Shared;
 use crate::shape::Shape;
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
-use crate::tags::{self, Stamps, TagCell, TagStamp};
+use crate::tags::{self, Stamps, TagCell, TagName, TagStamp};
 
 /// The tags a load returns with its loader future: formatted only on a miss, and
 /// a constant tag borrowed, not copied.
-pub type Tags = Vec<Cow<'static, str>>;
+pub type Tags = smallvec::SmallVec<[TagName; 2]>;
 
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
 /// With `hard_timeout`: how a timed-out call builds the function's error.
@@ -244,12 +243,12 @@ where
 
     /// Reads the version of every tag of a load, before its loader runs. A load that
     /// will read no Redis counter (a `local` cache, or no Redis) marks its tags so.
-    fn stamp(&self, names: &[Cow<'static, str>]) -> Stamps {
+    fn stamp(&self, names: &[TagName]) -> Stamps {
         // Collected straight into the shared slice: one allocation, no copy.
         let stamps: Stamps = [tags::GLOBAL.clone(), self.tag.clone()]
             .into_iter()
             .map(TagStamp::new)
-            .chain(names.iter().map(|name| TagStamp::named(name)))
+            .chain(names.iter().map(TagStamp::of_call))
             .collect();
         if !self.reads_redis() {
             tags::kept_unread(&stamps);

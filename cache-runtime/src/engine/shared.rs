@@ -3,7 +3,6 @@
 //! 7). The protocol itself (keys, envelopes, the lock) is in `l2/entry/`; what is
 //! here decides what a leader does with what Redis answered.
 
-use std::borrow::Cow;
 use std::future::Future;
 
 use super::lead::Lead;
@@ -11,7 +10,7 @@ use super::{Cache, CacheKey, CacheValue};
 use crate::l2::entry::{AddedTags, Entries, Locked, Read, SharedFallback, Target};
 use crate::l2::message::Message;
 use crate::l2::Fault;
-use crate::tags::Stamps;
+use crate::tags::{Stamps, TagName};
 use crate::times::Lifetime;
 use crate::Error;
 
@@ -48,7 +47,7 @@ where
     }
 
     /// `None` for a `local` cache, or before `init`.
-    pub(super) fn shared_target(&self, key: &K, tags: &[Cow<'static, str>]) -> Option<Target> {
+    pub(super) fn shared_target(&self, key: &K, tags: &[TagName]) -> Option<Target> {
         self.entries()?.target(key, tags)
     }
 

@@ -29,7 +29,7 @@ mod name;
 
 pub(crate) use epochs::PackedStamp;
 pub(crate) use index::{held, intern, named_cells, sweep_unused};
-use name::TagName;
+pub use name::TagName;
 
 /// One tag's Redis bookkeeping: the last version of the tag's Redis counter this
 /// process has seen (`UNKNOWN` until it has seen one), its local epoch (its own, or
@@ -187,8 +187,17 @@ impl TagStamp {
     /// A stamp of the named tag `name`: with its cell once Redis versions are tracked,
     /// else of its shared counter alone.
     pub(crate) fn named(name: &str) -> Self {
+        Self::named_by(name.as_bytes(), || name)
+    }
+
+    /// [`named`](Self::named) for a call's tag, read as text only for its cell.
+    pub(crate) fn of_call(name: &TagName) -> Self {
+        Self::named_by(name.as_bytes(), || name.as_str())
+    }
+
+    fn named_by<'a>(bytes: &[u8], name: impl FnOnce() -> &'a str) -> Self {
         if !TRACKS_REMOTE.load(Ordering::Acquire) {
-            let slot = epochs::slot_of(name.as_bytes());
+            let slot = epochs::slot_of(bytes);
             let epoch = epochs::epoch(slot);
             let version = epoch.load(Ordering::Acquire);
             // Paired with `track_remote_versions` (both sides SeqCst): either it finds
@@ -203,7 +212,7 @@ impl TagStamp {
                 };
             }
         }
-        Self::new(intern(name))
+        Self::new(intern(name()))
     }
 
     pub(crate) fn cell(&self) -> Option<&TagCell> {

@@ -1,12 +1,12 @@
 //! Where one key of one cache lives in Redis: its entry key and the counters of its
 //! tags, named once per cache.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::Entries;
 use crate::l2::codec::KeyBytes;
 use crate::l2::{keys, Fault, L2};
+use crate::tags::TagName;
 
 /// Where one key of one cache lives in Redis.
 pub(crate) struct Target {
@@ -27,7 +27,7 @@ pub(crate) struct RedisNames {
 impl<K, V> Entries<'_, K, V> {
     /// Where `key`, called with `tags`, lives; `None` before `init`, or when the key
     /// does not serialize (counted and logged).
-    pub(crate) fn target(&self, key: &K, tags: &[Cow<'static, str>]) -> Option<Target> {
+    pub(crate) fn target(&self, key: &K, tags: &[TagName]) -> Option<Target> {
         let l2 = crate::l2::active()?;
         let Some(key_bytes) = (self.shared.codec.encode_key)(key) else {
             self.complain("the key does not serialize");
