@@ -102,7 +102,7 @@ where
         {
             let mut flights = self.flights.lock();
             flights.doom(&key);
-            let entry = self.entry(value.clone(), stamps, None);
+            let entry = self.entry(value.clone(), &stamps, None);
             self.store.insert(key.clone(), entry);
         }
         let target = self.shared_target(&key, &tags);

@@ -80,7 +80,7 @@ where
         let cache = self.cache;
         let _flights = cache.flights.lock();
         if !self.flight.is_doomed() && tags::all_current(&stamps) {
-            let entry = cache.entry(value, stamps, Some(lifetime));
+            let entry = cache.entry(value, &stamps, Some(lifetime));
             cache.store.insert(self.key.clone(), entry);
         }
     }
@@ -186,7 +186,7 @@ where
                 stamps,
                 lifetime,
             }) => {
-                let entry = self.entry_at(value, stamps.clone(), lifetime, now);
+                let entry = self.entry_at(value, &stamps, lifetime, now);
                 let store = || self.store.insert(key.clone(), entry);
                 flights.store_and_retire(key, flight, &stamps, store);
             }

@@ -263,16 +263,22 @@ where
 
     /// An entry stored now: with the cache's lifetime, or the one given (what is left
     /// of a value promoted from Redis, a fail-safe value's retry back-off).
-    fn entry(&self, value: V, stamps: Stamps, lifetime: Option<Lifetime>) -> Entry<V> {
+    fn entry(&self, value: V, stamps: &[TagStamp], lifetime: Option<Lifetime>) -> Entry<V> {
         self.entry_at(value, stamps, lifetime, clock::precise_ms())
     }
 
-    fn entry_at(&self, value: V, stamps: Stamps, lifetime: Option<Lifetime>, now: u64) -> Entry<V> {
+    fn entry_at(
+        &self,
+        value: V,
+        stamps: &[TagStamp],
+        lifetime: Option<Lifetime>,
+        now: u64,
+    ) -> Entry<V> {
         let lifetime = lifetime.unwrap_or_else(|| self.options.lifetime());
         Entry {
             value,
             times: lifetime.from(now).into(),
-            stamps: EntryStamps::of_load(&stamps),
+            stamps: EntryStamps::of_load(stamps),
         }
     }
 

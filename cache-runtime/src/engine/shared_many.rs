@@ -71,7 +71,7 @@ where
                         stamps.iter().cloned().chain(added).collect()
                     };
                     if keep && tags::all_current(&stamps) {
-                        let entry = self.entry_at(value.clone(), stamps, Some(lifetime), now);
+                        let entry = self.entry_at(value.clone(), &stamps, Some(lifetime), now);
                         self.store.insert(key.clone(), entry);
                     }
                     self.stats.bump(Counter::L2Hit);

@@ -248,7 +248,7 @@ async fn a_load_copies_its_value_for_waiters_only_when_there_are_some() {
     let cache = leak::<u64, Whole<Copies>>(CacheOptions::default());
     // What the store copies itself on an insert: none for quick_cache, one for moka.
     let by_store = Counted::default();
-    let entry = cache.entry(Copies(by_store.clone()), cache.stamp(&[]), None);
+    let entry = cache.entry(Copies(by_store.clone()), &cache.stamp(&[]), None);
     cache.store.insert(0, entry);
     let by_store = by_store.load(Ordering::SeqCst);
 
