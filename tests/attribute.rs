@@ -276,6 +276,47 @@ async fn stale_while_revalidate_serves_stale_to_every_caller_and_refreshes_once(
     assert_eq!(SWR_LOADS.load(SeqCst), 2, "exactly one background refresh");
 }
 
+static SHUTDOWN_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(
+    ttl = "100ms",
+    stale_while_revalidate = "200ms",
+    name = "attribute.refreshed_at_shutdown"
+)]
+async fn refreshed_at_shutdown(id: u64) -> u64 {
+    SHUTDOWN_LOADS.fetch_add(1, SeqCst);
+    id
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_refresh_dropped_unpolled_by_its_runtime_does_not_strand_the_key() {
+    let first = current_thread_runtime();
+    first.block_on(async {
+        assert_eq!(refreshed_at_shutdown(3).await, 3);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Stale: answered at once, with a refresh spawned on this runtime.
+        assert_eq!(refreshed_at_shutdown(3).await, 3);
+    });
+    // The runtime shuts down with the refresh's task never polled.
+    drop(first);
+    assert_eq!(SHUTDOWN_LOADS.load(SeqCst), 1, "the refresh never ran");
+    current_thread_runtime().block_on(async {
+        // Past the stale window: the next call loads, and must not wait on the
+        // flight the dropped refresh had registered.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let next = tokio::time::timeout(Duration::from_secs(10), refreshed_at_shutdown(3)).await;
+        assert_eq!(next.expect("the next call was not left waiting"), 3);
+    });
+    assert_eq!(SHUTDOWN_LOADS.load(SeqCst), 2);
+}
+
 mod first {
     #[stratacache::cached(local)]
     pub async fn same_name(id: u64) -> u64 {

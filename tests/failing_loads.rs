@@ -158,3 +158,37 @@ async fn a_shared_failure_is_not_cached() {
     assert_eq!(fails_once(5).await.unwrap(), 5, "the next call loads again");
     assert_eq!(AFTER_FAILURE_LOADS.load(SeqCst), 2);
 }
+
+/// A tag argument whose `Display` panics the first time it is formatted.
+struct PanicsOnceInATag;
+
+static TAG_FORMATS: AtomicUsize = AtomicUsize::new(0);
+
+impl std::fmt::Display for PanicsOnceInATag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if TAG_FORMATS.fetch_add(1, SeqCst) == 0 {
+            panic!("the tag's Display panicked");
+        }
+        f.write_str("ok")
+    }
+}
+
+#[cached(ttl = "1m", tags = ["kind:{kind}"], skip(kind))]
+async fn tagged_by_a_panicking_display(id: u64, kind: PanicsOnceInATag) -> u64 {
+    let _ = kind;
+    id
+}
+
+#[tokio::test]
+async fn a_panic_while_making_the_tags_does_not_strand_the_key() {
+    let first = tokio::spawn(tagged_by_a_panicking_display(9, PanicsOnceInATag)).await;
+    assert!(first.expect_err("the first call panicked").is_panic());
+    // The panic came before the loader ran: the key's flight must not be left for
+    // the next call to wait on forever.
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        tagged_by_a_panicking_display(9, PanicsOnceInATag),
+    )
+    .await;
+    assert_eq!(next.expect("the next call was not left waiting"), 9);
+}

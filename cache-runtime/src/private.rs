@@ -15,9 +15,10 @@ pub use crate::shape::{
     OkOnly, OkSome, OptionLike, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry,
     ShareProbe, SomeOnly, Whole, WholeResult,
 };
-use crate::tags::TagName;
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
+
+use crate::tags::TagName;
 
 pub use std::time::Duration;
 
@@ -94,7 +95,8 @@ pub fn clone_receiver<T: RefreshableReceiver>(receiver: &T) -> T {
 }
 
 /// A call's tags, from their templates: `format_args!` rather than `format!`, so a
-/// constant tag is borrowed, neither formatted nor copied.
+/// constant tag is borrowed, neither formatted nor copied, and a formatted one is
+/// written in place (see `TagName`).
 pub fn tags<const N: usize>(tags: [std::fmt::Arguments<'_>; N]) -> Tags {
     tags.into_iter().map(TagName::from_template).collect()
 }

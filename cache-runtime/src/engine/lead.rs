@@ -69,11 +69,23 @@ where
     pub(super) landed: bool,
 }
 
-impl<K, V> Lead<'_, K, V>
+impl<'a, K, V> Lead<'a, K, V>
 where
     K: CacheKey,
     V: CacheValue,
 {
+    /// The guard of `flight`, just registered for `key`: made before anything that
+    /// may fail or never run (a tag's `Display` that panics, a spawned task dropped
+    /// unpolled by its runtime's shutdown), so the waiters are always answered.
+    pub(super) fn new(cache: &'a Cache<K, V>, key: K, flight: Arc<Flight<V>>) -> Self {
+        Self {
+            cache,
+            key,
+            flight,
+            landed: false,
+        }
+    }
+
     /// Stores a stale value found in Redis while the load goes on; like a landing,
     /// under the flights lock, so an invalidation of the key is not undone.
     pub(super) fn keep_stale(&self, value: V, stamps: Stamps, lifetime: Lifetime) {

@@ -45,8 +45,8 @@ use crate::shape::Shape;
 use crate::stats::{CacheStats, CacheStatsSnapshot, Counter};
 use crate::tags::{self, Stamps, TagCell, TagName, TagStamp};
 
-/// The tags a load returns with its loader future: formatted only on a miss, and
-/// a constant tag borrowed, not copied.
+/// The tags a load returns with its loader future: made only on a miss, held inline
+/// (two), a constant tag borrowed and a formatted one written in place when short.
 pub type Tags = smallvec::SmallVec<[TagName; 2]>;
 
 type ShareFn<S> = Option<fn(&<S as Shape>::Out) -> <S as Shape>::Out>;
@@ -225,9 +225,9 @@ where
         F: Future<Output = S::Out> + Send + 'static,
     {
         if let Some(flight) = self.start_flight(&key) {
+            let lead = lead::Lead::new(self, key, flight);
             let make = prepare();
-            runtime
-                .spawn(async move { drop(self.lead::<S, _, _>(key, flight, share, make).await) });
+            runtime.spawn(async move { drop(self.lead::<S, _, _>(lead, share, make).await) });
         }
     }
 

@@ -100,7 +100,8 @@ where
                     return S::join(value);
                 }
                 Role::Lead(flight) => {
-                    let (out, origin) = self.lead::<S, _, _>(key, flight, share, make).await;
+                    let lead = Lead::new(self, key, flight);
+                    let (out, origin) = self.lead::<S, _, _>(lead, share, make).await;
                     self.count(origin);
                     return out;
                 }
@@ -163,8 +164,7 @@ where
     /// is generic over the loader.
     pub(super) async fn lead<S, M, F>(
         &self,
-        key: K,
-        flight: Arc<Flight<V>>,
+        lead: Lead<'_, K, V>,
         share: ShareFn<S>,
         make: M,
     ) -> (S::Out, Origin)
@@ -179,12 +179,13 @@ where
         // target are taken from them, so the load's future does not carry them.
         let (loader, stamps, target) = {
             let (tags, loader) = span.in_scope(make);
-            let target = self.shared_target(&key, &tags).map(Box::new);
-            (loader, self.stamp(&tags), target)
+            let stamps = self.stamp(&tags);
+            let target = self.shared_target(&lead.key, &tags).map(Box::new);
+            (loader, stamps, target)
         };
         // 1. read the shared tier, 2. take the fleet lock.
         let mut load = {
-            let prepared = self.prepare::<S::Out>(key, flight, stamps, target, span.clone());
+            let prepared = self.prepare::<S::Out>(lead, stamps, target, span.clone());
             let prepared = pin!(prepared);
             match in_span(&span, prepared).await {
                 Prepared::Answered(value) => return (S::join(value), Origin::L2),
@@ -200,21 +201,14 @@ where
 
     /// Steps 1 and 2: the shared tier, then the fleet lock; either may answer.
     /// `target` is boxed: a load's future holds it, and a local load has none.
-    pub(super) async fn prepare<Out: Send + 'static>(
+    pub(super) async fn prepare<'a, Out: Send + 'static>(
         &self,
-        key: K,
-        flight: Arc<Flight<V>>,
+        mut lead: Lead<'a, K, V>,
         stamps: Stamps,
         target: Option<Box<Target>>,
         span: tracing::Span,
-    ) -> Prepared<'_, K, V> {
+    ) -> Prepared<'a, K, V> {
         let began = (!span.is_disabled()).then(Instant::now);
-        let mut lead = Lead {
-            cache: self,
-            key,
-            flight,
-            landed: false,
-        };
         lead.flight.set_stamps(stamps.clone());
         let before = self.read_before_load::<Out>(&mut lead, target.as_deref(), &stamps);
         let (versions, fallback) = match before.await {

@@ -64,12 +64,8 @@ where
                 }
                 Role::Lead(flight) => {
                     let make = make.take().expect("a caller leads at most once");
-                    let task = runtime.spawn(self.lead::<S, _, _>(
-                        key.clone(),
-                        flight.clone(),
-                        share,
-                        make,
-                    ));
+                    let lead = Lead::new(self, key.clone(), flight.clone());
+                    let task = runtime.spawn(self.lead::<S, _, _>(lead, share, make));
                     (flight, Some(task))
                 }
                 Role::Follow(flight) => (flight, None),

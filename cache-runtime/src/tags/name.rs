@@ -33,7 +33,9 @@ impl TagName {
             return Self::Constant(constant);
         }
         let mut held = Self::empty();
-        // Writing to a `TagName` cannot fail; only a `Display` that errs can.
+        // Writing to a `TagName` cannot fail; only a `Display` that errs can, and the
+        // name keeps what it wrote. (`format!` would panic, and a panic here, before
+        // the load's guard exists, would leave its flight unlanded.)
         let _ = held.write_fmt(template);
         held
     }
