@@ -161,7 +161,8 @@ where
     }
 
     /// Runs the leader's part: the named steps of a load, in its span. Only step 3
-    /// is generic over the loader.
+    /// is generic over the loader. `lead` is the flight's guard, made where the
+    /// flight was registered: dropped at any point, it hands the load to a waiter.
     pub(super) async fn lead<S, M, F>(
         &self,
         lead: Lead<'_, K, V>,
