@@ -34,8 +34,7 @@ impl TagName {
         }
         let mut held = Self::empty();
         // Writing to a `TagName` cannot fail; only a `Display` that errs can, and the
-        // name keeps what it wrote. (`format!` would panic, and a panic here, before
-        // the load's guard exists, would leave its flight unlanded.)
+        // name keeps what it wrote (where `format!` would panic).
         let _ = held.write_fmt(template);
         held
     }
