@@ -11,7 +11,8 @@ use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use crate::expand_background::background_call;
 use crate::expand_cache::{
-    checked_lookup, key_arg, key_expr, key_type, shape_type, spec, tags_expr, type_checks,
+    checked_lookup, key_arg, key_expr, key_type, runtime, shape_type, shape_type_in, spec,
+    tags_expr, type_checks,
 };
 use crate::validate::Plan;
 
@@ -28,7 +29,7 @@ pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStr
         None => type_checks(plan, item),
     };
     let spec = spec(plan, item);
-    let lookup = checked_lookup(plan, &checks, &spec);
+    let lookup = checked_lookup(&checks, &spec);
     let sibling_lookup =
         quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
     let clear = clear_sibling(plan, item, &sibling_lookup);
@@ -64,7 +65,7 @@ pub(crate) fn output_type(item: &ItemFn) -> Type {
 }
 
 fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let ItemFn {
         attrs,
         vis,
@@ -87,7 +88,7 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
             #lookup
             let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
-            let __stratacache_share = (&&&#krate::__private::ShareProbe::<#output>::new()).share_fn();
+            let __stratacache_share = (&&&#rt::ShareProbe::<#output>::new()).share_fn();
             #call
         }
     }
@@ -111,14 +112,14 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStre
 /// The body as the loader: typed by the return type, then, with `validate`,
 /// checked by the user's function (an error on its path if the types differ).
 pub(crate) fn checked_loader(plan: &Plan, output: &Type, body: TokenStream) -> TokenStream {
-    let krate = &plan.krate;
-    let loader = quote!(#krate::__private::typed_loader::<#output, _>(#body));
+    let rt = runtime();
+    let loader = quote!(#rt::typed_loader::<#output, _>(#body));
     match &plan.validate {
         None => loader,
         Some(check) => {
             let shape = shape_type(plan);
             let check = quote_spanned!(check.span()=> #check as fn(&_) -> bool);
-            quote!(#krate::__private::validated::<#shape, _>(#loader, #check))
+            quote!(#rt::validated::<#shape, _>(#loader, #check))
         }
     }
 }
@@ -131,7 +132,7 @@ pub(crate) fn cfg_attrs(item: &ItemFn) -> impl Iterator<Item = &syn::Attribute> 
 }
 
 fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
-    let krate = &plan.krate;
+    let (krate, rt) = (&plan.krate, runtime());
     let (vis, ident) = (&item.vis, entry_ident(&item.sig.ident));
     let generics = &item.sig.generics;
     let where_clause = &generics.where_clause;
@@ -144,16 +145,17 @@ fn entry_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
     let key = key_expr(plan);
     let key_ty = key_type(plan);
     let tags = tags_expr(plan, |name| name.to_token_stream());
-    let shape = shape_type(plan);
+    let shape = shape_type_in(plan, quote!(#krate::__private));
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
-        #[allow(non_snake_case, unused_variables, unused_mut, clippy::too_many_arguments)]
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        #[allow(clippy::too_many_arguments)]
         #vis fn #ident #generics (#(#inputs),*) -> #krate::__private::EntryOf<#key_ty, #shape>
             #where_clause
         {
             #lookup
-            #krate::__private::EntryRef::new(__stratacache_cache, #key, #tags)
+            #rt::EntryRef::new(__stratacache_cache, #key, #tags)
         }
     }
 }

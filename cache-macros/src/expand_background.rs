@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::Type;
 
 use crate::expand::checked_loader;
-use crate::expand_cache::{shape_type, tags_expr};
+use crate::expand_cache::{runtime, shape_type, tags_expr};
 use crate::validate::{Plan, ReceiverKind};
 
 pub(crate) fn owned_ident(arg: &Ident) -> Ident {
@@ -17,7 +17,7 @@ pub(crate) fn owned_ident(arg: &Ident) -> Ident {
 /// The loader owns everything (arguments by `ToOwned`, `&self` by `Clone`), so a
 /// stale-while-revalidate refresh can run in a spawned task.
 pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let shape = shape_type(plan);
     let (take, rebind) = owned_arguments(plan);
     let self_ident = format_ident!("__stratacache_self");
@@ -30,7 +30,7 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
     let tags = tags_expr(plan, |name| owned_ident(name).to_token_stream());
     // With `hard_timeout`, how a timed-out call becomes the function's `Err`.
     let timed_out = if plan.hard_timeout {
-        quote!(::core::option::Option::Some(|__stratacache_timed_out: #krate::__private::TimedOut| -> #output {
+        quote!(::core::option::Option::Some(|__stratacache_timed_out: #rt::TimedOut| -> #output {
             ::core::result::Result::Err(::core::convert::From::from(__stratacache_timed_out))
         }))
     } else {
@@ -102,12 +102,12 @@ fn owned_arguments(plan: &Plan) -> (Vec<TokenStream>, Vec<TokenStream>) {
 /// The receiver's owned copy (`&self` by `Clone`) and its binding inside the loader,
 /// where `self` is renamed `self_ident`.
 fn owned_receiver(plan: &Plan, self_ident: &Ident) -> (Option<TokenStream>, Option<TokenStream>) {
-    let krate = &plan.krate;
+    let rt = runtime();
     match &plan.receiver {
         None => (None, None),
         Some(ReceiverKind::Shared(self_token)) => (
             Some(
-                quote_spanned!(self_token.span=> let __stratacache_self_owned = #krate::__private::clone_receiver(self);),
+                quote_spanned!(self_token.span=> let __stratacache_self_owned = #rt::clone_receiver(self);),
             ),
             Some(quote!(let #self_ident: &Self = &__stratacache_self_owned;)),
         ),

@@ -11,15 +11,15 @@ use syn::ItemFn;
 
 use crate::expand::output_type;
 use crate::expand_background::erase_lifetimes;
-use crate::expand_cache::{probe_mode, return_span, tags_expr};
+use crate::expand_cache::{probe_mode, return_span, runtime, runtime_import, tags_expr};
 use crate::validate::{BatchPlan, KeyList, Plan};
 
-fn absence_type(plan: &Plan, batch: &BatchPlan) -> TokenStream {
-    let krate = &plan.krate;
+fn absence_type(batch: &BatchPlan) -> TokenStream {
+    let rt = runtime();
     if batch.cache_none {
-        quote!(#krate::__private::CacheMissing)
+        quote!(#rt::CacheMissing)
     } else {
-        quote!(#krate::__private::SkipMissing)
+        quote!(#rt::SkipMissing)
     }
 }
 
@@ -29,7 +29,7 @@ pub(crate) fn main_fn(
     item: &ItemFn,
     lookup: &TokenStream,
 ) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let ItemFn {
         attrs,
         vis,
@@ -37,13 +37,13 @@ pub(crate) fn main_fn(
         block,
     } = item;
     let output = output_type(item);
-    let absence = absence_type(plan, batch);
+    let absence = absence_type(batch);
     let keys_arg = &plan.args[batch.keys].ident;
 
     // In a tag template, the key argument stands for one key.
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let tags_of = quote! {
-        |__stratacache_key: &_| -> #krate::__private::Tags {
+        |__stratacache_key: &_| -> #rt::Tags {
             #[allow(unused_variables)]
             let #keys_arg = __stratacache_key;
             #tags
@@ -53,7 +53,7 @@ pub(crate) fn main_fn(
     let clones = plan.args.iter().filter(|a| !a.in_key).map(|arg| {
         let ident = &arg.ident;
         let mutability = arg.mutable.then(|| quote!(mut));
-        quote_spanned!(arg.ty.span()=> let #mutability #ident = #krate::__private::batch_arg(&#ident);)
+        quote_spanned!(arg.ty.span()=> let #mutability #ident = #rt::batch_arg(&#ident);)
     });
     let missing = quote!(__stratacache_missing);
     let rebind = rebind_keys(plan, batch, &missing);
@@ -62,7 +62,7 @@ pub(crate) fn main_fn(
         #vis #sig {
             #lookup
             let __stratacache_keys: ::std::vec::Vec<_> = ::core::iter::Iterator::collect(
-                ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #krate::__private::owned_key),
+                ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #rt::owned_key),
             );
             __stratacache_cache
                 .get_many::<#output, #absence, _, _, _>(
@@ -70,7 +70,7 @@ pub(crate) fn main_fn(
                     #tags_of,
                     move |#missing: ::std::vec::Vec<_>| {
                         #(#clones)*
-                        #krate::__private::typed_loader::<#output, _>(async move {
+                        #rt::typed_loader::<#output, _>(async move {
                             #rebind
                             #block
                         })
@@ -85,19 +85,18 @@ pub(crate) fn main_fn(
 /// the runtime's `checks`): each mistake is one error. The function and its `clear!`
 /// sibling emit them with the same spans, so rustc prints an error once.
 pub(crate) fn type_checks(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> TokenStream {
-    let krate = &plan.krate;
-    let (output, absence) = (output_type(item), absence_type(plan, batch));
+    let (rt, import) = (runtime(), runtime_import(plan));
+    let (output, absence) = (output_type(item), absence_type(batch));
     let mode = probe_mode(plan);
     let span = return_span(item);
     let types = quote_spanned!(span=>
-        (&&&#krate::__private::BatchProbe::<#output, #absence>::new()).types());
+        (&&&#rt::BatchProbe::<#output, #absence>::new()).types());
     let key = quote_spanned!(span=>
         (&&&&__stratacache_types.key_probe::<#mode>()).checked());
     let value = quote_spanned!(span=>
         __stratacache_types.value((&&&&__stratacache_types.item_probe::<#mode>()).checked()));
     quote! {
-        #[allow(unused_imports)]
-        use #krate::__private::probes::*;
+        #import
         #[allow(clippy::needless_borrow)]
         let __stratacache_types = #types;
         #[allow(clippy::needless_borrow)]

@@ -9,14 +9,37 @@ use syn::{ItemFn, ReturnType, Type};
 
 use crate::validate::{KeyPlan, Plan, ShapeKind, Template};
 
+/// How a generated body names the runtime's hidden module: every body imports it
+/// first under this short alias (as serde_derive's code does with `_serde`), so that
+/// the expansion reads short. Signatures, outside the bodies, spell the full path.
+pub(crate) const RUNTIME: &str = "__sc";
+
+pub(crate) fn runtime() -> Ident {
+    Ident::new(RUNTIME, proc_macro2::Span::call_site())
+}
+
+/// The import of [`RUNTIME`] and of the probes' traits that opens each body.
+pub(crate) fn runtime_import(plan: &Plan) -> TokenStream {
+    let (krate, rt) = (&plan.krate, runtime());
+    quote! {
+        #[allow(unused_imports)]
+        use #krate::__private::{self as #rt, probes::*};
+    }
+}
+
+/// The cached function's shape, as a body names it.
 pub(crate) fn shape_type(plan: &Plan) -> TokenStream {
-    let krate = &plan.krate;
+    shape_type_in(plan, runtime().to_token_stream())
+}
+
+/// The shape with the runtime's hidden module named by `runtime`.
+pub(crate) fn shape_type_in(plan: &Plan, rt: TokenStream) -> TokenStream {
     match &plan.shape {
-        ShapeKind::Whole(ty) => quote!(#krate::__private::Whole<#ty>),
-        ShapeKind::WholeResult(ty) => quote!(#krate::__private::WholeResult<#ty>),
-        ShapeKind::OkOnly(ty) => quote!(#krate::__private::OkOnly<#ty>),
-        ShapeKind::OkSome(ty) => quote!(#krate::__private::OkSome<#ty>),
-        ShapeKind::SomeOnly(ty) => quote!(#krate::__private::SomeOnly<#ty>),
+        ShapeKind::Whole(ty) => quote!(#rt::Whole<#ty>),
+        ShapeKind::WholeResult(ty) => quote!(#rt::WholeResult<#ty>),
+        ShapeKind::OkOnly(ty) => quote!(#rt::OkOnly<#ty>),
+        ShapeKind::OkSome(ty) => quote!(#rt::OkSome<#ty>),
+        ShapeKind::SomeOnly(ty) => quote!(#rt::SomeOnly<#ty>),
     }
 }
 
@@ -71,13 +94,13 @@ pub(crate) fn key_expr(plan: &Plan) -> TokenStream {
 /// of (`Borrowed(name)` for `name: &str`), so that a hit allocates no owned key;
 /// else owned.
 pub(crate) fn key_arg(plan: &Plan) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     if let KeyPlan::Args = &plan.key {
         let mut in_key = plan.args.iter().filter(|a| a.in_key);
         if let (Some(arg), None) = (in_key.next(), in_key.next()) {
             if let Type::Reference(_) = &arg.ty {
                 let ident = &arg.ident;
-                return quote!(#krate::__private::Borrowed(#ident));
+                return quote!(#rt::Borrowed(#ident));
             }
         }
     }
@@ -98,20 +121,20 @@ pub(crate) fn format_template(
 }
 
 pub(crate) fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let tags = plan.tags.iter().map(|t| format_template(t, &value_of));
-    quote!(#krate::__private::tags([#(#tags),*]))
+    quote!(#rt::tags([#(#tags),*]))
 }
 
 pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let duration = |d: &std::time::Duration| match (d.as_secs(), d.subsec_nanos()) {
-        (secs, 0) => quote!(#krate::__private::Duration::from_secs(#secs)),
+        (secs, 0) => quote!(#rt::Duration::from_secs(#secs)),
         _ if d.subsec_nanos() % 1_000_000 == 0 => {
             let millis = d.as_millis() as u64;
-            quote!(#krate::__private::Duration::from_millis(#millis))
+            quote!(#rt::Duration::from_millis(#millis))
         }
-        (secs, nanos) => quote!(#krate::__private::Duration::new(#secs, #nanos)),
+        (secs, nanos) => quote!(#rt::Duration::new(#secs, #nanos)),
     };
     let set = |setter: &str, d: &Option<std::time::Duration>| {
         let setter = quote::format_ident!("{setter}");
@@ -143,7 +166,7 @@ pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
     let compress = plan.compress.map(|on| quote!(.compress(#on)));
     let encrypt = plan.encrypt.map(|on| quote!(.encrypt(#on)));
     quote! {
-        #krate::__private::CacheOptions::default()
+        #rt::CacheOptions::default()
             #capacity #local #version #ttl #window #fail_safe #retry_after #refresh_ahead #timeout #lock
             #sliding #max_loads #compress #encrypt
     }
@@ -152,27 +175,27 @@ pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
 /// The closure that names this function's cache and its options: run once, by the
 /// function's `static` slot on its first call, or by a sibling on each entry operation.
 pub(crate) fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     let fn_name = item.sig.ident.to_string();
     let name = match &plan.name {
         Some(name) => quote!(::std::string::String::from(#name)),
         // The path of a closure in here is the function's path, for methods too.
-        None => quote!(#krate::__private::default_name(|| (), #fn_name)),
+        None => quote!(#rt::default_name(|| (), #fn_name)),
     };
     let options = options_expr(plan);
     if plan.local {
-        quote!(|| #krate::__private::local_spec(#name, #options))
+        quote!(|| #rt::local_spec(#name, #options))
     } else {
-        quote!(|| #krate::__private::shared_spec(#name, #options))
+        quote!(|| #rt::shared_spec(#name, #options))
     }
 }
 
 /// The lookup of a single-key function, through the proof that its types passed.
-pub(crate) fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStream) -> TokenStream {
-    let krate = &plan.krate;
+pub(crate) fn checked_lookup(checks: &TokenStream, spec: &TokenStream) -> TokenStream {
+    let rt = runtime();
     quote! {
         #checks
-        static __STRATACACHE: #krate::__private::Slot = #krate::__private::Slot::new();
+        static __STRATACACHE: #rt::Slot = #rt::Slot::new();
         let __stratacache_cache = __stratacache_checked.cache(&__STRATACACHE, #spec);
     }
 }
@@ -181,15 +204,14 @@ pub(crate) fn checked_lookup(plan: &Plan, checks: &TokenStream, spec: &TokenStre
 /// one error, at the key's arguments or at the return type. The function and its
 /// siblings emit them with the same spans, so rustc prints an error once.
 pub(crate) fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
-    let (krate, mode) = (&plan.krate, probe_mode(plan));
+    let (rt, mode, import) = (runtime(), probe_mode(plan), runtime_import(plan));
     let (key, shape) = (key_type(plan), shape_type(plan));
     let key_proof = quote_spanned!(key_span(plan, item)=>
-        (&&&&#krate::__private::KeyProbe::<#key, #mode>::new()).checked());
+        (&&&&#rt::KeyProbe::<#key, #mode>::new()).checked());
     let value_proof = quote_spanned!(return_span(item)=>
-        (&&&&#krate::__private::ValueProbe::<#shape, #mode>::new()).checked());
+        (&&&&#rt::ValueProbe::<#shape, #mode>::new()).checked());
     quote! {
-        #[allow(unused_imports)]
-        use #krate::__private::probes::*;
+        #import
         #[allow(clippy::needless_borrow)]
         let __stratacache_checked = #key_proof.with(#value_proof);
     }
@@ -197,11 +219,11 @@ pub(crate) fn type_checks(plan: &Plan, item: &ItemFn) -> TokenStream {
 
 /// The probes' mode: a cache that is not `local` needs serde too.
 pub(crate) fn probe_mode(plan: &Plan) -> TokenStream {
-    let krate = &plan.krate;
+    let rt = runtime();
     if plan.local {
-        quote!(#krate::__private::LocalCache)
+        quote!(#rt::LocalCache)
     } else {
-        quote!(#krate::__private::SharedCache)
+        quote!(#rt::SharedCache)
     }
 }
 
