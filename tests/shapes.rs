@@ -125,3 +125,52 @@ async fn a_result_of_option_caches_ok_some_and_reloads_ok_none_unless_cache_none
         Ok(Some("row 2".into()))
     );
 }
+
+static MACRO_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A cached function written by the user's own `macro_rules!`, its types and tag
+/// passed in as fragments: the generated body's names (its alias of the runtime
+/// among them) resolve from tokens of both origins.
+macro_rules! cached_lookup {
+    ($name:ident, $key:ty, $value:ty, $ttl:literal, $tag:literal) => {
+        #[cached(ttl = $ttl, tags = [$tag], stale_while_revalidate)]
+        async fn $name(id: $key) -> Result<$value, String> {
+            MACRO_LOADS.fetch_add(1, SeqCst);
+            Ok(<$value>::from(id))
+        }
+    };
+}
+
+cached_lookup!(widened, u32, u64, "1m", "widened:{id}");
+
+#[tokio::test]
+async fn a_cached_function_written_by_a_macro_rules_caches_and_invalidates() {
+    assert_eq!(widened(7).await, Ok(7));
+    assert_eq!(widened(7).await, Ok(7));
+    assert_eq!(MACRO_LOADS.load(SeqCst), 1, "the second call is a hit");
+    stratacache::invalidate!(widened(7)).await.unwrap();
+    assert_eq!(widened(7).await, Ok(7));
+    assert_eq!(
+        MACRO_LOADS.load(SeqCst),
+        2,
+        "the invalidation reached the entry"
+    );
+
+    // The entry macros, called by the user's macros with fragments.
+    macro_rules! forget {
+        ($call:expr) => {
+            stratacache::invalidate!($call).await.unwrap()
+        };
+    }
+    macro_rules! forget_all {
+        ($function:path) => {
+            stratacache::clear!($function).await.unwrap()
+        };
+    }
+    forget!(widened(7));
+    assert_eq!(widened(7).await, Ok(7));
+    assert_eq!(MACRO_LOADS.load(SeqCst), 3, "`invalidate!` of a fragment");
+    forget_all!(widened);
+    assert_eq!(widened(7).await, Ok(7));
+    assert_eq!(MACRO_LOADS.load(SeqCst), 4, "`clear!` of a fragment");
+}

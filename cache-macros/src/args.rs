@@ -277,6 +277,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// `expr` without the invisible group a `macro_rules!` fragment (`$ttl:literal`,
+/// `$call:expr`) arrives in, so a value written through the user's macro reads as one
+/// written in place.
+pub(crate) fn ungrouped(mut expr: Expr) -> Expr {
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    expr
+}
+
 /// The error for a value of the wrong form; `set` prefixes "`name` expects".
 fn wrong(span: Span, expected: &str) -> syn::Error {
     syn::Error::new(span, expected)
@@ -284,7 +294,7 @@ fn wrong(span: Span, expected: &str) -> syn::Error {
 
 fn assigned(value: RawValue, expected: &str, span_if_missing: Span) -> syn::Result<Expr> {
     match value {
-        RawValue::Assigned(expr) => Ok(expr),
+        RawValue::Assigned(expr) => Ok(ungrouped(expr)),
         RawValue::Flag => Err(wrong(
             span_if_missing,
             &format!("{expected}, written `= ...`"),
@@ -353,7 +363,7 @@ fn tag_list(value: RawValue) -> syn::Result<Vec<LitStr>> {
         Expr::Array(array) => array
             .elems
             .into_iter()
-            .map(|elem| match elem {
+            .map(|elem| match ungrouped(elem) {
                 Expr::Lit(ExprLit {
                     lit: Lit::Str(lit), ..
                 }) => Ok(lit),
@@ -414,6 +424,23 @@ mod tests {
         assert_eq!(args.skip.unwrap().value.len(), 2);
         assert!(args.local.is_some());
         assert_eq!(args.krate.unwrap().value.value(), "::x");
+    }
+
+    /// What a `macro_rules!` fragment looks like to the attribute: its tokens in an
+    /// invisible group.
+    #[test]
+    fn values_passed_through_a_macro_rules_fragment_parse_as_written() {
+        use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+        let fragment = |tokens: &str| -> TokenTree {
+            Group::new(Delimiter::None, tokens.parse::<TokenStream>().unwrap()).into()
+        };
+        let (ttl, tag) = (fragment(r#""15m""#), fragment(r#""user:{id}""#));
+        let args: CachedArgs =
+            syn::parse2(quote::quote!(ttl = #ttl, tags = ["users", #tag], capacity = 10)).unwrap();
+        args.errors.finish().unwrap();
+        assert_eq!(args.ttl.unwrap().value.value(), "15m");
+        let tags = args.tags.unwrap().value;
+        assert_eq!(tags[1].value(), "user:{id}");
     }
 
     #[test]

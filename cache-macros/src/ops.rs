@@ -10,6 +10,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprPath, Path, Token};
 
+use crate::args::ungrouped;
 use crate::expand::{clear_ident, entry_ident};
 
 fn usage(name: &str) -> String {
@@ -21,7 +22,7 @@ fn usage(name: &str) -> String {
 
 /// `f(args)` -> `__stratacache_entry_f(args)`, `recv.m(args)` -> `recv.__stratacache_entry_m(args)`.
 fn entry_call(call: Expr, name: &str) -> syn::Result<Expr> {
-    match call {
+    match ungrouped(call) {
         Expr::Call(mut call) => {
             let Expr::Path(ExprPath { path, .. }) = &mut *call.func else {
                 return Err(syn::Error::new_spanned(&call.func, usage(name)));
