@@ -126,6 +126,35 @@ async fn keys_the_loader_does_not_return_follow_cache_none() {
     );
 }
 
+static CLEARED: Calls = Calls(Mutex::new(Vec::new()));
+
+/// `impl IntoIterator` makes the function generic: each collection type is an
+/// instance of its code, all with one cache.
+#[cached(ttl = "5m", batch)]
+async fn squares(ids: impl IntoIterator<Item = u64>) -> HashMap<u64, u64> {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    CLEARED.record(ids.iter().copied());
+    ids.into_iter().map(|id| (id, id * id)).collect()
+}
+
+#[tokio::test]
+async fn clear_reaches_a_batch_function_generic_over_its_keys() {
+    assert_eq!(squares(vec![2, 3]).await.len(), 2);
+    assert_eq!(
+        squares([3, 2]).await.len(),
+        2,
+        "another instance, the same cache"
+    );
+    assert_eq!(CLEARED.take(), vec![vec![2, 3]]);
+    stratacache::clear!(squares).await.unwrap();
+    assert_eq!(squares([2]).await, HashMap::from([(2, 4)]));
+    assert_eq!(
+        CLEARED.take(),
+        vec![vec![2]],
+        "clear! emptied the function's cache"
+    );
+}
+
 static SINGLE_LOADS: AtomicUsize = AtomicUsize::new(0);
 static SHARED: Calls = Calls(Mutex::new(Vec::new()));
 

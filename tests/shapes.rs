@@ -174,3 +174,107 @@ async fn a_cached_function_written_by_a_macro_rules_caches_and_invalidates() {
     assert_eq!(widened(7).await, Ok(7));
     assert_eq!(MACRO_LOADS.load(SeqCst), 4, "`clear!` of a fragment");
 }
+
+/// A repository generic over its backend, the way a service swaps a test double for
+/// the database.
+trait Backend: Send + Sync + 'static {
+    const BASE: u64;
+    fn loads() -> &'static AtomicUsize;
+}
+
+struct Primary;
+struct Replica;
+static PRIMARY_LOADS: AtomicUsize = AtomicUsize::new(0);
+static REPLICA_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+impl Backend for Primary {
+    const BASE: u64 = 100;
+    fn loads() -> &'static AtomicUsize {
+        &PRIMARY_LOADS
+    }
+}
+
+impl Backend for Replica {
+    const BASE: u64 = 200;
+    fn loads() -> &'static AtomicUsize {
+        &REPLICA_LOADS
+    }
+}
+
+struct GenericRepo<B>(std::marker::PhantomData<B>);
+
+impl<B: Backend> GenericRepo<B> {
+    fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+
+    #[cached(ttl = "1m")]
+    async fn row(&self, id: u64) -> u64 {
+        B::loads().fetch_add(1, SeqCst);
+        B::BASE + id
+    }
+
+    /// The value's type follows the type argument.
+    #[cached(ttl = "1m")]
+    async fn label(&self, id: u64) -> Option<B::Label>
+    where
+        B: Labelled,
+    {
+        Some(B::label(id))
+    }
+}
+
+trait Labelled {
+    type Label: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static;
+    fn label(id: u64) -> Self::Label;
+}
+
+impl Labelled for Primary {
+    type Label = u64;
+    fn label(id: u64) -> u64 {
+        id
+    }
+}
+
+impl Labelled for Replica {
+    type Label = String;
+    fn label(id: u64) -> String {
+        format!("replica {id}")
+    }
+}
+
+#[tokio::test]
+async fn each_instantiation_of_a_generic_impl_has_its_own_cache() {
+    let (primary, replica) = (GenericRepo::<Primary>::new(), GenericRepo::<Replica>::new());
+    assert_eq!(primary.row(1).await, 101);
+    assert_eq!(replica.row(1).await, 201, "not the primary's value");
+    assert_eq!(primary.row(1).await, 101);
+    assert_eq!(replica.row(1).await, 201);
+    assert_eq!(
+        PRIMARY_LOADS.load(SeqCst),
+        1,
+        "the primary's second call is a hit"
+    );
+    assert_eq!(
+        REPLICA_LOADS.load(SeqCst),
+        1,
+        "the replica's second call is a hit"
+    );
+
+    stratacache::invalidate!(replica.row(1)).await.unwrap();
+    assert_eq!(replica.row(1).await, 201);
+    assert_eq!(
+        REPLICA_LOADS.load(SeqCst),
+        2,
+        "the invalidation reached the entry"
+    );
+    assert_eq!(primary.row(1).await, 101);
+    assert_eq!(
+        PRIMARY_LOADS.load(SeqCst),
+        1,
+        "the primary's entry is another"
+    );
+
+    assert_eq!(primary.label(3).await, Some(3));
+    assert_eq!(replica.label(3).await, Some("replica 3".to_owned()));
+}

@@ -164,11 +164,13 @@ fn clear_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
     let krate = &plan.krate;
     let (vis, ident) = (&item.vis, clear_ident(&item.sig.ident));
     let cfgs = cfg_attrs(item);
+    // The function's bounds (`where B: Labelled`) may be what gives its types meaning.
+    let (generics, where_clause) = (&item.sig.generics, &item.sig.generics.where_clause);
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_snake_case)]
-        #vis fn #ident() -> impl #krate::__private::CacheOps {
+        #vis fn #ident #generics () -> impl #krate::__private::CacheOps #where_clause {
             #lookup
             __stratacache_cache
         }

@@ -196,7 +196,8 @@ pub(crate) fn checked_lookup(checks: &TokenStream, spec: &TokenStream) -> TokenS
     quote! {
         #checks
         static __STRATACACHE: #rt::Slot = #rt::Slot::new();
-        let __stratacache_cache = __stratacache_checked.cache(&__STRATACACHE, #spec);
+        let __stratacache_cache =
+            __stratacache_checked.cache(&__STRATACACHE, #rt::Instantiation::of(|| ()), #spec);
     }
 }
 

@@ -31,7 +31,7 @@ use std::marker::PhantomData;
 
 use crate::batch_output::{Absence, BatchOutput};
 use crate::engine::Cache;
-use crate::registry::{named, CacheSpec, Slot};
+use crate::registry::{named, CacheSpec, Instantiation, Slot};
 use crate::shape::{Shape, Whole};
 use crate::values::{CacheKey, CacheValue};
 
@@ -232,9 +232,10 @@ where
     pub fn cache(
         self,
         slot: &Slot,
+        caller: Instantiation,
         spec: fn() -> CacheSpec<K, S::Value>,
     ) -> &'static Cache<K, S::Value> {
-        slot.get(spec)
+        slot.get(caller, spec)
     }
 
     /// The function's cache, found by name (what its siblings use).

@@ -10,7 +10,7 @@ pub use crate::engine::{refresh, Borrowed, Cache, CacheOptions, Tags, TimedOutFn
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
-pub use crate::registry::{named, CacheSpec, Slot};
+pub use crate::registry::{named, CacheSpec, Instantiation, Slot};
 pub use crate::shape::{
     OkOnly, OkSome, OptionLike, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry,
     ShareProbe, SomeOnly, Whole, WholeResult,

@@ -124,43 +124,118 @@ where
 pub type CacheSpec<K, V> = (String, CacheOptions, Option<Codec<K, V>>);
 
 /// Holds one function's cache, found once through the registry; generated code keeps
-/// one in a `static` so a call costs one atomic load and a type-id comparison.
-pub struct Slot(OnceLock<&'static (dyn Any + Send + Sync)>);
+/// one in a `static` so a call costs one atomic load, a pointer comparison and a
+/// type-id comparison.
+///
+/// A method of a generic impl has one `static` for all its instantiations, and one
+/// cache each (its default name carries the type arguments: `app::Repo<Pg>::get`).
+/// The slot holds the cache of the instantiation that called first; the others are
+/// found by name through the registry once, as the entry macros find them, and kept
+/// in a short list beside it.
+pub struct Slot {
+    first: OnceLock<Held>,
+    others: RwLock<Vec<Held>>,
+}
+
+struct Held {
+    cache: &'static (dyn Any + Send + Sync),
+    /// The path of the function instance that filled the slot
+    /// ([`Instantiation`]).
+    instantiation: &'static str,
+}
+
+/// Which instance of a function's code is calling: the path, type arguments
+/// included, of a closure in its body. Distinct instances have distinct paths.
+#[derive(Clone, Copy)]
+pub struct Instantiation(pub(crate) &'static str);
+
+impl Instantiation {
+    /// The instance whose body holds `marker`.
+    #[inline(always)]
+    pub fn of<M>(_marker: M) -> Self {
+        Self(std::any::type_name::<M>())
+    }
+}
 
 impl Slot {
     /// An empty slot, for a `static`.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(OnceLock::new())
+        Self {
+            first: OnceLock::new(),
+            others: RwLock::new(Vec::new()),
+        }
     }
 
     /// The function's cache, created through the registry on the first call. `init`
     /// is a function pointer, not a closure type, so this is instantiated once per key
     /// and value type rather than once per cached function.
     #[inline]
-    pub fn get<K, V>(&self, init: fn() -> CacheSpec<K, V>) -> &'static Cache<K, V>
+    pub fn get<K, V>(
+        &self,
+        caller: Instantiation,
+        init: fn() -> CacheSpec<K, V>,
+    ) -> &'static Cache<K, V>
     where
         K: CacheKey,
         V: CacheValue,
     {
-        let any = match self.0.get() {
-            Some(any) => *any,
-            None => self.init::<K, V>(init),
+        let held = match self.first.get() {
+            Some(held) => held,
+            None => self.init::<K, V>(caller, init),
         };
-        any.downcast_ref()
-            .expect("a cache slot serves one function, with one key and value type")
+        // Equal pointers mean equal paths; a copy of the same path made elsewhere
+        // only costs the slower comparison below.
+        if std::ptr::eq(held.instantiation, caller.0) {
+            if let Some(cache) = held.cache.downcast_ref() {
+                return cache;
+            }
+        }
+        self.other_caller(held, caller, init)
     }
 
     #[cold]
-    fn init<K, V>(&self, init: fn() -> CacheSpec<K, V>) -> &'static (dyn Any + Send + Sync)
+    fn init<K, V>(&self, caller: Instantiation, init: fn() -> CacheSpec<K, V>) -> &Held
     where
         K: CacheKey,
         V: CacheValue,
     {
-        *self.0.get_or_init(|| {
+        self.first.get_or_init(|| {
             let (name, options, codec) = init();
-            cache::<K, V>(&name, options, codec)
+            Held {
+                cache: cache::<K, V>(&name, options, codec),
+                instantiation: caller.0,
+            }
         })
+    }
+
+    #[cold]
+    fn other_caller<K, V>(
+        &self,
+        first: &Held,
+        caller: Instantiation,
+        init: fn() -> CacheSpec<K, V>,
+    ) -> &'static Cache<K, V>
+    where
+        K: CacheKey,
+        V: CacheValue,
+    {
+        let held_by = |held: &Held| -> Option<&'static Cache<K, V>> {
+            let cache = held.cache.downcast_ref()?;
+            (held.instantiation == caller.0).then_some(cache)
+        };
+        if let Some(cache) = held_by(first) {
+            return cache;
+        }
+        if let Some(cache) = self.others.read().iter().find_map(held_by) {
+            return cache;
+        }
+        let cache = named(init);
+        self.others.write().push(Held {
+            cache,
+            instantiation: caller.0,
+        });
+        cache
     }
 }
 
@@ -246,14 +321,15 @@ pub fn stats() -> StatsSnapshot {
 pub fn default_name(marker_path: &str, fn_name: &str) -> String {
     // `marker_path` is `<path of the function>[::{{closure}}...]::<marker>`: the body
     // of an `async fn` is a closure to the compiler.
-    let mut path = marker_path.rsplit_once("::").map_or("", |(head, _)| head);
-    while let Some((head, _)) = path
-        .rsplit_once("::")
-        .filter(|(_, last)| last.starts_with("{{"))
+    let mut path = split_last_segment(marker_path).map_or("", |(head, _)| head);
+    while let Some((head, _)) = split_last_segment(path).filter(|(_, last)| last.starts_with("{{"))
     {
         path = head;
     }
-    let parent = path.rsplit_once("::").map_or("", |(head, _)| head);
+    // The function's own type arguments (`impl Trait` arguments make some) are left
+    // out with its segment: one cache serves them all. Its impl's stay in the parent
+    // (`app::Repo<app::Pg>`): each instantiation has its own.
+    let parent = split_last_segment(path).map_or("", |(head, _)| head);
     // A trait impl's method is `<app::Repo as app::UserRepo>::get` to the compiler;
     // its siblings, in an inherent impl, are `app::Repo::...`: both name `app::Repo::get`.
     let parent = match parent.strip_prefix('<').and_then(|p| p.split_once(" as ")) {
@@ -265,6 +341,26 @@ pub fn default_name(marker_path: &str, fn_name: &str) -> String {
     } else {
         format!("{parent}::{fn_name}")
     }
+}
+
+/// `path` split at its last `::` outside type arguments:
+/// `app::Repo<app::Pg>::get<alloc::vec::Vec<u64>>` into `app::Repo<app::Pg>` and
+/// `get<alloc::vec::Vec<u64>>`.
+fn split_last_segment(path: &str) -> Option<(&str, &str)> {
+    let bytes = path.as_bytes();
+    let mut depth = 0usize;
+    for at in (1..bytes.len()).rev() {
+        match bytes[at] {
+            // `->` in a function pointer type closes nothing.
+            b'>' if bytes[at - 1] != b'-' => depth += 1,
+            b'<' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes[at - 1] == b':' => {
+                return Some((&path[..at - 1], &path[at + 1..]));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -305,6 +401,18 @@ mod tests {
             ),
             "app::Repo::get"
         );
+    }
+
+    #[test]
+    fn default_name_keeps_the_impls_type_arguments_and_drops_the_functions() {
+        let marker = "app::Repo<app::Pg>::get::{{closure}}::{{closure}}";
+        assert_eq!(default_name(marker, "get"), "app::Repo<app::Pg>::get");
+        let marker = "app::load<alloc::vec::Vec<u64>>::{{closure}}::{{closure}}";
+        assert_eq!(default_name(marker, "load"), "app::load");
+        let marker = "app::load<fn() -> u64, [u8; 2]>::{{closure}}::{{closure}}";
+        assert_eq!(default_name(marker, "load"), "app::load");
+        let marker = "<app::Repo<app::Pg> as app::UserRepo>::get::{{closure}}";
+        assert_eq!(default_name(marker, "get"), "app::Repo<app::Pg>::get");
     }
 
     #[test]
