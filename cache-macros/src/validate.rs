@@ -352,8 +352,46 @@ fn check_key_type(arg: &Arg, errors: &mut Errors) {
             &arg.ty,
             format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})`", arg.ident),
         ),
+        // `&str` is looked up as it is and owned on a miss; a borrow inside the type
+        // (`Option<&str>`, `Cow<'_, str>`) has no owned form to keep.
+        Type::Reference(r) if borrows(&r.elem) => borrowed_key(&r.elem, arg, errors),
+        Type::Reference(_) => {}
+        ty if borrows(ty) => borrowed_key(ty, arg, errors),
         _ => {}
     }
+}
+
+/// Whether `ty` holds a reference or a lifetime other than `'static`.
+fn borrows(ty: &Type) -> bool {
+    use proc_macro2::{TokenStream, TokenTree};
+    fn scan(tokens: TokenStream) -> bool {
+        let mut tokens = tokens.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            let borrowed = match token {
+                TokenTree::Punct(p) if p.as_char() == '&' => true,
+                TokenTree::Punct(p) if p.as_char() == '\'' => {
+                    !matches!(tokens.peek(), Some(TokenTree::Ident(i)) if i == "static")
+                }
+                TokenTree::Group(g) => scan(g.stream()),
+                _ => false,
+            };
+            if borrowed {
+                return true;
+            }
+        }
+        false
+    }
+    scan(quote::ToTokens::to_token_stream(ty))
+}
+
+fn borrowed_key(ty: &Type, arg: &Arg, errors: &mut Errors) {
+    errors.spanned(
+        ty,
+        format!(
+            "a key argument cannot borrow inside its type: the cache keeps the key after the call; take an owned type or a plain reference (`&str`, owned only on a miss), or add `skip({})` or an explicit `key = \"...\"`",
+            arg.ident
+        ),
+    );
 }
 
 /// Checks `{name}` placeholders against the arguments. `{{` and `}}` are literal
