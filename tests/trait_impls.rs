@@ -87,3 +87,66 @@ async fn an_async_trait_impl_is_cached_through_dyn_and_spawnable() {
     repo.total(3).await.unwrap();
     assert_eq!(concrete.loads.load(SeqCst), 3);
 }
+
+/// A trait impl generic over its backend: each instantiation keeps its own entries.
+trait Backend: Send + Sync + 'static {
+    const BASE: u64;
+}
+
+struct Primary;
+struct Replica;
+
+impl Backend for Primary {
+    const BASE: u64 = 10;
+}
+
+impl Backend for Replica {
+    const BASE: u64 = 20;
+}
+
+trait Scores {
+    async fn score(&self, id: u64) -> u64;
+}
+
+struct ScoreRepo<B> {
+    loads: Arc<AtomicUsize>,
+    backend: std::marker::PhantomData<B>,
+}
+
+impl<B> ScoreRepo<B> {
+    fn new(loads: &Arc<AtomicUsize>) -> Self {
+        Self {
+            loads: loads.clone(),
+            backend: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cached_impl]
+impl<B: Backend> Scores for ScoreRepo<B> {
+    #[cached(ttl = "1m", local)]
+    async fn score(&self, id: u64) -> u64 {
+        self.loads.fetch_add(1, SeqCst);
+        B::BASE + id
+    }
+}
+
+#[tokio::test]
+async fn each_instantiation_of_a_generic_trait_impl_keeps_its_own_entries() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let primary = ScoreRepo::<Primary>::new(&loads);
+    let replica = ScoreRepo::<Replica>::new(&loads);
+    assert_eq!(primary.score(1).await, 11);
+    assert_eq!(replica.score(1).await, 21, "not the primary's entry");
+    assert_eq!(primary.score(1).await, 11);
+    assert_eq!(loads.load(SeqCst), 2, "one load each");
+
+    invalidate!(replica.score(1)).await.unwrap();
+    assert_eq!(replica.score(1).await, 21);
+    assert_eq!(loads.load(SeqCst), 3, "the replica's entry was invalidated");
+    clear!(ScoreRepo::<Primary>::score).await.unwrap();
+    assert_eq!(primary.score(1).await, 11);
+    assert_eq!(loads.load(SeqCst), 4, "the primary's cache was cleared");
+    assert_eq!(replica.score(1).await, 21);
+    assert_eq!(loads.load(SeqCst), 4, "and the replica's was not");
+}
