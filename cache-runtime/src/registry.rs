@@ -200,12 +200,9 @@ impl Slot {
         K: CacheKey,
         V: CacheValue,
     {
-        self.first.get_or_init(|| {
-            let (name, options, codec) = init();
-            Held {
-                cache: cache::<K, V>(&name, options, codec),
-                instantiation: caller.0,
-            }
+        self.first.get_or_init(|| Held {
+            cache: named(init),
+            instantiation: caller.0,
         })
     }
 
