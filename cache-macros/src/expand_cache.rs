@@ -12,13 +12,11 @@ use crate::validate::{KeyPlan, Plan, ShapeKind, Template};
 /// How a generated body names the runtime's hidden module: every body imports it
 /// first under this short alias (as serde_derive's code does with `_serde`), so that
 /// the expansion reads short. Signatures, outside the bodies, spell the full path.
-pub(crate) const RUNTIME: &str = "__sc";
-
 pub(crate) fn runtime() -> Ident {
-    Ident::new(RUNTIME, proc_macro2::Span::call_site())
+    Ident::new("__sc", proc_macro2::Span::call_site())
 }
 
-/// The import of [`RUNTIME`] and of the probes' traits that opens each body.
+/// The import of [`runtime`]'s alias and of the probes' traits that opens each body.
 pub(crate) fn runtime_import(plan: &Plan) -> TokenStream {
     let (krate, rt) = (&plan.krate, runtime());
     quote! {
