@@ -274,6 +274,19 @@ macro_rules! put {
 }
 
 /// Makes the call, loading now whatever is cached: `refresh!(get_user(7)).await`.
+///
+/// On a sync function the call is made, and the value reloaded, where the macro
+/// stands; the future it returns is ready:
+///
+/// ```
+/// #[stratacache::cached(ttl = "1h")]
+/// fn rate(currency: String) -> u64 {
+///     currency.len() as u64
+/// }
+///
+/// let fresh = stratacache::block_on(stratacache::refresh!(rate("EUR".into())));
+/// assert_eq!(fresh, 3);
+/// ```
 #[macro_export]
 macro_rules! refresh {
     ($($input:tt)*) => { $crate::__macros::refresh!($crate; $($input)*) };

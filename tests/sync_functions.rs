@@ -6,7 +6,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use stratacache::{block_on, cached, invalidate, invalidate_tag, peek, stats};
+use stratacache::{block_on, cached, invalidate, invalidate_tag, peek, refresh, stats, warm_up};
 
 static SLOW_LOADS: AtomicUsize = AtomicUsize::new(0);
 /// Held by the test while the threads pile up on the key, so the load is still
@@ -78,4 +78,67 @@ fn a_sync_result_caches_ok_only_and_the_entry_macros_work() {
     assert_eq!(block_on(peek!(parse_port("80".into()))), Some(80));
     block_on(invalidate!(parse_port("80".into()))).unwrap();
     assert_eq!(block_on(peek!(parse_port("80".into()))), None);
+}
+
+static PRICE_LOADS: AtomicUsize = AtomicUsize::new(0);
+static PRICE_LIST: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", name = "sync.price")]
+fn price(sku: u64) -> usize {
+    PRICE_LOADS.fetch_add(1, SeqCst);
+    PRICE_LIST.load(SeqCst) * 100 + sku as usize
+}
+
+fn unreadable_sku() -> u64 {
+    panic!("the order names no sku")
+}
+
+#[test]
+fn refresh_reloads_a_sync_function_at_once_and_only_that_call() {
+    assert_eq!(price(1), 1);
+    PRICE_LIST.store(1, SeqCst);
+    assert_eq!(price(1), 1, "fresh, so cached");
+    let refreshed = refresh!(price(1));
+    assert_eq!(
+        PRICE_LOADS.load(SeqCst),
+        2,
+        "reloaded by the call, before any poll"
+    );
+    assert_eq!(block_on(refreshed), 101);
+    assert_eq!(price(1), 101, "the next call reads the reloaded value");
+    assert_eq!(PRICE_LOADS.load(SeqCst), 2, "the request reached one call");
+
+    // The request is made before the arguments are evaluated: one that panics leaves
+    // no request behind for the next call.
+    let panicked = std::panic::catch_unwind(|| refresh!(price(unreadable_sku())));
+    assert!(panicked.is_err());
+    assert_eq!(price(1), 101, "the abandoned request is withdrawn");
+    assert_eq!(PRICE_LOADS.load(SeqCst), 2);
+}
+
+static SHIPPING_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", name = "sync.shipping")]
+fn shipping(zone: u64) -> Option<u64> {
+    SHIPPING_LOADS.fetch_add(1, SeqCst);
+    match zone {
+        0 => panic!("zone 0 has no carrier"),
+        9 => None,
+        _ => Some(zone * 10),
+    }
+}
+
+#[test]
+fn warm_up_loads_a_sync_function_and_reports_each_zone() {
+    assert_eq!(shipping(1), Some(10));
+    let report = block_on(warm_up!(vec![0, 1, 2, 3, 9], |zone| shipping(zone)));
+    assert_eq!(
+        (report.loaded, report.present, report.failed),
+        (2, 1, 2),
+        "{report}: 2 and 3 loaded, 1 held, the panic and the None failed"
+    );
+    assert_eq!(SHIPPING_LOADS.load(SeqCst), 5, "1, then 0, 2, 3 and 9");
+    assert_eq!(shipping(2), Some(20));
+    assert_eq!(shipping(3), Some(30));
+    assert_eq!(SHIPPING_LOADS.load(SeqCst), 5, "warmed entries are hits");
 }

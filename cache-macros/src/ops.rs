@@ -98,7 +98,8 @@ pub(crate) fn put(input: TokenStream) -> syn::Result<TokenStream> {
     Ok(quote!(#krate::__private::EntryOps::put(#entry, #value)))
 }
 
-/// `refresh!(f(args))` makes the call itself, flagged to load now. The sibling is
+/// `refresh!(f(args))` makes the call itself, flagged to load now: a sync function's
+/// at once, an `async fn`'s in its future's first poll (see `AsFuture`). The sibling is
 /// named in code that never runs (its arguments are `unreachable!()`, of type `!`), so a
 /// call of a function that is not cached is still a compile error.
 pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
@@ -130,7 +131,11 @@ pub(crate) fn refresh(input: TokenStream) -> syn::Result<TokenStream> {
             if false {
                 ::core::mem::drop(#check);
             }
-            #krate::__private::refresh(#call)
+            use #krate::__private::probes::*;
+            #krate::__private::reloading(
+                #krate::__private::ReloadRequest::new(),
+                #krate::__private::AsFuture::new(#call).into_future_call(),
+            )
         }
     })
 }
@@ -203,7 +208,12 @@ pub(crate) fn warm_up(input: TokenStream) -> syn::Result<TokenStream> {
             let entry = entry_call(call.clone(), "warm_up")?;
             let concurrency = concurrency.map_or_else(|| quote!(16), |n| quote!(#n));
             Ok(quote! {
-                #krate::__private::warm_up(#items, #concurrency, |#pattern| #entry, |#pattern| #call)
+                {
+                    use #krate::__private::probes::*;
+                    #krate::__private::warm_up(#items, #concurrency, |#pattern| #entry, |#pattern| {
+                        #krate::__private::AsFuture::new(#call).into_future_call()
+                    })
+                }
             })
         }
     }

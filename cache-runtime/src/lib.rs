@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod as_future;
 mod background;
 mod backplane;
 mod batch_output;

@@ -1,4 +1,5 @@
 //! Used by generated code only. Not a stable API.
+pub use crate::as_future::AsFuture;
 pub use crate::batch_output::{Absence, BatchOutput, CacheMissing, PlainMap, SkipMissing};
 pub use crate::blocking::block_on;
 pub use crate::checks::{
@@ -6,7 +7,9 @@ pub use crate::checks::{
     LocalCache, Passes, SharedCache, SharedKey, SharedValue, ValueNotCacheable, ValueNotShared,
     ValueProbe,
 };
-pub use crate::engine::{refresh, Borrowed, Cache, CacheOptions, Tags, TimedOutFn};
+pub use crate::engine::{
+    reloading, Borrowed, Cache, CacheOptions, ReloadRequest, Reloading, Tags, TimedOutFn,
+};
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
 pub use crate::l2::codec::{serde_codec, Codec};
@@ -26,6 +29,7 @@ pub use std::time::Duration;
 /// functions'), for one `use probes::*`: each is imported as `_`, in scope for
 /// method calls while naming nothing the function's body could see.
 pub mod probes {
+    pub use crate::as_future::{FutureCall as _, ValueCall as _};
     pub use crate::checks::{
         BatchPasses as _, KeyNotCacheable as _, KeyNotShared as _, NotABatchOutput as _,
         Passes as _, ValueNotCacheable as _, ValueNotShared as _,

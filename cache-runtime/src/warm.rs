@@ -2,6 +2,7 @@
 //! and say what happened to each. Reached through the `warm_up!` macro.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
 use futures_util::StreamExt;
 
@@ -15,7 +16,8 @@ enum Outcome {
 
 /// Per-item warm-up: for each item, an entry already held counts as present;
 /// otherwise the call is made (at most `concurrency` at once) and counts as loaded
-/// unless its output means no value.
+/// unless its output means no value or it panicked. A sync function's calls block the
+/// thread polling the warm-up, so they run one at a time.
 pub async fn warm_up<I, E, EntryFn, CallFn, Fut>(
     items: I,
     concurrency: usize,
@@ -37,7 +39,11 @@ where
             if present.await {
                 return Outcome::Present;
             }
-            match crate::engine::catch_unwind(call(item)).await {
+            // A sync function's call loads as it is made, here, on this thread.
+            let Ok(call) = std::panic::catch_unwind(AssertUnwindSafe(|| call(item))) else {
+                return Outcome::Failed;
+            };
+            match crate::engine::catch_unwind(call).await {
                 Ok(out) if !E::failed(&out) => Outcome::Loaded,
                 _ => Outcome::Failed,
             }

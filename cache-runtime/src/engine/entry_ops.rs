@@ -4,7 +4,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
@@ -42,19 +44,61 @@ pub(super) fn reload_requested() -> bool {
     RELOAD_REQUESTED.with(|requested| requested.get() && requested.replace(false))
 }
 
-/// `refresh!(f(args))`: the call `f(args)`, made to load now whatever is held.
-pub fn refresh<F: Future>(call: F) -> impl Future<Output = F::Output> {
-    around_first_poll(
-        call,
-        || RELOAD_REQUESTED.with(|requested| requested.set(true)),
-        || RELOAD_REQUESTED.with(|requested| requested.set(false)),
-    )
+/// `refresh!`'s request that the call made now, on this thread, load whatever is
+/// held. A sync function's call takes it at once; an `async fn`'s call only makes its
+/// future, so [`Refreshed`] hands the request on to that future's first poll. It is
+/// withdrawn when dropped, so a request nobody took (the call panicked, or made a
+/// future) never reaches a later call.
+pub struct ReloadRequest(());
+
+impl ReloadRequest {
+    /// Requests a reload of the next cached call on this thread.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        RELOAD_REQUESTED.with(|requested| requested.set(true));
+        Self(())
+    }
+}
+
+impl Drop for ReloadRequest {
+    fn drop(&mut self) {
+        RELOAD_REQUESTED.with(|requested| requested.set(false));
+    }
+}
+
+/// `refresh!(f(args))`: the call's future (see [`AsFuture`](crate::as_future)), made
+/// while `request` stood, to be polled the first time under a new request.
+pub fn reloading<F: Future>(request: ReloadRequest, call: F) -> Reloading<F> {
+    drop(request);
+    Reloading {
+        call: Box::pin(call),
+        first: true,
+    }
+}
+
+/// A call under `refresh!`. A cached `async fn` looks its key up in its first poll,
+/// before any `.await`, so the request made around that poll reaches this call and
+/// no other (a cached call nested in the loader starts later). A sync function's call
+/// took its request as it was made: its future is ready, and the request made around
+/// its poll is withdrawn unused.
+pub struct Reloading<F> {
+    call: Pin<Box<F>>,
+    first: bool,
+}
+
+impl<F: Future> Future for Reloading<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _request = std::mem::take(&mut self.first).then(ReloadRequest::new);
+        self.call.as_mut().poll(cx)
+    }
 }
 
 /// `call`, with `begin` run before its first poll and `end` after it. A cached
-/// function looks its key up in its first poll, before any `.await`, so a request left
-/// in a thread-local by `begin` reaches that call and no other (a cached call nested
-/// in the loader starts later; `end` clears a request nobody took).
+/// function looks its key up in its first poll, before any `.await`, so what `begin`
+/// leaves in a thread-local reaches that call and no other (a cached call nested in
+/// the loader starts later; `end` clears what nobody took).
 fn around_first_poll<F: Future>(
     call: F,
     begin: impl FnOnce(),
