@@ -150,3 +150,44 @@ async fn each_instantiation_of_a_generic_trait_impl_keeps_its_own_entries() {
     assert_eq!(replica.score(1).await, 21);
     assert_eq!(loads.load(SeqCst), 4, "and the replica's was not");
 }
+
+/// A repository trait that names its key and error types, as services write them.
+#[async_trait::async_trait]
+trait AccountRepo: Send + Sync {
+    type Id;
+    type Error;
+    async fn balance(&self, id: Self::Id) -> Result<i64, Self::Error>;
+}
+
+#[derive(Default)]
+struct PgAccounts {
+    loads: AtomicUsize,
+}
+
+#[cached_impl]
+#[async_trait::async_trait]
+impl AccountRepo for PgAccounts {
+    type Id = u64;
+    type Error = String;
+
+    #[cached(ttl = "1m", tags = ["account:{id}"])]
+    async fn balance(&self, id: Self::Id) -> Result<i64, Self::Error> {
+        self.loads.fetch_add(1, SeqCst);
+        Ok(id as i64 * 100)
+    }
+}
+
+#[tokio::test]
+async fn a_signature_naming_the_traits_associated_types_is_cached() {
+    let accounts = PgAccounts::default();
+    assert_eq!(accounts.balance(3).await, Ok(300));
+    assert_eq!(accounts.balance(3).await, Ok(300));
+    assert_eq!(accounts.loads.load(SeqCst), 1);
+    assert_eq!(peek!(accounts.balance(3)).await, Some(300));
+    invalidate!(accounts.balance(3)).await.unwrap();
+    assert_eq!(peek!(accounts.balance(3)).await, None);
+    accounts.balance(3).await.unwrap();
+    clear!(PgAccounts::balance).await.unwrap();
+    accounts.balance(3).await.unwrap();
+    assert_eq!(accounts.loads.load(SeqCst), 3);
+}

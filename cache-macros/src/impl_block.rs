@@ -6,13 +6,15 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{ImplItem, ItemFn, ItemImpl, Meta, Visibility};
+use syn::visit_mut::VisitMut;
+use syn::{Ident, ImplItem, ItemFn, ItemImpl, Meta, Visibility};
 
 use crate::{args, expand, validate};
 
 pub(crate) fn cached_impl(item: TokenStream) -> syn::Result<TokenStream> {
     let mut block: ItemImpl = syn::parse2(item)?;
     let in_trait = block.trait_.is_some();
+    let mut qualify = QualifySelf::of(&block);
     let mut siblings = Vec::new();
     let mut attribute_paths = Vec::new();
     let mut errors: Option<syn::Error> = None;
@@ -36,7 +38,7 @@ pub(crate) fn cached_impl(item: TokenStream) -> syn::Result<TokenStream> {
             sig: method.sig.clone(),
             block: Box::new(method.block.clone()),
         };
-        match expand_method(&attribute, &function) {
+        match expand_method(&attribute, &function, qualify.as_mut()) {
             Ok((main, method_siblings)) => {
                 let mut main: syn::ImplItemFn = syn::parse2(main)?;
                 main.vis = method.vis.clone();
@@ -80,9 +82,12 @@ fn is_cached(attribute: &syn::Attribute) -> bool {
         .is_some_and(|segment| segment.ident == "cached")
 }
 
+/// The method, and its siblings: from the method as written, or, in a trait impl
+/// whose signature names `Self::Assoc`, from the method with those types qualified.
 fn expand_method(
     attribute: &syn::Attribute,
     function: &ItemFn,
+    qualify: Option<&mut QualifySelf>,
 ) -> syn::Result<(TokenStream, TokenStream)> {
     let tokens = match &attribute.meta {
         Meta::Path(_) => TokenStream::new(),
@@ -94,7 +99,60 @@ fn expand_method(
             ))
         }
     };
-    let args: args::CachedArgs = syn::parse2(tokens)?;
+    let args: args::CachedArgs = syn::parse2(tokens.clone())?;
     let plan = validate::validate(args, function)?;
-    Ok(expand::expand_parts(&plan, function))
+    let (main, siblings) = expand::expand_parts(&plan, function);
+    let Some(qualify) = qualify else {
+        return Ok((main, siblings));
+    };
+    let mut qualified = function.clone();
+    qualify.visit_signature_mut(&mut qualified.sig);
+    if qualified.sig == function.sig {
+        return Ok((main, siblings));
+    }
+    let plan = validate::validate(syn::parse2(tokens)?, &qualified)?;
+    Ok((main, expand::expand_parts(&plan, &qualified).1))
+}
+
+/// In a trait impl, `Self::Id` names the trait's associated type; in the inherent impl
+/// that holds the siblings it is ambiguous (E0223), so their signatures spell it
+/// `<Pg as Repo>::Id`.
+struct QualifySelf {
+    qualified: TokenStream,
+    associated_types: Vec<Ident>,
+}
+
+impl QualifySelf {
+    fn of(block: &ItemImpl) -> Option<Self> {
+        let (_, trait_path, _) = block.trait_.as_ref()?;
+        let self_ty = &block.self_ty;
+        let associated_types = block
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                ImplItem::Type(ty) => Some(ty.ident.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        (!associated_types.is_empty()).then(|| Self {
+            qualified: quote!(<#self_ty as #trait_path>),
+            associated_types,
+        })
+    }
+}
+
+impl VisitMut for QualifySelf {
+    fn visit_type_path_mut(&mut self, ty: &mut syn::TypePath) {
+        syn::visit_mut::visit_type_path_mut(self, ty);
+        let mut segments = ty.path.segments.iter();
+        let names_associated = ty.qself.is_none()
+            && segments.next().is_some_and(|first| first.ident == "Self")
+            && segments
+                .next()
+                .is_some_and(|second| self.associated_types.contains(&second.ident));
+        if names_associated {
+            let (qualified, rest) = (&self.qualified, ty.path.segments.iter().skip(1));
+            *ty = syn::parse_quote!(#qualified::#(#rest)::*);
+        }
+    }
 }
