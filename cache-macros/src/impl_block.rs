@@ -106,8 +106,9 @@ fn expand_method(
         return Ok((main, siblings));
     };
     let mut qualified = function.clone();
+    qualify.rewritten = false;
     qualify.visit_signature_mut(&mut qualified.sig);
-    if qualified.sig == function.sig {
+    if !qualify.rewritten {
         return Ok((main, siblings));
     }
     let plan = validate::validate(syn::parse2(tokens)?, &qualified)?;
@@ -120,6 +121,7 @@ fn expand_method(
 struct QualifySelf {
     qualified: TokenStream,
     associated_types: Vec<Ident>,
+    rewritten: bool,
 }
 
 impl QualifySelf {
@@ -137,6 +139,7 @@ impl QualifySelf {
         (!associated_types.is_empty()).then(|| Self {
             qualified: quote!(<#self_ty as #trait_path>),
             associated_types,
+            rewritten: false,
         })
     }
 }
@@ -153,6 +156,7 @@ impl VisitMut for QualifySelf {
         if names_associated {
             let (qualified, rest) = (&self.qualified, ty.path.segments.iter().skip(1));
             *ty = syn::parse_quote!(#qualified::#(#rest)::*);
+            self.rewritten = true;
         }
     }
 }

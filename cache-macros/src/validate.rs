@@ -172,13 +172,16 @@ pub(crate) fn validate(mut args: CachedArgs, item: &ItemFn) -> syn::Result<Plan>
 }
 
 /// The `sync`-ness of the function, after checking what a signature rules out: a
-/// generic function, and arguments a sync function cannot have.
+/// `const` or generic function, and arguments a sync function cannot have.
 fn check_signature(args: &CachedArgs, sig: &syn::Signature, errors: &mut Errors) -> bool {
     let sync = sig.asyncness.is_none();
     if sync {
         for keyword in sync_incompatible(args) {
             errors.spanned(keyword, format!("`{keyword}` needs an `async fn`: a sync function's cache is in-process only and its loads run on the caller's thread; remove `{keyword}` or make the function `async fn`"));
         }
+    }
+    if let Some(constness) = &sig.constness {
+        errors.spanned(constness, "a cached function cannot be `const`: its cache is looked up at run time; remove `const`");
     }
     for param in &sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
