@@ -278,3 +278,40 @@ async fn each_instantiation_of_a_generic_impl_has_its_own_cache() {
     assert_eq!(primary.label(3).await, Some(3));
     assert_eq!(replica.label(3).await, Some("replica 3".to_owned()));
 }
+
+static KIND_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// An argument named by a keyword, as in generated clients (`r#type`, `r#ref`).
+#[cached(ttl = "1m", tags = ["kind:{type}", "ref:{r#ref}"], key = "{r#type}/{ref:>4}")]
+async fn by_kind(r#type: String, r#ref: u32) -> String {
+    KIND_LOADS.fetch_add(1, SeqCst);
+    format!("{type} {ref}", type = r#type, ref = r#ref)
+}
+
+#[cached(ttl = "1m")]
+async fn r#match(pattern: u64) -> u64 {
+    KIND_LOADS.fetch_add(1, SeqCst);
+    pattern
+}
+
+#[tokio::test]
+async fn arguments_and_functions_with_raw_names_are_cached_and_invalidated() {
+    use stratacache::{contains, invalidate, invalidate_tag};
+    assert_eq!(by_kind("a".into(), 7).await, "a 7");
+    assert_eq!(by_kind("a".into(), 7).await, "a 7");
+    assert_eq!(KIND_LOADS.load(SeqCst), 1);
+    invalidate_tag!("kind:{}", "a").await.unwrap();
+    assert!(
+        !contains!(by_kind("a".into(), 7)).await,
+        "`{{type}}` names r#type"
+    );
+    by_kind("a".into(), 7).await;
+    invalidate_tag!("ref:{}", 7).await.unwrap();
+    assert!(
+        !contains!(by_kind("a".into(), 7)).await,
+        "`{{r#ref}}` names r#ref"
+    );
+    assert_eq!(r#match(3).await, 3);
+    invalidate!(r#match(3)).await.unwrap();
+    assert!(!contains!(r#match(3)).await);
+}

@@ -105,17 +105,14 @@ pub(crate) fn key_arg(plan: &Plan) -> TokenStream {
     key_expr(plan)
 }
 
-/// `format_args!("user:{id}", id = <value of id>)`, the value given by `value_of`.
+/// `format_args!("user:{0}", <value of id>)`, the value given by `value_of`.
 pub(crate) fn format_template(
     template: &Template,
     value_of: impl Fn(&Ident) -> TokenStream,
 ) -> TokenStream {
     let literal = &template.literal;
-    let named = template.names.iter().map(|name| {
-        let value = value_of(name);
-        quote!(#name = #value)
-    });
-    quote!(::core::format_args!(#literal, #(#named),*))
+    let values = template.names.iter().map(value_of);
+    quote!(::core::format_args!(#literal, #(#values),*))
 }
 
 pub(crate) fn tags_expr(plan: &Plan, value_of: impl Fn(&Ident) -> TokenStream) -> TokenStream {
