@@ -354,6 +354,10 @@ fn check_key_type(arg: &Arg, errors: &mut Errors) {
             &arg.ty,
             format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})`", arg.ident),
         ),
+        ty if names_trait_object(ty) => errors.spanned(
+            &arg.ty,
+            format!("a `dyn Trait` argument cannot be part of the cache key: the key is kept, hashed and compared, which a trait object cannot be; add `skip({})` or give an explicit `key = \"...\"`", arg.ident),
+        ),
         // `&str` is looked up as it is and owned on a miss; a borrow inside the type
         // (`Option<&str>`, `Cow<'_, str>`) has no owned form to keep.
         Type::Reference(r) if borrows(&r.elem) => borrowed_key(&r.elem, arg, errors),
@@ -361,6 +365,18 @@ fn check_key_type(arg: &Arg, errors: &mut Errors) {
         ty if borrows(ty) => borrowed_key(ty, arg, errors),
         _ => {}
     }
+}
+
+/// Whether `ty` is or holds a trait object (`&dyn Display`, `Box<dyn Fn()>`).
+fn names_trait_object(ty: &Type) -> bool {
+    fn scan(tokens: proc_macro2::TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "dyn",
+            proc_macro2::TokenTree::Group(group) => scan(group.stream()),
+            _ => false,
+        })
+    }
+    scan(quote::ToTokens::to_token_stream(ty))
 }
 
 /// Whether `ty` holds a reference or a lifetime other than `'static`.
