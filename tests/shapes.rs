@@ -315,3 +315,85 @@ async fn arguments_and_functions_with_raw_names_are_cached_and_invalidated() {
     invalidate!(r#match(3)).await.unwrap();
     assert!(!contains!(r#match(3)).await);
 }
+
+trait Pricing: Send + Sync {
+    fn price(&self, units: u64) -> u64;
+}
+
+struct Flat;
+
+impl Pricing for Flat {
+    fn price(&self, units: u64) -> u64 {
+        units * 10
+    }
+}
+
+static STRATEGY_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The body's value is coerced to the return type, at its tail and at each `return`,
+/// as an `async fn`'s is.
+#[cached(ttl = "1m", local)]
+async fn strategy(region: u8) -> Arc<dyn Pricing> {
+    STRATEGY_LOADS.fetch_add(1, SeqCst);
+    let _ = region;
+    Arc::new(Flat)
+}
+
+#[cached(ttl = "1m")]
+fn label(id: u64) -> Arc<dyn std::fmt::Display + Send + Sync> {
+    Arc::new(id)
+}
+
+#[cached(ttl = "1m", stale_while_revalidate)]
+async fn checked_units(units: u64) -> Result<u64, Box<dyn Error + Send + Sync>> {
+    if units == 0 {
+        return Err("no units".into());
+    }
+    if units == 1 {
+        return Err(Box::new(std::io::Error::other("one unit")));
+    }
+    Err(Box::new(std::io::Error::other(format!("{units} units"))))
+}
+
+#[cached(ttl = "1m", batch)]
+async fn totals(
+    ids: &[u64],
+) -> Result<std::collections::HashMap<u64, u64>, Box<dyn Error + Send + Sync>> {
+    if ids.contains(&0) {
+        Err(Box::new(std::io::Error::other("id 0")))
+    } else {
+        Ok(ids.iter().map(|id| (*id, id * 2)).collect())
+    }
+}
+
+// Written on one line on purpose: a one-expression body must not draw
+// `unused_braces` from the generated loader (clippy -D warnings runs on this file).
+#[rustfmt::skip]
+#[cached(ttl = "1m", stale_while_revalidate)]
+async fn next_id(id: u64) -> u64 { id + 1 }
+
+/// A body still to be written compiles without a warning.
+#[allow(dead_code)]
+#[cached(ttl = "1m")]
+async fn unwritten(id: u64) -> u64 {
+    let _ = id;
+    todo!("load {id}")
+}
+
+#[tokio::test]
+async fn a_value_the_body_coerces_to_the_return_type_is_cached() {
+    assert_eq!(strategy(1).await.price(2), 20);
+    let (first, second) = (strategy(1).await, strategy(1).await);
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "a hit returns the same allocation"
+    );
+    assert_eq!(STRATEGY_LOADS.load(SeqCst), 1);
+    assert_eq!(label(4).to_string(), "4");
+    assert_eq!(checked_units(0).await.unwrap_err().to_string(), "no units");
+    assert_eq!(checked_units(1).await.unwrap_err().to_string(), "one unit");
+    assert_eq!(checked_units(3).await.unwrap_err().to_string(), "3 units");
+    assert_eq!(totals(&[0, 1]).await.unwrap_err().to_string(), "id 0");
+    assert_eq!(totals(&[1, 2]).await.unwrap()[&2], 4);
+    assert_eq!(next_id(1).await, 2);
+}

@@ -99,7 +99,8 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
 fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStream) -> TokenStream {
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
-    let loader = checked_loader(plan, output, quote!(async move #block));
+    let body = crate::body::typed_body(output, block);
+    let loader = checked_loader(plan, output, quote!(async move { #body }));
     quote! {
         __stratacache_cache
             .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, move || {

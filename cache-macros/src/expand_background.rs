@@ -6,6 +6,7 @@ use proc_macro2::{Group, Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::Type;
 
+use crate::body::typed_body;
 use crate::expand::checked_loader;
 use crate::expand_cache::{runtime, shape_type, tags_expr};
 use crate::validate::{Plan, ReceiverKind};
@@ -22,10 +23,11 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
     let (take, rebind) = owned_arguments(plan);
     let self_ident = format_ident!("__stratacache_self");
     let (take_self, rebind_self) = owned_receiver(plan, &self_ident);
-    let body = if plan.receiver.is_some() {
-        replace_self(block.to_token_stream(), &self_ident)
+    let typed = typed_body(output, block);
+    let typed = if plan.receiver.is_some() {
+        replace_self(typed, &self_ident)
     } else {
-        block.to_token_stream()
+        typed
     };
     let tags = tags_expr(plan, |name| owned_ident(name).to_token_stream());
     // With `hard_timeout`, how a timed-out call becomes the function's `Err`.
@@ -42,7 +44,7 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
         quote!(async move {
             #(#rebind)*
             #rebind_self
-            #body
+            #typed
         }),
     );
     // The loader's copies are made only when a load or refresh starts, not on a hit.

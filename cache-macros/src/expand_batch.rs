@@ -57,6 +57,7 @@ pub(crate) fn main_fn(
     });
     let missing = quote!(__stratacache_missing);
     let rebind = rebind_keys(plan, batch, &missing);
+    let body = crate::body::typed_body(&output, block);
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -72,7 +73,7 @@ pub(crate) fn main_fn(
                         #(#clones)*
                         #rt::typed_loader::<#output, _>(async move {
                             #rebind
-                            #block
+                            #body
                         })
                     },
                 )

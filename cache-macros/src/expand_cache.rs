@@ -7,7 +7,8 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType, Type};
 
-use crate::validate::{KeyPlan, Plan, ShapeKind, Template};
+use crate::template::Template;
+use crate::validate::{KeyPlan, Plan, ShapeKind};
 
 /// How a generated body names the runtime's hidden module: every body imports it
 /// first under this short alias (as serde_derive's code does with `_serde`), so that

@@ -8,12 +8,14 @@
 #![warn(missing_docs)]
 
 mod args;
+mod body;
 mod expand;
 mod expand_background;
 mod expand_batch;
 mod expand_cache;
 mod impl_block;
 mod ops;
+mod template;
 mod validate;
 mod validate_batch;
 mod validate_policies;
