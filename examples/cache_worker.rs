@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
-//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS` and `WORKER_REDIS_CA_FILE`
-//! (a CA for `rediss://`), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
+//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_REDIS_CA_FILE`
+//! (a CA for `rediss://`) and `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a
+//! runtime dropped before the first command), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
@@ -222,7 +223,17 @@ async fn main() {
     if let Ok(path) = std::env::var("WORKER_REDIS_CA_FILE") {
         config = config.tls_root_cert(std::fs::read(path).expect("read WORKER_REDIS_CA_FILE"));
     }
-    stratacache::init(config).expect("init");
+    if std::env::var_os("WORKER_INIT_IN_ITS_OWN_RUNTIME").is_some() {
+        // As a test might: `init` in a runtime that ends before the calls are made.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+            runtime.block_on(async { stratacache::init(config).expect("init") });
+        })
+        .join()
+        .expect("init's thread");
+    } else {
+        stratacache::init(config).expect("init");
+    }
 
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {

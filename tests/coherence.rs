@@ -258,6 +258,23 @@ fn invalidate_unannounced(server: &Deployment, tag: &str) {
     );
 }
 
+/// A process whose `init` ran in a runtime that has ended (a test's, or one made only
+/// for `init`) still hears the other processes' invalidations: the backplane runs on
+/// a thread of its own. (On the runtime `init` was called in, it ended with it, and
+/// the reader served its L1 value until the ttl.)
+#[test]
+fn a_process_whose_init_runtime_has_ended_still_hears_invalidations() {
+    let server = Deployment::standalone();
+    let own_runtime = [("WORKER_INIT_IN_ITS_OWN_RUNTIME", "1")];
+    let mut reader = Worker::start_with_env(&server.url(), NS, &[], &own_runtime);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(reader.get("get 1").loads, 1, "held in L1");
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    let heard = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(heard, "the invalidation never reached the reader");
+}
+
 /// `max_unsynced`: a reader cut off from Redis stops serving its L1 values once it
 /// has not synced for longer than the bound.
 #[test]

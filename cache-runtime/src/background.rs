@@ -1,5 +1,6 @@
-//! Writes to Redis that run in the background (a batch call's write-back, which its
-//! caller does not wait for), counted so that [`flush_writes`] can wait for them.
+//! Work in the background: writes to Redis that run there (a batch call's
+//! write-back, which its caller does not wait for), counted so that [`flush_writes`]
+//! can wait for them; and the thread the Redis tier's own tasks run on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
@@ -54,6 +55,22 @@ pub async fn flush_writes() {
         }
         settled.await;
     }
+}
+
+/// Starts a runtime on a thread of its own for the Redis tier's tasks (the backplane,
+/// the outbox, the cluster's slot map, the unsynced guard) and returns its handle. On
+/// the runtime `init` was called in they would end with it (a test's runtime, or one
+/// made only to call `init`), and the process would go on serving L1 without hearing
+/// of the other processes' invalidations.
+pub(crate) fn tasks_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("stratacache".to_owned())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 #[cfg(test)]

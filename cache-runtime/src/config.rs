@@ -282,9 +282,11 @@ impl Config {
 }
 
 /// Turns on the Redis tier for this process. Call it once, early, inside a tokio
-/// runtime (the backplane runs as a task). It does not wait for Redis: a server that
-/// is down now is reached when it comes up, and until then calls answer from L1 and
-/// the loaders. Cached functions called before `init` work, in-process.
+/// runtime. Its own tasks (the backplane, the outbox) run on a thread of their own, so
+/// they outlive that runtime: a test's, or one made only to call `init`. It does not
+/// wait for Redis: a server that is down now is reached when it comes up, and until
+/// then calls answer from L1 and the loaders. Cached functions called before `init`
+/// work, in-process.
 ///
 /// With no `redis_url`, this does nothing and returns `Ok`.
 pub fn init(config: Config) -> Result<(), Error> {
@@ -292,7 +294,7 @@ pub fn init(config: Config) -> Result<(), Error> {
     let Some(url) = config.redis_url.as_deref() else {
         return Ok(());
     };
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let urls: Vec<String> = url
         .split(',')
         .map(str::trim)
@@ -333,18 +335,20 @@ pub fn init(config: Config) -> Result<(), Error> {
     let l2 = L2::new(&urls, config.cluster, settings)
         .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
     let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
+    let tasks = crate::background::tasks_runtime()
+        .map_err(|e| Error::Config(format!("cannot start the Redis tier's thread: {e}")))?;
     // The breaker and the resync need the time, cache or no cache.
     registry::start_clock();
     outbox::set_capacity(config.outbox_capacity);
-    runtime.spawn(outbox::run(l2));
+    tasks.spawn(outbox::run(l2));
     if l2.is_cluster() {
-        runtime.spawn(l2.follow_slot_map());
+        tasks.spawn(l2.follow_slot_map());
     }
     if config.backplane {
-        runtime.spawn(backplane::run(l2, config.resync_interval));
+        tasks.spawn(backplane::run(l2, config.resync_interval));
         if let Some(bound) = config.max_unsynced {
             let bound = bound.max(config.resync_interval + Duration::from_millis(100));
-            runtime.spawn(backplane::drop_l1_while_unsynced(bound));
+            tasks.spawn(backplane::drop_l1_while_unsynced(bound));
         }
     }
     tracing::info!(
