@@ -1,5 +1,6 @@
 //! A hit allocates nothing but the clone of its value: borrowed arguments (`&str`,
-//! `&[T]`) are looked up as they are, not copied into an owned key, and a function
+//! `&[T]`) are looked up as they are, not copied into an owned key, nor is a key made
+//! of one owned argument (`String`), and a function
 //! with background refreshes makes its loader's copies only when a load starts.
 //! Counted by a global allocator, on this thread only.
 
@@ -56,6 +57,21 @@ async fn total(ids: &[u64]) -> u64 {
     ids.iter().sum()
 }
 
+#[cached(ttl = "1h", tags = ["person:{name}"], local)]
+async fn by_owned_name(name: String) -> String {
+    format!("{name:>64}")
+}
+
+#[cached(ttl = "1h", stale_while_revalidate = "1h", local)]
+async fn revalidated_owned(name: String) -> String {
+    format!("{name:>64}")
+}
+
+#[cached(ttl = "1h", local)]
+fn by_owned_name_sync(name: String) -> String {
+    format!("{name:>64}")
+}
+
 #[cached(ttl = "1h", local)]
 async fn by_id(id: u64) -> String {
     format!("{id:064}")
@@ -88,6 +104,28 @@ async fn a_hit_allocates_only_the_clone_of_its_value() {
         count, 1,
         "with background refreshes: no copy of the arguments for a loader"
     );
+    for name in ["ada", "lin"] {
+        by_owned_name(name.to_owned()).await;
+        revalidated_owned(name.to_owned()).await;
+        by_owned_name_sync(name.to_owned());
+    }
+    let names = || ["ada", "lin"].map(str::to_owned);
+    let ([ada, lin], [ada2, lin2]) = (names(), names());
+    let (value, count) = allocations(|| hit(by_owned_name(ada)));
+    assert_eq!(
+        (value.trim(), count),
+        ("ada", 1),
+        "a `String` argument: the value's clone only"
+    );
+    let (_, count) = allocations(|| hit(revalidated_owned(lin)));
+    assert_eq!(count, 1, "a `String` argument, background refreshes");
+    let (value, count) = allocations(|| by_owned_name_sync(ada2));
+    assert_eq!(
+        (value.trim(), count),
+        ("ada", 1),
+        "a `String` argument, a sync function"
+    );
+    drop(lin2);
     let (_, count) = allocations(|| hit(by_name("grace")).len());
     assert!(count > 1, "a miss does allocate (the counter counts)");
 }

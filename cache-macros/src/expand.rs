@@ -101,9 +101,18 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStre
     let shape = shape_type(plan);
     let body = crate::body::typed_body(output, block);
     let loader = checked_loader(plan, output, quote!(async move { #body }));
+    // A key borrowed from an owned argument: the loader copies it when a load starts.
+    let (capture, copy) = match crate::expand_cache::borrowed_owned_key(plan) {
+        Some(ident) => (
+            None,
+            Some(quote!(let #ident = ::core::clone::Clone::clone(&#ident);)),
+        ),
+        None => (Some(quote!(move)), None),
+    };
     quote! {
         __stratacache_cache
-            .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, move || {
+            .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, #capture || {
+                #copy
                 (#tags, #loader)
             })
             #finish

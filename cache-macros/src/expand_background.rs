@@ -8,7 +8,7 @@ use syn::Type;
 
 use crate::body::typed_body;
 use crate::expand::checked_loader;
-use crate::expand_cache::{runtime, shape_type, tags_expr};
+use crate::expand_cache::{borrowed_owned_key, runtime, shape_type, tags_expr};
 use crate::validate::{Plan, ReceiverKind};
 
 pub(crate) fn owned_ident(arg: &Ident) -> Ident {
@@ -65,6 +65,7 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
 /// Each argument's owned copy (`take`, made by the call) and its binding inside the
 /// loader (`rebind`, borrowed back from the copy for a reference argument).
 fn owned_arguments(plan: &Plan) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let borrowed_key = borrowed_owned_key(plan);
     let take: Vec<TokenStream> = plan
         .args
         .iter()
@@ -76,6 +77,10 @@ fn owned_arguments(plan: &Plan) -> (Vec<TokenStream>, Vec<TokenStream>) {
             match &arg.ty {
                 Type::Reference(_) => {
                     quote!(#touch let #owned = ::std::borrow::ToOwned::to_owned(#ident);)
+                }
+                // The key borrows it for the whole call.
+                _ if borrowed_key == Some(ident) => {
+                    quote!(let #owned = ::core::clone::Clone::clone(&#ident);)
                 }
                 _ => quote!(#touch let #owned = #ident;),
             }
