@@ -46,7 +46,7 @@ pub(super) fn reload_requested() -> bool {
 
 /// `refresh!`'s request that the call made now, on this thread, load whatever is
 /// held. A sync function's call takes it at once; an `async fn`'s call only makes its
-/// future, so [`Refreshed`] hands the request on to that future's first poll. It is
+/// future, so [`reloading`] hands the request on to that future's first poll. It is
 /// withdrawn when dropped, so a request nobody took (the call panicked, or made a
 /// future) never reaches a later call.
 pub struct ReloadRequest(());
