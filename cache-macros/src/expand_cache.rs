@@ -94,20 +94,16 @@ pub(crate) fn key_expr(plan: &Plan) -> TokenStream {
 /// a hit allocates no owned key; else owned.
 pub(crate) fn key_arg(plan: &Plan) -> TokenStream {
     let rt = runtime();
-    match single_key_arg(plan) {
-        Some(
-            arg @ Arg {
+    match (single_key_arg(plan), borrowed_owned_key(plan)) {
+        (
+            Some(Arg {
                 ty: Type::Reference(_),
+                ident,
                 ..
-            },
-        ) => {
-            let ident = &arg.ident;
-            quote!(#rt::Borrowed(#ident))
-        }
-        Some(arg) if borrowed_owned_key(plan).is_some() => {
-            let ident = &arg.ident;
-            quote!(#rt::Borrowed(&#ident))
-        }
+            }),
+            _,
+        ) => quote!(#rt::Borrowed(#ident)),
+        (_, Some(ident)) => quote!(#rt::Borrowed(&#ident)),
         _ => key_expr(plan),
     }
 }
@@ -130,9 +126,9 @@ fn single_key_arg(plan: &Plan) -> Option<&Arg> {
 /// primitive (`u64`), whose copy costs less than the borrow (9 instructions more
 /// per hit, by callgrind).
 pub(crate) fn borrowed_owned_key(plan: &Plan) -> Option<&Ident> {
-    const PRIMITIVES: [&str; 15] = [
+    const PRIMITIVES: [&str; 14] = [
         "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
-        "bool", "char", "f64",
+        "bool", "char",
     ];
     let primitive = |ty: &Type| matches!(ty, Type::Path(path) if path.qself.is_none() && PRIMITIVES.iter().any(|p| path.path.is_ident(p)));
     single_key_arg(plan)

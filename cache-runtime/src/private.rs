@@ -8,7 +8,7 @@ pub use crate::checks::{
     ValueProbe,
 };
 pub use crate::engine::{
-    reloading, Borrowed, Cache, CacheOptions, ReloadRequest, Reloading, Tags, TimedOutFn,
+    reloading, Borrowed, Cache, CacheOptions, ReloadRequest, Tags, TimedOutFn,
 };
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;

@@ -4,9 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
@@ -67,32 +65,16 @@ impl Drop for ReloadRequest {
 }
 
 /// `refresh!(f(args))`: the call's future (see [`AsFuture`](crate::as_future)), made
-/// while `request` stood, to be polled the first time under a new request.
-pub fn reloading<F: Future>(request: ReloadRequest, call: F) -> Reloading<F> {
+/// while `request` stood, polled the first time under the request again. A cached
+/// `async fn` takes it in that poll; a sync function's call took it as it was made,
+/// so its future is ready and the request around its poll goes unused.
+pub fn reloading<F: Future>(request: ReloadRequest, call: F) -> impl Future<Output = F::Output> {
     drop(request);
-    Reloading {
-        call: Box::pin(call),
-        first: true,
-    }
-}
-
-/// A call under `refresh!`. A cached `async fn` looks its key up in its first poll,
-/// before any `.await`, so the request made around that poll reaches this call and
-/// no other (a cached call nested in the loader starts later). A sync function's call
-/// took its request as it was made: its future is ready, and the request made around
-/// its poll is withdrawn unused.
-pub struct Reloading<F> {
-    call: Pin<Box<F>>,
-    first: bool,
-}
-
-impl<F: Future> Future for Reloading<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _request = std::mem::take(&mut self.first).then(ReloadRequest::new);
-        self.call.as_mut().poll(cx)
-    }
+    around_first_poll(
+        call,
+        || RELOAD_REQUESTED.with(|requested| requested.set(true)),
+        || RELOAD_REQUESTED.with(|requested| requested.set(false)),
+    )
 }
 
 /// `call`, with `begin` run before its first poll and `end` after it. A cached

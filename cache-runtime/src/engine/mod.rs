@@ -29,7 +29,7 @@ pub(crate) use crate::times::{Lifetime, NEVER};
 pub use crate::values::{Borrowed, CacheKey, CacheValue, KeyArg};
 pub use answer::Answer;
 pub(crate) use entry_ops::observed;
-pub use entry_ops::{reloading, ReloadRequest, Reloading};
+pub use entry_ops::{reloading, ReloadRequest};
 pub(crate) use lead::catch_unwind;
 pub use options::CacheOptions;
 use read::Seen;
