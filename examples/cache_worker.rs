@@ -13,7 +13,8 @@
 //! runtime dropped before the first command), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
-//! `get ID`, `small ID` (a 16-entry L1), `big ID` (a 4 KiB value), `fragile ID`
+//! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
+//! decode: a tagged enum holding a `serde_json::Value`), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
@@ -77,6 +78,23 @@ async fn get_users(ids: &[u64]) -> HashMap<u64, String> {
 async fn small(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("small {id}")
+}
+
+/// A value postcard cannot decode: an internally tagged enum holding a
+/// `serde_json::Value` (their `Deserialize` asks the input what it holds).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
+enum Document {
+    Profile { id: u64, extra: serde_json::Value },
+}
+
+#[cached(ttl = "60s", name = "worker.document")]
+async fn document(id: u64) -> Document {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    Document::Profile {
+        id,
+        extra: serde_json::json!({ "loaded_by": std::process::id(), "scores": [1, 2.5] }),
+    }
 }
 
 /// `slow on` makes `revalidated` take two seconds to load.
@@ -244,6 +262,10 @@ async fn main() {
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "document" => {
+                let read = document(argument.parse().unwrap()).await;
+                answer(&serde_json::to_string(&read).unwrap(), "worker.document")
+            }
             "sliding" => answer(&sliding(argument.parse().unwrap()).await, "worker.sliding"),
             "text" => {
                 let value = text(argument.parse().unwrap()).await;

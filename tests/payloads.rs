@@ -85,6 +85,41 @@ fn a_large_compressible_value_is_stored_compressed_and_read_back() {
     );
 }
 
+/// postcard cannot decode a type whose `Deserialize` asks the input what it holds
+/// (internally tagged and untagged enums, `serde_json::Value`, `#[serde(flatten)]`):
+/// such values go to Redis as JSON, and another process reads them back.
+#[test]
+fn a_value_postcard_cannot_decode_is_shared_as_json() {
+    let server = Deployment::standalone();
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let written = writer.get("document 3");
+    assert!(
+        written.value.contains(r#""kind":"Profile""#),
+        "{}",
+        written.value
+    );
+    let stored = server.get(&only_key(&server, "worker.document"));
+    let needle = br#""kind":"Profile""#;
+    assert!(
+        stored.windows(needle.len()).any(|w| w == needle),
+        "the payload is JSON: {:?}",
+        String::from_utf8_lossy(&stored)
+    );
+
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let read = reader.get("document 3");
+    assert_eq!(
+        (
+            read.value.as_str(),
+            read.l2_hits,
+            read.l2_errors,
+            read.loads
+        ),
+        (written.value.as_str(), 1, 0, 0),
+        "read from Redis, not loaded again"
+    );
+}
+
 /// The position of `needle` in an entry, to flip a byte of the payload.
 fn position(bytes: &[u8], needle: &[u8]) -> usize {
     bytes

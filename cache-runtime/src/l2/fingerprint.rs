@@ -30,17 +30,28 @@ pub(crate) enum Traced {
     Partial,
     /// Only the type's name: its shape could not be traced.
     NameOnly,
+    /// Only the type's name: its `Deserialize` asks the input what it holds
+    /// (`deserialize_any`), which postcard cannot answer, so its values are written
+    /// in a self-describing format whatever the configured one.
+    AsksItsInput,
+}
+
+impl Traced {
+    /// Whether postcard can decode the type's values.
+    pub(crate) fn needs_self_describing_format(self) -> bool {
+        self == Traced::AsksItsInput
+    }
 }
 
 pub(crate) fn schema_fingerprint<V: DeserializeOwned>() -> (u64, Traced) {
     // A Deserialize impl that panics on the tracer's made-up input must not take
     // the first call of the cache with it.
-    let traced = std::panic::catch_unwind(trace_shape::<V>).ok().flatten();
+    let traced = std::panic::catch_unwind(trace_shape::<V>).unwrap_or(Err(Traced::NameOnly));
     match traced {
-        Some((shape, traced)) => (xxh3_64(shape.as_bytes()), traced),
-        None => {
+        Ok((shape, traced)) => (xxh3_64(shape.as_bytes()), traced),
+        Err(traced) => {
             let name = format!("name-only:{}", std::any::type_name::<V>());
-            (xxh3_64(name.as_bytes()), Traced::NameOnly)
+            (xxh3_64(name.as_bytes()), traced)
         }
     }
 }
@@ -49,8 +60,9 @@ pub(crate) fn schema_fingerprint<V: DeserializeOwned>() -> (u64, Traced) {
 /// reached are left out (`Traced::Partial`).
 const MAX_PASSES: usize = 1024;
 
-/// The shape of the top-level value and of every named container it reaches.
-fn trace_shape<V: DeserializeOwned>() -> Option<(String, Traced)> {
+/// The shape of the top-level value and of every named container it reaches; or
+/// why there is none (`NameOnly` or `AsksItsInput`).
+fn trace_shape<V: DeserializeOwned>() -> Result<(String, Traced), Traced> {
     let mut registry = Registry::default();
     let mut top = String::new();
     for _ in 0..MAX_PASSES {
@@ -61,12 +73,16 @@ fn trace_shape<V: DeserializeOwned>() -> Option<(String, Traced)> {
             out: &mut top,
             muted: false,
         };
-        V::deserialize(tracer).ok()?;
+        let pass = V::deserialize(tracer);
+        if registry.asks_its_input {
+            return Err(Traced::AsksItsInput);
+        }
+        pass.map_err(|_| Traced::NameOnly)?;
         if !aim_at_unseen_variants(&mut registry) {
-            return Some((describe(&top, &registry), Traced::Shape));
+            return Ok((describe(&top, &registry), Traced::Shape));
         }
     }
-    Some((describe(&top, &registry), Traced::Partial))
+    Ok((describe(&top, &registry), Traced::Partial))
 }
 
 /// Points each enum's cursor at a variant not seen yet, and moves the cursor of an
@@ -252,11 +268,54 @@ mod tests {
         parent: Option<Box<Tree>>,
     }
 
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    #[serde(tag = "kind")]
+    enum InternallyTagged {
+        Created { id: u64 },
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Flattened {
+        id: u64,
+        #[serde(flatten)]
+        rest: std::collections::HashMap<String, u64>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct NestedInspection {
+        id: u64,
+        events: Vec<Option<InternallyTagged>>,
+    }
+
     #[test]
     fn untraceable_types_fall_back_to_their_name() {
-        assert_eq!(print::<Untagged>().1, Traced::NameOnly);
-        assert_eq!(print::<serde_json::Value>().1, Traced::NameOnly);
         assert_eq!(print::<std::num::NonZeroU32>().1, Traced::NameOnly);
         assert_ne!(print::<Untagged>().0, print::<serde_json::Value>().0);
+    }
+
+    /// What postcard cannot decode is told apart from what only validates its input.
+    #[test]
+    fn types_that_ask_their_input_what_it_holds_need_a_self_describing_format() {
+        assert!(print::<Untagged>().1.needs_self_describing_format());
+        assert!(print::<serde_json::Value>()
+            .1
+            .needs_self_describing_format());
+        assert!(print::<InternallyTagged>().1.needs_self_describing_format());
+        assert!(print::<Flattened>().1.needs_self_describing_format());
+        assert!(print::<NestedInspection>().1.needs_self_describing_format());
+        assert!(print::<Result<u8, serde::de::IgnoredAny>>()
+            .1
+            .needs_self_describing_format());
+        for traced in [
+            print::<std::num::NonZeroU32>().1,
+            print::<team_v1::Team>().1,
+            print::<Tree>().1,
+            print::<String>().1,
+        ] {
+            assert!(!traced.needs_self_describing_format(), "{traced:?}");
+        }
     }
 }

@@ -50,6 +50,11 @@ pub(crate) struct Registry {
     pub(crate) enums: BTreeMap<&'static str, EnumShape>,
     /// The variant each enum takes in the next pass.
     pub(crate) cursors: BTreeMap<&'static str, usize>,
+    /// The type asked its input what it holds (`deserialize_any`), for a field name
+    /// (`deserialize_identifier` outside a struct) or to skip it
+    /// (`deserialize_ignored_any`): postcard answers none of these, so its values
+    /// must be written in a self-describing format.
+    pub(crate) asks_its_input: bool,
 }
 
 /// The tracer of one pass, writing the shape of the value it makes into `out`.
@@ -119,6 +124,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
     type Error = Untraceable;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
+        self.registry.asks_its_input = true;
         Err(Untraceable(
             "the type inspects its input (deserialize_any)".into(),
         ))
@@ -144,10 +150,17 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         deserialize_bytes => visit_bytes(&[]), "bytes";
         deserialize_byte_buf => visit_bytes(&[]), "bytes";
         deserialize_unit => visit_unit(), "unit";
-        deserialize_ignored_any => visit_unit(), "ignored";
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Untraceable> {
+        self.registry.asks_its_input = true;
+        self.out.push_str("ignored,");
+        visitor.visit_unit()
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
+        // A field name read from the input (`#[serde(flatten)]`), not from the type.
+        self.registry.asks_its_input = true;
         Err(Untraceable("an identifier outside a struct or enum".into()))
     }
 

@@ -191,7 +191,8 @@ impl<K, V> Entries<'_, K, V> {
         added: &[(String, u64)],
     ) -> Option<(Vec<u8>, Option<u64>)> {
         let codec = &self.shared.codec;
-        let Some(payload) = (codec.encode_value)(value, target.l2.format) else {
+        let format = codec.format_for(target.l2.format);
+        let Some(payload) = (codec.encode_value)(value, format) else {
             self.complain("the value does not serialize");
             return None;
         };
@@ -222,7 +223,7 @@ impl<K, V> Entries<'_, K, V> {
         let now = unix_ms();
         let times = lifetime.from(now);
         let envelope = Envelope {
-            format: target.l2.format,
+            format,
             flags,
             fingerprint: codec.fingerprint,
             created_ms: now,
