@@ -175,6 +175,50 @@ async fn a_cached_function_written_by_a_macro_rules_caches_and_invalidates() {
     assert_eq!(MACRO_LOADS.load(SeqCst), 4, "`clear!` of a fragment");
 }
 
+static FRAGMENT_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The whole return type and a borrowed argument passed as `$t:ty` fragments, which
+/// reach the attribute wrapped in invisible groups.
+macro_rules! cached_by_name {
+    ($name:ident, $arg:ty, $output:ty, $found:expr, $missing:expr) => {
+        #[cached(ttl = "1m", tags = ["name:{name}"])]
+        async fn $name(name: $arg) -> $output {
+            FRAGMENT_LOADS.fetch_add(1, SeqCst);
+            if name.is_empty() {
+                $missing
+            } else {
+                $found(name.len())
+            }
+        }
+    };
+}
+
+cached_by_name!(length_or_error, &str, Result<usize, String>, Ok, Err("empty".into()));
+cached_by_name!(length_if_any, &str, Option<usize>, Some, None);
+
+#[tokio::test]
+async fn a_result_or_an_option_passed_as_a_macro_fragment_caches_only_ok_and_some() {
+    let loads = || FRAGMENT_LOADS.load(SeqCst);
+    assert_eq!(length_or_error("").await, Err("empty".into()));
+    assert_eq!(length_or_error("").await, Err("empty".into()));
+    assert_eq!(loads(), 2, "an `Err` is not cached");
+    assert_eq!(length_if_any("").await, None);
+    assert_eq!(length_if_any("").await, None);
+    assert_eq!(loads(), 4, "a `None` is not cached");
+    assert_eq!(length_or_error("abc").await, Ok(3));
+    assert_eq!(length_if_any("abc").await, Some(3));
+    assert_eq!((length_or_error("abc").await, loads()), (Ok(3), 6));
+    stratacache::invalidate_tag!("name:{}", "abc")
+        .await
+        .unwrap();
+    assert_eq!(length_if_any("abc").await, Some(3));
+    assert_eq!(
+        loads(),
+        7,
+        "the tag of a borrowed argument reached the entry"
+    );
+}
+
 /// A repository generic over its backend, the way a service swaps a test double for
 /// the database.
 trait Backend: Send + Sync + 'static {

@@ -29,7 +29,7 @@ pub(crate) fn expand_parts(plan: &Plan, item: &ItemFn) -> (TokenStream, TokenStr
         None => type_checks(plan, item),
     };
     let spec = spec(plan, item);
-    let lookup = checked_lookup(&checks, &spec);
+    let lookup = checked_lookup(plan, item, &checks, &spec);
     let sibling_lookup =
         quote!(#checks let __stratacache_cache = __stratacache_checked.named(#spec););
     let clear = clear_sibling(plan, item, &sibling_lookup);

@@ -34,7 +34,7 @@ pub(crate) fn shape_type(plan: &Plan) -> TokenStream {
 /// The shape with the runtime's hidden module named by `runtime`.
 pub(crate) fn shape_type_in(plan: &Plan, rt: TokenStream) -> TokenStream {
     match &plan.shape {
-        ShapeKind::Whole(ty) => quote!(#rt::Whole<#ty>),
+        ShapeKind::Whole(ty) | ShapeKind::Unread(ty) => quote!(#rt::Whole<#ty>),
         ShapeKind::WholeResult(ty) => quote!(#rt::WholeResult<#ty>),
         ShapeKind::OkOnly(ty) => quote!(#rt::OkOnly<#ty>),
         ShapeKind::OkSome(ty) => quote!(#rt::OkSome<#ty>),
@@ -216,11 +216,25 @@ pub(crate) fn spec(plan: &Plan, item: &ItemFn) -> TokenStream {
     }
 }
 
-/// The lookup of a single-key function, through the proof that its types passed.
-pub(crate) fn checked_lookup(checks: &TokenStream, spec: &TokenStream) -> TokenStream {
+/// The lookup of the function's cache, through the proof that its types passed.
+pub(crate) fn checked_lookup(
+    plan: &Plan,
+    item: &ItemFn,
+    checks: &TokenStream,
+    spec: &TokenStream,
+) -> TokenStream {
     let rt = runtime();
+    // A return type cached whole that is a `Result` or an `Option` behind another
+    // name is an error: the function alone checks it, so it is reported once.
+    let spelled = matches!(&plan.shape, ShapeKind::Unread(_)).then(|| {
+        let ty = crate::expand::output_type(item);
+        quote_spanned!(return_span(item)=>
+            #[allow(clippy::needless_borrow)]
+            (&&&#rt::SpelledProbe::<#ty>::new()).spelled();)
+    });
     quote! {
         #checks
+        #spelled
         static __STRATACACHE: #rt::Slot = #rt::Slot::new();
         let __stratacache_cache =
             __stratacache_checked.cache(&__STRATACACHE, #rt::Instantiation::of(|| ()), #spec);

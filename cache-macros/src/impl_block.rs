@@ -35,7 +35,7 @@ pub(crate) fn cached_impl(item: TokenStream) -> syn::Result<TokenStream> {
                 (Visibility::Inherited, true) => syn::parse_quote!(pub(crate)),
                 (vis, _) => vis.clone(),
             },
-            sig: method.sig.clone(),
+            sig: crate::ungroup::ungrouped(method.sig.clone()),
             block: Box::new(method.block.clone()),
         };
         match expand_method(&attribute, &function, qualify.as_mut()) {

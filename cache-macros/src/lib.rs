@@ -16,6 +16,7 @@ mod expand_cache;
 mod impl_block;
 mod ops;
 mod template;
+mod ungroup;
 mod validate;
 mod validate_batch;
 mod validate_policies;
@@ -30,7 +31,10 @@ use quote::ToTokens;
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let function = match syn::parse::<syn::ItemFn>(item.clone()) {
-        Ok(function) => function,
+        Ok(function) => syn::ItemFn {
+            sig: ungroup::ungrouped(function.sig),
+            ..function
+        },
         // A function whose body does not parse: rustc's own error says what is wrong.
         Err(_) if is_a_function(&item) => return item,
         Err(error) => {

@@ -8,6 +8,10 @@ use crate::args::{CachedArgs, Errors};
 pub(crate) enum ShapeKind {
     /// Cache the whole output.
     Whole(Type),
+    /// Cache the whole output, a named type the signature does not show to be a
+    /// `Result` or an `Option`: the function checks that it is neither (an alias of
+    /// one would have its `Err` or `None` cached like a value).
+    Unread(Type),
     /// Cache the whole `Result`, counting `Err` as a failed load.
     WholeResult(Type),
     /// Cache `Ok` only.
@@ -21,6 +25,7 @@ pub(crate) enum ShapeKind {
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     match ty {
         Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        Type::Paren(inner) => last_segment(&inner.elem),
         _ => None,
     }
 }
@@ -63,7 +68,7 @@ pub(crate) fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors)
         if !is_result {
             errors.spanned(
                 &given.keyword,
-                "`cache_err` has no effect: this function does not return a `Result`",
+                format!("`cache_err` has no effect: this function does not return a `Result`{READ_FROM_THE_SIGNATURE}"),
             );
         }
     }
@@ -71,7 +76,7 @@ pub(crate) fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors)
         if option_inner.is_none() && !ok_is_option {
             errors.spanned(
                 &given.keyword,
-                "`cache_none` has no effect: this function returns neither an `Option` nor a `Result<Option<T>, E>`",
+                format!("`cache_none` has no effect: this function returns neither an `Option` nor a `Result<Option<T>, E>`{READ_FROM_THE_SIGNATURE}"),
             );
         }
     }
@@ -81,9 +86,14 @@ pub(crate) fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors)
         (true, _) => ShapeKind::OkOnly(ty),
         (_, Some(_)) if args.cache_none.is_some() => ShapeKind::Whole(ty),
         (_, Some(inner)) => ShapeKind::SomeOnly(inner),
+        _ if segment.is_some() => ShapeKind::Unread(ty),
         _ => ShapeKind::Whole(ty),
     }
 }
+
+/// How the attribute knows a `Result` or an `Option`, said where it did not see one.
+const READ_FROM_THE_SIGNATURE: &str =
+    " (as the signature spells it: write it out where a type alias hides it)";
 
 pub(crate) fn check_hard_timeout(args: &CachedArgs, shape: &ShapeKind, errors: &mut Errors) {
     if let Some(given) = &args.hard_timeout {
@@ -97,7 +107,7 @@ pub(crate) fn check_hard_timeout(args: &CachedArgs, shape: &ShapeKind, errors: &
             shape,
             ShapeKind::OkOnly(_) | ShapeKind::OkSome(_) | ShapeKind::WholeResult(_)
         ) {
-            errors.spanned(&given.keyword, "`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`");
+            errors.spanned(&given.keyword, format!("`hard_timeout` returns an error, so the function must return a `Result` whose error implements `From<stratacache::TimedOut>`{READ_FROM_THE_SIGNATURE}"));
         }
     }
 }

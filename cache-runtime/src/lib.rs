@@ -28,6 +28,7 @@ pub mod postgres;
 mod registry;
 mod shape;
 mod shared_error;
+mod spelled;
 mod stats;
 mod sync;
 mod tags;

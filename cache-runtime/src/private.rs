@@ -18,6 +18,7 @@ pub use crate::shape::{
     OkOnly, OkSome, OptionLike, ResultLike, Shape, ShareByClone, ShareByError, ShareByRetry,
     ShareProbe, SomeOnly, Whole, WholeResult,
 };
+pub use crate::spelled::SpelledProbe;
 pub use crate::warm::{warm_up, warm_up_batch};
 pub use crate::Error;
 
@@ -35,6 +36,9 @@ pub mod probes {
         Passes as _, ValueNotCacheable as _, ValueNotShared as _,
     };
     pub use crate::shape::{ShareByClone as _, ShareByError as _, ShareByRetry as _};
+    pub use crate::spelled::{
+        NeitherResultNorOption as _, UnspelledOption as _, UnspelledResult as _,
+    };
 }
 
 use std::future::Future;
