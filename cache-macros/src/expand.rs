@@ -105,7 +105,10 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStre
     let (capture, copy) = match crate::expand_cache::borrowed_owned_key(plan) {
         Some(ident) => (
             None,
-            Some(quote!(let #ident = ::core::clone::Clone::clone(&#ident);)),
+            Some({
+                let allow = crate::expand_cache::recloning();
+                quote!(#allow let #ident = ::core::clone::Clone::clone(&#ident);)
+            }),
         ),
         None => (Some(quote!(move)), None),
     };

@@ -86,6 +86,7 @@ fn owned_arguments(plan: &Plan) -> (Vec<TokenStream>, Vec<TokenStream>) {
             }
         })
         .collect();
+    let allow = crate::expand_cache::rebinding();
     let rebind: Vec<TokenStream> = plan
         .args
         .iter()
@@ -97,9 +98,9 @@ fn owned_arguments(plan: &Plan) -> (Vec<TokenStream>, Vec<TokenStream>) {
                     let mut ty = r.clone();
                     ty.lifetime = None;
                     let ty = erase_lifetimes(ty.into_token_stream());
-                    quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident: #ty = ::core::borrow::Borrow::borrow(&#owned);)
+                    quote!(#allow let #mutability #ident: #ty = ::core::borrow::Borrow::borrow(&#owned);)
                 }
-                _ => quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident = #owned;),
+                _ => quote!(#allow let #mutability #ident = #owned;),
             }
         })
         .collect();

@@ -42,9 +42,13 @@ pub(crate) fn main_fn(
 
     // In a tag template, the key argument stands for one key.
     let tags = tags_expr(plan, |name| name.to_token_stream());
+    let (allow, recloning) = (
+        crate::expand_cache::rebinding(),
+        crate::expand_cache::recloning(),
+    );
     let tags_of = quote! {
         |__stratacache_key: &_| -> #rt::Tags {
-            #[allow(unused_variables)]
+            #allow
             let #keys_arg = __stratacache_key;
             #tags
         }
@@ -53,15 +57,23 @@ pub(crate) fn main_fn(
     let clones = plan.args.iter().filter(|a| !a.in_key).map(|arg| {
         let ident = &arg.ident;
         let mutability = arg.mutable.then(|| quote!(mut));
-        quote_spanned!(arg.ty.span()=> let #mutability #ident = #rt::batch_arg(&#ident);)
+        quote_spanned!(arg.ty.span()=> #recloning let #mutability #ident = #rt::batch_arg(&#ident);)
     });
     let missing = quote!(__stratacache_missing);
     let rebind = rebind_keys(plan, batch, &missing);
     let body = crate::body::typed_body(&output, block);
+    // The loader's copies are the ones mutated; touching the caller's bindings mutably
+    // keeps `mut` in the signature from being reported as unneeded.
+    let touch = plan
+        .args
+        .iter()
+        .filter(|arg| arg.mutable)
+        .map(|arg| &arg.ident);
     quote! {
         #(#attrs)*
         #vis #sig {
             #lookup
+            #(let _ = &mut #touch;)*
             let __stratacache_keys: ::std::vec::Vec<_> = ::core::iter::Iterator::collect(
                 ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#keys_arg), #rt::owned_key),
             );
@@ -109,21 +121,22 @@ pub(crate) fn type_checks(plan: &Plan, batch: &BatchPlan, item: &ItemFn) -> Toke
 fn rebind_keys(plan: &Plan, batch: &BatchPlan, missing: &TokenStream) -> TokenStream {
     let keys_arg = &plan.args[batch.keys].ident;
     let mutability = plan.args[batch.keys].mutable.then(|| quote!(mut));
+    let allow = crate::expand_cache::rebinding();
     match &batch.list {
-        KeyList::Slice => quote!(let #keys_arg: &[_] = &#missing[..];),
+        KeyList::Slice => quote!(#allow let #keys_arg: &[_] = &#missing[..];),
         KeyList::Borrowed(ty) => {
             let ty = erase_lifetimes(ty.to_token_stream());
             quote! {
                 let __stratacache_owned: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));
-                let #keys_arg = &__stratacache_owned;
+                #allow let #keys_arg = &__stratacache_owned;
             }
         }
         KeyList::Owned(ty) => {
             let ty = erase_lifetimes(ty.to_token_stream());
-            quote!(let #mutability #keys_arg: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));)
+            quote!(#allow let #mutability #keys_arg: #ty = ::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#missing));)
         }
         KeyList::Iterator => {
-            quote!(let #mutability #keys_arg = ::core::iter::IntoIterator::into_iter(#missing);)
+            quote!(#allow let #mutability #keys_arg = ::core::iter::IntoIterator::into_iter(#missing);)
         }
     }
 }

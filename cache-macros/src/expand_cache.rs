@@ -26,6 +26,18 @@ pub(crate) fn runtime_import(plan: &Plan) -> TokenStream {
     }
 }
 
+/// On each `let` that rebinds an argument under its own name to another value (the
+/// loader's copy, a batch's missing keys): neither an unused one nor the shadowing is
+/// the user's to fix, whatever `clippy::shadow_*` lints they deny.
+pub(crate) fn rebinding() -> TokenStream {
+    quote!(#[allow(unused_variables, unused_mut, clippy::shadow_unrelated)])
+}
+
+/// On each `let` that rebinds an argument to a clone of itself.
+pub(crate) fn recloning() -> TokenStream {
+    quote!(#[allow(clippy::shadow_reuse)])
+}
+
 /// The cached function's shape, as a body names it.
 pub(crate) fn shape_type(plan: &Plan) -> TokenStream {
     shape_type_in(plan, runtime().to_token_stream())
