@@ -191,3 +191,82 @@ async fn a_signature_naming_the_traits_associated_types_is_cached() {
     accounts.balance(3).await.unwrap();
     assert_eq!(accounts.loads.load(SeqCst), 3);
 }
+
+/// A trait whose default method is cached: each implementor gets its own cache, and
+/// the trait stays usable as `dyn` (its hidden `clear!` sibling needs `Self: Sized`).
+trait Pricing: Sync {
+    fn base(&self) -> u64;
+    fn loads(&self) -> &AtomicUsize;
+
+    #[cached(ttl = "1m", local)]
+    fn price(&self, id: u64) -> u64 {
+        self.loads().fetch_add(1, SeqCst);
+        self.base() + id
+    }
+}
+
+/// An `async fn` default method (such a trait has no `dyn` use).
+trait Rating: Pricing {
+    #[cached(ttl = "1m", local, tags = ["rate:{id}"])]
+    async fn rate(&self, id: u64) -> Option<u64> {
+        self.loads().fetch_add(1, SeqCst);
+        Some(self.base() * id)
+    }
+}
+
+impl Rating for Retail {}
+
+#[derive(Default)]
+struct Retail(AtomicUsize);
+#[derive(Default)]
+struct Wholesale(AtomicUsize);
+
+impl Pricing for Retail {
+    fn base(&self) -> u64 {
+        100
+    }
+    fn loads(&self) -> &AtomicUsize {
+        &self.0
+    }
+}
+
+impl Pricing for Wholesale {
+    fn base(&self) -> u64 {
+        200
+    }
+    fn loads(&self) -> &AtomicUsize {
+        &self.0
+    }
+}
+
+fn twice(pricing: &dyn Pricing, id: u64) -> u64 {
+    pricing.price(id) + pricing.price(id)
+}
+
+#[tokio::test]
+async fn a_default_method_of_a_trait_is_cached_per_implementor_and_through_dyn() {
+    let (retail, wholesale) = (Retail::default(), Wholesale::default());
+    assert_eq!((twice(&retail, 1), twice(&wholesale, 1)), (202, 402));
+    assert_eq!((retail.0.load(SeqCst), wholesale.0.load(SeqCst)), (1, 1));
+
+    let through_dyn: &dyn Pricing = &retail;
+    invalidate!(through_dyn.price(1)).await.unwrap();
+    assert_eq!(twice(&retail, 1), 202);
+    assert_eq!(retail.0.load(SeqCst), 2, "invalidated through `dyn`");
+    assert_eq!(
+        wholesale.0.load(SeqCst),
+        1,
+        "the other implementor's entry stays"
+    );
+
+    assert_eq!(retail.rate(3).await, Some(300));
+    assert_eq!(retail.rate(3).await, Some(300));
+    assert_eq!(
+        retail.0.load(SeqCst),
+        3,
+        "the async default method caches too"
+    );
+    clear!(Retail::rate).await.unwrap();
+    assert_eq!(retail.rate(3).await, Some(300));
+    assert_eq!(retail.0.load(SeqCst), 4, "`clear!` through the implementor");
+}

@@ -178,7 +178,16 @@ fn clear_sibling(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStrea
     let (vis, ident) = (&item.vis, clear_ident(&item.sig.ident));
     let cfgs = cfg_attrs(item);
     // The function's bounds (`where B: Labelled`) may be what gives its types meaning.
-    let (generics, where_clause) = (&item.sig.generics, &item.sig.generics.where_clause);
+    let generics = &item.sig.generics;
+    let mut where_clause = generics.where_clause.clone();
+    if plan.receiver.is_some() {
+        // A method's sibling may be a default method of a trait: with no `self`, it
+        // must not take the trait's `dyn` use away.
+        let bounds = &mut where_clause
+            .get_or_insert_with(|| syn::parse_quote!(where))
+            .predicates;
+        bounds.push(syn::parse_quote!(Self: ::core::marker::Sized));
+    }
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
