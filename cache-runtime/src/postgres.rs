@@ -7,10 +7,14 @@
 //! it; the README's "Writes from anywhere" shows one.
 //!
 //! PostgreSQL does not keep notifications for a listener that is away: after a
-//! dropped connection the listener reconnects (backing off up to 5 s), `LISTEN`s
-//! again, and then invalidates every tag it is responsible for
-//! ([`PgInvalidation::on_reconnect_invalidate`]), because whatever was sent
-//! meanwhile is lost.
+//! dropped connection, or a first connection that only succeeded after failed
+//! attempts, the listener (backing off up to 5 s between attempts) `LISTEN`s and then
+//! invalidates every tag it is responsible for
+//! ([`PgInvalidation::on_reconnect_invalidate`]), because whatever was sent meanwhile
+//! is lost. A connection that dies silently (a network partition, a frozen server)
+//! sends no error: the listener queries its connection every
+//! [`health_check`](PgInvalidation::health_check) interval, and one that does not
+//! answer within it counts as lost.
 
 use std::time::Duration;
 
@@ -19,6 +23,8 @@ use tokio_postgres::AsyncMessage;
 
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the connection must answer a query, and how long it has to.
+const HEALTH_CHECK: Duration = Duration::from_secs(10);
 
 /// A `LISTEN`er that invalidates tags named by the database. Build it, then
 /// [`spawn`](Self::spawn) it inside a tokio runtime:
@@ -37,6 +43,7 @@ pub struct PgInvalidation {
     url: String,
     channel: String,
     on_reconnect: Vec<String>,
+    health_check: Duration,
 }
 
 #[derive(serde::Deserialize)]
@@ -52,7 +59,17 @@ impl PgInvalidation {
             url: url.into(),
             channel: "stratacache".to_owned(),
             on_reconnect: Vec::new(),
+            health_check: HEALTH_CHECK,
         }
+    }
+
+    /// How often the connection must answer a query, and how long it has to (10 s
+    /// by default): a connection that died without a word (a network partition)
+    /// counts as lost after at most twice this. It also bounds each connection
+    /// attempt. A zero interval is taken as one millisecond.
+    pub fn health_check(mut self, every: Duration) -> Self {
+        self.health_check = every.max(Duration::from_millis(1));
+        self
     }
 
     /// The channel to `LISTEN` on.
@@ -61,10 +78,12 @@ impl PgInvalidation {
         self
     }
 
-    /// Tags invalidated after each reconnection (not after the first connection):
-    /// whatever the database announced while the listener was away is lost, so
-    /// everything it covers goes. Give the tags that every value the channel speaks
-    /// of carries (`"users"` for `user:{id}` values tagged `users` too).
+    /// Tags invalidated each time the listener connects after it could not listen
+    /// for a while: a lost connection, or failed attempts before the first one
+    /// succeeded (not after a first connection made at once). Whatever the database
+    /// announced while the listener was away is lost, so everything it covers goes.
+    /// Give the tags that every value the channel speaks of carries (`"users"` for
+    /// `user:{id}` values tagged `users` too).
     pub fn on_reconnect_invalidate<I, S>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -81,11 +100,12 @@ impl PgInvalidation {
 
     async fn run(self) {
         let mut backoff = Duration::from_millis(100);
-        let mut connected_before = false;
+        // Whether notifications may have been missed: set by a failed attempt as by
+        // a lost connection, so the first connection catches up too if it was late.
+        let mut missed = false;
         loop {
-            match self.listen(connected_before).await {
+            match self.listen(missed).await {
                 Ok(()) => {
-                    connected_before = true;
                     backoff = Duration::from_millis(100);
                     tracing::warn!(channel = %self.channel, "stratacache: lost the PostgreSQL listener connection; reconnecting");
                 }
@@ -93,18 +113,22 @@ impl PgInvalidation {
                     tracing::warn!(channel = %self.channel, %error, "stratacache: cannot listen on PostgreSQL; retrying")
                 }
             }
+            missed = true;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// One connection: `LISTEN`, catch up if this is a reconnection, then apply
-    /// notifications until the connection ends (`Ok`).
-    async fn listen(&self, reconnecting: bool) -> Result<(), tokio_postgres::Error> {
+    /// One connection: `LISTEN`, catch up if notifications may have been missed,
+    /// then apply notifications until the connection ends or stops answering (`Ok`).
+    async fn listen(&self, missed: bool) -> Result<(), tokio_postgres::Error> {
         let mut config: tokio_postgres::Config = self.url.parse()?;
         if config.get_application_name().is_none() {
             // So an operator (or a test) can tell this process's listener apart.
             config.application_name(format!("stratacache listener {}", std::process::id()));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.health_check);
         }
         let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
         let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
@@ -116,32 +140,56 @@ impl PgInvalidation {
                 }
             }
         });
-        let quoted = self.channel.replace('"', "\"\"");
-        let listening = client.batch_execute(&format!("LISTEN \"{quoted}\"")).await;
-        if let Err(error) = listening {
-            driver.abort();
-            return Err(error);
+        // Aborted when this connection is given up, however that happens.
+        let _driver = AbortOnDrop(driver);
+        let listen = format!("LISTEN \"{}\"", self.channel.replace('"', "\"\""));
+        match tokio::time::timeout(self.health_check, client.batch_execute(&listen)).await {
+            Ok(listening) => listening?,
+            Err(_) => return Ok(()),
         }
         tracing::info!(channel = %self.channel, "stratacache: listening for invalidations on PostgreSQL");
-        if reconnecting {
+        if missed {
             for tag in &self.on_reconnect {
                 apply(tag).await;
             }
         }
-        while let Some(payload) = notifications.recv().await {
-            match serde_json::from_str::<Notification>(&payload) {
-                Ok(notification) => {
-                    for tag in &notification.tags {
-                        apply(tag).await;
+        let mut health = tokio::time::interval(self.health_check);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                payload = notifications.recv() => match payload {
+                    Some(payload) => self.apply_notification(&payload).await,
+                    None => return Ok(()),
+                },
+                _ = health.tick() => {
+                    let answered = tokio::time::timeout(self.health_check, client.simple_query("")).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        return Ok(());
                     }
-                }
-                Err(error) => {
-                    tracing::warn!(%payload, %error, "stratacache: ignored a PostgreSQL notification that is not {{\"tags\": [..]}}")
                 }
             }
         }
-        drop(client);
-        Ok(())
+    }
+
+    async fn apply_notification(&self, payload: &str) {
+        match serde_json::from_str::<Notification>(payload) {
+            Ok(notification) => {
+                for tag in &notification.tags {
+                    apply(tag).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%payload, %error, "stratacache: ignored a PostgreSQL notification that is not {{\"tags\": [..]}}")
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
