@@ -117,6 +117,23 @@ impl Default for Config {
     }
 }
 
+/// `STRATACACHE_ENCRYPT`'s value. Fails closed: a value that is neither yes nor no
+/// encrypts (and `init` refuses to start without a secret), rather than write values
+/// in clear because of a typo.
+fn encrypt_flag(value: &str) -> bool {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => true,
+        "false" | "0" | "no" | "off" | "" => false,
+        _ => {
+            tracing::error!(
+                value,
+                "stratacache: STRATACACHE_ENCRYPT is neither true/1/yes/on nor false/0/no/off; encrypting"
+            );
+            true
+        }
+    }
+}
+
 impl Config {
     /// The defaults: in-process only until a Redis URL is set.
     pub fn new() -> Self {
@@ -127,7 +144,9 @@ impl Config {
     /// `STRATACACHE_NAMESPACE`, `STRATACACHE_REDIS_CA_FILE` (a PEM file, see
     /// [`Config::tls_root_cert`]; unreadable is logged and ignored),
     /// `STRATACACHE_SECRET` (see [`Config::secret`]) and `STRATACACHE_ENCRYPT`
-    /// (`true` or `1`); unset means the default.
+    /// (`true`, `1`, `yes` or `on`, in any case; `false`, `0`, `no`, `off` or empty
+    /// turn it off; anything else is logged as an error and turns it on, since a
+    /// mistyped `True` must not leave values in clear); unset means the default.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
@@ -157,7 +176,7 @@ impl Config {
             config = config.secret(secret);
         }
         if let Ok(encrypt) = std::env::var("STRATACACHE_ENCRYPT") {
-            config.encrypt = matches!(encrypt.trim(), "true" | "1" | "yes" | "on");
+            config.encrypt = encrypt_flag(&encrypt);
         }
         config
     }
@@ -357,4 +376,25 @@ pub fn init(config: Config) -> Result<(), Error> {
         "stratacache: Redis tier on"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encrypt_flag;
+
+    #[test]
+    fn the_encrypt_flag_reads_any_case_and_fails_closed() {
+        for on in ["true", "TRUE", "True", " 1 ", "yes", "On"] {
+            assert!(encrypt_flag(on), "{on:?}");
+        }
+        for off in ["false", "FALSE", "0", "no", "Off", "", "  "] {
+            assert!(!encrypt_flag(off), "{off:?}");
+        }
+        for mistyped in ["ture", "enabled", "2"] {
+            assert!(
+                encrypt_flag(mistyped),
+                "{mistyped:?} must not leave values in clear"
+            );
+        }
+    }
 }
