@@ -3,6 +3,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
 
 use redis::Commands;
 use stratacache::{cached, Config, Error};
@@ -58,6 +59,15 @@ fn init_is_checked_once_and_calls_work_before_and_after_it() {
             stratacache::init(Config::new().redis_url("not a url")),
             Err(Error::Config(_))
         ));
+        for zero in [
+            config().resync_interval(Duration::ZERO),
+            config().l2_timeout(Duration::ZERO),
+        ] {
+            assert!(
+                matches!(stratacache::init(zero), Err(Error::Config(_))),
+                "a zero interval is refused, not a backplane that ends at its start"
+            );
+        }
         stratacache::init(Config::new()).expect("no URL: a no-op");
         stratacache::init(config()).expect("init");
         assert!(matches!(

@@ -250,7 +250,8 @@ impl Config {
         self.namespace = namespace.into();
         self
     }
-    /// Bound on every Redis call; past it the call is a miss.
+    /// Bound on every Redis call; past it the call is a miss. More than zero:
+    /// [`init`] refuses zero.
     pub fn l2_timeout(mut self, timeout: Duration) -> Self {
         self.l2_timeout = timeout;
         self
@@ -271,6 +272,7 @@ impl Config {
         self
     }
     /// How often tag versions are re-read from Redis (the bound on a lost message).
+    /// More than zero: [`init`] refuses zero.
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
         self
@@ -322,6 +324,13 @@ pub fn init(config: Config) -> Result<(), Error> {
         .collect();
     if urls.is_empty() {
         return Err(Error::Config(format!("invalid Redis URL: {url:?}")));
+    }
+    // A zero resync interval would end the backplane's task at its start (and with
+    // it every invalidation from other processes); a zero timeout, every Redis call.
+    if config.resync_interval.is_zero() || config.l2_timeout.is_zero() {
+        return Err(Error::Config(
+            "resync_interval and l2_timeout must be more than zero".to_owned(),
+        ));
     }
     let secrets = match &config.secret {
         None => None,
