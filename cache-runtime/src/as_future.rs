@@ -28,7 +28,7 @@ impl<T> AsFuture<T> {
 pub trait FutureCall {
     /// The call's future.
     type Future;
-    /// See the [module](self).
+    /// See `as_future.rs`.
     fn into_future_call(self) -> Self::Future;
 }
 
@@ -44,7 +44,7 @@ impl<F: Future> FutureCall for AsFuture<F> {
 pub trait ValueCall {
     /// A future ready with the value.
     type Future;
-    /// See the [module](self).
+    /// See `as_future.rs`.
     fn into_future_call(self) -> Self::Future;
 }
 

@@ -64,7 +64,7 @@ impl Drop for ReloadRequest {
     }
 }
 
-/// `refresh!(f(args))`: the call's future (see [`AsFuture`](crate::as_future)), made
+/// `refresh!(f(args))`: the call's future (see `as_future.rs`), made
 /// while `request` stood, polled the first time under the request again. A cached
 /// `async fn` takes it in that poll; a sync function's call took it as it was made,
 /// so its future is ready and the request around its poll goes unused.
