@@ -14,7 +14,8 @@
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
-//! decode: a tagged enum holding a `serde_json::Value`), `big ID` (a 4 KiB value), `fragile ID`
+//! decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
+//! `Serialize` skips fields), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
@@ -94,6 +95,29 @@ async fn document(id: u64) -> Document {
     Document::Profile {
         id,
         extra: serde_json::json!({ "loaded_by": std::process::id(), "scores": [1, 2.5] }),
+    }
+}
+
+/// A value whose `Serialize` leaves fields out (`skip_serializing_if`): postcard,
+/// which reads fields by position, cannot read it back.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Profile {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    badges: Vec<String>,
+    loaded_by: u32,
+}
+
+#[cached(ttl = "60s", name = "worker.profile")]
+async fn profile(id: u64) -> Profile {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    Profile {
+        id,
+        nickname: None,
+        badges: Vec::new(),
+        loaded_by: std::process::id(),
     }
 }
 
@@ -262,6 +286,10 @@ async fn main() {
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "profile" => {
+                let read = profile(argument.parse().unwrap()).await;
+                answer(&serde_json::to_string(&read).unwrap(), "worker.profile")
+            }
             "document" => {
                 let read = document(argument.parse().unwrap()).await;
                 answer(&serde_json::to_string(&read).unwrap(), "worker.document")

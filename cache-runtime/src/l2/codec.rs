@@ -78,7 +78,8 @@ impl std::ops::Deref for KeyBytes {
 pub struct Codec<K, V> {
     pub(crate) encode_key: fn(&K) -> Option<KeyBytes>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
-    pub(crate) encode_value: fn(&V, PayloadFormat) -> Option<Vec<u8>>,
+    /// The payload and the format it is in (see [`encode_readable`]).
+    pub(crate) encode_value: fn(&V, PayloadFormat) -> Option<Payload>,
     pub(crate) decode_value: fn(&[u8], PayloadFormat) -> Option<V>,
     /// Of the value type's serde shape: see `fingerprint.rs`.
     pub(crate) fingerprint: u64,
@@ -95,6 +96,9 @@ impl<K, V> Codec<K, V> {
         self.format.unwrap_or(configured)
     }
 }
+
+/// A value's serialized bytes, and the format they are in.
+pub(crate) type Payload = (Vec<u8>, PayloadFormat);
 
 /// The codec of a cache whose key and value are serde types. Keys are always
 /// postcard: their bytes are hashed into the Redis key, so they must not change with
@@ -123,13 +127,89 @@ where
         format: needs_json.then_some(PayloadFormat::Json),
         encode_key: KeyBytes::postcard,
         decode_key: |bytes| postcard::from_bytes(bytes).ok(),
-        encode_value: |value, format| match format {
-            PayloadFormat::Postcard => postcard::to_allocvec(value).ok(),
-            PayloadFormat::Json => serde_json::to_vec(value).ok(),
-        },
+        encode_value: encode_readable,
         decode_value: |bytes, format| match format {
             PayloadFormat::Postcard => postcard::from_bytes(bytes).ok(),
             PayloadFormat::Json => serde_json::from_slice(bytes).ok(),
         },
+    }
+}
+
+/// A value's payload in `format`, or in JSON when postcard would not read it back;
+/// `None` when neither would. postcard reads a struct's fields by position, so a
+/// field that `#[serde(skip_serializing_if = "Option::is_none")]` leaves out shifts
+/// every one after it, and so does any `Serialize` that writes what the type's
+/// `Deserialize` does not expect: which values do depends on the value, not the type,
+/// so each payload is decoded once before it is written (a decode per load written
+/// to Redis, never on a hit).
+fn encode_readable<V>(value: &V, format: PayloadFormat) -> Option<Payload>
+where
+    V: Serialize + DeserializeOwned,
+{
+    if format == PayloadFormat::Postcard {
+        let bytes = postcard::to_allocvec(value).ok()?;
+        if matches!(postcard::take_from_bytes::<V>(&bytes), Ok((_, rest)) if rest.is_empty()) {
+            return Some((bytes, PayloadFormat::Postcard));
+        }
+    }
+    let bytes = serde_json::to_vec(value).ok()?;
+    serde_json::from_slice::<V>(&bytes)
+        .is_ok()
+        .then_some((bytes, PayloadFormat::Json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Plain {
+        id: u64,
+        name: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Skipping {
+        id: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        rank: u32,
+    }
+
+    /// Skips a field that nothing reads back as absent.
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Unreadable {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        name: String,
+    }
+
+    #[test]
+    fn a_payload_is_in_the_first_format_that_reads_it_back() {
+        let plain = Plain { id: 7, name: None };
+        let (_, format) = encode_readable(&plain, PayloadFormat::Postcard).unwrap();
+        assert_eq!(format, PayloadFormat::Postcard);
+
+        let named = Skipping {
+            id: 7,
+            name: Some("ann".into()),
+            rank: 2,
+        };
+        let (_, format) = encode_readable(&named, PayloadFormat::Postcard).unwrap();
+        assert_eq!(format, PayloadFormat::Postcard, "nothing skipped");
+        let unnamed = Skipping {
+            id: 7,
+            name: None,
+            rank: 2,
+        };
+        let (bytes, format) = encode_readable(&unnamed, PayloadFormat::Postcard).unwrap();
+        assert_eq!(format, PayloadFormat::Json, "a field skipped");
+        assert_eq!(serde_json::from_slice::<Skipping>(&bytes).unwrap(), unnamed);
+
+        let configured = encode_readable(&plain, PayloadFormat::Json).unwrap().1;
+        assert_eq!(configured, PayloadFormat::Json);
+        let unreadable = Unreadable {
+            name: String::new(),
+        };
+        assert!(encode_readable(&unreadable, PayloadFormat::Postcard).is_none());
     }
 }

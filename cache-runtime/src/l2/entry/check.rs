@@ -191,9 +191,9 @@ impl<K, V> Entries<'_, K, V> {
         added: &[(String, u64)],
     ) -> Option<(Vec<u8>, Option<u64>)> {
         let codec = &self.shared.codec;
-        let format = codec.format_for(target.l2.format);
-        let Some(payload) = (codec.encode_value)(value, format) else {
-            self.complain("the value does not serialize");
+        let encoded = (codec.encode_value)(value, codec.format_for(target.l2.format));
+        let Some((payload, format)) = encoded else {
+            self.complain("the value does not serialize into a payload that reads back");
             return None;
         };
         if payload.len() > target.l2.max_payload {
