@@ -15,7 +15,8 @@
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
 //! decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
-//! `Serialize` skips fields), `big ID` (a 4 KiB value), `fragile ID`
+//! `Serialize` skips fields), `search city=N` / `search age=N` (a key that skips
+//! fields), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
@@ -119,6 +120,23 @@ async fn profile(id: u64) -> Profile {
         badges: Vec::new(),
         loaded_by: std::process::id(),
     }
+}
+
+/// A search filter as an API takes it: the fields it was not given are left out of
+/// its serialization, so postcard alone would give `{city: 3}` and `{age: 3}` the
+/// same bytes, and one Redis entry.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+struct Filter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age: Option<u64>,
+}
+
+#[cached(ttl = "60s", name = "worker.search")]
+async fn search(filter: Filter) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("city {:?} age {:?}", filter.city, filter.age)
 }
 
 /// `slow on` makes `revalidated` take two seconds to load.
@@ -286,6 +304,21 @@ async fn main() {
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
+            "search" => {
+                let (field, value) = argument.split_once('=').unwrap();
+                let value = Some(value.parse().unwrap());
+                let filter = match field {
+                    "city" => Filter {
+                        city: value,
+                        age: None,
+                    },
+                    _ => Filter {
+                        city: None,
+                        age: value,
+                    },
+                };
+                answer(&search(filter).await, "worker.search")
+            }
             "profile" => {
                 let read = profile(argument.parse().unwrap()).await;
                 answer(&serde_json::to_string(&read).unwrap(), "worker.profile")

@@ -128,6 +128,30 @@ fn a_value_that_skips_fields_when_serialized_is_shared_as_json() {
     shared_as_json("profile 4", "worker.profile", r#""id":4,"loaded_by""#);
 }
 
+/// Two keys that postcard alone serializes alike (fields left out by
+/// `skip_serializing_if`) are two entries in Redis, not one read for both.
+#[test]
+fn keys_that_skip_fields_when_serialized_do_not_share_an_entry() {
+    let server = Deployment::standalone();
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let by_city = writer.get("search city=3");
+    assert_eq!(by_city.value, "city Some(3) age None");
+
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let by_age = reader.get("search age=3");
+    assert_eq!(
+        (by_age.value.as_str(), by_age.loads),
+        ("city None age Some(3)", 1),
+        "its own value, loaded"
+    );
+    let again = reader.get("search city=3");
+    assert_eq!(
+        (again.value.as_str(), again.l2_hits, again.loads),
+        ("city Some(3) age None", 1, 1),
+        "the writer's entry, from Redis"
+    );
+}
+
 /// The position of `needle` in an entry, to flip a byte of the payload.
 fn position(bytes: &[u8], needle: &[u8]) -> usize {
     bytes

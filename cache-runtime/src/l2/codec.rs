@@ -125,13 +125,52 @@ where
     Codec {
         fingerprint,
         format: needs_json.then_some(PayloadFormat::Json),
-        encode_key: KeyBytes::postcard,
-        decode_key: |bytes| postcard::from_bytes(bytes).ok(),
+        encode_key: encode_key::<K>,
+        decode_key: decode_key::<K>,
         encode_value: encode_readable,
         decode_value: |bytes, format| match format {
             PayloadFormat::Postcard => postcard::from_bytes(bytes).ok(),
             PayloadFormat::Json => serde_json::from_slice(bytes).ok(),
         },
+    }
+}
+
+/// The first byte of a key written as JSON (see [`encode_key`]).
+const JSON_KEY: u8 = 0xff;
+
+/// A key's bytes, hashed into its Redis key and echoed in its entry and in
+/// invalidation messages: postcard, unless postcard would not read the key back as
+/// these same bytes. A key whose `Serialize` leaves a field out
+/// (`skip_serializing_if`) is one: `{a: Some(3), b: None}` and `{a: None, b: Some(3)}`
+/// would both be `[1, 3]`, one Redis entry for two keys. Such a key is [`JSON_KEY`]
+/// and its JSON, which names its fields; `None` if JSON does not read it back either.
+fn encode_key<K: Serialize + DeserializeOwned>(key: &K) -> Option<KeyBytes> {
+    let bytes = KeyBytes::postcard(key)?;
+    if reads_back::<K>(&bytes) {
+        return Some(bytes);
+    }
+    let mut json = vec![JSON_KEY];
+    serde_json::to_writer(&mut json, key).ok()?;
+    serde_json::from_slice::<K>(&json[1..])
+        .ok()
+        .map(|_| KeyBytes::Heap(json))
+}
+
+/// Whether `bytes` decode, in full, to a key that encodes to them again.
+fn reads_back<K: Serialize + DeserializeOwned>(bytes: &[u8]) -> bool {
+    match postcard::take_from_bytes::<K>(bytes) {
+        Ok((key, rest)) => {
+            rest.is_empty() && KeyBytes::postcard(&key).is_some_and(|again| *again == *bytes)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The key that [`encode_key`] wrote as `bytes`.
+fn decode_key<K: Serialize + DeserializeOwned>(bytes: &[u8]) -> Option<K> {
+    match bytes.split_first() {
+        Some((&JSON_KEY, json)) if !reads_back::<K>(bytes) => serde_json::from_slice(json).ok(),
+        _ => postcard::from_bytes(bytes).ok(),
     }
 }
 
@@ -181,6 +220,49 @@ mod tests {
     struct Unreadable {
         #[serde(skip_serializing_if = "String::is_empty")]
         name: String,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Filter {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        city: Option<u8>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        age: Option<u8>,
+    }
+
+    #[test]
+    fn keys_that_skip_fields_stay_apart_and_read_back() {
+        let by_city = Filter {
+            city: Some(3),
+            age: None,
+        };
+        let by_age = Filter {
+            city: None,
+            age: Some(3),
+        };
+        assert_eq!(
+            postcard::to_allocvec(&by_city).unwrap(),
+            postcard::to_allocvec(&by_age).unwrap(),
+            "postcard alone gives both the same bytes"
+        );
+        let (city_bytes, age_bytes) = (encode_key(&by_city).unwrap(), encode_key(&by_age).unwrap());
+        assert_ne!(*city_bytes, *age_bytes);
+        assert_eq!(decode_key::<Filter>(&city_bytes), Some(by_city));
+        assert_eq!(decode_key::<Filter>(&age_bytes), Some(by_age));
+
+        let both = Filter {
+            city: Some(1),
+            age: Some(2),
+        };
+        let bytes = encode_key(&both).unwrap();
+        assert_eq!(
+            *bytes,
+            *postcard::to_allocvec(&both).unwrap(),
+            "nothing skipped: postcard"
+        );
+        assert_eq!(decode_key::<Filter>(&bytes), Some(both));
+        let plain = encode_key(&(7u64, String::from("ann"))).unwrap();
+        assert_eq!(*plain, *postcard::to_allocvec(&(7u64, "ann")).unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Redis key scheme. Entry keys are
 //! `{namespace}:{cache}:v{version}:{hash}` where `hash` is the 128-bit xxh3 of the
-//! postcard-serialized key: stable across processes, builds and Rust versions (never
+//! serialized key (postcard, or JSON where postcard would not tell keys apart: see
+//! `codec::encode_key`): stable across processes, builds and Rust versions (never
 //! std's `Hasher`, whose output may change). Tag counters live beside them.
 
 use xxhash_rust::xxh3::xxh3_128;
