@@ -145,8 +145,7 @@ const JSON_KEY: u8 = 0xff;
 /// would both be `[1, 3]`, one Redis entry for two keys. Such a key is [`JSON_KEY`]
 /// and its JSON, which names its fields; `None` if JSON does not read it back either.
 fn encode_key<K: Serialize + DeserializeOwned>(key: &K) -> Option<KeyBytes> {
-    let bytes = KeyBytes::postcard(key)?;
-    if reads_back::<K>(&bytes) {
+    if let Some(bytes) = KeyBytes::postcard(key).filter(|bytes| reads_back::<K>(bytes)) {
         return Some(bytes);
     }
     let mut json = vec![JSON_KEY];
@@ -186,9 +185,11 @@ where
     V: Serialize + DeserializeOwned,
 {
     if format == PayloadFormat::Postcard {
-        let bytes = postcard::to_allocvec(value).ok()?;
-        if matches!(postcard::take_from_bytes::<V>(&bytes), Ok((_, rest)) if rest.is_empty()) {
-            return Some((bytes, PayloadFormat::Postcard));
+        // postcard also refuses to write a sequence or map of unknown length.
+        if let Ok(bytes) = postcard::to_allocvec(value) {
+            if matches!(postcard::take_from_bytes::<V>(&bytes), Ok((_, rest)) if rest.is_empty()) {
+                return Some((bytes, PayloadFormat::Postcard));
+            }
         }
     }
     let bytes = serde_json::to_vec(value).ok()?;
@@ -293,5 +294,28 @@ mod tests {
             name: String::new(),
         };
         assert!(encode_readable(&unreadable, PayloadFormat::Postcard).is_none());
+
+        let (bytes, format) =
+            encode_readable(&Unsized(vec![1, 2]), PayloadFormat::Postcard).unwrap();
+        assert_eq!(format, PayloadFormat::Json, "postcard cannot write it");
+        assert_eq!(
+            serde_json::from_slice::<Vec<u8>>(&bytes).unwrap(),
+            vec![1, 2]
+        );
+    }
+
+    /// Serializes as a sequence of unknown length.
+    #[derive(serde::Deserialize)]
+    struct Unsized(Vec<u8>);
+
+    impl serde::Serialize for Unsized {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = serializer.serialize_seq(None)?;
+            for byte in &self.0 {
+                seq.serialize_element(byte)?;
+            }
+            seq.end()
+        }
     }
 }
