@@ -121,16 +121,17 @@ impl PgInvalidation {
 
     /// One connection: `LISTEN`, catch up if notifications may have been missed,
     /// then apply notifications until the connection ends or stops answering (`Ok`).
-    async fn listen(&self, missed: bool) -> Result<(), tokio_postgres::Error> {
+    async fn listen(&self, missed: bool) -> Result<(), Unheard> {
         let mut config: tokio_postgres::Config = self.url.parse()?;
         if config.get_application_name().is_none() {
             // So an operator (or a test) can tell this process's listener apart.
             config.application_name(format!("stratacache listener {}", std::process::id()));
         }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.health_check);
-        }
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        // A server that accepts the connection and then says nothing (frozen) must
+        // not hold the listener either.
+        let connecting =
+            tokio::time::timeout(self.health_check, config.connect(tokio_postgres::NoTls));
+        let (client, mut connection) = connecting.await.map_err(|_| Unheard::Silent)??;
         let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
@@ -143,10 +144,9 @@ impl PgInvalidation {
         // Aborted when this connection is given up, however that happens.
         let _driver = AbortOnDrop(driver);
         let listen = format!("LISTEN \"{}\"", self.channel.replace('"', "\"\""));
-        match tokio::time::timeout(self.health_check, client.batch_execute(&listen)).await {
-            Ok(listening) => listening?,
-            Err(_) => return Ok(()),
-        }
+        tokio::time::timeout(self.health_check, client.batch_execute(&listen))
+            .await
+            .map_err(|_| Unheard::Silent)??;
         tracing::info!(channel = %self.channel, "stratacache: listening for invalidations on PostgreSQL");
         if missed {
             for tag in &self.on_reconnect {
@@ -181,6 +181,29 @@ impl PgInvalidation {
             Err(error) => {
                 tracing::warn!(%payload, %error, "stratacache: ignored a PostgreSQL notification that is not {{\"tags\": [..]}}")
             }
+        }
+    }
+}
+
+/// Why the listener could not listen.
+#[derive(Debug)]
+enum Unheard {
+    Failed(tokio_postgres::Error),
+    /// No answer within the health-check interval.
+    Silent,
+}
+
+impl From<tokio_postgres::Error> for Unheard {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Unheard::Failed(error)
+    }
+}
+
+impl std::fmt::Display for Unheard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unheard::Failed(error) => write!(f, "{error}"),
+            Unheard::Silent => f.write_str("PostgreSQL did not answer within the health check"),
         }
     }
 }
