@@ -30,6 +30,19 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
+/// The first `impl Trait` in `ty`, however deep (`Option<impl Display>`).
+fn first_impl_trait(ty: &Type) -> Option<syn::TypeImplTrait> {
+    struct Find(Option<syn::TypeImplTrait>);
+    impl syn::visit_mut::VisitMut for Find {
+        fn visit_type_impl_trait_mut(&mut self, opaque: &mut syn::TypeImplTrait) {
+            self.0.get_or_insert_with(|| opaque.clone());
+        }
+    }
+    let mut find = Find(None);
+    syn::visit_mut::VisitMut::visit_type_mut(&mut find, &mut ty.clone());
+    find.0
+}
+
 /// `T` of `Option<T>` or `Result<T, E>`.
 fn first_type_argument(segment: &syn::PathSegment) -> Option<Type> {
     match &segment.arguments {
@@ -46,8 +59,8 @@ pub(crate) fn shape(output: &ReturnType, args: &CachedArgs, errors: &mut Errors)
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
-    if let Type::ImplTrait(_) = ty {
-        errors.spanned(&ty, "a cached function cannot return `impl Trait`: the cache stores and clones the value, so name its type");
+    if let Some(opaque) = first_impl_trait(&ty) {
+        errors.spanned(opaque, "a cached function cannot return `impl Trait`: the cache stores and clones the value, so name its type");
     }
     let segment = last_segment(&ty);
     let is_result = segment.is_some_and(|s| s.ident == "Result");
