@@ -11,7 +11,7 @@ use crate::validate_batch::batch_plan;
 pub(crate) use crate::validate_batch::{BatchPlan, KeyList};
 use crate::validate_policies::{at_least_one, policies};
 pub(crate) use crate::validate_shape::ShapeKind;
-use crate::validate_shape::{check_hard_timeout, shape};
+use crate::validate_shape::{check_hard_timeout, first_impl_trait, shape};
 use crate::validate_times::times;
 pub(crate) use crate::validate_times::Times;
 
@@ -325,17 +325,14 @@ fn signature_args(
 
 fn check_key_type(arg: &Arg, errors: &mut Errors) {
     match &arg.ty {
-        Type::ImplTrait(_) => errors.spanned(
-            &arg.ty,
-            format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})` or give an explicit `key = \"...\"`", arg.ident),
-        ),
         Type::Reference(r) if r.mutability.is_some() => errors.spanned(
             &arg.ty,
             format!("a `&mut` argument cannot be part of the cache key; add `skip({})`", arg.ident),
         ),
-        Type::Reference(r) if matches!(&*r.elem, Type::ImplTrait(_)) => errors.spanned(
+        // However deep: `impl Display`, `&impl Display`, `Vec<impl Into<u64>>`.
+        ty if first_impl_trait(ty).is_some() => errors.spanned(
             &arg.ty,
-            format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})`", arg.ident),
+            format!("an `impl Trait` argument cannot be part of the cache key; add `skip({})` or give an explicit `key = \"...\"`", arg.ident),
         ),
         ty if names_trait_object(ty) => errors.spanned(
             &arg.ty,

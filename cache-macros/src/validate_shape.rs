@@ -31,7 +31,7 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
 }
 
 /// The first `impl Trait` in `ty`, however deep (`Option<impl Display>`).
-fn first_impl_trait(ty: &Type) -> Option<syn::TypeImplTrait> {
+pub(crate) fn first_impl_trait(ty: &Type) -> Option<syn::TypeImplTrait> {
     struct Find(Option<syn::TypeImplTrait>);
     impl syn::visit_mut::VisitMut for Find {
         fn visit_type_impl_trait_mut(&mut self, opaque: &mut syn::TypeImplTrait) {
