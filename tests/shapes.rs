@@ -441,3 +441,39 @@ async fn a_value_the_body_coerces_to_the_return_type_is_cached() {
     assert_eq!(totals(&[1, 2]).await.unwrap()[&2], 4);
     assert_eq!(next_id(1).await, 2);
 }
+
+/// A service shared behind an `Arc`, its method taking `self: &Arc<Self>`: the
+/// background refresh clones the `Arc`, not the service.
+struct Catalog {
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl Catalog {
+    #[cached(ttl = "50ms", stale_while_revalidate = "1h", local)]
+    async fn price(self: &Arc<Self>, id: u64) -> u64 {
+        let service: Arc<Self> = Arc::clone(self);
+        service.version.load(SeqCst) * 100 + id
+    }
+}
+
+#[tokio::test]
+async fn a_method_taking_self_as_a_reference_to_an_arc_refreshes_in_the_background() {
+    let catalog = Arc::new(Catalog {
+        version: std::sync::atomic::AtomicU64::new(1),
+    });
+    assert_eq!(catalog.price(1).await, 101);
+    catalog.version.store(2, SeqCst);
+    let started = std::time::Instant::now();
+    loop {
+        let price = catalog.price(1).await;
+        if price == 201 {
+            break;
+        }
+        assert_eq!(price, 101, "the stale value until the refresh lands");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "never refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -113,12 +113,15 @@ fn owned_receiver(plan: &Plan, self_ident: &Ident) -> (Option<TokenStream>, Opti
     let rt = runtime();
     match &plan.receiver {
         None => (None, None),
-        Some(ReceiverKind::Shared(self_token)) => (
-            Some(
-                quote_spanned!(self_token.span=> let __stratacache_self_owned = #rt::clone_receiver(self);),
-            ),
-            Some(quote!(let #self_ident: &Self = &__stratacache_self_owned;)),
-        ),
+        Some(ReceiverKind::Shared(self_token, referent)) => {
+            let referent = erase_lifetimes(referent.to_token_stream());
+            (
+                Some(
+                    quote_spanned!(self_token.span=> let __stratacache_self_owned = #rt::clone_receiver(self);),
+                ),
+                Some(quote!(let #self_ident: &#referent = &__stratacache_self_owned;)),
+            )
+        }
         Some(ReceiverKind::Owned | ReceiverKind::Exclusive) => (
             Some(quote!(let __stratacache_self_owned = self;)),
             Some(quote!(#[allow(unused_mut)] let mut #self_ident = __stratacache_self_owned;)),

@@ -53,8 +53,9 @@ pub(crate) struct Plan {
 }
 
 pub(crate) enum ReceiverKind {
-    /// `&self`, with the `self` token for error spans.
-    Shared(syn::Token![self]),
+    /// `&self` or `self: &Arc<Self>`: the `self` token for error spans, and what it
+    /// borrows (`Self`, `Arc<Self>`), which a background load clones.
+    Shared(syn::Token![self], Box<Type>),
     /// `&mut self`
     Exclusive,
     /// `self`, `mut self`, `self: Arc<Self>` ...
@@ -294,13 +295,18 @@ fn signature_args(
     for input in &item.sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                let kind = match (&r.reference, &r.mutability) {
-                    (Some(_), None) => ReceiverKind::Shared(r.self_token),
-                    (Some(_), Some(_)) => ReceiverKind::Exclusive,
-                    (None, _) => ReceiverKind::Owned,
+                // `r.ty` is the receiver's type written out: `&Self` for `&self`.
+                let kind = match &*r.ty {
+                    Type::Reference(borrowed) if borrowed.mutability.is_none() => {
+                        ReceiverKind::Shared(r.self_token, borrowed.elem.clone())
+                    }
+                    Type::Reference(_) => ReceiverKind::Exclusive,
+                    _ => ReceiverKind::Owned,
                 };
                 if background && matches!(kind, ReceiverKind::Exclusive) {
                     errors.spanned(r, "`stale_while_revalidate` refreshes in the background, which cannot hold `&mut self`; take `&self`");
+                } else if background && matches!(kind, ReceiverKind::Owned) && borrows(&r.ty) {
+                    errors.spanned(r, "`stale_while_revalidate` refreshes in the background, which cannot hold a borrowed `self` (`Pin<&mut Self>`); take `&self` or an owned `self`");
                 }
                 receiver = Some(kind);
             }
