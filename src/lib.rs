@@ -47,21 +47,26 @@
 //!
 //! # Rules
 //!
-//! * The function is an `async fn` (free, an inherent method, or a method of a trait
-//!   impl marked [`cached_impl`]) or a plain `fn` (in-process only, see [`cached`]),
-//!   not generic. Its
+//! * The function is an `async fn` (free, an inherent method, a method of a trait
+//!   impl marked [`cached_impl`], or a default method in a trait) or a plain `fn`
+//!   (in-process only, see [`cached`]), not generic. Its
 //!   arguments, converted to owned values (`&str` becomes `String`, `&T` becomes
 //!   `T::Owned`), form the key; so they must be `Hash + Eq + Clone + Send + Sync`.
-//!   `impl Trait` and `&mut` arguments must be skipped.
+//!   `impl Trait` and `&mut` arguments must be skipped. `self` is never part of the
+//!   key: one cache serves every instance, so what tells instances apart (a tenant)
+//!   must be an argument.
 //! * The cached value is the return value; `Result<T, E>` caches only `Ok(T)`,
-//!   `Option<T>` only `Some(T)` and `Result<Option<T>, E>` only `Ok(Some(T))`. It must
+//!   `Option<T>` only `Some(T)` and `Result<Option<T>, E>` only `Ok(Some(T))`, as the
+//!   signature spells them (a `Result` or an `Option` behind a type alias is a compile
+//!   error naming the type to write). It must
 //!   be `Clone + Send + Sync + 'static` (a hit returns a clone: put large values
 //!   behind `Arc`, whose hits share one allocation), and, unless `local`,
 //!   `Serialize + DeserializeOwned`.
 //! * A call's future is `Send` whenever the body's is, whatever the return type.
 //! * With `stale_while_revalidate`, `refresh_ahead` or `timeout`, loads run in a spawned tokio task, so the body
 //!   must be `Send + 'static` once its arguments are owned: reference arguments are
-//!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone`.
+//!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone` (a
+//!   `self: &Arc<Self>` method clones the `Arc`).
 //! * Every mistake is a compile error on the offending token, and the function is
 //!   still emitted unchanged, so only the real error shows.
 //!
