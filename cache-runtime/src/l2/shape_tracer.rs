@@ -19,20 +19,8 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 /// end, such as an enum whose first variant contains itself).
 const MAX_DEPTH: usize = 96;
 
-#[derive(Debug)]
-pub(crate) struct Untraceable(String);
-
-impl std::fmt::Display for Untraceable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for Untraceable {}
-impl de::Error for Untraceable {
-    fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        Untraceable(msg.to_string())
-    }
-}
+/// Why a pass could not trace the type: serde's plain message error.
+pub(crate) type Untraceable = de::value::Error;
 
 /// An enum's variants: their names, and the shape of each one seen so far.
 #[derive(Debug, Default)]
@@ -50,10 +38,7 @@ pub(crate) struct Registry {
     pub(crate) enums: BTreeMap<&'static str, EnumShape>,
     /// The variant each enum takes in the next pass.
     pub(crate) cursors: BTreeMap<&'static str, usize>,
-    /// The type asked its input what it holds (`deserialize_any`), for a field name
-    /// (`deserialize_identifier` outside a struct) or to skip it
-    /// (`deserialize_ignored_any`): postcard answers none of these, so its values
-    /// must be written in a self-describing format.
+    /// The type made a call postcard does not answer (see `asks_its_input`).
     pub(crate) asks_its_input: bool,
 }
 
@@ -66,6 +51,15 @@ pub(crate) struct Tracer<'a> {
 }
 
 impl Tracer<'_> {
+    /// A call postcard does not answer: the type's values need a self-describing
+    /// format, and its shape is not traced.
+    fn asks_its_input<T>(self, call: &str) -> Result<T, Untraceable> {
+        self.registry.asks_its_input = true;
+        Err(de::Error::custom(format!(
+            "the type asks its input ({call})"
+        )))
+    }
+
     /// The same tracer, borrowed for one nested value.
     fn reborrow(&mut self) -> Tracer<'_> {
         Tracer {
@@ -95,7 +89,9 @@ impl Tracer<'_> {
         trace: impl FnOnce(Tracer<'_>) -> Result<T, Untraceable>,
     ) -> Result<T, Untraceable> {
         if self.stack.len() > MAX_DEPTH {
-            return Err(Untraceable(format!("{name} nests deeper than {MAX_DEPTH}")));
+            return Err(de::Error::custom(format!(
+                "{name} nests deeper than {MAX_DEPTH}"
+            )));
         }
         let _ = write!(self.out, "{kind} {name},");
         let recursive = self.stack.contains(&name);
@@ -124,10 +120,16 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
     type Error = Untraceable;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
-        self.registry.asks_its_input = true;
-        Err(Untraceable(
-            "the type inspects its input (deserialize_any)".into(),
-        ))
+        self.asks_its_input("deserialize_any")
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
+        self.asks_its_input("deserialize_ignored_any")
+    }
+
+    /// A field name read from the input (`#[serde(flatten)]`), not from the type.
+    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
+        self.asks_its_input("deserialize_identifier outside a struct or enum")
     }
 
     primitive! {
@@ -150,18 +152,6 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         deserialize_bytes => visit_bytes(&[]), "bytes";
         deserialize_byte_buf => visit_bytes(&[]), "bytes";
         deserialize_unit => visit_unit(), "unit";
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Untraceable> {
-        self.registry.asks_its_input = true;
-        self.out.push_str("ignored,");
-        visitor.visit_unit()
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
-        // A field name read from the input (`#[serde(flatten)]`), not from the type.
-        self.registry.asks_its_input = true;
-        Err(Untraceable("an identifier outside a struct or enum".into()))
     }
 
     fn deserialize_option<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Untraceable> {
@@ -256,7 +246,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
             };
             let variant = *variants
                 .get(chosen)
-                .ok_or_else(|| Untraceable(format!("{name} has no variant {chosen}")))?;
+                .ok_or_else(|| de::Error::custom(format!("{name} has no variant {chosen}")))?;
             let mut shape = String::new();
             let value = visitor.visit_enum(Variant {
                 tracer: tracer.child(&mut shape, false),
