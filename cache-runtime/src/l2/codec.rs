@@ -83,18 +83,6 @@ pub struct Codec<K, V> {
     pub(crate) decode_value: fn(&[u8], PayloadFormat) -> Option<V>,
     /// Of the value type's serde shape: see `fingerprint.rs`.
     pub(crate) fingerprint: u64,
-    /// The format the value type needs whatever the configured one: JSON for a type
-    /// postcard cannot decode (`serde_json::Value`, untagged and internally tagged
-    /// enums, `#[serde(flatten)]`).
-    pub(crate) format: Option<PayloadFormat>,
-}
-
-impl<K, V> Codec<K, V> {
-    /// The format this cache's values are written in, `configured` unless the value
-    /// type needs another.
-    pub(crate) fn format_for(&self, configured: PayloadFormat) -> PayloadFormat {
-        self.format.unwrap_or(configured)
-    }
 }
 
 /// A value's serialized bytes, and the format they are in.
@@ -115,8 +103,9 @@ where
             "stratacache: the value type's serde shape cannot be traced; its fingerprint is its name (bump `version` when its shape changes)"
         );
     }
-    let needs_json = traced.needs_self_describing_format();
-    if needs_json {
+    // `encode_readable` writes its payloads as JSON, as every payload postcard would
+    // not read back; the tracer only knows it in advance.
+    if traced.needs_self_describing_format() {
         tracing::debug!(
             value = std::any::type_name::<V>(),
             "stratacache: the value type asks its input what it holds (`deserialize_any`), which postcard cannot answer; its values are written as JSON"
@@ -124,7 +113,6 @@ where
     }
     Codec {
         fingerprint,
-        format: needs_json.then_some(PayloadFormat::Json),
         encode_key: encode_key::<K>,
         decode_key: decode_key::<K>,
         encode_value: encode_readable,

@@ -191,7 +191,7 @@ impl<K, V> Entries<'_, K, V> {
         added: &[(String, u64)],
     ) -> Option<(Vec<u8>, Option<u64>)> {
         let codec = &self.shared.codec;
-        let encoded = (codec.encode_value)(value, codec.format_for(target.l2.format));
+        let encoded = (codec.encode_value)(value, target.l2.format);
         let Some((payload, format)) = encoded else {
             self.complain("the value does not serialize into a payload that reads back");
             return None;
