@@ -214,8 +214,6 @@ trait Rating: Pricing {
     }
 }
 
-impl Rating for Retail {}
-
 #[derive(Default)]
 struct Retail(AtomicUsize);
 #[derive(Default)]
@@ -238,6 +236,8 @@ impl Pricing for Wholesale {
         &self.0
     }
 }
+
+impl Rating for Retail {}
 
 fn twice(pricing: &dyn Pricing, id: u64) -> u64 {
     pricing.price(id) + pricing.price(id)
