@@ -65,17 +65,19 @@ impl Times {
 /// fail-safe fallback then ends early, and a refresh ahead comes later, still within
 /// freshness; never the other way round. Times past the end of the keep window are
 /// brought back to it (an entry is not used past it anyway), so freshness and the
-/// stale window always end within it.
+/// stale window always end within it. No refresh point reads back as a refresh due
+/// at the end of freshness, which a read treats the same: a fresh entry is served
+/// as it is, a later one is not fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EntryTimes {
     fresh_until: u64,
     stale_for: u32,
     keep_for: u32,
-    /// How long before the end of freshness a refresh is due.
+    /// How long before the end of freshness a refresh is due (0: none is).
     refresh_lead: u32,
 }
 
-/// A distance that never ends (or, for the refresh lead, no refresh point).
+/// A distance that never ends.
 const NO_END: u32 = u32::MAX;
 
 /// A span of milliseconds as a distance, shortened to the longest one that ends.
@@ -90,11 +92,7 @@ impl From<Times> for EntryTimes {
             NEVER => NO_END,
             until => distance_of(until.saturating_sub(fresh_until)),
         };
-        let refresh_lead = if times.refresh_at < fresh_until {
-            distance_of(fresh_until - times.refresh_at)
-        } else {
-            NO_END
-        };
+        let refresh_lead = distance_of(fresh_until.saturating_sub(times.refresh_at));
         Self {
             fresh_until,
             stale_for: distance(times.stale_until),
@@ -132,16 +130,14 @@ impl EntryTimes {
     /// Fresh, and not yet at the refresh point: served with nothing to decide.
     #[inline]
     pub(crate) fn is_fresh_before_refresh(&self, now: u64) -> bool {
-        now < self.fresh_until && now < self.refresh_at()
+        // The refresh point is never past the end of freshness: one comparison.
+        now < self.refresh_at()
     }
 
+    /// When a read should refresh the entry ahead; the end of freshness if never.
     #[inline]
     pub(crate) fn refresh_at(&self) -> u64 {
-        if self.refresh_lead == NO_END {
-            NEVER
-        } else {
-            self.fresh_until - u64::from(self.refresh_lead)
-        }
+        self.fresh_until - u64::from(self.refresh_lead)
     }
 
     pub(crate) fn get(&self) -> Times {
@@ -184,7 +180,11 @@ mod tests {
             refresh_after: NEVER,
         }
         .from(5);
-        assert_eq!(EntryTimes::from(stale_forever).get(), stale_forever);
+        let no_refresh_point = Times {
+            refresh_at: stale_forever.fresh_until,
+            ..stale_forever
+        };
+        assert_eq!(EntryTimes::from(stale_forever).get(), no_refresh_point);
 
         let long = Lifetime {
             fresh_for: 60 * day,

@@ -10,20 +10,54 @@ use quick_cache::unsync::Cache;
 
 use super::{Entry, L1Store};
 
-type Shard<K, V> = RwLock<Cache<K, Entry<V>>>;
+type Shard<K, V> = RwLock<
+    Cache<
+        K,
+        Entry<V>,
+        quick_cache::UnitWeighter,
+        KeyHasher,
+        quick_cache::unsync::DefaultLifecycle<K, Entry<V>>,
+    >,
+>;
 
 /// The default store: quick_cache shards behind our own read-write locks.
 pub struct QuickStore<K, V> {
     shards: Box<[Shard<K, V>]>,
-    hasher: foldhash::fast::FixedState,
+    hasher: KeyHasher,
+}
+
+/// The hash of a key, for its shard and its place in the shard: foldhash, seeded at
+/// random once per process (a key chosen to collide in one process's table does not
+/// in another's).
+#[derive(Clone, Copy)]
+pub struct KeyHasher {
+    seed: u64,
+}
+
+impl KeyHasher {
+    fn new() -> Self {
+        static SEED: std::sync::LazyLock<u64> =
+            std::sync::LazyLock::new(|| std::hash::RandomState::new().hash_one(0x5eed_cafe_u64));
+        Self { seed: *SEED }
+    }
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = <foldhash::fast::FixedState as BuildHasher>::Hasher;
+
+    #[inline(always)]
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FixedState::with_seed(self.seed).build_hasher()
+    }
 }
 
 impl<K: Hash + Eq, V> QuickStore<K, V> {
     #[inline]
     fn shard<Q: ?Sized + Hash>(&self, key: &Q) -> &Shard<K, V> {
-        // The high bits pick the shard; quick_cache uses the low bits inside it.
+        // Bits 32 and up pick the shard: quick_cache's table uses the low bits for a
+        // place and the top seven as a tag, so each keeps its full spread.
         let hash = self.hasher.hash_one(key);
-        let index = (hash >> 48) as usize & (self.shards.len() - 1);
+        let index = (hash >> 32) as usize & (self.shards.len() - 1);
         &self.shards[index]
     }
 }
@@ -50,12 +84,21 @@ where
     fn with_capacity(capacity: u64) -> Self {
         let count = shard_count(capacity);
         let per_shard = capacity.div_ceil(count as u64).max(1) as usize;
-        let shards = (0..count)
-            .map(|_| RwLock::new(Cache::new(per_shard)))
-            .collect();
+        let hasher = KeyHasher::new();
+        let shard = || {
+            let lifecycle = Default::default();
+            let cache = Cache::with(
+                per_shard,
+                per_shard as u64,
+                quick_cache::UnitWeighter,
+                hasher,
+                lifecycle,
+            );
+            RwLock::new(cache)
+        };
         Self {
-            shards,
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed_cafe),
+            shards: (0..count).map(|_| shard()).collect(),
+            hasher,
         }
     }
 
