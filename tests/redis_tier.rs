@@ -281,12 +281,14 @@ fn an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process(cluster: b
     let server = Deployment::start(cluster, None);
     let mut a = Worker::start(&server.url(), NS, &[]);
     // quick_cache is scan-resistant: entries admitted while it fills up survive a
-    // scan. So fill it first, then cache key 1, then push it out with 200 other keys.
-    for id in 1000..1050 {
+    // scan. So fill it first, then cache key 1, then push it out with other keys.
+    // Keys spread over the store's shards by a hash seeded anew in each process:
+    // enough of them that every shard is filled, then scanned, whatever the seed.
+    for id in 1000..1400 {
         a.get(&format!("small {id}"));
     }
     a.get("small 1");
-    for id in 2..=200 {
+    for id in 2..=600 {
         a.get(&format!("small {id}"));
     }
     let before = a.get("small 1000"); // counters before the re-read (an L1 hit)
