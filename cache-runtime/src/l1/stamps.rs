@@ -3,62 +3,87 @@
 
 use std::sync::Arc;
 
-use crate::tags::{self, PackedStamp, Stamps, TagCell, TagStamp};
+use crate::tags::{self, NamedSlot, Stamps, TagCell, TagStamp};
 
-/// The tags an entry was stored under, with the versions its load saw.
+/// The tags an entry was stored under, and the sum of the versions its load saw.
 ///
-/// The two tags every entry carries, the global tag and its cache's own, are one
-/// number: their versions summed (see [`tags::base_version`]). Named tags are held
-/// inline up to two; more spill to the heap.
+/// Every version only grows, so the current versions of the entry's tags sum to the
+/// stored sum exactly while none of them has moved: a hit reads the counters and
+/// compares once. The two tags every entry carries, the global tag and its cache's
+/// own, are read through the cache (see [`tags::base_version`]); named tags are held
+/// inline up to two, more on the heap, each with its cell where it has one, held so
+/// that the tag's Redis bookkeeping lives as long as the entry.
 #[derive(Clone)]
 pub(crate) struct EntryStamps {
-    base: u64,
+    versions: u64,
     named: Named,
 }
 
-/// Two places inline (unused ones always current), or the heap: 32 bytes, the enum's
-/// tag fitting in a packed stamp's word, which is never 0.
+type Cell = Option<Arc<TagCell>>;
+
+/// Two places inline (an unused one's counter never moves), or the heap: 24 bytes,
+/// the enum's tag fitting in a slot, which is never 0.
 #[derive(Clone)]
 enum Named {
-    Inline([PackedStamp; 2]),
-    Spilled(Box<[PackedStamp]>),
+    Inline {
+        slots: [NamedSlot; 2],
+        cells: [Cell; 2],
+    },
+    Spilled(Box<[(NamedSlot, Cell)]>),
 }
 
 impl Named {
-    fn as_slice(&self) -> &[PackedStamp] {
-        match self {
-            Self::Inline(inline) => inline,
-            Self::Spilled(spilled) => spilled,
-        }
+    fn places(&self) -> impl Iterator<Item = (NamedSlot, &Cell)> {
+        let (inline, spilled) = match self {
+            Self::Inline { slots, cells } => (Some(slots.iter().copied().zip(cells)), None),
+            Self::Spilled(all) => (None, Some(all.iter().map(|(slot, cell)| (*slot, cell)))),
+        };
+        inline
+            .into_iter()
+            .flatten()
+            .chain(spilled.into_iter().flatten())
     }
 }
 
 impl Default for EntryStamps {
     fn default() -> Self {
         Self {
-            base: 0,
-            named: Named::Inline([PackedStamp::unused(), PackedStamp::unused()]),
+            versions: 0,
+            named: Named::Inline {
+                slots: [NamedSlot::unused(); 2],
+                cells: [None, None],
+            },
         }
     }
+}
+
+/// The sum of `versions`, in the one way every side computes it.
+fn sum(versions: impl Iterator<Item = u64>) -> u64 {
+    versions.fold(0, u64::wrapping_add)
 }
 
 impl EntryStamps {
     /// The stamps of a load, as `Cache::stamp` makes them: the global tag's, the
     /// cache's own, then the named tags'.
     pub(crate) fn of_load(stamps: &[TagStamp]) -> Self {
-        let (base, named) = stamps.split_at(2);
-        debug_assert!(base[0]
+        debug_assert!(stamps[0]
             .cell()
             .is_some_and(|cell| std::ptr::eq(cell, &**tags::GLOBAL)));
-        let mut packed = named.iter().map(PackedStamp::of);
+        let named = &stamps[2..];
+        let place = |stamp: &TagStamp| (NamedSlot::of(stamp), stamp.cell_handle());
         let named = if named.len() <= 2 {
-            let mut next = || packed.next().unwrap_or_else(PackedStamp::unused);
-            Named::Inline([next(), next()])
+            let mut places = named.iter().map(place);
+            let mut next = || places.next().unwrap_or((NamedSlot::unused(), None));
+            let ((first, first_cell), (second, second_cell)) = (next(), next());
+            Named::Inline {
+                slots: [first, second],
+                cells: [first_cell, second_cell],
+            }
         } else {
-            Named::Spilled(packed.collect())
+            Named::Spilled(named.iter().map(place).collect())
         };
         Self {
-            base: base[0].version().wrapping_add(base[1].version()),
+            versions: sum(stamps.iter().map(TagStamp::version)),
             named,
         }
     }
@@ -67,28 +92,28 @@ impl EntryStamps {
     /// `cache_tag` is its cache's own tag.
     #[inline]
     pub(crate) fn are_current(&self, cache_tag: &TagCell) -> bool {
-        tags::base_version(cache_tag) == self.base
-            && match &self.named {
-                Named::Inline([first, second]) => first.is_current() && second.is_current(),
-                Named::Spilled(all) => all.iter().all(PackedStamp::is_current),
-            }
+        let named = match &self.named {
+            Named::Inline {
+                slots: [first, second],
+                ..
+            } => first.version().wrapping_add(second.version()),
+            Named::Spilled(all) => sum(all.iter().map(|(slot, _)| slot.version())),
+        };
+        tags::base_version(cache_tag).wrapping_add(named) == self.versions
     }
 
     /// These stamps as a load's again (a fail-safe value kept anew), if they are still
-    /// current. The two base versions are read first and then checked against the
-    /// sum, so an invalidation between the check and the copy cannot be masked.
+    /// current: every counter is read once, and the versions read are the load's
+    /// exactly when they sum to the same (none can have gone down), so an
+    /// invalidation between the check and the copy cannot be masked.
     pub(crate) fn to_load(&self, cache_tag: &Arc<TagCell>) -> Option<Stamps> {
         let global = TagStamp::new(tags::GLOBAL.clone());
         let cache = TagStamp::new(cache_tag.clone());
-        let base = global.version().wrapping_add(cache.version());
-        if base != self.base {
-            return None;
-        }
-        let named: Option<Vec<TagStamp>> = (self.named.as_slice().iter())
-            .filter(|stamp| !stamp.is_unused())
-            .map(PackedStamp::unpack)
-            .collect();
-        Some([global, cache].into_iter().chain(named?).collect())
+        let named = (self.named.places())
+            .filter(|(slot, _)| !slot.is_unused())
+            .map(|(slot, cell)| slot.stamp_now(cell.clone()));
+        let stamps: Vec<TagStamp> = [global, cache].into_iter().chain(named).collect();
+        (sum(stamps.iter().map(TagStamp::version)) == self.versions).then(|| stamps.into())
     }
 }
 
@@ -129,8 +154,8 @@ mod tests {
     fn an_entry_holds_two_named_stamps_inline_and_more_on_the_heap() {
         let cache_tag = Arc::new(TagCell::default());
         let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1", "s:2"]));
-        assert!(matches!(entry.named, Named::Inline(_)));
-        assert_eq!(std::mem::size_of::<EntryStamps>(), 40);
+        assert!(matches!(entry.named, Named::Inline { .. }));
+        assert_eq!(std::mem::size_of::<EntryStamps>(), 32);
         let one = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1"]));
         assert!(one.are_current(&cache_tag));
         assert_eq!(one.to_load(&cache_tag).expect("current").len(), 3);

@@ -8,7 +8,7 @@
 //! entries of one other tag.
 
 use std::hash::BuildHasher;
-use std::num::NonZeroU64;
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -85,69 +85,46 @@ pub(crate) fn slot_of_epoch(epoch: &AtomicU64) -> Option<u32> {
     (slot < SLOTS).then_some(slot as u32)
 }
 
-/// Bits of a packed stamp that hold the version; the slot takes the rest.
-const VERSION_BITS: u32 = 64 - BITS;
-const VERSION_MASK: u64 = (1 << VERSION_BITS) - 1;
+/// Where an entry finds one of its named tags: the slot of the tag's counter. The
+/// version its load saw is not kept here: an entry keeps the sum of all its tags'
+/// versions (`l1/stamps.rs`). Never 0 (no name is on the global tag's slot), which
+/// leaves room for an enum's tag beside it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NamedSlot(NonZeroU32);
 
-/// A named tag's stamp as an entry keeps it: its slot and version in one word (a
-/// version wraps after 2^44 invalidations of one counter), and its cell where there is
-/// one, held so that its Redis bookkeeping lives as long as the entry. The word is
-/// never 0 (no name is on slot 0), which leaves room for an enum's tag beside it.
-#[derive(Debug, Clone)]
-pub(crate) struct PackedStamp {
-    cell: Option<Arc<TagCell>>,
-    packed: NonZeroU64,
-}
-
-impl PackedStamp {
-    /// `stamp`, a named tag's.
+impl NamedSlot {
+    /// The slot of `stamp`, a named tag's.
     pub(crate) fn of(stamp: &TagStamp) -> Self {
         let slot = slot_of_epoch(stamp.epoch)
             .expect("a named tag's stamp is on a shared counter: TagCell::named, TagStamp::named");
-        Self::packing(stamp.cell.clone(), slot, stamp.version)
+        Self(NonZeroU32::new(slot).expect("slots of named tags are not 0"))
     }
 
-    /// A place for a stamp that an entry does not use: always current.
+    /// A place that an entry does not use: its counter is never bumped, so it adds
+    /// nothing to the versions' sum, ever.
     pub(crate) fn unused() -> Self {
-        Self::packing(None, UNUSED_SLOT, 0)
+        Self(NonZeroU32::new(UNUSED_SLOT).expect("not 0"))
     }
 
-    fn packing(cell: Option<Arc<TagCell>>, slot: u32, version: u64) -> Self {
-        let packed = (u64::from(slot) << VERSION_BITS) | (version & VERSION_MASK);
-        Self {
-            cell,
-            packed: NonZeroU64::new(packed).expect("slots of stamps are not 0"),
-        }
+    pub(crate) fn is_unused(self) -> bool {
+        self.0.get() == UNUSED_SLOT
     }
 
-    pub(crate) fn is_unused(&self) -> bool {
-        self.slot() == UNUSED_SLOT
-    }
-
-    fn slot(&self) -> u32 {
-        (self.packed.get() >> VERSION_BITS) as u32
-    }
-
-    fn version(&self) -> u64 {
-        self.packed.get() & VERSION_MASK
-    }
-
+    /// The current version of the tag's counter.
     #[inline]
-    pub(crate) fn is_current(&self) -> bool {
-        let now = epoch(self.slot()).load(Ordering::Acquire);
-        (now & VERSION_MASK) == self.version()
+    pub(crate) fn version(self) -> u64 {
+        epoch(self.0.get()).load(Ordering::Acquire)
     }
 
-    /// Back to a load's stamp, for a value kept anew; `None` once invalidated (so a
-    /// later version cannot be taken for the one the value was loaded under).
-    pub(crate) fn unpack(&self) -> Option<TagStamp> {
-        let epoch = epoch(self.slot());
-        let version = epoch.load(Ordering::Acquire);
-        ((version & VERSION_MASK) == self.version()).then(|| TagStamp {
-            cell: self.cell.clone(),
+    /// A stamp of the tag at its current version, with its cell, for a value kept
+    /// anew (its caller checks that no version moved since the load).
+    pub(crate) fn stamp_now(self, cell: Option<Arc<TagCell>>) -> TagStamp {
+        let epoch = epoch(self.0.get());
+        TagStamp {
+            cell,
             epoch,
-            version,
-        })
+            version: epoch.load(Ordering::Acquire),
+        }
     }
 }
 
@@ -156,15 +133,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_packed_stamp_follows_its_counter() {
-        let stamp = TagStamp::named("epochs-test:packed");
-        let packed = PackedStamp::of(&stamp);
-        assert!(packed.is_current());
-        let again = packed.unpack().expect("current");
-        assert_eq!(again.version, stamp.version);
-        super::super::bump_named("epochs-test:packed");
-        assert!(!packed.is_current());
-        assert!(packed.unpack().is_none());
+    fn a_named_slot_reads_its_tag_s_counter() {
+        let stamp = TagStamp::named("epochs-test:place");
+        let slot = NamedSlot::of(&stamp);
+        assert_eq!(slot.version(), stamp.version);
+        assert_eq!(slot.stamp_now(None).version, stamp.version);
+        super::super::bump_named("epochs-test:place");
+        assert_eq!(slot.version(), stamp.version + 1);
+        assert_eq!(NamedSlot::unused().version(), 0);
     }
 
     #[test]
@@ -179,14 +155,11 @@ mod tests {
             })
             .expect("a collision among 100,000 names");
         let alone = TagStamp::named("epochs-test:alone");
-        let shared = PackedStamp::of(&TagStamp::named(&second));
+        let shared = TagStamp::named(&second);
         assert_ne!(slot_of(b"epochs-test:alone"), slot_of(second.as_bytes()));
         super::super::bump_named(&first);
         assert!(!shared.is_current(), "a spurious miss for the other tag");
-        assert!(
-            PackedStamp::of(&alone).is_current(),
-            "a tag on another counter"
-        );
+        assert!(alone.is_current(), "a tag on another counter");
     }
 
     #[test]

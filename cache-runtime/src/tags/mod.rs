@@ -14,8 +14,10 @@
 //! invalidation.
 //!
 //! A load holds its tags as [`TagStamp`]s (the counter and the version seen); an
-//! entry keeps them packed ([`PackedStamp`], and `l1/stamps.rs`), so checking
-//! validity on a hit is a few atomic loads: no formatting, no map lookup, no
+//! entry keeps the sum of those versions and where each tag's counter is
+//! ([`NamedSlot`], and `l1/stamps.rs`). Versions only grow, so the sum of the current
+//! ones equals the entry's exactly while none has moved: checking validity on a hit
+//! is a few atomic loads and one comparison: no formatting, no map lookup, no
 //! allocation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ mod epochs;
 mod index;
 mod name;
 
-pub(crate) use epochs::PackedStamp;
+pub(crate) use epochs::NamedSlot;
 pub(crate) use index::{held, intern, named_cells, sweep_unused};
 pub use name::TagName;
 
@@ -219,6 +221,11 @@ impl TagStamp {
         self.cell.as_deref()
     }
 
+    /// The tag's cell, shared, for an entry to hold.
+    pub(crate) fn cell_handle(&self) -> Option<Arc<TagCell>> {
+        self.cell.clone()
+    }
+
     /// Records a version of the tag's Redis counter (see [`TagCell::observe_remote`]);
     /// nothing to record without a cell.
     pub(crate) fn observe_remote(&self, seen: u64) {
@@ -232,7 +239,7 @@ impl TagStamp {
     }
 
     #[inline]
-    fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.epoch.load(Ordering::Acquire) == self.version
     }
 }
