@@ -15,7 +15,7 @@
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
 //! decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
-//! `Serialize` skips fields), `search city=N` / `search age=N` (a key that skips
+//! `Serialize` skips fields), `search city=N` / `search age=N` / `search city=N,age=M` (a key that skips
 //! fields), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
@@ -305,18 +305,18 @@ async fn main() {
             "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "search" => {
-                let (field, value) = argument.split_once('=').unwrap();
-                let value = Some(value.parse().unwrap());
-                let filter = match field {
-                    "city" => Filter {
-                        city: value,
-                        age: None,
-                    },
-                    _ => Filter {
-                        city: None,
-                        age: value,
-                    },
+                let mut filter = Filter {
+                    city: None,
+                    age: None,
                 };
+                for given in argument.split(',') {
+                    let (field, value) = given.split_once('=').unwrap();
+                    let value = Some(value.parse().unwrap());
+                    match field {
+                        "city" => filter.city = value,
+                        _ => filter.age = value,
+                    }
+                }
                 answer(&search(filter).await, "worker.search")
             }
             "profile" => {

@@ -14,6 +14,7 @@
 //! answer is one JSON document on stdout.
 
 mod entry;
+mod key;
 mod scan;
 
 use serde_json::json;

@@ -116,3 +116,60 @@ fn the_inspector_lists_the_services_cache_and_decodes_an_entry() {
         queries() > before
     }));
 }
+
+/// The inspector's answer, or `None` when it found nothing (or failed).
+fn cli_found(redis: &str, namespace: &str, args: &[&str]) -> Option<Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_stratacache-cli"))
+        .args(["--redis", redis, "--namespace", namespace])
+        .args(args)
+        .output()
+        .expect("run the inspector");
+    output
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&output.stdout).expect("one JSON document"))
+}
+
+#[test]
+fn the_inspector_finds_an_entry_by_a_struct_key_written_as_json() {
+    let redis = support::RedisServer::start();
+    let namespace = "struct-keys";
+    let mut worker = support::Worker::start(&redis.url(), namespace, &[]);
+    // A filter with both fields is a postcard struct key (`Some(3)`, `Some(4)`); with
+    // one left out by `skip_serializing_if`, it is keyed by its JSON.
+    for (command, key_json) in [
+        ("search city=3,age=4", r#"{"city": 3, "age": 4}"#),
+        ("search city=5", r#"{"city": 5}"#),
+    ] {
+        worker.get(command);
+        let mut found = None;
+        assert!(
+            support::eventually(Duration::from_secs(5), || {
+                found = cli_found(
+                    &redis.url(),
+                    namespace,
+                    &["entry", "worker.search", key_json],
+                );
+                found.is_some()
+            }),
+            "no entry found for {key_json} after `{command}`"
+        );
+        let entry = found.unwrap();
+        assert!(
+            entry["redis_key"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{namespace}:worker.search:v")),
+            "{entry}"
+        );
+    }
+    assert!(
+        cli_found(
+            &redis.url(),
+            namespace,
+            &["entry", "worker.search", r#"{"city": 6}"#]
+        )
+        .is_none(),
+        "a key never cached is not found"
+    );
+}
