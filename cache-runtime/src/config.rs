@@ -304,7 +304,8 @@ impl Config {
 
 /// Turns on the Redis tier for this process. Call it once, early, inside a tokio
 /// runtime. Its own tasks (the backplane, the outbox) run on a thread of their own, so
-/// they outlive that runtime: a test's, or one made only to call `init`. It does not
+/// they outlive that runtime: a test's, or one made only to call `init`; so does the
+/// connection every cached call uses, whatever runtime the call runs on. It does not
 /// wait for Redis: a server that is down now is reached when it comes up, and until
 /// then calls answer from L1 and the loaders. Cached functions called before `init`
 /// work, in-process.
@@ -360,11 +361,11 @@ pub fn init(config: Config) -> Result<(), Error> {
         lock_wait: config.lock_wait,
         tls_root_cert: config.tls_root_cert.clone(),
     };
+    let tasks = crate::background::tasks()
+        .ok_or_else(|| Error::Config("cannot start the Redis tier's thread".to_owned()))?;
     let l2 = L2::new(&urls, config.cluster, settings)
         .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
     let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
-    let tasks = crate::background::tasks_runtime()
-        .map_err(|e| Error::Config(format!("cannot start the Redis tier's thread: {e}")))?;
     // The breaker and the resync need the time, cache or no cache.
     registry::start_clock();
     outbox::set_capacity(config.outbox_capacity);

@@ -140,6 +140,8 @@ impl L2 {
             .iter()
             .map(|url| connection::client(url, settings.tls_root_cert.as_deref()))
             .collect::<redis::RedisResult<Vec<_>>>()?;
+        // What redis-rs spawns for a connection goes on the Redis tier's runtime.
+        let _context = crate::background::tasks().map(tokio::runtime::Handle::enter);
         let mut cluster_setup = None;
         let connection = if cluster || urls.len() > 1 {
             let builder = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
@@ -223,6 +225,7 @@ impl L2 {
             )
             .is_ok()
         {
+            let _context = crate::background::tasks().map(tokio::runtime::Handle::enter);
             let fresh = cluster
                 .client
                 .get_pending_async_connection_with_config(cluster.config.clone());
@@ -244,7 +247,9 @@ impl L2 {
             return Err(Fault::Open);
         }
         let connection = self.connection.read().clone();
-        match tokio::time::timeout(self.timeout, op(connection)).await {
+        let answer =
+            crate::background::on_tasks(|| tokio::time::timeout(self.timeout, op(connection)));
+        match answer.await {
             Ok(Ok(value)) => {
                 breaker.success();
                 Ok(value)
