@@ -2,7 +2,6 @@
 //! write-back, which its caller does not wait for), counted so that [`flush_writes`]
 //! can wait for them; and the thread the Redis tier's own tasks run on.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
@@ -59,9 +58,8 @@ pub async fn flush_writes() {
 }
 
 /// The runtime, on a thread of its own, that the Redis tier's tasks (the backplane,
-/// the outbox, the cluster's slot map, the unsynced guard) run on, and that its calls
-/// are polled in the context of ([`on_tasks`]); started on first use, `None` if its
-/// thread could not be. On the runtime `init` was called in, the tasks would end with
+/// the outbox, the cluster's slot map, the unsynced guard) run on; started on first
+/// use, `None` if its thread could not be. On the runtime `init` was called in, the tasks would end with
 /// it (a test's runtime, or one made only to call `init`), and the process would go on
 /// serving L1 without hearing of the other processes' invalidations.
 pub(crate) fn tasks() -> Option<&'static tokio::runtime::Handle> {
@@ -85,27 +83,6 @@ pub(crate) fn tasks() -> Option<&'static tokio::runtime::Handle> {
                 .ok()
         })
         .as_ref()
-}
-
-/// The future `make` makes, made and polled in the context of the Redis tier's
-/// runtime ([`tasks`]): what it opens (a connection, the task redis-rs drives it
-/// with, a reconnection, a timer) belongs to that runtime, which lasts as long as the
-/// process, and not to the caller's, which may end first (each `#[tokio::test]` has
-/// its own) and take a connection with it, or have no timer. The caller's task is
-/// still the one woken.
-pub(crate) async fn on_tasks<F: Future>(make: impl FnOnce() -> F) -> F::Output {
-    let tasks = tasks();
-    let enter = || tasks.map(tokio::runtime::Handle::enter);
-    let future = {
-        let _context = enter();
-        make()
-    };
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        let _context = enter();
-        future.as_mut().poll(cx)
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -304,8 +304,9 @@ impl Config {
 
 /// Turns on the Redis tier for this process. Call it once, early, inside a tokio
 /// runtime. Its own tasks (the backplane, the outbox) run on a thread of their own, so
-/// they outlive that runtime: a test's, or one made only to call `init`; so does the
-/// connection every cached call uses, whatever runtime the call runs on. It does not
+/// they outlive that runtime: a test's, or one made only to call `init`. Cached calls
+/// may run on other runtimes, which may end before the process (each
+/// `#[tokio::test]`'s): their connection is replaced when its runtime has ended. It does not
 /// wait for Redis: a server that is down now is reached when it comes up, and until
 /// then calls answer from L1 and the loaders. Cached functions called before `init`
 /// work, in-process.

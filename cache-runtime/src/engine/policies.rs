@@ -118,8 +118,7 @@ where
         let Some(timeout) = self.options.timeout else {
             return std::future::pending().await;
         };
-        // On the Redis tier's runtime's timer: the caller's runtime may have none.
-        crate::background::on_tasks(|| tokio::time::sleep(timeout)).await;
+        tokio::time::sleep(timeout).await;
         match (self.kept_value(key), timed_out) {
             (Some(value), _) => Ok(value),
             (None, Some(timed_out)) => Err(timed_out(TimedOut {

@@ -93,6 +93,15 @@ struct ClusterSetup {
     client: redis::cluster::ClusterClient,
     config: redis::cluster::ClusterConfig,
     renewed_at: std::sync::atomic::AtomicU64,
+    /// A task on the runtime the connection's own task was spawned on, which ends
+    /// with it (see [`L2::renew_if_orphaned`]).
+    runtime_alive: parking_lot::RwLock<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A task that runs as long as the current runtime, if there is one.
+fn runtime_sentinel() -> Option<tokio::task::JoinHandle<()>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    Some(runtime.spawn(std::future::pending()))
 }
 
 static ACTIVE: OnceLock<L2> = OnceLock::new();
@@ -140,8 +149,6 @@ impl L2 {
             .iter()
             .map(|url| connection::client(url, settings.tls_root_cert.as_deref()))
             .collect::<redis::RedisResult<Vec<_>>>()?;
-        // What redis-rs spawns for a connection goes on the Redis tier's runtime.
-        let _context = crate::background::tasks().map(tokio::runtime::Handle::enter);
         let mut cluster_setup = None;
         let connection = if cluster || urls.len() > 1 {
             let builder = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
@@ -158,6 +165,7 @@ impl L2 {
                 client,
                 config,
                 renewed_at: Default::default(),
+                runtime_alive: parking_lot::RwLock::new(runtime_sentinel()),
             });
             Connection::Cluster(connection)
         } else {
@@ -225,13 +233,39 @@ impl L2 {
             )
             .is_ok()
         {
-            let _context = crate::background::tasks().map(tokio::runtime::Handle::enter);
-            let fresh = cluster
-                .client
-                .get_pending_async_connection_with_config(cluster.config.clone());
-            *self.connection.write() = Connection::Cluster(fresh);
+            self.connect_afresh(cluster);
             tracing::info!("stratacache: Redis Cluster keeps failing; connecting afresh");
         }
+    }
+
+    /// On a cluster, connects afresh once the runtime the connection's task was
+    /// spawned on has ended (each `#[tokio::test]` has its own): without that task the
+    /// cluster client never reconnects, and every call would fail. A standalone
+    /// server's `ConnectionManager` reconnects by itself (`connection.rs`).
+    fn renew_if_orphaned(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let ended = |alive: &Option<tokio::task::JoinHandle<()>>| {
+            alive
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+        };
+        if !ended(&cluster.runtime_alive.read()) {
+            return;
+        }
+        let mut alive = cluster.runtime_alive.write();
+        if ended(&alive) {
+            self.connect_afresh(cluster);
+            *alive = runtime_sentinel();
+        }
+    }
+
+    fn connect_afresh(&self, cluster: &ClusterSetup) {
+        let fresh = cluster
+            .client
+            .get_pending_async_connection_with_config(cluster.config.clone());
+        *self.connection.write() = Connection::Cluster(fresh);
     }
 
     /// Runs one call through the breaker of the node that holds `key` (the shared
@@ -246,10 +280,9 @@ impl L2 {
         if !breaker.allow() {
             return Err(Fault::Open);
         }
+        self.renew_if_orphaned();
         let connection = self.connection.read().clone();
-        let answer =
-            crate::background::on_tasks(|| tokio::time::timeout(self.timeout, op(connection)));
-        match answer.await {
+        match tokio::time::timeout(self.timeout, op(connection)).await {
             Ok(Ok(value)) => {
                 breaker.success();
                 Ok(value)

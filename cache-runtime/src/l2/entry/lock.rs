@@ -84,8 +84,7 @@ impl<K, V> Entries<'_, K, V> {
                 tracing::debug!(cache = %self.cache, "stratacache: gave up waiting for another process's load");
                 return Locked::Alone;
             }
-            let pause = std::time::Duration::from_millis(25);
-            crate::background::on_tasks(|| tokio::time::sleep(pause)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             match self.read(target, stamps).await {
                 Read::Unavailable => return Locked::Alone,
                 read => {

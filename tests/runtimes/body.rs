@@ -1,11 +1,11 @@
 //! A process whose runtimes come and go, as a test binary's `#[tokio::test]`s do:
-//! the Redis tier's connection outlives the runtime that first used it. In a process
-//! of its own (`init` is process-wide).
-
-mod support;
+//! no Redis call fails on a connection of a runtime that ended. Run on a standalone
+//! server (`runtimes/main.rs`) and on a cluster (`runtimes_cluster/main.rs`), each in
+//! a process of its own (`init` is process-wide).
 
 use stratacache::cached;
-use support::RedisServer;
+
+use crate::support::Deployment;
 
 #[cached(ttl = "1m", name = "runtimes.get")]
 async fn get(id: u64) -> u64 {
@@ -18,14 +18,13 @@ fn l2_errors() -> u64 {
     cache.map_or(0, |c| c.l2_errors)
 }
 
-#[test]
-fn a_runtime_that_ends_takes_no_redis_connection_with_it() {
-    let server = RedisServer::start();
+pub fn a_runtime_that_ends_takes_no_redis_connection_with_it(cluster: bool) {
+    let server = Deployment::start(cluster, None);
     for round in 0..3u64 {
-        // Each round its own runtime, current-thread and without a timer, as a test's
-        // may be; the first one calls `init`.
+        // Each round its own runtime, as each `#[tokio::test]` has; the first calls
+        // `init`.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
@@ -47,10 +46,6 @@ fn a_runtime_that_ends_takes_no_redis_connection_with_it() {
             "round {round}: a Redis call failed on a connection of a runtime that ended"
         );
     }
-    let mut redis = redis::Client::open(server.url()).unwrap();
-    let written: Vec<String> = redis::cmd("KEYS")
-        .arg("runtimes:runtimes.get:*")
-        .query(&mut redis)
-        .unwrap();
+    let written = server.keys("runtimes:runtimes.get:*");
     assert_eq!(written.len(), 9, "every value reached Redis: {written:?}");
 }
