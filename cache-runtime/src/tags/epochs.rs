@@ -73,7 +73,9 @@ pub(crate) fn slot_of(name: &[u8]) -> u32 {
 /// The counter at `slot` (`< SLOTS`).
 #[inline]
 pub(crate) fn epoch(slot: u32) -> &'static AtomicU64 {
-    &EPOCHS[slot as usize]
+    debug_assert!((slot as usize) < SLOTS);
+    // Masked, the index needs no bounds check: one instruction less per tag on a hit.
+    &EPOCHS[slot as usize & (SLOTS - 1)]
 }
 
 /// The slot of `epoch`, if it is one of the named tags' counters (and not a cache's
