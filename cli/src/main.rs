@@ -68,6 +68,12 @@ fn fail(message: &str) -> ! {
 }
 
 fn connect(options: &Options) -> Result<redis::Connection, String> {
+    if options.redis.contains(',') {
+        return Err(format!(
+            "{} names several nodes: the inspector reads one standalone server, not a cluster",
+            options.redis
+        ));
+    }
     redis::Client::open(options.redis.as_str())
         .and_then(|client| client.get_connection())
         .map_err(|e| format!("cannot reach Redis at {}: {e}", options.redis))
@@ -101,6 +107,10 @@ fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, Str
             outcome = Ok(());
         }
         outcome.map_err(|e| e.to_string())?;
+        if options.redis.contains(',') {
+            // A cluster: the counter's node is the runtime's to find; not read back.
+            return Ok(json!({ "invalidated": tag, "version": null }));
+        }
         let mut connection = connect(options)?;
         let version: Option<u64> = redis::cmd("GET")
             .arg(stratacache_runtime::inspect::tag_key(

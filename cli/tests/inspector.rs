@@ -173,3 +173,28 @@ fn the_inspector_finds_an_entry_by_a_struct_key_written_as_json() {
         "a key never cached is not found"
     );
 }
+
+#[test]
+fn the_inspector_refuses_the_nodes_of_a_cluster_for_what_reads_one_server() {
+    let output = Command::new(env!("CARGO_BIN_EXE_stratacache-cli"))
+        .args([
+            "--redis",
+            "redis://127.0.0.1:1,redis://127.0.0.1:2",
+            "inspect",
+        ])
+        .output()
+        .expect("run the inspector");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("not a cluster"), "{said}");
+}
+
+#[test]
+fn the_inspector_invalidates_a_tag_on_a_cluster() {
+    let cluster = support::Deployment::start(true, None);
+    let namespace = "cluster-tags";
+    let answer = cli(&cluster.url(), namespace, &["invalidate-tag", "user:7"]);
+    assert_eq!(answer["invalidated"], "user:7", "{answer}");
+    let counter = cluster.get(&format!("{namespace}:tag:user:7"));
+    assert!(!counter.is_empty(), "the tag's counter was created on its node");
+}
