@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use stratacache_runtime::inspect::{self, Signature};
 
 use crate::key::Json;
+use crate::nodes::{get_anywhere, nodes, Node};
 use crate::scan::entry_parts;
-use crate::{connect, Options};
+use crate::Options;
 
 pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Value, String> {
     let key = Json::parse(key_json)?;
@@ -19,7 +20,26 @@ pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Val
         hashed.rsplit_once(':').map_or("", |(_, h)| h).to_owned()
     };
     let hashes: HashSet<String> = key.candidates().iter().map(|c| hash_of(c)).collect();
-    let mut connection = connect(options)?;
+    let mut nodes = nodes(options)?;
+    for index in 0..nodes.len() {
+        let found = find(&mut nodes[index], ns, cache, &hashes)?;
+        if let Some((redis_key, stored)) = found {
+            return describe(&mut nodes, &redis_key, &stored, options);
+        }
+    }
+    Err(format!(
+        "no entry of {cache} for key {key_json} in namespace {ns}"
+    ))
+}
+
+/// The entry of `cache` on `node` whose key's hash is one of `hashes`, in one `SCAN`.
+fn find(
+    node: &mut Node,
+    ns: &str,
+    cache: &str,
+    hashes: &HashSet<String>,
+) -> Result<Option<(String, Vec<u8>)>, String> {
+    let connection = &mut node.connection;
     let mut cursor = 0u64;
     loop {
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -28,7 +48,7 @@ pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Val
             .arg(format!("{ns}:{cache}:v*:*"))
             .arg("COUNT")
             .arg(1_000)
-            .query(&mut connection)
+            .query(connection)
             .map_err(|e| e.to_string())?;
         for redis_key in batch {
             let hash = redis_key.rsplit_once(':').map_or("", |(_, h)| h);
@@ -38,23 +58,21 @@ pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Val
             }
             let stored: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(&redis_key)
-                .query(&mut connection)
+                .query(connection)
                 .map_err(|e| e.to_string())?;
             if let Some(stored) = stored {
-                return describe(&mut connection, &redis_key, &stored, options);
+                return Ok(Some((redis_key, stored)));
             }
         }
         if next == 0 {
-            return Err(format!(
-                "no entry of {cache} for key {key_json} in namespace {ns}"
-            ));
+            return Ok(None);
         }
         cursor = next;
     }
 }
 
 fn describe(
-    connection: &mut redis::Connection,
+    nodes: &mut [Node],
     redis_key: &str,
     stored: &[u8],
     options: &Options,
@@ -71,10 +89,7 @@ fn describe(
     };
     let mut tags = Vec::new();
     for (counter, recorded) in &view.tags {
-        let current: Option<u64> = redis::cmd("GET")
-            .arg(counter)
-            .query(connection)
-            .map_err(|e| e.to_string())?;
+        let current: Option<u64> = get_anywhere(nodes, counter)?;
         let current = current.unwrap_or(0);
         tags.push(json!({ "counter": counter, "recorded": recorded, "current": current, "valid": *recorded == current }));
     }

@@ -9,12 +9,14 @@
 //!   invalidate-tag TAG       through the same counter and message as invalidate_tag!
 //! ```
 //!
+//! On a Redis Cluster, any node's URL (or the node list): every master is scanned.
 //! `--redis`, `--namespace` and `--secret` default to `STRATACACHE_REDIS_URL`,
 //! `STRATACACHE_NAMESPACE` (else `stratacache`) and `STRATACACHE_SECRET`. Every
 //! answer is one JSON document on stdout.
 
 mod entry;
 mod key;
+mod nodes;
 mod scan;
 
 use serde_json::json;
@@ -67,18 +69,6 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
-fn connect(options: &Options) -> Result<redis::Connection, String> {
-    if options.redis.contains(',') {
-        return Err(format!(
-            "{} names several nodes: the inspector reads one standalone server, not a cluster",
-            options.redis
-        ));
-    }
-    redis::Client::open(options.redis.as_str())
-        .and_then(|client| client.get_connection())
-        .map_err(|e| format!("cannot reach Redis at {}: {e}", options.redis))
-}
-
 /// Through the runtime itself: the counter, then the message, as the macro does.
 /// Waits (up to 5 s) until Redis took it; an invalidation left in the outbox of a
 /// process about to exit would be lost.
@@ -107,18 +97,8 @@ fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, Str
             outcome = Ok(());
         }
         outcome.map_err(|e| e.to_string())?;
-        if options.redis.contains(',') {
-            // A cluster: the counter's node is the runtime's to find; not read back.
-            return Ok(json!({ "invalidated": tag, "version": null }));
-        }
-        let mut connection = connect(options)?;
-        let version: Option<u64> = redis::cmd("GET")
-            .arg(stratacache_runtime::inspect::tag_key(
-                &options.namespace,
-                tag,
-            ))
-            .query(&mut connection)
-            .map_err(|e| e.to_string())?;
+        let counter = stratacache_runtime::inspect::tag_key(&options.namespace, tag);
+        let version: Option<u64> = nodes::get_anywhere(&mut nodes::nodes(options)?, &counter)?;
         Ok(json!({ "invalidated": tag, "version": version }))
     })
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::{connect, Options};
+use crate::nodes::{get_anywhere, nodes};
+use crate::Options;
 
 /// Every key matching `pattern`, by `SCAN` (never `KEYS`: it blocks the server).
 pub(crate) fn scan(
@@ -41,28 +42,33 @@ pub(crate) fn entry_parts<'a>(namespace: &str, key: &'a str) -> Option<(&'a str,
 }
 
 pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
-    let mut connection = connect(options)?;
     let ns = &options.namespace;
     let mut caches: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
-    let mut other = 0;
-    for key in scan(&mut connection, &format!("{ns}:*"))? {
-        if key.starts_with(&format!("{ns}:tag:")) || key.starts_with(&format!("{ns}:cache-tag:")) {
-            continue;
+    let (mut other, mut tag_counters) = (0, 0);
+    for mut node in nodes(options)? {
+        let connection = &mut node.connection;
+        for key in scan(connection, &format!("{ns}:*"))? {
+            if key.starts_with(&format!("{ns}:tag:")) {
+                tag_counters += 1;
+                continue;
+            }
+            if key.starts_with(&format!("{ns}:cache-tag:")) {
+                continue;
+            }
+            let Some((cache, version)) = entry_parts(ns, &key) else {
+                other += 1;
+                continue;
+            };
+            let bytes: Option<u64> = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .query(connection)
+                .map_err(|e| e.to_string())?;
+            let totals = caches.entry((cache.to_owned(), version)).or_default();
+            totals.0 += 1;
+            totals.1 += bytes.unwrap_or(0);
         }
-        let Some((cache, version)) = entry_parts(ns, &key) else {
-            other += 1;
-            continue;
-        };
-        let bytes: Option<u64> = redis::cmd("MEMORY")
-            .arg("USAGE")
-            .arg(&key)
-            .query(&mut connection)
-            .map_err(|e| e.to_string())?;
-        let totals = caches.entry((cache.to_owned(), version)).or_default();
-        totals.0 += 1;
-        totals.1 += bytes.unwrap_or(0);
     }
-    let tag_counters = scan(&mut connection, &format!("{ns}:tag:*"))?.len();
     let caches: Vec<Value> = caches
         .into_iter()
         .map(|((cache, version), (entries, bytes))| {
@@ -78,15 +84,14 @@ pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
 }
 
 pub(crate) fn tags(options: &Options, pattern: &str) -> Result<Value, String> {
-    let mut connection = connect(options)?;
     let prefix = format!("{}:tag:", options.namespace);
+    let mut nodes = nodes(options)?;
     let mut found = BTreeMap::new();
-    for key in scan(&mut connection, &format!("{prefix}{pattern}"))? {
-        let version: Option<u64> = redis::cmd("GET")
-            .arg(&key)
-            .query(&mut connection)
-            .map_err(|e| e.to_string())?;
-        found.insert(key[prefix.len()..].to_owned(), version);
+    for index in 0..nodes.len() {
+        for key in scan(&mut nodes[index].connection, &format!("{prefix}{pattern}"))? {
+            let version: Option<u64> = get_anywhere(&mut nodes[index..=index], &key)?;
+            found.insert(key[prefix.len()..].to_owned(), version);
+        }
     }
     Ok(json!({ "tags": found }))
 }
