@@ -3,7 +3,7 @@
 //! can wait for them; and the thread the Redis tier's own tasks run on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use tokio::sync::Notify;
 
@@ -57,32 +57,20 @@ pub async fn flush_writes() {
     }
 }
 
-/// The runtime, on a thread of its own, that the Redis tier's tasks (the backplane,
-/// the outbox, the cluster's slot map, the unsynced guard) run on; started on first
-/// use, `None` if its thread could not be. On the runtime `init` was called in, the tasks would end with
-/// it (a test's runtime, or one made only to call `init`), and the process would go on
-/// serving L1 without hearing of the other processes' invalidations.
-pub(crate) fn tasks() -> Option<&'static tokio::runtime::Handle> {
-    static TASKS: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
-    let start = || -> std::io::Result<tokio::runtime::Handle> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
-        std::thread::Builder::new()
-            .name("stratacache".to_owned())
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-        Ok(handle)
-    };
-    TASKS
-        .get_or_init(|| {
-            start()
-                .inspect_err(
-                    |error| tracing::error!(%error, "stratacache: no thread for the Redis tier"),
-                )
-                .ok()
-        })
-        .as_ref()
+/// Starts a runtime on a thread of its own for the Redis tier's tasks (the backplane,
+/// the outbox, the cluster's slot map, the unsynced guard) and returns its handle. On
+/// the runtime `init` was called in they would end with it (a test's runtime, or one
+/// made only to call `init`), and the process would go on serving L1 without hearing
+/// of the other processes' invalidations.
+pub(crate) fn tasks_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("stratacache".to_owned())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 #[cfg(test)]

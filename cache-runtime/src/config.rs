@@ -306,8 +306,8 @@ impl Config {
 /// runtime. Its own tasks (the backplane, the outbox) run on a thread of their own, so
 /// they outlive that runtime: a test's, or one made only to call `init`. Cached calls
 /// may run on other runtimes, which may end before the process (each
-/// `#[tokio::test]`'s): their connection is replaced when its runtime has ended. It does not
-/// wait for Redis: a server that is down now is reached when it comes up, and until
+/// `#[tokio::test]`'s): their connection is replaced when its runtime has ended. It
+/// does not wait for Redis: a server that is down now is reached when it comes up, and until
 /// then calls answer from L1 and the loaders. Cached functions called before `init`
 /// work, in-process.
 ///
@@ -362,11 +362,11 @@ pub fn init(config: Config) -> Result<(), Error> {
         lock_wait: config.lock_wait,
         tls_root_cert: config.tls_root_cert.clone(),
     };
-    let tasks = crate::background::tasks()
-        .ok_or_else(|| Error::Config("cannot start the Redis tier's thread".to_owned()))?;
     let l2 = L2::new(&urls, config.cluster, settings)
         .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
     let l2 = l2::activate(l2).ok_or(Error::AlreadyInitialized)?;
+    let tasks = crate::background::tasks_runtime()
+        .map_err(|e| Error::Config(format!("cannot start the Redis tier's thread: {e}")))?;
     // The breaker and the resync need the time, cache or no cache.
     registry::start_clock();
     outbox::set_capacity(config.outbox_capacity);

@@ -251,21 +251,21 @@ impl L2 {
                 .as_ref()
                 .is_some_and(tokio::task::JoinHandle::is_finished)
         };
-        if !ended(&cluster.runtime_alive.read()) {
-            return;
-        }
-        let mut alive = cluster.runtime_alive.write();
-        if ended(&alive) {
+        // Two calls may both find it ended and both connect: the last connection
+        // stays, the other is dropped.
+        if ended(&cluster.runtime_alive.read()) {
             self.connect_afresh(cluster);
-            *alive = runtime_sentinel();
         }
     }
 
+    /// A new cluster connection, its task spawned on the current runtime, which its
+    /// sentinel then follows.
     fn connect_afresh(&self, cluster: &ClusterSetup) {
         let fresh = cluster
             .client
             .get_pending_async_connection_with_config(cluster.config.clone());
         *self.connection.write() = Connection::Cluster(fresh);
+        *cluster.runtime_alive.write() = runtime_sentinel();
     }
 
     /// Runs one call through the breaker of the node that holds `key` (the shared
