@@ -37,7 +37,7 @@ const COUNTERS: usize = 14;
 struct Stripe([AtomicU64; COUNTERS]);
 
 pub(crate) struct CacheStats {
-    stripes: Box<[Stripe]>,
+    stripes: Box<[Stripe; STRIPES]>,
     /// Load latencies in microseconds, and their exact sum.
     load_micros: Mutex<(Histogram<u64>, u64)>,
 }
@@ -48,6 +48,10 @@ pub const LOAD_BUCKETS_MICROS: [u64; 14] = [
     2_500_000, 5_000_000, 10_000_000,
 ];
 
+/// Enough stripes that threads rarely share one (4 KiB per cache); a fixed number, so
+/// a hit's count needs no bounds check.
+const STRIPES: usize = 32;
+
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     static STRIPE: Cell<usize> = Cell::new(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed));
@@ -55,10 +59,8 @@ thread_local! {
 
 impl CacheStats {
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let stripes = (0..(cores * 2).next_power_of_two().min(64)).map(|_| Stripe::default());
         Self {
-            stripes: stripes.collect(),
+            stripes: Box::new(std::array::from_fn(|_| Stripe::default())),
             // 1 µs to 1 hour at 2 significant digits: a few kB.
             load_micros: Mutex::new((
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
@@ -74,7 +76,7 @@ impl CacheStats {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        let stripe = STRIPE.with(Cell::get) & (self.stripes.len() - 1);
+        let stripe = STRIPE.with(Cell::get) % STRIPES;
         self.stripes[stripe].0[counter as usize].fetch_add(n, Ordering::Relaxed);
     }
 

@@ -74,7 +74,7 @@ where
         let invalidated = std::cell::Cell::new(0);
         self.store
             .retain_part(cursor % self.store.parts(), |entry| {
-                let current = entry.stamps.are_current(&self.tag);
+                let current = entry.stamps.are_current(self.tag_epoch);
                 invalidated.set(invalidated.get() + u64::from(!current));
                 current && now < entry.times.keep_until()
             });

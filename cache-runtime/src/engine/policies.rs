@@ -134,7 +134,7 @@ where
         let now = clock::coarse_ms();
         self.store
             .read(key, |e| {
-                e.is_retained(now, &self.tag).then(|| e.value.clone())
+                e.is_retained(now, self.tag_epoch).then(|| e.value.clone())
             })
             .flatten()
     }

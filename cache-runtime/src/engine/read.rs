@@ -35,7 +35,7 @@ where
         self.store
             .read(key, |entry| {
                 let fresh = entry.times.is_fresh_before_refresh(now);
-                (fresh && entry.stamps.are_current(&self.tag)).then(|| entry.value.clone())
+                (fresh && entry.stamps.are_current(self.tag_epoch)).then(|| entry.value.clone())
             })
             .flatten()
     }
@@ -59,7 +59,7 @@ where
         // Past them it is kept only as a fail-safe fallback: nothing to serve.
         let seen = self.store.read(key, |entry| {
             let times = &entry.times;
-            if !entry.stamps.are_current(&self.tag) {
+            if !entry.stamps.are_current(self.tag_epoch) {
                 dead.set(true);
                 Seen::Gone
             } else if now < times.fresh_until() {
@@ -106,7 +106,7 @@ where
             } else {
                 now < times.refresh_at
             };
-            e.is_retained(now, &self.tag) && now < times.fresh_until && not_due
+            e.is_retained(now, self.tag_epoch) && now < times.fresh_until && not_due
         };
         self.store.read(key, current).unwrap_or(false)
     }
@@ -115,7 +115,7 @@ where
     pub(super) fn drop_unusable(&self, key: &K, now: u64) {
         let mut invalidated = false;
         self.store.remove_if(key, |entry| {
-            invalidated = !entry.stamps.are_current(&self.tag);
+            invalidated = !entry.stamps.are_current(self.tag_epoch);
             invalidated || now >= entry.times.keep_until()
         });
         if invalidated {

@@ -7,7 +7,7 @@ mod moka;
 mod quick;
 mod stamps;
 
-use crate::tags::TagCell;
+use crate::sync::AtomicU64;
 use crate::times::EntryTimes;
 
 pub(crate) use stamps::EntryStamps;
@@ -33,10 +33,10 @@ pub struct Entry<V> {
 
 impl<V> Entry<V> {
     /// Worth keeping: within its lifetime (a fail-safe fallback included) and not
-    /// invalidated by a tag; `cache_tag` is its cache's own tag.
+    /// invalidated by a tag; `cache_epoch` is its cache's own tag's counter.
     #[inline]
-    pub(crate) fn is_retained(&self, now: u64, cache_tag: &TagCell) -> bool {
-        now < self.times.keep_until() && self.stamps.are_current(cache_tag)
+    pub(crate) fn is_retained(&self, now: u64, cache_epoch: &AtomicU64) -> bool {
+        now < self.times.keep_until() && self.stamps.are_current(cache_epoch)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::sync::AtomicU64;
 use crate::tags::{self, NamedSlot, Stamps, TagCell, TagStamp};
 
 /// The tags an entry was stored under, and the sum of the versions its load saw.
@@ -89,9 +90,9 @@ impl EntryStamps {
     }
 
     /// True while no tag of the entry has been invalidated since its load stamped it;
-    /// `cache_tag` is its cache's own tag.
+    /// `cache_epoch` is its cache's own tag's counter.
     #[inline]
-    pub(crate) fn are_current(&self, cache_tag: &TagCell) -> bool {
+    pub(crate) fn are_current(&self, cache_epoch: &AtomicU64) -> bool {
         let named = match &self.named {
             Named::Inline {
                 slots: [first, second],
@@ -99,7 +100,7 @@ impl EntryStamps {
             } => first.version().wrapping_add(second.version()),
             Named::Spilled(all) => sum(all.iter().map(|(slot, _)| slot.version())),
         };
-        tags::base_version(cache_tag).wrapping_add(named) == self.versions
+        tags::base_version(cache_epoch).wrapping_add(named) == self.versions
     }
 
     /// These stamps as a load's again (a fail-safe value kept anew), if they are still
@@ -134,11 +135,11 @@ mod tests {
         let cache_tag = Arc::new(TagCell::default());
         let other_cache = Arc::new(TagCell::default());
         let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["stamps-test:a"]));
-        assert!(entry.are_current(&cache_tag));
+        assert!(entry.are_current(cache_tag.epoch()));
         other_cache.bump();
-        assert!(entry.are_current(&cache_tag), "another cache's tag");
+        assert!(entry.are_current(cache_tag.epoch()), "another cache's tag");
         cache_tag.bump();
-        assert!(!entry.are_current(&cache_tag));
+        assert!(!entry.are_current(cache_tag.epoch()));
         assert!(entry.to_load(&cache_tag).is_none());
 
         let entry = EntryStamps::of_load(&load_stamps(&cache_tag, &["stamps-test:a"]));
@@ -146,7 +147,7 @@ mod tests {
         assert_eq!(again.len(), 3);
         assert!(tags::all_current(&again));
         tags::bump_named("stamps-test:a");
-        assert!(!entry.are_current(&cache_tag));
+        assert!(!entry.are_current(cache_tag.epoch()));
         assert!(!tags::all_current(&again));
     }
 
@@ -157,12 +158,12 @@ mod tests {
         assert!(matches!(entry.named, Named::Inline { .. }));
         assert_eq!(std::mem::size_of::<EntryStamps>(), 32);
         let one = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1"]));
-        assert!(one.are_current(&cache_tag));
+        assert!(one.are_current(cache_tag.epoch()));
         assert_eq!(one.to_load(&cache_tag).expect("current").len(), 3);
         let three = EntryStamps::of_load(&load_stamps(&cache_tag, &["s:1", "s:2", "s:3"]));
         assert!(matches!(three.named, Named::Spilled(_)));
         assert_eq!(three.to_load(&cache_tag).expect("current").len(), 5);
         tags::bump_named("s:3");
-        assert!(!three.are_current(&cache_tag) && one.are_current(&cache_tag));
+        assert!(!three.are_current(cache_tag.epoch()) && one.are_current(cache_tag.epoch()));
     }
 }

@@ -155,13 +155,18 @@ impl TagCell {
         self.remote.fetch_max_known(version);
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn version(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
     pub(crate) fn bump(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The tag's local counter, which a cache keeps at hand for its hits.
+    pub(crate) fn epoch(&self) -> &'static AtomicU64 {
+        self.epoch
     }
 }
 
@@ -294,9 +299,9 @@ pub(crate) fn bump_named(tag: &str) {
 /// so the sum changes exactly when either does: an entry checks the two tags every
 /// entry carries against one number.
 #[inline]
-pub(crate) fn base_version(cache_tag: &TagCell) -> u64 {
+pub(crate) fn base_version(cache_epoch: &AtomicU64) -> u64 {
     let global = epochs::epoch(epochs::GLOBAL_SLOT).load(Ordering::Acquire);
-    global.wrapping_add(cache_tag.version())
+    global.wrapping_add(cache_epoch.load(Ordering::Acquire))
 }
 
 #[cfg(test)]
