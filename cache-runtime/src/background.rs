@@ -2,8 +2,9 @@
 //! write-back, which its caller does not wait for), counted so that [`flush_writes`]
 //! can wait for them; and the thread the Redis tier's own tasks run on.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -70,7 +71,44 @@ pub(crate) fn tasks_runtime() -> std::io::Result<tokio::runtime::Handle> {
     std::thread::Builder::new()
         .name("stratacache".to_owned())
         .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    let _ = TASKS.set(handle.clone());
     Ok(handle)
+}
+
+/// The runtime [`tasks_runtime`] started, once it has.
+static TASKS: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+
+/// The Redis tier's runtime's context, entered when the caller has no runtime: what
+/// is spawned or opened meanwhile goes there.
+pub(crate) fn runtime_context() -> Option<tokio::runtime::EnterGuard<'static>> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => None,
+        Err(_) => TASKS.get().map(tokio::runtime::Handle::enter),
+    }
+}
+
+/// The future `make` makes, awaited on the caller's runtime, or, when the caller has
+/// none (sync code driving an entry macro's future with `block_on`), made and polled
+/// in the context of the Redis tier's runtime, whose thread then drives its
+/// connection and timer. Without this a Redis call there panicked, and an invalidation
+/// was lost.
+pub(crate) async fn with_a_runtime<F: Future>(make: impl FnOnce() -> F) -> F::Output {
+    let tasks = match tokio::runtime::Handle::try_current() {
+        Ok(_) => None,
+        Err(_) => TASKS.get(),
+    };
+    let Some(tasks) = tasks else {
+        return make().await;
+    };
+    let mut future = {
+        let _context = tasks.enter();
+        std::pin::pin!(make())
+    };
+    std::future::poll_fn(|cx| {
+        let _context = tasks.enter();
+        future.as_mut().poll(cx)
+    })
+    .await
 }
 
 #[cfg(test)]

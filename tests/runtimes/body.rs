@@ -48,4 +48,25 @@ pub fn a_runtime_that_ends_takes_no_redis_connection_with_it(cluster: bool) {
     }
     let written = server.keys("runtimes:runtimes.get:*");
     assert_eq!(written.len(), 9, "every value reached Redis: {written:?}");
+
+    // Then no runtime at all: sync code drives an entry macro's future with
+    // `block_on`, as the README shows. Its Redis calls run on the tier's own runtime.
+    let sync_code = std::thread::spawn(|| {
+        let invalidated = stratacache::block_on(stratacache::invalidate_tag!("runtimes:{}", 7));
+        let peeked = stratacache::block_on(stratacache::peek!(get(21)));
+        (invalidated.is_ok(), peeked)
+    });
+    let (invalidated, peeked) = sync_code.join().expect("no panic outside a runtime");
+    assert!(invalidated);
+    assert_eq!(peeked, Some(42), "peek! found the value of round 2");
+    assert_eq!(
+        stratacache::stats().outbox.pending,
+        0,
+        "delivered, not queued"
+    );
+    assert!(
+        !server.get("runtimes:tag:runtimes:7").is_empty(),
+        "the tag's counter is in Redis"
+    );
+    assert_eq!(l2_errors(), 0);
 }

@@ -261,6 +261,7 @@ impl L2 {
     /// A new cluster connection, its task spawned on the current runtime, which its
     /// sentinel then follows.
     fn connect_afresh(&self, cluster: &ClusterSetup) {
+        let _context = crate::background::runtime_context();
         let fresh = cluster
             .client
             .get_pending_async_connection_with_config(cluster.config.clone());
@@ -282,7 +283,10 @@ impl L2 {
         }
         self.renew_if_orphaned();
         let connection = self.connection.read().clone();
-        match tokio::time::timeout(self.timeout, op(connection)).await {
+        let answer = crate::background::with_a_runtime(|| {
+            tokio::time::timeout(self.timeout, op(connection))
+        });
+        match answer.await {
             Ok(Ok(value)) => {
                 breaker.success();
                 Ok(value)
