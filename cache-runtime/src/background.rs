@@ -78,34 +78,34 @@ pub(crate) fn tasks_runtime() -> std::io::Result<tokio::runtime::Handle> {
 /// The runtime [`tasks_runtime`] started, once it has.
 static TASKS: OnceLock<tokio::runtime::Handle> = OnceLock::new();
 
-/// The Redis tier's runtime's context, entered when the caller has no runtime: what
-/// is spawned or opened meanwhile goes there.
-pub(crate) fn runtime_context() -> Option<tokio::runtime::EnterGuard<'static>> {
+/// The Redis tier's runtime, when the caller has none of its own (and the tier is on).
+pub(crate) fn stand_in() -> Option<&'static tokio::runtime::Handle> {
     match tokio::runtime::Handle::try_current() {
         Ok(_) => None,
-        Err(_) => TASKS.get().map(tokio::runtime::Handle::enter),
+        Err(_) => TASKS.get(),
     }
 }
 
-/// The future `make` makes, awaited on the caller's runtime, or, when the caller has
-/// none (sync code driving an entry macro's future with `block_on`), made and polled
-/// in the context of the Redis tier's runtime, whose thread then drives its
-/// connection and timer. Without this a Redis call there panicked, and an invalidation
-/// was lost.
-pub(crate) async fn with_a_runtime<F: Future>(make: impl FnOnce() -> F) -> F::Output {
-    let tasks = match tokio::runtime::Handle::try_current() {
-        Ok(_) => None,
-        Err(_) => TASKS.get(),
-    };
-    let Some(tasks) = tasks else {
-        return make().await;
-    };
+/// The Redis tier's runtime's context, entered when the caller has no runtime: what
+/// is spawned or opened meanwhile goes there.
+pub(crate) fn runtime_context() -> Option<tokio::runtime::EnterGuard<'static>> {
+    stand_in().map(tokio::runtime::Handle::enter)
+}
+
+/// The future `make` makes, made and polled in the context of `runtime` (the Redis
+/// tier's, for a caller with none: sync code driving an entry macro's future with
+/// `block_on`), whose thread then drives its connection and timer. Without it a Redis
+/// call there panicked, and an invalidation was lost.
+pub(crate) async fn on<F: Future>(
+    runtime: &tokio::runtime::Handle,
+    make: impl FnOnce() -> F,
+) -> F::Output {
     let mut future = {
-        let _context = tasks.enter();
+        let _context = runtime.enter();
         std::pin::pin!(make())
     };
     std::future::poll_fn(|cx| {
-        let _context = tasks.enter();
+        let _context = runtime.enter();
         future.as_mut().poll(cx)
     })
     .await

@@ -34,15 +34,12 @@ enum Named {
 }
 
 impl Named {
-    fn places(&self) -> impl Iterator<Item = (NamedSlot, &Cell)> {
-        let (inline, spilled) = match self {
-            Self::Inline { slots, cells } => (Some(slots.iter().copied().zip(cells)), None),
-            Self::Spilled(all) => (None, Some(all.iter().map(|(slot, cell)| (*slot, cell)))),
-        };
-        inline
-            .into_iter()
-            .flatten()
-            .chain(spilled.into_iter().flatten())
+    /// Every place, with its cell (off the hit path: a fail-safe value kept anew).
+    fn places(&self) -> Vec<(NamedSlot, &Cell)> {
+        match self {
+            Self::Inline { slots, cells } => slots.iter().copied().zip(cells).collect(),
+            Self::Spilled(all) => all.iter().map(|(slot, cell)| (*slot, cell)).collect(),
+        }
     }
 }
 
@@ -110,7 +107,7 @@ impl EntryStamps {
     pub(crate) fn to_load(&self, cache_tag: &Arc<TagCell>) -> Option<Stamps> {
         let global = TagStamp::new(tags::GLOBAL.clone());
         let cache = TagStamp::new(cache_tag.clone());
-        let named = (self.named.places())
+        let named = (self.named.places().into_iter())
             .filter(|(slot, _)| !slot.is_unused())
             .map(|(slot, cell)| slot.stamp_now(cell.clone()));
         let stamps: Vec<TagStamp> = [global, cache].into_iter().chain(named).collect();

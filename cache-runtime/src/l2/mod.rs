@@ -283,10 +283,14 @@ impl L2 {
         }
         self.renew_if_orphaned();
         let connection = self.connection.read().clone();
-        let answer = crate::background::with_a_runtime(|| {
-            tokio::time::timeout(self.timeout, op(connection))
-        });
-        match answer.await {
+        let answer = match crate::background::stand_in() {
+            None => tokio::time::timeout(self.timeout, op(connection)).await,
+            Some(tasks) => {
+                let answer = || tokio::time::timeout(self.timeout, op(connection));
+                crate::background::on(tasks, answer).await
+            }
+        };
+        match answer {
             Ok(Ok(value)) => {
                 breaker.success();
                 Ok(value)
