@@ -142,3 +142,50 @@ fn warm_up_loads_a_sync_function_and_reports_each_zone() {
     assert_eq!(shipping(3), Some(30));
     assert_eq!(SHIPPING_LOADS.load(SeqCst), 5, "warmed entries are hits");
 }
+
+/// Memoized recursion, the `cached` crate's classic: every level below the first is
+/// a miss whose loader runs inside the caller's miss.
+#[cached(ttl = "1m", local, name = "sync.fib")]
+fn fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fib(n - 1).wrapping_add(fib(n - 2))
+    }
+}
+
+#[cached(ttl = "1m", local, name = "async.fib")]
+async fn async_fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        let first = Box::pin(async_fib(n - 1)).await;
+        first.wrapping_add(Box::pin(async_fib(n - 2)).await)
+    }
+}
+
+/// A tokio worker's stack. The depth keeps a margin under this test build's frames
+/// (unoptimized: about 9.2 KiB a level for the sync `fn`, 9.8 KiB for the `async
+/// fn`; an optimized build takes 1.2 and 1.8 KiB, `cargo bench --bench recursion`);
+/// an overflow aborts this test binary.
+const WORKER_STACK: usize = 2 << 20;
+
+#[test]
+fn a_memoized_recursion_150_deep_fits_a_tokio_workers_stack() {
+    let sync = thread::Builder::new()
+        .stack_size(WORKER_STACK)
+        .spawn(|| fib(150))
+        .unwrap();
+    let asynchronous = thread::Builder::new()
+        .stack_size(WORKER_STACK)
+        .spawn(|| block_on(async_fib(150)))
+        .unwrap();
+    // fib(150) modulo 2^64, which wrapping additions compute.
+    let expected = (2..=150)
+        .fold((0u64, 1u64), |(a, b), _| (b, a.wrapping_add(b)))
+        .1;
+    assert_eq!(sync.join().unwrap(), expected);
+    assert_eq!(asynchronous.join().unwrap(), expected);
+    let loads = stats().cache("sync.fib").unwrap().misses;
+    assert_eq!(loads, 151, "one load per n, 0..=150");
+}

@@ -78,9 +78,9 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
         background_call(plan, &output, block)
     } else if plan.sync {
         // A hit returns at once; only a miss is driven by `block_on`.
-        inline_call(plan, &output, block, quote!(.wait()))
+        inline_call(plan, &output, block, quote!(get_or_wait), quote!())
     } else {
-        inline_call(plan, &output, block, quote!(.await))
+        inline_call(plan, &output, block, quote!(get_or_load), quote!(.await))
     };
     quote! {
         #(#attrs)*
@@ -96,7 +96,13 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
 
 /// The loader may borrow the arguments: it runs inside this call's future, which
 /// `finish` awaits (or, for a sync function, waits for).
-fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStream) -> TokenStream {
+fn inline_call(
+    plan: &Plan,
+    output: &Type,
+    block: &syn::Block,
+    method: TokenStream,
+    finish: TokenStream,
+) -> TokenStream {
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
     let body = crate::body::typed_body(output, block);
@@ -114,7 +120,7 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, finish: TokenStre
     };
     quote! {
         __stratacache_cache
-            .get_or_load::<#shape, _, _, _>(__stratacache_key, __stratacache_share, #capture || {
+            .#method::<#shape, _, _, _>(__stratacache_key, __stratacache_share, #capture || {
                 #copy
                 (#tags, #loader)
             })

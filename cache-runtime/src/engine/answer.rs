@@ -16,18 +16,6 @@ pub enum Answer<O, L: ?Sized> {
     Load(Pin<Box<L>>),
 }
 
-impl<O, L: ?Sized + Future<Output = O>> Answer<O, L> {
-    /// For a sync caller: a hit's output at once, else the load driven to completion
-    /// on this thread ([`block_on`](crate::blocking::block_on)).
-    #[inline]
-    pub fn wait(self) -> O {
-        match self {
-            Self::Ready(Some(output)) => output,
-            answer => crate::blocking::block_on(answer),
-        }
-    }
-}
-
 // The output is moved out, never pinned in place, and the load is boxed.
 impl<O, L: ?Sized> Unpin for Answer<O, L> {}
 

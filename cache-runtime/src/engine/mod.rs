@@ -8,6 +8,7 @@
 //! key has returned.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 mod answer;
@@ -136,18 +137,74 @@ where
             let load = self.load::<S, _, _>(key.into_key(), share, make, true);
             return Answer::Load(Box::pin(load));
         }
-        let value = self.fresh_value(key.lookup()).or_else(|| {
-            match self.lookup_by(key.lookup(), || key.to_key()) {
-                Seen::Fresh(value) | Seen::Refresh(value) => Some(value),
-                Seen::Stale(_) | Seen::Gone => None,
-            }
-        });
-        if let Some(value) = value {
-            self.stats.bump(Counter::L1Hit);
+        if let Some(value) = self.l1_answer(&key) {
             return Answer::Ready(Some(S::join(value)));
         }
         let load = self.load::<S, _, _>(key.into_key(), share, make, false);
         Answer::Load(Box::pin(load))
+    }
+
+    /// [`get_or_load`](Self::get_or_load) for a sync caller: a hit's output at once,
+    /// else the load driven to completion on this thread
+    /// ([`block_on`](crate::blocking::block_on)).
+    ///
+    /// The load's future is built and boxed in a frame of its own (`boxed_load`): built
+    /// here, inlined into the cached function, it would keep its size (the whole miss
+    /// path, Redis steps included) in the function's frame while the loader runs, and
+    /// a memoized recursion, whose every level is such a miss, would take it again at
+    /// every level. An `async fn`'s load is built inline: its hit measured cheaper
+    /// that way, and an async recursion is rare (it needs `Box::pin`).
+    #[inline]
+    pub fn get_or_wait<S, M, F, Q>(&self, key: Q, share: ShareFn<S>, make: M) -> S::Out
+    where
+        Q: KeyArg<K>,
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        let forced = entry_ops::reload_requested();
+        if !forced {
+            if let Some(value) = self.l1_answer(&key) {
+                return S::join(value);
+            }
+        }
+        let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, forced);
+        crate::blocking::block_on(load)
+    }
+
+    /// A value L1 answers with, counted as a hit: fresh, or due for a refresh that
+    /// this caller does not start. Always inlined: it is the hit, which the compiler
+    /// left out of line in an `async fn`'s poll when this was only `#[inline]` (29
+    /// instructions more a hit).
+    #[inline(always)]
+    fn l1_answer<Q: KeyArg<K>>(&self, key: &Q) -> Option<V> {
+        let value = match self.fresh_value(key.lookup()) {
+            Some(value) => value,
+            None => match self.lookup_by(key.lookup(), || key.to_key()) {
+                Seen::Fresh(value) | Seen::Refresh(value) => value,
+                Seen::Stale(_) | Seen::Gone => return None,
+            },
+        };
+        self.stats.bump(Counter::L1Hit);
+        Some(value)
+    }
+
+    #[inline(never)]
+    fn boxed_load<S, M, F>(
+        &self,
+        key: K,
+        share: ShareFn<S>,
+        make: M,
+        forced: bool,
+    ) -> Pin<Box<impl Future<Output = S::Out> + use<'_, K, V, S, M, F>>>
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+        M: FnOnce() -> (Tags, F),
+        F: Future<Output = S::Out>,
+    {
+        Box::pin(self.load::<S, _, _>(key, share, make, forced))
     }
 
     /// Cache-aside call with background refreshes: inside the stale-while-revalidate
