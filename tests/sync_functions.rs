@@ -189,3 +189,42 @@ fn a_memoized_recursion_150_deep_fits_a_tokio_workers_stack() {
     let loads = stats().cache("sync.fib").unwrap().misses;
     assert_eq!(loads, 151, "one load per n, 0..=150");
 }
+
+static SELF_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A loader that asks for the very key it is loading.
+#[cached(ttl = "1m", local, name = "sync.selfish")]
+fn selfish(n: u64) -> u64 {
+    SELF_CALLS.fetch_add(1, SeqCst);
+    if n == 0 {
+        0
+    } else {
+        selfish(n) + 1
+    }
+}
+
+#[test]
+fn a_loader_calling_its_function_with_its_own_key_panics_instead_of_waiting_forever() {
+    let (answer, answered) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(|| selfish(1));
+        let message = outcome.err().map(|panic| {
+            let text = panic.downcast_ref::<String>().cloned();
+            text.unwrap_or_default()
+        });
+        answer.send(message).unwrap();
+    });
+    // Before, the inner call joined the outer call's flight and parked the thread
+    // that had to finish it: no answer ever came.
+    let message = answered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the call answers (here: panics) rather than waiting for itself");
+    let message = message.expect("the call panics");
+    assert!(
+        message.contains("called its own function with the key it is loading"),
+        "{message}"
+    );
+    assert_eq!(SELF_CALLS.load(SeqCst), 1, "the loader ran once");
+    // Another key still loads.
+    assert_eq!(selfish(0), 0);
+}

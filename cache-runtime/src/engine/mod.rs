@@ -21,6 +21,7 @@ mod options;
 mod pipeline;
 mod policies;
 mod read;
+mod reentry;
 mod shared;
 mod shared_many;
 mod sliding;
@@ -154,6 +155,10 @@ where
     /// a memoized recursion, whose every level is such a miss, would take it again at
     /// every level. An `async fn`'s load is built inline: its hit measured cheaper
     /// that way, and an async recursion is rare (it needs `Box::pin`).
+    ///
+    /// # Panics
+    /// When the loader calls its own function with the key it is loading, which
+    /// would otherwise wait for itself forever (`reentry`).
     #[inline]
     pub fn get_or_wait<S, M, F, Q>(&self, key: Q, share: ShareFn<S>, make: M) -> S::Out
     where
@@ -169,8 +174,9 @@ where
                 return S::join(value);
             }
         }
-        let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, forced);
-        crate::blocking::block_on(load)
+        let key = key.into_key();
+        let _driving = reentry::Driving::enter(self as *const Self as usize, &self.name, &key);
+        crate::blocking::block_on(self.boxed_load::<S, _, _>(key, share, make, forced))
     }
 
     /// A value L1 answers with, counted as a hit: fresh, or due for a refresh that
