@@ -94,8 +94,9 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     }
 }
 
-/// The loader may borrow the arguments: it runs inside this call's future, which
-/// `finish` awaits (or, for a sync function, waits for).
+/// The loader may borrow the arguments: it runs inside the call of `method`, in
+/// `get_or_load`'s future, which `finish` awaits, or in `get_or_wait`, which drives
+/// it to its end for a sync function.
 fn inline_call(
     plan: &Plan,
     output: &Type,

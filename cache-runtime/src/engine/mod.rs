@@ -196,6 +196,8 @@ where
         Some(value)
     }
 
+    /// A sync caller's load, built and boxed where no caller's frame keeps its room
+    /// (see [`get_or_wait`](Self::get_or_wait)).
     #[inline(never)]
     fn boxed_load<S, M, F>(
         &self,
