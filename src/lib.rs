@@ -78,9 +78,9 @@
 //! message. An `Err` or `None` is handed to the callers that were waiting when it
 //! came (by clone, when the return type is `Clone`; otherwise each waiter runs the
 //! body in turn) and never to later callers. A body may call its own function for
-//! other keys (a memoized recursion loads each key once); a sync `fn`'s body that
-//! calls it with the key it is loading panics, naming the cache, rather than wait
-//! for itself forever.
+//! other keys (a memoized recursion loads each key once); a body that calls it with
+//! the key it is loading panics, naming the cache, rather than wait for itself
+//! forever.
 //!
 //! # Invalidation
 //!

@@ -2,6 +2,8 @@
 //! type: `Clone` errors are cloned, `anyhow::Error`, boxed errors, `io::Error` and
 //! types implementing `ShareableError` are copied with the same message and sources.
 
+mod support;
+
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
@@ -191,4 +193,32 @@ async fn a_panic_while_making_the_tags_does_not_strand_the_key() {
     )
     .await;
     assert_eq!(next.expect("the next call was not left waiting"), 9);
+}
+
+static ASYNC_SELF_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// An `async fn` whose loader awaits the very key it is loading.
+#[cached(ttl = "1m", local, name = "failing.async_selfish")]
+async fn async_selfish(n: u64) -> u64 {
+    ASYNC_SELF_CALLS.fetch_add(1, SeqCst);
+    if n == 0 {
+        0
+    } else {
+        Box::pin(async_selfish(n)).await + 1
+    }
+}
+
+#[test]
+fn an_async_loader_awaiting_its_own_key_panics_instead_of_waiting_forever() {
+    // Before, the inner call followed the outer call's flight, which could land only
+    // once the loader awaiting the inner call returned: no answer ever came.
+    let message = support::panic_message_within(Duration::from_secs(30), || {
+        stratacache::block_on(async_selfish(1))
+    });
+    assert!(
+        message.contains("called its own function with the key it is loading"),
+        "{message}"
+    );
+    assert_eq!(ASYNC_SELF_CALLS.load(SeqCst), 1, "the loader ran once");
+    assert_eq!(stratacache::block_on(async_selfish(0)), 0);
 }

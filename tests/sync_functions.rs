@@ -1,6 +1,8 @@
 //! `#[cached]` on a plain `fn`: an in-process cache with single-flight across
 //! threads, no async runtime involved.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Barrier, Mutex};
 use std::thread;
@@ -205,21 +207,9 @@ fn selfish(n: u64) -> u64 {
 
 #[test]
 fn a_loader_calling_its_function_with_its_own_key_panics_instead_of_waiting_forever() {
-    let (answer, answered) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let outcome = std::panic::catch_unwind(|| selfish(1));
-        let message = outcome.err().map(|panic| {
-            let text = panic.downcast_ref::<String>().cloned();
-            text.unwrap_or_default()
-        });
-        answer.send(message).unwrap();
-    });
     // Before, the inner call joined the outer call's flight and parked the thread
     // that had to finish it: no answer ever came.
-    let message = answered
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the call answers (here: panics) rather than waiting for itself");
-    let message = message.expect("the call panics");
+    let message = support::panic_message_within(Duration::from_secs(30), || selfish(1));
     assert!(
         message.contains("called its own function with the key it is loading"),
         "{message}"

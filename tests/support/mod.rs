@@ -674,3 +674,25 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The panic message of `call`, run on a thread of its own and waited for at most
+/// `within`; fails the test if the call returns, or if it does not answer in time
+/// (a call that waits for itself would never answer).
+pub fn panic_message_within<R>(
+    within: Duration,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> String {
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+        let message = outcome.err().map(|panic| {
+            let text = panic.downcast_ref::<String>().cloned();
+            text.unwrap_or_default()
+        });
+        answer.send(message).unwrap();
+    });
+    answered
+        .recv_timeout(within)
+        .expect("the call answers (here: panics) rather than waiting for itself")
+        .expect("the call panics")
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::lead::{panic_message, Keep, Outcome, Settled};
+use super::reentry;
 use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
@@ -231,7 +232,12 @@ where
         let span = self.load_span();
         span.record("answered_by", "loader");
         span.record("keys", missing.len());
-        let (outcome, overrides, took) = self.run_loader(load(missing), &span).await;
+        let flights: Vec<usize> = lead
+            .flights
+            .iter()
+            .map(|(_, flight, _)| reentry::flight_id(flight))
+            .collect();
+        let (outcome, overrides, took) = self.run_loader(load(missing), &flights, &span).await;
         span.record("micros", took.as_micros() as u64);
         let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;
         let settled = self.settle_overrides(overrides);

@@ -262,15 +262,18 @@ where
     /// Step 3 of every load, single-key or batch: the loader run in the cache's turn
     /// (if `max_loads` bounds it) by `run_in_span`, its duration recorded; returns
     /// the outcome, the overrides and the duration.
+    /// `flights` are the load's (one, or a batch's): a call that would follow one of
+    /// them from inside this loader panics (`reentry`).
     pub(super) async fn run_loader<F: Future>(
         &self,
         loader: F,
+        flights: &[usize],
         span: &tracing::Span,
     ) -> (Outcome<F::Output>, Overrides, std::time::Duration) {
         let turn = pin!(self.bulkhead.enter(self.options.max_loads, &self.stats));
         let turn = in_span(span, turn).await;
         let started = std::time::Instant::now();
-        let (outcome, overrides) = run_in_span(loader, span).await;
+        let (outcome, overrides) = run_in_span(loader, flights, span).await;
         let took = started.elapsed();
         drop(turn);
         self.record_load(took);
@@ -309,22 +312,29 @@ where
 /// the larger future changes how the call around the lookup is laid out.
 async fn run_in_span<F: Future>(
     loader: F,
+    flights: &[usize],
     span: &tracing::Span,
 ) -> (Outcome<F::Output>, Overrides) {
     let mut loader = Box::pin(loader);
     let mut overrides = Overrides::default();
-    std::future::poll_fn(|cx| poll_loader(loader.as_mut(), cx, span, &mut overrides)).await
+    let poll = |cx: &mut std::task::Context<'_>| {
+        poll_loader(loader.as_mut(), cx, flights, span, &mut overrides)
+    };
+    std::future::poll_fn(poll).await
 }
 
 fn poll_loader<Out>(
     loader: std::pin::Pin<&mut (dyn Future<Output = Out> + '_)>,
     cx: &mut std::task::Context<'_>,
+    flights: &[usize],
     span: &tracing::Span,
     overrides: &mut Overrides,
 ) -> Poll<(Outcome<Out>, Overrides)> {
     let _entered = span.enter();
-    let polled = this_load::poll_in(overrides, || {
-        panic::catch_unwind(AssertUnwindSafe(|| loader.poll(cx)))
+    let polled = super::reentry::polling(flights, || {
+        this_load::poll_in(overrides, || {
+            panic::catch_unwind(AssertUnwindSafe(|| loader.poll(cx)))
+        })
     });
     match polled {
         Ok(Poll::Pending) => Poll::Pending,

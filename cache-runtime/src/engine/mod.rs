@@ -156,9 +156,6 @@ where
     /// every level. An `async fn`'s load is built inline: its hit measured cheaper
     /// that way, and an async recursion is rare (it needs `Box::pin`).
     ///
-    /// # Panics
-    /// When the loader calls its own function with the key it is loading, which
-    /// would otherwise wait for itself forever (`reentry`).
     #[inline]
     pub fn get_or_wait<S, M, F, Q>(&self, key: Q, share: ShareFn<S>, make: M) -> S::Out
     where
@@ -174,9 +171,8 @@ where
                 return S::join(value);
             }
         }
-        let key = key.into_key();
-        let _driving = reentry::Driving::enter(self as *const Self as usize, &self.name, &key);
-        crate::blocking::block_on(self.boxed_load::<S, _, _>(key, share, make, forced))
+        let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, forced);
+        crate::blocking::block_on(load)
     }
 
     /// A value L1 answers with, counted as a hit: fresh, or due for a refresh that

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::lead::{in_span, panic_message, Lead, Outcome};
+use super::reentry;
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
@@ -106,6 +107,7 @@ where
                     return out;
                 }
                 Role::Follow(flight) => {
+                    reentry::refuse_own_flight(reentry::flight_id(&flight), &self.name);
                     if let Some(out) = self.answer_follower::<S>(flight.wait(share).await) {
                         return out;
                     }
@@ -194,7 +196,8 @@ where
             }
         };
         // 3. run the loader, in its turn if `max_loads` bounds this cache.
-        let (outcome, overrides, _) = self.run_loader(loader, &span).await;
+        let flight = [reentry::flight_id(&load.lead.flight)];
+        let (outcome, overrides, _) = self.run_loader(loader, &flight, &span).await;
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
         let settled = pin!(self.settle_outcome::<S>(&mut load, outcome, overrides, share));
         in_span(&span, settled).await

@@ -1,57 +1,55 @@
-//! The loads a thread is driving for its sync callers, so that a loader calling its
-//! own function with the same key panics instead of waiting for itself forever: the
-//! inner call would join the outer call's flight, whose loader is the very frame
-//! below it on this thread, and park the thread that has to finish it.
+//! The flights whose loaders this thread is polling, so that a loader calling its own
+//! function with a key it is loading panics instead of waiting for itself forever:
+//! the inner call would follow a flight that can land only when the loader, which is
+//! waiting for the inner call, returns.
 //!
-//! Only sync calls are kept here: a thread parked in `block_on` runs nothing else, so
-//! a same-key call on it can only come from inside that load. An `async fn`'s load
-//! shares its thread with other tasks, and is not tracked.
+//! A flight is listed only while its loader is being polled (pushed and popped around
+//! each poll), so a follower found here is polled from inside that very loader: a
+//! sync body's nested call, or a future the loader awaits. Another task that happens
+//! to run on the same thread between polls never sees the list.
 
-use std::any::Any;
 use std::cell::RefCell;
 
-use super::CacheKey;
-
 thread_local! {
-    /// `(cache, key)` of every sync load this thread is driving, innermost last.
-    static DRIVING: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    /// The flights (by address) whose loaders are being polled on this thread.
+    static POLLING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's sync load of `key` in the cache at `cache`, for as long as it lives
-/// (`true`: registered in this thread's list).
-pub(super) struct Driving(bool);
+/// A flight's identity in the list: the address of its shared state.
+pub(super) fn flight_id<T>(flight: &std::sync::Arc<T>) -> usize {
+    std::sync::Arc::as_ptr(flight) as *const () as usize
+}
 
-impl Driving {
-    /// Registers the load; panics, naming the cache, if this thread is already
-    /// driving a load of the same key in the same cache.
-    /// (A call from a thread-local's destructor, once this list is gone, is not
-    /// checked: it cannot have started a load this thread is driving.)
-    pub(super) fn enter<K: CacheKey>(cache: usize, cache_name: &str, key: &K) -> Self {
-        let reentered = DRIVING.try_with(|driving| {
-            driving.borrow().iter().any(|load| {
-                load.downcast_ref::<(usize, K)>()
-                    .is_some_and(|(at, loading)| *at == cache && loading == key)
-            })
-        });
-        if reentered == Ok(true) {
-            panic!(
-                "the loader of cache `{cache_name}` called its own function with the key it is \
-                 loading: the call would wait for this load, which waits for the call"
-            );
+/// Runs one poll of the loader of `flights` with them listed.
+pub(super) fn polling<R>(flights: &[usize], poll: impl FnOnce() -> R) -> R {
+    let listed = POLLING.try_with(|polling| {
+        let mut polling = polling.borrow_mut();
+        let before = polling.len();
+        polling.extend_from_slice(flights);
+        before
+    });
+    // Unlisted on the way out, unwinding included.
+    struct Unlist(Option<usize>);
+    impl Drop for Unlist {
+        fn drop(&mut self) {
+            if let Some(before) = self.0 {
+                let _ = POLLING.try_with(|polling| polling.borrow_mut().truncate(before));
+            }
         }
-        let registered = DRIVING.try_with(|driving| {
-            driving.borrow_mut().push(Box::new((cache, key.clone())));
-        });
-        Self(registered.is_ok())
     }
+    let _unlist = Unlist(listed.ok());
+    poll()
 }
 
-impl Drop for Driving {
-    fn drop(&mut self) {
-        if self.0 {
-            // Unwinding must not panic again, whatever the thread's state.
-            let _ = DRIVING.try_with(|driving| driving.borrow_mut().pop());
-        }
+/// Panics, naming the cache, if the flight a call is about to follow has its loader
+/// being polled on this thread, below this call.
+pub(super) fn refuse_own_flight(flight: usize, cache_name: &str) {
+    let own = POLLING.try_with(|polling| polling.borrow().contains(&flight));
+    if own == Ok(true) {
+        panic!(
+            "the loader of cache `{cache_name}` called its own function with the key it is \
+             loading: the call would wait for this load, which waits for the call"
+        );
     }
 }
 
@@ -60,16 +58,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_same_key_in_the_same_cache_is_refused_and_anything_else_nests() {
-        let outer = Driving::enter(1, "a", &7u64);
-        let other_key = Driving::enter(1, "a", &8u64);
-        let other_cache = Driving::enter(2, "b", &7u64);
-        let other_type = Driving::enter(1, "a", &7u32);
-        let again = std::panic::catch_unwind(|| Driving::enter(1, "a", &7u64));
-        assert!(again.is_err());
-        drop((other_type, other_cache, other_key, outer));
-        // Every registration is gone: the same key may be loaded again.
-        drop(Driving::enter(1, "a", &7u64));
-        assert_eq!(DRIVING.with_borrow(Vec::len), 0);
+    fn a_flight_is_refused_only_while_its_loader_is_polled() {
+        refuse_own_flight(7, "a");
+        polling(&[7, 8], || {
+            assert!(std::panic::catch_unwind(|| refuse_own_flight(8, "a")).is_err());
+            refuse_own_flight(9, "a");
+            polling(&[9], || {
+                assert!(std::panic::catch_unwind(|| refuse_own_flight(7, "a")).is_err());
+            });
+        });
+        // A panicking poll unlists its flights too.
+        let _ = std::panic::catch_unwind(|| polling(&[10], || panic!("the loader panicked")));
+        refuse_own_flight(7, "a");
+        refuse_own_flight(10, "a");
+        assert_eq!(POLLING.with_borrow(Vec::len), 0);
     }
 }
