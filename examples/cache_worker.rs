@@ -26,7 +26,9 @@
 //! (its background write-back runs after the invalidation), `slow_get ID` (300 ms loads),
 //! `put_during_load ID VALUE`, `put_during_batch_load ID VALUE` (a batch of ID and
 //! ID+1) and `invalidate_during_load ID` (on `slow_get`'s cache, while a load of the
-//! entry is in flight), `clear`, `stats`.
+//! entry is in flight), `read_during_invalidate_tag ID` and `read_during_invalidate ID`
+//! (`get ID` between the invalidation of `user:ID`, or of the entry, and its delivery
+//! to Redis; answers `get ID` after it), `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -424,6 +426,22 @@ async fn main() {
                 let loaded = load.await.unwrap();
                 match written {
                     Ok(()) => answer(&loaded, "worker.slow"),
+                    Err(error) => format!("err {error}"),
+                }
+            }
+            "read_during_invalidate_tag" | "read_during_invalidate" => {
+                // Applied here at once, its future not yet polled: the read that follows
+                // reaches Redis before the invalidation does.
+                let id: u64 = argument.parse().unwrap();
+                let invalidation = if command == "read_during_invalidate" {
+                    Box::pin(invalidate!(get_user(id)))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+                } else {
+                    Box::pin(stratacache::invalidate_tag(&format!("user:{id}")))
+                };
+                let _during = get_user(id).await;
+                match invalidation.await {
+                    Ok(()) => answer(&get_user(id).await, "worker.user"),
                     Err(error) => format!("err {error}"),
                 }
             }

@@ -16,6 +16,8 @@ const NS: &str = "co";
 on_standalone_and_cluster!(
     invalidations_after_redis_restarts_empty_are_applied,
     an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it_is_back,
+    an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process,
+    a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -169,6 +171,71 @@ fn an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it
         2,
         "not queued this time"
     );
+}
+
+/// Redis out of memory (`maxmemory` reached under its default policy, `noeviction`)
+/// answers reads and refuses writes: it cannot take an invalidation, which waits in
+/// the outbox, and still holds the superseded entry with the tag versions it was
+/// written under. The process that invalidated must not read that entry back as
+/// current (it did: an L2 hit of the value it had just invalidated, for as long as
+/// Redis stayed full); the others hear of it once Redis takes it.
+fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(writer.get("get 1").loads, 1);
+    assert_eq!(
+        reader.get("get 1").loads,
+        0,
+        "an L2 hit: the entry is in Redis"
+    );
+
+    server.config_set("maxmemory", "1");
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    assert_eq!(
+        writer.stats()["outbox"]["pending"],
+        1,
+        "Redis refused the invalidation"
+    );
+    let again = writer.get("get 1");
+    assert_eq!(
+        again.loads, 2,
+        "the invalidating process read the superseded value back from Redis: {}",
+        again.value
+    );
+
+    server.config_set("maxmemory", "0");
+    let delivered = eventually(Duration::from_secs(5), || {
+        writer.stats()["outbox"]["pending"] == 0
+    });
+    assert!(delivered, "the queued invalidation was never delivered");
+    let reloaded = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 1);
+    assert!(reloaded, "the invalidation never reached the other process");
+}
+
+/// An invalidation is applied here before Redis hears of it, so a read of the
+/// entry in between finds it in Redis still current, under this process's new
+/// versions. Kept in L1, it outlived the invalidation that superseded it (an L1 hit
+/// of the old value after the invalidation returned, until its ttl); the delivery
+/// now applies the invalidation here once more.
+fn a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut worker = Worker::start(&server.url(), NS, &[]);
+    for (round, command) in ["read_during_invalidate_tag", "read_during_invalidate"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = round as u64 + 1;
+        let first = worker.get(&format!("get {id}"));
+        let after = worker.get(&format!("{command} {id}"));
+        assert_eq!(
+            after.loads,
+            first.loads + 1,
+            "{command}: the value read while the invalidation was on its way was served \
+             after it returned: {}",
+            after.value
+        );
+    }
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

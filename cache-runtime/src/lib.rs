@@ -30,6 +30,7 @@ mod shape;
 mod shared_error;
 mod spelled;
 mod stats;
+mod superseded;
 mod sync;
 mod tags;
 pub mod this_load;

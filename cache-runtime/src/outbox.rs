@@ -12,9 +12,14 @@
 //! - **Bounded.** Past its capacity the queue is replaced by one namespace-wide
 //!   invalidation: coarser (every process drops its whole L1, every entry in Redis
 //!   stops validating), never lost.
-//! - **Delivered late, applied again.** A late delivery applies the invalidation
-//!   here once more: between Redis answering and the delivery, this process may
-//!   have read from Redis a value the invalidation supersedes.
+//! - **Applied again on delivery.** An invalidation is applied here before Redis
+//!   hears of it, so a read in between (the moments of a delivery, or the outage of
+//!   a queued one) may find the superseded entry still current in Redis and keep it
+//!   in L1: each delivery applies the invalidation here once more.
+//! - **Read past while it waits.** What a queued invalidation changes in Redis is
+//!   listed in [`superseded`](crate::superseded): a read here of an entry it covers
+//!   is a miss, though Redis, refusing writes but answering reads, says it is
+//!   current.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +32,7 @@ use tokio::sync::Notify;
 use crate::l2::message::Message;
 use crate::l2::{keys, Fault, L2};
 use crate::stats::OutboxSnapshot;
+use crate::superseded;
 use crate::tags::{self, TagCell};
 
 /// How often the delivery task tries Redis while invalidations wait.
@@ -51,9 +57,9 @@ pub(crate) enum Scope {
 #[derive(Clone)]
 pub(crate) struct Invalidation {
     scope: Scope,
-    /// The local counter a late delivery bumps again (none for an entry).
+    /// The local counter a delivery bumps again (none for an entry).
     cell: Option<Arc<TagCell>>,
-    /// What a late delivery of an entry runs again here (evicts the key).
+    /// What a delivery of an entry runs again here (evicts the key).
     reapply: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -74,7 +80,7 @@ impl Invalidation {
         cache: &str,
         key: Vec<u8>,
         entry_key: String,
-        reapply: Arc<dyn Fn() + Send + Sync>,
+        reapply: Option<Arc<dyn Fn() + Send + Sync>>,
     ) -> Self {
         Self {
             scope: Scope::Entry {
@@ -83,7 +89,7 @@ impl Invalidation {
                 entry_key,
             },
             cell: None,
-            reapply: Some(reapply),
+            reapply,
         }
     }
 
@@ -132,27 +138,37 @@ impl Invalidation {
         }
     }
 
+    /// What Redis holds that this invalidation changes: a counter, or the entry.
+    fn redis_name(&self, namespace: &str) -> String {
+        match &self.scope {
+            Scope::Entry { entry_key, .. } => entry_key.clone(),
+            _ => self.counter(namespace).unwrap_or_default(),
+        }
+    }
+
     /// Bumps the counter and/or deletes the entry in Redis, then tells the others.
-    async fn deliver(&self, l2: &L2, late: bool) -> Result<(), Fault> {
+    async fn deliver(&self, l2: &L2) -> Result<(), Fault> {
         let counter = self.counter(&l2.namespace);
         let delete = match &self.scope {
             Scope::Entry { entry_key, .. } => Some(entry_key.as_str()),
             _ => None,
         };
         let version = l2.invalidate(counter.as_deref(), delete).await?;
-        // A tag nobody here held when it was invalidated may be held now, by a copy
-        // read from Redis after it answered again and before this delivery.
-        let cell = match (&self.scope, late) {
-            (Scope::Tag(tag), true) => tags::held(tag),
+        // Applied here before Redis took it, so a read in between found the entry
+        // still current in Redis, under this process's new versions, and L1 may hold
+        // it: applying it again drops that copy. (A tag nobody here held when it was
+        // invalidated may be held now, by that read.)
+        let cell = match &self.scope {
+            Scope::Tag(tag) => tags::held(tag),
             _ => self.cell.clone(),
         };
-        if late {
-            if let Some(cell) = &cell {
-                cell.bump();
-            }
-            if let Some(reapply) = &self.reapply {
-                reapply();
-            }
+        if let Scope::Tag(tag) = &self.scope {
+            tags::bump_named(tag);
+        } else if let Some(cell) = &cell {
+            cell.bump();
+        }
+        if let Some(reapply) = &self.reapply {
+            reapply();
         }
         if let (Some(cell), Some(version)) = (&cell, version) {
             // So that this process does not apply its own invalidation again when it
@@ -189,7 +205,7 @@ fn count(counter: &AtomicU64, n: u64) {
 }
 
 impl Outbox {
-    fn push(&self, invalidation: Invalidation) {
+    fn push(&self, invalidation: Invalidation, namespace: &str) {
         let mut pending = self.pending.lock();
         let covered = pending
             .iter()
@@ -210,6 +226,7 @@ impl Outbox {
         } else {
             pending.push_back(invalidation);
         }
+        list_superseded(&pending, namespace);
         drop(pending);
         self.wake.notify_one();
     }
@@ -219,26 +236,31 @@ impl Outbox {
     }
 
     /// Removes `delivered` unless an overflow replaced the queue meanwhile.
-    fn remove(&self, delivered: &Invalidation) {
+    fn remove(&self, delivered: &Invalidation, namespace: &str) {
         let mut pending = self.pending.lock();
         if let Some(at) = pending.iter().position(|p| p.same_as(delivered)) {
             pending.remove(at);
             count(&self.delivered, 1);
+            list_superseded(&pending, namespace);
         }
     }
+}
+
+fn list_superseded(pending: &VecDeque<Invalidation>, namespace: &str) {
+    superseded::set(pending.iter().map(|p| p.redis_name(namespace)).collect());
 }
 
 /// Sends `invalidation` (already applied here) to Redis and the other processes, or
 /// queues it if Redis cannot take it now.
 pub(crate) async fn send(l2: &L2, invalidation: Invalidation) {
-    if let Err(fault) = invalidation.deliver(l2, false).await {
+    if let Err(fault) = invalidation.deliver(l2).await {
         // Once per outage, not once per invalidation.
         if OUTBOX.pending.lock().is_empty() {
             tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
         } else {
             tracing::debug!(%fault, "stratacache: invalidation queued");
         }
-        OUTBOX.push(invalidation);
+        OUTBOX.push(invalidation, &l2.namespace);
     }
 }
 
@@ -263,8 +285,8 @@ pub(crate) async fn run(l2: &'static L2) {
         // so a queued invalidation does not wait out a breaker's cooldown.
         l2.let_probe_through();
         for invalidation in pending {
-            match invalidation.deliver(l2, true).await {
-                Ok(()) => OUTBOX.remove(&invalidation),
+            match invalidation.deliver(l2).await {
+                Ok(()) => OUTBOX.remove(&invalidation, &l2.namespace),
                 Err(fault) => {
                     tracing::debug!(%fault, "stratacache: outbox still waiting for Redis")
                 }

@@ -415,6 +415,18 @@ impl Deployment {
         self.query::<()>(redis::cmd("SET").arg(key).arg(value))
     }
 
+    /// `CONFIG SET name value` on every node.
+    pub fn config_set(&self, name: &str, value: &str) {
+        for server in self.servers() {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query::<()>(&mut server.connection())
+                .unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
+        }
+    }
+
     /// Stops every node (data gone); `restart` brings them back on the same ports.
     pub fn stop(&mut self) {
         self.servers_mut().into_iter().for_each(RedisServer::stop);

@@ -152,7 +152,7 @@ where
                 return Ok(());
             }
             // The others must not keep serving what this replaced.
-            let invalidation = self.entry_invalidation(&target, key);
+            let invalidation = self.entry_invalidation(&target, key, false);
             outbox::send(target.l2, invalidation).await;
             Ok(())
         }

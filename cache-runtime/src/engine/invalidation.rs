@@ -23,9 +23,12 @@ where
     ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.evict_local(key);
         self.stats.bump(Counter::Invalidation);
-        let remote = self
-            .shared_target(key, &[])
-            .map(|target| (target.l2, self.entry_invalidation(&target, key.clone())));
+        let remote = self.shared_target(key, &[]).map(|target| {
+            (
+                target.l2,
+                self.entry_invalidation(&target, key.clone(), true),
+            )
+        });
         async move {
             if let Some((l2, invalidation)) = remote {
                 outbox::send(l2, invalidation).await;
@@ -48,14 +51,18 @@ where
         }
     }
 
-    /// Deleting `key`'s entry in Redis and telling the others to drop their copy; a
-    /// late delivery evicts the key here again.
+    /// Deleting `key`'s entry in Redis and telling the others to drop their copy.
+    /// Its delivery evicts the key here again: a read may have found the old entry in
+    /// Redis before the deletion, and kept it (not after a `put!`, `evict_again`
+    /// false, whose value this process keeps).
     pub(super) fn entry_invalidation(
         &'static self,
         target: &crate::l2::entry::Target,
         key: K,
+        evict_again: bool,
     ) -> Invalidation {
-        let reapply = Arc::new(move || self.evict_local(&key));
+        let reapply = evict_again
+            .then(|| Arc::new(move || self.evict_local(&key)) as Arc<dyn Fn() + Send + Sync>);
         Invalidation::entry(
             &self.name,
             target.key_bytes.to_vec(),

@@ -7,6 +7,7 @@ use super::Entries;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::protection::{Refused, Unwritable};
 use crate::l2::unix_ms;
+use crate::superseded;
 use crate::tags::Stamps;
 use crate::times::{Lifetime, Times, NEVER};
 
@@ -138,6 +139,10 @@ impl<K, V> Entries<'_, K, V> {
             .map(String::as_str)
             .zip(versions.iter().copied());
         if !recorded.iter().copied().eq(current) {
+            return Ok(None);
+        }
+        let counters = envelope.tags.iter().map(|(counter, _)| *counter);
+        if superseded::covers(&target.entry_key, counters) {
             return Ok(None);
         }
         let added: Vec<(String, u64)> = added
