@@ -28,7 +28,8 @@
 //! ID+1) and `invalidate_during_load ID` (on `slow_get`'s cache, while a load of the
 //! entry is in flight), `read_during_invalidate_tag ID` and `read_during_invalidate ID`
 //! (`get ID` between the invalidation of `user:ID`, or of the entry, and its delivery
-//! to Redis; answers `get ID` after it), `clear`, `stats`.
+//! to Redis; answers `get ID` after it), `cancel_locked ID` (a `locked ID` load
+//! cancelled mid-load), `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -444,6 +445,17 @@ async fn main() {
                     Ok(()) => answer(&get_user(id).await, "worker.user"),
                     Err(error) => format!("err {error}"),
                 }
+            }
+            "cancel_locked" => {
+                // A `locked` load cancelled while it holds the fleet lock, as a request
+                // dropped by its client's timeout is.
+                let id: u64 = argument.parse().unwrap();
+                let loads_before = LOADS.load(Ordering::SeqCst);
+                let load = tokio::spawn(locked(id));
+                until_a_load_starts(loads_before).await;
+                load.abort();
+                let cancelled = load.await.is_err_and(|error| error.is_cancelled());
+                answer(&format!("cancelled: {cancelled}"), "worker.locked")
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

@@ -35,6 +35,7 @@ on_standalone_and_cluster!(
     a_stale_value_in_redis_is_served_at_once_and_the_refresh_reaches_redis,
     four_processes_missing_one_key_with_lock_run_one_load,
     a_killed_lock_holder_does_not_block_the_others,
+    a_cancelled_load_lets_go_of_its_lock_at_once,
     refresh_ahead_reloads_even_though_redis_holds_the_same_value,
     put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
     a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
@@ -523,6 +524,31 @@ fn a_killed_lock_holder_does_not_block_the_others(cluster: bool) {
     let answer = other.get("locked 2");
     assert_eq!(answer.loads, 1, "B loaded it itself: {answer:?}");
     assert!(answer.value.starts_with("locked 2 loaded"), "{answer:?}");
+}
+
+/// A call dropped while it holds the fleet lock (a request cancelled by its
+/// client's timeout) releases the lock: it stayed for its whole `hold` (the
+/// worker's 2 s; 5 s by default), and every process that missed the key meanwhile,
+/// this one's next caller too, waited for a value that was never coming.
+fn a_cancelled_load_lets_go_of_its_lock_at_once(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut cancelling = Worker::start(&server.url(), NS, &[]);
+    let mut other = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(cancelling.get("cancel_locked 1").value, "cancelled: true");
+    // Well inside the 2 s hold of a lock taken just before the cancellation.
+    let released = eventually(Duration::from_secs(1), || {
+        server
+            .keys(&format!("{NS}:worker.locked:*:lock"))
+            .is_empty()
+    });
+    assert!(released, "the cancelled load's lock is still held");
+    let answered = other.get("locked 1");
+    assert_eq!(
+        (answered.loads, answered.l2_hits),
+        (1, 0),
+        "the other process loads at once: {}",
+        answered.value
+    );
 }
 
 fn refresh_ahead_reloads_even_though_redis_holds_the_same_value(cluster: bool) {

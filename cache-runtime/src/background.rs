@@ -78,6 +78,11 @@ pub(crate) fn tasks_runtime() -> std::io::Result<tokio::runtime::Handle> {
 /// The runtime [`tasks_runtime`] started, once it has.
 static TASKS: OnceLock<tokio::runtime::Handle> = OnceLock::new();
 
+/// The Redis tier's runtime, once the tier started it.
+pub(crate) fn tasks() -> Option<tokio::runtime::Handle> {
+    TASKS.get().cloned()
+}
+
 /// The Redis tier's runtime, when the caller has none of its own (and the tier is on).
 pub(crate) fn stand_in() -> Option<&'static tokio::runtime::Handle> {
     match tokio::runtime::Handle::try_current() {

@@ -17,7 +17,7 @@ use super::reentry;
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l2::entry::{SharedFallback, Target};
+use crate::l2::entry::{HeldLock, SharedFallback, Target};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
 use crate::tags::Stamps;
@@ -41,8 +41,9 @@ struct SharedLoad<V> {
     /// The tag versions read before the loader ran; `None`: do not write back.
     versions: Option<Vec<u64>>,
     fallback: Option<SharedFallback<V>>,
-    /// The fleet lock, released after the write-back.
-    held: Option<(String, String)>,
+    /// The fleet lock, released after the write-back (or by a task if the load is
+    /// dropped before).
+    held: Option<HeldLock>,
 }
 
 /// A caller's part in the load of its key.

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue};
-use crate::l2::entry::{AddedTags, Entries, Locked, Read, SharedFallback, Target};
+use crate::l2::entry::{AddedTags, Entries, HeldLock, Locked, Read, SharedFallback, Target};
 use crate::l2::message::Message;
 use crate::l2::Fault;
 use crate::tags::{Stamps, TagName};
@@ -136,13 +136,13 @@ where
         target: Option<&Target>,
         stamps: &Stamps,
         read_redis: bool,
-    ) -> Result<Option<(String, String)>, V> {
+    ) -> Result<Option<HeldLock>, V> {
         let (true, Some(target), true) = (self.options.lock, target, read_redis) else {
             return Ok(None);
         };
         let recheck = !lead.flight.is_forced() && !lead.flight.is_refresh();
         match Box::pin(self.entries_for(target).fleet_lock(target, stamps, recheck)).await {
-            Locked::Holder { key, token } => Ok(Some((key, token))),
+            Locked::Holder(held) => Ok(Some(held)),
             Locked::Value {
                 value,
                 lifetime,
@@ -204,14 +204,14 @@ where
     pub(super) fn unlock<'a>(
         &'a self,
         target: Option<&'a Target>,
-        held: Option<(String, String)>,
+        held: Option<HeldLock>,
     ) -> impl Future<Output = ()> + 'a {
         // Boxed only when there is a lock to release, so that every step that may
         // release one stays small in the load's future.
         let release = match (target, held) {
             (Some(target), Some(held)) => {
                 let entries = self.entries_for(target);
-                Some(Box::pin(async move { entries.unlock(target, held).await }))
+                Some(Box::pin(async move { entries.unlock(held).await }))
             }
             _ => None,
         };

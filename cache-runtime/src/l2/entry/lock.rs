@@ -5,13 +5,14 @@
 use super::read::Read;
 use super::target::Target;
 use super::Entries;
+use crate::l2::{Fault, L2};
 use crate::tags::Stamps;
 use crate::times::Lifetime;
 
 /// What the fleet-wide load lock gave a leader.
 pub(crate) enum Locked<V> {
-    /// This process loads; release with the lock key and token.
-    Holder { key: String, token: String },
+    /// This process loads, and releases the lock when it is done.
+    Holder(HeldLock),
     /// Another process loaded it meanwhile.
     Value {
         value: V,
@@ -64,16 +65,22 @@ impl<K, V> Entries<'_, K, V> {
         let deadline = std::time::Instant::now() + target.l2.lock_wait;
         loop {
             match target.l2.try_lock(&key, &token).await {
-                Ok(true) if recheck => {
-                    let Some(found) = self.read(target, stamps).await.into_locked() else {
-                        return Locked::Holder { key, token };
+                Ok(true) => {
+                    let held = HeldLock {
+                        l2: target.l2,
+                        key,
+                        token,
+                        released: false,
                     };
-                    if let Err(fault) = target.l2.unlock(&key, &token).await {
-                        self.fault(&fault);
+                    if !recheck {
+                        return Locked::Holder(held);
                     }
+                    let Some(found) = self.read(target, stamps).await.into_locked() else {
+                        return Locked::Holder(held);
+                    };
+                    self.unlock(held).await;
                     return found;
                 }
-                Ok(true) => return Locked::Holder { key, token },
                 Ok(false) => {}
                 Err(fault) => {
                     self.fault(&fault);
@@ -97,9 +104,54 @@ impl<K, V> Entries<'_, K, V> {
     }
 
     /// Releases a load lock this leader holds (best effort: it expires anyway).
-    pub(crate) async fn unlock(&self, target: &Target, (key, token): (String, String)) {
-        if let Err(fault) = target.l2.unlock(&key, &token).await {
+    pub(crate) async fn unlock(&self, held: HeldLock) {
+        if let Err(fault) = held.release().await {
             self.fault(&fault);
+        }
+    }
+}
+
+/// The fleet lock of a key, held by this process's leader: released when its load
+/// is done or, if the load is dropped first (a call cancelled by its caller's
+/// timeout), by a task. Left to expire, it would hold every process that misses the
+/// key, this one's next leader too, for its whole `hold`, waiting for a value that
+/// is not coming.
+pub(crate) struct HeldLock {
+    l2: &'static L2,
+    key: String,
+    token: String,
+    released: bool,
+}
+
+impl HeldLock {
+    /// Lets go of the lock, if this process still holds it (the token is checked).
+    pub(crate) async fn release(mut self) -> Result<(), Fault> {
+        self.released = true;
+        self.l2.unlock(&self.key, &self.token).await
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (l2, key, token) = (
+            self.l2,
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        let release = async move {
+            if let Err(fault) = l2.unlock(&key, &token).await {
+                tracing::debug!(%fault, "stratacache: a cancelled load's fleet lock was not released; it expires");
+            }
+        };
+        // The Redis tier's own runtime outlives the caller's, which may be shutting
+        // down (its tasks dropped, as this one).
+        if let Some(runtime) =
+            crate::background::tasks().or_else(|| tokio::runtime::Handle::try_current().ok())
+        {
+            drop(runtime.spawn(release));
         }
     }
 }

@@ -22,7 +22,7 @@ pub(crate) mod read_many;
 pub(crate) mod target;
 pub(crate) mod write;
 
-pub(crate) use lock::Locked;
+pub(crate) use lock::{HeldLock, Locked};
 pub(crate) use read::{Read, SharedFallback};
 pub(crate) use read_many::Held;
 pub(crate) use target::Target;
