@@ -29,7 +29,7 @@
 //! entry is in flight), `read_during_invalidate_tag ID` and `read_during_invalidate ID`
 //! (`get ID` between the invalidation of `user:ID`, or of the entry, and its delivery
 //! to Redis; answers `get ID` after it), `cancel_locked ID` (a `locked ID` load
-//! cancelled mid-load), `clear`, `stats`.
+//! cancelled mid-load), `flush_invalidations_within MS`, `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -456,6 +456,13 @@ async fn main() {
                 load.abort();
                 let cancelled = load.await.is_err_and(|error| error.is_cancelled());
                 answer(&format!("cancelled: {cancelled}"), "worker.locked")
+            }
+            "flush_invalidations_within" => {
+                let limit = Duration::from_millis(argument.parse().unwrap());
+                let flushed = tokio::time::timeout(limit, stratacache::flush_invalidations());
+                let flushed = flushed.await.is_ok();
+                let pending = stratacache::stats().outbox.pending;
+                answer(&format!("flushed: {flushed}, pending: {pending}"), "worker.user")
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

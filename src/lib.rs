@@ -244,9 +244,9 @@ pub use stratacache_macros::cached;
 /// ```
 pub use stratacache_macros::cached_impl;
 pub use stratacache_runtime::{
-    block_on, clear_all, flush_writes, init, invalidate_tag, prometheus, stats, CacheStatsSnapshot,
-    Config, Error, LoadHistogram, PayloadFormat, Secret, ShareableError, SharedError,
-    StatsSnapshot, TimedOut, WarmUp,
+    block_on, clear_all, flush_invalidations, flush_writes, init, invalidate_tag, prometheus,
+    stats, CacheStatsSnapshot, Config, Error, LoadHistogram, PayloadFormat, Secret, ShareableError,
+    SharedError, StatsSnapshot, TimedOut, WarmUp,
 };
 
 /// Invalidation driven by PostgreSQL `LISTEN`/`NOTIFY` (cargo feature `postgres`):

@@ -18,6 +18,7 @@ on_standalone_and_cluster!(
     an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it_is_back,
     an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process,
     a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it,
+    flush_invalidations_waits_until_redis_takes_the_queued_ones,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -236,6 +237,32 @@ fn a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it(cluster: 
             after.value
         );
     }
+}
+
+/// The outbox lives in the process: one that exits with invalidations queued loses
+/// them. `flush_invalidations` waits until Redis has taken them, so a graceful
+/// shutdown hands them over before it exits.
+fn flush_invalidations_waits_until_redis_takes_the_queued_ones(cluster: bool) {
+    let mut server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+
+    server.stop();
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    assert_eq!(
+        writer.get("flush_invalidations_within 300").value,
+        "flushed: false, pending: 1",
+        "it waits while Redis is away"
+    );
+    server.restart();
+    assert_eq!(
+        writer.get("flush_invalidations_within 10000").value,
+        "flushed: true, pending: 0"
+    );
+    drop(writer);
+    let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(seen, "the invalidation flushed before the writer exited never arrived");
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

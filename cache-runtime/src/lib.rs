@@ -49,6 +49,7 @@ pub use blocking::block_on;
 pub use config::{init, Config, Secret};
 pub use error::{Error, TimedOut};
 pub use l2::codec::PayloadFormat;
+pub use outbox::flush_invalidations;
 pub use registry::stats;
 pub use shared_error::{ShareableError, SharedError};
 pub use stats::OutboxSnapshot;

@@ -184,6 +184,8 @@ struct Outbox {
     pending: Mutex<VecDeque<Invalidation>>,
     capacity: AtomicU64,
     wake: Notify,
+    /// Notified when a delivery empties the queue.
+    drained: Notify,
     queued: AtomicU64,
     delivered: AtomicU64,
     coalesced: AtomicU64,
@@ -194,6 +196,7 @@ static OUTBOX: LazyLock<Outbox> = LazyLock::new(|| Outbox {
     pending: Mutex::default(),
     capacity: AtomicU64::new(10_000),
     wake: Notify::new(),
+    drained: Notify::new(),
     queued: AtomicU64::new(0),
     delivered: AtomicU64::new(0),
     coalesced: AtomicU64::new(0),
@@ -242,6 +245,9 @@ impl Outbox {
             pending.remove(at);
             count(&self.delivered, 1);
             list_superseded(&pending, namespace);
+            if pending.is_empty() {
+                self.drained.notify_waiters();
+            }
         }
     }
 }
@@ -261,6 +267,42 @@ pub(crate) async fn send(l2: &L2, invalidation: Invalidation) {
             tracing::debug!(%fault, "stratacache: invalidation queued");
         }
         OUTBOX.push(invalidation, &l2.namespace);
+    }
+}
+
+/// Waits until no invalidation waits in the outbox: at once when none does, else
+/// until Redis has taken every one.
+///
+/// The outbox lives in this process's memory. A process that exits with
+/// invalidations still queued (Redis unreachable, or refusing writes, as it shuts
+/// down) takes them with it, and the other processes keep serving what they
+/// superseded until its ttl. Call this in a graceful shutdown, bounded by a timeout of
+/// your own, since it waits for Redis; past it, `stats().outbox.pending` says how
+/// many were lost.
+///
+/// ```
+/// # use stratacache_runtime as stratacache;
+/// # async fn shutdown() {
+/// use std::time::Duration;
+///
+/// let flushed = tokio::time::timeout(Duration::from_secs(5), stratacache::flush_invalidations());
+/// if flushed.await.is_err() {
+///     let lost = stratacache::stats().outbox.pending;
+///     eprintln!("{lost} invalidations never reached Redis");
+/// }
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(shutdown());
+/// ```
+pub async fn flush_invalidations() {
+    loop {
+        let drained = OUTBOX.drained.notified();
+        let mut drained = std::pin::pin!(drained);
+        // Registered before the queue is looked at, so a delivery in between wakes it.
+        drained.as_mut().enable();
+        if OUTBOX.pending.lock().is_empty() {
+            return;
+        }
+        drained.await;
     }
 }
 
