@@ -29,7 +29,9 @@
 //! entry is in flight), `read_during_invalidate_tag ID` and `read_during_invalidate ID`
 //! (`get ID` between the invalidation of `user:ID`, or of the entry, and its delivery
 //! to Redis; answers `get ID` after it), `cancel_locked ID` (a `locked ID` load
-//! cancelled mid-load), `flush_invalidations_within MS`, `clear`, `stats`.
+//! cancelled mid-load), `flush_invalidations_within MS`, `dropped_invalidate_tag ID`,
+//! `dropped_invalidate ID` and `dropped_put ID` (their futures dropped unpolled),
+//! `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -462,7 +464,23 @@ async fn main() {
                 let flushed = tokio::time::timeout(limit, stratacache::flush_invalidations());
                 let flushed = flushed.await.is_ok();
                 let pending = stratacache::stats().outbox.pending;
-                answer(&format!("flushed: {flushed}, pending: {pending}"), "worker.user")
+                answer(
+                    &format!("flushed: {flushed}, pending: {pending}"),
+                    "worker.user",
+                )
+            }
+            "dropped_invalidate_tag" | "dropped_invalidate" | "dropped_put" => {
+                // Applied here, its future dropped unpolled, as a write handler's
+                // future is when its client goes away after the database commit.
+                let id: u64 = argument.parse().unwrap();
+                match command {
+                    "dropped_invalidate_tag" => {
+                        drop(stratacache::invalidate_tag(&format!("user:{id}")))
+                    }
+                    "dropped_invalidate" => drop(invalidate!(get_user(id))),
+                    _ => drop(put!(get_user(id), format!("user {id} put"))),
+                }
+                "ok".to_owned()
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

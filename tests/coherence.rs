@@ -19,6 +19,7 @@ on_standalone_and_cluster!(
     an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process,
     a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it,
     flush_invalidations_waits_until_redis_takes_the_queued_ones,
+    an_invalidation_whose_future_is_dropped_still_reaches_the_others,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -262,7 +263,36 @@ fn flush_invalidations_waits_until_redis_takes_the_queued_ones(cluster: bool) {
     );
     drop(writer);
     let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
-    assert!(seen, "the invalidation flushed before the writer exited never arrived");
+    assert!(
+        seen,
+        "the invalidation flushed before the writer exited never arrived"
+    );
+}
+
+/// An invalidation (or a `put!`) is applied here when it is called; its future
+/// carries it to Redis and the others. Dropped before it is done (a write handler
+/// whose client went away after the database commit), it left the others serving the
+/// superseded value until its ttl; the outbox now delivers it.
+fn an_invalidation_whose_future_is_dropped_still_reaches_the_others(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    for (id, command) in [
+        (1, "dropped_invalidate_tag"),
+        (2, "dropped_invalidate"),
+        (3, "dropped_put"),
+    ] {
+        let before = reader.get(&format!("get {id}"));
+        assert_eq!(writer.send(&format!("{command} {id}")), "ok");
+        let reached = eventually(Duration::from_secs(5), || {
+            let now = reader.get(&format!("get {id}"));
+            now.loads > before.loads || now.value != before.value
+        });
+        assert!(
+            reached,
+            "{command}: the other process still serves the superseded value"
+        );
+    }
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

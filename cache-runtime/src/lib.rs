@@ -78,7 +78,9 @@ pub fn prometheus() -> String {
 /// the other processes. If Redis cannot take it now, it waits in the outbox and is
 /// delivered as soon as Redis answers again (see [`OutboxSnapshot`]); the future
 /// returns `Ok` either way, so a write handler's `?` never fails because of Redis.
-/// (The `Result` stays for errors a later version may report.)
+/// (The `Result` stays for errors a later version may report.) Dropping the future
+/// does not take the invalidation back: one dropped before it is done goes to the
+/// outbox, which delivers it.
 pub fn invalidate_tag(tag: &str) -> impl Future<Output = Result<(), Error>> + Send + 'static {
     tags::bump_named(tag);
     send(outbox::Invalidation::tag(tag))
@@ -93,14 +95,14 @@ pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
 }
 
 /// Carries an invalidation this process has applied to Redis and the other
-/// processes, or to the outbox.
+/// processes, or to the outbox (also if the future is dropped first).
 fn send(
     invalidation: outbox::Invalidation,
 ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    let l2 = l2::active();
+    let sending = l2::active().map(|l2| outbox::send(l2, invalidation));
     async move {
-        if let Some(l2) = l2 {
-            outbox::send(l2, invalidation).await;
+        if let Some(sending) = sending {
+            sending.await;
         }
         Ok(())
     }

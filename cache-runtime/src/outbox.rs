@@ -22,6 +22,7 @@
 //!   current.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -257,16 +258,62 @@ fn list_superseded(pending: &VecDeque<Invalidation>, namespace: &str) {
 }
 
 /// Sends `invalidation` (already applied here) to Redis and the other processes, or
-/// queues it if Redis cannot take it now.
-pub(crate) async fn send(l2: &L2, invalidation: Invalidation) {
-    if let Err(fault) = invalidation.deliver(l2).await {
-        // Once per outage, not once per invalidation.
-        if OUTBOX.pending.lock().is_empty() {
-            tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
-        } else {
-            tracing::debug!(%fault, "stratacache: invalidation queued");
+/// queues it if Redis cannot take it now. Armed when called: if the future is
+/// dropped before it is done, the invalidation goes to the outbox.
+pub(crate) fn send(
+    l2: &'static L2,
+    invalidation: Invalidation,
+) -> impl Future<Output = ()> + Send + 'static {
+    let sending = Sending::new(l2, invalidation);
+    sending.deliver()
+}
+
+/// An invalidation on its way to Redis, owned by the future of the call that made
+/// it. That future may be dropped before it is done (a write handler whose client
+/// went away after the database commit; a future never awaited): the invalidation
+/// then goes to the outbox, which delivers it, instead of with the future. It was
+/// applied here already, and the other processes would keep what it superseded.
+pub(crate) struct Sending {
+    l2: &'static L2,
+    invalidation: Option<Invalidation>,
+}
+
+impl Sending {
+    pub(crate) fn new(l2: &'static L2, invalidation: Invalidation) -> Self {
+        Self {
+            l2,
+            invalidation: Some(invalidation),
         }
-        OUTBOX.push(invalidation, &l2.namespace);
+    }
+
+    /// Delivers it now, or queues it if Redis cannot take it.
+    pub(crate) async fn deliver(mut self) {
+        let Some(invalidation) = &self.invalidation else {
+            return;
+        };
+        if let Err(fault) = invalidation.deliver(self.l2).await {
+            // Once per outage, not once per invalidation.
+            if OUTBOX.pending.lock().is_empty() {
+                tracing::warn!(%fault, "stratacache: Redis did not take an invalidation; queued until it answers");
+            } else {
+                tracing::debug!(%fault, "stratacache: invalidation queued");
+            }
+            return; // queued by the drop
+        }
+        self.invalidation = None;
+    }
+
+    /// Not needed after all (a `put!` whose value reached Redis and the others).
+    pub(crate) fn cancel(mut self) {
+        self.invalidation = None;
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some(invalidation) = self.invalidation.take() {
+            OUTBOX.push(invalidation, &self.l2.namespace);
+        }
     }
 }
 

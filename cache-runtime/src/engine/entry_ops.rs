@@ -10,7 +10,7 @@ use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::l2::entry::AddedTags;
-use crate::outbox;
+use crate::outbox::Sending;
 use crate::warm_tally::Tally;
 use crate::Error;
 
@@ -116,8 +116,9 @@ where
     /// (stamped with the current versions of its tags), and tells the other processes
     /// to drop their copy. A load in flight may no longer store its older value.
     /// If Redis cannot take the value, the entry there is deleted and the others are
-    /// told to drop their copy, now or from the outbox once Redis answers: the
-    /// future returns `Ok` either way (this process holds the value all the same).
+    /// told to drop their copy, now or from the outbox once Redis answers (or once
+    /// the future is dropped, if it is dropped first): the future returns `Ok` either
+    /// way (this process holds the value all the same).
     pub fn put(
         &'static self,
         key: K,
@@ -132,8 +133,14 @@ where
             self.store.insert(key.clone(), entry);
         }
         let target = self.shared_target(&key, &tags);
+        // Armed now: dropped before the value reached Redis and the others (it may
+        // have reached neither), the future leaves the deletion to the outbox.
+        let deletion = target.as_ref().map(|target| {
+            let invalidation = self.entry_invalidation(target, key, false);
+            Sending::new(target.l2, invalidation)
+        });
         async move {
-            let Some(target) = target else {
+            let (Some(target), Some(deletion)) = (target, deletion) else {
                 return Ok(());
             };
             let written = match target.tag_versions().await {
@@ -149,11 +156,11 @@ where
                 }
             };
             if written && self.announce(&target).await.is_ok() {
+                deletion.cancel();
                 return Ok(());
             }
             // The others must not keep serving what this replaced.
-            let invalidation = self.entry_invalidation(&target, key, false);
-            outbox::send(target.l2, invalidation).await;
+            deletion.deliver().await;
             Ok(())
         }
     }

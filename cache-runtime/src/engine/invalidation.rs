@@ -16,22 +16,21 @@ where
 {
     /// Drops the entry for `key` here and in Redis, tells the other processes, and
     /// dooms a load of it in flight so that load cannot store its value afterwards.
-    /// Redis and the others hear of it now, or from the outbox once Redis answers.
+    /// Redis and the others hear of it now, or from the outbox once Redis answers (or
+    /// once the future is dropped, if it is dropped first).
     pub fn invalidate(
         &'static self,
         key: &K,
     ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.evict_local(key);
         self.stats.bump(Counter::Invalidation);
-        let remote = self.shared_target(key, &[]).map(|target| {
-            (
-                target.l2,
-                self.entry_invalidation(&target, key.clone(), true),
-            )
+        let sending = self.shared_target(key, &[]).map(|target| {
+            let invalidation = self.entry_invalidation(&target, key.clone(), true);
+            outbox::send(target.l2, invalidation)
         });
         async move {
-            if let Some((l2, invalidation)) = remote {
-                outbox::send(l2, invalidation).await;
+            if let Some(sending) = sending {
+                sending.await;
             }
             Ok(())
         }
@@ -41,11 +40,11 @@ where
     /// loads in flight will not store theirs.
     pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.clear_local();
-        let remote =
-            crate::l2::active().map(|l2| (l2, Invalidation::cache(&self.name, self.tag.clone())));
+        let sending = crate::l2::active()
+            .map(|l2| outbox::send(l2, Invalidation::cache(&self.name, self.tag.clone())));
         async move {
-            if let Some((l2, invalidation)) = remote {
-                outbox::send(l2, invalidation).await;
+            if let Some(sending) = sending {
+                sending.await;
             }
             Ok(())
         }
