@@ -20,6 +20,7 @@ on_standalone_and_cluster!(
     a_read_between_an_invalidation_and_its_delivery_is_not_kept_past_it,
     flush_invalidations_waits_until_redis_takes_the_queued_ones,
     an_invalidation_whose_future_is_dropped_still_reaches_the_others,
+    a_refresh_redis_cannot_take_still_reaches_the_others,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -192,7 +193,7 @@ fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cl
         "an L2 hit: the entry is in Redis"
     );
 
-    server.config_set("maxmemory", "1");
+    server.refuse_writes(true);
     assert_eq!(writer.send("invalidate_tag user:1"), "ok");
     assert_eq!(
         writer.stats()["outbox"]["pending"],
@@ -206,7 +207,7 @@ fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cl
         again.value
     );
 
-    server.config_set("maxmemory", "0");
+    server.refuse_writes(false);
     let delivered = eventually(Duration::from_secs(5), || {
         writer.stats()["outbox"]["pending"] == 0
     });
@@ -293,6 +294,36 @@ fn an_invalidation_whose_future_is_dropped_still_reaches_the_others(cluster: boo
             "{command}: the other process still serves the superseded value"
         );
     }
+}
+
+/// `refresh!` after a database write replaces the value everywhere: Redis gets the
+/// new one and the others drop theirs. When Redis refuses the write, the others must
+/// still drop theirs (they kept the superseded value until its ttl): the entry is
+/// deleted and they are told, now or from the outbox, as after a `put!`.
+fn a_refresh_redis_cannot_take_still_reaches_the_others(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let before = reader.get("get 1");
+    assert_eq!(
+        writer.get("get 1").l2_hits,
+        1,
+        "the writer holds the reader's value"
+    );
+
+    server.refuse_writes(true);
+    let refreshed = writer.get("refresh 1");
+    assert_eq!(
+        refreshed.loads, 1,
+        "the refresh loaded: {}",
+        refreshed.value
+    );
+    server.refuse_writes(false);
+    // The reader reloads (its value reads the same: its own pid).
+    let dropped = eventually(Duration::from_secs(5), || {
+        reader.get("get 1").loads > before.loads
+    });
+    assert!(dropped, "the reader kept the value the refresh replaced");
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

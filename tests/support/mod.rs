@@ -415,8 +415,14 @@ impl Deployment {
         self.query::<()>(redis::cmd("SET").arg(key).arg(value))
     }
 
+    /// Every node at `maxmemory` under Redis's default policy, `noeviction`: reads
+    /// are answered, writes refused (`OOM command not allowed`); `false` lifts it.
+    pub fn refuse_writes(&self, refuse: bool) {
+        self.config_set("maxmemory", if refuse { "1" } else { "0" });
+    }
+
     /// `CONFIG SET name value` on every node.
-    pub fn config_set(&self, name: &str, value: &str) {
+    fn config_set(&self, name: &str, value: &str) {
         for server in self.servers() {
             redis::cmd("CONFIG")
                 .arg("SET")

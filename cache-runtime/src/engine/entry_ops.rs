@@ -135,10 +135,9 @@ where
         let target = self.shared_target(&key, &tags);
         // Armed now: dropped before the value reached Redis and the others (it may
         // have reached neither), the future leaves the deletion to the outbox.
-        let deletion = target.as_ref().map(|target| {
-            let invalidation = self.entry_invalidation(target, key, false);
-            Sending::new(target.l2, invalidation)
-        });
+        let deletion = target
+            .as_ref()
+            .map(|target| Sending::new(target.l2, self.entry_deletion(target)));
         async move {
             let (Some(target), Some(deletion)) = (target, deletion) else {
                 return Ok(());

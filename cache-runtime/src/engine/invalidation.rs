@@ -25,7 +25,7 @@ where
         self.evict_local(key);
         self.stats.bump(Counter::Invalidation);
         let sending = self.shared_target(key, &[]).map(|target| {
-            let invalidation = self.entry_invalidation(&target, key.clone(), true);
+            let invalidation = self.entry_invalidation(&target, key.clone());
             outbox::send(target.l2, invalidation)
         });
         async move {
@@ -52,21 +52,30 @@ where
 
     /// Deleting `key`'s entry in Redis and telling the others to drop their copy.
     /// Its delivery evicts the key here again: a read may have found the old entry in
-    /// Redis before the deletion, and kept it (not after a `put!`, `evict_again`
-    /// false, whose value this process keeps).
+    /// Redis before the deletion, and kept it.
     pub(super) fn entry_invalidation(
         &'static self,
         target: &crate::l2::entry::Target,
         key: K,
-        evict_again: bool,
     ) -> Invalidation {
-        let reapply = evict_again
-            .then(|| Arc::new(move || self.evict_local(&key)) as Arc<dyn Fn() + Send + Sync>);
+        let reapply = Arc::new(move || self.evict_local(&key));
         Invalidation::entry(
             &self.name,
             target.key_bytes.to_vec(),
             target.entry_key.clone(),
-            reapply,
+            Some(reapply),
+        )
+    }
+
+    /// [`entry_invalidation`](Self::entry_invalidation) for a value this process
+    /// keeps (a `put!`, a `refresh!`) but could not hand to Redis or the others:
+    /// they drop the copy it replaces, and this process keeps its own.
+    pub(super) fn entry_deletion(&self, target: &crate::l2::entry::Target) -> Invalidation {
+        Invalidation::entry(
+            &self.name,
+            target.key_bytes.to_vec(),
+            target.entry_key.clone(),
+            None,
         )
     }
 

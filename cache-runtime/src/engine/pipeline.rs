@@ -360,14 +360,13 @@ where
             .land_with::<()>(landed, settled.keep(value, &load.stamps));
         let shared = load.shared.as_deref_mut();
         if let (Some(shared), false) = (shared, settled.skip) {
-            if let Some(versions) = shared.versions.take() {
-                let lifetime = settled.written_lifetime(&self.options);
-                let (flight, target) = (&load.lead.flight, &shared.target);
-                let added = &settled.added;
-                let write =
-                    self.write_back_after_load(flight, target, value, versions, lifetime, added);
-                Box::pin(write).await;
-            }
+            let versions = shared.versions.take();
+            let lifetime = settled.written_lifetime(&self.options);
+            let (flight, target) = (&load.lead.flight, &shared.target);
+            let added = &settled.added;
+            let write =
+                self.write_back_after_load(flight, target, value, versions, lifetime, added);
+            Box::pin(write).await;
         }
         self.release_lock(load).await;
         load.finish("loader", "ok");

@@ -152,8 +152,10 @@ where
         }
     }
 
-    /// Steps 6 and 7 of a load: writes the loaded value back, and after a `refresh!`
-    /// tells the other processes to drop their copy. A load doomed by `put!`,
+    /// Steps 6 and 7 of a load: writes the loaded value back (if Redis answered the
+    /// read before it, `versions`), and after a `refresh!`
+    /// tells the other processes to drop their copy (through the outbox, as a
+    /// deletion of the entry, when Redis did not take the value). A load doomed by `put!`,
     /// `refresh!` or `invalidate!` of its key (here, or announced by another process)
     /// writes nothing: it must not write over what that wrote or deleted in Redis, as
     /// it may not store in L1. (A write in another process whose message is still on
@@ -163,7 +165,7 @@ where
         flight: &crate::flight::Flight<V>,
         target: &Target,
         value: &V,
-        versions: Vec<u64>,
+        versions: Option<Vec<u64>>,
         lifetime: Lifetime,
         added_tags: &AddedTags,
     ) {
@@ -171,13 +173,23 @@ where
             return;
         }
         // Not boxed here: its one caller, `store_loaded`, boxes this whole step.
-        let written = self
-            .entries_for(target)
-            .write(target, value, versions, lifetime, added_tags)
-            .await;
-        if written && flight.is_forced() {
-            // Other processes drop their copy and read this one from Redis.
-            let _ = self.announce(target).await;
+        let written = match versions {
+            Some(versions) => {
+                let entries = self.entries_for(target);
+                entries
+                    .write(target, value, versions, lifetime, added_tags)
+                    .await
+            }
+            // Redis failed the read before the load: nothing to write under.
+            None => false,
+        };
+        if flight.is_forced() {
+            // The others drop their copy and read this one from Redis. If Redis did
+            // not take it, or the message did not go, they must drop theirs all the
+            // same: the entry is deleted and they are told, now or from the outbox.
+            if !written || self.announce(target).await.is_err() {
+                crate::outbox::send(target.l2, self.entry_deletion(target)).await;
+            }
         }
     }
 
