@@ -21,6 +21,7 @@ on_standalone_and_cluster!(
     flush_invalidations_waits_until_redis_takes_the_queued_ones,
     an_invalidation_whose_future_is_dropped_still_reaches_the_others,
     a_refresh_redis_cannot_take_still_reaches_the_others,
+    an_invalidation_goes_through_while_redis_is_out_of_memory,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -176,12 +177,13 @@ fn an_invalidation_while_redis_is_down_returns_ok_and_reaches_the_others_once_it
     );
 }
 
-/// Redis out of memory (`maxmemory` reached under its default policy, `noeviction`)
-/// answers reads and refuses writes: it cannot take an invalidation, which waits in
-/// the outbox, and still holds the superseded entry with the tag versions it was
-/// written under. The process that invalidated must not read that entry back as
-/// current (it did: an L2 hit of the value it had just invalidated, for as long as
-/// Redis stayed full); the others hear of it once Redis takes it.
+/// Redis answering reads and refusing the invalidation (here its scripts, by ACL; in
+/// production, the cluster master of the tag's counter down while the entry's
+/// answers): the invalidation waits in the outbox, and Redis still holds the
+/// superseded entry with the tag versions it was written under. The process that
+/// invalidated must not read that entry back as current (it did: an L2 hit of the
+/// value it had just invalidated, for as long as the fault lasted); the others hear
+/// of it once Redis takes it.
 fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cluster: bool) {
     let server = Deployment::start(cluster, None);
     let mut writer = Worker::start(&server.url(), NS, &[]);
@@ -193,7 +195,7 @@ fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cl
         "an L2 hit: the entry is in Redis"
     );
 
-    server.refuse_writes(true);
+    server.refuse_scripts(true);
     assert_eq!(writer.send("invalidate_tag user:1"), "ok");
     assert_eq!(
         writer.stats()["outbox"]["pending"],
@@ -207,7 +209,7 @@ fn an_invalidation_redis_refuses_is_never_read_back_from_redis_by_its_process(cl
         again.value
     );
 
-    server.refuse_writes(false);
+    server.refuse_scripts(false);
     let delivered = eventually(Duration::from_secs(5), || {
         writer.stats()["outbox"]["pending"] == 0
     });
@@ -324,6 +326,25 @@ fn a_refresh_redis_cannot_take_still_reaches_the_others(cluster: bool) {
         reader.get("get 1").loads > before.loads
     });
     assert!(dropped, "the reader kept the value the refresh replaced");
+}
+
+/// Redis at `maxmemory` under its default policy, `noeviction`, refuses writes, and
+/// a common incident: the invalidation still goes through (its script may run out
+/// of memory, and a counter is a few bytes), and the others hear of it at once. It
+/// waited in the outbox for as long as Redis stayed full, the others serving the
+/// superseded value meanwhile.
+fn an_invalidation_goes_through_while_redis_is_out_of_memory(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+
+    server.refuse_writes(true);
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    assert_eq!(writer.stats()["outbox"]["pending"], 0, "Redis took it");
+    let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(seen, "the reader never heard of the invalidation");
+    server.refuse_writes(false);
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

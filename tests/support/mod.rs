@@ -421,6 +421,23 @@ impl Deployment {
         self.config_set("maxmemory", if refuse { "1" } else { "0" });
     }
 
+    /// Every node refuses scripts (`EVAL`, `EVALSHA`: `NOPERM`, by ACL) and answers
+    /// everything else: a stand-in for a Redis that answers reads and cannot take an
+    /// invalidation; `false` lifts it.
+    pub fn refuse_scripts(&self, refuse: bool) {
+        let rule = if refuse { "-eval" } else { "+eval" };
+        let rule_sha = if refuse { "-evalsha" } else { "+evalsha" };
+        for server in self.servers() {
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("default")
+                .arg(rule)
+                .arg(rule_sha)
+                .query::<()>(&mut server.connection())
+                .unwrap_or_else(|e| panic!("ACL SETUSER default {rule} {rule_sha}: {e}"));
+        }
+    }
+
     /// `CONFIG SET name value` on every node.
     fn config_set(&self, name: &str, value: &str) {
         for server in self.servers() {

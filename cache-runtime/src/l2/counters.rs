@@ -28,8 +28,13 @@ use super::{Fault, L2};
 pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 
 /// `max(counter + 1, ARGV[1])`: the floor keeps a counter that Redis lost (and so
-/// restarted from nothing) above every value it had before.
-const BUMP: &str = "local current = tonumber(redis.call('GET', KEYS[1]) or '0') \
+/// restarted from nothing) above every value it had before. `allow-oom`: Redis at
+/// `maxmemory` under `noeviction` refuses writes, and an invalidation refused there
+/// would wait in the outbox for as long as Redis stays full, every other process
+/// serving what it superseded; a counter is a few bytes. (Script flags need Redis 7,
+/// as `SET NX GET` below does.)
+const BUMP: &str = "#!lua flags=allow-oom\n\
+    local current = tonumber(redis.call('GET', KEYS[1]) or '0') \
     local floor = tonumber(ARGV[1]) \
     if current < floor then redis.call('SET', KEYS[1], ARGV[1]) return floor end \
     return redis.call('INCR', KEYS[1])";
