@@ -31,7 +31,7 @@
 //! to Redis; answers `get ID` after it), `cancel_locked ID` (a `locked ID` load
 //! cancelled mid-load), `flush_invalidations_within MS`, `dropped_invalidate_tag ID`,
 //! `dropped_invalidate ID` and `dropped_put ID` (their futures dropped unpolled),
-//! `clear`, `stats`.
+//! `concurrent_gets FROM TO` (`get` of ids `FROM..TO` at once), `clear`, `stats`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -481,6 +481,13 @@ async fn main() {
                     _ => drop(put!(get_user(id), format!("user {id} put"))),
                 }
                 "ok".to_owned()
+            }
+            "concurrent_gets" => {
+                // `get` of every id in FROM..TO at once.
+                let (from, to) = argument.split_once(' ').unwrap();
+                let ids = from.parse::<u64>().unwrap()..to.parse::<u64>().unwrap();
+                let calls = futures_util::future::join_all(ids.map(get_user)).await;
+                answer(&format!("{} answered", calls.len()), "worker.user")
             }
             "clear" => result(clear!(get_user).await),
             "stats" => serde_json::to_string(&stratacache::stats()).unwrap(),

@@ -36,6 +36,7 @@ on_standalone_and_cluster!(
     four_processes_missing_one_key_with_lock_run_one_load,
     a_killed_lock_holder_does_not_block_the_others,
     a_cancelled_load_lets_go_of_its_lock_at_once,
+    writes_redis_refuses_do_not_stop_the_reads_it_answers,
     refresh_ahead_reloads_even_though_redis_holds_the_same_value,
     put_and_refresh_in_one_process_are_read_by_the_others_without_a_load,
     a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
@@ -548,6 +549,29 @@ fn a_cancelled_load_lets_go_of_its_lock_at_once(cluster: bool) {
         (1, 0),
         "the other process loads at once: {}",
         answered.value
+    );
+}
+
+/// Redis at `maxmemory` (`noeviction`) refuses every write-back and still answers
+/// reads. A refusal is a reply, not an outage: it must not open the circuit, which
+/// stopped the reads too (every call then loaded from the database, for the
+/// breaker's cooldown and again after each probe, for as long as Redis stayed full).
+fn writes_redis_refuses_do_not_stop_the_reads_it_answers(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let mut refused = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(writer.get("get 1").loads, 1);
+
+    server.refuse_writes(true);
+    // Twenty misses at once: their reads answered, then twenty write-backs refused.
+    let misses = refused.get("concurrent_gets 100 120");
+    assert_eq!((misses.loads, misses.l2_errors), (20, 20), "{misses:?}");
+    let read = refused.get("get 1");
+    server.refuse_writes(false);
+    assert_eq!(
+        (read.loads, read.l2_hits),
+        (20, 1),
+        "an L2 hit, no load: {read:?}"
     );
 }
 

@@ -294,7 +294,10 @@ impl Config {
         self.max_unsynced = Some(bound);
         self
     }
-    /// Consecutive failures that open a circuit, and how long it stays open.
+    /// Consecutive failures that open a circuit, and how long it stays open. A
+    /// failure is an outage (unreachable, timed out, loading, a cluster or master
+    /// down), not a command Redis refused while serving the others (out of memory,
+    /// a read-only replica, no permission).
     pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
         self.breaker_threshold = threshold;
         self.breaker_cooldown = cooldown;

@@ -1,11 +1,33 @@
 //! A circuit breaker for the Redis tier: after `threshold` consecutive failures the
 //! circuit opens and calls skip Redis (answering as misses) for `cooldown`; then one
-//! probe call is let through, and its success closes the circuit.
+//! probe call is let through, and its success closes the circuit. A failure is an
+//! outage ([`is_outage`]), not a command Redis answered with a refusal.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock;
+
+/// Whether a Redis call's error says Redis is not serving (unreachable, a dropped
+/// connection, loading, a cluster or master down), what the circuit is for. A reply
+/// that refuses one command while Redis serves the others (out of memory under
+/// `noeviction`, a read-only replica, no ACL permission, a script's error) proves it
+/// is there: opening the circuit on it would stop the reads it still answers, and
+/// every call would load from the database instead.
+pub(crate) fn is_outage(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    match error.kind() {
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+        ),
+        ErrorKind::Extension | ErrorKind::UnexpectedReturnType => false,
+        _ => true,
+    }
+}
 
 pub(crate) struct Breaker {
     threshold: u32,

@@ -295,10 +295,14 @@ impl L2 {
                 breaker.success();
                 Ok(value)
             }
-            Ok(Err(error)) => {
+            Ok(Err(error)) if breaker::is_outage(&error) => {
                 breaker.failure();
                 self.renew_if_stuck();
                 Err(Fault::Redis(error))
+            }
+            Ok(Err(refused)) => {
+                breaker.success();
+                Err(Fault::Redis(refused))
             }
             Err(_) => {
                 breaker.failure();
