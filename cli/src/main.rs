@@ -85,18 +85,18 @@ fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, Str
             config = config.secret(secret.clone());
         }
         stratacache_runtime::init(config).map_err(|e| e.to_string())?;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut outcome = stratacache_runtime::invalidate_tag(tag).await;
-        while stratacache_runtime::stats().outbox.pending > 0 {
-            if tokio::time::Instant::now() > deadline {
-                return Err(format!(
-                    "Redis did not take the invalidation of {tag} within 5 s"
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            outcome = Ok(());
+        stratacache_runtime::invalidate_tag(tag)
+            .await
+            .map_err(|e| e.to_string())?;
+        let flushed = stratacache_runtime::flush_invalidations();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), flushed)
+            .await
+            .is_err()
+        {
+            return Err(format!(
+                "Redis did not take the invalidation of {tag} within 5 s"
+            ));
         }
-        outcome.map_err(|e| e.to_string())?;
         let counter = stratacache_runtime::inspect::tag_key(&options.namespace, tag);
         let version: Option<u64> = nodes::get_anywhere(&mut nodes::nodes(options)?, &counter)?;
         Ok(json!({ "invalidated": tag, "version": version }))
