@@ -149,11 +149,11 @@ async fn put_user(
         )
         .await
         .map_err(|e| internal(e.into()))?;
-    // After the write: every process drops user:{id}, here and in Redis.
-    if let Err(error) = invalidate_tag!("user:{}", id).await {
-        // The row is written; other processes may serve the old value until its ttl.
-        eprintln!("invalidation of user:{id} not delivered: {error}");
-    }
+    // After the write: every process drops user:{id}, here and in Redis (or from the
+    // outbox, if Redis cannot take it now or this request is cancelled meanwhile).
+    invalidate_tag!("user:{}", id)
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(user))
 }
 
@@ -239,6 +239,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // Batch write-backs and queued invalidations live in this process: hand them to
+    // Redis before it exits (bounded: Redis may be away).
+    stratacache::flush_writes().await;
+    let flushed = std::time::Duration::from_secs(5);
+    if tokio::time::timeout(flushed, stratacache::flush_invalidations())
+        .await
+        .is_err()
+    {
+        let lost = stratacache::stats().outbox.pending;
+        eprintln!("{lost} invalidations never reached Redis");
+    }
     Ok(())
 }
