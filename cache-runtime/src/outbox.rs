@@ -226,11 +226,14 @@ impl Outbox {
                 "stratacache: invalidation outbox full; a namespace-wide invalidation replaces it"
             );
             pending.clear();
-            pending.push_back(Invalidation::all());
+            superseded::clear();
+            let all = Invalidation::all();
+            superseded::add(all.redis_name(namespace));
+            pending.push_back(all);
         } else {
+            superseded::add(invalidation.redis_name(namespace));
             pending.push_back(invalidation);
         }
-        list_superseded(&pending, namespace);
         drop(pending);
         self.wake.notify_one();
     }
@@ -245,16 +248,12 @@ impl Outbox {
         if let Some(at) = pending.iter().position(|p| p.same_as(delivered)) {
             pending.remove(at);
             count(&self.delivered, 1);
-            list_superseded(&pending, namespace);
+            superseded::remove(&delivered.redis_name(namespace));
             if pending.is_empty() {
                 self.drained.notify_waiters();
             }
         }
     }
-}
-
-fn list_superseded(pending: &VecDeque<Invalidation>, namespace: &str) {
-    superseded::set(pending.iter().map(|p| p.redis_name(namespace)).collect());
 }
 
 /// Sends `invalidation` (already applied here) to Redis and the other processes, or
