@@ -125,9 +125,11 @@ pub(crate) struct HeldLock {
 
 impl HeldLock {
     /// Lets go of the lock, if this process still holds it (the token is checked).
+    /// Dropped before Redis answers, the drop sends the release once more.
     pub(crate) async fn release(mut self) -> Result<(), Fault> {
+        let released = self.l2.unlock(&self.key, &self.token).await;
         self.released = true;
-        self.l2.unlock(&self.key, &self.token).await
+        released
     }
 }
 
