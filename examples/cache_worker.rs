@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
-//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_REDIS_CA_FILE`
+//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE`
 //! (a CA for `rediss://`) and `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a
 //! runtime dropped before the first command), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
@@ -278,6 +278,9 @@ async fn main() {
         .lock(Duration::from_secs(2), Duration::from_secs(4));
     if let Some(max) = rest.first() {
         config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
+    }
+    if let Some(ms) = env_number("WORKER_RESYNC_MS") {
+        config = config.resync_interval(Duration::from_millis(ms));
     }
     if let Some(capacity) = env_number("WORKER_OUTBOX_CAPACITY") {
         config = config.outbox_capacity(capacity as usize);

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{eventually, Deployment, RedisCluster, Worker};
+use support::{eventually, Deployment, RedisCluster, RedisServer, Relay, Worker};
 
 const NS: &str = "co";
 
@@ -345,6 +345,32 @@ fn an_invalidation_goes_through_while_redis_is_out_of_memory(cluster: bool) {
     let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
     assert!(seen, "the reader never heard of the invalidation");
     server.refuse_writes(false);
+}
+
+/// A subscription that dies without a word (a NAT or a load balancer dropping an
+/// idle flow: neither end hears of it) is found by the backplane's ping and made
+/// again. It stayed dead: the process heard of the others' invalidations only at
+/// each resync (a minute here, to tell the two apart; 10 s by default).
+#[test]
+fn a_subscription_that_dies_silently_is_found_and_made_again() {
+    let server = RedisServer::start();
+    let relay = Relay::to(server.port);
+    let env = [("WORKER_RESYNC_MS", "60000")];
+    let mut reader = Worker::start_with_env(&relay.url(), NS, &[], &env);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    let heard = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(heard, "the subscription through the relay works");
+
+    relay.silence_existing();
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    // The message is lost with the flow; the next invalidation finds the new one.
+    let heard = eventually(Duration::from_secs(10), || {
+        writer.send("invalidate_tag user:1");
+        reader.get("get 1").loads > 2
+    });
+    assert!(heard, "the reader never subscribed again");
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

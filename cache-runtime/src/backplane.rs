@@ -16,6 +16,12 @@ use crate::{clock, registry, tags};
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How often a cluster subscriber checks that it listens on the channel's master.
 const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
+/// How often the subscription is pinged. A NAT or a load balancer drops a flow idle
+/// for long enough (AWS's NAT gateway: 350 s) without a word to either end, and the
+/// subscriber, which never writes, would wait on it for good; the ping keeps the flow
+/// busy, and a ping unanswered within [`PING_ANSWER`] means it is gone.
+const PING_EVERY: Duration = Duration::from_secs(2);
+const PING_ANSWER: Duration = Duration::from_secs(1);
 
 /// When this process last read every tag version it holds from Redis (clock ms).
 static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
@@ -124,7 +130,8 @@ async fn subscribe(l2: &L2, client: &redis::Client) -> Option<redis::aio::PubSub
     }
 }
 
-/// Applies messages until the subscription drops (`None`), or until, on a cluster,
+/// Applies messages until the subscription drops or stops answering its ping
+/// (`None`), or until, on a cluster,
 /// a subscription on the channel's master is in place: a message published there
 /// and read from another node crosses the cluster bus, which was seen to add up to
 /// 40 ms. The new subscription is made before the old one is dropped, so no message
@@ -132,11 +139,12 @@ async fn subscribe(l2: &L2, client: &redis::Client) -> Option<redis::aio::PubSub
 async fn listen(
     l2: &'static L2,
     client: &'static redis::Client,
-    mut pubsub: redis::aio::PubSub,
+    pubsub: redis::aio::PubSub,
     resyncs: &mut tokio::time::Interval,
 ) -> Option<(&'static redis::Client, redis::aio::PubSub)> {
     let mut placement = tokio::time::interval(PLACEMENT_CHECK);
-    let mut messages = pubsub.on_message();
+    let mut pings = tokio::time::interval(PING_EVERY);
+    let (mut sink, mut messages) = pubsub.split();
     loop {
         tokio::select! {
             message = messages.next() => match message {
@@ -144,6 +152,13 @@ async fn listen(
                 None => return None,
             },
             _ = resyncs.tick() => resync(l2).await,
+            _ = pings.tick() => {
+                let pong = tokio::time::timeout(PING_ANSWER, sink.ping::<redis::Value>());
+                if !matches!(pong.await, Ok(Ok(_))) {
+                    tracing::warn!("stratacache: backplane subscription unanswered; subscribing again");
+                    return None;
+                }
+            }
             _ = placement.tick() => {
                 let Some(owner) = l2.channel_subscriber().filter(|o| !std::ptr::eq(*o, client)) else {
                     continue;

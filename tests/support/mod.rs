@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod relay;
+#[allow(unused_imports)] // as above: not every test binary relays
+pub use relay::Relay;
+
 #[allow(unused_macros)] // tests/fleet has no use for it
 /// Each test body takes `cluster: bool`; this makes a `standalone` and a `cluster` test of it.
 macro_rules! on_standalone_and_cluster {
