@@ -18,8 +18,8 @@
 //!   in L1: each delivery applies the invalidation here once more.
 //! - **Read past while it waits.** What a queued invalidation changes in Redis is
 //!   listed in [`superseded`](crate::superseded): a read here of an entry it covers
-//!   is a miss, though Redis, refusing writes but answering reads, says it is
-//!   current.
+//!   is a miss, though Redis, which has not taken it but may answer reads, says it
+//!   is current.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -297,7 +297,8 @@ impl Sending {
             } else {
                 tracing::debug!(%fault, "stratacache: invalidation queued");
             }
-            return; // queued by the drop
+            // `self` drops with the invalidation in it: into the outbox.
+            return;
         }
         self.invalidation = None;
     }

@@ -152,10 +152,10 @@ where
         }
     }
 
-    /// Steps 6 and 7 of a load: writes the loaded value back (if Redis answered the
-    /// read before it, `versions`), and after a `refresh!`
-    /// tells the other processes to drop their copy (through the outbox, as a
-    /// deletion of the entry, when Redis did not take the value). A load doomed by `put!`,
+    /// Steps 6 and 7 of a load: writes the loaded value back (under `versions`, if
+    /// Redis answered the read before the load), and after a `refresh!` tells the
+    /// other processes to drop their copy (through the outbox, as a deletion of the
+    /// entry, when Redis did not take the value). A load doomed by `put!`,
     /// `refresh!` or `invalidate!` of its key (here, or announced by another process)
     /// writes nothing: it must not write over what that wrote or deleted in Redis, as
     /// it may not store in L1. (A write in another process whose message is still on
