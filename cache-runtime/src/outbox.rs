@@ -12,14 +12,11 @@
 //! - **Bounded.** Past its capacity the queue is replaced by one namespace-wide
 //!   invalidation: coarser (every process drops its whole L1, every entry in Redis
 //!   stops validating), never lost.
-//! - **Applied again on delivery.** An invalidation is applied here before Redis
-//!   hears of it, so a read in between (the moments of a delivery, or the outage of
-//!   a queued one) may find the superseded entry still current in Redis and keep it
-//!   in L1: each delivery applies the invalidation here once more.
+//! - **Applied again on delivery.** Applied here before Redis hears of it, so a read
+//!   in between may find the superseded entry current in Redis and keep it in L1.
 //! - **Read past while it waits.** What a queued invalidation changes in Redis is
 //!   listed in [`superseded`](crate::superseded): a read here of an entry it covers
-//!   is a miss, though Redis, which has not taken it but may answer reads, says it
-//!   is current.
+//!   is a miss, whatever Redis says.
 
 use std::collections::VecDeque;
 use std::future::Future;
