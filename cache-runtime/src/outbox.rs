@@ -55,7 +55,8 @@ pub(crate) enum Scope {
 #[derive(Clone)]
 pub(crate) struct Invalidation {
     scope: Scope,
-    /// The local counter a delivery bumps again (none for an entry).
+    /// A cache's or the global tag's cell, which a delivery bumps again (a named
+    /// tag's is looked up then: a read in between may be what holds it).
     cell: Option<Arc<TagCell>>,
     /// What a delivery of an entry runs again here (evicts the key).
     reapply: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -63,7 +64,7 @@ pub(crate) struct Invalidation {
 
 impl Invalidation {
     pub(crate) fn tag(tag: &str) -> Self {
-        Self::counted(Scope::Tag(tag.to_owned()), tags::held(tag))
+        Self::counted(Scope::Tag(tag.to_owned()), None)
     }
 
     pub(crate) fn cache(name: &str, cell: Arc<TagCell>) -> Self {
@@ -154,17 +155,17 @@ impl Invalidation {
         let version = l2.invalidate(counter.as_deref(), delete).await?;
         // Applied here before Redis took it, so a read in between found the entry
         // still current in Redis, under this process's new versions, and L1 may hold
-        // it: applying it again drops that copy. (A tag nobody here held when it was
-        // invalidated may be held now, by that read.)
+        // it: applying it again drops that copy.
         let cell = match &self.scope {
-            Scope::Tag(tag) => tags::held(tag),
-            _ => self.cell.clone(),
+            Scope::Tag(tag) => {
+                tags::bump_named(tag);
+                tags::held(tag)
+            }
+            _ => {
+                self.cell.iter().for_each(|cell| cell.bump());
+                self.cell.clone()
+            }
         };
-        if let Scope::Tag(tag) = &self.scope {
-            tags::bump_named(tag);
-        } else if let Some(cell) = &cell {
-            cell.bump();
-        }
         if let Some(reapply) = &self.reapply {
             reapply();
         }

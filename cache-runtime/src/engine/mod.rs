@@ -155,7 +155,6 @@ where
     /// a memoized recursion, whose every level is such a miss, would take it again at
     /// every level. An `async fn`'s load is built inline: its hit measured cheaper
     /// that way, and an async recursion is rare (it needs `Box::pin`).
-    ///
     #[inline]
     pub fn get_or_wait<S, M, F, Q>(&self, key: Q, share: ShareFn<S>, make: M) -> S::Out
     where
