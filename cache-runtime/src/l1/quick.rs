@@ -2,8 +2,11 @@
 //! read-write locks. `quick_cache::sync::Cache::get` can only return a clone of the
 //! whole stored entry; reading under our own read lock lets a hit check the entry's
 //! freshness and tags in place and clone only the value.
+//!
+//! A key is hashed once per call: the hash picks the shard and travels with the key
+//! into quick_cache's table ([`Hashed`], [`Probe`]), whose hasher passes it through.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use parking_lot::RwLock;
 use quick_cache::unsync::Cache;
@@ -12,11 +15,11 @@ use super::{Entry, L1Store};
 
 type Shard<K, V> = RwLock<
     Cache<
-        K,
+        Hashed<K>,
         Entry<V>,
         quick_cache::UnitWeighter,
-        KeyHasher,
-        quick_cache::unsync::DefaultLifecycle<K, Entry<V>>,
+        PassHash,
+        quick_cache::unsync::DefaultLifecycle<Hashed<K>, Entry<V>>,
     >,
 >;
 
@@ -30,7 +33,7 @@ pub struct QuickStore<K, V> {
 /// random once per process (a key chosen to collide in one process's table does not
 /// in another's).
 #[derive(Clone, Copy)]
-pub struct KeyHasher {
+struct KeyHasher {
     seed: u64,
 }
 
@@ -40,25 +43,102 @@ impl KeyHasher {
             std::sync::LazyLock::new(|| std::hash::RandomState::new().hash_one(0x5eed_cafe_u64));
         Self { seed: *SEED }
     }
-}
-
-impl BuildHasher for KeyHasher {
-    type Hasher = <foldhash::fast::FixedState as BuildHasher>::Hasher;
 
     #[inline(always)]
-    fn build_hasher(&self) -> Self::Hasher {
-        foldhash::fast::FixedState::with_seed(self.seed).build_hasher()
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        foldhash::fast::FixedState::with_seed(self.seed).hash_one(key)
+    }
+}
+
+/// A stored key and its hash: quick_cache hashes stored keys again when its table
+/// grows and when it evicts, and then reads the hash instead of computing it.
+/// Costs 8 bytes an entry.
+struct Hashed<K> {
+    hash: u64,
+    key: K,
+}
+
+impl<K> Hash for Hashed<K> {
+    #[inline(always)]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<K: Eq> PartialEq for Hashed<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<K: Eq> Eq for Hashed<K> {}
+
+/// A lookup's key, borrowed, with its hash.
+struct Probe<'a, Q: ?Sized> {
+    hash: u64,
+    key: &'a Q,
+}
+
+impl<Q: ?Sized> Hash for Probe<'_, Q> {
+    #[inline(always)]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<K, Q> quick_cache::Equivalent<Hashed<K>> for Probe<'_, Q>
+where
+    Q: ?Sized + quick_cache::Equivalent<K>,
+{
+    #[inline(always)]
+    fn equivalent(&self, stored: &Hashed<K>) -> bool {
+        self.key.equivalent(&stored.key)
+    }
+}
+
+/// quick_cache's hasher: the hash a [`Hashed`] or a [`Probe`] carries, as it is.
+#[derive(Clone, Copy, Default)]
+struct PassHash;
+
+impl BuildHasher for PassHash {
+    type Hasher = PassHasher;
+
+    #[inline(always)]
+    fn build_hasher(&self) -> PassHasher {
+        PassHasher(0)
+    }
+}
+
+/// See [`PassHash`]. Only `write_u64` is ever called; other writes are folded in, so
+/// the hasher stays a hasher whatever calls it.
+struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    #[inline(always)]
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
 impl<K: Hash + Eq, V> QuickStore<K, V> {
-    #[inline]
-    fn shard<Q: ?Sized + Hash>(&self, key: &Q) -> &Shard<K, V> {
+    #[inline(always)]
+    fn probe<'a, Q: ?Sized + Hash>(&self, key: &'a Q) -> (&Shard<K, V>, Probe<'a, Q>) {
         // Bits 32 and up pick the shard: quick_cache's table uses the low bits for a
         // place and the top seven as a tag, so each keeps its full spread.
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(key);
         let index = (hash >> 32) as usize & (self.shards.len() - 1);
-        &self.shards[index]
+        (&self.shards[index], Probe { hash, key })
     }
 }
 
@@ -91,7 +171,7 @@ where
                 per_shard,
                 per_shard as u64,
                 quick_cache::UnitWeighter,
-                hasher,
+                PassHash,
                 lifecycle,
             );
             RwLock::new(cache)
@@ -107,23 +187,29 @@ where
     where
         Q: ?Sized + Hash + quick_cache::Equivalent<K>,
     {
-        self.shard(key).read().get(key).map(read)
+        let (shard, probe) = self.probe(key);
+        shard.read().get(&probe).map(read)
     }
 
     fn insert(&self, key: K, entry: Entry<V>) {
-        self.shard(&key).write().insert(key, entry);
+        let (shard, probe) = self.probe(&key);
+        let hash = probe.hash;
+        shard.write().insert(Hashed { hash, key }, entry);
     }
 
     fn remove(&self, key: &K) {
-        self.shard(key).write().remove(key);
+        let (shard, probe) = self.probe(key);
+        shard.write().remove(&probe);
     }
 
     fn remove_if(&self, key: &K, doomed: impl FnOnce(&Entry<V>) -> bool) {
-        self.shard(key).write().remove_if(key, doomed);
+        let (shard, probe) = self.probe(key);
+        shard.write().remove_if(&probe, doomed);
     }
 
     fn update(&self, key: &K, change: impl FnOnce(&mut Entry<V>)) {
-        if let Some(mut entry) = self.shard(key).write().get_mut(key) {
+        let (shard, probe) = self.probe(key);
+        if let Some(mut entry) = shard.write().get_mut(&probe) {
             change(&mut entry);
         }
     }
