@@ -30,6 +30,7 @@ mod shape;
 mod shared_error;
 mod spelled;
 mod stats;
+mod stripe;
 mod superseded;
 mod sync;
 mod tags;

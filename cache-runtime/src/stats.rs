@@ -1,15 +1,17 @@
 //! Per-cache statistics: relaxed counters striped per thread (two cores bumping one
-//! counter would fight over one cache line on every hit), a load-latency histogram
-//! touched only on loads, and a plain serializable snapshot.
+//! counter would fight over one cache line on every hit; a thread that owns its stripe
+//! counts without a locked instruction, `stripe`), a load-latency histogram touched
+//! only on loads, and a plain serializable snapshot.
 
-use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
+
+use crate::stripe::{self, STRIPES};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
@@ -48,15 +50,6 @@ pub const LOAD_BUCKETS_MICROS: [u64; 14] = [
     2_500_000, 5_000_000, 10_000_000,
 ];
 
-/// Enough stripes that threads rarely share one (4 KiB per cache); a fixed number, so
-/// a hit's count needs no bounds check.
-const STRIPES: usize = 32;
-
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static STRIPE: Cell<usize> = Cell::new(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed));
-}
-
 impl CacheStats {
     pub(crate) fn new() -> Self {
         Self {
@@ -76,8 +69,17 @@ impl CacheStats {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        let stripe = STRIPE.with(Cell::get) % STRIPES;
-        self.stripes[stripe].0[counter as usize].fetch_add(n, Ordering::Relaxed);
+        let stripe = stripe::current();
+        let count = &self.stripes[stripe % STRIPES].0[counter as usize];
+        if stripe == stripe::SHARED {
+            count.fetch_add(n, Ordering::Relaxed);
+        } else {
+            // This thread owns the stripe (`stripe`): no other writes it.
+            count.store(
+                count.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        }
     }
 
     pub(crate) fn record_load(&self, took: Duration) {
@@ -315,6 +317,30 @@ impl fmt::Display for StatsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_exact_with_more_threads_than_stripes_and_threads_that_come_and_go() {
+        let stats = std::sync::Arc::new(CacheStats::new());
+        let count = |rounds: usize| {
+            let workers: Vec<_> = (0..STRIPES * 2)
+                .map(|_| {
+                    let stats = stats.clone();
+                    std::thread::spawn(move || {
+                        (0..rounds).for_each(|_| stats.bump(Counter::L1Hit));
+                        stats.add(Counter::QueueWaitMicros, 3);
+                    })
+                })
+                .collect();
+            workers.into_iter().for_each(|w| w.join().unwrap());
+        };
+        // The second wave claims the stripes the first gave back, and goes on from
+        // their counts.
+        count(5_000);
+        count(5_000);
+        let snap = stats.snapshot("c", 0, 0);
+        assert_eq!(snap.l1_hits, 2 * 64 * 5_000);
+        assert_eq!(snap.load_queue_wait_micros, 2 * 64 * 3);
+    }
 
     #[test]
     fn counters_sum_across_threads_and_quantiles_follow_loads() {
