@@ -319,6 +319,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_count_made_while_the_thread_ends_is_kept() {
+        struct CountsWhenDropped(std::sync::Arc<CacheStats>);
+        impl Drop for CountsWhenDropped {
+            fn drop(&mut self) {
+                self.0.bump(Counter::Miss);
+            }
+        }
+        thread_local! {
+            static AT_EXIT: std::cell::RefCell<Option<CountsWhenDropped>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let stats = std::sync::Arc::new(CacheStats::new());
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let stats = stats.clone();
+                std::thread::spawn(move || {
+                    // Set before the first count, which registers the stripe's release:
+                    // locals are destroyed in reverse order (on Linux), so this one
+                    // counts after the thread gave its stripe back.
+                    AT_EXIT.with(|at_exit| {
+                        *at_exit.borrow_mut() = Some(CountsWhenDropped(stats.clone()))
+                    });
+                    stats.bump(Counter::Miss);
+                })
+            })
+            .collect();
+        workers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(stats.snapshot("c", 0, 0).misses, 8);
+    }
+
+    #[test]
     fn counts_are_exact_with_more_threads_than_stripes_and_threads_that_come_and_go() {
         let stats = std::sync::Arc::new(CacheStats::new());
         let count = |rounds: usize| {

@@ -10,6 +10,7 @@
 //! [`OWNED`]: the release of the bit follows the last plain store, and the claim
 //! acquires it, so the new owner continues from the last count.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How many stripes a cache's counters have (4 KiB a cache): a fixed number, so a
@@ -49,22 +50,49 @@ fn release(owned: &AtomicU32, stripe: usize) {
     }
 }
 
-struct Claim(usize);
+/// Marks a thread that has not claimed a stripe yet.
+const UNCLAIMED: u8 = u8::MAX;
 
-impl Drop for Claim {
+thread_local! {
+    /// This thread's stripe. Constant-initialized, with no destructor: reading it is
+    /// one load, valid even while the thread's other locals are being destroyed.
+    static STRIPE: Cell<u8> = const { Cell::new(UNCLAIMED) };
+    /// Gives the stripe back when the thread ends; touched only when claiming.
+    static RELEASE: Release = const { Release(Cell::new(SHARED as u8)) };
+}
+
+struct Release(Cell<u8>);
+
+impl Drop for Release {
     fn drop(&mut self) {
-        release(&OWNED, self.0);
+        // Counts made after this (other locals' destructors) go to the shared stripe.
+        let _ = STRIPE.try_with(|stripe| stripe.set(SHARED as u8));
+        release(&OWNED, usize::from(self.0.get()));
     }
 }
 
-thread_local! {
-    static CLAIM: Claim = Claim(claim(&OWNED));
+/// This thread's stripe: below [`SHARED`] if it owns it.
+#[inline(always)]
+pub(crate) fn current() -> usize {
+    let stripe = STRIPE.with(Cell::get);
+    if stripe == UNCLAIMED {
+        return first_count();
+    }
+    usize::from(stripe)
 }
 
-/// This thread's stripe: below [`SHARED`] if it owns it.
-#[inline]
-pub(crate) fn current() -> usize {
-    CLAIM.try_with(|claim| claim.0).unwrap_or(SHARED)
+/// The thread's first count: claims a stripe, and registers its release. A thread
+/// whose locals are already being destroyed keeps to the shared one.
+#[cold]
+fn first_count() -> usize {
+    let registered = RELEASE.try_with(|release| {
+        let stripe = claim(&OWNED);
+        release.0.set(stripe as u8);
+        stripe
+    });
+    let stripe = registered.unwrap_or(SHARED);
+    STRIPE.with(|cell| cell.set(stripe as u8));
+    stripe
 }
 
 #[cfg(test)]

@@ -164,13 +164,16 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
-        let forced = entry_ops::reload_requested();
-        if !forced {
-            if let Some(value) = self.l1_answer(&key) {
-                return S::join(value);
-            }
+        // As in `get_or_load`: a `refresh!` request returns here, so the hit keeps no
+        // flag across its lookup.
+        if entry_ops::reload_requested() {
+            let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, true);
+            return crate::blocking::block_on(load);
         }
-        let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, forced);
+        if let Some(value) = self.l1_answer(&key) {
+            return S::join(value);
+        }
+        let load = self.boxed_load::<S, _, _>(key.into_key(), share, make, false);
         crate::blocking::block_on(load)
     }
 
