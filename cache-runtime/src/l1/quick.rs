@@ -32,21 +32,24 @@ pub struct QuickStore<K, V> {
 /// The hash of a key, for its shard and its place in the shard: foldhash, seeded at
 /// random once per process (a key chosen to collide in one process's table does not
 /// in another's).
-#[derive(Clone, Copy)]
 struct KeyHasher {
-    seed: u64,
+    /// Made once: making it folds the seed with a constant, which a hasher made per
+    /// lookup would do on every hit.
+    state: foldhash::fast::FixedState,
 }
 
 impl KeyHasher {
     fn new() -> Self {
         static SEED: std::sync::LazyLock<u64> =
             std::sync::LazyLock::new(|| std::hash::RandomState::new().hash_one(0x5eed_cafe_u64));
-        Self { seed: *SEED }
+        Self {
+            state: foldhash::fast::FixedState::with_seed(*SEED),
+        }
     }
 
     #[inline(always)]
     fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
-        foldhash::fast::FixedState::with_seed(self.seed).hash_one(key)
+        self.state.hash_one(key)
     }
 }
 
