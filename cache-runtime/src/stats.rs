@@ -74,7 +74,7 @@ impl CacheStats {
         if stripe == stripe::SHARED {
             count.fetch_add(n, Ordering::Relaxed);
         } else {
-            // This thread owns the stripe (`stripe`): no other writes it.
+            // This thread owns the stripe (see `stripe`): no other thread writes it.
             count.store(
                 count.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,
@@ -352,8 +352,9 @@ mod tests {
     #[test]
     fn counts_are_exact_with_more_threads_than_stripes_and_threads_that_come_and_go() {
         let stats = std::sync::Arc::new(CacheStats::new());
+        let threads = STRIPES * 2;
         let count = |rounds: usize| {
-            let workers: Vec<_> = (0..STRIPES * 2)
+            let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     let stats = stats.clone();
                     std::thread::spawn(move || {
@@ -369,8 +370,8 @@ mod tests {
         count(5_000);
         count(5_000);
         let snap = stats.snapshot("c", 0, 0);
-        assert_eq!(snap.l1_hits, 2 * 64 * 5_000);
-        assert_eq!(snap.load_queue_wait_micros, 2 * 64 * 3);
+        assert_eq!(snap.l1_hits, 2 * threads as u64 * 5_000);
+        assert_eq!(snap.load_queue_wait_micros, 2 * threads as u64 * 3);
     }
 
     #[test]

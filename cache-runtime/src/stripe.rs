@@ -112,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_owns_a_stripe_while_it_lives_and_gives_it_back() {
+    fn a_thread_marks_its_stripe_owned_while_it_lives() {
         let (stripe, held) = std::thread::spawn(|| {
             let stripe = current();
             (stripe, OWNED.load(Ordering::Acquire) & (1 << stripe) != 0)
