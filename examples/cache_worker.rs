@@ -17,7 +17,8 @@
 //! decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
 //! `Serialize` skips fields), `search city=N` / `search age=N` / `search city=N,age=M` (a key that skips
 //! fields), `big ID` (a 4 KiB value), `fragile ID`
-//! (fail-safe; fails after `down on`), `grouped ID` (tag added by the loader), `swr ID`
+//! (fail-safe; fails after `down on`), `row ID` and `refresh_row ID` (an `Option`,
+//! `None` after `gone on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
@@ -51,6 +52,16 @@ async fn fragile(id: u64) -> Result<String, String> {
         return Err(format!("database down while loading {id}"));
     }
     Ok(format!("fragile {id} loaded by pid {}", std::process::id()))
+}
+
+/// `gone on` makes `row` find nothing, as after a row's deletion.
+static GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(ttl = "60s", name = "worker.row")]
+async fn row(id: u64) -> Option<String> {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    let found = !GONE.load(Ordering::SeqCst);
+    found.then(|| format!("row {id} loaded by pid {}", std::process::id()))
 }
 
 #[cached(ttl = "60s", stale_while_revalidate = "30s", tags = ["user:{id}"], name = "worker.user")]
@@ -355,6 +366,18 @@ async fn main() {
             },
             "down" => {
                 DOWN.store(argument == "on", Ordering::SeqCst);
+                "ok".to_owned()
+            }
+            "row" => {
+                let found = row(argument.parse().unwrap()).await;
+                answer(found.as_deref().unwrap_or("<none>"), "worker.row")
+            }
+            "refresh_row" => {
+                let found = refresh!(row(argument.parse().unwrap())).await;
+                answer(found.as_deref().unwrap_or("<none>"), "worker.row")
+            }
+            "gone" => {
+                GONE.store(argument == "on", Ordering::SeqCst);
                 "ok".to_owned()
             }
             "big" => {

@@ -283,6 +283,13 @@ macro_rules! put {
 
 /// Makes the call, loading now whatever is cached: `refresh!(get_user(7)).await`.
 ///
+/// The loaded value replaces the held one, here, in Redis and in the other
+/// processes. If the load finds nothing to cache (a `None` or `Ok(None)` that is not
+/// cached, a value the loader skipped with `this_load::skip_caching` or `validate`
+/// refused), the held value is dropped all the same, everywhere, as `invalidate!`
+/// drops it. A failed load (an `Err` that is not cached, a panic) says nothing about
+/// the data: the held value stays.
+///
 /// On a sync function the call is made, and the value reloaded, where the macro
 /// stands; the future it returns is ready:
 ///

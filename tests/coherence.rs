@@ -21,6 +21,7 @@ on_standalone_and_cluster!(
     flush_invalidations_waits_until_redis_takes_the_queued_ones,
     an_invalidation_whose_future_is_dropped_still_reaches_the_others,
     a_refresh_redis_cannot_take_still_reaches_the_others,
+    a_refresh_that_finds_nothing_drops_the_old_value_everywhere,
     an_invalidation_goes_through_while_redis_is_out_of_memory,
 );
 
@@ -326,6 +327,38 @@ fn a_refresh_redis_cannot_take_still_reaches_the_others(cluster: bool) {
         reader.get("get 1").loads > before.loads
     });
     assert!(dropped, "the reader kept the value the refresh replaced");
+}
+
+/// A `refresh!` whose load finds nothing to cache (a `None`: the row was deleted)
+/// drops the value it was to replace, here, in Redis and in the other processes, as
+/// `invalidate!` would. Every one of them kept serving the deleted row until its ttl.
+fn a_refresh_that_finds_nothing_drops_the_old_value_everywhere(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let first = reader.get("row 1");
+    assert!(first.value.starts_with("row 1 "), "{}", first.value);
+    let held = writer.get("row 1");
+    assert_eq!(held.l2_hits, 1, "the writer holds the reader's row");
+
+    assert_eq!(writer.send("gone on"), "ok");
+    let refreshed = writer.get("refresh_row 1");
+    assert_eq!(refreshed.value, "<none>");
+    let after = writer.get("row 1");
+    assert_eq!(
+        (after.value.as_str(), after.loads),
+        ("<none>", refreshed.loads + 1),
+        "the writer served the deleted row, or did not load"
+    );
+    let dropped = eventually(Duration::from_secs(5), || {
+        reader.get("row 1").loads > first.loads
+    });
+    assert!(dropped, "the reader kept serving the deleted row");
+    assert_eq!(
+        reader.get("row 1").l2_hits,
+        first.l2_hits,
+        "the reader's reload found the deleted row in Redis"
+    );
 }
 
 /// Redis at `maxmemory` under its default policy, `noeviction`, refuses writes, and

@@ -118,6 +118,60 @@ async fn refresh_loads_now_and_the_next_call_reads_the_new_value() {
     assert_eq!(refresh!(outer(4)).await, 4003);
 }
 
+/// What `looked_up` finds on its next load: a row, nothing, a value not to keep, or
+/// a failure.
+static FINDS: AtomicUsize = AtomicUsize::new(ROW);
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+const ROW: usize = 0;
+const NOTHING: usize = 1;
+const UNKEPT: usize = 2;
+const FAILURE: usize = 3;
+
+#[cached(ttl = "1m")]
+async fn looked_up(id: u64) -> Result<Option<String>, String> {
+    let lookup = LOOKUPS.fetch_add(1, SeqCst) + 1;
+    match FINDS.load(SeqCst) {
+        ROW => Ok(Some(format!("row {id} #{lookup}"))),
+        NOTHING => Ok(None),
+        UNKEPT => {
+            stratacache::this_load::skip_caching();
+            Ok(Some(format!("unkept {id} #{lookup}")))
+        }
+        _ => Err(format!("database down at #{lookup}")),
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_finds_nothing_to_cache_drops_the_value_it_replaces() {
+    let lookups = || LOOKUPS.load(SeqCst);
+    // A failure is no answer about the data: the held value stays.
+    assert_eq!(looked_up(1).await, Ok(Some("row 1 #1".into())));
+    FINDS.store(FAILURE, SeqCst);
+    assert!(refresh!(looked_up(1)).await.is_err());
+    assert_eq!(looked_up(1).await, Ok(Some("row 1 #1".into())), "kept");
+    assert_eq!(lookups(), 2);
+
+    // Nothing found (`Ok(None)`, not cached): the row is gone, here too. It was
+    // served until its ttl.
+    FINDS.store(NOTHING, SeqCst);
+    assert_eq!(refresh!(looked_up(1)).await, Ok(None));
+    assert_eq!(peek!(looked_up(1)).await, None, "dropped");
+    assert_eq!(looked_up(1).await, Ok(None));
+    assert_eq!(lookups(), 4, "the next call loaded");
+
+    // A value the loader chose not to keep replaces the held one all the same.
+    FINDS.store(ROW, SeqCst);
+    assert_eq!(looked_up(2).await, Ok(Some("row 2 #5".into())));
+    FINDS.store(UNKEPT, SeqCst);
+    assert_eq!(refresh!(looked_up(2)).await, Ok(Some("unkept 2 #6".into())));
+    FINDS.store(ROW, SeqCst);
+    assert_eq!(
+        looked_up(2).await,
+        Ok(Some("row 2 #7".into())),
+        "dropped, loaded"
+    );
+}
+
 static GATED_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(ttl = "1m", skip(gate))]

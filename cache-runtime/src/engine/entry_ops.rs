@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
-use crate::l2::entry::AddedTags;
+use crate::l2::entry::{AddedTags, Target};
 use crate::outbox::Sending;
+use crate::stats::Counter;
 use crate::warm_tally::Tally;
 use crate::Error;
 
@@ -110,6 +111,33 @@ where
     /// processes drop their copy.
     pub(super) fn reload_flight(&self, key: &K) -> Arc<Flight<V>> {
         self.flights.lock().replace(key.clone(), Flight::forced())
+    }
+
+    /// A `refresh!` whose load gives nothing to cache (a `None` not cached, a value
+    /// the loader skipped or `validate` refused) still supersedes the value it was
+    /// to replace: evicts it here before the landing, so no caller is answered with
+    /// it after; true if so (then [`drop_refreshed_in_redis`](Self::drop_refreshed_in_redis)
+    /// follows). A failed load is no answer about the data: it leaves the entry.
+    pub(super) fn evict_refreshed(&self, key: &K, flight: &Flight<V>) -> bool {
+        let forced = flight.is_forced();
+        if forced {
+            self.evict_local(key);
+            self.stats.bump(Counter::Invalidation);
+        }
+        forced
+    }
+
+    /// A `refresh!` that found nothing to cache, evicted here already: the entry in
+    /// Redis goes too, and the other processes drop their copy, as after an
+    /// `invalidate!` (now, or from the outbox once Redis answers). A read here between
+    /// the eviction and Redis's deletion may have kept the old value from Redis: it
+    /// is evicted again once the deletion is delivered or queued (and a queued one
+    /// makes reads here of that entry misses until it is delivered).
+    pub(super) async fn drop_refreshed_in_redis(&self, key: &K, target: Option<&Target>) {
+        if let Some(target) = target {
+            crate::outbox::send(target.l2, self.entry_deletion(target)).await;
+            self.evict_local(key);
+        }
     }
 
     /// Write-through: stores `value` for `key` here and in Redis, as a load would

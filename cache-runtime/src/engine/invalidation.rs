@@ -104,7 +104,7 @@ where
         self.stats.bump(Counter::Invalidation);
     }
 
-    fn evict_local(&self, key: &K) {
+    pub(super) fn evict_local(&self, key: &K) {
         let mut flights = self.flights.lock();
         flights.doom(key);
         self.store.remove(key);

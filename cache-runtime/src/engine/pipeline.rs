@@ -67,6 +67,10 @@ impl<K: CacheKey, V: CacheValue> Pending<'_, K, V> {
     fn take_fallback(&mut self) -> Option<SharedFallback<V>> {
         self.shared.as_mut()?.fallback.take()
     }
+
+    fn target(&self) -> Option<&Target> {
+        Some(&self.shared.as_deref()?.target)
+    }
 }
 
 impl<K, V> Cache<K, V>
@@ -298,7 +302,12 @@ where
             }
             Split::Empty(out) => {
                 self.release_lock(load).await;
-                return self.settle_without_value::<S>(load, out, share, "empty");
+                let refreshed = self.evict_refreshed(&load.lead.key, &load.lead.flight);
+                let answer = self.settle_without_value::<S>(load, out, share, "empty");
+                if refreshed {
+                    Box::pin(self.drop_refreshed_in_redis(&load.lead.key, load.target())).await;
+                }
+                return answer;
             }
         };
         self.store_loaded(load, &value, overrides).await;
@@ -355,9 +364,13 @@ where
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, load: &mut Pending<'_, K, V>, value: &V, overrides: Overrides) {
         let settled = self.settle_overrides(overrides);
+        let refreshed = settled.skip && self.evict_refreshed(&load.lead.key, &load.lead.flight);
         let landed = || Landed::Value(value.clone(), Origin::Loader);
         load.lead
             .land_with::<()>(landed, settled.keep(value, &load.stamps));
+        if refreshed {
+            Box::pin(self.drop_refreshed_in_redis(&load.lead.key, load.target())).await;
+        }
         let shared = load.shared.as_deref_mut();
         if let (Some(shared), false) = (shared, settled.skip) {
             let versions = shared.versions.take();
