@@ -337,3 +337,47 @@ async fn a_hard_timeout_fails_the_call_and_the_load_still_caches_its_value() {
     );
     assert_eq!(REPORT_LOADS.load(SeqCst), 1, "one load for both calls");
 }
+
+static ROW_DELETED: AtomicBool = AtomicBool::new(false);
+static ROW_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "50ms", stale_while_revalidate = "1h", name = "policy.row")]
+async fn row(id: u64) -> Option<String> {
+    let load = ROW_LOADS.fetch_add(1, SeqCst) + 1;
+    let found = !ROW_DELETED.load(SeqCst);
+    found.then(|| format!("row {id}: load {load}"))
+}
+
+/// A background refresh that finds nothing to cache (the row was deleted) drops the
+/// stale value it was to replace. It was served to the end of the stale window (an
+/// hour here), and every call in it started another load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_refresh_that_finds_nothing_drops_the_stale_value() {
+    assert_eq!(row(1).await.as_deref(), Some("row 1: load 1"));
+    tokio::time::sleep(Duration::from_millis(80)).await; // past the ttl
+    ROW_DELETED.store(true, SeqCst);
+    assert_eq!(
+        row(1).await.as_deref(),
+        Some("row 1: load 1"),
+        "stale, while the refresh runs"
+    );
+    // The refresh counts the dropped value as an invalidation, once it is gone.
+    let invalidations = || {
+        stratacache::stats()
+            .cache("policy.row")
+            .unwrap()
+            .invalidations
+    };
+    let mut dropped = false;
+    for _ in 0..1000 {
+        if invalidations() == 1 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(dropped, "the deleted row is still held, to be served stale");
+    assert_eq!(ROW_LOADS.load(SeqCst), 2, "one refresh");
+    assert_eq!(row(1).await, None, "the next call loads, and finds nothing");
+    assert_eq!(ROW_LOADS.load(SeqCst), 3);
+}

@@ -113,21 +113,24 @@ where
         self.flights.lock().replace(key.clone(), Flight::forced())
     }
 
-    /// A `refresh!` whose load gives nothing to cache (a `None` not cached, a value
-    /// the loader skipped or `validate` refused) still supersedes the value it was
-    /// to replace: evicts it here before the landing, so no caller is answered with
-    /// it after; true if so (then [`drop_refreshed_in_redis`](Self::drop_refreshed_in_redis)
-    /// follows). A failed load is no answer about the data: it leaves the entry.
+    /// A `refresh!`, or a background refresh (stale-while-revalidate, refresh-ahead),
+    /// whose load gives nothing to cache (a `None` not cached, a value the loader
+    /// skipped or `validate` refused) still supersedes the value it was to replace:
+    /// evicts it here before the landing, so no caller is answered with it after;
+    /// true if so (then [`drop_refreshed_in_redis`](Self::drop_refreshed_in_redis)
+    /// follows). Kept, a deleted row was served to the end of its windows, and each
+    /// call in them started a load of its own. A failed load is no answer about the
+    /// data: it leaves the entry (a fail-safe value, a stale one).
     pub(super) fn evict_refreshed(&self, key: &K, flight: &Flight<V>) -> bool {
-        let forced = flight.is_forced();
-        if forced {
+        let replacing = flight.is_forced() || flight.is_refresh();
+        if replacing {
             self.evict_local(key);
             self.stats.bump(Counter::Invalidation);
         }
-        forced
+        replacing
     }
 
-    /// A `refresh!` that found nothing to cache, evicted here already: the entry in
+    /// A refresh that found nothing to cache, evicted here already: the entry in
     /// Redis goes too, and the other processes drop their copy, as after an
     /// `invalidate!` (now, or from the outbox once Redis answers). A read here between
     /// the eviction and Redis's deletion may have kept the old value from Redis: it
