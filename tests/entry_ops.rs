@@ -172,6 +172,36 @@ async fn a_refresh_that_finds_nothing_to_cache_drops_the_value_it_replaces() {
     );
 }
 
+static GATED_LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1m", skip(gate))]
+async fn gated_lookup(id: u64, gate: Arc<tokio::sync::Semaphore>) -> Option<String> {
+    GATED_LOOKUPS.fetch_add(1, SeqCst);
+    let _permit = gate.acquire().await.unwrap();
+    // No row but 0.
+    (id == 0).then(|| "row 0".to_owned())
+}
+
+#[tokio::test]
+async fn a_put_made_while_a_refresh_finds_nothing_stays() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    put!(gated_lookup(5, gate.clone()), "old".to_owned())
+        .await
+        .unwrap();
+    let refreshing = tokio::spawn(refresh!(gated_lookup(5, gate.clone())));
+    until(|| GATED_LOOKUPS.load(SeqCst) == 1).await;
+    put!(gated_lookup(5, gate.clone()), "new".to_owned())
+        .await
+        .unwrap();
+    gate.add_permits(1);
+    assert_eq!(refreshing.await.unwrap(), None, "the refresh found nothing");
+    assert_eq!(
+        peek!(gated_lookup(5, gate.clone())).await.as_deref(),
+        Some("new"),
+        "the put made after the refresh's load began is newer than what it found"
+    );
+}
+
 static GATED_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(ttl = "1m", skip(gate))]

@@ -122,12 +122,18 @@ where
     /// call in them started a load of its own. A failed load is no answer about the
     /// data: it leaves the entry (a fail-safe value, a stale one).
     pub(super) fn evict_refreshed(&self, key: &K, flight: &Flight<V>) -> bool {
-        let replacing = flight.is_forced() || flight.is_refresh();
-        if replacing {
-            self.evict_local(key);
-            self.stats.bump(Counter::Invalidation);
+        if !flight.is_forced() && !flight.is_refresh() {
+            return false;
         }
-        replacing
+        let _flights = self.flights.lock();
+        // A `put!` or an invalidation since the load began dooms it: what the `put!`
+        // stored is newer than what this load found, and stays.
+        if flight.is_doomed() {
+            return false;
+        }
+        self.store.remove(key);
+        self.stats.bump(Counter::Invalidation);
+        true
     }
 
     /// A refresh that found nothing to cache, evicted here already: the entry in
@@ -135,7 +141,8 @@ where
     /// `invalidate!` (now, or from the outbox once Redis answers). A read here between
     /// the eviction and Redis's deletion may have kept the old value from Redis: it
     /// is evicted again once the deletion is delivered or queued (and a queued one
-    /// makes reads here of that entry misses until it is delivered).
+    /// makes reads here of that entry misses until it is delivered). A `put!` made in
+    /// that millisecond is dropped with it: a miss, never a stale read.
     pub(super) async fn drop_refreshed_in_redis(&self, key: &K, target: Option<&Target>) {
         if let Some(target) = target {
             crate::outbox::send(target.l2, self.entry_deletion(target)).await;
