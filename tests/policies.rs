@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use stratacache::{cached, invalidate_tag};
+use stratacache::{cached, invalidate_tag, peek};
 
 static FRAGILE_LOADS: AtomicUsize = AtomicUsize::new(0);
 static DATABASE_DOWN: AtomicBool = AtomicBool::new(false);
@@ -380,4 +380,48 @@ async fn a_background_refresh_that_finds_nothing_drops_the_stale_value() {
     assert_eq!(ROW_LOADS.load(SeqCst), 2, "one refresh");
     assert_eq!(row(1).await, None, "the next call loads, and finds nothing");
     assert_eq!(ROW_LOADS.load(SeqCst), 3);
+}
+
+static FLAKY_DOWN: AtomicBool = AtomicBool::new(false);
+static FLAKY_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "50ms", stale_while_revalidate = "1h", name = "policy.flaky")]
+async fn flaky(id: u64) -> Result<String, String> {
+    let load = FLAKY_LOADS.fetch_add(1, SeqCst) + 1;
+    if FLAKY_DOWN.load(SeqCst) {
+        Err(format!("database down at load {load}"))
+    } else {
+        Ok(format!("{id}: load {load}"))
+    }
+}
+
+/// A background refresh that fails (no `stale_if_error`) backs off: the stale value
+/// is served as fresh for the retry back-off. Every read in the stale window started
+/// another load of the failing loader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_background_refresh_is_not_retried_by_every_read() {
+    let value = Ok("1: load 1".to_owned());
+    assert_eq!(flaky(1).await, value);
+    tokio::time::sleep(Duration::from_millis(80)).await; // past the ttl
+    FLAKY_DOWN.store(true, SeqCst);
+    assert_eq!(flaky(1).await, value, "stale, while the refresh runs");
+    let mut backed_off = false;
+    for _ in 0..1000 {
+        // Fresh again once the failed refresh backed off (`peek!` reads fresh only).
+        if peek!(flaky(1)).await.is_some() {
+            backed_off = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(backed_off, "the failed refresh did not back off");
+    assert_eq!(FLAKY_LOADS.load(SeqCst), 2);
+    for _ in 0..20 {
+        assert_eq!(flaky(1).await, value);
+    }
+    assert_eq!(
+        FLAKY_LOADS.load(SeqCst),
+        2,
+        "a read in the back-off loaded again"
+    );
 }

@@ -298,6 +298,7 @@ where
                     let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
                     return (out, Origin::FailSafe);
                 }
+                self.back_off_failed_refresh(&load.lead.key, &load.lead.flight);
                 return self.settle_without_value::<S>(load, out, share, "error");
             }
             Split::Empty(out) => {
@@ -352,6 +353,7 @@ where
             let out = self.answer_with_fallback::<S>(&mut load.lead, fallback);
             return (out, Origin::FailSafe);
         }
+        self.back_off_failed_refresh(&load.lead.key, &load.lead.flight);
         self.stats.bump(Counter::Miss);
         load.lead
             .land::<S::Out>(Landed::Panicked(message.into()), None);

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::clock;
 use crate::error::TimedOut;
-use crate::flight::{Landed, Origin};
+use crate::flight::{Flight, Landed, Origin};
 use crate::l1::L1Store;
 use crate::l2::entry::SharedFallback;
 use crate::shape::Shape;
@@ -217,6 +217,36 @@ where
             Some(keep),
         );
         S::join(value)
+    }
+
+    /// A background refresh (stale-while-revalidate, refresh-ahead) that failed,
+    /// without `stale_if_error` (whose fail-safe answer backs off the same way): the
+    /// held value stays, and no read refreshes it again for `retry_after`'s default
+    /// back-off, within the windows it already had: a stale value is served as fresh
+    /// until then, and a refresh ahead is due then. Before, every read in the window
+    /// started another load of the failing loader.
+    pub(super) fn back_off_failed_refresh(&self, key: &K, flight: &Flight<V>) {
+        if !flight.is_refresh() {
+            return;
+        }
+        let now = clock::precise_ms();
+        let retry_at = now.saturating_add(clock::to_ms(self.options.fail_safe_retry));
+        let _flights = self.flights.lock();
+        // Invalidated while it loaded: the value is gone, or not to be served.
+        if flight.is_doomed() {
+            return;
+        }
+        self.store.update(key, |entry| {
+            let mut times = entry.times.get();
+            if now >= times.stale_until {
+                return;
+            }
+            if now >= times.fresh_until {
+                times.fresh_until = retry_at.min(times.stale_until);
+            }
+            times.refresh_at = retry_at.min(times.fresh_until);
+            entry.times = times.into();
+        });
     }
 
     /// A fresh hit past its `refresh_at` (out of line: the hit path stays small).
