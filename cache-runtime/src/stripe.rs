@@ -45,7 +45,7 @@ fn claim(owned: &AtomicU32) -> usize {
 }
 
 fn release(owned: &AtomicU32, stripe: usize) {
-    if stripe != SHARED {
+    if stripe < SHARED {
         owned.fetch_and(!(1 << stripe), Ordering::Release);
     }
 }
@@ -57,17 +57,18 @@ thread_local! {
     /// This thread's stripe. Constant-initialized, with no destructor: reading it is
     /// one load, valid even while the thread's other locals are being destroyed.
     static STRIPE: Cell<u8> = const { Cell::new(UNCLAIMED) };
-    /// Gives the stripe back when the thread ends; touched only when claiming.
-    static RELEASE: Release = const { Release(Cell::new(SHARED as u8)) };
+    /// Gives the stripe back when the thread ends; touched only when claiming, which
+    /// registers its destructor.
+    static RELEASE: Release = const { Release };
 }
 
-struct Release(Cell<u8>);
+struct Release;
 
 impl Drop for Release {
     fn drop(&mut self) {
         // Counts made after this (other locals' destructors) go to the shared stripe.
-        let _ = STRIPE.try_with(|stripe| stripe.set(SHARED as u8));
-        release(&OWNED, usize::from(self.0.get()));
+        let owned = STRIPE.with(|stripe| stripe.replace(SHARED as u8));
+        release(&OWNED, usize::from(owned));
     }
 }
 
@@ -85,12 +86,7 @@ pub(crate) fn current() -> usize {
 /// whose locals are already being destroyed keeps to the shared one.
 #[cold]
 fn first_count() -> usize {
-    let registered = RELEASE.try_with(|release| {
-        let stripe = claim(&OWNED);
-        release.0.set(stripe as u8);
-        stripe
-    });
-    let stripe = registered.unwrap_or(SHARED);
+    let stripe = RELEASE.try_with(|_| claim(&OWNED)).unwrap_or(SHARED);
     STRIPE.with(|cell| cell.set(stripe as u8));
     stripe
 }
