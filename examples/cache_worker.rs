@@ -9,8 +9,9 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE`
-//! (a CA for `rediss://`) and `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a
-//! runtime dropped before the first command), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
+//! (a CA for `rediss://`), `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a
+//! runtime dropped before the first command) and `WORKER_DEAF` (no backplane: the
+//! worker hears no other process's invalidation), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
@@ -20,7 +21,7 @@
 //! (fail-safe; fails after `down on`), `row ID` and `refresh_row ID` (an `Option`,
 //! `None` after `gone on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
-//! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
+//! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`, `invalidate_locked ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
 //! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
 //! (a batch function sharing `grouped`'s cache), `grouped_batch_then_invalidate ID,ID.. TAG`
@@ -302,6 +303,9 @@ async fn main() {
     if let Ok(path) = std::env::var("WORKER_REDIS_CA_FILE") {
         config = config.tls_root_cert(std::fs::read(path).expect("read WORKER_REDIS_CA_FILE"));
     }
+    if std::env::var_os("WORKER_DEAF").is_some() {
+        config = config.backplane(false);
+    }
     if std::env::var_os("WORKER_INIT_IN_ITS_OWN_RUNTIME").is_some() {
         // As a test might: `init` in a runtime that ends before the calls are made.
         std::thread::spawn(move || {
@@ -386,6 +390,7 @@ async fn main() {
             }
             "invalidate_tag" => result(stratacache::invalidate_tag(argument).await),
             "invalidate" => result(invalidate!(get_user(argument.parse().unwrap())).await),
+            "invalidate_locked" => result(invalidate!(locked(argument.parse().unwrap())).await),
             "put" => {
                 let (id, value) = argument.split_once(' ').expect("put ID VALUE");
                 result(put!(get_user(id.parse().unwrap()), value.to_owned()).await)

@@ -42,6 +42,7 @@ on_standalone_and_cluster!(
     a_batch_call_reads_redis_in_one_go_and_loads_only_the_rest,
     a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns,
     a_load_in_flight_does_not_write_over_a_put_or_an_invalidation_in_redis,
+    a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -107,9 +108,16 @@ fn an_entry_invalidated_in_one_process_is_dropped_everywhere(cluster: bool) {
     a.get("get 5");
     assert_eq!(b.get("get 5").l2_hits, 1);
     assert_eq!(b.send("invalidate 5"), "ok");
+    let keys = entry_keys(&server, "worker.user");
+    assert_eq!(keys.len(), 1);
     assert!(
-        entry_keys(&server, "worker.user").is_empty(),
-        "the Redis entry was deleted"
+        server.get(&keys[0]).starts_with(b"SC\xffgone:"),
+        "the Redis entry was replaced by a tombstone"
+    );
+    let pttl: i64 = server.query(redis::cmd("PTTL").arg(&keys[0]));
+    assert!(
+        (1..=60_000).contains(&pttl),
+        "a tombstone lasts a minute: {pttl}"
     );
     assert!(
         eventually(Duration::from_secs(5), || a.get("get 5").loads == 2),
@@ -505,6 +513,41 @@ fn four_processes_missing_one_key_with_lock_run_one_load(cluster: bool) {
         3,
         "the others read the holder's value from Redis"
     );
+}
+
+/// A load in another process that began before an `invalidate!` and ends before
+/// the invalidation's message reaches it (here: never, the process hears none)
+/// wrote its older value over the deletion, and Redis served it to the whole fleet
+/// until its ttl. Its write-back now lands only over what its read found.
+fn a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut invalidating = Worker::start(&server.url(), NS, &[]);
+    let mut deaf = Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_DEAF", "1")]);
+    assert_eq!(deaf.send("slow on"), "ok");
+    deaf.request("locked 3"); // a 5 s load; it holds the fleet lock once its read is done
+    let loading = eventually(Duration::from_secs(5), || {
+        !server
+            .keys(&format!("{NS}:worker.locked:v0:*:lock"))
+            .is_empty()
+    });
+    assert!(loading, "the deaf worker's load never began");
+    assert_eq!(invalidating.send("invalidate_locked 3"), "ok");
+    let old = deaf.answer();
+    assert_eq!(old.loads, 1, "{old:?}");
+
+    let after = invalidating.get("locked 3");
+    assert_eq!(
+        (after.loads, after.l2_hits, after.l2_errors),
+        (1, 0, 0),
+        "Redis held the value loaded before the invalidation: {}",
+        after.value
+    );
+    assert_ne!(after.value, old.value);
+    // The load after the invalidation writes over what it left.
+    let mut third = Worker::start(&server.url(), NS, &[]);
+    let shared = third.get("locked 3");
+    assert_eq!((shared.loads, shared.l2_hits), (0, 1), "{shared:?}");
+    assert_eq!(shared.value, after.value);
 }
 
 fn a_killed_lock_holder_does_not_block_the_others(cluster: bool) {

@@ -61,8 +61,12 @@ pub struct EntryView {
 }
 
 /// Decodes an entry's bytes. With `secrets` (the `Config::secret` list), checks
-/// the signature and decrypts. `Err`: not a sound stratacache entry.
+/// the signature and decrypts. `Err`: not a sound stratacache entry (the tombstone
+/// of an invalidated entry says so).
 pub fn decode_entry(bytes: &[u8], secrets: Option<&str>) -> Result<EntryView, String> {
+    if crate::l2::replace::is_tombstone(bytes) {
+        return Err("invalidated: a tombstone, read as a miss until a load writes over it".into());
+    }
     let decoded = Envelope::decode(bytes).map_err(|unusable| format!("{unusable:?}"))?;
     let secrets = secrets.and_then(Secrets::parse);
     let signature = match (&secrets, decoded.mac) {

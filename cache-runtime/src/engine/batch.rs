@@ -21,17 +21,17 @@ use super::shared_many::Missing;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::batch_output::{Absence, BatchOutput, PlainMap};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l2::entry::Target;
+use crate::l2::entry::{Target, WriteUnder};
 use crate::stats::Counter;
 use crate::tags::Stamps;
 use crate::warm_tally::Tally;
 
 type Claimed<K, V> = Vec<(K, Arc<Flight<V>>)>;
 type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;
-/// Where a loaded key's value goes in Redis, and the tag versions to write it under.
-type WriteBack = Option<(Target, Vec<u64>)>;
-/// The values step 6 owes Redis: where each goes, and the tag versions it goes under.
-type Writes<V> = Vec<(Target, V, Vec<u64>)>;
+/// Where a loaded key's value goes in Redis, and what it is written under.
+type WriteBack = Option<(Target, WriteUnder)>;
+/// The values step 6 owes Redis: where each goes, and what it is written under.
+type Writes<V> = Vec<(Target, V, WriteUnder)>;
 /// A landing readied for a batch's flight (by its index): outcome and entry to store.
 type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
@@ -351,10 +351,9 @@ where
                 continue;
             }
             // Not over a `put!`, `refresh!` or `invalidate!` of the key (see `pipeline.rs`).
-            if let (Some((target, versions)), false) =
-                (write_back, lead.flights[index].1.is_doomed())
+            if let (Some((target, under)), false) = (write_back, lead.flights[index].1.is_doomed())
             {
-                writes.push((target, value.clone(), versions));
+                writes.push((target, value.clone(), under));
             }
             answered.push((key, value));
         }

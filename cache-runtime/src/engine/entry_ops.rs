@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
-use crate::l2::entry::{AddedTags, Target};
+use crate::l2::entry::{AddedTags, Target, WriteUnder};
+use crate::l2::replace::Prior;
 use crate::outbox::Sending;
 use crate::stats::Counter;
 use crate::warm_tally::Tally;
@@ -183,8 +184,13 @@ where
             let written = match target.tag_versions().await {
                 Ok(versions) => {
                     let lifetime = self.options.lifetime();
+                    // The newest value: it replaces whatever Redis holds.
+                    let under = WriteUnder {
+                        versions,
+                        prior: Prior::Anything,
+                    };
                     self.entries_for(&target)
-                        .write(&target, &value, versions, lifetime, &AddedTags::default())
+                        .write(&target, &value, under, lifetime, &AddedTags::default())
                         .await
                 }
                 Err(fault) => {

@@ -17,7 +17,7 @@ use super::reentry;
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
 use crate::flight::{Flight, Landed, Origin};
-use crate::l2::entry::{HeldLock, SharedFallback, Target};
+use crate::l2::entry::{HeldLock, SharedFallback, Target, WriteUnder};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
 use crate::tags::Stamps;
@@ -38,8 +38,9 @@ pub(super) struct Pending<'a, K: CacheKey, V: CacheValue> {
 /// `Pending`, and every move of that future copies it whole.
 struct SharedLoad<V> {
     target: Target,
-    /// The tag versions read before the loader ran; `None`: do not write back.
-    versions: Option<Vec<u64>>,
+    /// What the read before the loader found (tag versions, the entry) to write back
+    /// under; `None`: do not write back.
+    under: Option<WriteUnder>,
     fallback: Option<SharedFallback<V>>,
     /// The fleet lock, released after the write-back (or by a task if the load is
     /// dropped before).
@@ -220,14 +221,14 @@ where
         let began = (!span.is_disabled()).then(Instant::now);
         lead.flight.set_stamps(stamps.clone());
         let before = self.read_before_load::<Out>(&mut lead, target.as_deref(), &stamps);
-        let (versions, fallback) = match before.await {
+        let (under, fallback) = match before.await {
             shared::Before::Answered(value) => {
                 record_answer(&span, began, "l2", "hit");
                 return Prepared::Answered(value);
             }
-            shared::Before::Load { versions, fallback } => (versions, fallback),
+            shared::Before::Load { under, fallback } => (under, fallback),
         };
-        let may_lock = versions.is_some();
+        let may_lock = under.is_some();
         let locking = self.lock_before_load::<Out>(&mut lead, target.as_deref(), &stamps, may_lock);
         let held = match locking.await {
             Ok(held) => held,
@@ -239,7 +240,7 @@ where
         let shared = target.map(|target| {
             Box::new(SharedLoad {
                 target: *target,
-                versions,
+                under,
                 fallback,
                 held,
             })
@@ -375,12 +376,11 @@ where
         }
         let shared = load.shared.as_deref_mut();
         if let (Some(shared), false) = (shared, settled.skip) {
-            let versions = shared.versions.take();
+            let under = shared.under.take();
             let lifetime = settled.written_lifetime(&self.options);
             let (flight, target) = (&load.lead.flight, &shared.target);
             let added = &settled.added;
-            let write =
-                self.write_back_after_load(flight, target, value, versions, lifetime, added);
+            let write = self.write_back_after_load(flight, target, value, under, lifetime, added);
             Box::pin(write).await;
         }
         self.release_lock(load).await;

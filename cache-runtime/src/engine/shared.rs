@@ -7,7 +7,9 @@ use std::future::Future;
 
 use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue};
-use crate::l2::entry::{AddedTags, Entries, HeldLock, Locked, Read, SharedFallback, Target};
+use crate::l2::entry::{
+    AddedTags, Entries, HeldLock, Locked, Read, SharedFallback, Target, WriteUnder,
+};
 use crate::l2::message::Message;
 use crate::l2::Fault;
 use crate::tags::{Stamps, TagName};
@@ -18,10 +20,10 @@ use crate::Error;
 pub(super) enum Before<V> {
     /// Redis answered: the value, already landed for the waiters.
     Answered(V),
-    /// Load, then write back under `versions` (none: Redis did not answer, or the
-    /// cache is not shared), with `fallback` for the fail-safe.
+    /// Load, then write back under what was read (none: Redis did not answer, or
+    /// the cache is not shared), with `fallback` for the fail-safe.
     Load {
-        versions: Option<Vec<u64>>,
+        under: Option<WriteUnder>,
         fallback: Option<SharedFallback<V>>,
     },
 }
@@ -65,7 +67,7 @@ where
             // without a version of its counters (see `TagCell::kept_unread`).
             crate::tags::kept_unread(stamps);
             return Before::Load {
-                versions: None,
+                under: None,
                 fallback: None,
             };
         };
@@ -88,9 +90,10 @@ where
                 value,
                 lifetime,
                 versions,
+                prior,
                 stamps,
             } if load_past(lead, &lifetime) => Before::Load {
-                versions: Some(versions),
+                under: Some(WriteUnder { versions, prior }),
                 fallback: keep(value, lifetime, stamps),
             },
             Read::Hit {
@@ -99,20 +102,25 @@ where
                 stamps,
                 ..
             } => Before::Answered(lead.land_from_shared::<Out>(value, stamps, lifetime)),
-            Read::Miss { versions, fallback } => Before::Load {
-                versions: Some(versions),
+            Read::Miss {
+                versions,
+                prior,
+                fallback,
+            } => Before::Load {
+                under: Some(WriteUnder { versions, prior }),
                 fallback,
             },
             Read::Stale {
                 value,
                 lifetime,
                 versions,
+                prior,
                 stamps,
             } => {
                 lead.keep_stale(value.clone(), stamps.clone(), lifetime);
                 lead.flight.offer_stale(value.clone());
                 Before::Load {
-                    versions: Some(versions),
+                    under: Some(WriteUnder { versions, prior }),
                     fallback: keep(value, lifetime, stamps),
                 }
             }
@@ -120,7 +128,7 @@ where
                 // Loaded without a version of its counters: see `TagCell::kept_unread`.
                 crate::tags::kept_unread(stamps);
                 Before::Load {
-                    versions: None,
+                    under: None,
                     fallback: None,
                 }
             }
@@ -152,20 +160,21 @@ where
         }
     }
 
-    /// Steps 6 and 7 of a load: writes the loaded value back (under `versions`, if
-    /// Redis answered the read before the load), and after a `refresh!` tells the
+    /// Steps 6 and 7 of a load: writes the loaded value back (under what the read
+    /// before the load found, if Redis answered it), and after a `refresh!` tells the
     /// other processes to drop their copy (through the outbox, as a deletion of the
     /// entry, when Redis did not take the value). A load doomed by `put!`,
     /// `refresh!` or `invalidate!` of its key (here, or announced by another process)
     /// writes nothing: it must not write over what that wrote or deleted in Redis, as
-    /// it may not store in L1. (A write in another process whose message is still on
-    /// its way can still be overwritten; the entry's ttl bounds that.)
+    /// it may not store in L1. One made in another process whose message is still on
+    /// its way has changed the entry in Redis, and the write, a compare-and-set over
+    /// what the read found, does not land ([`replace`](crate::l2::replace)).
     pub(super) async fn write_back_after_load(
         &self,
         flight: &crate::flight::Flight<V>,
         target: &Target,
         value: &V,
-        versions: Option<Vec<u64>>,
+        under: Option<WriteUnder>,
         lifetime: Lifetime,
         added_tags: &AddedTags,
     ) {
@@ -173,11 +182,11 @@ where
             return;
         }
         // Not boxed here: its one caller, `store_loaded`, boxes this whole step.
-        let written = match versions {
-            Some(versions) => {
+        let written = match under {
+            Some(under) => {
                 let entries = self.entries_for(target);
                 entries
-                    .write(target, value, versions, lifetime, added_tags)
+                    .write(target, value, under, lifetime, added_tags)
                     .await
             }
             // Redis failed the read before the load: nothing to write under.

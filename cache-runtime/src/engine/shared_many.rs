@@ -6,19 +6,19 @@ use std::sync::Arc;
 use super::{Cache, CacheKey, CacheValue, Lifetime, Tags};
 use crate::clock;
 use crate::l1::L1Store;
-use crate::l2::entry::{AddedTags, Held, Target};
+use crate::l2::entry::{AddedTags, Held, Target, WriteUnder};
 use crate::stats::Counter;
 use crate::tags::{self, Stamps};
 use crate::warm_tally::Tally;
 
 /// A key of a batch that Redis did not answer with a fresh value: to be loaded, and
-/// written back under the tag versions read with it (none if Redis did not answer or
-/// the cache is `local`).
+/// written back under what was read of it (nothing if Redis did not answer or the
+/// cache is `local`).
 pub(super) struct Missing<K> {
     pub(super) key: K,
     /// The versions of its tags, read before Redis was.
     pub(super) stamps: Stamps,
-    pub(super) write_back: Option<(Target, Vec<u64>)>,
+    pub(super) write_back: Option<(Target, WriteUnder)>,
 }
 
 impl<K, V> Cache<K, V>
@@ -78,10 +78,10 @@ where
                     Tally::add(tally, |t| &t.present, 1);
                     answered.push((key, value));
                 }
-                Some(Held::Missing(versions)) => missing.push(Missing {
+                Some(Held::Missing(under)) => missing.push(Missing {
                     key,
                     stamps,
-                    write_back: Some((target, versions)),
+                    write_back: Some((target, under)),
                 }),
                 Some(Held::Unknown) | None => {
                     tags::kept_unread(&stamps);
@@ -126,7 +126,7 @@ where
     /// it ahead of them would delay their round trips, not this call's.
     pub(super) async fn write_back_many(
         &'static self,
-        writes: Vec<(Target, V, Vec<u64>)>,
+        writes: Vec<(Target, V, WriteUnder)>,
         lifetime: Lifetime,
         added: AddedTags,
     ) {

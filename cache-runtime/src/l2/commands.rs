@@ -6,6 +6,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::connection::Connection;
 use super::counters::parse_versions;
+use super::replace::{self, Prior};
 use super::routing::slot_of;
 use super::{Fault, L2};
 
@@ -84,36 +85,41 @@ impl L2 {
         Ok(replies)
     }
 
+    /// Writes an entry over `prior`, what the read before its load saw there
+    /// ([`replace`]); `Ok(false)` if the key holds something else now.
     pub(crate) async fn write(
         &self,
         entry_key: &str,
         bytes: &[u8],
         ttl_ms: Option<u64>,
-    ) -> Result<(), Fault> {
+        prior: &Prior,
+    ) -> Result<bool, Fault> {
         self.call(Some(entry_key), |mut connection| async move {
-            set_command(entry_key, bytes, ttl_ms)
-                .query_async::<()>(&mut connection)
+            replace::write_command(entry_key, bytes, ttl_ms, prior)
+                .query_async::<redis::Value>(&mut connection)
                 .await
         })
         .await
+        .map(|reply| replace::wrote(&reply))
     }
 
-    /// Several `SET key value [PX ttl]` at once: one pipeline on a standalone server;
+    /// Several [`write`](Self::write)s at once: one pipeline on a standalone server;
     /// on a cluster one command per key (a pipeline may not span slots), sent together.
     pub(crate) async fn write_many(
         &self,
-        items: &[(&str, Vec<u8>, Option<u64>)],
+        items: &[(&str, Vec<u8>, Option<u64>, &Prior)],
     ) -> Result<(), Fault> {
         if self.is_cluster() {
             let writes = items
                 .iter()
-                .map(|(key, bytes, ttl)| self.write(key, bytes, *ttl));
+                .map(|(key, bytes, ttl, prior)| self.write(key, bytes, *ttl, prior));
             return futures_util::future::try_join_all(writes).await.map(drop);
         }
         self.call(None, |mut connection| async move {
             let mut pipe = redis::pipe();
-            for (key, bytes, ttl) in items {
-                pipe.add_command(set_command(key, bytes, *ttl)).ignore();
+            for (key, bytes, ttl, prior) in items {
+                pipe.add_command(replace::write_command(key, bytes, *ttl, prior))
+                    .ignore();
             }
             pipe.query_async::<()>(&mut connection).await
         })
@@ -133,7 +139,8 @@ impl L2 {
         Ok(all)
     }
 
-    /// Bumps a tag counter and/or deletes an entry; returns the counter's new version.
+    /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see
+    /// [`replace`]); returns the counter's new version.
     /// Two calls sent at once, not a pipeline: in a cluster the two keys live in
     /// different slots, which a pipeline may not span.
     pub(crate) async fn invalidate(
@@ -158,8 +165,7 @@ impl L2 {
             match delete {
                 Some(entry) => {
                     self.call(Some(entry), |mut connection| async move {
-                        redis::cmd("DEL")
-                            .arg(entry)
+                        replace::tombstone_command(entry, self.instance)
                             .query_async::<()>(&mut connection)
                             .await
                     })
@@ -247,13 +253,4 @@ impl L2 {
         .await
         .map(drop)
     }
-}
-
-fn set_command(key: &str, bytes: &[u8], ttl_ms: Option<u64>) -> redis::Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(bytes);
-    if let Some(ttl_ms) = ttl_ms {
-        cmd.arg("PX").arg(ttl_ms.max(1));
-    }
-    cmd
 }

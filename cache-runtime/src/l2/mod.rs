@@ -14,6 +14,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod keys;
 pub(crate) mod message;
 pub(crate) mod protection;
+pub(crate) mod replace;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 mod shape_tracer;

@@ -6,6 +6,7 @@ use super::target::Target;
 use super::Entries;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::protection::{Refused, Unwritable};
+use crate::l2::replace::{self, Prior};
 use crate::l2::unix_ms;
 use crate::superseded;
 use crate::tags::Stamps;
@@ -31,7 +32,7 @@ pub(crate) enum ServesAs {
 impl<V> Found<V> {
     /// The read of a single call: `versions` are the tag versions read with it,
     /// `stamps` those to keep the value under.
-    pub(crate) fn into_read(self, versions: Vec<u64>, stamps: Stamps) -> Read<V> {
+    pub(crate) fn into_read(self, versions: Vec<u64>, prior: Prior, stamps: Stamps) -> Read<V> {
         let Found {
             value,
             lifetime,
@@ -42,16 +43,19 @@ impl<V> Found<V> {
                 value,
                 lifetime,
                 versions,
+                prior,
                 stamps,
             },
             ServesAs::Stale => Read::Stale {
                 value,
                 lifetime,
                 versions,
+                prior,
                 stamps,
             },
             ServesAs::Fallback => Read::Miss {
                 versions,
+                prior,
                 fallback: Some(SharedFallback {
                     value,
                     lifetime,
@@ -102,7 +106,8 @@ impl std::fmt::Display for Bad {
 }
 
 impl<K, V> Entries<'_, K, V> {
-    /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept.
+    /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept;
+    /// or the tombstone of an invalidated entry.
     /// With the value, the tags its loader added (counter key, version recorded),
     /// whose versions the caller still has to check. `now` is unix time in ms, read
     /// once by a caller decoding many values.
@@ -114,6 +119,9 @@ impl<K, V> Entries<'_, K, V> {
         versions: &[u64],
         now: u64,
     ) -> Result<Option<(Found<V>, Vec<(String, u64)>)>, Bad> {
+        if replace::is_tombstone(bytes) {
+            return Ok(None);
+        }
         let decoded = Envelope::decode(bytes).map_err(Bad::Envelope)?;
         let protection = &target.l2.protection;
         let signer = protection.authenticate(&decoded).map_err(Bad::Refused)?;

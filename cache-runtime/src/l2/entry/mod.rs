@@ -26,7 +26,7 @@ pub(crate) use lock::{HeldLock, Locked};
 pub(crate) use read::{Read, SharedFallback};
 pub(crate) use read_many::Held;
 pub(crate) use target::Target;
-pub(crate) use write::AddedTags;
+pub(crate) use write::{AddedTags, WriteUnder};
 
 /// What a cache's options say about its entries in Redis, fixed when it is built.
 #[derive(Clone, Copy)]

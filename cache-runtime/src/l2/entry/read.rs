@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::target::Target;
 use super::Entries;
+use crate::l2::replace::Prior;
 use crate::l2::{keys, parse_versions, unix_ms, L2};
 use crate::tags::{self, Stamps, TagCell, TagStamp};
 use crate::times::Lifetime;
@@ -18,12 +19,15 @@ pub(crate) enum Read<V> {
         value: V,
         lifetime: Lifetime,
         versions: Vec<u64>,
+        prior: Prior,
         stamps: Stamps,
     },
-    /// Nothing fresh; `versions` are the tag versions read before the load, and
+    /// Nothing fresh; `versions` are the tag versions read before the load, `prior`
+    /// what the entry's key held (all a load's write-back may replace), and
     /// `fallback` a value kept for the fail-safe window, if the cache has one.
     Miss {
         versions: Vec<u64>,
+        prior: Prior,
         fallback: Option<SharedFallback<V>>,
     },
     /// A value past its ttl, inside the stale-while-revalidate window: servable now
@@ -32,6 +36,7 @@ pub(crate) enum Read<V> {
         value: V,
         lifetime: Lifetime,
         versions: Vec<u64>,
+        prior: Prior,
         stamps: Stamps,
     },
     /// Redis did not answer: load, and do not write back (no versions to record).
@@ -60,37 +65,42 @@ impl<K, V> Entries<'_, K, V> {
         for (stamp, version) in stamps.iter().zip(&versions) {
             stamp.observe_remote(*version);
         }
+        let prior = Prior::of(bytes.as_deref());
         let Some(bytes) = bytes else {
             return Read::Miss {
                 versions,
+                prior,
                 fallback: None,
             };
         };
         match self.decode(target, &bytes, &versions, unix_ms()) {
             Ok(Some((found, added))) if added.is_empty() => {
-                found.into_read(versions, stamps.clone())
+                found.into_read(versions, prior, stamps.clone())
             }
             Ok(Some((found, added))) => {
                 // Tags the loader added: their counters were not in the first read.
                 match self.check_added(target.l2, &[&added]).await.pop().flatten() {
                     Some(extra) => {
                         let stamps = stamps.iter().cloned().chain(extra).collect();
-                        found.into_read(versions, stamps)
+                        found.into_read(versions, prior, stamps)
                     }
                     None => Read::Miss {
                         versions,
+                        prior,
                         fallback: None,
                     },
                 }
             }
             Ok(None) => Read::Miss {
                 versions,
+                prior,
                 fallback: None,
             },
             Err(bad) => {
                 self.unusable(bad);
                 Read::Miss {
                     versions,
+                    prior,
                     fallback: None,
                 }
             }

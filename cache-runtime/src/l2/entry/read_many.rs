@@ -5,22 +5,25 @@ use std::sync::Arc;
 
 use super::check::{Found, ServesAs};
 use super::target::Target;
+use super::write::WriteUnder;
 use super::Entries;
+use crate::l2::replace::Prior;
 use crate::l2::{parse_versions, unix_ms, Fault, L2};
 use crate::tags::{Stamps, TagStamp};
 use crate::times::Lifetime;
 
 /// A fresh value whose loader added tags: its index among the batch's answers, the
-/// added tags with their recorded versions, and the versions read for its own tags.
-type WithAdded = (usize, Vec<(String, u64)>, Vec<u64>);
+/// added tags with their recorded versions, the versions read for its own tags, and
+/// the entry as read.
+type WithAdded = (usize, Vec<(String, u64)>, Vec<u64>, Prior);
 
 /// What Redis holds for one key of a batch.
 pub(crate) enum Held<V> {
     /// A fresh value, what is left of its lifetime, and the stamps of the tags its
     /// loader added (to keep it under in L1 beside the key's own).
     Fresh(V, Lifetime, Vec<TagStamp>),
-    /// Nothing fresh: load, and write back under these tag versions (read with it).
-    Missing(Vec<u64>),
+    /// Nothing fresh: load, and write back under what was read.
+    Missing(WriteUnder),
     /// Redis did not answer: load, and do not write back.
     Unknown,
 }
@@ -72,6 +75,7 @@ impl<K, V> Entries<'_, K, V> {
                 }
                 previous = Some(these);
             }
+            let prior = Prior::of(bytes.as_deref());
             let found = match bytes.map(|bytes| self.decode(target, &bytes, &versions, now)) {
                 Some(Ok(Some((found, added)))) => Some((found, added)),
                 Some(Err(bad)) => {
@@ -90,11 +94,14 @@ impl<K, V> Entries<'_, K, V> {
                     added,
                 )) => {
                     if !added.is_empty() {
-                        with_added.push((held.len(), added, versions.clone()));
+                        with_added.push((held.len(), added, versions.clone(), prior));
                     }
                     Held::Fresh(value, lifetime, Vec::new())
                 }
-                _ => Held::Missing(versions.clone()),
+                _ => Held::Missing(WriteUnder {
+                    versions: versions.clone(),
+                    prior,
+                }),
             });
         }
         if !with_added.is_empty() {
@@ -113,13 +120,13 @@ impl<K, V> Entries<'_, K, V> {
     ) {
         let lists: Vec<&[(String, u64)]> = with_added
             .iter()
-            .map(|(_, added, _)| added.as_slice())
+            .map(|(_, added, ..)| added.as_slice())
             .collect();
         let checked = self.check_added(l2, &lists).await;
-        for ((index, _, versions), stamps) in with_added.into_iter().zip(checked) {
+        for ((index, _, versions, prior), stamps) in with_added.into_iter().zip(checked) {
             match (stamps, &mut held[index]) {
                 (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
-                (_, slot) => *slot = Held::Missing(versions),
+                (_, slot) => *slot = Held::Missing(WriteUnder { versions, prior }),
             }
         }
     }

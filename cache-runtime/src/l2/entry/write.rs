@@ -14,9 +14,18 @@
 
 use super::target::Target;
 use super::Entries;
+use crate::l2::replace::Prior;
 use crate::l2::{keys, L2};
 use crate::tags::{self, Stamps, TagStamp};
 use crate::times::Lifetime;
+
+/// What a load's value is written to Redis under: the versions of its tags read
+/// before the load, and what the entry's key held then, which is all the write may
+/// replace (see [`replace`](crate::l2::replace)).
+pub(crate) struct WriteUnder {
+    pub(crate) versions: Vec<u64>,
+    pub(crate) prior: Prior,
+}
 
 /// The tags one load's loader added, with the versions they had when its value
 /// landed in L1.
@@ -49,23 +58,34 @@ impl AddedTags {
 }
 
 impl<K, V> Entries<'_, K, V> {
-    /// Writes a value to Redis; false if it was not written (counted and logged).
+    /// Writes a value to Redis (see [`WriteUnder`]); false if it was not written:
+    /// Redis failed (counted and logged), or the entry changed since the read.
     pub(crate) async fn write(
         &self,
         target: &Target,
         value: &V,
-        versions: Vec<u64>,
+        under: WriteUnder,
         lifetime: Lifetime,
         added_tags: &AddedTags,
     ) -> bool {
+        let WriteUnder { versions, prior } = under;
         let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
             return false;
         };
         let Some((bytes, ttl_ms)) = self.envelope(target, value, versions, lifetime, &added) else {
             return false;
         };
-        match target.l2.write(&target.entry_key, &bytes, ttl_ms).await {
-            Ok(()) => true,
+        match target
+            .l2
+            .write(&target.entry_key, &bytes, ttl_ms, &prior)
+            .await
+        {
+            Ok(written) => {
+                if !written {
+                    tracing::debug!(cache = %self.cache, "stratacache: the entry changed in Redis during the load (an invalidation, a put! or a refresh elsewhere); the loaded value is not written over it");
+                }
+                written
+            }
             Err(fault) => {
                 self.fault(&fault);
                 false
@@ -112,22 +132,22 @@ impl<K, V> Entries<'_, K, V> {
     /// command per key, sent together (a pipeline on a standalone server).
     pub(crate) async fn write_many(
         &self,
-        writes: &[(Target, V, Vec<u64>)],
+        writes: &[(Target, V, WriteUnder)],
         lifetime: Lifetime,
         added_tags: &AddedTags,
     ) {
-        let Some(((first, _, _), _)) = writes.split_first() else {
+        let Some(((first, ..), _)) = writes.split_first() else {
             return;
         };
         let Some(added) = self.added_tag_versions(first.l2, added_tags).await else {
             return;
         };
-        let encoded: Vec<(&str, Vec<u8>, Option<u64>)> = writes
+        let encoded: Vec<(&str, Vec<u8>, Option<u64>, &Prior)> = writes
             .iter()
-            .filter_map(|(target, value, versions)| {
+            .filter_map(|(target, value, under)| {
                 let (bytes, ttl) =
-                    self.envelope(target, value, versions.clone(), lifetime, &added)?;
-                Some((target.entry_key.as_str(), bytes, ttl))
+                    self.envelope(target, value, under.versions.clone(), lifetime, &added)?;
+                Some((target.entry_key.as_str(), bytes, ttl, &under.prior))
             })
             .collect();
         if let Err(fault) = first.l2.write_many(&encoded).await {

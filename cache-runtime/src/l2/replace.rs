@@ -1,0 +1,178 @@
+//! Writing an entry only over what its load saw, and the tombstone an entry's
+//! invalidation leaves in its place.
+//!
+//! A load reads the entry's key before its loader runs (step 1) and writes its value
+//! back after (step 6). If another process invalidated the entry, `put!` a value in
+//! it or refreshed it in between, the load's value is older than that change: written
+//! over it with a plain `SET`, it would stand in Redis, for every process, until its
+//! ttl, the invalidation's message having come too late to stop the write. So the
+//! write-back is a compare-and-set: it lands only while the key still holds what the
+//! read saw ([`Prior`]). An invalidation cannot leave the key empty, as an empty key
+//! is also what a load that began before it may have seen: it writes a tombstone
+//! (unique to that invalidation) for [`TOMBSTONE_TTL_MS`], which reads as a miss.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the read before a load found at the entry's key, which its write-back may
+/// replace; or, for `put!`, anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Prior {
+    Absent,
+    /// A value, known by its length and last bytes: an envelope's last bytes are a
+    /// checksum of all the others, a tombstone's a number unique to it. (Comparing
+    /// those, not the whole value, keeps a large value off the wire a second time.)
+    Held {
+        len: usize,
+        tail: [u8; TAIL],
+    },
+    /// Replace whatever is there (`put!`: the caller's value is the newest).
+    Anything,
+}
+
+/// How many last bytes identify a value: an envelope's checksum.
+const TAIL: usize = 8;
+
+impl Prior {
+    /// What a read found: `None` is an absent key.
+    pub(crate) fn of(bytes: Option<&[u8]>) -> Self {
+        match bytes {
+            None => Self::Absent,
+            Some(bytes) => {
+                let last = &bytes[bytes.len().saturating_sub(TAIL)..];
+                let mut tail = [0; TAIL];
+                tail[..last.len()].copy_from_slice(last);
+                Self::Held {
+                    len: bytes.len(),
+                    tail,
+                }
+            }
+        }
+    }
+
+    /// The last bytes `GETRANGE key -8 -1` answers for the value: all of a short one.
+    fn tail(&self) -> &[u8] {
+        match self {
+            Self::Held { len, tail } => &tail[..(*len).min(TAIL)],
+            Self::Absent | Self::Anything => &[],
+        }
+    }
+}
+
+/// Sets `KEYS[1]` to `ARGV[3]` (with `PX ARGV[4]` unless 0) only if it holds a value
+/// of length `ARGV[1]` (0: none) ending in `ARGV[2]`; 1 if it did. `STRLEN` and
+/// `GETRANGE` read no more than that of the value held.
+const SET_IF_UNCHANGED: &str = "local len = redis.call('STRLEN', KEYS[1]) \
+    if len ~= tonumber(ARGV[1]) then return 0 end \
+    if len > 0 and redis.call('GETRANGE', KEYS[1], -8, -1) ~= ARGV[2] then return 0 end \
+    if ARGV[4] == '0' then redis.call('SET', KEYS[1], ARGV[3]) \
+    else redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end \
+    return 1";
+
+/// The command that writes `bytes` at `key` over `prior` (see the module's doc); it
+/// answers 0 if the key had changed, anything else if it wrote ([`wrote`]).
+pub(crate) fn write_command(
+    key: &str,
+    bytes: &[u8],
+    ttl_ms: Option<u64>,
+    prior: &Prior,
+) -> redis::Cmd {
+    let px = ttl_ms.map_or(0, |ttl| ttl.max(1));
+    let (len, tail): (usize, &[u8]) = match prior {
+        Prior::Anything => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(bytes);
+            if px > 0 {
+                cmd.arg("PX").arg(px);
+            }
+            return cmd;
+        }
+        Prior::Absent => (0, prior.tail()),
+        Prior::Held { len, .. } => (*len, prior.tail()),
+    };
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SET_IF_UNCHANGED)
+        .arg(1)
+        .arg(key)
+        .arg(len)
+        .arg(tail)
+        .arg(bytes)
+        .arg(px);
+    cmd
+}
+
+/// Whether a [`write_command`] wrote.
+pub(crate) fn wrote(reply: &redis::Value) -> bool {
+    !matches!(reply, redis::Value::Int(0))
+}
+
+/// How long an entry's tombstone stands: a load that began before the invalidation
+/// and writes back later than this may still land its value (the entry's ttl bounds
+/// it then).
+pub(crate) const TOMBSTONE_TTL_MS: u64 = 60_000;
+
+/// Starts every tombstone: an envelope's magic with a format version no envelope has,
+/// so a reader of any version takes it for a value it cannot use, never for a value.
+const TOMBSTONE: &[u8; 8] = b"SC\xffgone:";
+
+/// `allow-oom`: an invalidation must go through while Redis is full (as the
+/// counters' bump does); a tombstone is smaller than most values it replaces.
+const SET_TOMBSTONE: &str = "#!lua flags=allow-oom\n\
+    return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])";
+
+/// The command that replaces the entry at `key` by a tombstone of its own.
+pub(crate) fn tombstone_command(key: &str, instance: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SET_TOMBSTONE)
+        .arg(1)
+        .arg(key)
+        .arg(tombstone(instance))
+        .arg(TOMBSTONE_TTL_MS);
+    cmd
+}
+
+/// A tombstone no other invalidation writes: this process's instance and a count.
+fn tombstone(instance: u64) -> Vec<u8> {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let mut tombstone = TOMBSTONE.to_vec();
+    tombstone.extend_from_slice(&instance.to_le_bytes());
+    tombstone.extend_from_slice(&MADE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    tombstone
+}
+
+/// True for what an entry's invalidation left: a miss, and not a bad value.
+pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+    bytes.starts_with(TOMBSTONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prior_is_a_values_length_and_last_bytes() {
+        assert_eq!(Prior::of(None), Prior::Absent);
+        assert_eq!(
+            Prior::of(Some(b"0123456789")),
+            Prior::Held {
+                len: 10,
+                tail: *b"23456789"
+            }
+        );
+        assert_eq!(Prior::of(Some(b"0123456789")).tail(), b"23456789");
+        let short = Prior::of(Some(b"abc"));
+        assert_eq!(short.tail(), b"abc", "what GETRANGE -8 -1 answers for it");
+    }
+
+    #[test]
+    fn tombstones_are_told_apart_from_envelopes_and_from_each_other() {
+        let (first, second) = (tombstone(7), tombstone(7));
+        assert!(is_tombstone(&first) && is_tombstone(&second));
+        assert_ne!(
+            Prior::of(Some(&first)),
+            Prior::of(Some(&second)),
+            "a second invalidation changes what a load saw after the first"
+        );
+        assert!(!is_tombstone(b"SC\x04"), "an envelope");
+        assert!(!is_tombstone(b""));
+    }
+}
