@@ -25,6 +25,7 @@ on_standalone_and_cluster!(
     an_oversized_value_is_not_written,
     redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart,
     a_lost_invalidation_message_is_caught_up_by_the_resync,
+    a_lost_entry_invalidation_message_is_caught_up_when_the_subscription_is_back,
     a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer,
     the_password_in_the_url_authenticates,
     an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process,
@@ -251,6 +252,34 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {
         caught_up,
         "a lost message left user 9 stale past the resync interval"
     );
+}
+
+/// An `invalidate!`, `put!` or `refresh!` announces itself by a message alone (no tag
+/// counter moves): one published while a process's subscription was down never
+/// reached it, and the process served its copy until its ttl, where the resync
+/// catches up on a lost tag invalidation.
+fn a_lost_entry_invalidation_message_is_caught_up_when_the_subscription_is_back(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    a.get("get 5");
+    a.get("get 6");
+    assert_eq!(a.get("get 5").l1_hits, 1);
+    server.drop_subscriptions(); // A subscribes again after 100 ms
+    assert_eq!(b.send("invalidate 5"), "ok");
+    let caught_up = eventually(Duration::from_secs(5), || a.get("get 5").loads == 3);
+    assert!(
+        caught_up,
+        "A kept serving entry 5 after missing its invalidation"
+    );
+
+    assert!(a.get("get 6").value.starts_with("user 6 loaded"));
+    server.drop_subscriptions();
+    assert_eq!(b.send("put 6 written by put"), "ok");
+    let caught_up = eventually(Duration::from_secs(5), || {
+        a.get("get 6").value == "written by put"
+    });
+    assert!(caught_up, "A kept serving entry 6 after missing its put!");
 }
 
 fn a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer(cluster: bool) {

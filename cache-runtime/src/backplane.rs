@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use crate::l2::message::Message;
 use crate::l2::{keys, L2};
-use crate::{clock, registry, tags};
+use crate::{clock, entry_changes, registry, tags};
 
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -39,13 +39,22 @@ fn apply(message: Message) {
             tags::GLOBAL.invalidated_at(version);
             registry::clear_all_stores();
         }
-        Message::Entry { cache, key } => registry::evict_encoded(&cache, &key),
+        Message::Entry {
+            cache,
+            key,
+            version,
+        } => {
+            registry::evict_encoded(&cache, &key);
+            entry_changes::heard(&cache, version);
+        }
     }
 }
 
 /// Re-reads the Redis version of every tag held here; a version that moved means a
-/// missed invalidation, and the local tag is bumped.
-pub(crate) async fn resync(l2: &L2) {
+/// missed invalidation, and the local tag is bumped. Reads every cache's entry-change
+/// counter too: a change missed means the cache's L1 is dropped (`after_gap`: the
+/// first resync of a subscription made again, see [`entry_changes::missed`]).
+pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
     cells.extend(
         registry::cache_tags()
@@ -57,11 +66,30 @@ pub(crate) async fn resync(l2: &L2) {
             .into_iter()
             .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell)),
     );
-    let tag_keys: Vec<String> = cells.iter().map(|(key, _)| key.clone()).collect();
+    let caches: Vec<String> = registry::cache_tags()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let tag_keys: Vec<String> = cells
+        .iter()
+        .map(|(key, _)| key.clone())
+        .chain(
+            caches
+                .iter()
+                .map(|name| keys::entry_changes(&l2.namespace, name)),
+        )
+        .collect();
     match l2.versions(&tag_keys).await {
         Ok(versions) => {
-            for ((_, cell), version) in cells.iter().zip(versions) {
-                cell.observe_remote(version);
+            let (tags, entries) = versions.split_at(cells.len());
+            for ((_, cell), version) in cells.iter().zip(tags) {
+                cell.observe_remote(*version);
+            }
+            for (name, version) in caches.iter().zip(entries) {
+                if entry_changes::missed(name, *version, after_gap) {
+                    tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
+                    registry::missed_entry_changes(name);
+                }
             }
             LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
             tracing::debug!(tags = cells.len(), "stratacache: tag versions resynced");
@@ -81,6 +109,9 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     let mut nodes = l2.subscribers.iter().cycle();
     let mut moved = None;
     loop {
+        // A subscription moved to the channel's master was made before the old one
+        // went: no message fell between them. Any other may have missed some.
+        let after_gap = moved.is_none();
         let (client, pubsub) = match moved.take() {
             Some(moved) => moved,
             None => {
@@ -101,7 +132,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             }
         };
         backoff = Duration::from_millis(100);
-        resync(l2).await;
+        resync(l2, after_gap).await;
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
             tracing::warn!("stratacache: backplane disconnected; reconnecting");
@@ -151,7 +182,7 @@ async fn listen(
                 Some(message) => receive(l2, &message),
                 None => return None,
             },
-            _ = resyncs.tick() => resync(l2).await,
+            _ = resyncs.tick() => resync(l2, false).await,
             _ = pings.tick() => {
                 let pong = tokio::time::timeout(PING_ANSWER, sink.ping::<redis::Value>());
                 if !matches!(pong.await, Ok(Ok(_))) {

@@ -14,6 +14,7 @@ mod checks;
 mod clock;
 mod config;
 mod engine;
+mod entry_changes;
 mod entry_ref;
 mod error;
 mod export;

@@ -27,6 +27,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::entry_changes;
 use crate::l2::message::Message;
 use crate::l2::{keys, Fault, L2};
 use crate::stats::OutboxSnapshot;
@@ -105,7 +106,7 @@ impl Invalidation {
             Scope::Tag(tag) => Some(keys::tag(namespace, tag)),
             Scope::Cache(cache) => Some(keys::cache_tag(namespace, cache)),
             Scope::All => Some(keys::global_tag(namespace)),
-            Scope::Entry { .. } => None,
+            Scope::Entry { cache, .. } => Some(keys::entry_changes(namespace, cache)),
         }
     }
 
@@ -123,6 +124,7 @@ impl Invalidation {
             Scope::Entry { cache, key, .. } => Message::Entry {
                 cache: cache.clone(),
                 key: key.clone(),
+                version,
             },
         }
     }
@@ -145,7 +147,8 @@ impl Invalidation {
         }
     }
 
-    /// Bumps the counter and/or deletes the entry in Redis, then tells the others.
+    /// Bumps the counter (an entry's: its cache's entry-change counter) and replaces
+    /// the entry by a tombstone in Redis, then tells the others.
     async fn deliver(&self, l2: &L2) -> Result<(), Fault> {
         let counter = self.counter(&l2.namespace);
         let delete = match &self.scope {
@@ -173,6 +176,9 @@ impl Invalidation {
             // So that this process does not apply its own invalidation again when it
             // next reads the counter.
             cell.learn_remote(version);
+        }
+        if let (Scope::Entry { cache, .. }, Some(version)) = (&self.scope, version) {
+            entry_changes::heard(cache, version);
         }
         let message = self.message(version.unwrap_or(0));
         l2.publish(message.encode(l2.instance)).await

@@ -285,6 +285,15 @@ pub(crate) fn invalidated_remotely(name: &str, version: u64) {
     }
 }
 
+/// This process missed a change of some entry of this cache (`entry_changes.rs`):
+/// drops its L1, and the loads in flight that began before.
+pub(crate) fn missed_entry_changes(name: &str) {
+    if let Some(cache) = registered(name) {
+        cache.tag_cell().bump();
+        cache.clear_store();
+    }
+}
+
 /// Another process invalidated this entry: evict it here.
 pub(crate) fn evict_encoded(name: &str, key: &[u8]) {
     if let Some(cache) = registered(name) {

@@ -442,6 +442,19 @@ impl Deployment {
         }
     }
 
+    /// Closes every pub/sub subscription on every node (`CLIENT KILL TYPE pubsub`):
+    /// what a network blip does to a subscriber, which then subscribes again.
+    pub fn drop_subscriptions(&self) {
+        for server in self.servers() {
+            redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query::<i64>(&mut server.connection())
+                .unwrap_or_else(|e| panic!("CLIENT KILL TYPE pubsub: {e}"));
+        }
+    }
+
     /// `CONFIG SET name value` on every node.
     fn config_set(&self, name: &str, value: &str) {
         for server in self.servers() {

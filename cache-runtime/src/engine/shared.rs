@@ -7,9 +7,11 @@ use std::future::Future;
 
 use super::lead::Lead;
 use super::{Cache, CacheKey, CacheValue};
+use crate::entry_changes;
 use crate::l2::entry::{
     AddedTags, Entries, HeldLock, Locked, Read, SharedFallback, Target, WriteUnder,
 };
+use crate::l2::keys;
 use crate::l2::message::Message;
 use crate::l2::Fault;
 use crate::tags::{Stamps, TagName};
@@ -203,22 +205,25 @@ where
     }
 
     /// Tells the other processes to drop their copy of this entry (a newer one is in
-    /// Redis now).
+    /// Redis now), after moving the cache's entry-change counter, by which a process
+    /// that misses the message learns that it did (`entry_changes.rs`).
     pub(super) async fn announce(&self, target: &Target) -> Result<(), Error> {
-        let message = self.entry_message(target).encode(target.l2.instance);
-        target
-            .l2
-            .publish(message)
+        let l2 = target.l2;
+        let counter = keys::entry_changes(&l2.namespace, &self.name);
+        let version = l2
+            .invalidate(Some(&counter), None)
             .await
-            .map_err(|fault| fault.into_error("publish an entry's invalidation"))
-    }
-
-    /// "Drop your copy of this entry", for the other processes.
-    pub(super) fn entry_message(&self, target: &Target) -> Message {
-        Message::Entry {
+            .map_err(|fault| fault.into_error("count an entry's change"))?
+            .unwrap_or(0);
+        entry_changes::heard(&self.name, version);
+        let message = Message::Entry {
             cache: self.name.to_string(),
             key: target.key_bytes.to_vec(),
-        }
+            version,
+        };
+        l2.publish(message.encode(l2.instance))
+            .await
+            .map_err(|fault| fault.into_error("publish an entry's invalidation"))
     }
 
     /// Releases the fleet lock a leader holds, if it holds one.

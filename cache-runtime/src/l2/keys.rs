@@ -42,6 +42,12 @@ pub(crate) fn cache_tag(namespace: &str, cache: &str) -> String {
     format!("{namespace}:cache-tag:{cache}")
 }
 
+/// The counter of the changes made to single entries of `cache` (see
+/// `entry_changes.rs`).
+pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
+    format!("{namespace}:entry-changes:{cache}")
+}
+
 /// The counter of the global implicit tag ("clear everything").
 pub(crate) fn global_tag(namespace: &str) -> String {
     format!("{namespace}:global-tag")

@@ -78,9 +78,12 @@ pub(crate) enum Message {
     All {
         version: u64,
     },
+    /// An entry, with the version its cache's entry-change counter reached (0 from a
+    /// process that predates the counter).
     Entry {
         cache: String,
         key: Vec<u8>,
+        version: u64,
     },
 }
 
@@ -93,9 +96,13 @@ impl Message {
                 format!("{instance:016x}{s}c{s}{version}{s}{cache}")
             }
             Message::All { version } => format!("{instance:016x}{s}a{s}{version}"),
-            Message::Entry { cache, key } => {
+            Message::Entry {
+                cache,
+                key,
+                version,
+            } => {
                 let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                format!("{instance:016x}{s}e{s}{hex}{s}{cache}")
+                format!("{instance:016x}{s}E{s}{version}{s}{hex}{s}{cache}")
             }
         }
     }
@@ -117,10 +124,19 @@ impl Message {
             },
             "e" => {
                 let (hex, cache) = rest.split_once(SEPARATOR)?;
-                let key = decode_hex(hex)?;
                 Message::Entry {
                     cache: cache.to_owned(),
-                    key,
+                    key: decode_hex(hex)?,
+                    version: 0,
+                }
+            }
+            "E" => {
+                let (version, rest) = rest.split_once(SEPARATOR)?;
+                let (hex, cache) = rest.split_once(SEPARATOR)?;
+                Message::Entry {
+                    cache: cache.to_owned(),
+                    key: decode_hex(hex)?,
+                    version: version.parse().ok()?,
                 }
             }
             _ => return None,
@@ -148,6 +164,7 @@ mod tests {
             Message::Entry {
                 cache: "users.get".into(),
                 key: vec![0, 7, 255],
+                version: 12,
             },
         ] {
             assert_eq!(Message::decode(&message.encode(42)), Some((42, message)));
@@ -188,6 +205,7 @@ mod tests {
         let sound = Message::Entry {
             cache: "users.get".into(),
             key: vec![1, 2, 3],
+            version: 4,
         }
         .encode(7);
         for _ in 0..20_000 {
