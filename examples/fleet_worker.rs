@@ -1,12 +1,13 @@
 //! One process of the fleet checker (tests/fleet.rs): a writer that commits new
 //! versions of items to a source of truth (a Redis of its own, never faulted) and
-//! then invalidates their tag, or a reader that calls a cached `item(k)` in a loop,
+//! then, in turn, invalidates their tag, invalidates their entry or `put!`s the new
+//! version, or a reader that calls a cached `item(k)` in a loop,
 //! or a peeker that only reads what the cache Redis holds (`peek!`). Every operation
 //! is logged with its start and end in unix microseconds, and written to OUT_FILE at
 //! the end, one per line:
 //!
 //! ```text
-//! w KEY VERSION START END OK      a commit of VERSION, then its invalidation
+//! w KEY VERSION START END OK      a commit of VERSION, then its invalidation (or put!)
 //! r KEY VERSION START END OK      a read that returned VERSION (OK = 0: it failed)
 //! p KEY VERSION START END 1       a peek (VERSION = 0: nothing in Redis)
 //! f KEY VERSION START END OK      a reader's final read, after the settle time
@@ -20,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use stratacache::{cached, invalidate_tag, peek, Config};
+use stratacache::{cached, invalidate, invalidate_tag, peek, put, Config};
 
 static TRUTH: OnceLock<ConnectionManager> = OnceLock::new();
 /// The namespace, which also prefixes the items in the source of truth.
@@ -92,7 +93,8 @@ async fn main() {
     std::fs::write(&args.out, log).expect("write the log");
 }
 
-/// Commits a new version of one item every 20 ms, round robin, then invalidates it.
+/// Commits a new version of one item every 20 ms, round robin, then invalidates it
+/// or puts it.
 async fn write(args: &Args, log: &mut String) {
     let mut truth = TRUTH.get().expect("connected").clone();
     let end = Instant::now() + args.run;
@@ -104,7 +106,12 @@ async fn write(args: &Args, log: &mut String) {
             .await
             .expect("the source of truth is never faulted");
         let start = now_us();
-        let ok = invalidate_tag!("item:{}", k).await.is_ok();
+        // Every way a write reaches the cache, in turn: the tag, the entry, the value.
+        let ok = match version % 3 {
+            0 => invalidate_tag!("item:{}", k).await.is_ok(),
+            1 => invalidate!(item(k)).await.is_ok(),
+            _ => put!(item(k), version).await.is_ok(),
+        };
         let _ = writeln!(log, "w {k} {version} {start} {} {}", now_us(), u8::from(ok));
         k = (k + 1) % args.keys;
         tokio::time::sleep(Duration::from_millis(20)).await;

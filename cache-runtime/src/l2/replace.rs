@@ -59,8 +59,8 @@ impl Prior {
 }
 
 /// Sets `KEYS[1]` to `ARGV[3]` (with `PX ARGV[4]` unless 0) only if it holds a value
-/// of length `ARGV[1]` (0: none) ending in `ARGV[2]`; 1 if it did. `STRLEN` and
-/// `GETRANGE` read no more than that of the value held.
+/// of length `ARGV[1]` (0: none) ending in `ARGV[2]` (its last [`TAIL`] bytes); 1 if
+/// it did. `STRLEN` and `GETRANGE` read no more than that of the value held.
 const SET_IF_UNCHANGED: &str = "local len = redis.call('STRLEN', KEYS[1]) \
     if len ~= tonumber(ARGV[1]) then return 0 end \
     if len > 0 and redis.call('GETRANGE', KEYS[1], -8, -1) ~= ARGV[2] then return 0 end \
