@@ -268,7 +268,15 @@ pub mod __macros {
 /// Invalidates one entry of a cached function, named by a call with its arguments:
 /// `invalidate!(get_user(7)).await?`, `invalidate!(repo.get_user(7)).await?`.
 ///
-/// Returns a future of `Result<(), stratacache::Error>`.
+/// The entry is dropped here at once, and a load of it in flight here will not store
+/// its value. In Redis it is replaced by a tombstone (a miss for every reader, for a
+/// minute or until a load writes over it), so that a load in another process that
+/// began before the invalidation cannot write its older value back; the other
+/// processes drop their copy when the message reaches them, or at their next resync
+/// if it was lost.
+///
+/// Returns a future of `Result<(), stratacache::Error>`: `Ok` even when Redis is
+/// down (the invalidation waits in the outbox).
 #[macro_export]
 macro_rules! invalidate {
     ($($input:tt)*) => { $crate::__macros::invalidate!($crate; $($input)*) };
