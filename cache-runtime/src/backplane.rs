@@ -55,28 +55,25 @@ fn apply(message: Message) {
 /// counter too: a change missed means the cache's L1 is dropped (`after_gap`: the
 /// first resync of a subscription made again, see [`entry_changes::missed`]).
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
+    let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
     cells.extend(
-        registry::cache_tags()
-            .into_iter()
-            .map(|(name, cell)| (keys::cache_tag(&l2.namespace, &name), cell)),
+        caches
+            .iter()
+            .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
     );
     cells.extend(
         tags::named_cells()
             .into_iter()
             .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell)),
     );
-    let caches: Vec<String> = registry::cache_tags()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
     let tag_keys: Vec<String> = cells
         .iter()
         .map(|(key, _)| key.clone())
         .chain(
             caches
                 .iter()
-                .map(|name| keys::entry_changes(&l2.namespace, name)),
+                .map(|(name, _)| keys::entry_changes(&l2.namespace, name)),
         )
         .collect();
     match l2.versions(&tag_keys).await {
@@ -85,7 +82,7 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
             for ((_, cell), version) in cells.iter().zip(tags) {
                 cell.observe_remote(*version);
             }
-            for (name, version) in caches.iter().zip(entries) {
+            for ((name, _), version) in caches.iter().zip(entries) {
                 if entry_changes::missed(name, *version, after_gap) {
                     tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
                     registry::missed_entry_changes(name);
