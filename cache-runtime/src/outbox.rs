@@ -101,12 +101,13 @@ impl Invalidation {
         }
     }
 
-    fn counter(&self, namespace: &str) -> Option<String> {
+    /// The counter a delivery bumps: an entry's is its cache's entry-change counter.
+    fn counter(&self, namespace: &str) -> String {
         match &self.scope {
-            Scope::Tag(tag) => Some(keys::tag(namespace, tag)),
-            Scope::Cache(cache) => Some(keys::cache_tag(namespace, cache)),
-            Scope::All => Some(keys::global_tag(namespace)),
-            Scope::Entry { cache, .. } => Some(keys::entry_changes(namespace, cache)),
+            Scope::Tag(tag) => keys::tag(namespace, tag),
+            Scope::Cache(cache) => keys::cache_tag(namespace, cache),
+            Scope::All => keys::global_tag(namespace),
+            Scope::Entry { cache, .. } => keys::entry_changes(namespace, cache),
         }
     }
 
@@ -143,19 +144,20 @@ impl Invalidation {
     fn redis_name(&self, namespace: &str) -> String {
         match &self.scope {
             Scope::Entry { entry_key, .. } => entry_key.clone(),
-            _ => self.counter(namespace).unwrap_or_default(),
+            _ => self.counter(namespace),
         }
     }
 
-    /// Bumps the counter (an entry's: its cache's entry-change counter) and replaces
-    /// the entry by a tombstone in Redis, then tells the others.
+    /// Bumps the counter (and puts an entry's tombstone) in Redis, then tells the others.
     async fn deliver(&self, l2: &L2) -> Result<(), Fault> {
         let counter = self.counter(&l2.namespace);
-        let delete = match &self.scope {
-            Scope::Entry { entry_key, .. } => Some(entry_key.as_str()),
-            _ => None,
+        let (tombstone, cache) = match &self.scope {
+            Scope::Entry {
+                entry_key, cache, ..
+            } => (Some(entry_key.as_str()), Some(cache)),
+            _ => (None, None),
         };
-        let version = l2.invalidate(counter.as_deref(), delete).await?;
+        let version = l2.invalidate(Some(&counter), tombstone).await?.unwrap_or(0);
         // Applied here before Redis took it, so a read in between found the entry
         // still current in Redis, under this process's new versions, and L1 may hold
         // it: applying it again drops that copy.
@@ -172,15 +174,13 @@ impl Invalidation {
         if let Some(reapply) = &self.reapply {
             reapply();
         }
-        if let (Some(cell), Some(version)) = (&cell, version) {
-            // So that this process does not apply its own invalidation again when it
-            // next reads the counter.
-            cell.learn_remote(version);
-        }
-        if let (Scope::Entry { cache, .. }, Some(version)) = (&self.scope, version) {
-            entry_changes::heard(cache, version);
-        }
-        let message = self.message(version.unwrap_or(0));
+        // So that this process does not apply its own invalidation again when it
+        // next reads the counter.
+        cell.iter().for_each(|cell| cell.learn_remote(version));
+        cache
+            .iter()
+            .for_each(|cache| entry_changes::heard(cache, version));
+        let message = self.message(version);
         l2.publish(message.encode(l2.instance)).await
     }
 }

@@ -105,6 +105,20 @@ impl std::fmt::Display for Bad {
     }
 }
 
+/// An entry's times as L1 keeps them, its refresh point counted from its creation.
+fn times_of(envelope: &Envelope<'_>, refresh_after: u64) -> Times {
+    Times {
+        fresh_until: envelope.fresh_until_ms,
+        stale_until: envelope.stale_until_ms,
+        keep_until: envelope.keep_until_ms,
+        refresh_at: if refresh_after == NEVER {
+            NEVER
+        } else {
+            envelope.created_ms.saturating_add(refresh_after)
+        },
+    }
+}
+
 impl<K, V> Entries<'_, K, V> {
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept;
     /// or the tombstone of an invalidated entry.
@@ -168,17 +182,7 @@ impl<K, V> Entries<'_, K, V> {
             .reveal(&decoded, signer, target.l2.max_payload)
             .map_err(Bad::Refused)?;
         let value = (codec.decode_value)(&payload, envelope.format).ok_or(Bad::Payload)?;
-        let refresh_after = self.shared.settings.refresh_after;
-        let times = Times {
-            fresh_until: envelope.fresh_until_ms,
-            stale_until: envelope.stale_until_ms,
-            keep_until: envelope.keep_until_ms,
-            refresh_at: if refresh_after == NEVER {
-                NEVER
-            } else {
-                envelope.created_ms.saturating_add(refresh_after)
-            },
-        };
+        let times = times_of(envelope, self.shared.settings.refresh_after);
         let serves_as = if fresh {
             ServesAs::Fresh
         } else if servable_stale {
