@@ -185,6 +185,7 @@ impl Invalidation {
     }
 }
 
+#[derive(Default)]
 struct Outbox {
     pending: Mutex<VecDeque<Invalidation>>,
     capacity: AtomicU64,
@@ -198,14 +199,8 @@ struct Outbox {
 }
 
 static OUTBOX: LazyLock<Outbox> = LazyLock::new(|| Outbox {
-    pending: Mutex::default(),
     capacity: AtomicU64::new(10_000),
-    wake: Notify::new(),
-    drained: Notify::new(),
-    queued: AtomicU64::new(0),
-    delivered: AtomicU64::new(0),
-    coalesced: AtomicU64::new(0),
-    overflowed: AtomicU64::new(0),
+    ..Outbox::default()
 });
 
 fn count(counter: &AtomicU64, n: u64) {
