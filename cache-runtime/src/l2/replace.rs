@@ -13,6 +13,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use xxhash_rust::xxh3::xxh3_64;
+
 /// What the read before a load found at the entry's key, which its write-back may
 /// replace; or, for `put!`, anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,21 +123,23 @@ const SET_TOMBSTONE: &str = "#!lua flags=allow-oom\n\
 
 /// The command that replaces the entry at `key` by a tombstone of its own.
 pub(crate) fn tombstone_command(key: &str, instance: u64) -> redis::Cmd {
+    static MADE: AtomicU64 = AtomicU64::new(0);
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(SET_TOMBSTONE)
         .arg(1)
         .arg(key)
-        .arg(tombstone(instance))
+        .arg(tombstone(instance, MADE.fetch_add(1, Ordering::Relaxed)))
         .arg(TOMBSTONE_TTL_MS);
     cmd
 }
 
-/// A tombstone no other invalidation writes: this process's instance and a count.
-fn tombstone(instance: u64) -> Vec<u8> {
-    static MADE: AtomicU64 = AtomicU64::new(0);
+/// The `count`th tombstone of process `instance`. Its last [`TAIL`] bytes, which a
+/// [`Prior`] compares, hash both: no other invalidation in the fleet ends the same.
+fn tombstone(instance: u64, count: u64) -> Vec<u8> {
+    let unique = [instance.to_le_bytes(), count.to_le_bytes()].concat();
     let mut tombstone = TOMBSTONE.to_vec();
-    tombstone.extend_from_slice(&instance.to_le_bytes());
-    tombstone.extend_from_slice(&MADE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    tombstone.extend_from_slice(&unique);
+    tombstone.extend_from_slice(&xxh3_64(&unique).to_le_bytes());
     tombstone
 }
 
@@ -165,13 +169,16 @@ mod tests {
 
     #[test]
     fn tombstones_are_told_apart_from_envelopes_and_from_each_other() {
-        let (first, second) = (tombstone(7), tombstone(7));
-        assert!(is_tombstone(&first) && is_tombstone(&second));
-        assert_ne!(
-            Prior::of(Some(&first)),
-            Prior::of(Some(&second)),
-            "a second invalidation changes what a load saw after the first"
-        );
+        let first = tombstone(7, 5);
+        assert!(is_tombstone(&first));
+        for other in [tombstone(7, 6), tombstone(8, 5)] {
+            assert!(is_tombstone(&other));
+            assert_ne!(
+                Prior::of(Some(&first)),
+                Prior::of(Some(&other)),
+                "a second invalidation, here or in another process, changes what a load saw"
+            );
+        }
         assert!(!is_tombstone(b"SC\x04"), "an envelope");
         assert!(!is_tombstone(b""));
     }
