@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
-//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE`
+//! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_TOMBSTONE_MS`, `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE`
 //! (a CA for `rediss://`), `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a
 //! runtime dropped before the first command) and `WORKER_DEAF` (no backplane: the
 //! worker hears no other process's invalidation), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
@@ -296,6 +296,9 @@ async fn main() {
     }
     if let Some(capacity) = env_number("WORKER_OUTBOX_CAPACITY") {
         config = config.outbox_capacity(capacity as usize);
+    }
+    if let Some(ms) = env_number("WORKER_TOMBSTONE_MS") {
+        config = config.tombstone_ttl(Duration::from_millis(ms));
     }
     if let Some(ms) = env_number("WORKER_MAX_UNSYNCED_MS") {
         config = config.max_unsynced(Duration::from_millis(ms));

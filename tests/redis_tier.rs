@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{eventually, Deployment, RedisCluster, Worker};
+use support::{eventually, Answer, Deployment, RedisCluster, Worker};
 
 const NS: &str = "t";
 
@@ -44,6 +44,7 @@ on_standalone_and_cluster!(
     a_put_during_a_batch_read_is_not_undone_by_what_the_read_returns,
     a_load_in_flight_does_not_write_over_a_put_or_an_invalidation_in_redis,
     a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it,
+    a_load_that_outlives_the_tombstone_does_not_write_back,
 );
 
 fn another_process_reads_an_l2_hit_and_promotes_it(cluster: bool) {
@@ -550,10 +551,48 @@ fn four_processes_missing_one_key_with_lock_run_one_load(cluster: bool) {
 /// until its ttl. Its write-back now lands only over what its read found.
 fn a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it(cluster: bool) {
     let server = Deployment::start(cluster, None);
-    let mut invalidating = Worker::start(&server.url(), NS, &[]);
-    let mut deaf = Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_DEAF", "1")]);
+    let (mut invalidating, old) = invalidate_during_a_deaf_load(&server, &[], || {});
+    let after = reload_after_the_deaf_load(&mut invalidating, &old);
+    // The load after the invalidation writes over what it left.
+    let mut third = Worker::start(&server.url(), NS, &[]);
+    let shared = third.get("locked 3");
+    assert_eq!((shared.loads, shared.l2_hits), (0, 1), "{shared:?}");
+    assert_eq!(shared.value, after.value);
+}
+
+/// The same race with a load longer than the tombstone's life (2 s here, 60 s by
+/// default): the tombstone is gone when the load ends, and the key is empty again, as
+/// the load's read found it.
+fn a_load_that_outlives_the_tombstone_does_not_write_back(cluster: bool) {
+    let server = Deployment::start(cluster, None);
+    let entries = || {
+        let keys = entry_keys(&server, "worker.locked");
+        keys.into_iter()
+            .filter(|key| !key.ends_with(":lock"))
+            .count()
+    };
+    let short_tombstones = [("WORKER_TOMBSTONE_MS", "2000")];
+    let (mut invalidating, old) = invalidate_during_a_deaf_load(&server, &short_tombstones, || {
+        assert_eq!(entries(), 1, "the invalidation's tombstone");
+        let expired = eventually(Duration::from_secs(5), || entries() == 0);
+        assert!(expired, "the tombstone outlived its 2 s");
+    });
+    reload_after_the_deaf_load(&mut invalidating, &old);
+}
+
+/// A worker that hears no invalidation begins a 5 s load of `locked 3`, and another
+/// (the first returned) invalidates the entry while it runs; `meanwhile` runs before
+/// the load's answer (the second returned) is taken. Both workers get `env`.
+fn invalidate_during_a_deaf_load(
+    server: &Deployment,
+    env: &[(&str, &str)],
+    meanwhile: impl FnOnce(),
+) -> (Worker, Answer) {
+    let mut invalidating = Worker::start_with_env(&server.url(), NS, &[], env);
+    let deaf_env: Vec<_> = env.iter().copied().chain([("WORKER_DEAF", "1")]).collect();
+    let mut deaf = Worker::start_with_env(&server.url(), NS, &[], &deaf_env);
     assert_eq!(deaf.send("slow on"), "ok");
-    deaf.request("locked 3"); // a 5 s load; it holds the fleet lock once its read is done
+    deaf.request("locked 3"); // it holds the fleet lock once its read is done
     let loading = eventually(Duration::from_secs(5), || {
         !server
             .keys(&format!("{NS}:worker.locked:v0:*:lock"))
@@ -561,9 +600,15 @@ fn a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it(clu
     });
     assert!(loading, "the deaf worker's load never began");
     assert_eq!(invalidating.send("invalidate_locked 3"), "ok");
+    meanwhile();
     let old = deaf.answer();
     assert_eq!(old.loads, 1, "{old:?}");
+    (invalidating, old)
+}
 
+/// The invalidating worker's read after the deaf load ended: a load of its own, as
+/// Redis holds nothing the deaf load wrote.
+fn reload_after_the_deaf_load(invalidating: &mut Worker, old: &Answer) -> Answer {
     let after = invalidating.get("locked 3");
     assert_eq!(
         (after.loads, after.l2_hits, after.l2_errors),
@@ -572,11 +617,7 @@ fn a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it(clu
         after.value
     );
     assert_ne!(after.value, old.value);
-    // The load after the invalidation writes over what it left.
-    let mut third = Worker::start(&server.url(), NS, &[]);
-    let shared = third.get("locked 3");
-    assert_eq!((shared.loads, shared.l2_hits), (0, 1), "{shared:?}");
-    assert_eq!(shared.value, after.value);
+    after
 }
 
 fn a_killed_lock_holder_does_not_block_the_others(cluster: bool) {

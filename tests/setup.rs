@@ -62,10 +62,12 @@ fn init_is_checked_once_and_calls_work_before_and_after_it() {
         for zero in [
             config().resync_interval(Duration::ZERO),
             config().l2_timeout(Duration::ZERO),
+            config().tombstone_ttl(Duration::from_millis(1)),
         ] {
             assert!(
                 matches!(stratacache::init(zero), Err(Error::Config(_))),
-                "a zero interval is refused, not a backplane that ends at its start"
+                "a zero interval is refused, not a backplane that ends at its start, \
+                 nor a tombstone whose half-life leaves no write-back"
             );
         }
         stratacache::init(Config::new()).expect("no URL: a no-op");

@@ -56,6 +56,13 @@ pub struct Config {
     /// How many invalidations may wait for Redis in the outbox before they fold into
     /// one namespace-wide invalidation (default 10,000).
     pub outbox_capacity: usize,
+    /// How long `invalidate!` leaves a tombstone at the entry's key in Redis (default
+    /// 60 s). A load that read Redis before the invalidation must not write its
+    /// older value over the tombstone, nor, once it expired, into the empty key: so a
+    /// load writes back only if it ends within half this time of its read. A longer
+    /// load still answers its callers and fills L1; the other processes load for
+    /// themselves. Raise it if loads routinely take more than 30 s.
+    pub tombstone_ttl: Duration,
     /// Off by default. With `Some(d)`, a process that has not synced with Redis (a
     /// resync of its tag versions) for longer than `d` drops its whole L1, and again
     /// every `d` until it syncs: a process cut off from invalidations serves no L1
@@ -107,6 +114,7 @@ impl Default for Config {
             lock_hold: Duration::from_secs(5),
             lock_wait: Duration::from_secs(5),
             outbox_capacity: 10_000,
+            tombstone_ttl: Duration::from_secs(60),
             max_unsynced: None,
             tls_root_cert: None,
             secret: None,
@@ -288,6 +296,11 @@ impl Config {
         self.outbox_capacity = capacity;
         self
     }
+    /// See [`Config::tombstone_ttl`]. At least 2 ms: [`init`] refuses less.
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
+    }
     /// See [`Config::max_unsynced`]: bounds how stale L1 may get while this process
     /// cannot hear of invalidations, at the price of reloading while it cannot.
     pub fn max_unsynced(mut self, bound: Duration) -> Self {
@@ -337,6 +350,13 @@ pub fn init(config: Config) -> Result<(), Error> {
             "resync_interval and l2_timeout must be more than zero".to_owned(),
         ));
     }
+    // Redis takes a tombstone's life in whole milliseconds, and half of it must
+    // leave a load some time to write back.
+    if config.tombstone_ttl < Duration::from_millis(2) {
+        return Err(Error::Config(
+            "tombstone_ttl must be at least 2 ms".to_owned(),
+        ));
+    }
     let secrets = match &config.secret {
         None => None,
         Some(Secret(list)) => Some(
@@ -363,6 +383,7 @@ pub fn init(config: Config) -> Result<(), Error> {
         breaker_cooldown: config.breaker_cooldown,
         lock_hold: config.lock_hold,
         lock_wait: config.lock_wait,
+        tombstone_ttl: config.tombstone_ttl,
         tls_root_cert: config.tls_root_cert.clone(),
     };
     let l2 = L2::new(&urls, config.cluster, settings)

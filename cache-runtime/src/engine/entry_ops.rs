@@ -10,7 +10,6 @@ use super::{Cache, CacheKey, CacheValue, Seen, Tags};
 use crate::flight::Flight;
 use crate::l1::L1Store;
 use crate::l2::entry::{AddedTags, Target, WriteUnder};
-use crate::l2::replace::Prior;
 use crate::outbox::Sending;
 use crate::stats::Counter;
 use crate::warm_tally::Tally;
@@ -185,10 +184,7 @@ where
                 Ok(versions) => {
                     let lifetime = self.options.lifetime();
                     // The newest value: it replaces whatever Redis holds.
-                    let under = WriteUnder {
-                        versions,
-                        prior: Prior::Anything,
-                    };
+                    let under = WriteUnder::newest(versions);
                     self.entries_for(&target)
                         .write(&target, &value, under, lifetime, &AddedTags::default())
                         .await

@@ -95,7 +95,7 @@ where
                 prior,
                 stamps,
             } if load_past(lead, &lifetime) => Before::Load {
-                under: Some(WriteUnder { versions, prior }),
+                under: Some(WriteUnder::after_read(versions, prior)),
                 fallback: keep(value, lifetime, stamps),
             },
             Read::Hit {
@@ -109,7 +109,7 @@ where
                 prior,
                 fallback,
             } => Before::Load {
-                under: Some(WriteUnder { versions, prior }),
+                under: Some(WriteUnder::after_read(versions, prior)),
                 fallback,
             },
             Read::Stale {
@@ -122,7 +122,7 @@ where
                 lead.keep_stale(value.clone(), stamps.clone(), lifetime);
                 lead.flight.offer_stale(value.clone());
                 Before::Load {
-                    under: Some(WriteUnder { versions, prior }),
+                    under: Some(WriteUnder::after_read(versions, prior)),
                     fallback: keep(value, lifetime, stamps),
                 }
             }

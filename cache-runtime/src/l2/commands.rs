@@ -165,7 +165,7 @@ impl L2 {
             match delete {
                 Some(entry) => {
                     self.call(Some(entry), |mut connection| async move {
-                        replace::tombstone_command(entry, self.instance)
+                        replace::tombstone_command(entry, self.instance, self.tombstone_ttl)
                             .query_async::<()>(&mut connection)
                             .await
                     })

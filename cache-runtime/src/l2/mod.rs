@@ -88,6 +88,8 @@ pub(crate) struct L2 {
     /// Fleet-wide stampede lock: how long a holder may hold it, how long others wait.
     pub(crate) lock_hold: Duration,
     pub(crate) lock_wait: Duration,
+    /// An `invalidate!`'s tombstone's life (see [`replace`]).
+    tombstone_ttl: Duration,
 }
 
 struct ClusterSetup {
@@ -134,6 +136,7 @@ pub(crate) struct Settings {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) lock_hold: Duration,
     pub(crate) lock_wait: Duration,
+    pub(crate) tombstone_ttl: Duration,
     /// A CA certificate (PEM) that `rediss://` servers are verified against.
     pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
@@ -193,6 +196,7 @@ impl L2 {
             instance,
             lock_hold: settings.lock_hold,
             lock_wait: settings.lock_wait,
+            tombstone_ttl: settings.tombstone_ttl,
         })
     }
 
@@ -200,6 +204,13 @@ impl L2 {
     /// task probes at its own pace while invalidations wait.
     pub(crate) fn let_probe_through(&self) {
         self.breakers.allow_probe_now();
+    }
+
+    /// How long after its read of Redis a load may still write back: half a
+    /// tombstone's life, so that every tombstone an invalidation made after the read
+    /// is still there when the write lands (see [`replace`]).
+    pub(crate) fn write_back_window(&self) -> Duration {
+        self.tombstone_ttl / 2
     }
 
     pub(crate) fn is_cluster(&self) -> bool {

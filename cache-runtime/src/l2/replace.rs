@@ -9,9 +9,15 @@
 //! write-back is a compare-and-set: it lands only while the key still holds what the
 //! read saw ([`Prior`]). An invalidation cannot leave the key empty, as an empty key
 //! is also what a load that began before it may have seen: it writes a tombstone
-//! (unique to that invalidation) for [`TOMBSTONE_TTL_MS`], which reads as a miss.
+//! (unique to that invalidation), which reads as a miss, for
+//! [`Config::tombstone_ttl`](crate::Config::tombstone_ttl). A load writes back only
+//! within half of that after its read ([`WriteUnder`](super::entry::WriteUnder)), so
+//! the tombstone of an invalidation made after the read outlives the write: without
+//! that bound, a load longer than the tombstone's life would find the key empty, as
+//! its read did, and write its older value there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -107,11 +113,6 @@ pub(crate) fn wrote(reply: &redis::Value) -> bool {
     !matches!(reply, redis::Value::Int(0))
 }
 
-/// How long an entry's tombstone stands: a load that began before the invalidation
-/// and writes back later than this may still land its value (the entry's ttl bounds
-/// it then).
-pub(crate) const TOMBSTONE_TTL_MS: u64 = 60_000;
-
 /// Starts every tombstone: an envelope's magic with a format version no envelope has,
 /// so a reader of any version takes it for a value it cannot use, never for a value.
 const TOMBSTONE: &[u8; 8] = b"SC\xffgone:";
@@ -121,15 +122,15 @@ const TOMBSTONE: &[u8; 8] = b"SC\xffgone:";
 const SET_TOMBSTONE: &str = "#!lua flags=allow-oom\n\
     return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])";
 
-/// The command that replaces the entry at `key` by a tombstone of its own.
-pub(crate) fn tombstone_command(key: &str, instance: u64) -> redis::Cmd {
+/// The command that replaces the entry at `key` by a tombstone of its own for `ttl`.
+pub(crate) fn tombstone_command(key: &str, instance: u64, ttl: Duration) -> redis::Cmd {
     static MADE: AtomicU64 = AtomicU64::new(0);
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(SET_TOMBSTONE)
         .arg(1)
         .arg(key)
         .arg(tombstone(instance, MADE.fetch_add(1, Ordering::Relaxed)))
-        .arg(TOMBSTONE_TTL_MS);
+        .arg(crate::clock::to_ms(ttl).max(1));
     cmd
 }
 

@@ -106,6 +106,7 @@ mod tests {
             breaker_cooldown: Duration::from_secs(1),
             lock_hold: Duration::from_secs(1),
             lock_wait: Duration::from_secs(1),
+            tombstone_ttl: Duration::from_secs(60),
             tls_root_cert: None,
         };
         // Lazy: nothing connects.

@@ -98,10 +98,7 @@ impl<K, V> Entries<'_, K, V> {
                     }
                     Held::Fresh(value, lifetime, Vec::new())
                 }
-                _ => Held::Missing(WriteUnder {
-                    versions: versions.clone(),
-                    prior,
-                }),
+                _ => Held::Missing(WriteUnder::after_read(versions.clone(), prior)),
             });
         }
         if !with_added.is_empty() {
@@ -126,7 +123,7 @@ impl<K, V> Entries<'_, K, V> {
         for ((index, _, versions, prior), stamps) in with_added.into_iter().zip(checked) {
             match (stamps, &mut held[index]) {
                 (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
-                (_, slot) => *slot = Held::Missing(WriteUnder { versions, prior }),
+                (_, slot) => *slot = Held::Missing(WriteUnder::after_read(versions, prior)),
             }
         }
     }

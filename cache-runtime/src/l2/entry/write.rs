@@ -12,6 +12,8 @@
 //! since (its own are applied here before they reach Redis; others are seen in the
 //! counters read now), the value is not written.
 
+use std::time::Instant;
+
 use super::target::Target;
 use super::Entries;
 use crate::l2::replace::Prior;
@@ -21,10 +23,35 @@ use crate::times::Lifetime;
 
 /// What a load's value is written to Redis under: the versions of its tags read
 /// before the load, and what the entry's key held then, which is all the write may
-/// replace (see [`replace`](crate::l2::replace)).
+/// replace (see [`replace`](crate::l2::replace)), until the read is older than the
+/// [write-back window](L2::write_back_window).
 pub(crate) struct WriteUnder {
     pub(crate) versions: Vec<u64>,
     pub(crate) prior: Prior,
+    read_at: Instant,
+}
+
+impl WriteUnder {
+    /// Made as the read before a load returns (a round trip after it began, which
+    /// the window's half of a tombstone's life more than covers).
+    pub(crate) fn after_read(versions: Vec<u64>, prior: Prior) -> Self {
+        Self {
+            versions,
+            prior,
+            read_at: Instant::now(),
+        }
+    }
+
+    /// For `put!`: the caller's value is the newest, whatever Redis holds.
+    pub(crate) fn newest(versions: Vec<u64>) -> Self {
+        Self::after_read(versions, Prior::Anything)
+    }
+
+    /// False once a tombstone made after the read may have expired by the time
+    /// the write lands: an invalidation the write would then undo.
+    fn still_current(&self, l2: &L2) -> bool {
+        self.read_at.elapsed() < l2.write_back_window()
+    }
 }
 
 /// The tags one load's loader added, with the versions they had when its value
@@ -68,7 +95,13 @@ impl<K, V> Entries<'_, K, V> {
         lifetime: Lifetime,
         added_tags: &AddedTags,
     ) -> bool {
-        let WriteUnder { versions, prior } = under;
+        if !under.still_current(target.l2) {
+            tracing::debug!(cache = %self.cache, "stratacache: the load outlived the write-back window (half of Config::tombstone_ttl); its value is not written to Redis");
+            return false;
+        }
+        let WriteUnder {
+            versions, prior, ..
+        } = under;
         let Some(added) = self.added_tag_versions(target.l2, added_tags).await else {
             return false;
         };
@@ -144,6 +177,7 @@ impl<K, V> Entries<'_, K, V> {
         };
         let encoded: Vec<(&str, Vec<u8>, Option<u64>, &Prior)> = writes
             .iter()
+            .filter(|(target, _, under)| under.still_current(target.l2))
             .filter_map(|(target, value, under)| {
                 let (bytes, ttl) =
                     self.envelope(target, value, under.versions.clone(), lifetime, &added)?;
