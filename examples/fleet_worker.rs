@@ -13,10 +13,16 @@
 //! f KEY VERSION START END OK      a reader's final read, after the settle time
 //! ```
 //!
+//! A load reads the source of truth, then takes up to LOAD_MS more (a slow query
+//! whose snapshot was taken at its start), so that loads often span the writer's
+//! next commit and invalidation of their item: the value they write back to the
+//! cache Redis is then already superseded, which must never stand there.
+//!
 //! Usage: `fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS
-//! RESYNC_MS OUT_FILE`.
+//! RESYNC_MS LOAD_MS OUT_FILE`.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +32,8 @@ use stratacache::{cached, invalidate, invalidate_tag, peek, put, Config};
 static TRUTH: OnceLock<ConnectionManager> = OnceLock::new();
 /// The namespace, which also prefixes the items in the source of truth.
 static NAMESPACE: OnceLock<String> = OnceLock::new();
+/// The longest a load takes after its read of the source of truth.
+static LOAD_MS: OnceLock<u64> = OnceLock::new();
 
 fn truth_key(k: u64) -> String {
     format!("truth:{}:item:{k}", NAMESPACE.get().expect("set"))
@@ -35,12 +43,27 @@ fn truth_key(k: u64) -> String {
 #[cached(ttl = "60s", tags = ["item:{k}"], name = "fleet.item")]
 async fn item(k: u64) -> Result<u64, String> {
     let mut truth = TRUTH.get().expect("connected").clone();
-    redis::cmd("GET")
+    let version = redis::cmd("GET")
         .arg(truth_key(k))
         .query_async::<Option<u64>>(&mut truth)
         .await
         .map(|v| v.unwrap_or(0))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    tokio::time::sleep(load_delay()).await;
+    version
+}
+
+/// A spread of load times from 0 to LOAD_MS: an xorshift of a count, seeded by the
+/// process, so that the readers' loads do not end together.
+fn load_delay() -> Duration {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) | 1;
+    let mut x = STATE.fetch_add(1, Ordering::Relaxed) ^ seed.rotate_left(17);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let most = LOAD_MS.get().copied().unwrap_or(0);
+    Duration::from_millis(x % (most + 1))
 }
 
 fn now_us() -> u64 {
@@ -60,10 +83,10 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let [role, cache_url, truth_url, namespace, keys, run_ms, settle_ms, resync_ms, out] =
+    let [role, cache_url, truth_url, namespace, keys, run_ms, settle_ms, resync_ms, load_ms, out] =
         argv.as_slice()
     else {
-        eprintln!("usage: fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS RESYNC_MS OUT_FILE");
+        eprintln!("usage: fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS RESYNC_MS LOAD_MS OUT_FILE");
         std::process::exit(2);
     };
     let ms = |s: &str| Duration::from_millis(s.parse().expect("a number of ms"));
@@ -71,6 +94,7 @@ async fn main() {
     let truth = ConnectionManager::new(truth).await.expect("truth Redis");
     TRUTH.set(truth).ok();
     NAMESPACE.set(namespace.clone()).ok();
+    LOAD_MS.set(load_ms.parse().expect("LOAD_MS")).ok();
     let config = Config::new()
         .redis_url(cache_url)
         .namespace(namespace)

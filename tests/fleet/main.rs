@@ -27,6 +27,10 @@ use support::{Deployment, RedisServer};
 
 const READERS: usize = 4;
 const KEYS: u64 = 4;
+/// The longest a load takes after its read of the source of truth (a slow query),
+/// so that loads end after the writer's next commit and invalidation of their item,
+/// whose message must doom them in every process.
+const LOAD_MS: u64 = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Injected {
@@ -237,6 +241,7 @@ fn spawn(
         .arg(ms(settings.run))
         .arg(ms(2 * settings.resync + Duration::from_millis(500)))
         .arg(ms(settings.resync))
+        .arg(LOAD_MS.to_string())
         .arg(out)
         .spawn()
         .expect("start fleet_worker")
