@@ -20,6 +20,7 @@ mod error;
 mod export;
 mod flight;
 mod flights;
+mod init;
 pub mod inspect;
 pub mod l1;
 mod l2;
@@ -48,8 +49,9 @@ use std::future::Future;
 
 pub use background::flush_writes;
 pub use blocking::block_on;
-pub use config::{init, Config, Secret};
+pub use config::{Config, Secret};
 pub use error::{Error, TimedOut};
+pub use init::init;
 pub use l2::codec::PayloadFormat;
 pub use outbox::flush_invalidations;
 pub use registry::stats;

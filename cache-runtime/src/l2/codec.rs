@@ -90,7 +90,7 @@ pub(crate) type Payload = (Vec<u8>, PayloadFormat);
 
 /// The codec of a cache whose key and value are serde types. Keys are postcard
 /// whatever the payload format, since their bytes are hashed into the Redis key
-/// (JSON only for a key postcard would not tell apart: [`encode_key`]).
+/// (JSON only for a key postcard would not tell apart: `encode_key`).
 pub fn serde_codec<K, V>() -> Codec<K, V>
 where
     K: Serialize + DeserializeOwned,
