@@ -57,7 +57,9 @@ pub struct Config {
     /// older value over the tombstone, nor, once it expired, into the empty key: so a
     /// load writes back only if it ends within half this time of its read. A longer
     /// load still answers its callers and fills L1; the other processes load for
-    /// themselves. Raise it if loads routinely take more than 30 s.
+    /// themselves. Raise it if loads routinely take more than 30 s, in every process
+    /// of the fleet: a process's loads go by its own setting, the tombstones it meets
+    /// by the invalidating process's.
     pub tombstone_ttl: Duration,
     /// Off by default. With `Some(d)`, a process that has not synced with Redis (a
     /// resync of its tag versions) for longer than `d` drops its whole L1, and again
