@@ -11,12 +11,14 @@
 //! r KEY VERSION START END OK      a read that returned VERSION (OK = 0: it failed)
 //! p KEY VERSION START END 1       a peek (VERSION = 0: nothing in Redis)
 //! f KEY VERSION START END OK      a reader's final read, after the settle time
+//! o 0 COUNT 0 0 1                 a reader's loads that a commit overtook (last)
 //! ```
 //!
-//! A load reads the source of truth, then takes up to LOAD_MS more (a slow query
-//! whose snapshot was taken at its start), so that loads often span the writer's
-//! next commit and invalidation of their item: the value they write back to the
-//! cache Redis is then already superseded, which must never stand there.
+//! A load reads the source of truth, then takes a little longer, and one in four
+//! up to LOAD_MS more (a slow query whose snapshot was taken at its start), so that
+//! those span the writer's next commit and invalidation of their item: the value
+//! they would write back to the cache Redis is then already superseded, and must
+//! never be served.
 //!
 //! Usage: `fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS
 //! RESYNC_MS LOAD_MS OUT_FILE`.
@@ -34,6 +36,8 @@ static TRUTH: OnceLock<ConnectionManager> = OnceLock::new();
 static NAMESPACE: OnceLock<String> = OnceLock::new();
 /// The longest a load takes after its read of the source of truth.
 static LOAD_MS: OnceLock<u64> = OnceLock::new();
+/// Loads of this process that a commit of their item overtook.
+static OVERTAKEN: AtomicU64 = AtomicU64::new(0);
 
 fn truth_key(k: u64) -> String {
     format!("truth:{}:item:{k}", NAMESPACE.get().expect("set"))
@@ -50,11 +54,20 @@ async fn item(k: u64) -> Result<u64, String> {
         .map(|v| v.unwrap_or(0))
         .map_err(|e| e.to_string());
     tokio::time::sleep(load_delay()).await;
+    let now: Result<Option<u64>, _> = redis::cmd("GET")
+        .arg(truth_key(k))
+        .query_async(&mut truth)
+        .await;
+    if matches!((&version, now), (Ok(read), Ok(Some(now))) if now > *read) {
+        OVERTAKEN.fetch_add(1, Ordering::Relaxed);
+    }
     version
 }
 
-/// A spread of load times from 0 to LOAD_MS: an xorshift of a count, seeded by the
-/// process, so that the readers' loads do not end together.
+/// How long a load takes after its read: one in four from LOAD_MS / 2 to LOAD_MS
+/// (longer than the 80 ms between two writes of one item, so that it spans the
+/// next), the others up to 5 ms. An xorshift of a count, seeded by the process, so
+/// that the readers' loads do not end together.
 fn load_delay() -> Duration {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let seed = u64::from(std::process::id()) | 1;
@@ -63,7 +76,12 @@ fn load_delay() -> Duration {
     x ^= x >> 7;
     x ^= x << 17;
     let most = LOAD_MS.get().copied().unwrap_or(0);
-    Duration::from_millis(x % (most + 1))
+    let ms = if x % 4 == 0 {
+        most / 2 + (x >> 2) % (most - most / 2 + 1)
+    } else {
+        (x >> 2) % 6
+    };
+    Duration::from_millis(ms)
 }
 
 fn now_us() -> u64 {
@@ -156,6 +174,8 @@ async fn read(args: &Args, log: &mut String) {
     for k in 0..args.keys {
         read_once(k, 'f', log).await;
     }
+    let overtaken = OVERTAKEN.load(Ordering::Relaxed);
+    let _ = writeln!(log, "o 0 {overtaken} 0 0 1");
 }
 
 async fn read_once(k: u64, kind: char, log: &mut String) {

@@ -61,6 +61,9 @@ pub struct Report {
     pub stale_peeks: usize,
     pub stale_peeks_past_bound: usize,
     pub invalidations: usize,
+    /// Loads that a commit of their item overtook: their value was superseded before
+    /// they returned it (none must be served after that commit's invalidation).
+    pub overtaken_loads: usize,
     /// Final reads that did not return the last version written.
     pub unseen: usize,
     /// Per invalidation made before any fault: how long after it returned a read
@@ -91,7 +94,10 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
     }
     let healthy_until = fault.map_or(u64::MAX, |f| f.start);
     let mut propagation: HashMap<(u64, u64), u64> = HashMap::new();
-    for op in ops.iter().filter(|op| op.kind != 'w') {
+    for op in ops.iter().filter(|op| op.kind == 'o') {
+        report.overtaken_loads += op.version as usize;
+    }
+    for op in ops.iter().filter(|op| !matches!(op.kind, 'w' | 'o')) {
         let Some(key) = keys.get(&op.key) else {
             continue;
         };
@@ -193,9 +199,12 @@ mod tests {
             op('r', 0, 0, 5_200, 5_210), // 5 ms after: stale
             op('r', 0, 1, 6_000, 6_010),
             op('f', 0, 1, 9_000, 9_010),
+            op('o', 0, 4, 0, 0), // two readers' counts of overtaken loads
+            op('o', 0, 3, 0, 0),
         ];
         let report = analyse(&parse_back(&ops), None, 1_000);
         assert_eq!((report.reads, report.stale, report.past_bound), (3, 1, 1));
+        assert_eq!(report.overtaken_loads, 7);
         assert_eq!(report.worst_lag_ms, 5.0);
         assert_eq!(report.propagation_p99_ms, 5.0);
         assert_eq!(report.unseen, 0);
