@@ -91,11 +91,10 @@ where
             Read::Hit {
                 value,
                 lifetime,
-                versions,
-                prior,
+                under,
                 stamps,
             } if load_past(lead, &lifetime) => Before::Load {
-                under: Some(WriteUnder::after_read(versions, prior)),
+                under: Some(under),
                 fallback: keep(value, lifetime, stamps),
             },
             Read::Hit {
@@ -104,25 +103,20 @@ where
                 stamps,
                 ..
             } => Before::Answered(lead.land_from_shared::<Out>(value, stamps, lifetime)),
-            Read::Miss {
-                versions,
-                prior,
-                fallback,
-            } => Before::Load {
-                under: Some(WriteUnder::after_read(versions, prior)),
+            Read::Miss { under, fallback } => Before::Load {
+                under: Some(under),
                 fallback,
             },
             Read::Stale {
                 value,
                 lifetime,
-                versions,
-                prior,
+                under,
                 stamps,
             } => {
                 lead.keep_stale(value.clone(), stamps.clone(), lifetime);
                 lead.flight.offer_stale(value.clone());
                 Before::Load {
-                    under: Some(WriteUnder::after_read(versions, prior)),
+                    under: Some(under),
                     fallback: keep(value, lifetime, stamps),
                 }
             }

@@ -3,10 +3,11 @@
 
 use super::read::{Read, SharedFallback};
 use super::target::Target;
+use super::write::WriteUnder;
 use super::Entries;
 use crate::l2::envelope::{Envelope, Unusable};
 use crate::l2::protection::{Refused, Unwritable};
-use crate::l2::replace::{self, Prior};
+use crate::l2::replace;
 use crate::l2::unix_ms;
 use crate::superseded;
 use crate::tags::Stamps;
@@ -30,9 +31,9 @@ pub(crate) enum ServesAs {
 }
 
 impl<V> Found<V> {
-    /// The read of a single call: `versions` are the tag versions read with it,
+    /// The read of a single call: `under` what a load's write-back goes under,
     /// `stamps` those to keep the value under.
-    pub(crate) fn into_read(self, versions: Vec<u64>, prior: Prior, stamps: Stamps) -> Read<V> {
+    pub(crate) fn into_read(self, under: WriteUnder, stamps: Stamps) -> Read<V> {
         let Found {
             value,
             lifetime,
@@ -42,20 +43,17 @@ impl<V> Found<V> {
             ServesAs::Fresh => Read::Hit {
                 value,
                 lifetime,
-                versions,
-                prior,
+                under,
                 stamps,
             },
             ServesAs::Stale => Read::Stale {
                 value,
                 lifetime,
-                versions,
-                prior,
+                under,
                 stamps,
             },
             ServesAs::Fallback => Read::Miss {
-                versions,
-                prior,
+                under,
                 fallback: Some(SharedFallback {
                     value,
                     lifetime,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::target::Target;
+use super::write::WriteUnder;
 use super::Entries;
 use crate::l2::replace::Prior;
 use crate::l2::{keys, parse_versions, unix_ms, L2};
@@ -18,16 +19,14 @@ pub(crate) enum Read<V> {
     Hit {
         value: V,
         lifetime: Lifetime,
-        versions: Vec<u64>,
-        prior: Prior,
+        under: WriteUnder,
         stamps: Stamps,
     },
-    /// Nothing fresh; `versions` are the tag versions read before the load, `prior`
-    /// what the entry's key held (all a load's write-back may replace), and
-    /// `fallback` a value kept for the fail-safe window, if the cache has one.
+    /// Nothing fresh; `under`: what a load's write-back goes under (the tag
+    /// versions read, what the entry's key held), and `fallback` a value kept for
+    /// the fail-safe window, if the cache has one.
     Miss {
-        versions: Vec<u64>,
-        prior: Prior,
+        under: WriteUnder,
         fallback: Option<SharedFallback<V>>,
     },
     /// A value past its ttl, inside the stale-while-revalidate window: servable now
@@ -35,8 +34,7 @@ pub(crate) enum Read<V> {
     Stale {
         value: V,
         lifetime: Lifetime,
-        versions: Vec<u64>,
-        prior: Prior,
+        under: WriteUnder,
         stamps: Stamps,
     },
     /// Redis did not answer: load, and do not write back (no versions to record).
@@ -65,44 +63,30 @@ impl<K, V> Entries<'_, K, V> {
         for (stamp, version) in stamps.iter().zip(&versions) {
             stamp.observe_remote(*version);
         }
-        let prior = Prior::of(bytes.as_deref());
-        let Some(bytes) = bytes else {
-            return Read::Miss {
-                versions,
-                prior,
-                fallback: None,
-            };
+        let under = WriteUnder::after_read(versions, Prior::of(bytes.as_deref()));
+        let miss = |under| Read::Miss {
+            under,
+            fallback: None,
         };
-        match self.decode(target, &bytes, &versions, unix_ms()) {
-            Ok(Some((found, added))) if added.is_empty() => {
-                found.into_read(versions, prior, stamps.clone())
-            }
+        let Some(bytes) = bytes else {
+            return miss(under);
+        };
+        match self.decode(target, &bytes, &under.versions, unix_ms()) {
+            Ok(Some((found, added))) if added.is_empty() => found.into_read(under, stamps.clone()),
             Ok(Some((found, added))) => {
                 // Tags the loader added: their counters were not in the first read.
                 match self.check_added(target.l2, &[&added]).await.pop().flatten() {
                     Some(extra) => {
                         let stamps = stamps.iter().cloned().chain(extra).collect();
-                        found.into_read(versions, prior, stamps)
+                        found.into_read(under, stamps)
                     }
-                    None => Read::Miss {
-                        versions,
-                        prior,
-                        fallback: None,
-                    },
+                    None => miss(under),
                 }
             }
-            Ok(None) => Read::Miss {
-                versions,
-                prior,
-                fallback: None,
-            },
+            Ok(None) => miss(under),
             Err(bad) => {
                 self.unusable(bad);
-                Read::Miss {
-                    versions,
-                    prior,
-                    fallback: None,
-                }
+                miss(under)
             }
         }
     }

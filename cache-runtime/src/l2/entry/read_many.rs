@@ -13,9 +13,9 @@ use crate::tags::{Stamps, TagStamp};
 use crate::times::Lifetime;
 
 /// A fresh value whose loader added tags: its index among the batch's answers, the
-/// added tags with their recorded versions, the versions read for its own tags, and
-/// the entry as read.
-type WithAdded = (usize, Vec<(String, u64)>, Vec<u64>, Prior);
+/// added tags with their recorded versions, and what a load's write-back would go
+/// under if they moved.
+type WithAdded = (usize, Vec<(String, u64)>, WriteUnder);
 
 /// What Redis holds for one key of a batch.
 pub(crate) enum Held<V> {
@@ -62,7 +62,7 @@ impl<K, V> Entries<'_, K, V> {
         let mut versions: Vec<u64> = Vec::new();
         let mut previous: Option<&Arc<[usize]>> = None;
         let mut held = Vec::with_capacity(targets.len());
-        // Fresh values whose loaders added tags: (index in `held`, tags, versions read).
+        // Fresh values whose loaders added tags (see `WithAdded`).
         let mut with_added = Vec::new();
         for (((target, stamps), these), bytes) in targets.iter().zip(&positions).zip(replies) {
             // Targets sharing a list of counters share their versions too.
@@ -94,7 +94,8 @@ impl<K, V> Entries<'_, K, V> {
                     added,
                 )) => {
                     if !added.is_empty() {
-                        with_added.push((held.len(), added, versions.clone(), prior));
+                        let under = WriteUnder::after_read(versions.clone(), prior);
+                        with_added.push((held.len(), added, under));
                     }
                     Held::Fresh(value, lifetime, Vec::new())
                 }
@@ -120,10 +121,10 @@ impl<K, V> Entries<'_, K, V> {
             .map(|(_, added, ..)| added.as_slice())
             .collect();
         let checked = self.check_added(l2, &lists).await;
-        for ((index, _, versions, prior), stamps) in with_added.into_iter().zip(checked) {
+        for ((index, _, under), stamps) in with_added.into_iter().zip(checked) {
             match (stamps, &mut held[index]) {
                 (Some(stamps), Held::Fresh(_, _, added)) => *added = stamps,
-                (_, slot) => *slot = Held::Missing(WriteUnder::after_read(versions, prior)),
+                (_, slot) => *slot = Held::Missing(under),
             }
         }
     }
