@@ -444,15 +444,19 @@ impl Deployment {
 
     /// Closes every pub/sub subscription on every node (`CLIENT KILL TYPE pubsub`):
     /// what a network blip does to a subscriber, which then subscribes again.
-    pub fn drop_subscriptions(&self) {
-        for server in self.servers() {
-            redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("TYPE")
-                .arg("pubsub")
-                .query::<i64>(&mut server.connection())
-                .unwrap_or_else(|e| panic!("CLIENT KILL TYPE pubsub: {e}"));
-        }
+    /// Returns how many were closed.
+    pub fn drop_subscriptions(&self) -> i64 {
+        self.servers()
+            .into_iter()
+            .map(|server| {
+                redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("pubsub")
+                    .query::<i64>(&mut server.connection())
+                    .unwrap_or_else(|e| panic!("CLIENT KILL TYPE pubsub: {e}"))
+            })
+            .sum()
     }
 
     /// `CONFIG SET name value` on every node.
