@@ -14,14 +14,23 @@
 //! o 0 COUNT 0 0 1                 a reader's loads that a commit overtook (last)
 //! ```
 //!
+//! The writer commits KEYS items round robin, one every 20 ms, and SLOW_KEYS more
+//! items one every 300 ms: each of those is written only every SLOW_KEYS × 300 ms,
+//! longer apart than the resync interval, so that a lost message of one leaves it
+//! stale until a resync finds the change (a lost message of one of the KEYS items
+//! heals at its next write, 80 ms later, and would hide a resync that finds nothing).
+//! Every other slow item is written by tag alone and read through a cache of its
+//! own (`item_by_tag`), for the resync of tag versions; the others, as the KEYS
+//! items, in the three ways in turn, for the resync of entry changes.
+//!
 //! A load reads the source of truth, then takes a little longer, and one in four
 //! up to LOAD_MS more (a slow query whose snapshot was taken at its start), so that
 //! those span the writer's next commit and invalidation of their item: the value
 //! they would write back to the cache Redis is then already superseded, and must
 //! never be served.
 //!
-//! Usage: `fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS
-//! RESYNC_MS LOAD_MS OUT_FILE`.
+//! Usage: `fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS SLOW_KEYS RUN_MS
+//! SETTLE_MS RESYNC_MS LOAD_MS OUT_FILE`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +55,19 @@ fn truth_key(k: u64) -> String {
 /// The source of truth's current version of item `k` (0: never written).
 #[cached(ttl = "60s", tags = ["item:{k}"], name = "fleet.item")]
 async fn item(k: u64) -> Result<u64, String> {
+    load(k).await
+}
+
+/// The same, for the slow items written by tag alone: a cache of its own, whose
+/// entries no `invalidate!` or `put!` ever changes, so that only the resync of the
+/// tag versions can find a lost message (in `fleet.item`, a missed entry change
+/// drops every entry, which would hide it).
+#[cached(ttl = "60s", tags = ["item:{k}"], name = "fleet.item_by_tag")]
+async fn item_by_tag(k: u64) -> Result<u64, String> {
+    load(k).await
+}
+
+async fn load(k: u64) -> Result<u64, String> {
     let mut truth = TRUTH.get().expect("connected").clone();
     let version = redis::cmd("GET")
         .arg(truth_key(k))
@@ -90,21 +112,36 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// How many of the writer's 20 ms turns pass between two writes of the slow items.
+const SLOW_TURNS: u64 = 15;
+
 struct Args {
     role: String,
     keys: u64,
+    slow_keys: u64,
     run: Duration,
     settle: Duration,
     out: String,
 }
 
+impl Args {
+    fn items(&self) -> u64 {
+        self.keys + self.slow_keys
+    }
+
+    /// Whether item `k` is written by tag alone and read through `item_by_tag`.
+    fn by_tag(&self, k: u64) -> bool {
+        k >= self.keys && (k - self.keys) % 2 == 1
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let [role, cache_url, truth_url, namespace, keys, run_ms, settle_ms, resync_ms, load_ms, out] =
+    let [role, cache_url, truth_url, namespace, keys, slow_keys, run_ms, settle_ms, resync_ms, load_ms, out] =
         argv.as_slice()
     else {
-        eprintln!("usage: fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS RUN_MS SETTLE_MS RESYNC_MS LOAD_MS OUT_FILE");
+        eprintln!("usage: fleet_worker ROLE CACHE_URL TRUTH_URL NAMESPACE KEYS SLOW_KEYS RUN_MS SETTLE_MS RESYNC_MS LOAD_MS OUT_FILE");
         std::process::exit(2);
     };
     let ms = |s: &str| Duration::from_millis(s.parse().expect("a number of ms"));
@@ -121,6 +158,7 @@ async fn main() {
     let args = Args {
         role: role.clone(),
         keys: keys.parse().expect("KEYS"),
+        slow_keys: slow_keys.parse().expect("SLOW_KEYS"),
         run: ms(run_ms),
         settle: ms(settle_ms),
         out: out.clone(),
@@ -135,52 +173,67 @@ async fn main() {
     std::fs::write(&args.out, log).expect("write the log");
 }
 
-/// Commits a new version of one item every 20 ms, round robin, then invalidates it
-/// or puts it.
+/// Commits a new version of one item every 20 ms, round robin, and of one slow item
+/// every `SLOW_TURNS` turns, then invalidates it or puts it.
 async fn write(args: &Args, log: &mut String) {
-    let mut truth = TRUTH.get().expect("connected").clone();
     let end = Instant::now() + args.run;
-    let mut k = 0;
+    let (mut k, mut slow, mut turn) = (0, 0, 0);
     while Instant::now() < end {
-        let version: u64 = redis::cmd("INCR")
-            .arg(truth_key(k))
-            .query_async(&mut truth)
-            .await
-            .expect("the source of truth is never faulted");
-        let start = now_us();
-        // Every way a write reaches the cache, in turn: the tag, the entry, the value.
-        let ok = match version % 3 {
-            0 => invalidate_tag!("item:{}", k).await.is_ok(),
-            1 => invalidate!(item(k)).await.is_ok(),
-            _ => put!(item(k), version).await.is_ok(),
-        };
-        let _ = writeln!(log, "w {k} {version} {start} {} {}", now_us(), u8::from(ok));
+        write_once(k, false, log).await;
         k = (k + 1) % args.keys;
+        if args.slow_keys > 0 && turn % SLOW_TURNS == 0 {
+            let k = args.keys + slow;
+            write_once(k, args.by_tag(k), log).await;
+            slow = (slow + 1) % args.slow_keys;
+        }
+        turn += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn write_once(k: u64, by_tag: bool, log: &mut String) {
+    let mut truth = TRUTH.get().expect("connected").clone();
+    let version: u64 = redis::cmd("INCR")
+        .arg(truth_key(k))
+        .query_async(&mut truth)
+        .await
+        .expect("the source of truth is never faulted");
+    let start = now_us();
+    // Every way a write reaches the cache, in turn: the tag, the entry, the value.
+    let ok = match (by_tag, version % 3) {
+        (true, _) | (false, 0) => invalidate_tag!("item:{}", k).await.is_ok(),
+        (false, 1) => invalidate!(item(k)).await.is_ok(),
+        (false, _) => put!(item(k), version).await.is_ok(),
+    };
+    let _ = writeln!(log, "w {k} {version} {start} {} {}", now_us(), u8::from(ok));
 }
 
 /// Reads every item in turn, one read a millisecond, then after the settle time reads
 /// each once more (the final reads: every invalidation must have been seen by then).
 async fn read(args: &Args, log: &mut String) {
     let end = Instant::now() + args.run;
-    let mut k = u64::from(std::process::id()) % args.keys;
+    let mut k = u64::from(std::process::id()) % args.items();
     while Instant::now() < end {
-        read_once(k, 'r', log).await;
-        k = (k + 1) % args.keys;
+        read_once(k, args.by_tag(k), 'r', log).await;
+        k = (k + 1) % args.items();
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     tokio::time::sleep(args.settle).await;
-    for k in 0..args.keys {
-        read_once(k, 'f', log).await;
+    for k in 0..args.items() {
+        read_once(k, args.by_tag(k), 'f', log).await;
     }
     let overtaken = OVERTAKEN.load(Ordering::Relaxed);
     let _ = writeln!(log, "o 0 {overtaken} 0 0 1");
 }
 
-async fn read_once(k: u64, kind: char, log: &mut String) {
+async fn read_once(k: u64, by_tag: bool, kind: char, log: &mut String) {
     let start = now_us();
-    let (version, ok) = match item(k).await {
+    let read = if by_tag {
+        item_by_tag(k).await
+    } else {
+        item(k).await
+    };
+    let (version, ok) = match read {
         Ok(version) => (version, 1),
         Err(_) => (0, 0),
     };
@@ -194,9 +247,14 @@ async fn peek_loop(args: &Args, log: &mut String) {
     let mut k = 0;
     while Instant::now() < end {
         let start = now_us();
-        let version = peek!(item(k)).await.unwrap_or(0);
+        let version = if args.by_tag(k) {
+            peek!(item_by_tag(k)).await
+        } else {
+            peek!(item(k)).await
+        };
+        let version = version.unwrap_or(0);
         let _ = writeln!(log, "p {k} {version} {start} {} 1", now_us());
-        k = (k + 1) % args.keys;
+        k = (k + 1) % args.items();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -64,6 +64,8 @@ pub struct Report {
     /// Loads that a commit of their item overtook: their value was superseded before
     /// they returned it (none must be served after that commit's invalidation).
     pub overtaken_loads: usize,
+    /// The items written while the fault lasted.
+    pub written_during_fault: std::collections::BTreeSet<u64>,
     /// Final reads that did not return the last version written.
     pub unseen: usize,
     /// Per invalidation made before any fault: how long after it returned a read
@@ -91,6 +93,9 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
         key.latest = key.latest.max(op.version);
         report.invalidations += 1;
         report.failed += usize::from(!op.ok);
+        if fault.is_some_and(|f| op.start >= f.start && op.end <= f.end) {
+            report.written_during_fault.insert(op.key);
+        }
     }
     let healthy_until = fault.map_or(u64::MAX, |f| f.start);
     let mut propagation: HashMap<(u64, u64), u64> = HashMap::new();
@@ -214,7 +219,8 @@ mod tests {
     fn staleness_during_a_fault_is_excused_and_counted_from_its_end_after() {
         let ops = [
             op('w', 0, 1, 100, 200),
-            op('r', 0, 0, 3_000, 3_010),   // inside the fault
+            op('w', 1, 1, 2_000, 2_100), // a write while the fault lasts
+            op('r', 0, 0, 3_000, 3_010), // inside the fault
             op('r', 0, 0, 10_500, 10_510), // 500 µs after the fault
             op('f', 0, 0, 20_000, 20_010), // never saw version 1
         ];
@@ -226,6 +232,7 @@ mod tests {
         assert_eq!((report.stale, report.past_bound), (2, 0));
         assert_eq!(report.worst_after_fault_ms, 0.5);
         assert_eq!(report.unseen, 1);
+        assert_eq!(Vec::from_iter(report.written_during_fault), [1]);
     }
 
     /// Round-trips through the log format, so the parser is tested too.

@@ -1,6 +1,8 @@
 //! The fleet checker: a writer, four readers and a peeker, each a separate process
 //! (examples/fleet_worker.rs), over one cache Redis, with the source of truth in a
-//! second Redis that is never faulted. Each phase injects one fault into the cache
+//! second Redis that is never faulted. Four items are written every 80 ms, eight
+//! more every 2.4 s, so that a lost message of one of those shows, unless a resync
+//! finds it. Each phase injects one fault into the cache
 //! Redis and checks what the fleet promises (tests/fleet/analysis.rs says how):
 //! - no call fails;
 //! - once a fault has ended, no read is staler than the resync interval;
@@ -9,7 +11,9 @@
 //! - every invalidation is seen by every reader in the end;
 //! - with no fault, an invalidation reaches every reader within 10 ms (p99);
 //! - and, of the run itself: more than 10 loads were overtaken by a write of their
-//!   item (a slow load spans the next write), so that the checks above cover them.
+//!   item (a slow load spans the next write), and, in the phase that cuts pub/sub,
+//!   at least two slow items were written during the cut, so that the checks above
+//!   cover them.
 //!
 //! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
 //! the README's table: `cargo build --release --examples`, then
@@ -28,7 +32,13 @@ use analysis::{Fault, Report};
 use support::{Deployment, RedisServer};
 
 const READERS: usize = 4;
+/// Items written every 80 ms (one every 20 ms, round robin).
 const KEYS: u64 = 4;
+/// Items written every 2.4 s (one every 300 ms, round robin), longer apart than the
+/// resync interval: a lost message of one is found by a resync or not at all, where
+/// one of the `KEYS` items would be healed by its next write. Every other one is
+/// written by tag alone, in a cache of its own (examples/fleet_worker.rs).
+const SLOW_KEYS: u64 = 8;
 /// The longest a load takes after its read of the source of truth (a slow query):
 /// one load in four takes from half of it to all of it, longer than the 80 ms
 /// between two writes of one item, so that it spans the next write, whose message
@@ -38,8 +48,10 @@ const LOAD_MS: u64 = 120;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Injected {
     None,
-    /// `CLIENT KILL TYPE pubsub`, three times, 700 ms apart.
-    KillPubsub,
+    /// `CLIENT KILL TYPE pubsub` every 20 ms for 3 s: the subscriptions are down
+    /// most of the time, each one made again dropped within 20 ms, while the writer
+    /// goes on (every slow item is written meanwhile, its message lost or not).
+    CutPubsub,
     /// Redis (standalone) restarted with nothing in it.
     RestartEmpty,
     /// SIGSTOP for 3 s.
@@ -63,9 +75,9 @@ const PHASES: [Phase; 7] = [
         fault: Injected::None,
     },
     Phase {
-        name: "pub/sub connections killed",
+        name: "pub/sub cut 3 s",
         cluster: false,
-        fault: Injected::KillPubsub,
+        fault: Injected::CutPubsub,
     },
     Phase {
         name: "Redis restarted empty",
@@ -182,6 +194,16 @@ fn check(phase: &Phase, report: &Report, settings: &Settings) -> Vec<String> {
         report.unseen == 0,
         format!("{} invalidations never seen", report.unseen),
     );
+    if phase.fault == Injected::CutPubsub {
+        // Slow items written during the cut: by tag alone (odd), in every way (even).
+        let (by_tag, every_way): (Vec<u64>, Vec<u64>) = (KEYS..KEYS + SLOW_KEYS)
+            .filter(|k| report.written_during_fault.contains(k))
+            .partition(|k| (k - KEYS) % 2 == 1);
+        expect(
+            by_tag.len() >= 2 && every_way.len() >= 2,
+            format!("slow items written during the cut: {by_tag:?} by tag, {every_way:?} every way; the run did not test a lost message's resync"),
+        );
+    }
     if phase.fault == Injected::None {
         expect(
             report.stale_peeks == 0,
@@ -248,6 +270,7 @@ fn spawn(
         .arg(truth.url())
         .arg(namespace)
         .arg(KEYS.to_string())
+        .arg(SLOW_KEYS.to_string())
         .arg(ms(settings.run))
         .arg(ms(2 * settings.resync + Duration::from_millis(500)))
         .arg(ms(settings.resync))
@@ -287,11 +310,14 @@ fn inject(cache: &mut Deployment, fault: Injected, at: Instant) -> Option<Fault>
     let start = now_us();
     match fault {
         Injected::None => unreachable!(),
-        Injected::KillPubsub => {
-            for _ in 0..3 {
-                assert!(cache.drop_subscriptions() > 0, "no subscriber to kill");
-                std::thread::sleep(Duration::from_millis(700));
+        Injected::CutPubsub => {
+            let cut = Instant::now();
+            let mut killed = 0;
+            while cut.elapsed() < Duration::from_secs(3) {
+                killed += cache.drop_subscriptions();
+                std::thread::sleep(Duration::from_millis(20));
             }
+            assert!(killed > 0, "no subscriber to kill");
         }
         Injected::RestartEmpty => cache.restart(),
         Injected::Freeze => {
