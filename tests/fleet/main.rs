@@ -17,7 +17,7 @@
 //!
 //! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
 //! the README's table: `cargo build --release --examples`, then
-//! `FLEET_SECONDS=20 FLEET_ROUNDS=2 cargo test --release --test fleet -- --nocapture`.
+//! `FLEET_SECONDS=12 FLEET_ROUNDS=3 cargo test --release --test fleet -- --nocapture`.
 
 #[path = "../support/mod.rs"]
 mod support;
