@@ -1,0 +1,91 @@
+"""Takes each of the fleet's defences out of the code in turn and runs the fleet
+checker's short form against it, to show what the checker catches (README, "What it
+catches").
+
+Each mutation is one edit of one file, checked to apply exactly once; the file is
+restored afterwards, whatever happens. Run from the repository's root, with
+nothing else building:
+
+    python3 scripts/fleet_mutations.py            # every mutation, about 10 minutes
+    python3 scripts/fleet_mutations.py cas        # one, by name
+
+A mutation the checker does not catch is printed as "passed" (expected for
+`write_back_doom`, which the compare-and-set covers).
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+MUTATIONS = {
+    # The resync's tag part: the tag versions read from Redis are ignored.
+    "resync_tags": (
+        "cache-runtime/src/backplane.rs",
+        "cell.observe_remote(*version);",
+        "let _ = (cell, version);",
+    ),
+    # The resync's entry-change part: a missed entry change drops nothing.
+    "resync_entries": (
+        "cache-runtime/src/backplane.rs",
+        "registry::missed_entry_changes(name);",
+        "let _ = name;",
+    ),
+    # The write-back's compare-and-set: the script writes whatever the key holds.
+    "cas": (
+        "cache-runtime/src/l2/replace.rs",
+        "    if len ~= tonumber(ARGV[1]) then return 0 end \\\n"
+        "    if len > 0 and redis.call('GETRANGE', KEYS[1], -8, -1) ~= ARGV[2] then return 0 end \\\n",
+        "",
+    ),
+    # The landing's doom: an overtaken load's value is kept in its own L1.
+    "landing_doom": (
+        "cache-runtime/src/flights.rs",
+        "if !flight.is_doomed() && tags::all_current(stamps) {",
+        "if tags::all_current(stamps) {",
+    ),
+    # The write-back's doom alone: a doomed load still tries its compare-and-set.
+    "write_back_doom": (
+        "cache-runtime/src/engine/shared.rs",
+        "        if flight.is_doomed() {\n            return;\n        }\n        // Not boxed here",
+        "        // Not boxed here",
+    ),
+}
+
+
+def run(*command):
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def fleet_short_form():
+    """Builds the worker with the mutation and runs the short form: (passed, problems)."""
+    build = run("cargo", "build", "-q", "--example", "fleet_worker")
+    if build.returncode != 0:
+        sys.exit(f"the mutated worker did not build:\n{build.stderr}")
+    test = run("cargo", "test", "-q", "--test", "fleet", "the_fleet", "--", "--nocapture")
+    problems = re.findall(r'^\s+"(.*)",$', test.stdout + test.stderr, re.MULTILINE)
+    return test.returncode == 0, problems
+
+
+def main():
+    names = sys.argv[1:] or list(MUTATIONS)
+    for name in names:
+        path, old, new = MUTATIONS[name]
+        file = Path(path)
+        original = file.read_text()
+        if original.count(old) != 1:
+            sys.exit(f"{name}: the code to take out is not in {path} once; update this script")
+        try:
+            file.write_text(original.replace(old, new))
+            passed, problems = fleet_short_form()
+        finally:
+            file.write_text(original)
+        print(f"{name}: {'passed' if passed else 'caught'}")
+        for problem in problems:
+            print(f"    {problem}")
+    # Leave the worker built from the code as it is.
+    run("cargo", "build", "-q", "--example", "fleet_worker")
+
+
+if __name__ == "__main__":
+    main()
