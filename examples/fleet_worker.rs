@@ -1,8 +1,8 @@
 //! One process of the fleet checker (tests/fleet.rs): a writer that commits new
 //! versions of items to a source of truth (a Redis of its own, never faulted) and
-//! then, in turn, invalidates their tag, invalidates their entry or `put!`s the new
-//! version, or a reader that calls a cached `item(k)` in a loop,
-//! or a peeker that only reads what the cache Redis holds (`peek!`). Every operation
+//! then, in turn, invalidates their tag, invalidates their entry, `put!`s the new
+//! version or `refresh!`es the entry; or a reader that calls a cached `item(k)` in a
+//! loop; or a peeker that only reads what the cache Redis holds (`peek!`). Every operation
 //! is logged with its start and end in unix microseconds, and written to OUT_FILE at
 //! the end, one per line:
 //!
@@ -21,7 +21,7 @@
 //! heals at its next write, 80 ms later, and would hide a resync that finds nothing).
 //! Every other slow item is written by tag alone and read through a cache of its
 //! own (`item_by_tag`), for the resync of tag versions; the others, as the KEYS
-//! items, in the three ways in turn, for the resync of entry changes.
+//! items, in the four ways in turn, for the resync of entry changes.
 //!
 //! A load reads the source of truth, then takes a little longer, and one in four
 //! up to LOAD_MS more (a slow query whose snapshot was taken at its start), so that
@@ -38,7 +38,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use stratacache::{cached, invalidate, invalidate_tag, peek, put, Config};
+use stratacache::{cached, invalidate, invalidate_tag, peek, put, refresh, Config};
 
 static TRUTH: OnceLock<ConnectionManager> = OnceLock::new();
 /// The namespace, which also prefixes the items in the source of truth.
@@ -149,6 +149,8 @@ async fn main() {
     let truth = ConnectionManager::new(truth).await.expect("truth Redis");
     TRUTH.set(truth).ok();
     NAMESPACE.set(namespace.clone()).ok();
+    // The writer's own loads (its `refresh!`es) are not slowed: it keeps its pace.
+    let load_ms = if role == "writer" { "0" } else { load_ms };
     LOAD_MS.set(load_ms.parse().expect("LOAD_MS")).ok();
     let config = Config::new()
         .redis_url(cache_url)
@@ -174,7 +176,7 @@ async fn main() {
 }
 
 /// Commits a new version of one item every 20 ms, round robin, and of one slow item
-/// every `SLOW_TURNS` turns, then invalidates it or puts it.
+/// every `SLOW_TURNS` turns, then invalidates, puts or refreshes it.
 async fn write(args: &Args, log: &mut String) {
     let end = Instant::now() + args.run;
     let (mut k, mut slow, mut turn) = (0, 0, 0);
@@ -199,11 +201,13 @@ async fn write_once(k: u64, by_tag: bool, log: &mut String) {
         .await
         .expect("the source of truth is never faulted");
     let start = now_us();
-    // Every way a write reaches the cache, in turn: the tag, the entry, the value.
-    let ok = match (by_tag, version % 3) {
+    // Every way a write reaches the cache, in turn: the tag, the entry, the value, a
+    // reload (whose load reads the version just committed).
+    let ok = match (by_tag, version % 4) {
         (true, _) | (false, 0) => invalidate_tag!("item:{}", k).await.is_ok(),
         (false, 1) => invalidate!(item(k)).await.is_ok(),
-        (false, _) => put!(item(k), version).await.is_ok(),
+        (false, 2) => put!(item(k), version).await.is_ok(),
+        (false, _) => refresh!(item(k)).await.is_ok(),
     };
     let _ = writeln!(log, "w {k} {version} {start} {} {}", now_us(), u8::from(ok));
 }
