@@ -2,8 +2,8 @@
 //! (examples/fleet_worker.rs), over one cache Redis, with the source of truth in a
 //! second Redis that is never faulted. Four items are written every 80 ms, eight
 //! more every 2.4 s, so that a lost message of one of those shows, unless a resync
-//! finds it. Each phase injects one fault into the cache
-//! Redis and checks what the fleet promises (tests/fleet/analysis.rs says how):
+//! finds it. Each phase injects one fault into the cache Redis and checks what the
+//! fleet promises (tests/fleet/analysis.rs says how):
 //! - no call fails;
 //! - once a fault has ended, no read is staler than the resync interval;
 //! - no value an invalidation superseded is served from Redis past that bound
@@ -50,7 +50,7 @@ enum Injected {
     None,
     /// `CLIENT KILL TYPE pubsub` every 20 ms for 3 s: the subscriptions are down
     /// most of the time, each one made again dropped within 20 ms, while the writer
-    /// goes on (every slow item is written meanwhile, its message lost or not).
+    /// goes on (most slow items are written meanwhile, their messages mostly lost).
     CutPubsub,
     /// Redis (standalone) restarted with nothing in it.
     RestartEmpty,
