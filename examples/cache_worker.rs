@@ -14,6 +14,7 @@
 //! worker hears no other process's invalidation), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
 //! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
 //! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
+//! `sync ID` (a sync function, tagged as `get`'s),
 //! `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard cannot
 //! decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
 //! `Serialize` skips fields), `search city=N` / `search age=N` / `search city=N,age=M` (a key that skips
@@ -76,6 +77,13 @@ async fn get_user(id: u64) -> String {
 async fn local_user(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     format!("local user {id} loaded by pid {}", std::process::id())
+}
+
+/// A sync function (in-process only), under the same tag as `get_user`.
+#[cached(ttl = "60s", tags = ["user:{id}"], name = "worker.sync")]
+fn sync_user(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("sync user {id} loaded by pid {}", std::process::id())
 }
 
 /// The keys of the last batch load.
@@ -329,6 +337,7 @@ async fn main() {
             "ping" => "pong".to_owned(),
             "get" => answer(&get_user(argument.parse().unwrap()).await, "worker.user"),
             "local" => answer(&local_user(argument.parse().unwrap()).await, "worker.local"),
+            "sync" => answer(&sync_user(argument.parse().unwrap()), "worker.sync"),
             "small" => answer(&small(argument.parse().unwrap()).await, "worker.small"),
             "search" => {
                 let mut filter = Filter {

@@ -20,6 +20,7 @@ on_standalone_and_cluster!(
     another_process_reads_an_l2_hit_and_promotes_it,
     redis_ttl_is_the_end_of_the_stale_window,
     a_tag_invalidated_in_one_process_reloads_in_another,
+    a_tag_invalidated_in_another_process_drops_a_sync_functions_entry,
     an_entry_invalidated_in_one_process_is_dropped_everywhere,
     corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten,
     an_oversized_value_is_not_written,
@@ -85,22 +86,41 @@ fn redis_ttl_is_the_end_of_the_stale_window(cluster: bool) {
 }
 
 fn a_tag_invalidated_in_one_process_reloads_in_another(cluster: bool) {
-    let server = Deployment::start(cluster, None);
-    let mut a = Worker::start(&server.url(), NS, &[]);
-    let mut b = Worker::start(&server.url(), NS, &[]);
-    a.get("get 7");
-    a.get("get 8");
-    assert_eq!(a.get("get 7").loads, 2, "both cached in A");
-    assert_eq!(b.send("invalidate_tag user:7"), "ok");
-    let reloaded = eventually(Duration::from_secs(5), || a.get("get 7").loads == 3);
-    assert!(reloaded, "A kept serving user 7 after B invalidated it");
-    assert_eq!(a.get("get 8").loads, 3, "user 8 was not invalidated");
+    let (_server, _a, mut b) = user_7_invalidated_by_tag_elsewhere(cluster, "get");
     // B's own next read loads too: the Redis entry is invalid for everyone.
     let from_b = b.get("get 7");
     assert!(
         from_b.loads == 1 || from_b.l2_hits == 1,
         "B reads the reloaded value: {from_b:?}"
     );
+}
+
+/// A sync function's cache is in-process only, but its tags are the fleet's.
+fn a_tag_invalidated_in_another_process_drops_a_sync_functions_entry(cluster: bool) {
+    user_7_invalidated_by_tag_elsewhere(cluster, "sync");
+}
+
+/// A caches users 7 and 8 through the worker's `command`, B invalidates `user:7`:
+/// A must load 7 again (within 5 s), and not 8. Returns the server and both workers.
+fn user_7_invalidated_by_tag_elsewhere(
+    cluster: bool,
+    command: &str,
+) -> (Deployment, Worker, Worker) {
+    let server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    let mut b = Worker::start(&server.url(), NS, &[]);
+    let (user_7, user_8) = (format!("{command} 7"), format!("{command} 8"));
+    a.get(&user_7);
+    a.get(&user_8);
+    assert_eq!(a.get(&user_7).loads, 2, "both cached in A");
+    assert_eq!(b.send("invalidate_tag user:7"), "ok");
+    let reloaded = eventually(Duration::from_secs(5), || a.get(&user_7).loads == 3);
+    assert!(
+        reloaded,
+        "A kept serving user 7 after B invalidated it ({command})"
+    );
+    assert_eq!(a.get(&user_8).loads, 3, "user 8 was not invalidated");
+    (server, a, b)
 }
 
 fn an_entry_invalidated_in_one_process_is_dropped_everywhere(cluster: bool) {
