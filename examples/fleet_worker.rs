@@ -59,9 +59,9 @@ async fn item(k: u64) -> Result<u64, String> {
 }
 
 /// The same, for the slow items written by tag alone: a cache of its own, whose
-/// entries no `invalidate!` or `put!` ever changes, so that only the resync of the
-/// tag versions can find a lost message (in `fleet.item`, a missed entry change
-/// drops every entry, which would hide it).
+/// entries no `invalidate!`, `put!` or `refresh!` ever changes, so that only the
+/// resync of the tag versions can find a lost message (in `fleet.item`, a missed
+/// entry change drops every entry, which would hide it).
 #[cached(ttl = "60s", tags = ["item:{k}"], name = "fleet.item_by_tag")]
 async fn item_by_tag(k: u64) -> Result<u64, String> {
     load(k).await
@@ -150,8 +150,11 @@ async fn main() {
     TRUTH.set(truth).ok();
     NAMESPACE.set(namespace.clone()).ok();
     // The writer's own loads (its `refresh!`es) are not slowed: it keeps its pace.
-    let load_ms = if role == "writer" { "0" } else { load_ms };
-    LOAD_MS.set(load_ms.parse().expect("LOAD_MS")).ok();
+    let load_ms = match role.as_str() {
+        "writer" => 0,
+        _ => load_ms.parse().expect("LOAD_MS"),
+    };
+    LOAD_MS.set(load_ms).ok();
     let config = Config::new()
         .redis_url(cache_url)
         .namespace(namespace)
