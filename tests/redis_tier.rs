@@ -6,7 +6,7 @@
 #[macro_use]
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{eventually, Answer, Deployment, RedisCluster, Worker};
 
@@ -25,6 +25,7 @@ on_standalone_and_cluster!(
     corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten,
     an_oversized_value_is_not_written,
     redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart,
+    a_stopped_redis_makes_no_call_wait_for_a_reconnect,
     a_lost_invalidation_message_is_caught_up_by_the_resync,
     a_lost_entry_invalidation_message_is_caught_up_when_the_subscription_is_back,
     a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer,
@@ -258,6 +259,30 @@ fn redis_stopped_mid_run_never_fails_a_call_and_l2_resumes_after_restart(cluster
         a.get(&format!("get {id}")).loads == loads + 1
     });
     assert!(reloaded, "A never saw B's invalidation after the restart");
+}
+
+/// A stopped server refuses a connection at once, and a call must not wait on its
+/// behalf for the client's next attempt: redis-rs's `ConnectionManager` retries a
+/// failed connect after a back-off of 100 to 200 ms unless told not to, which made
+/// each miss that reached Redis (until the breaker opened, then each probe) as slow
+/// as the timeout. Ten misses take a few milliseconds; the back-off alone, three
+/// times before the worker's breaker opens, took more than 300.
+fn a_stopped_redis_makes_no_call_wait_for_a_reconnect(cluster: bool) {
+    let mut server = Deployment::start(cluster, None);
+    let mut a = Worker::start(&server.url(), NS, &[]);
+    a.get("get 1");
+    server.stop();
+    let started = Instant::now();
+    for id in 2..12 {
+        let answer = a.get(&format!("get {id}"));
+        assert!(answer.value.starts_with(&format!("user {id} loaded")));
+    }
+    let ten_misses = started.elapsed();
+    assert!(a.get("get 12").l2_errors > 0, "the misses reached Redis");
+    assert!(
+        ten_misses < Duration::from_millis(300),
+        "ten misses with Redis stopped took {ten_misses:?}: the calls waited for reconnects"
+    );
 }
 
 fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {

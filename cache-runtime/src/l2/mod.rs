@@ -173,10 +173,13 @@ impl L2 {
             });
             Connection::Cluster(connection)
         } else {
+            // No retry of a failed connect: its back-off (100 to 200 ms) would be
+            // waited out by the call that asked, on every miss while the server is
+            // stopped. The next call connects again; the breaker spaces them out.
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(settings.timeout))
                 .set_response_timeout(Some(settings.timeout))
-                .set_number_of_retries(1);
+                .set_number_of_retries(0);
             let client = subscribers[0].clone();
             Connection::Standalone(ConnectionManager::new_lazy_with_config(client, config)?)
         };
