@@ -21,7 +21,7 @@
 //! fields), `big ID` (a 4 KiB value), `fragile ID`
 //! (fail-safe; fails after `down on`), `row ID` and `refresh_row ID` (an `Option`,
 //! `None` after `gone on`), `grouped ID` (tag added by the loader), `swr ID`
-//! (stale-while-revalidate; 2 s loads after `slow on`), `locked ID` (fleet-wide lock),
+//! (stale-while-revalidate; 2 s loads after `slow on`), `put_while_paused ID` (below), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`, `invalidate_locked ID`,
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
 //! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
@@ -169,11 +169,48 @@ static SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 
 #[cached(ttl = "200ms", stale_while_revalidate = "1h", name = "worker.swr")]
 async fn revalidated(id: u64) -> String {
+    swr_load(id).await
+}
+
+async fn swr_load(id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     if SLOW.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     format!("swr {id} loaded by pid {}", std::process::id())
+}
+
+/// As `revalidated`, with a ttl shorter than a pause of Redis within the timeout.
+#[cached(ttl = "40ms", stale_while_revalidate = "1h", name = "worker.swr_put")]
+async fn quick_swr(id: u64) -> String {
+    swr_load(id).await
+}
+
+/// `put_while_paused ID`: a `put!` whose Redis round trips wait behind a pause of
+/// Redis (`CLIENT PAUSE`, within the timeout) while its value goes stale in L1; a
+/// read then starts a refresh whose read of Redis queues behind the put's first
+/// command, and finds the value the put replaces, stale. Answers the read during the
+/// refresh and the read once the put returned.
+async fn put_while_paused(url: &str, id: u64) -> String {
+    quick_swr(id).await;
+    // Past the ttl, in L1 and in Redis; the refreshes from now on outlast the reads.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    SLOW.store(true, Ordering::SeqCst);
+    let client = redis::Client::open(url).expect("the worker's Redis URL");
+    let mut pauser = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pause = redis::cmd("CLIENT");
+    pause.arg("PAUSE").arg(150).arg("ALL");
+    pause.query_async::<()>(&mut pauser).await.unwrap();
+    let put = tokio::spawn(put!(quick_swr(id), "written by put".to_owned()));
+    tokio::time::sleep(Duration::from_millis(70)).await;
+    let during = quick_swr(id).await;
+    let written = put.await.unwrap();
+    let after = quick_swr(id).await;
+    SLOW.store(false, Ordering::SeqCst);
+    match written {
+        Ok(()) => answer(&format!("{during} / {after}"), "worker.swr_put"),
+        Err(error) => format!("err {error}"),
+    }
 }
 
 /// One load per key for the whole fleet; 300 ms loads (5 s after `slow on`).
@@ -370,6 +407,7 @@ async fn main() {
             }
             "grouped" => answer(&grouped(argument.parse().unwrap()).await, "worker.grouped"),
             "swr" => answer(&revalidated(argument.parse().unwrap()).await, "worker.swr"),
+            "put_while_paused" => put_while_paused(url, argument.parse().unwrap()).await,
             "locked" => answer(&locked(argument.parse().unwrap()).await, "worker.locked"),
             "ahead" => answer(&ahead(argument.parse().unwrap()).await, "worker.ahead"),
             "slow" => {

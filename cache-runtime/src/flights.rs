@@ -7,8 +7,10 @@
 //! - an invalidation, a `put!` or a `refresh!` of the key dooms its flight
 //!   ([`Locked::doom`], [`Locked::replace`]), so that flight can no longer store, and
 //!   counts an entry write;
-//! - a value read from Redis (a stale value, a batch's read) is stored only if no
-//!   entry write happened during the read ([`Locked::writes_since`]).
+//! - a value read from Redis is stored only if no entry write happened during the
+//!   read: a batch's read checks [`Locked::writes_since`], and a load's stale value
+//!   needs its flight not doomed (an entry write dooms it) and L1 holding nothing to
+//!   serve (a `put!` still on its way to Redis is newer than what Redis answered).
 //!
 //! So a caller never finds neither a flight nor the value it stored, a load never
 //! stores after an invalidation of its key has returned, and one key has at most

@@ -31,7 +31,7 @@ use crate::entry_changes;
 use crate::l2::message::Message;
 use crate::l2::{keys, Fault, L2};
 use crate::stats::OutboxSnapshot;
-use crate::superseded;
+use crate::superseded::{self, Writing};
 use crate::tags::{self, TagCell};
 
 /// How often the delivery task tries Redis while invalidations wait.
@@ -274,6 +274,8 @@ pub(crate) fn send(
 pub(crate) struct Sending {
     l2: &'static L2,
     invalidation: Option<Invalidation>,
+    /// Dropped after the invalidation is delivered, queued (`Drop`) or cancelled.
+    writing: Option<Writing>,
 }
 
 impl Sending {
@@ -281,7 +283,14 @@ impl Sending {
         Self {
             l2,
             invalidation: Some(invalidation),
+            writing: None,
         }
+    }
+
+    /// A `put!`'s deletion: the entry stays covered until this is done with.
+    pub(crate) fn covering(mut self, writing: Writing) -> Self {
+        self.writing = Some(writing);
+        self
     }
 
     /// Delivers it now, or queues it if Redis cannot take it.

@@ -12,6 +12,7 @@ use crate::l1::L1Store;
 use crate::l2::entry::{AddedTags, Target, WriteUnder};
 use crate::outbox::Sending;
 use crate::stats::Counter;
+use crate::superseded::Writing;
 use crate::warm_tally::Tally;
 use crate::Error;
 
@@ -164,18 +165,21 @@ where
         value: V,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let stamps = self.stamp(&tags);
+        let target = self.shared_target(&key, &tags);
+        // Until Redis takes the value, what it holds is older than L1's: a load here
+        // that reads it meanwhile (a refresh of this value, stale already) misses.
+        let writing = target.as_ref().map(|t| Writing::new(&t.entry_key));
         {
             let mut flights = self.flights.lock();
             flights.doom(&key);
             let entry = self.entry(value.clone(), &stamps, None);
             self.store.insert(key.clone(), entry);
         }
-        let target = self.shared_target(&key, &tags);
         // Armed now: dropped before the value reached Redis and the others (it may
         // have reached neither), the future leaves the deletion to the outbox.
-        let deletion = target
-            .as_ref()
-            .map(|target| Sending::new(target.l2, self.entry_deletion(target)));
+        let deletion = target.as_ref().zip(writing).map(|(target, writing)| {
+            Sending::new(target.l2, self.entry_deletion(target)).covering(writing)
+        });
         async move {
             let (Some(target), Some(deletion)) = (target, deletion) else {
                 return Ok(());

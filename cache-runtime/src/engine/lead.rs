@@ -86,12 +86,16 @@ where
         }
     }
 
-    /// Stores a stale value found in Redis while the load goes on; like a landing,
-    /// under the flights lock, so an invalidation of the key is not undone.
+    /// Stores a stale value found in Redis while the load goes on, for a key L1 has
+    /// nothing to serve for; like a landing, under the flights lock, so an
+    /// invalidation of the key is not undone. A value L1 still serves is this
+    /// process's newest: a `put!` whose write has not reached Redis yet is newer than
+    /// what Redis answered, and the refresh of that value is this load.
     pub(super) fn keep_stale(&self, value: V, stamps: Stamps, lifetime: Lifetime) {
         let cache = self.cache;
         let _flights = cache.flights.lock();
-        if !self.flight.is_doomed() && tags::all_current(&stamps) {
+        let keep = !self.flight.is_doomed() && tags::all_current(&stamps);
+        if keep && !cache.holds_servable(&self.key) {
             let entry = cache.entry(value, &stamps, Some(lifetime));
             cache.store.insert(self.key.clone(), entry);
         }

@@ -20,6 +20,7 @@ use crate::flight::{Flight, Landed, Origin};
 use crate::l2::entry::{HeldLock, SharedFallback, Target, WriteUnder};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
+use crate::superseded::Writing;
 use crate::tags::Stamps;
 use crate::this_load::Overrides;
 
@@ -366,6 +367,13 @@ where
     /// answering the waiters; then write back (waiters do not wait for Redis); then
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, load: &mut Pending<'_, K, V>, value: &V, overrides: Overrides) {
+        // A `refresh!`'s value is newer than what Redis holds until written there (as
+        // a `put!`'s is): a refresh here that reads Redis meanwhile misses.
+        let forced = load.lead.flight.is_forced();
+        let _writing = load
+            .target()
+            .filter(|_| forced)
+            .map(|t| Writing::new(&t.entry_key));
         let settled = self.settle_overrides(overrides);
         let refreshed = settled.skip && self.evict_refreshed(&load.lead.key, &load.lead.flight);
         let landed = || Landed::Value(value.clone(), Origin::Loader);

@@ -90,6 +90,15 @@ where
         }
     }
 
+    /// Whether L1 holds a value it would serve now (fresh, or inside its stale
+    /// window, its tags current), looked at without the side effects of a lookup.
+    pub(super) fn holds_servable(&self, key: &K) -> bool {
+        let now = clock::coarse_ms();
+        let servable =
+            |e: &Entry<V>| e.stamps.are_current(self.tag_epoch) && now < e.times.stale_until();
+        self.store.read(key, servable).unwrap_or(false)
+    }
+
     /// Fresh and not yet due for a refresh: what a refresh that just landed leaves
     /// (with XFetch: more than half its ttl left).
     pub(super) fn needs_no_refresh(&self, key: &K) -> bool {

@@ -1,0 +1,190 @@
+//! The fleet checker's question asked inside one process, against a real
+//! `redis-server`: many tasks read a few keys (some calls cancelled mid-way), one writer
+//! per key changes its truth and then `invalidate!`s, `invalidate_tag!`s, `put!`s or
+//! `refresh!`es it, and loaders fail, yield or sleep. A read that began after a write
+//! returned must get that write's value or a later one, whatever the freshness policy
+//! keeps past the ttl (3 ms here, so that values go stale under the writes).
+//!
+//! It found two ways a value a `put!` or `refresh!` replaced came back in this process
+//! for a few milliseconds after it returned, thousands of reads a run (see
+//! `a_refresh_reading_redis_during_a_put_does_not_bring_back_the_replaced_value` in
+//! `redis_tier.rs`).
+
+#[macro_use]
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use stratacache::{cached, invalidate, invalidate_tag, put, refresh, Config};
+use support::Deployment;
+
+const KEYS: usize = 8;
+const WRITERS: usize = 2;
+const READERS: usize = 10;
+const RUN: Duration = Duration::from_secs(3);
+
+/// What the loaders read, what the writers have made visible, and the reads that
+/// saw less; one set per checked function.
+struct Truth {
+    current: [AtomicU64; KEYS],
+    committed: [AtomicU64; KEYS],
+    stale_reads: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Truth {
+    const fn new() -> Self {
+        Self {
+            current: [const { AtomicU64::new(0) }; KEYS],
+            committed: [const { AtomicU64::new(0) }; KEYS],
+            stale_reads: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The truth of `key`, after a load's usual hazards.
+async fn load(truth: &Truth, key: u64) -> Result<u64, String> {
+    let value = truth.current[key as usize].load(Ordering::SeqCst);
+    match fastrand::u32(0..100) {
+        0..5 => return Err(format!("key {key}: the database failed")),
+        5..15 => tokio::time::sleep(Duration::from_millis(fastrand::u64(1..20))).await,
+        15..40 => tokio::task::yield_now().await,
+        _ => {}
+    }
+    Ok(value)
+}
+
+/// A checked function: its cache, its truth and its checker.
+macro_rules! checked {
+    ($check:ident, $function:ident, $truth:ident, $($attribute:tt)*) => {
+        static $truth: Truth = Truth::new();
+
+        #[cached($($attribute)*, tags = ["checked:{key}"])]
+        async fn $function(key: u64) -> Result<u64, String> {
+            load(&$truth, key).await
+        }
+
+        /// Runs the writers and readers for `RUN`; returns (reads, stale reads).
+        async fn $check() -> (u64, u64) {
+            let end = Instant::now() + RUN;
+            let mut tasks = Vec::new();
+            for writer in 0..WRITERS {
+                tasks.push(tokio::spawn(async move {
+                    let mut turn = 0;
+                    while Instant::now() < end {
+                        let key = fastrand::usize(0..KEYS / WRITERS) * WRITERS + writer;
+                        let value = $truth.current[key].fetch_add(1, Ordering::SeqCst) + 1;
+                        let arg = key as u64;
+                        let seen = match turn % 4 {
+                            0 => invalidate!($function(arg)).await.map(|()| value),
+                            1 => invalidate_tag!("checked:{}", key).await.map(|()| value),
+                            2 => put!($function(arg), value).await.map(|()| value),
+                            // A failed reload leaves the value it had: nothing new is seen.
+                            _ => Ok(refresh!($function(arg)).await.unwrap_or(0)),
+                        };
+                        $truth.committed[key].fetch_max(seen.unwrap(), Ordering::SeqCst);
+                        turn += 1;
+                        if fastrand::bool() {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }));
+            }
+            for _ in 0..READERS {
+                tasks.push(tokio::spawn(async move {
+                    let mut calls = 0u32;
+                    while Instant::now() < end {
+                        let key = fastrand::usize(0..KEYS);
+                        let floor = $truth.committed[key].load(Ordering::SeqCst);
+                        let call = $function(key as u64);
+                        let answer = if fastrand::bool() {
+                            let cut = Duration::from_micros(fastrand::u64(1..800));
+                            tokio::time::timeout(cut, call).await.ok()
+                        } else {
+                            Some(call.await)
+                        };
+                        if let Some(Ok(value)) = answer {
+                            $truth.reads.fetch_add(1, Ordering::Relaxed);
+                            if value < floor {
+                                $truth.stale_reads.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        calls += 1;
+                        if calls % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                tokio::time::timeout(Duration::from_secs(30), task)
+                    .await
+                    .expect("a task hung past the end of the run")
+                    .unwrap();
+            }
+            let reads = $truth.reads.load(Ordering::Relaxed);
+            (reads, $truth.stale_reads.load(Ordering::Relaxed))
+        }
+    };
+}
+
+checked!(check_plain, plain, PLAIN, ttl = "10m", name = "one.plain");
+checked!(
+    check_swr,
+    swr,
+    SWR,
+    ttl = "3ms",
+    stale_while_revalidate = "1s",
+    name = "one.swr"
+);
+checked!(
+    check_every_policy,
+    every_policy,
+    EVERY_POLICY,
+    ttl = "3ms",
+    stale_while_revalidate = "1s",
+    stale_if_error = "1s",
+    refresh_ahead = 0.5,
+    name = "one.every_policy"
+);
+checked!(
+    check_local,
+    local_swr,
+    LOCAL_SWR,
+    ttl = "3ms",
+    stale_while_revalidate = "1s",
+    local,
+    name = "one.local"
+);
+
+#[test]
+fn a_read_after_a_write_returned_never_sees_less_in_this_process() {
+    let server = Deployment::standalone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        stratacache::init(Config::new().redis_url(server.url()).namespace("one")).unwrap();
+        let checks = [
+            ("ttl 10m", check_plain().await),
+            ("ttl 3ms, stale_while_revalidate", check_swr().await),
+            ("ttl 3ms, every policy", check_every_policy().await),
+            (
+                "ttl 3ms, stale_while_revalidate, local",
+                check_local().await,
+            ),
+        ];
+        for (policy, (reads, stale)) in checks {
+            eprintln!("{policy}: {reads} reads, {stale} stale");
+            assert!(reads > 1_000, "{policy}: only {reads} reads answered");
+            assert_eq!(
+                stale, 0,
+                "{policy}: {stale} of {reads} reads saw less than a returned write"
+            );
+        }
+    });
+}
