@@ -73,10 +73,15 @@ impl<K: Hash + Eq, V: Clone> Locked<'_, K, V> {
         self.map.get(key).filter(|f| f.can_join()).cloned()
     }
 
-    /// Registers `flight` as the key's load, whose caller leads it.
+    /// Registers `flight` as the key's load, whose caller leads it. A flight it
+    /// displaces could no longer be joined (a tag it recorded moved during its load):
+    /// out of the map, no later `put!`, `refresh!` or invalidation of the key would
+    /// reach it, and its write-back could land over theirs, so it is doomed now.
     pub(crate) fn lead(&mut self, key: K, flight: Flight<V>) -> Arc<Flight<V>> {
         let flight = Arc::new(flight);
-        self.map.insert(key, flight.clone());
+        if let Some(displaced) = self.map.insert(key, flight.clone()) {
+            displaced.doom();
+        }
         flight
     }
 
@@ -171,6 +176,20 @@ mod tests {
         );
         locked.doom(&1);
         assert!(second.is_doomed() && locked.joinable(&1).is_none());
+    }
+
+    #[test]
+    fn a_flight_displaced_by_a_new_leader_is_doomed() {
+        let flights: Flights<u64, String> = Flights::default();
+        let mut locked = flights.lock();
+        let first = locked.lead(1, Flight::new());
+        let second = locked.lead(1, Flight::new());
+        assert!(
+            first.is_doomed(),
+            "out of the map, no write of the key reaches it"
+        );
+        assert!(!second.is_doomed());
+        assert!(Arc::ptr_eq(&locked.joinable(&1).unwrap(), &second));
     }
 
     #[test]
