@@ -7,6 +7,8 @@
 //! - an invalidation, a `put!` or a `refresh!` of the key dooms its flight
 //!   ([`Locked::doom`], [`Locked::replace`]), so that flight can no longer store, and
 //!   counts an entry write;
+//! - a new leader dooms the flight it displaces ([`Locked::lead`]: one that could no
+//!   longer be joined, which no later write of the key would reach);
 //! - a value read from Redis is stored only if no entry write happened during the
 //!   read: a batch's read checks [`Locked::writes_since`], and a load's stale value
 //!   needs its flight not doomed (an entry write dooms it) and L1 holding nothing to
