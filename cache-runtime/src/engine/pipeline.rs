@@ -46,6 +46,10 @@ struct SharedLoad<V> {
     /// The fleet lock, released after the write-back (or by a task if the load is
     /// dropped before).
     held: Option<HeldLock>,
+    /// A `refresh!`'s value is newer than what Redis holds until written there (as a
+    /// `put!`'s is): from its landing to its write-back, a read of its entry from
+    /// Redis here misses. Held here, not in the load's future, which every move copies.
+    writing: Option<Writing>,
 }
 
 /// A caller's part in the load of its key.
@@ -244,6 +248,7 @@ where
                 under,
                 fallback,
                 held,
+                writing: None,
             })
         });
         Prepared::Load(Pending {
@@ -367,13 +372,9 @@ where
     /// answering the waiters; then write back (waiters do not wait for Redis); then
     /// release the lock, so processes waiting on it find the value, not a free lock.
     async fn store_loaded(&self, load: &mut Pending<'_, K, V>, value: &V, overrides: Overrides) {
-        // A `refresh!`'s value is newer than what Redis holds until written there (as
-        // a `put!`'s is): a refresh here that reads Redis meanwhile misses.
-        let forced = load.lead.flight.is_forced();
-        let _writing = load
-            .target()
-            .filter(|_| forced)
-            .map(|t| Writing::new(&t.entry_key));
+        if let (Some(shared), true) = (load.shared.as_deref_mut(), load.lead.flight.is_forced()) {
+            shared.writing = Some(Writing::new(&shared.target.entry_key));
+        }
         let settled = self.settle_overrides(overrides);
         let refreshed = settled.skip && self.evict_refreshed(&load.lead.key, &load.lead.flight);
         let landed = || Landed::Value(value.clone(), Origin::Loader);
@@ -390,6 +391,7 @@ where
             let added = &settled.added;
             let write = self.write_back_after_load(flight, target, value, under, lifetime, added);
             Box::pin(write).await;
+            shared.writing = None;
         }
         self.release_lock(load).await;
         load.finish("loader", "ok");
