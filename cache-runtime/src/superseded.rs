@@ -1,13 +1,14 @@
 //! What Redis holds that this process knows to be superseded: by invalidations Redis
 //! has not taken yet, by the names they change there (the counter of a tag, of a
-//! cache or of the namespace, or an entry's key), and by the `put!`s on their way
-//! there, by entry key.
+//! cache or of the namespace, or an entry's key), and by the `put!`s and `refresh!`es
+//! on their way there, by entry key.
 //!
 //! While an invalidation waits in the outbox, Redis may still answer reads: only the
 //! cluster master of the tag's counter is down, or the invalidation's script is
 //! refused (an ACL). It then still holds the entries the invalidation supersedes,
 //! with the versions they were written under, and they read as current. While a
-//! `put!` is on its way, Redis holds what it replaces, which L1 here already does not.
+//! `put!` or a `refresh!` is on its way, Redis holds what it replaces, which L1 here
+//! already does not.
 //! This process knows better: a read of such an entry here is a miss (the others
 //! learn of it when the outbox delivers it, or the put is announced).
 
@@ -47,14 +48,16 @@ pub(crate) fn clear() {
     change(HashSet::clear);
 }
 
-/// Entries this process's `put!`s are writing, with how many write each.
+/// Entries this process's `put!`s and `refresh!`es are writing, with how many write
+/// each.
 static WRITING: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Mutex::default);
-/// The `put!`s on their way: the common case, none, costs a read of it.
+/// The writes on their way: the common case, none, costs a read of it.
 static WRITES: AtomicUsize = AtomicUsize::new(0);
 
 /// A `put!` of the entry at a key, from before it changes L1 until Redis took it
 /// (or, if it did not, until the deletion that replaces it is in the outbox, which
-/// covers the entry from then on).
+/// covers the entry from then on); or a `refresh!`, from its landing in L1 to its
+/// write-back.
 pub(crate) struct Writing(String);
 
 impl Writing {
@@ -78,7 +81,7 @@ impl Drop for Writing {
     }
 }
 
-/// Whether an invalidation Redis has not taken, or a `put!` on its way there, covers
+/// Whether an invalidation Redis has not taken, or a write on its way there, covers
 /// the entry at `entry_key`, written under the tag counters `counters`.
 pub(crate) fn covers<'a>(entry_key: &str, counters: impl IntoIterator<Item = &'a str>) -> bool {
     if WRITES.load(Ordering::Acquire) > 0 && WRITING.lock().contains_key(entry_key) {
