@@ -103,7 +103,7 @@ pub fn clear_all() -> impl Future<Output = Result<(), Error>> + Send + 'static {
 fn send(
     invalidation: outbox::Invalidation,
 ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    let sending = l2::active().map(|l2| outbox::send(l2, invalidation));
+    let sending = l2::active().map(|l2| outbox::Sending::new(l2, invalidation).deliver());
     async move {
         if let Some(sending) = sending {
             sending.await;

@@ -19,7 +19,6 @@
 //!   is a miss, whatever Redis says.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -237,10 +236,6 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    fn pending(&self) -> Vec<Invalidation> {
-        self.pending.lock().iter().cloned().collect()
-    }
-
     /// Removes `delivered` unless an overflow replaced the queue meanwhile.
     fn remove(&self, delivered: &Invalidation, namespace: &str) {
         let mut pending = self.pending.lock();
@@ -255,19 +250,9 @@ impl Outbox {
     }
 }
 
-/// Sends `invalidation` (already applied here) to Redis and the other processes, or
-/// queues it if Redis cannot take it now. Armed when called: if the future is
-/// dropped before it is done, the invalidation goes to the outbox.
-pub(crate) fn send(
-    l2: &'static L2,
-    invalidation: Invalidation,
-) -> impl Future<Output = ()> + Send + 'static {
-    let sending = Sending::new(l2, invalidation);
-    sending.deliver()
-}
-
-/// An invalidation on its way to Redis, owned by the future of the call that made
-/// it. That future may be dropped before it is done (a write handler whose client
+/// An invalidation on its way to Redis and the other processes, already applied
+/// here, owned by the future of the call that made it (`Sending::new(..).deliver()`,
+/// armed once made: `new` is not `async`). That future may be dropped before it is done (a write handler whose client
 /// went away after the database commit; a future never awaited): the invalidation
 /// then goes to the outbox, which delivers it, instead of with the future. It was
 /// applied here already, and the other processes would keep what it superseded.
@@ -293,7 +278,7 @@ impl Sending {
         self
     }
 
-    /// Delivers it now, or queues it if Redis cannot take it.
+    /// Delivers it now, or queues it if Redis cannot take it now.
     pub(crate) async fn deliver(mut self) {
         let Some(invalidation) = &self.invalidation else {
             return;
@@ -373,7 +358,7 @@ pub(crate) fn set_capacity(capacity: usize) {
 pub(crate) async fn run(l2: &'static L2) {
     loop {
         let notified = OUTBOX.wake.notified();
-        let pending = OUTBOX.pending();
+        let pending: Vec<_> = OUTBOX.pending.lock().iter().cloned().collect();
         if pending.is_empty() {
             notified.await;
             continue;

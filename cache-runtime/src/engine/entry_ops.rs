@@ -146,7 +146,9 @@ where
     /// that millisecond is dropped with it: a miss, never a stale read.
     pub(super) async fn drop_refreshed_in_redis(&self, key: &K, target: Option<&Target>) {
         if let Some(target) = target {
-            crate::outbox::send(target.l2, self.entry_deletion(target)).await;
+            crate::outbox::Sending::new(target.l2, self.entry_deletion(target))
+                .deliver()
+                .await;
             self.evict_local(key);
         }
     }

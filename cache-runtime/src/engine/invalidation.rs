@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue};
 use crate::l1::L1Store;
-use crate::outbox::{self, Invalidation};
+use crate::outbox::{Invalidation, Sending};
 use crate::stats::Counter;
 
 impl<K, V> Cache<K, V>
@@ -26,7 +26,7 @@ where
         self.stats.bump(Counter::Invalidation);
         let sending = self.shared_target(key, &[]).map(|target| {
             let invalidation = self.entry_invalidation(&target, key.clone());
-            outbox::send(target.l2, invalidation)
+            Sending::new(target.l2, invalidation).deliver()
         });
         async move {
             if let Some(sending) = sending {
@@ -40,8 +40,9 @@ where
     /// loads in flight will not store theirs.
     pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.clear_local();
-        let sending = crate::l2::active()
-            .map(|l2| outbox::send(l2, Invalidation::cache(&self.name, self.tag.clone())));
+        let sending = crate::l2::active().map(|l2| {
+            Sending::new(l2, Invalidation::cache(&self.name, self.tag.clone())).deliver()
+        });
         async move {
             if let Some(sending) = sending {
                 sending.await;

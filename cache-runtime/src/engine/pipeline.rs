@@ -9,14 +9,14 @@ use std::any::Any;
 use std::future::Future;
 use std::panic;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::lead::{in_span, panic_message, Lead, Outcome};
+use super::read::Role;
 use super::reentry;
 use super::shared;
-use super::{Cache, CacheKey, CacheValue, Seen, ShareFn, Tags};
-use crate::flight::{Flight, Landed, Origin};
+use super::{Cache, CacheKey, CacheValue, ShareFn, Tags};
+use crate::flight::{Landed, Origin};
 use crate::l2::entry::{HeldLock, SharedFallback, Target, WriteUnder};
 use crate::shape::{Shape, Split};
 use crate::stats::Counter;
@@ -50,13 +50,6 @@ struct SharedLoad<V> {
     /// `put!`'s is): from its landing to its write-back, a read of its entry from
     /// Redis here misses. Held here, not in the load's future, which every move copies.
     writing: Option<Writing>,
-}
-
-/// A caller's part in the load of its key.
-pub(super) enum Role<V> {
-    Hit(V),
-    Lead(Arc<Flight<V>>),
-    Follow(Arc<Flight<V>>),
 }
 
 /// What steps 1 and 2 leave: an answer from Redis, or a load to run.
@@ -158,19 +151,6 @@ where
         if origin == Origin::FailSafe {
             self.stats.bump(Counter::StaleServed);
         }
-    }
-
-    pub(super) fn join_or_lead(&self, key: &K) -> Role<V> {
-        let mut flights = self.flights.lock();
-        if let Some(flight) = flights.joinable(key) {
-            return Role::Follow(flight);
-        }
-        // A leader stores before it retires its flight, both under this lock: with no
-        // flight to join, a value it just stored is visible here.
-        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
-            return Role::Hit(value);
-        }
-        Role::Lead(flights.lead(key.clone(), Flight::new()))
     }
 
     /// Runs the leader's part: the named steps of a load, in its span. Only step 3

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::panic;
 
 use super::lead::{Keep, Lead};
-use super::pipeline::Role;
+use super::read::Role;
 use super::{
     xfetch, Cache, CacheKey, CacheValue, Lifetime, Seen, ShareFn, Tags, TimedOutFn, NEVER,
 };

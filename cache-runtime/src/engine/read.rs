@@ -1,11 +1,22 @@
-//! The L1 read of a call: the common hit (`fresh_value`, kept small and inline) and
+//! The L1 read of a call: the common hit (`fresh_value`, kept small and inline),
 //! what any other lookup decides (`lookup_by`: refresh points, stale windows, dead
-//! entries, which it drops).
+//! entries, which it drops), and a miss's look again under the flights lock
+//! (`join_or_lead`).
+
+use std::sync::Arc;
 
 use super::{Cache, CacheKey, CacheValue};
 use crate::clock;
+use crate::flight::Flight;
 use crate::l1::{Entry, L1Store};
 use crate::stats::Counter;
+
+/// A caller's part in the load of its key.
+pub(super) enum Role<V> {
+    Hit(V),
+    Lead(Arc<Flight<V>>),
+    Follow(Arc<Flight<V>>),
+}
 
 /// What a lookup found for a key.
 pub(super) enum Seen<V> {
@@ -130,5 +141,20 @@ where
         if invalidated {
             self.stats.bump(Counter::Invalidation);
         }
+    }
+
+    /// The caller's part in the load of `key`: a hit, or the key's flight to join or
+    /// to lead.
+    pub(super) fn join_or_lead(&self, key: &K) -> Role<V> {
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.joinable(key) {
+            return Role::Follow(flight);
+        }
+        // A leader stores before it retires its flight, both under this lock: with no
+        // flight to join, a value it just stored is visible here.
+        if let Seen::Fresh(value) | Seen::Refresh(value) = self.lookup(key) {
+            return Role::Hit(value);
+        }
+        Role::Lead(flights.lead(key.clone(), Flight::new()))
     }
 }

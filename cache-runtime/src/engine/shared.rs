@@ -193,7 +193,9 @@ where
             // not take it, or the message did not go, they must drop theirs all the
             // same: the entry is deleted and they are told, now or from the outbox.
             if !written || self.announce(target).await.is_err() {
-                crate::outbox::send(target.l2, self.entry_deletion(target)).await;
+                crate::outbox::Sending::new(target.l2, self.entry_deletion(target))
+                    .deliver()
+                    .await;
             }
         }
     }
