@@ -3,7 +3,8 @@
 //! per key changes its truth and then `invalidate!`s, `invalidate_tag!`s, `put!`s or
 //! `refresh!`es it, and loaders fail, yield or sleep. A read that began after a write
 //! returned must get that write's value or a later one, whatever the freshness policy
-//! keeps past the ttl (3 ms here, so that values go stale under the writes).
+//! keeps past the ttl (3 ms here, so that values go stale under the writes), and
+//! whether the reads are single-key calls or batch calls.
 //!
 //! It found two ways a value a `put!` or `refresh!` replaced came back in this process
 //! for a few milliseconds after it returned, thousands of reads a run (see
@@ -17,6 +18,7 @@
 #[macro_use]
 mod support;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -60,7 +62,8 @@ async fn load(truth: &Truth, key: u64) -> Result<u64, String> {
     Ok(value)
 }
 
-/// A checked function: its cache, its truth and its checker.
+/// A checked function: its cache, its truth and its checker, whose readers call it
+/// one key at a time.
 macro_rules! checked {
     ($check:ident, $function:ident, $truth:ident, $($attribute:tt)*) => {
         static $truth: Truth = Truth::new();
@@ -70,6 +73,16 @@ macro_rules! checked {
             load(&$truth, key).await
         }
 
+        checker!($check, $function, $truth, 1, |keys: Vec<u64>| async move {
+            $function(keys[0]).await.map(|value| vec![value])
+        });
+    };
+}
+
+/// The writers and readers of a checked function: the writers reach its entries
+/// through `$function`, the readers ask `$read` for up to `$most` keys at once.
+macro_rules! checker {
+    ($check:ident, $function:ident, $truth:ident, $most:expr, $read:expr) => {
         /// Runs the writers and readers for `RUN`; returns (reads, stale reads).
         async fn $check() -> (u64, u64) {
             let end = Instant::now() + RUN;
@@ -100,16 +113,21 @@ macro_rules! checked {
                 tasks.push(tokio::spawn(async move {
                     let mut calls = 0u32;
                     while Instant::now() < end {
-                        let key = fastrand::usize(0..KEYS);
-                        let floor = $truth.committed[key].load(Ordering::SeqCst);
-                        let call = $function(key as u64);
+                        let keys: Vec<u64> = (0..fastrand::usize(1..=$most))
+                            .map(|_| fastrand::u64(0..KEYS as u64))
+                            .collect();
+                        let floors: Vec<u64> = keys
+                            .iter()
+                            .map(|&key| $truth.committed[key as usize].load(Ordering::SeqCst))
+                            .collect();
+                        let call = ($read)(keys);
                         let answer = if fastrand::bool() {
                             let cut = Duration::from_micros(fastrand::u64(1..800));
                             tokio::time::timeout(cut, call).await.ok()
                         } else {
                             Some(call.await)
                         };
-                        if let Some(Ok(value)) = answer {
+                        for (value, floor) in answer.into_iter().flatten().flatten().zip(floors) {
                             $truth.reads.fetch_add(1, Ordering::Relaxed);
                             if value < floor {
                                 $truth.stale_reads.fetch_add(1, Ordering::Relaxed);
@@ -162,6 +180,33 @@ checked!(
     name = "one.xfetch"
 );
 checked!(
+    check_lock,
+    locked,
+    LOCKED,
+    ttl = "3ms",
+    stale_while_revalidate = "1s",
+    lock,
+    name = "one.lock"
+);
+checked!(
+    check_sliding,
+    sliding,
+    SLIDING,
+    ttl = "3ms",
+    sliding,
+    name = "one.sliding"
+);
+checked!(
+    check_timeout,
+    timed_out,
+    TIMED_OUT,
+    ttl = "3ms",
+    stale_if_error = "1s",
+    timeout = "2ms",
+    max_loads = 2,
+    name = "one.timeout"
+);
+checked!(
     check_local,
     local_swr,
     LOCAL_SWR,
@@ -170,6 +215,31 @@ checked!(
     local,
     name = "one.local"
 );
+
+static BATCH: Truth = Truth::new();
+
+/// The entries of `many`, a batch function: the writers reach them through it.
+#[cached(ttl = "3ms", tags = ["checked:{key}"], name = "one.batch")]
+async fn one_of_many(key: u64) -> Result<u64, String> {
+    load(&BATCH, key).await
+}
+
+#[cached(ttl = "3ms", tags = ["checked:{keys}"], name = "one.batch", batch)]
+async fn many(keys: Vec<u64>) -> Result<HashMap<u64, u64>, String> {
+    let mut values = HashMap::new();
+    for key in keys {
+        values.insert(key, load(&BATCH, key).await?);
+    }
+    Ok(values)
+}
+
+/// The values of `keys`, in order, from one batch call.
+async fn read_many(keys: Vec<u64>) -> Result<Vec<u64>, String> {
+    let values = many(keys.clone()).await?;
+    Ok(keys.iter().map(|key| values[key]).collect())
+}
+
+checker!(check_batch, one_of_many, BATCH, 3, read_many);
 
 #[test]
 fn a_read_after_a_write_returned_never_sees_less_in_this_process() {
@@ -190,6 +260,13 @@ fn a_read_after_a_write_returned_never_sees_less_in_this_process() {
                 "ttl 3ms, stale_while_revalidate, local",
                 check_local().await,
             ),
+            ("ttl 3ms, stale_while_revalidate, lock", check_lock().await),
+            ("ttl 3ms, sliding", check_sliding().await),
+            (
+                "ttl 3ms, stale_if_error, timeout 2ms, max_loads 2",
+                check_timeout().await,
+            ),
+            ("ttl 3ms, batch", check_batch().await),
         ];
         for (policy, (reads, stale)) in checks {
             eprintln!("{policy}: {reads} reads, {stale} stale");
