@@ -4,7 +4,7 @@
 //! `refresh!`es it, and loaders fail, yield or sleep. A read that began after a write
 //! returned must get that write's value or a later one, whatever the freshness policy
 //! keeps past the ttl (3 ms here, so that values go stale under the writes), and
-//! whether the reads are single-key calls or batch calls.
+//! whether the reads are single-key calls, batch calls or a sync function's calls.
 //!
 //! It found two ways a value a `put!` or `refresh!` replaced came back in this process
 //! for a few milliseconds after it returned, thousands of reads a run (see
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use stratacache::{cached, invalidate, invalidate_tag, put, refresh, Config};
+use stratacache::{block_on, cached, invalidate, invalidate_tag, put, refresh, Config};
 use support::Deployment;
 
 const KEYS: usize = 8;
@@ -241,6 +241,62 @@ async fn read_many(keys: Vec<u64>) -> Result<Vec<u64>, String> {
 
 checker!(check_batch, one_of_many, BATCH, 3, read_many);
 
+static SYNC: Truth = Truth::new();
+
+/// A sync function: its readers and writers are threads, its waiters block.
+#[cached(ttl = "3ms", tags = ["checked:{key}"], name = "one.sync")]
+fn sync_checked(key: u64) -> Result<u64, String> {
+    let value = SYNC.current[key as usize].load(Ordering::SeqCst);
+    match fastrand::u32(0..100) {
+        0..5 => return Err(format!("key {key}: the database failed")),
+        5..10 => std::thread::sleep(Duration::from_millis(fastrand::u64(1..5))),
+        10..30 => std::thread::yield_now(),
+        _ => {}
+    }
+    Ok(value)
+}
+
+/// The checker of `sync_checked`, on threads; returns (reads, stale reads).
+fn check_sync() -> (u64, u64) {
+    let end = Instant::now() + RUN;
+    std::thread::scope(|scope| {
+        for writer in 0..WRITERS {
+            scope.spawn(move || {
+                let mut turn = 0;
+                while Instant::now() < end {
+                    let key = fastrand::usize(0..KEYS / WRITERS) * WRITERS + writer;
+                    let value = SYNC.current[key].fetch_add(1, Ordering::SeqCst) + 1;
+                    let arg = key as u64;
+                    let seen = match turn % 4 {
+                        0 => block_on(invalidate!(sync_checked(arg))).map(|()| value),
+                        1 => block_on(invalidate_tag!("checked:{}", key)).map(|()| value),
+                        2 => block_on(put!(sync_checked(arg), value)).map(|()| value),
+                        _ => Ok(block_on(refresh!(sync_checked(arg))).unwrap_or(0)),
+                    };
+                    SYNC.committed[key].fetch_max(seen.unwrap(), Ordering::SeqCst);
+                    turn += 1;
+                }
+            });
+        }
+        for _ in 0..READERS {
+            scope.spawn(|| {
+                while Instant::now() < end {
+                    let key = fastrand::usize(0..KEYS);
+                    let floor = SYNC.committed[key].load(Ordering::SeqCst);
+                    if let Ok(value) = sync_checked(key as u64) {
+                        SYNC.reads.fetch_add(1, Ordering::Relaxed);
+                        if value < floor {
+                            SYNC.stale_reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let reads = SYNC.reads.load(Ordering::Relaxed);
+    (reads, SYNC.stale_reads.load(Ordering::Relaxed))
+}
+
 #[test]
 fn a_read_after_a_write_returned_never_sees_less_in_this_process() {
     let server = Deployment::standalone();
@@ -267,9 +323,16 @@ fn a_read_after_a_write_returned_never_sees_less_in_this_process() {
                 check_timeout().await,
             ),
             ("ttl 3ms, batch", check_batch().await),
+            (
+                "ttl 3ms, a sync fn",
+                tokio::task::spawn_blocking(check_sync).await.unwrap(),
+            ),
         ];
-        for (policy, (reads, stale)) in checks {
+        // Every policy's figures first, so that a failure shows all of them.
+        for (policy, (reads, stale)) in &checks {
             eprintln!("{policy}: {reads} reads, {stale} stale");
+        }
+        for (policy, (reads, stale)) in checks {
             assert!(reads > 1_000, "{policy}: only {reads} reads answered");
             assert_eq!(
                 stale, 0,
