@@ -30,6 +30,7 @@ on_standalone_and_cluster!(
     a_lost_entry_invalidation_message_is_caught_up_when_the_subscription_is_back,
     a_frozen_redis_is_cut_short_by_the_timeout_and_calls_still_answer,
     the_password_in_the_url_authenticates,
+    a_server_that_wants_a_password_the_url_lacks_opens_the_circuit,
     an_entry_evicted_from_l1_comes_back_from_redis_in_the_same_process,
     a_failing_loader_in_a_fresh_process_falls_back_on_the_value_in_redis,
     a_tag_added_by_the_loader_also_guards_the_value_in_redis,
@@ -359,6 +360,26 @@ fn the_password_in_the_url_authenticates(cluster: bool) {
         (from_b.l2_hits, from_b.loads, from_b.l2_errors),
         (1, 0, 0),
         "AUTH from the URL failed"
+    );
+}
+
+/// A server that wants a password the URL lacks answers every command with `NOAUTH`:
+/// Redis serves this process nothing, so the circuit opens (as for a server that is
+/// down) instead of every miss making a round trip that fails.
+fn a_server_that_wants_a_password_the_url_lacks_opens_the_circuit(cluster: bool) {
+    let server = Deployment::start(cluster, Some("s3cret"));
+    let url = server.url().replace(":s3cret@", "");
+    let mut a = Worker::start(&url, NS, &[]);
+    let mut last = None;
+    for id in 1..=40 {
+        let answer = a.get(&format!("get {id}"));
+        assert_eq!(answer.loads, id, "every call answers, from its loader");
+        last = Some(answer);
+    }
+    let errors = last.unwrap().l2_errors;
+    assert!(
+        errors <= 10,
+        "40 misses made {errors} Redis calls that failed: the circuit never opened"
     );
 }
 

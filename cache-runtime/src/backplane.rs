@@ -101,6 +101,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     let mut resyncs = tokio::time::interval(resync_every);
     resyncs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Duration::from_millis(100);
+    let mut refused = 0;
     // In a cluster, try the next node after a failure: any node will do, since a
     // message published on one reaches every node's subscribers.
     let mut nodes = l2.subscribers.iter().cycle();
@@ -116,8 +117,12 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
                     .channel_subscriber()
                     .unwrap_or_else(|| nodes.next().expect("at least one node"));
                 match subscribe(l2, client).await {
-                    Some(pubsub) => (client, pubsub),
-                    None => {
+                    Ok(pubsub) => {
+                        refused = 0;
+                        (client, pubsub)
+                    }
+                    Err(refusal) => {
+                        note_refusal(refusal, &mut refused);
                         tokio::time::sleep(backoff).await;
                         // Capped low: after an outage, the messages the outboxes
                         // deliver reach only the processes subscribed again by then
@@ -138,23 +143,39 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     }
 }
 
-async fn subscribe(l2: &L2, client: &redis::Client) -> Option<redis::aio::PubSub> {
+/// Logs a refused subscription (`None`: Redis was not reached, logged already).
+/// `refused` counts them in a row: only the first is a warning, since a refusal that
+/// lasts (a server that wants a password the URL lacks) would log one every
+/// `MAX_BACKOFF`.
+fn note_refusal(refusal: Option<redis::RedisError>, refused: &mut u64) {
+    let Some(error) = refusal else { return };
+    if *refused == 0 {
+        tracing::warn!(%error, "stratacache: backplane could not subscribe; trying again, quietly, until it can");
+    } else {
+        tracing::debug!(%error, "stratacache: backplane could not subscribe");
+    }
+    *refused += 1;
+}
+
+/// A subscription to the channel; `Err(Some(_))` when Redis refused it (`Err(None)`
+/// when it could not be reached).
+async fn subscribe(
+    l2: &L2,
+    client: &redis::Client,
+) -> Result<redis::aio::PubSub, Option<redis::RedisError>> {
     let mut pubsub = match client.get_async_pubsub().await {
         Ok(pubsub) => pubsub,
         Err(error) => {
             tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet");
-            return None;
+            return Err(None);
         }
     };
     match pubsub.subscribe(&l2.channel).await {
         Ok(()) => {
             tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
-            Some(pubsub)
+            Ok(pubsub)
         }
-        Err(error) => {
-            tracing::warn!(%error, "stratacache: backplane could not subscribe");
-            None
-        }
+        Err(error) => Err(Some(error)),
     }
 }
 
@@ -191,7 +212,7 @@ async fn listen(
                 let Some(owner) = l2.channel_subscriber().filter(|o| !std::ptr::eq(*o, client)) else {
                     continue;
                 };
-                if let Some(moved) = subscribe(l2, owner).await {
+                if let Ok(moved) = subscribe(l2, owner).await {
                     tracing::info!("stratacache: backplane moved to the channel's master");
                     return Some((owner, moved));
                 }

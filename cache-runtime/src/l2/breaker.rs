@@ -9,11 +9,12 @@ use std::time::Duration;
 use crate::clock;
 
 /// Whether a Redis call's error says Redis is not serving (unreachable, a dropped
-/// connection, loading, a cluster or master down), what the circuit is for. A reply
-/// that refuses one command while Redis serves the others (out of memory under
-/// `noeviction`, a read-only replica, no ACL permission, a script's error) proves it
-/// is there: opening the circuit on it would stop the reads it still answers, and
-/// every call would load from the database instead.
+/// connection, loading, a cluster or master down, or this process not authenticated:
+/// a server that wants a password refuses every command), what the circuit is for.
+/// A reply that refuses one command while Redis serves the others (out of memory
+/// under `noeviction`, a read-only replica, no ACL permission, a script's error)
+/// proves it is there: opening the circuit on it would stop the reads it still
+/// answers, and every call would load from the database instead.
 pub(crate) fn is_outage(error: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
     match error.kind() {
@@ -24,7 +25,9 @@ pub(crate) fn is_outage(error: &redis::RedisError) -> bool {
                 | ServerErrorKind::ClusterDown
                 | ServerErrorKind::MasterDown
         ),
-        ErrorKind::Extension | ErrorKind::UnexpectedReturnType => false,
+        // Codes redis-rs does not name.
+        ErrorKind::Extension => matches!(error.code(), Some("NOAUTH" | "WRONGPASS")),
+        ErrorKind::UnexpectedReturnType => false,
         _ => true,
     }
 }
