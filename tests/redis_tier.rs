@@ -775,6 +775,27 @@ fn refresh_ahead_reloads_even_though_redis_holds_the_same_value(cluster: bool) {
     );
 }
 
+/// One seed URL (a cloud provider's configuration endpoint, say) is a cluster when
+/// `STRATACACHE_REDIS_CLUSTER` says so: two processes share values through it.
+#[test]
+fn one_seed_url_and_the_cluster_flag_from_the_environment_reach_the_cluster() {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    let seed = url.split(',').next().unwrap();
+    let env = [("STRATACACHE_REDIS_CLUSTER", "true")];
+    let mut a = Worker::start_with_env(seed, NS, &[], &env);
+    let mut b = Worker::start_with_env(seed, NS, &[], &env);
+    for id in 1..=20 {
+        a.get(&format!("get {id}"));
+    }
+    for id in 1..=20 {
+        let from_b = b.get(&format!("get {id}"));
+        assert_eq!(from_b.loads, 0, "user {id}: B loaded it: {from_b:?}");
+    }
+    let answered = b.get("get 20");
+    assert_eq!((answered.l2_hits, answered.l2_errors), (20, 0));
+}
+
 #[test]
 fn cluster_entries_spread_over_every_node_and_a_stopped_node_never_fails_a_call() {
     let mut cluster = RedisCluster::start();

@@ -31,6 +31,10 @@ fn config_reads_the_environment() {
     let config = Config::from_env();
     assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
     assert_eq!(config.namespace, "from-env");
+    assert!(!config.cluster, "one URL is a standalone server by default");
+    std::env::set_var("STRATACACHE_REDIS_CLUSTER", "True");
+    assert!(Config::from_env().cluster, "STRATACACHE_REDIS_CLUSTER=True");
+    std::env::remove_var("STRATACACHE_REDIS_CLUSTER");
     std::env::remove_var("STRATACACHE_REDIS_URL");
     assert_eq!(
         Config::from_env().redis_url,

@@ -24,7 +24,9 @@ pub struct Config {
     /// One Redis URL, or several comma-separated node URLs of a Redis Cluster.
     pub redis_url: Option<String>,
     /// Treat `redis_url` as a Redis Cluster even when it names one seed node (several
-    /// comma-separated URLs always mean a cluster).
+    /// comma-separated URLs always mean a cluster); `STRATACACHE_REDIS_CLUSTER` in
+    /// [`Config::from_env`]. A node of a cluster reached without it is treated as down,
+    /// with an error that says so.
     pub cluster: bool,
     /// Prefix of every Redis key and of the invalidation channel (default `stratacache`).
     pub namespace: String,
@@ -126,14 +128,16 @@ impl Default for Config {
 /// `STRATACACHE_ENCRYPT`'s value. Fails closed: a value that is neither yes nor no
 /// encrypts (and `init` refuses to start without a secret), rather than write values
 /// in clear because of a typo.
-fn encrypt_flag(value: &str) -> bool {
+/// A flag from the environment variable `name`; a value that is neither on nor off
+/// is logged as an error and taken as on (see [`Config::from_env`]).
+fn env_flag(name: &str, value: &str) -> bool {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => true,
         "false" | "0" | "no" | "off" | "" => false,
         _ => {
             tracing::error!(
                 value,
-                "stratacache: STRATACACHE_ENCRYPT is neither true/1/yes/on nor false/0/no/off; encrypting"
+                "stratacache: {name} is neither true/1/yes/on nor false/0/no/off; taken as on"
             );
             true
         }
@@ -149,10 +153,13 @@ impl Config {
     /// Reads `STRATACACHE_REDIS_URL` (one URL, or comma-separated cluster nodes),
     /// `STRATACACHE_NAMESPACE`, `STRATACACHE_REDIS_CA_FILE` (a PEM file, see
     /// [`Config::tls_root_cert`]; unreadable is logged and ignored),
-    /// `STRATACACHE_SECRET` (see [`Config::secret`]) and `STRATACACHE_ENCRYPT`
-    /// (`true`, `1`, `yes` or `on`, in any case; `false`, `0`, `no`, `off` or empty
-    /// turn it off; anything else is logged as an error and turns it on, since a
-    /// mistyped `True` must not leave values in clear); unset means the default.
+    /// `STRATACACHE_SECRET` (see [`Config::secret`]), and two flags:
+    /// `STRATACACHE_ENCRYPT` and `STRATACACHE_REDIS_CLUSTER` (one URL naming a Redis
+    /// Cluster, such as a cloud provider's configuration endpoint: see
+    /// [`Config::cluster`]). A flag is on for `true`, `1`, `yes` or `on`, in any case,
+    /// and off for `false`, `0`, `no`, `off` or empty; anything else is logged as an
+    /// error and turns it on, since a mistyped `True` must not leave values in clear.
+    /// Unset means the default.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(url) = std::env::var("STRATACACHE_REDIS_URL")
@@ -182,7 +189,10 @@ impl Config {
             config = config.secret(secret);
         }
         if let Ok(encrypt) = std::env::var("STRATACACHE_ENCRYPT") {
-            config.encrypt = encrypt_flag(&encrypt);
+            config.encrypt = env_flag("STRATACACHE_ENCRYPT", &encrypt);
+        }
+        if let Ok(cluster) = std::env::var("STRATACACHE_REDIS_CLUSTER") {
+            config.cluster = env_flag("STRATACACHE_REDIS_CLUSTER", &cluster);
         }
         config
     }
@@ -318,7 +328,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::encrypt_flag;
+    use super::env_flag;
+
+    fn encrypt_flag(value: &str) -> bool {
+        env_flag("STRATACACHE_ENCRYPT", value)
+    }
 
     #[test]
     fn the_encrypt_flag_reads_any_case_and_fails_closed() {

@@ -310,7 +310,7 @@ impl L2 {
                 breaker.success();
                 Ok(value)
             }
-            Ok(Err(error)) if breaker::is_outage(&error) => {
+            Ok(Err(error)) if breaker::is_outage(&error) || self.misdirected(&error) => {
                 breaker.failure();
                 self.renew_if_stuck();
                 Err(Fault::Redis(error))
@@ -325,6 +325,27 @@ impl L2 {
                 Err(Fault::Timeout)
             }
         }
+    }
+
+    /// Whether `error` says this standalone connection reaches a node of a Redis
+    /// Cluster (`MOVED`, `ASK`, `CROSSSLOT`): one node holds a third of the keys or
+    /// less, and a tag's counter on another node would take no invalidation. The
+    /// tier is of no use until the setting is changed: an outage, so the circuit
+    /// opens, and an error, logged once, that names the setting.
+    fn misdirected(&self, error: &redis::RedisError) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
+        static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let misdirected = !self.is_cluster()
+            && matches!(
+                error.kind(),
+                ErrorKind::Server(
+                    ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::CrossSlot
+                )
+            );
+        if misdirected && !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(%error, "stratacache: the Redis URL names a node of a Redis Cluster: set `Config::cluster` (or STRATACACHE_REDIS_CLUSTER=true); until then the Redis tier is treated as down");
+        }
+        misdirected
     }
 
     /// Keeps the cluster's slot map current, for the per-master breakers and the

@@ -1,0 +1,60 @@
+//! A process-wide `tracing` subscriber that keeps every event's level, target and
+//! message, for the tests that check what stratacache logs (one binary each: the
+//! subscriber, like `stratacache::init`, is set once per process). Included with
+//! `#[path]` by the binaries that use it.
+
+use std::fmt::Debug;
+use std::sync::Mutex;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// An event: its level, its target (the module that logged it) and its message.
+pub type Logged = (Level, String, String);
+
+static EVENTS: Mutex<Vec<Logged>> = Mutex::new(Vec::new());
+
+struct Keeper;
+
+struct Message<'a>(&'a mut String);
+
+impl Visit for Message<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            *self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl Subscriber for Keeper {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut message = String::new();
+        event.record(&mut Message(&mut message));
+        let metadata = event.metadata();
+        let logged = (*metadata.level(), metadata.target().to_owned(), message);
+        EVENTS.lock().unwrap().push(logged);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// Keeps every event of this process from now on.
+pub fn keep() {
+    tracing::subscriber::set_global_default(Keeper).expect("no subscriber set before");
+}
+
+/// The events kept at `level` or above whose target ends with `module`.
+pub fn logged(level: Level, module: &str) -> Vec<Logged> {
+    let events = EVENTS.lock().unwrap();
+    let wanted = |(at, target, _): &&Logged| *at <= level && target.ends_with(module);
+    events.iter().filter(wanted).cloned().collect()
+}
