@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{eventually, Answer, Deployment, RedisCluster, Worker};
+use support::{eventually, Answer, Deployment, RedisCluster, RedisServer, Relay, Worker};
 
 const NS: &str = "t";
 
@@ -773,6 +773,33 @@ fn refresh_ahead_reloads_even_though_redis_holds_the_same_value(cluster: bool) {
         "ahead 1 load 2",
         "the refreshed value reached Redis"
     );
+}
+
+/// A failover behind one endpoint (a cloud provider's primary endpoint: the DNS name
+/// moves to the promoted replica): the connection made before it still reaches the
+/// old master, now a replica, which answers every write with `READONLY`. The process
+/// connects afresh, so the invalidation it queued reaches the new master and the
+/// process that reads from there.
+#[test]
+fn after_a_failover_behind_one_endpoint_an_invalidation_reaches_the_new_master() {
+    let old = RedisServer::start();
+    let new = RedisServer::start();
+    let endpoint = Relay::to(old.port);
+    let mut a = Worker::start(&endpoint.url(), NS, &[]);
+    a.get("get 7");
+    // The failover: `old` becomes a replica of `new`, and the endpoint moves.
+    let replica_of = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(new.port)
+        .clone();
+    let _: () = replica_of.query(&mut old.connection()).unwrap();
+    endpoint.retarget(new.port);
+    let mut b = Worker::start(&new.url(), NS, &[]);
+    assert_eq!(b.get("get 7").loads, 1);
+    assert_eq!(b.get("get 7").l1_hits, 1, "B keeps user 7 in L1");
+    assert_eq!(a.send("invalidate_tag user:7"), "ok");
+    let heard = eventually(Duration::from_secs(5), || b.get("get 7").loads == 2);
+    assert!(heard, "A's invalidation never reached the new master");
 }
 
 /// One seed URL (a cloud provider's configuration endpoint, say) is a cluster when

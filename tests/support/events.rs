@@ -52,9 +52,10 @@ pub fn keep() {
     tracing::subscriber::set_global_default(Keeper).expect("no subscriber set before");
 }
 
-/// The events kept at `level` or above whose target ends with `module`.
+/// The events kept at `level` or above logged in `module` or below it (whose target
+/// contains it: `::l2` for `stratacache_runtime::l2::renewal`).
 pub fn logged(level: Level, module: &str) -> Vec<Logged> {
     let events = EVENTS.lock().unwrap();
-    let wanted = |(at, target, _): &&Logged| *at <= level && target.ends_with(module);
+    let wanted = |(at, target, _): &&Logged| *at <= level && target.contains(module);
     events.iter().filter(wanted).cloned().collect()
 }

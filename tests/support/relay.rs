@@ -1,14 +1,17 @@
 //! A TCP relay between the processes under test and a `redis-server`, that can drop
 //! the connections it carries without closing them, as a NAT or a load balancer
-//! drops an idle flow: neither end hears of it, and new connections go through.
+//! drops an idle flow: neither end hears of it, and new connections go through; or
+//! send new connections to another server, as a DNS name moved after a failover.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct Relay {
     port: u16,
+    /// Where new connections go (see [`Relay::retarget`]).
+    upstream: Arc<AtomicU16>,
     /// The silence switch of each connection made so far.
     flows: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     stopped: Arc<AtomicBool>,
@@ -21,14 +24,16 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let flows = Arc::new(Mutex::new(Vec::new()));
         let stopped = Arc::new(AtomicBool::new(false));
-        let (accepted, stop) = (flows.clone(), stopped.clone());
+        let upstream = Arc::new(AtomicU16::new(upstream));
+        let (accepted, stop, target) = (flows.clone(), stopped.clone(), upstream.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stop.load(Ordering::Acquire) {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                let to = target.load(Ordering::Acquire);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
                     continue;
                 };
                 let silenced = Arc::new(AtomicBool::new(false));
@@ -39,9 +44,16 @@ impl Relay {
         });
         Self {
             port,
+            upstream,
             flows,
             stopped,
         }
+    }
+
+    /// Connections made from now on go to 127.0.0.1:`upstream`; those made so far
+    /// stay where they are, as after a DNS name moved to another server.
+    pub fn retarget(&self, upstream: u16) {
+        self.upstream.store(upstream, Ordering::Release);
     }
 
     pub fn url(&self) -> String {

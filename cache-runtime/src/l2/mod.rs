@@ -1,5 +1,6 @@
 //! The Redis tier: one connection per process (standalone or cluster, see
-//! [`connection`]; both reconnect by themselves), a short timeout on every call, and
+//! [`connection`]; both reconnect by themselves, and [`renewal`] connects afresh
+//! where they would not), a short timeout on every call, and
 //! circuit breakers (one per cluster master, see [`routing`]). A fault is a [`Fault`], which the engine turns into a miss: Redis
 //! is never the reason a call fails.
 
@@ -14,6 +15,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod keys;
 pub(crate) mod message;
 pub(crate) mod protection;
+mod renewal;
 pub(crate) mod replace;
 pub(crate) mod routing;
 pub(crate) mod secrets;
@@ -24,11 +26,10 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use self::codec::PayloadFormat;
 use self::connection::Connection;
 pub(crate) use self::counters::parse_versions;
+use self::renewal::{runtime_sentinel, ClusterSetup, StandaloneSetup};
 use self::routing::Breakers;
 
 /// Why a Redis call did not answer.
@@ -76,6 +77,8 @@ pub(crate) struct L2 {
     connection: parking_lot::RwLock<Connection>,
     /// On a cluster: how to connect afresh (see [`L2::renew_if_stuck`]).
     cluster: Option<ClusterSetup>,
+    /// On a standalone server: the same (see [`L2::renew_if_read_only`]).
+    standalone: Option<StandaloneSetup>,
     timeout: Duration,
     pub(crate) max_payload: usize,
     pub(crate) format: PayloadFormat,
@@ -90,21 +93,6 @@ pub(crate) struct L2 {
     pub(crate) lock_wait: Duration,
     /// An `invalidate!`'s tombstone's life (see [`replace`]).
     tombstone_ttl: Duration,
-}
-
-struct ClusterSetup {
-    client: redis::cluster::ClusterClient,
-    config: redis::cluster::ClusterConfig,
-    renewed_at: std::sync::atomic::AtomicU64,
-    /// A task on the runtime the connection's own task was spawned on, which ends
-    /// with it (see [`L2::renew_if_orphaned`]).
-    runtime_alive: parking_lot::RwLock<Option<tokio::task::JoinHandle<()>>>,
-}
-
-/// A task that runs as long as the current runtime, if there is one.
-fn runtime_sentinel() -> Option<tokio::task::JoinHandle<()>> {
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    Some(runtime.spawn(std::future::pending()))
 }
 
 static ACTIVE: OnceLock<L2> = OnceLock::new();
@@ -153,7 +141,7 @@ impl L2 {
             .iter()
             .map(|url| connection::client(url, settings.tls_root_cert.as_deref()))
             .collect::<redis::RedisResult<Vec<_>>>()?;
-        let mut cluster_setup = None;
+        let (mut cluster_setup, mut standalone_setup) = (None, None);
         let connection = if cluster || urls.len() > 1 {
             let builder = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
                 .connection_timeout(settings.timeout)
@@ -180,8 +168,14 @@ impl L2 {
                 .set_connection_timeout(Some(settings.timeout))
                 .set_response_timeout(Some(settings.timeout))
                 .set_number_of_retries(0);
-            let client = subscribers[0].clone();
-            Connection::Standalone(ConnectionManager::new_lazy_with_config(client, config)?)
+            let setup = StandaloneSetup {
+                client: subscribers[0].clone(),
+                config,
+                renewed_at: Default::default(),
+            };
+            let connection = setup.connect()?;
+            standalone_setup = Some(setup);
+            connection
         };
         let instance =
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id());
@@ -191,6 +185,7 @@ impl L2 {
             subscribers,
             connection: parking_lot::RwLock::new(connection),
             cluster: cluster_setup,
+            standalone: standalone_setup,
             timeout: settings.timeout,
             max_payload: settings.max_payload,
             format: settings.format,
@@ -218,70 +213,6 @@ impl L2 {
 
     pub(crate) fn is_cluster(&self) -> bool {
         self.cluster.is_some()
-    }
-
-    /// While the circuit is open on a cluster, connects afresh once per cooldown: the
-    /// cluster client reconnects to a node that went away, but seen here to keep timing
-    /// out on a node that came back, so a new client (which rereads the slot map from
-    /// the seed nodes) is cheaper than trusting the old one to recover.
-    fn renew_if_stuck(&self) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        if !self.breakers.any_open() {
-            return;
-        }
-        let now = crate::clock::coarse_ms();
-        let last = cluster
-            .renewed_at
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if now.saturating_sub(last) < crate::clock::to_ms(self.breakers.cooldown()) {
-            return;
-        }
-        if cluster
-            .renewed_at
-            .compare_exchange(
-                last,
-                now,
-                std::sync::atomic::Ordering::AcqRel,
-                std::sync::atomic::Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            self.connect_afresh(cluster);
-            tracing::info!("stratacache: Redis Cluster keeps failing; connecting afresh");
-        }
-    }
-
-    /// On a cluster, connects afresh once the runtime the connection's task was
-    /// spawned on has ended (each `#[tokio::test]` has its own): without that task the
-    /// cluster client never reconnects, and every call would fail. A standalone
-    /// server's `ConnectionManager` reconnects by itself (`connection.rs`).
-    fn renew_if_orphaned(&self) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        let ended = |alive: &Option<tokio::task::JoinHandle<()>>| {
-            alive
-                .as_ref()
-                .is_some_and(tokio::task::JoinHandle::is_finished)
-        };
-        // Two calls may both find it ended and both connect: the last connection
-        // stays, the other is dropped.
-        if ended(&cluster.runtime_alive.read()) {
-            self.connect_afresh(cluster);
-        }
-    }
-
-    /// A new cluster connection, its task spawned on the current runtime, which its
-    /// sentinel then follows.
-    fn connect_afresh(&self, cluster: &ClusterSetup) {
-        let _context = crate::background::runtime_context();
-        let fresh = cluster
-            .client
-            .get_pending_async_connection_with_config(cluster.config.clone());
-        *self.connection.write() = Connection::Cluster(fresh);
-        *cluster.runtime_alive.write() = runtime_sentinel();
     }
 
     /// Runs one call through the breaker of the node that holds `key` (the shared
@@ -317,6 +248,7 @@ impl L2 {
             }
             Ok(Err(refused)) => {
                 breaker.success();
+                self.renew_if_read_only(&refused);
                 Err(Fault::Redis(refused))
             }
             Err(_) => {
@@ -325,27 +257,6 @@ impl L2 {
                 Err(Fault::Timeout)
             }
         }
-    }
-
-    /// Whether `error` says this standalone connection reaches a node of a Redis
-    /// Cluster (`MOVED`, `ASK`, `CROSSSLOT`): one node holds a third of the keys or
-    /// less, and a tag's counter on another node would take no invalidation. The
-    /// tier is of no use until the setting is changed: an outage, so the circuit
-    /// opens, and an error, logged once, that names the setting.
-    fn misdirected(&self, error: &redis::RedisError) -> bool {
-        use redis::{ErrorKind, ServerErrorKind};
-        static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        let misdirected = !self.is_cluster()
-            && matches!(
-                error.kind(),
-                ErrorKind::Server(
-                    ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::CrossSlot
-                )
-            );
-        if misdirected && !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::error!(%error, "stratacache: the Redis URL names a node of a Redis Cluster: set `Config::cluster` (or STRATACACHE_REDIS_CLUSTER=true); until then the Redis tier is treated as down");
-        }
-        misdirected
     }
 
     /// Keeps the cluster's slot map current, for the per-master breakers and the
