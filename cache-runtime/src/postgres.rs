@@ -103,14 +103,22 @@ impl PgInvalidation {
         // Whether notifications may have been missed: set by a failed attempt as by
         // a lost connection, so the first connection catches up too if it was late.
         let mut missed = false;
+        // Attempts failed in a row: only the first is a warning, since a database
+        // down for an hour would otherwise log one every `MAX_BACKOFF`.
+        let mut failed = 0u64;
         loop {
             match self.listen(missed).await {
                 Ok(()) => {
-                    backoff = Duration::from_millis(100);
+                    (backoff, failed) = (Duration::from_millis(100), 0);
                     tracing::warn!(channel = %self.channel, "stratacache: lost the PostgreSQL listener connection; reconnecting");
                 }
+                Err(error) if failed == 0 => {
+                    failed = 1;
+                    tracing::warn!(channel = %self.channel, %error, "stratacache: cannot listen on PostgreSQL; retrying, quietly, until it can")
+                }
                 Err(error) => {
-                    tracing::warn!(channel = %self.channel, %error, "stratacache: cannot listen on PostgreSQL; retrying")
+                    failed += 1;
+                    tracing::debug!(channel = %self.channel, %error, failed, "stratacache: cannot listen on PostgreSQL; retrying")
                 }
             }
             missed = true;

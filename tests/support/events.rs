@@ -10,19 +10,23 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-/// An event: its level, its target (the module that logged it) and its message.
+/// An event: its level, its target (the module that logged it) and its message
+/// followed by its other fields.
 pub type Logged = (Level, String, String);
 
 static EVENTS: Mutex<Vec<Logged>> = Mutex::new(Vec::new());
 
 struct Keeper;
 
+/// The message, then each other field as ` name=value`.
 struct Message<'a>(&'a mut String);
 
 impl Visit for Message<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
         if field.name() == "message" {
-            *self.0 = format!("{value:?}");
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
         }
     }
 }
@@ -47,9 +51,10 @@ impl Subscriber for Keeper {
     fn exit(&self, _: &Id) {}
 }
 
-/// Keeps every event of this process from now on.
+/// Keeps every event of this process from now on (the first call sets the subscriber).
 pub fn keep() {
-    tracing::subscriber::set_global_default(Keeper).expect("no subscriber set before");
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| tracing::subscriber::set_global_default(Keeper).expect("no other subscriber"));
 }
 
 /// The events kept at `level` or above logged in `module` or below it (whose target

@@ -16,6 +16,10 @@ use stratacache::cached;
 use stratacache::postgres::PgInvalidation;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::Level;
+
+#[path = "../../../tests/support/events.rs"]
+mod events;
 
 const DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -166,6 +170,36 @@ fn listener_through(addr: SocketAddr, channel: &str, tag: &str) -> PgInvalidatio
         .channel(channel)
         .on_reconnect_invalidate([tag])
         .health_check(Duration::from_millis(200))
+}
+
+/// A database it cannot reach for a while is one warning, then quiet retries (they
+/// were one warning every 5 s for as long as the database was down).
+#[tokio::test]
+async fn a_listener_that_cannot_connect_warns_once() {
+    events::keep();
+    let (addr, channel, tag) = (free_port(), unique("channel"), unique("tag"));
+    let listening = listener_through(addr, &channel, &tag).spawn();
+    let attempts = || {
+        let logged = events::logged(Level::DEBUG, "::postgres");
+        let ours = |(_, _, message): &events::Logged| message.contains(&channel);
+        logged.into_iter().filter(ours).collect::<Vec<_>>()
+    };
+    // Attempts 100, 200 and 400 ms apart: the fourth within a second.
+    let started = Instant::now();
+    while attempts().len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            attempts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warnings: Vec<_> = attempts()
+        .into_iter()
+        .filter(|(level, _, _)| *level == Level::WARN)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    listening.abort();
 }
 
 /// The listener starts while PostgreSQL cannot be reached: values cached and
