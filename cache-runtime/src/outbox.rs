@@ -15,7 +15,7 @@
 //! - **Applied again on delivery.** Applied here before Redis hears of it, so a read
 //!   in between may find the superseded entry current in Redis and keep it in L1.
 //! - **Read past while it waits.** What a queued invalidation changes in Redis is
-//!   listed in [`superseded`](crate::superseded): a read here of an entry it covers
+//!   listed in [`crate::superseded`]: a read here of an entry it covers
 //!   is a miss, whatever Redis says.
 
 use std::collections::VecDeque;

@@ -133,7 +133,7 @@ impl CacheStats {
     }
 }
 
-/// One cache's counters at the time of [`stats()`](crate::stats).
+/// One cache's counters at the time of [`stats()`](fn@crate::stats).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CacheStatsSnapshot {
@@ -210,7 +210,7 @@ impl CacheStatsSnapshot {
     }
 }
 
-/// The outbox's counters, in [`StatsSnapshot`](crate::StatsSnapshot).
+/// The outbox's counters, in [`crate::StatsSnapshot`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct OutboxSnapshot {

@@ -117,7 +117,7 @@ where
     /// [`get_or_load_refreshing`](Self::get_or_load_refreshing)).
     ///
     /// The lookup happens in this call, not in the first poll: a hit returns an
-    /// [`Answer`] already holding the output.
+    /// `Answer` already holding the output.
     #[inline]
     pub fn get_or_load<'a, S, M, F, Q>(
         &'a self,

@@ -1,7 +1,7 @@
 //! The Redis entry protocol of one cache: where a key lives ([`target`]), reading
 //! its entry with the versions of its tags in one round trip ([`read`], and
 //! [`read_many`] for a batch), checking and writing the envelope ([`check`],
-//! [`write`]), and the fleet-wide load lock ([`lock`]).
+//! [`write`](mod@write)), and the fleet-wide load lock ([`lock`]).
 //!
 //! Any fault or bad value is a counted miss: nothing here can fail a call. The
 //! engine decides what to do with what Redis holds (land it, serve it stale, load
