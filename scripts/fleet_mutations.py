@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 MUTATIONS = {
-    # The resync's tag part: the tag versions read from Redis are ignored.
+    # The resync's tag part: the named tags' versions read from Redis are ignored.
     "resync_tags": (
         "cache-runtime/src/backplane.rs",
-        "cell.observe_remote(*version);",
+        "cell.observe_remote(version);",
         "let _ = (cell, version);",
     ),
     # The resync's entry-change part: a missed entry change drops nothing.

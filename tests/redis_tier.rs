@@ -291,10 +291,14 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {
     let mut a = Worker::start(&server.url(), NS, &[]);
     a.get("get 9");
     assert_eq!(a.get("get 9").loads, 1);
-    // An invalidation whose pub/sub message never arrived: the counter moved, no message.
+    // An invalidation whose pub/sub message never arrived: the counter moved, no
+    // message. On a standalone server, the invalidation's script moves the count of
+    // bumps too (the idle resyncs' test has a counter moved without it).
     let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:tag:user:9")));
-    // The worker resyncs every 500 ms.
-    let caught_up = eventually(Duration::from_secs(5), || a.get("get 9").loads == 2);
+    let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:bumps")));
+    // The worker resyncs every 500 ms: caught within one interval or two, not the six
+    // after which a resync reads every counter whatever the count of bumps says.
+    let caught_up = eventually(Duration::from_millis(1_500), || a.get("get 9").loads == 2);
     assert!(
         caught_up,
         "a lost message left user 9 stale past the resync interval"
@@ -800,6 +804,61 @@ fn after_a_failover_behind_one_endpoint_an_invalidation_reaches_the_new_master()
     assert_eq!(a.send("invalidate_tag user:7"), "ok");
     let heard = eventually(Duration::from_secs(5), || b.get("get 7").loads == 2);
     assert!(heard, "A's invalidation never reached the new master");
+}
+
+/// A resync reads the counters of the named tags a process holds only when one may
+/// have moved since it last did (and one resync in six): a process holding 2,000
+/// per-entity tags, resyncing every 100 ms, reads a few dozen keys a resync while
+/// nothing is invalidated (it read every counter, about 2,000 keys, at every
+/// resync), and all of them again once something is.
+#[test]
+fn an_idle_resync_reads_no_tag_counter() {
+    let server = Deployment::standalone();
+    let env = [("WORKER_RESYNC_MS", "100")];
+    let mut a = Worker::start_with_env(&server.url(), NS, &[], &env);
+    a.send("concurrent_gets 0 2000");
+    // Keys Redis has looked up: each key of an `MGET` is one.
+    let looked_up = || -> u64 {
+        let info: String = server.query(redis::cmd("INFO").arg("stats"));
+        let stat = |name: &str| -> u64 {
+            let line = info.lines().find(|l| l.starts_with(name)).unwrap();
+            line[name.len() + 1..].trim().parse().unwrap()
+        };
+        stat("keyspace_hits") + stat("keyspace_misses")
+    };
+    let in_300ms = || {
+        let before = looked_up();
+        std::thread::sleep(Duration::from_millis(300));
+        looked_up() - before
+    };
+    // Three resyncs in 300 ms, of which one at most (one in six) reads every
+    // counter: at most about 2,000 + 3 × 40 keys, where three full reads are 6,000.
+    let settled = eventually(Duration::from_secs(5), || in_300ms() < 2_500);
+    assert!(settled, "every resync read every tag counter");
+    for _ in 0..3 {
+        let lookups = in_300ms();
+        assert!(
+            lookups < 2_500,
+            "{lookups} keys read in 300 ms of idle resyncs"
+        );
+    }
+    // An invalidation moves the count of bumps: the next resync reads them all.
+    let before = looked_up();
+    assert_eq!(a.send("invalidate_tag user:1"), "ok");
+    let full = eventually(Duration::from_secs(5), || looked_up() - before >= 2_000);
+    assert!(
+        full,
+        "no resync read the tag counters after an invalidation"
+    );
+    // A counter moved by hand moves no count, and its message never came: one
+    // resync in six reads every counter all the same.
+    let held = a.get("get 2");
+    assert_eq!(held.l1_hits, 1, "user 2 is held in L1");
+    let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:tag:user:2")));
+    let caught_up = eventually(Duration::from_secs(5), || {
+        a.get("get 2").loads == held.loads + 1
+    });
+    assert!(caught_up, "a counter moved by hand was never read");
 }
 
 /// One seed URL (a cloud provider's configuration endpoint, say) is a cluster when

@@ -1,9 +1,10 @@
 //! Tells other processes about invalidations (Redis pub/sub; messages carry no
 //! values) and catches up on what they missed: after every (re)connection and every
-//! resync interval, the Redis versions of all tags held here are re-read, so a lost
-//! message bounds staleness by the interval instead of making it permanent.
+//! resync interval, the Redis versions of the tags held here that may have moved are
+//! re-read (see [`resync`]), so a lost message bounds staleness by the interval
+//! instead of making it permanent.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -54,6 +55,12 @@ fn apply(message: Message) {
 /// missed invalidation, and the local tag is bumped. Reads every cache's entry-change
 /// counter too: a change missed means the cache's L1 is dropped (`after_gap`: the
 /// first resync of a subscription made again, see [`entry_changes::missed`]).
+///
+/// The named tags, one counter each (per-entity tags make them many: 100,000 took
+/// 196 `MGET`s and 73 ms of Redis's time), are read only when a counter may have
+/// moved since they last were: on a standalone server every bump also bumps the
+/// namespace's count of bumps, in the same script, so a count found where it was at
+/// the last full read means nothing moved since (see [`BUMPS_AT_FULL_READ`]).
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -62,12 +69,8 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
             .iter()
             .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
     );
-    cells.extend(
-        tags::named_cells()
-            .into_iter()
-            .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell)),
-    );
-    let tag_keys: Vec<String> = cells
+    let bumps_key = l2.bumps_key();
+    let first_keys: Vec<String> = cells
         .iter()
         .map(|(key, _)| key.clone())
         .chain(
@@ -75,24 +78,68 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
                 .iter()
                 .map(|(name, _)| keys::entry_changes(&l2.namespace, name)),
         )
+        .chain(bumps_key.iter().cloned())
         .collect();
-    match l2.versions(&tag_keys).await {
-        Ok(versions) => {
-            let (tags, entries) = versions.split_at(cells.len());
-            for ((_, cell), version) in cells.iter().zip(tags) {
-                cell.observe_remote(*version);
-            }
-            for ((name, _), version) in caches.iter().zip(entries) {
-                if entry_changes::missed(name, *version, after_gap) {
-                    tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
-                    registry::missed_entry_changes(name);
-                }
-            }
-            LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
-            tracing::debug!(tags = cells.len(), "stratacache: tag versions resynced");
+    let first = match l2.versions(&first_keys).await {
+        Ok(versions) => versions,
+        Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
+    };
+    let bumps = bumps_key.and(first.last().copied());
+    let unmoved = !after_gap && bumps == Some(BUMPS_AT_FULL_READ.load(Ordering::Acquire));
+    // Every `FULL_READ_EVERY`th resync reads them all the same.
+    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed);
+    let unmoved = unmoved && skipped + 1 < FULL_READ_EVERY;
+    if !unmoved {
+        SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
+        if let Err(fault) = resync_named_tags(l2).await {
+            return tracing::debug!(%fault, "stratacache: resync skipped");
         }
-        Err(fault) => tracing::debug!(%fault, "stratacache: resync skipped"),
+        // The count read before the named tags: a bump after it moves it again.
+        BUMPS_AT_FULL_READ.store(bumps.unwrap_or(NO_FULL_READ), Ordering::Release);
     }
+    let (tag_versions, entry_versions) = first.split_at(cells.len());
+    for ((_, cell), version) in cells.iter().zip(tag_versions) {
+        cell.observe_remote(*version);
+    }
+    for ((name, _), version) in caches.iter().zip(entry_versions) {
+        if entry_changes::missed(name, *version, after_gap) {
+            tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
+            registry::missed_entry_changes(name);
+        }
+    }
+    LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
+    tracing::debug!(named = !unmoved, "stratacache: tag versions resynced");
+}
+
+/// The namespace's count of bumps (standalone) read before the last resync that
+/// read every named tag, or [`NO_FULL_READ`]. Never repeats: the count grows as the
+/// counters do, past the writer's clock in microseconds after a loss (`counters`).
+static BUMPS_AT_FULL_READ: AtomicU64 = AtomicU64::new(NO_FULL_READ);
+
+/// No resync has read every named tag since the count was read (or in a cluster).
+const NO_FULL_READ: u64 = u64::MAX;
+
+/// One resync in this many reads every named tag even when the count has not moved:
+/// a counter moved other than by this release's script (a process of an earlier
+/// release, during a rolling upgrade; an `INCR` by hand) moves no count, and its lost
+/// message is caught within this many intervals instead of one.
+const FULL_READ_EVERY: u32 = 6;
+
+/// Resyncs since the last that read every named tag.
+static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
+
+/// Reads the version of every named tag held here.
+async fn resync_named_tags(l2: &L2) -> Result<(), crate::l2::Fault> {
+    let named: Vec<_> = tags::named_cells()
+        .into_iter()
+        .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell))
+        .collect();
+    let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
+    let versions = l2.versions(&tag_keys).await?;
+    for ((_, cell), version) in named.iter().zip(versions) {
+        cell.observe_remote(version);
+    }
+    Ok(())
 }
 
 /// The subscriber task: subscribe, resync, apply messages; on any disconnection wait

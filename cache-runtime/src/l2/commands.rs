@@ -152,7 +152,7 @@ impl L2 {
             match bump {
                 Some(counter) => self
                     .call(Some(counter), |mut connection| async move {
-                        L2::bump_command(counter)
+                        self.bump_command(counter)
                             .query_async::<u64>(&mut connection)
                             .await
                     })

@@ -33,11 +33,20 @@ pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 /// would wait in the outbox for as long as Redis stays full, every other process
 /// serving what it superseded; a counter is a few bytes. (Script flags need Redis 7,
 /// as `SET NX GET` below does.)
+///
+/// On a standalone server the same script bumps `KEYS[2]`, the namespace's count of
+/// bumps, the same way: a resync that finds it where it was at the last full read
+/// knows no counter has moved since, and reads no tag counter (see
+/// `backplane::resync`). One script, so no bump is ever seen without the other.
 const BUMP: &str = "#!lua flags=allow-oom\n\
-    local current = tonumber(redis.call('GET', KEYS[1]) or '0') \
     local floor = tonumber(ARGV[1]) \
-    if current < floor then redis.call('SET', KEYS[1], ARGV[1]) return floor end \
-    return redis.call('INCR', KEYS[1])";
+    local function bump(key) \
+      local current = tonumber(redis.call('GET', key) or '0') \
+      if current < floor then redis.call('SET', key, ARGV[1]) return floor end \
+      return redis.call('INCR', key) \
+    end \
+    if KEYS[2] then bump(KEYS[2]) end \
+    return bump(KEYS[1])";
 
 /// Now in unix microseconds: the floor of every counter value written now.
 pub(crate) fn floor() -> u64 {
@@ -62,11 +71,23 @@ pub(crate) fn parse_versions(
 }
 
 impl L2 {
-    /// The command that bumps `counter` to a version it never held.
-    pub(crate) fn bump_command(counter: &str) -> redis::Cmd {
+    /// The command that bumps `counter` to a version it never held, and on a
+    /// standalone server the namespace's count of bumps ([`L2::bumps_key`]).
+    pub(crate) fn bump_command(&self, counter: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(BUMP).arg(1).arg(counter).arg(floor());
+        match self.bumps_key() {
+            Some(bumps) => cmd.arg(BUMP).arg(2).arg(counter).arg(bumps),
+            None => cmd.arg(BUMP).arg(1).arg(counter),
+        };
+        cmd.arg(floor());
         cmd
+    }
+
+    /// The namespace's count of counter bumps, kept on a standalone server only: in
+    /// a cluster it would live in another slot than the counters, which one script
+    /// cannot span.
+    pub(crate) fn bumps_key(&self) -> Option<String> {
+        (!self.is_cluster()).then(|| super::keys::bumps(&self.namespace))
     }
 
     /// Creates the counters among `counters` that read as missing (`versions` holds

@@ -48,6 +48,12 @@ pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
     format!("{namespace}:entry-changes:{cache}")
 }
 
+/// How many counter bumps the namespace has seen, on a standalone server (see
+/// `L2::bump_command`).
+pub(crate) fn bumps(namespace: &str) -> String {
+    format!("{namespace}:bumps")
+}
+
 /// The counter of the global implicit tag ("clear everything").
 pub(crate) fn global_tag(namespace: &str) -> String {
     format!("{namespace}:global-tag")
