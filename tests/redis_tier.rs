@@ -296,8 +296,8 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {
     // bumps too (the idle resyncs' test has a counter moved without it).
     let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:tag:user:9")));
     let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:bumps")));
-    // The worker resyncs every 500 ms: caught within one interval or two, not the six
-    // after which a resync reads every counter whatever the count of bumps says.
+    // The worker resyncs every 500 ms: caught within one interval or two, not the
+    // thirty after which a resync reads every counter whatever the count says.
     let caught_up = eventually(Duration::from_millis(1_500), || a.get("get 9").loads == 2);
     assert!(
         caught_up,
@@ -807,14 +807,14 @@ fn after_a_failover_behind_one_endpoint_an_invalidation_reaches_the_new_master()
 }
 
 /// A resync reads the counters of the named tags a process holds only when one may
-/// have moved since it last did (and one resync in six): a process holding 2,000
-/// per-entity tags, resyncing every 100 ms, reads a few dozen keys a resync while
+/// have moved since it last did (and one resync in thirty): a process holding 2,000
+/// per-entity tags, resyncing every 50 ms, reads a few dozen keys a resync while
 /// nothing is invalidated (it read every counter, about 2,000 keys, at every
 /// resync), and all of them again once something is.
 #[test]
 fn an_idle_resync_reads_no_tag_counter() {
     let server = Deployment::standalone();
-    let env = [("WORKER_RESYNC_MS", "100")];
+    let env = [("WORKER_RESYNC_MS", "50")];
     let mut a = Worker::start_with_env(&server.url(), NS, &[], &env);
     a.send("concurrent_gets 0 2000");
     // Keys Redis has looked up: each key of an `MGET` is one.
@@ -831,8 +831,8 @@ fn an_idle_resync_reads_no_tag_counter() {
         std::thread::sleep(Duration::from_millis(300));
         looked_up() - before
     };
-    // Three resyncs in 300 ms, of which one at most (one in six) reads every
-    // counter: at most about 2,000 + 3 × 40 keys, where three full reads are 6,000.
+    // Six resyncs in 300 ms, of which one at most (one in thirty) reads every
+    // counter: at most about 2,000 + 6 × 40 keys, where six full reads are 12,000.
     let settled = eventually(Duration::from_secs(5), || in_300ms() < 2_500);
     assert!(settled, "every resync read every tag counter");
     for _ in 0..3 {
@@ -851,7 +851,7 @@ fn an_idle_resync_reads_no_tag_counter() {
         "no resync read the tag counters after an invalidation"
     );
     // A counter moved by hand moves no count, and its message never came: one
-    // resync in six reads every counter all the same.
+    // resync in thirty (1.5 s here) reads every counter all the same.
     let held = a.get("get 2");
     assert_eq!(held.l1_hits, 1, "user 2 is held in L1");
     let _: u64 = server.query(redis::cmd("INCR").arg(format!("{NS}:tag:user:2")));

@@ -122,8 +122,9 @@ const NO_FULL_READ: u64 = u64::MAX;
 /// One resync in this many reads every named tag even when the count has not moved:
 /// a counter moved other than by this release's script (a process of an earlier
 /// release, during a rolling upgrade; an `INCR` by hand) moves no count, and its lost
-/// message is caught within this many intervals instead of one.
-const FULL_READ_EVERY: u32 = 6;
+/// message is caught within this many intervals instead of one (5 minutes at the
+/// default interval; an idle resync costs 1/30 of a full one, on average).
+const FULL_READ_EVERY: u32 = 30;
 
 /// Resyncs since the last that read every named tag.
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
