@@ -842,9 +842,19 @@ fn an_idle_resync_reads_no_tag_counter() {
             "{lookups} keys read in 300 ms of idle resyncs"
         );
     }
-    // An invalidation moves the count of bumps: the next resync reads them all.
+    // An entry's change moves no named tag's counter, nor the count; an
+    // invalidation of a tag moves it, and the next resync reads them all.
+    let count = || -> Option<u64> { server.query(redis::cmd("GET").arg(format!("{NS}:bumps"))) };
+    let counted = count();
+    assert_eq!(a.send("invalidate 5"), "ok");
+    assert_eq!(count(), counted, "an invalidate! moved the count of bumps");
     let before = looked_up();
     assert_eq!(a.send("invalidate_tag user:1"), "ok");
+    assert_ne!(
+        count(),
+        counted,
+        "an invalidate_tag! left the count where it was"
+    );
     let full = eventually(Duration::from_secs(5), || looked_up() - before >= 2_000);
     assert!(
         full,

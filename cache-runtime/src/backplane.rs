@@ -58,9 +58,9 @@ fn apply(message: Message) {
 ///
 /// The named tags, one counter each (per-entity tags make them many: 100,000 took
 /// 196 `MGET`s and 73 ms of Redis's time), are read only when a counter may have
-/// moved since they last were: on a standalone server every bump also bumps the
-/// namespace's count of bumps, in the same script, so a count found where it was at
-/// the last full read means nothing moved since (see [`BUMPS_AT_FULL_READ`]).
+/// moved since they last were: on a standalone server every bump of one also bumps
+/// the namespace's count of bumps, in the same script, so a count found where it was
+/// at the last full read means none moved since (see [`BUMPS_AT_FULL_READ`]).
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];

@@ -35,8 +35,8 @@ pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 /// as `SET NX GET` below does.)
 ///
 /// On a standalone server the same script bumps `KEYS[2]`, the namespace's count of
-/// bumps, the same way: a resync that finds it where it was at the last full read
-/// knows no counter has moved since, and reads no tag counter (see
+/// named tags' bumps, the same way: a resync that finds it where it was at the last
+/// full read knows no named tag's counter has moved since, and reads none (see
 /// `backplane::resync`). One script, so no bump is ever seen without the other.
 const BUMP: &str = "#!lua flags=allow-oom\n\
     local floor = tonumber(ARGV[1]) \
@@ -71,11 +71,14 @@ pub(crate) fn parse_versions(
 }
 
 impl L2 {
-    /// The command that bumps `counter` to a version it never held, and on a
-    /// standalone server the namespace's count of bumps ([`L2::bumps_key`]).
+    /// The command that bumps `counter` to a version it never held, and, if it is a
+    /// named tag's, on a standalone server, the namespace's count of bumps
+    /// ([`L2::bumps_key`]). The other counters (a cache's, the global tag's, a
+    /// cache's entry changes) are few, and every resync reads them anyway.
     pub(crate) fn bump_command(&self, counter: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
-        match self.bumps_key() {
+        let named = super::keys::tag_name(&self.namespace, counter).is_some();
+        match self.bumps_key().filter(|_| named) {
             Some(bumps) => cmd.arg(BUMP).arg(2).arg(counter).arg(bumps),
             None => cmd.arg(BUMP).arg(1).arg(counter),
         };

@@ -48,8 +48,8 @@ pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
     format!("{namespace}:entry-changes:{cache}")
 }
 
-/// How many counter bumps the namespace has seen, on a standalone server (see
-/// `L2::bump_command`).
+/// How many bumps of named tags' counters the namespace has seen, on a standalone
+/// server (see `L2::bump_command`).
 pub(crate) fn bumps(namespace: &str) -> String {
     format!("{namespace}:bumps")
 }
