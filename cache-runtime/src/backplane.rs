@@ -85,10 +85,11 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
         Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
     };
     let bumps = bumps_key.and(first.last().copied());
-    let unmoved = !after_gap && bumps == Some(BUMPS_AT_FULL_READ.load(Ordering::Acquire));
     // Every `FULL_READ_EVERY`th resync reads them all the same.
-    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed);
-    let unmoved = unmoved && skipped + 1 < FULL_READ_EVERY;
+    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
+    let unmoved = !after_gap
+        && skipped < FULL_READ_EVERY
+        && bumps == Some(BUMPS_AT_FULL_READ.load(Ordering::Acquire));
     if !unmoved {
         SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
         if let Err(fault) = resync_named_tags(l2).await {
