@@ -76,6 +76,20 @@ impl Breaker {
                 .is_ok()
     }
 
+    /// [`Breaker::allow`] for a call that will report how it went: a probe that is
+    /// dropped before it answers gives its turn back (see [`Pass`]).
+    pub(crate) fn admit(&self) -> Option<Pass<'_>> {
+        let probe = self.is_open();
+        if !self.allow() {
+            // No `Pass` is made: one dropped unused would give a turn back.
+            return None;
+        }
+        Some(Pass {
+            breaker: self,
+            probe,
+        })
+    }
+
     /// Lets the next call through as the probe, whatever is left of the cooldown.
     pub(crate) fn allow_probe_now(&self) {
         self.probe_at.store(0, Ordering::Release);
@@ -99,6 +113,37 @@ impl Breaker {
                     "stratacache: Redis keeps failing; circuit open, calls answer from L1 and loaders"
                 );
             }
+        }
+    }
+}
+
+/// A call let through, until it reports its answer. A probe cancelled before it
+/// answers proved nothing, and the next call probes instead of waiting out a
+/// cooldown: a read that spans two masters is cancelled as soon as one of them is
+/// refused, and two open circuits whose turns did not meet kept cancelling each
+/// other's probes (a cluster back up after a restart took 1 to 10 s and more to be
+/// used again, instead of one cooldown).
+pub(crate) struct Pass<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+}
+
+impl Pass<'_> {
+    pub(crate) fn success(self) {
+        self.breaker.success();
+        std::mem::forget(self);
+    }
+
+    pub(crate) fn failure(self) {
+        self.breaker.failure();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.breaker.allow_probe_now();
         }
     }
 }
@@ -128,5 +173,27 @@ mod tests {
             breaker.allow() && breaker.allow(),
             "closed after a successful probe"
         );
+    }
+
+    #[test]
+    fn a_probe_cancelled_before_it_answers_gives_its_turn_back() {
+        let breaker = Breaker::new(1, Duration::from_secs(60));
+        breaker.failure();
+        breaker.allow_probe_now();
+        let probe = breaker.admit().expect("the probe");
+        for _ in 0..2 {
+            assert!(breaker.admit().is_none(), "one probe at a time");
+        }
+        drop(probe);
+        let probe = breaker
+            .admit()
+            .expect("a cancelled probe's turn is given back");
+        probe.failure();
+        for _ in 0..2 {
+            assert!(
+                breaker.admit().is_none(),
+                "a probe that answered keeps the circuit open for the cooldown"
+            );
+        }
     }
 }

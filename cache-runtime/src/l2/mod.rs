@@ -224,9 +224,9 @@ impl L2 {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let breaker = self.breakers.for_key(key.filter(|_| self.is_cluster()));
-        if !breaker.allow() {
+        let Some(pass) = breaker.admit() else {
             return Err(Fault::Open);
-        }
+        };
         self.renew_if_orphaned();
         let connection = self.connection.read().clone();
         let answer = match crate::background::stand_in() {
@@ -238,21 +238,21 @@ impl L2 {
         };
         match answer {
             Ok(Ok(value)) => {
-                breaker.success();
+                pass.success();
                 Ok(value)
             }
             Ok(Err(error)) if breaker::is_outage(&error) || self.misdirected(&error) => {
-                breaker.failure();
+                pass.failure();
                 self.renew_if_stuck();
                 Err(Fault::Redis(error))
             }
             Ok(Err(refused)) => {
-                breaker.success();
+                pass.success();
                 self.renew_if_read_only(&refused);
                 Err(Fault::Redis(refused))
             }
             Err(_) => {
-                breaker.failure();
+                pass.failure();
                 self.renew_if_stuck();
                 Err(Fault::Timeout)
             }
