@@ -76,6 +76,11 @@ impl Breaker {
                 .is_ok()
     }
 
+    /// Whether [`Breaker::allow`] would let a call through now, taking no turn.
+    pub(crate) fn would_allow(&self) -> bool {
+        !self.is_open() || clock::precise_ms() >= self.probe_at.load(Ordering::Relaxed)
+    }
+
     /// [`Breaker::allow`] for a call that will report how it went: a probe that is
     /// dropped before it answers gives its turn back (see [`Pass`]).
     pub(crate) fn admit(&self) -> Option<Pass<'_>> {
@@ -180,9 +185,16 @@ mod tests {
         let breaker = Breaker::new(1, Duration::from_secs(60));
         breaker.failure();
         breaker.allow_probe_now();
+        assert!(
+            breaker.would_allow() && breaker.would_allow(),
+            "asking takes no turn"
+        );
         let probe = breaker.admit().expect("the probe");
         for _ in 0..2 {
-            assert!(breaker.admit().is_none(), "one probe at a time");
+            assert!(
+                !breaker.would_allow() && breaker.admit().is_none(),
+                "one probe at a time"
+            );
         }
         drop(probe);
         let probe = breaker

@@ -62,6 +62,9 @@ impl L2 {
                 None => by_slot.push((slot, vec![index])),
             }
         }
+        if self.any_refused(by_slot.iter().map(|(_, indices)| keys[indices[0]])) {
+            return Err(Fault::Open);
+        }
         let requests = by_slot.iter().map(|(_, indices)| {
             self.call(Some(keys[indices[0]]), move |mut connection| async move {
                 let mut cmd = redis::cmd("MGET");

@@ -108,6 +108,9 @@ impl L2 {
         if missing.is_empty() {
             return Ok(());
         }
+        if self.is_cluster() && self.any_refused(missing.iter().map(|&i| counters[i])) {
+            return Err(Fault::Open);
+        }
         let floor = floor();
         let creates = missing.iter().map(|&i| {
             let counter = counters[i];

@@ -259,6 +259,15 @@ impl L2 {
         }
     }
 
+    /// Whether a call on one of `keys` would be refused now (cluster only): work
+    /// split into one call per slot is not begun then, rather than begun and cancelled
+    /// when the refusal comes, which would cancel a probe sent to another master
+    /// with it (see [`breaker::Pass`]).
+    fn any_refused<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> bool {
+        keys.into_iter()
+            .any(|key| !self.breakers.for_key(Some(key)).would_allow())
+    }
+
     /// Keeps the cluster's slot map current, for the per-master breakers and the
     /// backplane's choice of node. Runs for the life of the process (cluster only).
     pub(crate) async fn follow_slot_map(&self) {
