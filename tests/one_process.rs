@@ -13,7 +13,11 @@
 //! (in about one 6-second run in three; this 3-second form did not catch it in four
 //! tries), a load displaced from the flights by a tag invalidation whose write-back
 //! then landed over later writes (`flights.rs`,
-//! `a_flight_displaced_by_a_new_leader_is_doomed`).
+//! `a_flight_displaced_by_a_new_leader_is_doomed`); and, once in thirteen runs of
+//! the whole suite beside a busy loop (10-second release runs: in four of four), a batch's
+//! write-back, made from a task after its call answered, that landed its value in
+//! Redis over a `put!` made in between whose entry had expired
+//! (`tests/batch_write_back.rs`).
 
 #[macro_use]
 mod support;

@@ -241,10 +241,13 @@ where
         span.record("micros", took.as_micros() as u64);
         let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;
         let settled = self.settle_overrides(overrides);
+        // Read before the landings check which flights were doomed: see `write_back_many`.
+        let writes_before = self.flights.writes();
         let (answered, writes) =
             self.land_many_loaded::<O, A>(&mut lead, write_backs, returned, &settled, tally);
         let lifetime = settled.written_lifetime(&self.options);
-        self.write_back_many(writes, lifetime, settled.added).await;
+        self.write_back_many(writes, lifetime, settled.added, writes_before)
+            .await;
         Ok(answered)
     }
 

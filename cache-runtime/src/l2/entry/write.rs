@@ -162,12 +162,14 @@ impl<K, V> Entries<'_, K, V> {
     }
 
     /// The batch form of [`write`](Self::write): every value in one
-    /// command per key, sent together (a pipeline on a standalone server).
+    /// command per key, sent together (a pipeline on a standalone server), if
+    /// `unwritten` still holds once they are encoded, right before they are sent.
     pub(crate) async fn write_many(
         &self,
         writes: &[(Target, V, WriteUnder)],
         lifetime: Lifetime,
         added_tags: &AddedTags,
+        unwritten: &(dyn Fn() -> bool + Sync),
     ) {
         let Some(((first, ..), _)) = writes.split_first() else {
             return;
@@ -184,6 +186,9 @@ impl<K, V> Entries<'_, K, V> {
                 Some((target.entry_key.as_str(), bytes, ttl, &under.prior))
             })
             .collect();
+        if !unwritten() {
+            return tracing::debug!(cache = %self.cache, "stratacache: an entry was written here since the batch's values landed; they are not written to Redis");
+        }
         if let Err(fault) = first.l2.write_many(&encoded).await {
             self.fault(&fault);
         }

@@ -1,0 +1,79 @@
+//! A batch call writes its loaded values back to Redis from a task of its own, after
+//! it has answered. A `put!` of one of its keys that comes between the answer and that
+//! task is newer than the loaded value; once the `put!`'s entry has left Redis (its
+//! ttl is short), the write-back, a compare-and-set that expects the key absent as
+//! the batch's read found it, would land the older value there, and every reader
+//! would get it until it expired. Found by `tests/one_process.rs` (up to 626 reads in
+//! 10 s that got less than a returned `put!`); here, the same interleaving, made to
+//! happen: the batch runs on a runtime of its own that is not polled again (so its
+//! write-back waits) until the `put!` has returned and its entry has expired.
+
+#[macro_use]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use stratacache::{cached, put, Config};
+use support::{eventually, Deployment};
+
+const NS: &str = "wb";
+
+/// What the loaders read.
+static TRUTH: AtomicU64 = AtomicU64::new(1);
+
+#[cached(ttl = "100ms", tags = ["row:{id}"], name = "wb.row")]
+async fn row(id: u64) -> u64 {
+    let _ = id;
+    TRUTH.load(Ordering::SeqCst)
+}
+
+#[cached(ttl = "100ms", tags = ["row:{ids}"], name = "wb.row", batch)]
+async fn rows(ids: Vec<u64>) -> HashMap<u64, u64> {
+    let truth = TRUTH.load(Ordering::SeqCst);
+    ids.into_iter().map(|id| (id, truth)).collect()
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().unwrap()
+}
+
+#[test]
+fn a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made() {
+    let server = Deployment::standalone();
+    let main = runtime(true);
+    main.block_on(async {
+        stratacache::init(Config::new().redis_url(server.url()).namespace(NS)).unwrap();
+        // The connection's task runs on this runtime, which keeps running: the other
+        // runtime's calls use it while that one is not polled.
+        row(1).await;
+    });
+    let entries = || server.keys(&format!("{NS}:wb.row:v0:*")).len();
+
+    let batch = runtime(false);
+    let loaded = batch.block_on(rows(vec![7]));
+    assert_eq!(loaded[&7], 1);
+    // The batch has answered; its write-back waits on its runtime, not polled now.
+    TRUTH.store(2, Ordering::SeqCst);
+    main.block_on(put!(row(7), 2)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || entries() == 0),
+        "the put!'s entry (and the first call's) did not expire from Redis"
+    );
+    // Now the write-back runs.
+    batch.block_on(stratacache::flush_writes());
+
+    assert_eq!(
+        entries(),
+        0,
+        "the batch's write-back, older than the put!, landed in Redis"
+    );
+    let read = main.block_on(rows(vec![7]));
+    assert_eq!(read[&7], 2, "a read after the put! returned got less");
+}
