@@ -9,8 +9,6 @@ mod support;
 #[path = "support/events.rs"]
 mod events;
 
-use std::time::{Duration, Instant};
-
 use stratacache::{cached, Config};
 use support::RedisServer;
 use tracing::Level;
@@ -38,15 +36,7 @@ fn a_subscription_refused_again_and_again_is_one_warning() {
         assert_eq!(user(1).await, "user 1", "a call answers");
         // The backplane tries again 100, 200, 400, then every 500 ms: wait, bounded,
         // until it has been refused four times.
-        let started = Instant::now();
-        while refusals().len() < 4 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{:?}",
-                refusals()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        events::until_found(4, refusals).await;
     });
     let warnings = events::logged(Level::WARN, "::backplane");
     assert_eq!(

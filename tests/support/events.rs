@@ -64,3 +64,18 @@ pub fn logged(level: Level, module: &str) -> Vec<Logged> {
     let wanted = |(at, target, _): &&Logged| *at <= level && target.contains(module);
     events.iter().filter(wanted).cloned().collect()
 }
+
+/// Waits, at most 10 s, until `found` returns `count` events or more; fails the test
+/// with what it found otherwise.
+#[allow(dead_code)] // Not every binary that includes this waits.
+pub async fn until_found<T: Debug>(count: usize, found: impl Fn() -> Vec<T>) {
+    let started = std::time::Instant::now();
+    while found().len() < count {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            found()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
