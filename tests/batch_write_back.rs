@@ -7,6 +7,9 @@
 //! 10 s that got less than a returned `put!`); here, the same interleaving, made to
 //! happen: the batch runs on a runtime of its own that is not polled again (so its
 //! write-back waits) until the `put!` has returned and its entry has expired.
+//!
+//! A `put!` of another key of the cache meanwhile does not cost the batch's keys
+//! their write-back.
 
 #[macro_use]
 mod support;
@@ -35,6 +38,17 @@ async fn rows(ids: Vec<u64>) -> HashMap<u64, u64> {
     ids.into_iter().map(|id| (id, truth)).collect()
 }
 
+/// A cache whose entries outlive the test, for the write-back that is made.
+#[cached(ttl = "10m", tags = ["row:{id}"], name = "wb.kept")]
+async fn kept(id: u64) -> u64 {
+    id
+}
+
+#[cached(ttl = "10m", tags = ["row:{ids}"], name = "wb.kept", batch)]
+async fn kept_rows(ids: Vec<u64>) -> HashMap<u64, u64> {
+    ids.into_iter().map(|id| (id, id)).collect()
+}
+
 fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
     let mut builder = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
@@ -44,16 +58,25 @@ fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
     builder.enable_all().build().unwrap()
 }
 
+/// One process, one `init`: both cases against one server. The main runtime keeps
+/// running: the connection's task runs on it, so the batch runtime's calls use it
+/// while that one is not polled.
 #[test]
-fn a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made() {
+fn a_batch_write_back_is_given_up_for_the_keys_written_since_and_only_for_them() {
     let server = Deployment::standalone();
     let main = runtime(true);
     main.block_on(async {
         stratacache::init(Config::new().redis_url(server.url()).namespace(NS)).unwrap();
-        // The connection's task runs on this runtime, which keeps running: the other
-        // runtime's calls use it while that one is not polled.
-        row(1).await;
     });
+    a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made(&server, &main);
+    a_put_of_another_key_does_not_cost_a_batch_its_write_back(&server, &main);
+}
+
+fn a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made(
+    server: &Deployment,
+    main: &tokio::runtime::Runtime,
+) {
+    main.block_on(row(1));
     let entries = || server.keys(&format!("{NS}:wb.row:v0:*")).len();
 
     let batch = runtime(false);
@@ -76,4 +99,25 @@ fn a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made() {
     );
     let read = main.block_on(rows(vec![7]));
     assert_eq!(read[&7], 2, "a read after the put! returned got less");
+}
+
+fn a_put_of_another_key_does_not_cost_a_batch_its_write_back(
+    server: &Deployment,
+    main: &tokio::runtime::Runtime,
+) {
+    let entries = || server.keys(&format!("{NS}:wb.kept:v0:*")).len();
+    let batch = runtime(false);
+    assert_eq!(batch.block_on(kept_rows(vec![7]))[&7], 7);
+    main.block_on(put!(kept(8), 8)).unwrap();
+    assert_eq!(
+        entries(),
+        1,
+        "the put!'s entry alone: the batch's write-back waits"
+    );
+    batch.block_on(stratacache::flush_writes());
+    assert_eq!(
+        entries(),
+        2,
+        "the batch's value of key 7 was not written back after a put! of key 8"
+    );
 }

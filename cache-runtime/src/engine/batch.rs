@@ -32,6 +32,9 @@ type ClaimedMissing<K, V> = Vec<(Missing<K>, Arc<Flight<V>>)>;
 type WriteBack = Option<(Target, WriteUnder)>;
 /// The values step 6 owes Redis: where each goes, and what it is written under.
 type Writes<V> = Vec<(Target, V, WriteUnder)>;
+/// [`Writes`] and their keys, in order, as
+/// [`Flights::key_hash`](crate::flights::Flights::key_hash) gives them.
+type WritesByKey<V> = (Writes<V>, Vec<u64>);
 /// A landing readied for a batch's flight (by its index): outcome and entry to store.
 type Landing<V> = (usize, Landed<V, ()>, Option<Keep<V>>);
 
@@ -243,10 +246,10 @@ where
         let settled = self.settle_overrides(overrides);
         // Read before the landings check which flights were doomed: see `write_back_many`.
         let writes_before = self.flights.writes();
-        let (answered, writes) =
+        let (answered, (writes, keys)) =
             self.land_many_loaded::<O, A>(&mut lead, write_backs, returned, &settled, tally);
         let lifetime = settled.written_lifetime(&self.options);
-        self.write_back_many(writes, lifetime, settled.added, writes_before)
+        self.write_back_many(writes, keys, lifetime, settled.added, writes_before)
             .await;
         Ok(answered)
     }
@@ -319,12 +322,12 @@ where
         mut returned: HashMap<K, O::Item, foldhash::fast::RandomState>,
         settled: &Settled,
         tally: &Option<Arc<Tally>>,
-    ) -> (Vec<(K, V)>, Writes<V>)
+    ) -> (Vec<(K, V)>, WritesByKey<V>)
     where
         O: BatchOutput<Key = K>,
         A: Absence<O::Item, Value = V>,
     {
-        let (mut answered, mut writes) = (Vec::new(), Vec::new());
+        let (mut answered, mut writes, mut keys) = (Vec::new(), Vec::new(), Vec::new());
         for (index, write_back) in write_backs.into_iter().enumerate() {
             self.stats.bump(Counter::Miss);
             let key = lead.flights[index].0.clone();
@@ -357,10 +360,11 @@ where
             if let (Some((target, under)), false) = (write_back, lead.flights[index].1.is_doomed())
             {
                 writes.push((target, value.clone(), under));
+                keys.push(self.flights.key_hash(&key));
             }
             answered.push((key, value));
         }
         lead.flush();
-        (answered, writes)
+        (answered, (writes, keys))
     }
 }

@@ -48,9 +48,10 @@ where
         drop(targets);
         let mut missing = Vec::new();
         let flights = self.flights.lock();
-        // A put!, refresh! or invalidation of some entry during the read may be newer
-        // than what Redis answered for it: then nothing read is kept (all is answered).
-        let keep = !flights.writes_since(writes_before);
+        // A put!, refresh! or invalidation of an entry during the read may be newer
+        // than what Redis answered for it: then what was read of it is not kept (it is
+        // answered).
+        let unwritten = |key: &K| !flights.written_since(writes_before, self.flights.key_hash(key));
         let now = clock::precise_ms();
         for (key, stamps, target) in stamped {
             let Some(target) = target else {
@@ -70,7 +71,7 @@ where
                     } else {
                         stamps.iter().cloned().chain(added).collect()
                     };
-                    if keep && tags::all_current(&stamps) {
+                    if unwritten(&key) && tags::all_current(&stamps) {
                         let entry = self.entry_at(value.clone(), &stamps, Some(lifetime), now);
                         self.store.insert(key.clone(), entry);
                     }
@@ -125,9 +126,10 @@ where
     /// waiting to run go (the caller's next request, typically): encoding and sending
     /// it ahead of them would delay their round trips, not this call's.
     ///
-    /// Nothing is written if an entry of this cache was written here (`put!`,
-    /// `refresh!`, an invalidation) since `writes_before`, read before the landings:
-    /// its flight retired, a loaded value is out of reach of the writes that follow,
+    /// A value is not written if its entry was written here (`put!`, `refresh!`, an
+    /// invalidation) since `writes_before`, read before the landings (`keys` are the
+    /// values' [`Flights::key_hash`]es): its flight retired, a loaded value is out of
+    /// reach of the writes that follow,
     /// and once what such a write left in Redis expired (a ttl shorter than the wait
     /// for this task), the compare-and-set, which expects what the read before the
     /// load found, would land the older value in Redis for every reader (the
@@ -137,6 +139,7 @@ where
     pub(super) async fn write_back_many(
         &'static self,
         writes: Vec<(Target, V, WriteUnder)>,
+        keys: Vec<u64>,
         lifetime: Lifetime,
         added: AddedTags,
         writes_before: u64,
@@ -144,7 +147,12 @@ where
         let running = crate::background::Running::start();
         let write_all = async move {
             tokio::task::yield_now().await;
-            let unwritten = || self.flights.writes() == writes_before;
+            let unwritten = || {
+                let flights = self.flights.lock();
+                keys.iter()
+                    .map(|key| !flights.written_since(writes_before, *key))
+                    .collect()
+            };
             if let Some(entries) = self.entries() {
                 entries
                     .write_many(&writes, lifetime, &added, &unwritten)

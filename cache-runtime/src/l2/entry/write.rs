@@ -21,6 +21,10 @@ use crate::l2::{keys, L2};
 use crate::tags::{self, Stamps, TagStamp};
 use crate::times::Lifetime;
 
+/// One encoded write of a batch: the entry's key, its envelope, its ttl, and what the
+/// compare-and-set expects there.
+type Encoded<'a> = (&'a str, Vec<u8>, Option<u64>, &'a Prior);
+
 /// What a load's value is written to Redis under: the versions of its tags read
 /// before the load, and what the entry's key held then, which is all the write may
 /// replace (see [`replace`](crate::l2::replace)), until the read is older than the
@@ -162,14 +166,15 @@ impl<K, V> Entries<'_, K, V> {
     }
 
     /// The batch form of [`write`](Self::write): every value in one
-    /// command per key, sent together (a pipeline on a standalone server), if
-    /// `unwritten` still holds once they are encoded, right before they are sent.
+    /// command per key, sent together (a pipeline on a standalone server), each if
+    /// `unwritten` (asked once they are encoded, right before they are sent) still
+    /// says so of it: one answer per write, in order.
     pub(crate) async fn write_many(
         &self,
         writes: &[(Target, V, WriteUnder)],
         lifetime: Lifetime,
         added_tags: &AddedTags,
-        unwritten: &(dyn Fn() -> bool + Sync),
+        unwritten: &(dyn Fn() -> Vec<bool> + Sync),
     ) {
         let Some(((first, ..), _)) = writes.split_first() else {
             return;
@@ -177,17 +182,26 @@ impl<K, V> Entries<'_, K, V> {
         let Some(added) = self.added_tag_versions(first.l2, added_tags).await else {
             return;
         };
-        let encoded: Vec<(&str, Vec<u8>, Option<u64>, &Prior)> = writes
+        let encoded: Vec<(usize, Encoded<'_>)> = writes
             .iter()
-            .filter(|(target, _, under)| under.still_current(target.l2))
-            .filter_map(|(target, value, under)| {
+            .enumerate()
+            .filter(|(_, (target, _, under))| under.still_current(target.l2))
+            .filter_map(|(index, (target, value, under))| {
                 let (bytes, ttl) =
                     self.envelope(target, value, under.versions.clone(), lifetime, &added)?;
-                Some((target.entry_key.as_str(), bytes, ttl, &under.prior))
+                Some((index, (target.entry_key.as_str(), bytes, ttl, &under.prior)))
             })
             .collect();
-        if !unwritten() {
-            return tracing::debug!(cache = %self.cache, "stratacache: an entry was written here since the batch's values landed; they are not written to Redis");
+        let unwritten = unwritten();
+        let (encoded, overtaken): (Vec<_>, Vec<_>) = encoded
+            .into_iter()
+            .partition(|(index, _)| unwritten[*index]);
+        if !overtaken.is_empty() {
+            tracing::debug!(cache = %self.cache, overtaken = overtaken.len(), "stratacache: entries written here since the batch's values landed are not written to Redis");
+        }
+        let encoded: Vec<_> = encoded.into_iter().map(|(_, write)| write).collect();
+        if encoded.is_empty() {
+            return;
         }
         if let Err(fault) = first.l2.write_many(&encoded).await {
             self.fault(&fault);
