@@ -5,12 +5,15 @@
 //! instead of making it permanent.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::l2::counters::Bumped;
 use crate::l2::message::Message;
 use crate::l2::{keys, L2};
+use crate::tags::TagCell;
 use crate::{clock, entry_changes, registry, tags};
 
 /// The longest wait between two attempts to subscribe again.
@@ -57,10 +60,11 @@ fn apply(message: Message) {
 /// first resync of a subscription made again, see [`entry_changes::missed`]).
 ///
 /// The named tags, one counter each (per-entity tags make them many: 100,000 took
-/// 196 `MGET`s and 73 ms of Redis's time), are read only when a counter may have
+/// 196 `MGET`s and 73 ms of Redis's time), are read only where a counter may have
 /// moved since they last were: on a standalone server every bump of one also bumps
-/// the namespace's count of bumps, in the same script, so a count found where it was
-/// at the last full read means none moved since (see [`BUMPS_AT_FULL_READ`]).
+/// the namespace's count of bumps and lists the counter, in the same script, so a
+/// count found where it was at the last read means none moved since (see
+/// [`BUMPS_AT_LAST_READ`]), and a count that moved, that only the listed ones did.
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -85,19 +89,10 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
         Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
     };
     let bumps = bumps_key.and(first.last().copied());
-    // Every `FULL_READ_EVERY`th resync reads them all the same.
-    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
-    let unmoved = !after_gap
-        && skipped < FULL_READ_EVERY
-        && bumps == Some(BUMPS_AT_FULL_READ.load(Ordering::Acquire));
-    if !unmoved {
-        SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
-        if let Err(fault) = resync_named_tags(l2).await {
-            return tracing::debug!(%fault, "stratacache: resync skipped");
-        }
-        // The count read before the named tags: a bump after it moves it again.
-        BUMPS_AT_FULL_READ.store(bumps.unwrap_or(NO_FULL_READ), Ordering::Release);
-    }
+    let named = match resync_named_tags(l2, bumps, after_gap).await {
+        Ok(named) => named,
+        Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
+    };
     let (tag_versions, entry_versions) = first.split_at(cells.len());
     for ((_, cell), version) in cells.iter().zip(tag_versions) {
         cell.observe_remote(*version);
@@ -109,16 +104,17 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
         }
     }
     LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
-    tracing::debug!(named = !unmoved, "stratacache: tag versions resynced");
+    tracing::debug!(named, "stratacache: tag versions resynced");
 }
 
-/// The namespace's count of bumps (standalone) read before the last resync that
-/// read every named tag, or [`NO_FULL_READ`]. Never repeats: the count grows as the
-/// counters do, past the writer's clock in microseconds after a loss (`counters`).
-static BUMPS_AT_FULL_READ: AtomicU64 = AtomicU64::new(NO_FULL_READ);
+/// The namespace's count of bumps (standalone) as of which every named tag's counter
+/// was last read, all of them or those listed as bumped since, or [`NO_LAST_READ`].
+/// Never repeats: the count grows as the counters do, past the writer's clock in
+/// microseconds after a loss (`counters`).
+static BUMPS_AT_LAST_READ: AtomicU64 = AtomicU64::new(NO_LAST_READ);
 
-/// No resync has read every named tag since the count was read (or in a cluster).
-const NO_FULL_READ: u64 = u64::MAX;
+/// No resync has read the named tags since the count was read (or in a cluster).
+const NO_LAST_READ: u64 = u64::MAX;
 
 /// One resync in this many reads every named tag even when the count has not moved:
 /// a counter moved other than by this release's script (a process of an earlier
@@ -130,18 +126,59 @@ const FULL_READ_EVERY: u32 = 30;
 /// Resyncs since the last that read every named tag.
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
-/// Reads the version of every named tag held here.
-async fn resync_named_tags(l2: &L2) -> Result<(), crate::l2::Fault> {
-    let named: Vec<_> = tags::named_cells()
-        .into_iter()
-        .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell))
-        .collect();
+/// Reads the version of the named tags held here that may have moved since the last
+/// resync (`bumps`: the count of bumps it read first, on a standalone server): none
+/// if the count has not moved, those the list of bumps names if it knows them, else
+/// all of them. How many counters it read.
+async fn resync_named_tags(
+    l2: &L2,
+    bumps: Option<u64>,
+    after_gap: bool,
+) -> Result<usize, crate::l2::Fault> {
+    let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
+    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
+    let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
+    let listed = match bumps {
+        Some(count) if !full && count == last_read => return Ok(0),
+        Some(_) if !full => match l2.bumped_since(last_read).await? {
+            Bumped::Counters(count, counters) => Some((bumped_cells(l2, counters), count)),
+            Bumped::Unknown => None,
+        },
+        _ => None,
+    };
+    let (named, count) = listed.unwrap_or_else(|| {
+        SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
+        (all_named_cells(l2), bumps.unwrap_or(NO_LAST_READ))
+    });
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
     let versions = l2.versions(&tag_keys).await?;
     for ((_, cell), version) in named.iter().zip(versions) {
         cell.observe_remote(version);
     }
-    Ok(())
+    // The count read before the counters: a bump after it moves it again.
+    BUMPS_AT_LAST_READ.store(count, Ordering::Release);
+    Ok(tag_keys.len())
+}
+
+/// Every named tag held here, with its counter.
+fn all_named_cells(l2: &L2) -> Vec<(String, Arc<TagCell>)> {
+    tags::named_cells()
+        .into_iter()
+        .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell))
+        .collect()
+}
+
+/// The named tags held here among `counters`, each once.
+fn bumped_cells(l2: &L2, mut counters: Vec<String>) -> Vec<(String, Arc<TagCell>)> {
+    counters.sort_unstable();
+    counters.dedup();
+    counters
+        .into_iter()
+        .filter_map(|counter| {
+            let cell = tags::held(keys::tag_name(&l2.namespace, &counter)?)?;
+            Some((counter, cell))
+        })
+        .collect()
 }
 
 /// The subscriber task: subscribe, resync, apply messages; on any disconnection wait

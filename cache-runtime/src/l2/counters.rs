@@ -35,9 +35,12 @@ pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 /// as `SET NX GET` below does.)
 ///
 /// On a standalone server the same script bumps `KEYS[2]`, the namespace's count of
-/// named tags' bumps, the same way: a resync that finds it where it was at the last
-/// full read knows no named tag's counter has moved since, and reads none (see
-/// `backplane::resync`). One script, so no bump is ever seen without the other.
+/// named tags' bumps, the same way, and appends the count it took, the count before,
+/// and the counter to `KEYS[3]`, the list of the latest [`BUMPS_LOGGED`] bumps: a
+/// resync that finds the count where it was at its last read of the named tags knows
+/// none has moved since, and one that finds it moved reads only the counters the list
+/// names (see [`L2::bumped_since`]). One script, so no bump is ever seen without the
+/// others.
 const BUMP: &str = "#!lua flags=allow-oom\n\
     local floor = tonumber(ARGV[1]) \
     local function bump(key) \
@@ -45,8 +48,49 @@ const BUMP: &str = "#!lua flags=allow-oom\n\
       if current < floor then redis.call('SET', key, ARGV[1]) return floor end \
       return redis.call('INCR', key) \
     end \
-    if KEYS[2] then bump(KEYS[2]) end \
+    if KEYS[2] then \
+      local before = tonumber(redis.call('GET', KEYS[2]) or '0') \
+      local count = bump(KEYS[2]) \
+      redis.call('RPUSH', KEYS[3], string.format('%d %d %s', count, before, KEYS[1])) \
+      redis.call('LTRIM', KEYS[3], -tonumber(ARGV[2]), -1) \
+    end \
     return bump(KEYS[1])";
+
+/// How many bumps `{ns}:bumped` keeps: a resync that finds more since its last read
+/// reads every named tag.
+const BUMPS_LOGGED: usize = 1024;
+
+/// The counters bumped since the count was `ARGV[1]`, newest first, after the count
+/// now: walks `{ns}:bumped` back from its newest entry, whose count must be the count
+/// now, each entry's count before being the count of the one before it, to the entry
+/// whose count before is `ARGV[1]`. `"unknown"` after the count if that chain breaks
+/// (a bump made without the list: a process of an earlier release), does not reach
+/// back so far (more bumps than the list keeps), or the count is missing (Redis
+/// restarted empty).
+const BUMPED_SINCE: &str = "#!lua flags=no-writes\n\
+    local since = tonumber(ARGV[1]) \
+    local count = redis.call('GET', KEYS[1]) \
+    if not count then return {'0', 'unknown'} end \
+    local moved = {count, 'known'} \
+    local want = tonumber(count) \
+    for i = 1, tonumber(ARGV[2]) do \
+      local entry = redis.call('LINDEX', KEYS[2], -i) \
+      if not entry then break end \
+      local at, before, counter = string.match(entry, '^(%d+) (%d+) (.+)$') \
+      if tonumber(at) ~= want then break end \
+      moved[#moved + 1] = counter \
+      if tonumber(before) == since then return moved end \
+      want = tonumber(before) \
+    end \
+    return {count, 'unknown'}";
+
+/// What [`L2::bumped_since`] found.
+pub(crate) enum Bumped {
+    /// The count now, and the counters bumped since (a counter may come twice).
+    Counters(u64, Vec<String>),
+    /// Which counters moved is not known: every named tag must be read.
+    Unknown,
+}
 
 /// Now in unix microseconds: the floor of every counter value written now.
 pub(crate) fn floor() -> u64 {
@@ -79,11 +123,48 @@ impl L2 {
         let mut cmd = redis::cmd("EVAL");
         let named = super::keys::tag_name(&self.namespace, counter).is_some();
         match self.bumps_key().filter(|_| named) {
-            Some(bumps) => cmd.arg(BUMP).arg(2).arg(counter).arg(bumps),
+            Some(bumps) => cmd
+                .arg(BUMP)
+                .arg(3)
+                .arg(counter)
+                .arg(bumps)
+                .arg(super::keys::bumped(&self.namespace)),
             None => cmd.arg(BUMP).arg(1).arg(counter),
         };
-        cmd.arg(floor());
+        cmd.arg(floor()).arg(BUMPS_LOGGED);
         cmd
+    }
+
+    /// The named tags' counters bumped since the namespace's count of bumps was
+    /// `since` (standalone only: see [`L2::bumps_key`]). A bump of the count made
+    /// other than by [`BUMP`] breaks the list's chain: every counter is to be read. A
+    /// counter moved alone (an `INCR` by hand) is not listed: the resync's periodic
+    /// full read finds it.
+    pub(crate) async fn bumped_since(&self, since: u64) -> Result<Bumped, Fault> {
+        let Some(bumps) = self.bumps_key() else {
+            return Ok(Bumped::Unknown);
+        };
+        let bumped = super::keys::bumped(&self.namespace);
+        let reply: Vec<String> = self
+            .call(None, |mut connection| async move {
+                redis::cmd("EVAL")
+                    .arg(BUMPED_SINCE)
+                    .arg(2)
+                    .arg(&bumps)
+                    .arg(&bumped)
+                    .arg(since)
+                    .arg(BUMPS_LOGGED)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let mut reply = reply.into_iter();
+        let count = reply.next().and_then(|count| count.parse().ok());
+        match (count, reply.next().as_deref()) {
+            (Some(count), Some("known")) => Ok(Bumped::Counters(count, reply.collect())),
+            (Some(_), Some("unknown")) => Ok(Bumped::Unknown),
+            _ => Err(Fault::Malformed),
+        }
     }
 
     /// The namespace's count of counter bumps, kept on a standalone server only: in

@@ -54,6 +54,13 @@ pub(crate) fn bumps(namespace: &str) -> String {
     format!("{namespace}:bumps")
 }
 
+/// The latest bumps of named tags' counters, oldest first, each
+/// `"{count} {count before} {counter}"` (the counts of [`bumps`]), on a standalone
+/// server (see `L2::bumped_since`).
+pub(crate) fn bumped(namespace: &str) -> String {
+    format!("{namespace}:bumped")
+}
+
 /// The counter of the global implicit tag ("clear everything").
 pub(crate) fn global_tag(namespace: &str) -> String {
     format!("{namespace}:global-tag")
