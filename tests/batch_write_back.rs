@@ -10,11 +10,16 @@
 //!
 //! A `put!` of another key of the cache meanwhile does not cost the batch's keys
 //! their write-back.
+//!
+//! A single-key load writes back before its call answers, but a loader that added a
+//! tag has its write wait for that tag's version (a round trip) after its value
+//! landed: a `put!` of its key in that wait is newer, and the write is not made.
 
 #[macro_use]
 mod support;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -36,6 +41,18 @@ async fn row(id: u64) -> u64 {
 async fn rows(ids: Vec<u64>) -> HashMap<u64, u64> {
     let truth = TRUTH.load(Ordering::SeqCst);
     ids.into_iter().map(|id| (id, truth)).collect()
+}
+
+/// Set by `tagged_row`'s loader when it runs.
+static TAGGED_LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A single-key function whose loader adds a tag (its write waits for the tag's
+/// version).
+#[cached(ttl = "100ms", tags = ["row:{id}"], name = "wb.tagged")]
+async fn tagged_row(id: u64) -> u64 {
+    stratacache::this_load::add_tag(format!("shard:{}", id % 4));
+    TAGGED_LOADED.store(true, Ordering::SeqCst);
+    TRUTH.load(Ordering::SeqCst)
 }
 
 /// A cache whose entries outlive the test, for the write-back that is made.
@@ -70,6 +87,7 @@ fn a_batch_write_back_is_given_up_for_the_keys_written_since_and_only_for_them()
     });
     a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made(&server, &main);
     a_put_of_another_key_does_not_cost_a_batch_its_write_back(&server, &main);
+    a_single_key_write_back_waiting_for_an_added_tag_is_not_made_after_a_put(&server, &main);
 }
 
 fn a_batch_write_back_that_comes_after_a_put_of_its_key_is_not_made(
@@ -119,5 +137,47 @@ fn a_put_of_another_key_does_not_cost_a_batch_its_write_back(
         entries(),
         2,
         "the batch's value of key 7 was not written back after a put! of key 8"
+    );
+}
+
+fn a_single_key_write_back_waiting_for_an_added_tag_is_not_made_after_a_put(
+    server: &Deployment,
+    main: &tokio::runtime::Runtime,
+) {
+    TRUTH.store(1, Ordering::SeqCst);
+    let entries = || server.keys(&format!("{NS}:wb.tagged:v0:*")).len();
+    let caller = runtime(false);
+    caller.block_on(async {
+        let mut call = std::pin::pin!(tagged_row(7));
+        // Poll the call until its loader has run: that poll lands the value and
+        // leaves the call waiting for the added tag's version, its write not sent.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !TAGGED_LOADED.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the loader never ran");
+            let answered = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(call.as_mut().poll(cx).is_ready())
+            })
+            .await;
+            assert!(!answered, "the call answered before its loader ran");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The call is not polled while the put! runs and its entry expires.
+        TRUTH.store(2, Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| main.block_on(put!(tagged_row(7), 2)).unwrap())
+                .join()
+                .unwrap()
+        });
+        assert!(
+            eventually(Duration::from_secs(5), || entries() == 0),
+            "the put!'s entry did not expire from Redis"
+        );
+        assert_eq!(call.await, 1, "the call answers what its loader returned");
+    });
+    assert_eq!(
+        entries(),
+        0,
+        "the single-key write-back, older than the put!, landed in Redis"
     );
 }

@@ -192,7 +192,14 @@ where
                     // The newest value: it replaces whatever Redis holds.
                     let under = WriteUnder::newest(versions);
                     self.entries_for(&target)
-                        .write(&target, &value, under, lifetime, &AddedTags::default())
+                        .write(
+                            &target,
+                            &value,
+                            under,
+                            lifetime,
+                            &AddedTags::default(),
+                            &|| true,
+                        )
                         .await
                 }
                 Err(fault) => {

@@ -360,16 +360,20 @@ where
         let landed = || Landed::Value(value.clone(), Origin::Loader);
         load.lead
             .land_with::<()>(landed, settled.keep(value, &load.stamps));
+        // Read once landed (a `refresh!`'s landing counts as a write of its key), with
+        // no yield since: see `write_back_after_load`.
+        let writes_before = self.flights.writes();
         if refreshed {
             Box::pin(self.drop_refreshed_in_redis(&load.lead.key, load.target())).await;
         }
         let shared = load.shared.as_deref_mut();
         if let (Some(shared), false) = (shared, settled.skip) {
             let under = shared.under.take();
-            let lifetime = settled.written_lifetime(&self.options);
             let (flight, target) = (&load.lead.flight, &shared.target);
-            let added = &settled.added;
-            let write = self.write_back_after_load(flight, target, value, under, lifetime, added);
+            let key = self.flights.key_hash(&load.lead.key);
+            let unwritten = || !self.flights.lock().written_since(writes_before, key);
+            let write =
+                self.write_back_after_load(flight, target, value, under, &settled, &unwritten);
             Box::pin(write).await;
             shared.writing = None;
         }

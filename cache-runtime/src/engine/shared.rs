@@ -5,12 +5,10 @@
 
 use std::future::Future;
 
-use super::lead::Lead;
+use super::lead::{Lead, Settled};
 use super::{Cache, CacheKey, CacheValue};
 use crate::entry_changes;
-use crate::l2::entry::{
-    AddedTags, Entries, HeldLock, Locked, Read, SharedFallback, Target, WriteUnder,
-};
+use crate::l2::entry::{Entries, HeldLock, Locked, Read, SharedFallback, Target, WriteUnder};
 use crate::l2::keys;
 use crate::l2::message::Message;
 use crate::l2::Fault;
@@ -165,14 +163,20 @@ where
     /// it may not store in L1. One made in another process whose message is still on
     /// its way has changed the entry in Redis, and the write, a compare-and-set over
     /// what the read found, does not land ([`replace`](crate::l2::replace)).
+    ///
+    /// The value has landed, retiring the flight, so a write of the key made here
+    /// from then on dooms nothing: `unwritten` says whether one came, asked right
+    /// before the write is sent (after the round trip for the versions of the tags
+    /// the loader added, in which a `put!` whose entry expired meanwhile would
+    /// otherwise be written over).
     pub(super) async fn write_back_after_load(
         &self,
         flight: &crate::flight::Flight<V>,
         target: &Target,
         value: &V,
         under: Option<WriteUnder>,
-        lifetime: Lifetime,
-        added_tags: &AddedTags,
+        settled: &Settled,
+        unwritten: &(dyn Fn() -> bool + Sync),
     ) {
         if flight.is_doomed() {
             return;
@@ -181,8 +185,9 @@ where
         let written = match under {
             Some(under) => {
                 let entries = self.entries_for(target);
+                let lifetime = settled.written_lifetime(&self.options);
                 entries
-                    .write(target, value, under, lifetime, added_tags)
+                    .write(target, value, under, lifetime, &settled.added, unwritten)
                     .await
             }
             // Redis failed the read before the load: nothing to write under.

@@ -135,7 +135,8 @@ where
     /// load found, would land the older value in Redis for every reader (the
     /// one-process checker counted 196 to 626 reads in 10 s of batch reads beside
     /// `put!`s that got less than a returned write). A single-key load sends its write
-    /// before it yields, ahead of any later write of its key (see `write_back_after_load`).
+    /// before it yields, ahead of any later write of its key, or, after the round trip
+    /// for its added tags' versions, checks the same way (see `write_back_after_load`).
     pub(super) async fn write_back_many(
         &'static self,
         writes: Vec<(Target, V, WriteUnder)>,

@@ -89,8 +89,9 @@ impl AddedTags {
 }
 
 impl<K, V> Entries<'_, K, V> {
-    /// Writes a value to Redis (see [`WriteUnder`]); false if it was not written:
-    /// Redis failed (counted and logged), or the entry changed since the read.
+    /// Writes a value to Redis (see [`WriteUnder`]) if `unwritten` still holds right
+    /// before it is sent; false if it was not written: Redis failed (counted and
+    /// logged), the entry changed since the read, or `unwritten` no longer held.
     pub(crate) async fn write(
         &self,
         target: &Target,
@@ -98,6 +99,7 @@ impl<K, V> Entries<'_, K, V> {
         under: WriteUnder,
         lifetime: Lifetime,
         added_tags: &AddedTags,
+        unwritten: &(dyn Fn() -> bool + Sync),
     ) -> bool {
         if !under.still_current(target.l2) {
             tracing::debug!(cache = %self.cache, "stratacache: the load outlived the write-back window (half of Config::tombstone_ttl); its value is not written to Redis");
@@ -112,6 +114,10 @@ impl<K, V> Entries<'_, K, V> {
         let Some((bytes, ttl_ms)) = self.envelope(target, value, versions, lifetime, &added) else {
             return false;
         };
+        if !unwritten() {
+            tracing::debug!(cache = %self.cache, "stratacache: the entry was written here since the value landed; it is not written to Redis");
+            return false;
+        }
         match target
             .l2
             .write(&target.entry_key, &bytes, ttl_ms, &prior)
