@@ -17,7 +17,7 @@
 //! the whole suite beside a busy loop (10-second release runs: in four of four), a batch's
 //! write-back, made from a task after its call answered, that landed its value in
 //! Redis over a `put!` made in between whose entry had expired
-//! (`tests/batch_write_back.rs`).
+//! (`tests/write_back_after_landing.rs`).
 
 #[macro_use]
 mod support;

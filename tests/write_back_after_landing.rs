@@ -1,3 +1,5 @@
+//! A write-back made after its value landed is given up for a key written here since.
+//!
 //! A batch call writes its loaded values back to Redis from a task of its own, after
 //! it has answered. A `put!` of one of its keys that comes between the answer and that
 //! task is newer than the loaded value; once the `put!`'s entry has left Redis (its
@@ -79,7 +81,7 @@ fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
 /// running: the connection's task runs on it, so the batch runtime's calls use it
 /// while that one is not polled.
 #[test]
-fn a_batch_write_back_is_given_up_for_the_keys_written_since_and_only_for_them() {
+fn a_write_back_is_given_up_for_the_keys_written_here_since_the_landing_and_only_for_them() {
     let server = Deployment::standalone();
     let main = runtime(true);
     main.block_on(async {
