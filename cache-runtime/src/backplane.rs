@@ -138,18 +138,18 @@ async fn resync_named_tags(
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
     let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
-    let listed = match bumps {
+    let bumped = match bumps {
         Some(count) if !full && count == last_read => return Ok(0),
-        Some(_) if !full => match l2.bumped_since(last_read).await? {
-            Bumped::Counters(count, counters) => Some((bumped_cells(l2, counters), count)),
-            Bumped::Unknown => None,
-        },
-        _ => None,
+        Some(_) if !full => l2.bumped_since(last_read).await?,
+        _ => Bumped::Unknown,
     };
-    let (named, count) = listed.unwrap_or_else(|| {
-        SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
-        (all_named_cells(l2), bumps.unwrap_or(NO_LAST_READ))
-    });
+    let (named, count) = match bumped {
+        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), count),
+        Bumped::Unknown => {
+            SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
+            (all_named_cells(l2), bumps.unwrap_or(NO_LAST_READ))
+        }
+    };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
     let versions = l2.versions(&tag_keys).await?;
     for ((_, cell), version) in named.iter().zip(versions) {
