@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::l2::counters::Bumped;
+use crate::l2::counters::{self, Bumped};
 use crate::l2::message::Message;
 use crate::l2::{keys, L2};
 use crate::tags::TagCell;
@@ -61,10 +61,11 @@ fn apply(message: Message) {
 ///
 /// The named tags, one counter each (per-entity tags make them many: 100,000 took
 /// 196 `MGET`s and 73 ms of Redis's time), are read only where a counter may have
-/// moved since they last were: on a standalone server every bump of one also bumps
-/// the namespace's count of bumps and lists the counter, in the same script, so a
-/// count found where it was at the last read means none moved since (see
-/// [`BUMPS_AT_LAST_READ`]), and a count that moved, that only the listed ones did.
+/// moved since they last were: every bump of one also bumps the namespace's count of
+/// bumps and lists the counter (in the same script on a standalone server, right
+/// after on a cluster: `counters`), so a count found where it was at the last read
+/// means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that moved, that
+/// only the listed ones did.
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -73,7 +74,6 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
             .iter()
             .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
     );
-    let bumps_key = l2.bumps_key();
     let first_keys: Vec<String> = cells
         .iter()
         .map(|(key, _)| key.clone())
@@ -82,13 +82,13 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
                 .iter()
                 .map(|(name, _)| keys::entry_changes(&l2.namespace, name)),
         )
-        .chain(bumps_key.iter().cloned())
+        .chain([l2.bumps_key()])
         .collect();
     let first = match l2.versions(&first_keys).await {
         Ok(versions) => versions,
         Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
     };
-    let bumps = bumps_key.and(first.last().copied());
+    let bumps = first.last().copied().unwrap_or(counters::MISSING);
     let named = match resync_named_tags(l2, bumps, after_gap).await {
         Ok(named) => named,
         Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
@@ -107,18 +107,18 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     tracing::debug!(named, "stratacache: tag versions resynced");
 }
 
-/// The namespace's count of bumps (standalone) as of which every named tag's counter
+/// The namespace's count of bumps as of which every named tag's counter
 /// was last read, all of them or those listed as bumped since, or [`NO_LAST_READ`].
 /// Never repeats: the count grows as the counters do, past the writer's clock in
 /// microseconds after a loss (`counters`).
 static BUMPS_AT_LAST_READ: AtomicU64 = AtomicU64::new(NO_LAST_READ);
 
-/// No resync has read the named tags since the count was read (or in a cluster).
+/// No resync has read the named tags since the count was read.
 const NO_LAST_READ: u64 = u64::MAX;
 
 /// One resync in this many reads every named tag even when the count has not moved:
-/// a counter moved other than by this release's script (a process of an earlier
-/// release, during a rolling upgrade; an `INCR` by hand) moves no count, and its lost
+/// a counter moved other than by this release's script (during a rolling upgrade, a
+/// process of an earlier release on a cluster; an `INCR` by hand) moves no count, and its lost
 /// message is caught within this many intervals instead of one (5 minutes at the
 /// default interval; an idle resync costs 1/30 of a full one, on average).
 const FULL_READ_EVERY: u32 = 30;
@@ -127,27 +127,27 @@ const FULL_READ_EVERY: u32 = 30;
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
 /// Reads the version of the named tags held here that may have moved since the last
-/// resync (`bumps`: the count of bumps it read first, on a standalone server): none
+/// resync (`bumps`: the count of bumps it read first): none
 /// if the count has not moved, those the list of bumps names if it knows them, else
 /// all of them. How many counters it read.
 async fn resync_named_tags(
     l2: &L2,
-    bumps: Option<u64>,
+    bumps: u64,
     after_gap: bool,
 ) -> Result<usize, crate::l2::Fault> {
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
     let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
     let bumped = match bumps {
-        Some(count) if !full && count == last_read => return Ok(0),
-        Some(_) if !full => l2.bumped_since(last_read).await?,
-        _ => Bumped::Unknown,
+        _ if full => Bumped::Unknown,
+        count if count == last_read => return Ok(0),
+        _ => l2.bumped_since(last_read).await?,
     };
     let (named, count) = match bumped {
         Bumped::Counters(count, counters) => (bumped_cells(l2, counters), count),
         Bumped::Unknown => {
             SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
-            (all_named_cells(l2), bumps.unwrap_or(NO_LAST_READ))
+            (all_named_cells(l2), bumps)
         }
     };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();

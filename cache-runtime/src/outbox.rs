@@ -147,7 +147,8 @@ impl Invalidation {
         }
     }
 
-    /// Bumps the counter (and puts an entry's tombstone) in Redis, then tells the others.
+    /// Bumps the counter (and puts an entry's tombstone) in Redis, then tells the
+    /// others; on a cluster, logs a named tag's bump last (see [`L2::log_bump`]).
     async fn deliver(&self, l2: &L2) -> Result<(), Fault> {
         let counter = self.counter(&l2.namespace);
         let (tombstone, cache) = match &self.scope {
@@ -180,7 +181,10 @@ impl Invalidation {
             .iter()
             .for_each(|cache| entry_changes::heard(cache, version));
         let message = self.message(version);
-        l2.publish(message.encode(l2.instance)).await
+        l2.publish(message.encode(l2.instance)).await?;
+        // After the message: while the master of the log's slot is down, the others
+        // still hear of the bump; the whole delivery is made again until it is logged.
+        l2.log_bump(&counter).await
     }
 }
 

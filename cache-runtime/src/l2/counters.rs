@@ -34,13 +34,18 @@ pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 /// serving what it superseded; a counter is a few bytes. (Script flags need Redis 7,
 /// as `SET NX GET` below does.)
 ///
-/// On a standalone server the same script bumps `KEYS[2]`, the namespace's count of
-/// named tags' bumps, the same way, and appends the count it took, the count before,
-/// and the counter to `KEYS[3]`, the list of the latest [`BUMPS_LOGGED`] bumps: a
-/// resync that finds the count where it was at its last read of the named tags knows
-/// none has moved since, and one that finds it moved reads only the counters the list
-/// names (see [`L2::bumped_since`]). One script, so no bump is ever seen without the
-/// others.
+/// A named tag's bump is also logged: the namespace's count of bumps (`{ns}:bumps`)
+/// is bumped the same way, and the count it took, the count before and the counter
+/// are appended to `{ns}:bumped`, the list of the latest [`BUMPS_LOGGED`]. A resync
+/// that finds the count where it was at its last read of the named tags knows none
+/// has moved since, and one that finds it moved reads only the counters the list
+/// names (see [`L2::bumped_since`]). On a standalone server one script does both
+/// (`KEYS`: the counter, the count, the list), so no bump is ever seen without the
+/// others. On a cluster the count and the list live in another slot than the
+/// counter, so the log is a second call of the same script (`KEYS`: the count, the
+/// list; `ARGV[3]`: the counter) made after the bump has succeeded: a resync that
+/// reads the count, then the counters, reads every counter bumped before the count
+/// it read moved.
 const BUMP: &str = "#!lua flags=allow-oom\n\
     local floor = tonumber(ARGV[1]) \
     local function bump(key) \
@@ -48,12 +53,15 @@ const BUMP: &str = "#!lua flags=allow-oom\n\
       if current < floor then redis.call('SET', key, ARGV[1]) return floor end \
       return redis.call('INCR', key) \
     end \
-    if KEYS[2] then \
-      local before = tonumber(redis.call('GET', KEYS[2]) or '0') \
-      local count = bump(KEYS[2]) \
-      redis.call('RPUSH', KEYS[3], string.format('%d %d %s', count, before, KEYS[1])) \
-      redis.call('LTRIM', KEYS[3], -tonumber(ARGV[2]), -1) \
+    local function log(count_key, list, counter) \
+      local before = tonumber(redis.call('GET', count_key) or '0') \
+      local count = bump(count_key) \
+      redis.call('RPUSH', list, string.format('%d %d %s', count, before, counter)) \
+      redis.call('LTRIM', list, -tonumber(ARGV[2]), -1) \
+      return count \
     end \
+    if ARGV[3] then return log(KEYS[1], KEYS[2], ARGV[3]) end \
+    if KEYS[2] then log(KEYS[2], KEYS[3], KEYS[1]) end \
     return bump(KEYS[1])";
 
 /// How many bumps `{ns}:bumped` keeps: a resync that finds more since its last read
@@ -116,42 +124,69 @@ pub(crate) fn parse_versions(
 
 impl L2 {
     /// The command that bumps `counter` to a version it never held, and, if it is a
-    /// named tag's, on a standalone server, the namespace's count of bumps
-    /// ([`L2::bumps_key`]). The other counters (a cache's, the global tag's, a
-    /// cache's entry changes) are few, and every resync reads them anyway.
+    /// named tag's, on a standalone server, logs the bump (see [`BUMP`]). The other
+    /// counters (a cache's, the global tag's, a cache's entry changes) are few, and
+    /// every resync reads them anyway.
     pub(crate) fn bump_command(&self, counter: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
-        let named = super::keys::tag_name(&self.namespace, counter).is_some();
-        match self.bumps_key().filter(|_| named) {
-            Some(bumps) => cmd
-                .arg(BUMP)
+        if Self::is_named(&self.namespace, counter) && !self.is_cluster() {
+            cmd.arg(BUMP)
                 .arg(3)
                 .arg(counter)
-                .arg(bumps)
-                .arg(super::keys::bumped(&self.namespace)),
-            None => cmd.arg(BUMP).arg(1).arg(counter),
-        };
+                .arg(self.bumps_key())
+                .arg(self.bumped_key());
+        } else {
+            cmd.arg(BUMP).arg(1).arg(counter);
+        }
         cmd.arg(floor()).arg(BUMPS_LOGGED);
         cmd
     }
 
+    /// On a cluster, logs the bump of a named tag's counter, once it has succeeded
+    /// (see [`BUMP`]); a no-op elsewhere. A bump whose log failed is to be made again
+    /// with its log: a bump more is one more invalidation of the tag, an unlogged one
+    /// a lost message that only a full resync finds.
+    pub(crate) async fn log_bump(&self, counter: &str) -> Result<(), Fault> {
+        if !Self::is_named(&self.namespace, counter) || !self.is_cluster() {
+            return Ok(());
+        }
+        let (count, list) = (self.bumps_key(), self.bumped_key());
+        let (count, list) = (count.as_str(), list.as_str());
+        self.call(Some(count), |mut connection| async move {
+            redis::cmd("EVAL")
+                .arg(BUMP)
+                .arg(2)
+                .arg(count)
+                .arg(list)
+                .arg(floor())
+                .arg(BUMPS_LOGGED)
+                .arg(counter)
+                .query_async::<u64>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    fn is_named(namespace: &str, counter: &str) -> bool {
+        super::keys::tag_name(namespace, counter).is_some()
+    }
+
     /// The named tags' counters bumped since the namespace's count of bumps was
-    /// `since` (standalone only: see [`L2::bumps_key`]). A bump of the count made
-    /// other than by [`BUMP`] breaks the list's chain: every counter is to be read. A
-    /// counter moved alone (an `INCR` by hand) is not listed: the resync's periodic
-    /// full read finds it.
+    /// `since`. A bump of the count made other than by [`BUMP`] breaks the list's
+    /// chain: every counter is to be read. A counter moved alone (an `INCR` by hand,
+    /// or on a cluster a process of an earlier release, which logged nothing) is not
+    /// listed: the resync's periodic full read finds it.
     pub(crate) async fn bumped_since(&self, since: u64) -> Result<Bumped, Fault> {
-        let Some(bumps) = self.bumps_key() else {
-            return Ok(Bumped::Unknown);
-        };
-        let bumped = super::keys::bumped(&self.namespace);
+        let (count, list) = (self.bumps_key(), self.bumped_key());
+        let (count, list) = (count.as_str(), list.as_str());
         let reply: Vec<String> = self
-            .call(None, |mut connection| async move {
+            .call(Some(count), |mut connection| async move {
                 redis::cmd("EVAL")
                     .arg(BUMPED_SINCE)
                     .arg(2)
-                    .arg(&bumps)
-                    .arg(&bumped)
+                    .arg(count)
+                    .arg(list)
                     .arg(since)
                     .arg(BUMPS_LOGGED)
                     .query_async(&mut connection)
@@ -167,11 +202,13 @@ impl L2 {
         }
     }
 
-    /// The namespace's count of counter bumps, kept on a standalone server only: in
-    /// a cluster it would live in another slot than the counters, which one script
-    /// cannot span.
-    pub(crate) fn bumps_key(&self) -> Option<String> {
-        (!self.is_cluster()).then(|| super::keys::bumps(&self.namespace))
+    /// The namespace's count of named tags' bumps ([`super::keys::bumps`]).
+    pub(crate) fn bumps_key(&self) -> String {
+        super::keys::bumps(&self.namespace, self.is_cluster())
+    }
+
+    fn bumped_key(&self) -> String {
+        super::keys::bumped(&self.namespace, self.is_cluster())
     }
 
     /// Creates the counters among `counters` that read as missing (`versions` holds

@@ -48,17 +48,27 @@ pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
     format!("{namespace}:entry-changes:{cache}")
 }
 
-/// How many bumps of named tags' counters the namespace has seen, on a standalone
-/// server (see `L2::bump_command`).
-pub(crate) fn bumps(namespace: &str) -> String {
-    format!("{namespace}:bumps")
+/// How many bumps of named tags' counters the namespace has seen (see
+/// `L2::bump_command`). On a cluster the namespace is the key's hash tag, so that
+/// this count and the list of [`bumped`] share a slot, which one script needs; on a
+/// standalone server the name is the one earlier releases used.
+pub(crate) fn bumps(namespace: &str, cluster: bool) -> String {
+    format!("{}:bumps", bump_log_prefix(namespace, cluster))
 }
 
 /// The latest bumps of named tags' counters, oldest first, each
-/// `"{count} {count before} {counter}"` (the counts of [`bumps`]), on a standalone
-/// server (see `L2::bumped_since`).
-pub(crate) fn bumped(namespace: &str) -> String {
-    format!("{namespace}:bumped")
+/// `"{count} {count before} {counter}"` (the counts of [`bumps`]; see
+/// `L2::bumped_since`).
+pub(crate) fn bumped(namespace: &str, cluster: bool) -> String {
+    format!("{}:bumped", bump_log_prefix(namespace, cluster))
+}
+
+fn bump_log_prefix(namespace: &str, cluster: bool) -> std::borrow::Cow<'_, str> {
+    if cluster {
+        format!("{{{namespace}}}").into()
+    } else {
+        namespace.into()
+    }
 }
 
 /// The counter of the global implicit tag ("clear everything").
@@ -85,6 +95,16 @@ mod tests {
         assert_eq!(tag_name("ns", &cache_tag("ns", "users.get")), None);
         assert_eq!(tag_name("ns", &global_tag("ns")), None);
         assert_eq!(tag_name("other", &tag("ns", "user:7")), None);
+    }
+
+    #[test]
+    fn the_log_of_bumps_shares_a_slot_on_a_cluster_and_keeps_its_names_elsewhere() {
+        // Pinned: processes of an earlier release bump the standalone count.
+        assert_eq!(bumps("ns", false), "ns:bumps");
+        assert_eq!(bumped("ns", false), "ns:bumped");
+        // The hash tag `{ns}`: the one script that moves both reaches them.
+        assert_eq!(bumps("ns", true), "{ns}:bumps");
+        assert_eq!(bumped("ns", true), "{ns}:bumped");
     }
 
     #[test]
