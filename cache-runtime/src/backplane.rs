@@ -62,10 +62,10 @@ fn apply(message: Message) {
 /// The named tags, one counter each (per-entity tags make them many: 100,000 took
 /// 196 `MGET`s and 73 ms of Redis's time), are read only where a counter may have
 /// moved since they last were: every bump of one also bumps the namespace's count of
-/// bumps and lists the counter (in the same script on a standalone server, right
-/// after on a cluster: `counters`), so a count found where it was at the last read
-/// means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that moved, that
-/// only the listed ones did.
+/// bumps and lists the counter (in the same script on a standalone server, after the
+/// bump's message on a cluster: `counters`), so a count found where it was at the
+/// last read means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that
+/// moved, that only the listed ones did.
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -107,8 +107,8 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     tracing::debug!(named, "stratacache: tag versions resynced");
 }
 
-/// The namespace's count of bumps as of which every named tag's counter
-/// was last read, all of them or those listed as bumped since, or [`NO_LAST_READ`].
+/// The namespace's count of bumps as of which every named tag's counter was last
+/// read, all of them or those listed as bumped since, or [`NO_LAST_READ`].
 /// Never repeats: the count grows as the counters do, past the writer's clock in
 /// microseconds after a loss (`counters`).
 static BUMPS_AT_LAST_READ: AtomicU64 = AtomicU64::new(NO_LAST_READ);
@@ -117,19 +117,19 @@ static BUMPS_AT_LAST_READ: AtomicU64 = AtomicU64::new(NO_LAST_READ);
 const NO_LAST_READ: u64 = u64::MAX;
 
 /// One resync in this many reads every named tag even when the count has not moved:
-/// a counter moved other than by this release's script (during a rolling upgrade, a
-/// process of an earlier release on a cluster; an `INCR` by hand) moves no count, and its lost
-/// message is caught within this many intervals instead of one (5 minutes at the
-/// default interval; an idle resync costs 1/30 of a full one, on average).
+/// a counter moved other than by this release's script (an `INCR` by hand; during a
+/// rolling upgrade, a process of an earlier release on a cluster) moves no count, and
+/// its lost message is caught within this many intervals instead of one (5 minutes
+/// at the default interval; an idle resync costs 1/30 of a full one, on average).
 const FULL_READ_EVERY: u32 = 30;
 
 /// Resyncs since the last that read every named tag.
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
 /// Reads the version of the named tags held here that may have moved since the last
-/// resync (`bumps`: the count of bumps it read first): none
-/// if the count has not moved, those the list of bumps names if it knows them, else
-/// all of them. How many counters it read.
+/// resync (`bumps`: the count of bumps it read first): none if the count has not
+/// moved, those the list of bumps names if it knows them, else all of them. How many
+/// counters it read.
 async fn resync_named_tags(
     l2: &L2,
     bumps: u64,

@@ -43,9 +43,9 @@ pub(crate) const MISSING: u64 = crate::tags::NO_COUNTER;
 /// (`KEYS`: the counter, the count, the list), so no bump is ever seen without the
 /// others. On a cluster the count and the list live in another slot than the
 /// counter, so the log is a second call of the same script (`KEYS`: the count, the
-/// list; `ARGV[3]`: the counter) made after the bump has succeeded: a resync that
-/// reads the count, then the counters, reads every counter bumped before the count
-/// it read moved.
+/// list; `ARGV[3]`: the counter) made after the bump and its message
+/// ([`L2::log_bump`]): a resync that reads the count, then the counters, reads every
+/// counter bumped before the count it read moved.
 const BUMP: &str = "#!lua flags=allow-oom\n\
     local floor = tonumber(ARGV[1]) \
     local function bump(key) \
@@ -129,7 +129,7 @@ impl L2 {
     /// every resync reads them anyway.
     pub(crate) fn bump_command(&self, counter: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
-        if Self::is_named(&self.namespace, counter) && !self.is_cluster() {
+        if self.is_named(counter) && !self.is_cluster() {
             cmd.arg(BUMP)
                 .arg(3)
                 .arg(counter)
@@ -147,7 +147,7 @@ impl L2 {
     /// with its log: a bump more is one more invalidation of the tag, an unlogged one
     /// a lost message that only a full resync finds.
     pub(crate) async fn log_bump(&self, counter: &str) -> Result<(), Fault> {
-        if !Self::is_named(&self.namespace, counter) || !self.is_cluster() {
+        if !self.is_named(counter) || !self.is_cluster() {
             return Ok(());
         }
         let (count, list) = (self.bumps_key(), self.bumped_key());
@@ -168,8 +168,8 @@ impl L2 {
         .map(drop)
     }
 
-    fn is_named(namespace: &str, counter: &str) -> bool {
-        super::keys::tag_name(namespace, counter).is_some()
+    fn is_named(&self, counter: &str) -> bool {
+        super::keys::tag_name(&self.namespace, counter).is_some()
     }
 
     /// The named tags' counters bumped since the namespace's count of bumps was
