@@ -293,11 +293,15 @@ fn a_lost_invalidation_message_is_caught_up_by_the_resync(cluster: bool) {
     a.get("get 9");
     assert_eq!(a.get("get 9").loads, 1);
     // Bumps listed before and after the lost one, the first read by a resync of the
-    // worker's (it runs the script that walks the list: one `EVAL` more).
+    // worker's (it runs the script that walks the list: one `EVAL` more). A bump made
+    // before the worker's first resync is read by that resync's full read, and
+    // walked by none: the first bump is made again until one is walked.
     let evals = || server.info_sum("commandstats", "cmdstat_eval:calls=");
-    assert_eq!(a.send("invalidate_tag user:1"), "ok");
-    let bumped = evals();
-    let read = eventually(Duration::from_secs(3), || evals() > bumped);
+    let read = (0..5).any(|_| {
+        assert_eq!(a.send("invalidate_tag user:1"), "ok");
+        let bumped = evals();
+        eventually(Duration::from_secs(3), || evals() > bumped)
+    });
     assert!(read, "no resync walked the list of bumps");
     // An invalidation whose pub/sub message never arrived: the counter moved, no
     // message. The invalidation's script moves the count of bumps too, and lists the
@@ -860,16 +864,15 @@ fn an_idle_resync_reads_no_tag_counter(cluster: bool) {
     };
     // Six resyncs in 300 ms, of which one at most (one in thirty) reads every
     // counter: at most about 2,000 + 6 × 40 keys, where six full reads are 12,000;
-    // and each reads the few counters it always reads (4 here), so some were made.
+    // and each reads the few counters it always reads (4 here), so that none made
+    // at all would show.
     let settled = eventually(Duration::from_secs(5), || in_300ms() < 2_500);
     assert!(settled, "every resync read every tag counter");
-    for _ in 0..3 {
-        let lookups = in_300ms();
-        assert!(
-            (4..2_500).contains(&lookups),
-            "{lookups} keys read in 300 ms of idle resyncs"
-        );
-    }
+    let idle: Vec<u64> = (0..3).map(|_| in_300ms()).collect();
+    assert!(
+        idle.iter().all(|&n| n < 2_500) && idle.iter().sum::<u64>() >= 4,
+        "keys read in 300 ms of idle resyncs: {idle:?}"
+    );
     // An entry's change moves no named tag's counter, nor the count; an
     // invalidation of a tag moves it, and lists the counter.
     let count = || -> Option<u64> { server.query(redis::cmd("GET").arg(bumps_key(cluster))) };
