@@ -852,7 +852,6 @@ fn an_idle_resync_reads_no_tag_counter(cluster: bool) {
     for from in (0..2000).step_by(250) {
         a.send(&format!("concurrent_gets {from} {}", from + 250));
     }
-    assert_eq!(a.get("get 0").l2_errors, 0, "Redis failed calls");
     // Keys Redis has looked up: each key of an `MGET` is one.
     let looked_up = || -> u64 {
         server.info_sum("stats", "keyspace_hits:") + server.info_sum("stats", "keyspace_misses:")
@@ -863,7 +862,7 @@ fn an_idle_resync_reads_no_tag_counter(cluster: bool) {
         looked_up() - before
     };
     // Six resyncs in 300 ms, of which one at most (one in thirty) reads every
-    // counter: at most about 2,000 + 6 × 40 keys, where six full reads are 12,000;
+    // counter: at most about 2,000 + 6 × 4 keys, where six full reads are 12,000;
     // and each reads the few counters it always reads (4 here), so that none made
     // at all would show.
     let settled = eventually(Duration::from_secs(5), || in_300ms() < 2_500);

@@ -402,35 +402,21 @@ impl Deployment {
         keys
     }
 
-    /// The lines of `INFO section` of every node, one after the other.
-    pub fn info(&self, section: &str) -> Vec<String> {
-        self.servers()
-            .into_iter()
-            .flat_map(|server| {
-                let info: String = redis::cmd("INFO")
-                    .arg(section)
-                    .query(&mut server.connection())
-                    .unwrap_or_else(|e| panic!("INFO {section}: {e}"));
-                info.lines().map(str::to_owned).collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    /// The sum over every node of `INFO` field `prefix` (`keyspace_hits:` say, or
-    /// `cmdstat_eval:calls=`), read up to the next `,`.
+    /// The sum over every node of `INFO section`'s field `prefix` (`keyspace_hits:`
+    /// say, or `cmdstat_eval:calls=`), read up to the next `,`.
     pub fn info_sum(&self, section: &str, prefix: &str) -> u64 {
-        self.info(section)
-            .iter()
-            .filter_map(|line| line.strip_prefix(prefix))
-            .map(|rest| {
-                rest.split(',')
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap()
-            })
-            .sum()
+        let mut sum = 0;
+        for server in self.servers() {
+            let info: String = redis::cmd("INFO")
+                .arg(section)
+                .query(&mut server.connection())
+                .unwrap_or_else(|e| panic!("INFO {section}: {e}"));
+            for rest in info.lines().filter_map(|line| line.strip_prefix(prefix)) {
+                let field = rest.split(',').next().unwrap().trim();
+                sum += field.parse::<u64>().unwrap();
+            }
+        }
+        sum
     }
 
     /// Runs one command against the node that owns its key.
