@@ -23,6 +23,7 @@
 //! `None` after `gone on`), `grouped ID` (tag added by the loader), `swr ID`
 //! (stale-while-revalidate; 2 s loads after `slow on`), `put_while_paused ID` (below), `locked ID` (fleet-wide lock),
 //! `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`, `invalidate_locked ID`,
+//! `brief ID`, `put_brief ID VALUE` and `invalidate_brief ID` (as `locked`, with a 300 ms ttl),
 //! `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache), `batch FROM TO` (ids
 //! `FROM..TO` through a batch function sharing `get`'s cache), `grouped_batch ID,ID..`
 //! (a batch function sharing `grouped`'s cache), `grouped_batch_then_invalidate ID,ID.. TAG`
@@ -216,6 +217,16 @@ async fn put_while_paused(url: &str, id: u64) -> String {
 /// One load per key for the whole fleet; 300 ms loads (5 s after `slow on`).
 #[cached(ttl = "60s", lock, name = "worker.locked")]
 async fn locked(id: u64) -> String {
+    locked_load("locked", id).await
+}
+
+/// As `locked`, with entries that end long before a slow load does.
+#[cached(ttl = "300ms", lock, name = "worker.brief")]
+async fn brief(id: u64) -> String {
+    locked_load("brief", id).await
+}
+
+async fn locked_load(function: &str, id: u64) -> String {
     LOADS.fetch_add(1, Ordering::SeqCst);
     let load_time = if SLOW.load(Ordering::SeqCst) {
         5_000
@@ -223,7 +234,7 @@ async fn locked(id: u64) -> String {
         300
     };
     tokio::time::sleep(Duration::from_millis(load_time)).await;
-    format!("locked {id} loaded by pid {}", std::process::id())
+    format!("{function} {id} loaded by pid {}", std::process::id())
 }
 
 /// Refreshed ahead, a quarter into its 2 s ttl.
@@ -441,6 +452,12 @@ async fn main() {
             "invalidate_tag" => result(stratacache::invalidate_tag(argument).await),
             "invalidate" => result(invalidate!(get_user(argument.parse().unwrap())).await),
             "invalidate_locked" => result(invalidate!(locked(argument.parse().unwrap())).await),
+            "brief" => answer(&brief(argument.parse().unwrap()).await, "worker.brief"),
+            "invalidate_brief" => result(invalidate!(brief(argument.parse().unwrap())).await),
+            "put_brief" => {
+                let (id, value) = argument.split_once(' ').expect("put_brief ID VALUE");
+                result(put!(brief(id.parse().unwrap()), value.to_owned()).await)
+            }
             "put" => {
                 let (id, value) = argument.split_once(' ').expect("put ID VALUE");
                 result(put!(get_user(id.parse().unwrap()), value.to_owned()).await)

@@ -48,6 +48,7 @@ on_standalone_and_cluster!(
     a_load_in_flight_does_not_write_over_a_put_or_an_invalidation_in_redis,
     a_load_elsewhere_that_began_before_an_invalidation_does_not_write_over_it,
     a_load_that_outlives_the_tombstone_does_not_write_back,
+    a_load_elsewhere_does_not_write_back_once_the_write_that_replaced_its_read_has_ended,
     an_idle_resync_reads_no_tag_counter,
 );
 
@@ -679,6 +680,65 @@ fn a_load_that_outlives_the_tombstone_does_not_write_back(cluster: bool) {
         assert!(expired, "the tombstone outlived its 2 s");
     });
     reload_after_the_deaf_load(&mut invalidating, &old);
+}
+
+/// Two loads in a worker that hears no invalidation read two empty keys of a cache
+/// whose entries live 300 ms; meanwhile another worker `put!`s the first key, and
+/// invalidates the second and loads it again, writing its value over the tombstone.
+/// Both writes' entries end long before the 5 s loads do (the second's after waiting
+/// 2 s for the deaf load's lock to lapse). Their keys were then empty again, as the
+/// loads' reads had found them, and both older values landed there for every
+/// process. A written key now stays in Redis for a tombstone's life, its entry past
+/// its end reading as a miss.
+fn a_load_elsewhere_does_not_write_back_once_the_write_that_replaced_its_read_has_ended(
+    cluster: bool,
+) {
+    let server = Deployment::start(cluster, None);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let deaf_loads: Vec<Worker> = (1..=2)
+        .map(|id| {
+            let mut deaf = Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_DEAF", "1")]);
+            assert_eq!(deaf.send("slow on"), "ok");
+            deaf.request(&format!("brief {id}")); // it holds the lock once its read is done
+            let loading = eventually(Duration::from_secs(5), || {
+                server.keys(&format!("{NS}:worker.brief:v0:*:lock")).len() == id
+            });
+            assert!(loading, "the deaf load of key {id} never began");
+            deaf
+        })
+        .collect();
+    assert_eq!(writer.send("put_brief 1 written by put"), "ok");
+    assert_eq!(writer.send("invalidate_brief 2"), "ok");
+    // It waits for the deaf load's lock to lapse (2 s), then loads over the tombstone.
+    let reloaded = writer.get("brief 2");
+    assert_eq!(reloaded.loads, 1, "{reloaded:?}");
+
+    let old: Vec<Answer> = deaf_loads
+        .into_iter()
+        .map(|mut deaf| deaf.answer())
+        .collect();
+    let held: Vec<String> = entry_keys(&server, "worker.brief")
+        .iter()
+        .filter(|key| !key.ends_with(":lock"))
+        .map(|key| {
+            let bytes: Vec<u8> = server.query(redis::cmd("GET").arg(key));
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect();
+    assert_eq!(held.len(), 2, "both keys are held, their entries ended");
+    for (id, old) in (1..=2).zip(&old) {
+        assert_eq!(old.loads, 1, "{old:?}");
+        assert!(
+            !held.iter().any(|entry| entry.contains(&old.value)),
+            "Redis holds key {id}'s value loaded before the write that replaced it"
+        );
+    }
+    for newer in ["written by put", reloaded.value.as_str()] {
+        assert!(
+            held.iter().any(|entry| entry.contains(newer)),
+            "Redis lost {newer:?}: {held:?}"
+        );
+    }
 }
 
 /// A worker that hears no invalidation begins a 5 s load of `locked 3`, and another

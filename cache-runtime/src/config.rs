@@ -61,7 +61,11 @@ pub struct Config {
     /// load still answers its callers and fills L1; the other processes load for
     /// themselves. Raise it if loads routinely take more than 30 s, in every process
     /// of the fleet: a process's loads go by its own setting, the tombstones it meets
-    /// by the invalidating process's.
+    /// by the invalidating process's. A value written over an entry (a load, `put!`,
+    /// `refresh!`) replaces what such a load read as a tombstone does, so every key
+    /// the cache writes lives in Redis at least this long too, past its entry's end
+    /// if need be (an entry past its end reads as a miss): lower it to spare Redis
+    /// memory in a fleet whose entries live much less than a minute.
     pub tombstone_ttl: Duration,
     /// Off by default. With `Some(d)`, a process that has not synced with Redis (a
     /// resync of its tag versions) for longer than `d` drops its whole L1, and again

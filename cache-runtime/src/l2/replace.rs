@@ -15,11 +15,21 @@
 //! the tombstone of an invalidation made after the read outlives the write: without
 //! that bound, a load longer than the tombstone's life would find the key empty, as
 //! its read did, and write its older value there.
+//!
+//! A value written over the key (a `put!`, a `refresh!`, a load's write-back over a
+//! tombstone) replaces what such a load read just as a tombstone does, so its key
+//! lives in Redis at least as long ([`key_life_ms`]), past the entry's own end if
+//! need be: an entry that can no longer serve reads as a miss, but still holds the
+//! key. Dropped at its own end, a short-lived entry left the key empty again, and a
+//! load that read it empty before the write, in a process that missed the write's
+//! message, wrote its older value there for every process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::times::NEVER;
 
 /// What the read before a load found at the entry's key, which its write-back may
 /// replace; or, for `put!`, anything.
@@ -108,6 +118,14 @@ pub(crate) fn write_command(
     cmd
 }
 
+/// The `PX` of an entry written at `now_ms` that can serve (as a fallback too) until
+/// `keep_until_ms`: never less than a tombstone's life (see the module's doc);
+/// `None` for an entry with no end.
+pub(crate) fn key_life_ms(keep_until_ms: u64, now_ms: u64, tombstone_ttl: Duration) -> Option<u64> {
+    let tombstone_ms = u64::try_from(tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
+    (keep_until_ms != NEVER).then(|| keep_until_ms.saturating_sub(now_ms).max(tombstone_ms))
+}
+
 /// Whether a [`write_command`] wrote.
 pub(crate) fn wrote(reply: &redis::Value) -> bool {
     !matches!(reply, redis::Value::Int(0))
@@ -182,5 +200,14 @@ mod tests {
         }
         assert!(!is_tombstone(b"SC\x04"), "an envelope");
         assert!(!is_tombstone(b""));
+    }
+
+    #[test]
+    fn a_written_key_lives_at_least_a_tombstones_life() {
+        let tombstone = Duration::from_secs(60);
+        let now = 1_000_000;
+        assert_eq!(key_life_ms(now + 300, now, tombstone), Some(60_000));
+        assert_eq!(key_life_ms(now + 90_000, now, tombstone), Some(90_000));
+        assert_eq!(key_life_ms(NEVER, now, tombstone), None);
     }
 }

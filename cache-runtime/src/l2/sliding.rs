@@ -9,6 +9,7 @@
 //! by the older one.
 
 use super::envelope::Envelope;
+use super::replace;
 use super::{unix_ms, Fault, L2};
 use crate::times::NEVER;
 
@@ -73,10 +74,7 @@ impl L2 {
             keep_until_ms: moved(envelope.keep_until_ms),
             ..envelope
         };
-        let px = match slid.keep_until_ms {
-            NEVER => 0,
-            keep => keep - now,
-        };
+        let px = replace::key_life_ms(slid.keep_until_ms, now, self.tombstone_ttl).unwrap_or(0);
         Some((slid.encode(self.protection.signer()), px))
     }
 }
@@ -137,7 +135,11 @@ mod tests {
             .slid(&entry(now + 500, None), ttl, now)
             .expect("half a ttl left: extended");
         let slid = Envelope::decode(&bytes).unwrap().envelope;
-        assert_eq!((slid.fresh_until_ms, px), (now + ttl, ttl));
+        assert_eq!(
+            (slid.fresh_until_ms, slid.keep_until_ms),
+            (now + ttl, now + ttl)
+        );
+        assert_eq!(px, 60_000, "its key is kept for a tombstone's life");
         assert!(
             plain.slid(&entry(now + 900, None), ttl, now).is_none(),
             "extended in the last ttl/4"

@@ -249,8 +249,7 @@ impl<K, V> Entries<'_, K, V> {
             tags,
             payload: &stored,
         };
-        // Redis drops the entry when it can no longer serve, even as a fallback.
-        let ttl_ms = (times.keep_until != NEVER).then(|| times.keep_until - now);
+        let ttl_ms = replace::key_life_ms(times.keep_until, now, target.l2.tombstone_ttl);
         Some((envelope.encode(target.l2.protection.signer()), ttl_ms))
     }
 }
