@@ -32,7 +32,13 @@ use support::Deployment;
 const KEYS: usize = 8;
 const WRITERS: usize = 2;
 const READERS: usize = 10;
-const RUN: Duration = Duration::from_secs(3);
+/// How long each policy's check runs: 3 s, or `ONE_PROCESS_SECONDS` (longer runs,
+/// in a release build, find the rarer interleavings:
+/// `ONE_PROCESS_SECONDS=10 cargo test --release --test one_process -- --nocapture`).
+fn run_time() -> Duration {
+    let seconds = std::env::var("ONE_PROCESS_SECONDS").ok();
+    Duration::from_secs(seconds.map_or(3, |s| s.parse().expect("ONE_PROCESS_SECONDS is a number")))
+}
 
 /// What the loaders read, what the writers have made visible, and the reads that
 /// saw less; one set per checked function.
@@ -87,9 +93,9 @@ macro_rules! checked {
 /// through `$function`, the readers ask `$read` for up to `$most` keys at once.
 macro_rules! checker {
     ($check:ident, $function:ident, $truth:ident, $most:expr, $read:expr) => {
-        /// Runs the writers and readers for `RUN`; returns (reads, stale reads).
+        /// Runs the writers and readers for [`run_time`]; returns (reads, stale reads).
         async fn $check() -> (u64, u64) {
-            let end = Instant::now() + RUN;
+            let end = Instant::now() + run_time();
             let mut tasks = Vec::new();
             for writer in 0..WRITERS {
                 tasks.push(tokio::spawn(async move {
@@ -262,7 +268,7 @@ fn sync_checked(key: u64) -> Result<u64, String> {
 
 /// The checker of `sync_checked`, on threads; returns (reads, stale reads).
 fn check_sync() -> (u64, u64) {
-    let end = Instant::now() + RUN;
+    let end = Instant::now() + run_time();
     std::thread::scope(|scope| {
         for writer in 0..WRITERS {
             scope.spawn(move || {

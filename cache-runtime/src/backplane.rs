@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::l2::counters::{self, Bumped};
+use crate::l2::counters::Bumped;
 use crate::l2::message::Message;
 use crate::l2::{keys, L2};
 use crate::tags::TagCell;
@@ -66,6 +66,12 @@ fn apply(message: Message) {
 /// bump's message on a cluster: `counters`), so a count found where it was at the
 /// last read means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that
 /// moved, that only the listed ones did.
+///
+/// On a cluster with a master down, what the other masters hold is read and applied
+/// all the same: an invalidation whose message was lost, its counter on a healthy
+/// master, is caught within the interval, not once the master is back (a cluster
+/// that serves with a master down, `cluster-require-full-coverage no`, may stay so
+/// for long). Such a resync does not count as a sync for `max_unsynced`.
 pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -84,27 +90,36 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
         )
         .chain([l2.bumps_key()])
         .collect();
-    let first = match l2.versions(&first_keys).await {
-        Ok(versions) => versions,
-        Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
-    };
-    let bumps = first.last().copied().unwrap_or(counters::MISSING);
-    let named = match resync_named_tags(l2, bumps, after_gap).await {
-        Ok(named) => named,
-        Err(fault) => return tracing::debug!(%fault, "stratacache: resync skipped"),
-    };
+    let first = l2.versions_each(&first_keys).await;
+    if first.iter().all(Option::is_none) {
+        return tracing::debug!("stratacache: resync skipped: Redis did not answer");
+    }
+    let bumps = first.last().copied().flatten();
+    let (named, named_whole) = resync_named_tags(l2, bumps, after_gap).await;
     let (tag_versions, entry_versions) = first.split_at(cells.len());
     for ((_, cell), version) in cells.iter().zip(tag_versions) {
-        cell.observe_remote(*version);
+        if let Some(version) = version {
+            cell.observe_remote(*version);
+        }
     }
     for ((name, _), version) in caches.iter().zip(entry_versions) {
+        let Some(version) = version else { continue };
         if entry_changes::missed(name, *version, after_gap) {
             tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
             registry::missed_entry_changes(name);
         }
     }
-    LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
-    tracing::debug!(named, "stratacache: tag versions resynced");
+    // Synced only if every counter was read: what a master that is down holds may
+    // have moved (`max_unsynced` goes by this).
+    if named_whole && first.iter().all(Option::is_some) {
+        LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
+        tracing::debug!(named, "stratacache: tag versions resynced");
+    } else {
+        tracing::debug!(
+            named,
+            "stratacache: tag versions resynced in part: Redis answered for some counters only"
+        );
+    }
 }
 
 /// The namespace's count of bumps as of which every named tag's counter was last
@@ -127,37 +142,43 @@ const FULL_READ_EVERY: u32 = 30;
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
 /// Reads the version of the named tags held here that may have moved since the last
-/// resync (`bumps`: the count of bumps it read first): none if the count has not
-/// moved, those the list of bumps names if it knows them, else all of them. How many
-/// counters it read.
-async fn resync_named_tags(
-    l2: &L2,
-    bumps: u64,
-    after_gap: bool,
-) -> Result<usize, crate::l2::Fault> {
+/// resync (`bumps`: the count of bumps it read first, `None` if Redis did not answer
+/// for it): none if the count has not moved, those the list of bumps names if it
+/// knows them, else all of them. How many counters it read, and whether it read
+/// every one it meant to: a counter left unread (its cluster master down) leaves no
+/// count of bumps as of which the named tags were read, and the next resync reads
+/// them all again.
+async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usize, bool) {
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
     let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
     let bumped = match bumps {
-        _ if full => Bumped::Unknown,
-        count if count == last_read => return Ok(0),
-        _ => l2.bumped_since(last_read).await?,
+        Some(_) if full => Bumped::Unknown,
+        None => Bumped::Unknown,
+        Some(count) if count == last_read => return (0, true),
+        Some(_) => l2.bumped_since(last_read).await.unwrap_or(Bumped::Unknown),
     };
     let (named, count) = match bumped {
-        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), count),
+        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count)),
         Bumped::Unknown => {
             SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
             (all_named_cells(l2), bumps)
         }
     };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
-    let versions = l2.versions(&tag_keys).await?;
+    let versions = l2.versions_each(&tag_keys).await;
+    let mut read = 0;
     for ((_, cell), version) in named.iter().zip(versions) {
-        cell.observe_remote(version);
+        if let Some(version) = version {
+            cell.observe_remote(version);
+            read += 1;
+        }
     }
+    let whole = read == tag_keys.len() && count.is_some();
     // The count read before the counters: a bump after it moves it again.
-    BUMPS_AT_LAST_READ.store(count, Ordering::Release);
-    Ok(tag_keys.len())
+    let as_of = count.filter(|_| whole).unwrap_or(NO_LAST_READ);
+    BUMPS_AT_LAST_READ.store(as_of, Ordering::Release);
+    (read, whole)
 }
 
 /// Every named tag held here, with its counter.

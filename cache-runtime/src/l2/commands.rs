@@ -54,19 +54,29 @@ impl L2 {
                 Err(Fault::Malformed)
             };
         }
-        let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
-            let slot = slot_of(key);
-            match by_slot.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, indices)) => indices.push(index),
-                None => by_slot.push((slot, vec![index])),
-            }
-        }
-        if self.any_refused(by_slot.iter().map(|(_, indices)| keys[indices[0]])) {
+        let by_slot = by_slot(keys);
+        if self.any_refused(by_slot.iter().map(|indices| keys[indices[0]])) {
             return Err(Fault::Open);
         }
-        let requests = by_slot.iter().map(|(_, indices)| {
-            self.call(Some(keys[indices[0]]), move |mut connection| async move {
+        let requests = by_slot.iter().map(|indices| self.mget_slot(keys, indices));
+        let answers = futures_util::future::try_join_all(requests).await?;
+        let mut replies = vec![None; keys.len()];
+        for (indices, answer) in by_slot.iter().zip(answers) {
+            for (&index, reply) in indices.iter().zip(answer) {
+                replies[index] = reply;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// `MGET` of `keys[indices]`, all of one hash slot, through its master's breaker.
+    async fn mget_slot(
+        &self,
+        keys: &[&str],
+        indices: &[usize],
+    ) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        let answer = self
+            .call(Some(keys[indices[0]]), move |mut connection| async move {
                 let mut cmd = redis::cmd("MGET");
                 for &index in indices {
                     cmd.arg(keys[index]);
@@ -74,18 +84,12 @@ impl L2 {
                 cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
                     .await
             })
-        });
-        let answers = futures_util::future::try_join_all(requests).await?;
-        let mut replies = vec![None; keys.len()];
-        for ((_, indices), answer) in by_slot.iter().zip(answers) {
-            if answer.len() != indices.len() {
-                return Err(Fault::Malformed);
-            }
-            for (&index, reply) in indices.iter().zip(answer) {
-                replies[index] = reply;
-            }
+            .await?;
+        if answer.len() == indices.len() {
+            Ok(answer)
+        } else {
+            Err(Fault::Malformed)
         }
-        Ok(replies)
     }
 
     /// Writes an entry over `prior`, what the read before its load saw there
@@ -140,6 +144,37 @@ impl L2 {
             all.extend(parse_versions(self.mget(&keys).await?)?);
         }
         Ok(all)
+    }
+
+    /// [`versions`](Self::versions), each `None` where Redis did not answer for it:
+    /// on a cluster a master that is down leaves only its own counters unread, and
+    /// the resync takes what the others answer.
+    pub(crate) async fn versions_each(&self, tag_keys: &[String]) -> Vec<Option<u64>> {
+        let mut all = Vec::with_capacity(tag_keys.len());
+        for chunk in tag_keys.chunks(512) {
+            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            if !self.is_cluster() {
+                match self.mget(&keys).await.and_then(parse_versions) {
+                    Ok(versions) => all.extend(versions.into_iter().map(Some)),
+                    Err(_) => all.resize(all.len() + keys.len(), None),
+                }
+                continue;
+            }
+            let by_slot = by_slot(&keys);
+            let reads = by_slot.iter().map(|indices| async {
+                let replies = self.mget_slot(&keys, indices).await.ok()?;
+                parse_versions(replies).ok()
+            });
+            let answers = futures_util::future::join_all(reads).await;
+            let mut versions = vec![None; keys.len()];
+            for (indices, answer) in by_slot.iter().zip(answers) {
+                for (&index, version) in indices.iter().zip(answer.into_iter().flatten()) {
+                    versions[index] = Some(version);
+                }
+            }
+            all.extend(versions);
+        }
+        all
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see
@@ -256,4 +291,17 @@ impl L2 {
         .await
         .map(drop)
     }
+}
+
+/// The indices of `keys` grouped by hash slot, in the order the slots first appear.
+fn by_slot(keys: &[&str]) -> Vec<Vec<usize>> {
+    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let slot = slot_of(key);
+        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, indices)) => indices.push(index),
+            None => by_slot.push((slot, vec![index])),
+        }
+    }
+    by_slot.into_iter().map(|(_, indices)| indices).collect()
 }
