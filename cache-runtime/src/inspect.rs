@@ -50,7 +50,8 @@ pub struct EntryView {
     pub fresh_until_ms: u64,
     /// Servable stale until (unix ms; `stale_while_revalidate`).
     pub stale_until_ms: u64,
-    /// Kept as a fail-safe fallback until (unix ms); Redis drops it then.
+    /// Kept as a fail-safe fallback until (unix ms); past it a miss, its key kept
+    /// in Redis until at least `Config::tombstone_ttl` after it was written.
     pub keep_until_ms: u64,
     /// The key's postcard bytes, as echoed in the entry.
     pub key: Vec<u8>,
@@ -58,6 +59,37 @@ pub struct EntryView {
     pub tags: Vec<(String, u64)>,
     /// The serialized value (decrypted and decompressed), or why it cannot be read.
     pub payload: Result<Vec<u8>, String>,
+}
+
+/// How many first bytes of an entry key's value [`held`] needs (`GETRANGE key 0
+/// HEAD_LEN-1`).
+pub const HEAD_LEN: usize = crate::l2::envelope::HEAD_LEN;
+
+/// What an entry key holds, as told by its first [`HEAD_LEN`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Held {
+    /// An entry that may still serve (fresh, stale, or as a fallback).
+    Live,
+    /// An entry past its end: a miss, its key kept in Redis until at least a
+    /// tombstone's life after it was written (see `Config::tombstone_ttl`).
+    Ended,
+    /// What an `invalidate!` left: a miss.
+    Tombstone,
+    /// Not an entry of this format version.
+    Unreadable,
+}
+
+/// What an entry key whose value starts with `head` holds at `now_ms` (unix ms).
+pub fn held(head: &[u8], now_ms: u64) -> Held {
+    if crate::l2::replace::is_tombstone(head) {
+        return Held::Tombstone;
+    }
+    match crate::l2::envelope::keep_until_in_head(head) {
+        Some(keep_until) if now_ms < keep_until => Held::Live,
+        Some(_) => Held::Ended,
+        None => Held::Unreadable,
+    }
 }
 
 /// Decodes an entry's bytes. With `secrets` (the `Config::secret` list), checks
@@ -110,4 +142,38 @@ pub fn decode_entry(bytes: &[u8], secrets: Option<&str>) -> Result<EntryView, St
             .collect(),
         payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l2::codec::PayloadFormat;
+
+    fn entry(keep_until_ms: u64) -> Vec<u8> {
+        Envelope {
+            format: PayloadFormat::Postcard,
+            flags: Flags::default(),
+            fingerprint: 7,
+            created_ms: 1,
+            fresh_until_ms: keep_until_ms,
+            stale_until_ms: keep_until_ms,
+            keep_until_ms,
+            key: b"k",
+            tags: vec![("t:tag:a", 3)],
+            payload: b"value",
+        }
+        .encode(None)
+    }
+
+    #[test]
+    fn an_entry_key_is_told_live_ended_or_a_tombstone_by_its_first_bytes() {
+        let now = 1_000_000;
+        let head = |bytes: &[u8]| bytes[..HEAD_LEN.min(bytes.len())].to_vec();
+        assert_eq!(held(&head(&entry(now + 1)), now), Held::Live);
+        assert_eq!(held(&head(&entry(now)), now), Held::Ended);
+        let tombstone = crate::l2::replace::tombstone(3, 4);
+        assert_eq!(held(&head(&tombstone), now), Held::Tombstone);
+        assert_eq!(held(b"SC", now), Held::Unreadable);
+        assert_eq!(held(b"{\"json\": true}", now), Held::Unreadable);
+    }
 }

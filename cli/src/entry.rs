@@ -78,9 +78,7 @@ fn describe(
     options: &Options,
 ) -> Result<Value, String> {
     let view = inspect::decode_entry(stored, options.secret.as_deref())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = unix_ms_now();
     let time = |ms: u64| {
         if ms == u64::MAX {
             return json!("never");
@@ -124,4 +122,11 @@ fn describe(
         "tags": tags,
         "payload": payload,
     }))
+}
+
+/// This machine's clock in unix milliseconds, against which entries' times are read.
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

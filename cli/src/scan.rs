@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
+use stratacache_runtime::inspect::{held, Held, HEAD_LEN};
 
 use crate::nodes::{get_anywhere, nodes};
 use crate::Options;
@@ -41,9 +42,33 @@ pub(crate) fn entry_parts<'a>(namespace: &str, key: &'a str) -> Option<(&'a str,
     (hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some((cache, version))
 }
 
+/// Each cache's entry keys: how many, their bytes, and what they hold.
+#[derive(Default)]
+struct Totals {
+    keys: u64,
+    bytes: u64,
+    live: u64,
+    ended: u64,
+    tombstones: u64,
+}
+
+impl Totals {
+    fn count(&mut self, bytes: u64, held: Held) {
+        self.keys += 1;
+        self.bytes += bytes;
+        match held {
+            Held::Live => self.live += 1,
+            Held::Ended => self.ended += 1,
+            Held::Tombstone => self.tombstones += 1,
+            _ => {}
+        }
+    }
+}
+
 pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
     let ns = &options.namespace;
-    let mut caches: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
+    let now = crate::entry::unix_ms_now();
+    let mut caches: BTreeMap<(String, u32), Totals> = BTreeMap::new();
     let (mut other, mut tag_counters) = (0, 0);
     for mut node in nodes(options)? {
         let connection = &mut node.connection;
@@ -59,20 +84,34 @@ pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
                 other += 1;
                 continue;
             };
-            let bytes: Option<u64> = redis::cmd("MEMORY")
+            let (bytes, head): (Option<u64>, Vec<u8>) = redis::pipe()
+                .cmd("MEMORY")
                 .arg("USAGE")
                 .arg(&key)
+                .cmd("GETRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(HEAD_LEN - 1)
                 .query(connection)
                 .map_err(|e| e.to_string())?;
-            let totals = caches.entry((cache.to_owned(), version)).or_default();
-            totals.0 += 1;
-            totals.1 += bytes.unwrap_or(0);
+            caches
+                .entry((cache.to_owned(), version))
+                .or_default()
+                .count(bytes.unwrap_or(0), held(&head, now));
         }
     }
     let caches: Vec<Value> = caches
         .into_iter()
-        .map(|((cache, version), (entries, bytes))| {
-            json!({ "cache": cache, "version": version, "entries": entries, "bytes": bytes })
+        .map(|((cache, version), totals)| {
+            json!({
+                "cache": cache,
+                "version": version,
+                "entries": totals.keys,
+                "live": totals.live,
+                "ended": totals.ended,
+                "tombstones": totals.tombstones,
+                "bytes": totals.bytes,
+            })
         })
         .collect();
     Ok(json!({

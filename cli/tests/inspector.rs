@@ -64,10 +64,37 @@ fn the_inspector_lists_the_services_cache_and_decodes_an_entry() {
         .find(|c| c["cache"] == "users.get")
         .expect("users.get is listed");
     assert_eq!(users["entries"], 3, "{listing}");
+    assert_eq!(
+        (&users["live"], &users["ended"], &users["tombstones"]),
+        (&3.into(), &0.into(), &0.into()),
+        "{listing}"
+    );
     assert!(users["bytes"].as_u64().unwrap() > 0);
     assert!(
         listing["tag_counters"].as_u64().unwrap() >= 4,
         "users, user:7, user:8, user:9"
+    );
+
+    // What an `invalidate!` leaves at an entry key: counted apart.
+    let tombstone = [&b"SC\xffgone:"[..], &[0; 24]].concat();
+    let gone_key = format!("{namespace}:gone.get:v0:{}", "0".repeat(32));
+    let _: () = redis::cmd("SET")
+        .arg(&gone_key)
+        .arg(tombstone)
+        .query(&mut redis.connection())
+        .unwrap();
+    let listing = cli(&redis.url(), namespace, &["inspect"]);
+    let gone = listing["caches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cache"] == "gone.get")
+        .cloned()
+        .expect("gone.get is listed");
+    assert_eq!(
+        (&gone["entries"], &gone["live"], &gone["tombstones"]),
+        (&1.into(), &0.into(), &1.into()),
+        "{listing}"
     );
 
     let entry = cli(&redis.url(), namespace, &["entry", "users.get", "7"]);

@@ -96,6 +96,21 @@ pub(crate) enum Unusable {
     Corrupt,
 }
 
+/// How many first bytes of an envelope hold its times: magic, format version,
+/// payload format, flags, fingerprint, then the four times.
+pub(crate) const HEAD_LEN: usize = 2 + 1 + 1 + 1 + 8 + 4 * 8;
+
+/// The end of an entry's use (its keep-until, unix ms) read from its first
+/// [`HEAD_LEN`] bytes, for tools counting what a namespace holds without reading
+/// every value; `None` if they are not an envelope's of this format version.
+pub(crate) fn keep_until_in_head(head: &[u8]) -> Option<u64> {
+    if head.len() < HEAD_LEN || &head[..2] != MAGIC || head[2] != FORMAT_VERSION {
+        return None;
+    }
+    let keep_until = head[HEAD_LEN - 8..HEAD_LEN].try_into().ok()?;
+    Some(u64::from_le_bytes(keep_until))
+}
+
 impl<'a> Envelope<'a> {
     /// The envelope's bytes, with a MAC under `signer`'s first secret when given.
     pub(crate) fn encode(&self, signer: Option<&Secrets>) -> Vec<u8> {

@@ -154,7 +154,7 @@ pub(crate) fn tombstone_command(key: &str, instance: u64, ttl: Duration) -> redi
 
 /// The `count`th tombstone of process `instance`. Its last [`TAIL`] bytes, which a
 /// [`Prior`] compares, hash both: no other invalidation in the fleet ends the same.
-fn tombstone(instance: u64, count: u64) -> Vec<u8> {
+pub(crate) fn tombstone(instance: u64, count: u64) -> Vec<u8> {
     let unique = [instance.to_le_bytes(), count.to_le_bytes()].concat();
     let mut tombstone = TOMBSTONE.to_vec();
     tombstone.extend_from_slice(&unique);
