@@ -43,6 +43,12 @@ fn a_deploy_with_swapped_fields_loads_instead_of_misreading() {
     );
     let again = schema_deploy(&server, 1);
     assert_eq!(again["l2_hits"], 1, "the same deploy reads its own entry");
+    // `schema.brief`'s entry ends 100 ms after it was written; its key stays (60 s).
+    let brief = only_key(&server, "schema.brief");
+    let ended = eventually(Duration::from_secs(5), || {
+        server.query::<i64>(redis::cmd("PTTL").arg(&brief)) < 59_850
+    });
+    assert!(ended, "schema.brief's 100 ms entry never ended");
 
     let second = schema_deploy(&server, 2);
     assert_eq!(
@@ -56,6 +62,10 @@ fn a_deploy_with_swapped_fields_loads_instead_of_misreading() {
             second["schema_mismatches"].as_u64()
         ),
         (Some(1), Some(1))
+    );
+    assert_eq!(
+        second["brief_schema_mismatches"], 0,
+        "an ended entry of the old shape is a plain miss, not a mismatch"
     );
     let after = schema_deploy(&server, 2);
     assert_eq!(after["l2_hits"], 1, "the load overwrote the old shape");

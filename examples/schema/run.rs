@@ -13,6 +13,12 @@ async fn account(id: u32) -> Account {
     }
 }
 
+/// The same with entries that end in 100 ms, long before their keys leave Redis.
+#[stratacache::cached(ttl = "100ms", name = "schema.brief")]
+async fn brief_account(id: u32) -> Account {
+    account(id).await
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,8 +29,10 @@ async fn main() {
     let config = stratacache::Config::new().redis_url(url).namespace(namespace);
     stratacache::init(config).expect("init");
     let read = account(7).await;
+    brief_account(7).await;
     let stats = stratacache::stats();
     let counters = stats.cache("schema.account").expect("used");
+    let brief = stats.cache("schema.brief").expect("used");
     println!(
         "{}",
         serde_json::json!({
@@ -33,6 +41,7 @@ async fn main() {
             "loads": LOADS.load(std::sync::atomic::Ordering::SeqCst),
             "l2_hits": counters.l2_hits,
             "schema_mismatches": counters.schema_mismatches,
+            "brief_schema_mismatches": brief.schema_mismatches,
         })
     );
 }

@@ -119,7 +119,8 @@ fn times_of(envelope: &Envelope<'_>, refresh_after: u64) -> Times {
 
 impl<K, V> Entries<'_, K, V> {
     /// `Ok(None)`: a sound value that is invalidated, or no longer fresh and not kept;
-    /// or the tombstone of an invalidated entry.
+    /// an entry past its end, whatever it holds; or the tombstone of an invalidated
+    /// entry.
     /// With the value, the tags its loader added (counter key, version recorded),
     /// whose versions the caller still has to check. `now` is unix time in ms, read
     /// once by a caller decoding many values.
@@ -135,6 +136,11 @@ impl<K, V> Entries<'_, K, V> {
             return Ok(None);
         }
         let decoded = Envelope::decode(bytes).map_err(Bad::Envelope)?;
+        // Past its end it is a miss whatever it holds (its key outlives it, see
+        // `replace::key_life_ms`): neither checked nor counted as a mismatch.
+        if now >= decoded.envelope.keep_until_ms {
+            return Ok(None);
+        }
         let protection = &target.l2.protection;
         let signer = protection.authenticate(&decoded).map_err(Bad::Refused)?;
         let envelope = &decoded.envelope;
