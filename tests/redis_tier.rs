@@ -695,18 +695,21 @@ fn a_load_elsewhere_does_not_write_back_once_the_write_that_replaced_its_read_ha
 ) {
     let server = Deployment::start(cluster, None);
     let mut writer = Worker::start(&server.url(), NS, &[]);
-    let deaf_loads: Vec<Worker> = (1..=2)
-        .map(|id| {
+    let mut deaf_loads: Vec<Worker> = (1..=2)
+        .map(|_| {
             let mut deaf = Worker::start_with_env(&server.url(), NS, &[], &[("WORKER_DEAF", "1")]);
             assert_eq!(deaf.send("slow on"), "ok");
-            deaf.request(&format!("brief {id}")); // it holds the lock once its read is done
-            let loading = eventually(Duration::from_secs(5), || {
-                server.keys(&format!("{NS}:worker.brief:v0:*:lock")).len() == id
-            });
-            assert!(loading, "the deaf load of key {id} never began");
             deaf
         })
         .collect();
+    // Sent together: each holds its key's lock (for 2 s) once its read is done.
+    for (id, deaf) in (1..=2).zip(&mut deaf_loads) {
+        deaf.request(&format!("brief {id}"));
+    }
+    let loading = eventually(Duration::from_secs(5), || {
+        server.keys(&format!("{NS}:worker.brief:v0:*:lock")).len() == 2
+    });
+    assert!(loading, "the deaf loads never began");
     assert_eq!(writer.send("put_brief 1 written by put"), "ok");
     assert_eq!(writer.send("invalidate_brief 2"), "ok");
     // It waits for the deaf load's lock to lapse (2 s), then loads over the tombstone.
