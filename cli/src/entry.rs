@@ -78,7 +78,7 @@ fn describe(
     options: &Options,
 ) -> Result<Value, String> {
     let view = inspect::decode_entry(stored, options.secret.as_deref())?;
-    let now = unix_ms_now();
+    let now = crate::unix_ms_now();
     let time = |ms: u64| {
         if ms == u64::MAX {
             return json!("never");
@@ -122,11 +122,4 @@ fn describe(
         "tags": tags,
         "payload": payload,
     }))
-}
-
-/// This machine's clock in unix milliseconds, against which entries' times are read.
-pub(crate) fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -64,6 +64,14 @@ fn main() {
     }
 }
 
+/// This machine's clock in unix milliseconds, against which entries' times are read
+/// (`entry` and `inspect` both: neither module imports the other for it).
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("stratacache-cli: {message}");
     std::process::exit(2);

@@ -67,7 +67,7 @@ impl Totals {
 
 pub(crate) fn inspect(options: &Options) -> Result<Value, String> {
     let ns = &options.namespace;
-    let now = crate::entry::unix_ms_now();
+    let now = crate::unix_ms_now();
     let mut caches: BTreeMap<(String, u32), Totals> = BTreeMap::new();
     let (mut other, mut tag_counters) = (0, 0);
     for mut node in nodes(options)? {
