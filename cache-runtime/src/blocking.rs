@@ -5,6 +5,7 @@
 //! thread's load of the same key: this thread parks until that load lands.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -30,15 +31,24 @@ impl Wake for Unpark {
 /// # use stratacache_runtime as stratacache;
 /// assert_eq!(stratacache::block_on(async { 7 }), 7);
 /// ```
+#[inline]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
-    // A hit completes on its first poll: no waker to allocate for it.
+    // A hit completes on its first poll: no waker to allocate for it, and inlined
+    // into the caller, no frame of its own.
     if let Poll::Ready(output) = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
     {
         return output;
     }
+    park_until_ready(future)
+}
+
+/// The rest of [`block_on`], out of line: a future that waits (a miss, or another
+/// thread's load of the key).
+#[inline(never)]
+fn park_until_ready<F: Future>(mut future: Pin<&mut F>) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
     let mut context = Context::from_waker(&waker);
     loop {

@@ -69,12 +69,30 @@ impl CacheStats {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
+        match stripe::owned() {
+            Some(stripe) => {
+                // This thread owns the stripe (see `stripe`): no other thread writes it.
+                let count = &self.stripes[stripe].0[counter as usize];
+                count.store(
+                    count.load(Ordering::Relaxed).wrapping_add(n),
+                    Ordering::Relaxed,
+                );
+            }
+            None => self.add_unowned(counter, n),
+        }
+    }
+
+    /// A count from a thread that owns no stripe: its first (which claims one), or
+    /// any count of a thread that shares the last stripe. Out of line, so that a hit
+    /// tests one condition to count.
+    #[cold]
+    #[inline(never)]
+    fn add_unowned(&self, counter: Counter, n: u64) {
         let stripe = stripe::current();
         let count = &self.stripes[stripe % STRIPES].0[counter as usize];
         if stripe == stripe::SHARED {
             count.fetch_add(n, Ordering::Relaxed);
         } else {
-            // This thread owns the stripe (see `stripe`): no other thread writes it.
             count.store(
                 count.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,

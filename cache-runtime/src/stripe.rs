@@ -72,6 +72,15 @@ impl Drop for Release {
     }
 }
 
+/// This thread's stripe if it owns one: `None` before its first count (see
+/// [`current`]) and for a thread that shares. One thread-local load and one
+/// comparison, which also bounds the stripe for indexing.
+#[inline(always)]
+pub(crate) fn owned() -> Option<usize> {
+    let stripe = usize::from(STRIPE.with(Cell::get));
+    (stripe < SHARED).then_some(stripe)
+}
+
 /// This thread's stripe: below [`SHARED`] if it owns it.
 #[inline(always)]
 pub(crate) fn current() -> usize {
@@ -105,6 +114,15 @@ mod tests {
         release(&owned, SHARED);
         assert_eq!(claim(&owned), 7, "a released stripe is claimed again");
         assert_eq!(claim(&owned), SHARED);
+    }
+
+    #[test]
+    fn a_thread_owns_no_stripe_before_its_first_count_nor_when_it_shares() {
+        let (before, stripe, after) = std::thread::spawn(|| (owned(), current(), owned()))
+            .join()
+            .unwrap();
+        assert_eq!(before, None, "no stripe is claimed before the first count");
+        assert_eq!(after, (stripe < SHARED).then_some(stripe));
     }
 
     #[test]

@@ -58,8 +58,11 @@ impl Times {
     }
 }
 
-/// [`Times`] as an L1 entry keeps them, in 24 bytes instead of 32: the end of
-/// freshness, and the other three as distances from it in milliseconds.
+/// [`Times`] as an L1 entry keeps them, in 24 bytes instead of 32: the refresh point,
+/// and the other three as distances in milliseconds (the end of freshness from the
+/// refresh point, the two windows from the end of freshness). The refresh point is the
+/// one a hit reads, so it is kept as it is: a hit compares it with the time, with
+/// nothing to add.
 ///
 /// A distance beyond `u32`'s range (49 days) is kept shorter: a stale window or a
 /// fail-safe fallback then ends early, and a refresh ahead comes later, still within
@@ -70,11 +73,11 @@ impl Times {
 /// as it is, a later one is not fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EntryTimes {
-    fresh_until: u64,
+    refresh_at: u64,
+    /// How long after the refresh point freshness ends (0: no refresh is due before).
+    refresh_lead: u32,
     stale_for: u32,
     keep_for: u32,
-    /// How long before the end of freshness a refresh is due (0: none is).
-    refresh_lead: u32,
 }
 
 /// A distance that never ends.
@@ -94,10 +97,12 @@ impl From<Times> for EntryTimes {
         };
         let refresh_lead = distance_of(fresh_until.saturating_sub(times.refresh_at));
         Self {
-            fresh_until,
+            // Never past the end of freshness, and `refresh_at + refresh_lead` is
+            // that end exactly.
+            refresh_at: fresh_until - u64::from(refresh_lead),
+            refresh_lead,
             stale_for: distance(times.stale_until),
             keep_for: distance(times.keep_until),
-            refresh_lead,
         }
     }
 }
@@ -108,13 +113,13 @@ impl EntryTimes {
         if distance == NO_END {
             NEVER
         } else {
-            self.fresh_until.saturating_add(u64::from(distance))
+            self.fresh_until().saturating_add(u64::from(distance))
         }
     }
 
     #[inline]
     pub(crate) fn fresh_until(&self) -> u64 {
-        self.fresh_until
+        self.refresh_at + u64::from(self.refresh_lead)
     }
 
     #[inline]
@@ -131,21 +136,21 @@ impl EntryTimes {
     #[inline]
     pub(crate) fn is_fresh_before_refresh(&self, now: u64) -> bool {
         // The refresh point is never past the end of freshness: one comparison.
-        now < self.refresh_at()
+        now < self.refresh_at
     }
 
     /// When a read should refresh the entry ahead; the end of freshness if never.
     #[inline]
     pub(crate) fn refresh_at(&self) -> u64 {
-        self.fresh_until - u64::from(self.refresh_lead)
+        self.refresh_at
     }
 
     pub(crate) fn get(&self) -> Times {
         Times {
-            fresh_until: self.fresh_until,
+            fresh_until: self.fresh_until(),
             stale_until: self.stale_until(),
             keep_until: self.keep_until(),
-            refresh_at: self.refresh_at(),
+            refresh_at: self.refresh_at,
         }
     }
 }
