@@ -1,5 +1,5 @@
 //! Sync cached functions: their call runs the same pipeline as an async one. A hit
-//! returns at once (`Answer::wait`); a miss is driven to completion on the caller's
+//! returns at once (`Cache::get_or_wait`); a miss is driven to completion on the caller's
 //! thread. The loader is the function's body (it never
 //! awaits) and the cache is in-process only, so the only wait is for another
 //! thread's load of the same key: this thread parks until that load lands.
