@@ -10,16 +10,13 @@ use std::task::{Context, Poll};
 #[must_use = "a cached call does nothing more unless awaited"]
 pub enum Answer<O, L: ?Sized> {
     /// A hit: the output, taken by the first poll.
-    Ready(O),
+    Ready(Option<O>),
     /// A miss or a forced load. Boxed, so that the hit's future stays as small as
     /// its output: the miss path (Redis calls, the loader) is large.
     Load(Pin<Box<L>>),
-    /// The hit's output was taken.
-    Taken,
 }
 
-// The output is moved out (the answer is left `Taken`), never pinned in place, and
-// the load is boxed.
+// The output is moved out, never pinned in place, and the load is boxed.
 impl<O, L: ?Sized> Unpin for Answer<O, L> {}
 
 impl<O, L: ?Sized + Future<Output = O>> Future for Answer<O, L> {
@@ -27,13 +24,9 @@ impl<O, L: ?Sized + Future<Output = O>> Future for Answer<O, L> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
-        let this = self.get_mut();
-        if let Self::Load(load) = this {
-            return load.as_mut().poll(cx);
-        }
-        match std::mem::replace(this, Self::Taken) {
-            Self::Ready(output) => Poll::Ready(output),
-            _ => panic!("polled after completion"),
+        match self.get_mut() {
+            Self::Ready(output) => Poll::Ready(output.take().expect("polled after completion")),
+            Self::Load(load) => load.as_mut().poll(cx),
         }
     }
 }

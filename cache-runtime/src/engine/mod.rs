@@ -139,7 +139,7 @@ where
             return Answer::Load(Box::pin(load));
         }
         if let Some(value) = self.l1_answer(&key) {
-            return Answer::Ready(S::join(value));
+            return Answer::Ready(Some(S::join(value)));
         }
         let load = self.load::<S, _, _>(key.into_key(), share, make, false);
         Answer::Load(Box::pin(load))
@@ -239,7 +239,7 @@ where
         }
         if let Some(value) = self.fresh_value(key.lookup()) {
             self.stats.bump(Counter::L1Hit);
-            return Answer::Ready(S::join(value));
+            return Answer::Ready(Some(S::join(value)));
         }
         let served = match self.lookup_by(key.lookup(), || key.to_key()) {
             Seen::Fresh(value) => value,
@@ -273,7 +273,7 @@ where
             }
         };
         self.stats.bump(Counter::L1Hit);
-        Answer::Ready(S::join(served))
+        Answer::Ready(Some(S::join(served)))
     }
 
     /// Starts one refresh of `key` in a task on `runtime`, unless one that may still

@@ -211,7 +211,7 @@ async fn miss_then_hit() {
     let hit = cache
         .cache
         .get_or_load::<Whole<String>, _, _, _>(1, NO_SHARE, make());
-    assert!(matches!(hit, Answer::Ready(ref out) if out == "one"));
+    assert!(matches!(hit, Answer::Ready(Some(ref out)) if out == "one"));
     let miss = cache
         .cache
         .get_or_load::<Whole<String>, _, _, _>(2, NO_SHARE, make());
