@@ -184,9 +184,10 @@ impl Slot {
             Some(held) => held,
             None => self.init::<K, V>(caller, init),
         };
-        // Equal addresses mean equal paths (two paths are never stored one inside
-        // the other: each ends its own string), so the lengths go uncompared; a copy
-        // of the same path made elsewhere only costs the slower comparison below.
+        // Equal addresses mean equal paths: constant strings are merged whole or by
+        // their tails, never one at the start of a longer one, so the lengths go
+        // uncompared (and the type check still guards the cast). A copy of the same
+        // path made elsewhere only costs the slower comparison below.
         if std::ptr::eq(held.instantiation.as_ptr(), caller.0.as_ptr()) {
             if let Some(cache) = held.cache.downcast_ref() {
                 return cache;
