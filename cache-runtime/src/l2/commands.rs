@@ -61,11 +61,7 @@ impl L2 {
         let requests = by_slot.iter().map(|indices| self.mget_slot(keys, indices));
         let answers = futures_util::future::try_join_all(requests).await?;
         let mut replies = vec![None; keys.len()];
-        for (indices, answer) in by_slot.iter().zip(answers) {
-            for (&index, reply) in indices.iter().zip(answer) {
-                replies[index] = reply;
-            }
-        }
+        scatter(&mut replies, &by_slot, answers);
         Ok(replies)
     }
 
@@ -167,11 +163,11 @@ impl L2 {
             });
             let answers = futures_util::future::join_all(reads).await;
             let mut versions = vec![None; keys.len()];
-            for (indices, answer) in by_slot.iter().zip(answers) {
-                for (&index, version) in indices.iter().zip(answer.into_iter().flatten()) {
-                    versions[index] = Some(version);
-                }
-            }
+            // A slot that did not answer leaves its keys' places `None`.
+            let answered = answers
+                .into_iter()
+                .map(|a| a.into_iter().flatten().map(Some));
+            scatter(&mut versions, &by_slot, answered);
             all.extend(versions);
         }
         all
@@ -290,6 +286,20 @@ impl L2 {
         })
         .await
         .map(drop)
+    }
+}
+
+/// Puts each slot's answers (in the order of [`by_slot`]'s groups) at their keys'
+/// places in `places`.
+fn scatter<T>(
+    places: &mut [T],
+    by_slot: &[Vec<usize>],
+    answers: impl IntoIterator<Item = impl IntoIterator<Item = T>>,
+) {
+    for (indices, answer) in by_slot.iter().zip(answers) {
+        for (&index, item) in indices.iter().zip(answer) {
+            places[index] = item;
+        }
     }
 }
 
