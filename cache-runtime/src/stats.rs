@@ -50,6 +50,16 @@ pub const LOAD_BUCKETS_MICROS: [u64; 14] = [
     2_500_000, 5_000_000, 10_000_000,
 ];
 
+/// A count into a stripe this thread owns (see `stripe`): no other thread writes
+/// it, so a plain load and store, with no locked instruction.
+#[inline(always)]
+fn add_owned(count: &AtomicU64, n: u64) {
+    count.store(
+        count.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 impl CacheStats {
     pub(crate) fn new() -> Self {
         Self {
@@ -70,14 +80,7 @@ impl CacheStats {
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
         match stripe::owned() {
-            Some(stripe) => {
-                // This thread owns the stripe (see `stripe`): no other thread writes it.
-                let count = &self.stripes[stripe].0[counter as usize];
-                count.store(
-                    count.load(Ordering::Relaxed).wrapping_add(n),
-                    Ordering::Relaxed,
-                );
-            }
+            Some(stripe) => add_owned(&self.stripes[stripe].0[counter as usize], n),
             None => self.add_unowned(counter, n),
         }
     }
@@ -93,10 +96,7 @@ impl CacheStats {
         if stripe == stripe::SHARED {
             count.fetch_add(n, Ordering::Relaxed);
         } else {
-            count.store(
-                count.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            add_owned(count, n);
         }
     }
 
