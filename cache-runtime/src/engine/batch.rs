@@ -240,7 +240,8 @@ where
             .iter()
             .map(|(_, flight, _)| reentry::flight_id(flight))
             .collect();
-        let (outcome, overrides, took) = self.run_loader(load(missing), &flights, &span).await;
+        let run = super::loader::run_in_span(load(missing), &flights, &span);
+        let (outcome, overrides, took) = self.run_loader(run, &span).await;
         span.record("micros", took.as_micros() as u64);
         let returned = self.settle_many::<O>(&mut lead, outcome, &span, tally)?;
         let settled = self.settle_overrides(overrides);

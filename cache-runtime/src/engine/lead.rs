@@ -1,6 +1,6 @@
 //! The leader's side of a flight: landing its outcome for the waiters (and storing
-//! the value) exactly once, even when the leader's future is dropped mid-load, and
-//! catching a loader's panic so the waiters hear of it.
+//! the value) exactly once, even when the leader's future is dropped mid-load; the
+//! loader's turn and its duration (step 3, around [`loader`](super::loader)).
 
 use std::any::Any;
 use std::future::Future;
@@ -17,7 +17,7 @@ use crate::l1::L1Store;
 use crate::l2::entry::AddedTags;
 use crate::stats::Counter;
 use crate::tags::{self, Stamps};
-use crate::this_load::{self, Overrides};
+use crate::this_load::Overrides;
 
 /// A loader's outcome: its output, or the payload of its panic.
 pub(super) type Outcome<Out> = Result<Out, Box<dyn Any + Send>>;
@@ -263,21 +263,18 @@ where
         self.stats.bump(Counter::Load);
     }
 
-    /// Step 3 of every load, single-key or batch: the loader run in the cache's turn
-    /// (if `max_loads` bounds it) by `run_in_span`, its duration recorded; returns
-    /// the outcome, the overrides and the duration.
-    /// `flights` are the load's (one, or a batch's): a call that would follow one of
-    /// them from inside this loader panics (`reentry`).
-    pub(super) async fn run_loader<F: Future>(
+    /// Step 3 of every load, single-key or batch: `run` (the loader, polled as
+    /// [`loader`](super::loader) polls it) in the cache's turn if `max_loads` bounds
+    /// it, its duration recorded; returns the outcome, the overrides and the duration.
+    pub(super) async fn run_loader<Out>(
         &self,
-        loader: F,
-        flights: &[usize],
+        run: impl Future<Output = (Outcome<Out>, Overrides)>,
         span: &tracing::Span,
-    ) -> (Outcome<F::Output>, Overrides, std::time::Duration) {
+    ) -> (Outcome<Out>, Overrides, std::time::Duration) {
         let turn = pin!(self.bulkhead.enter(self.options.max_loads, &self.stats));
         let turn = in_span(span, turn).await;
         let started = std::time::Instant::now();
-        let (outcome, overrides) = run_in_span(loader, flights, span).await;
+        let (outcome, overrides) = run.await;
         let took = started.elapsed();
         drop(turn);
         self.record_load(took);
@@ -304,46 +301,6 @@ where
             lifetime,
             added,
         }
-    }
-}
-
-/// A loader as the pipeline runs it (step 3): inside the load's span, with this
-/// load's `this_load` overrides, its panic caught as an outcome. Only this function
-/// is generic over the loader; each poll goes to `poll_loader`, which works on
-/// `dyn Future`, so an edit of a cached function's body recompiles little. The
-/// loader is boxed: pinned inside the load's future instead, it saves an allocation
-/// per miss (136 instructions) but costs every hit 7 (callgrind, `hit_count`), as
-/// the larger future changes how the call around the lookup is laid out.
-async fn run_in_span<F: Future>(
-    loader: F,
-    flights: &[usize],
-    span: &tracing::Span,
-) -> (Outcome<F::Output>, Overrides) {
-    let mut loader = Box::pin(loader);
-    let mut overrides = Overrides::default();
-    let poll = |cx: &mut std::task::Context<'_>| {
-        poll_loader(loader.as_mut(), cx, flights, span, &mut overrides)
-    };
-    std::future::poll_fn(poll).await
-}
-
-fn poll_loader<Out>(
-    loader: std::pin::Pin<&mut (dyn Future<Output = Out> + '_)>,
-    cx: &mut std::task::Context<'_>,
-    flights: &[usize],
-    span: &tracing::Span,
-    overrides: &mut Overrides,
-) -> Poll<(Outcome<Out>, Overrides)> {
-    let _entered = span.enter();
-    let polled = super::reentry::polling(flights, || {
-        this_load::poll_in(overrides, || {
-            panic::catch_unwind(AssertUnwindSafe(|| loader.poll(cx)))
-        })
-    });
-    match polled {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
-        Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
     }
 }
 

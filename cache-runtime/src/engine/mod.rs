@@ -17,6 +17,8 @@ pub(crate) mod bulkhead;
 mod entry_ops;
 mod invalidation;
 mod lead;
+mod loader;
+mod miss;
 mod options;
 mod pipeline;
 mod policies;

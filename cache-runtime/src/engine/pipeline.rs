@@ -1,9 +1,10 @@
 //! The steps of one single-key load around its loader, kept apart from the loader's
 //! type: [`prepare`](Cache::prepare) (1. read the shared tier, 2. take the fleet lock)
 //! and [`settle_outcome`](Cache::settle_outcome) (4. settle the outcome with the `this_load`
-//! overrides, 5. land in L1, 6. write back, 7. announce). Only the few lines that run
-//! the loader (step 3, in `Cache::lead`) are generic over the loader, so an
-//! edit of a cached function's body recompiles those, not the whole pipeline.
+//! overrides, 5. land in L1, 6. write back, 7. announce). The steps ask for the loader
+//! through a hatch (step 3, [`loader`](super::loader)), so only its small driver is
+//! generic over the loader: an edit of a cached function's body recompiles that,
+//! not the pipeline.
 
 use std::any::Any;
 use std::future::Future;
@@ -12,7 +13,7 @@ use std::pin::pin;
 use std::time::Instant;
 
 use super::lead::{in_span, panic_message, Lead, Outcome};
-use super::read::Role;
+use super::loader::{self, Hatch};
 use super::reentry;
 use super::shared;
 use super::{Cache, CacheKey, CacheValue, ShareFn, Tags};
@@ -77,85 +78,9 @@ where
     K: CacheKey,
     V: CacheValue,
 {
-    /// A call that missed L1 (or asked to reload, `forced`): joins the key's flight,
-    /// or leads a load; again when the flight it joined cannot answer it.
-    pub(super) async fn load<S, M, F>(
-        &self,
-        key: K,
-        share: ShareFn<S>,
-        make: M,
-        forced: bool,
-    ) -> S::Out
-    where
-        S: Shape<Value = V>,
-        S::Out: Send + 'static,
-        M: FnOnce() -> (Tags, F),
-        F: Future<Output = S::Out>,
-    {
-        let mut forced = forced;
-        loop {
-            let role = if std::mem::take(&mut forced) {
-                Role::Lead(self.reload_flight(&key))
-            } else {
-                self.join_or_lead(&key)
-            };
-            match role {
-                Role::Hit(value) => {
-                    self.stats.bump(Counter::L1Hit);
-                    return S::join(value);
-                }
-                Role::Lead(flight) => {
-                    let lead = Lead::new(self, key, flight);
-                    let (out, origin) = self.lead::<S, _, _>(lead, share, make).await;
-                    self.count(origin);
-                    return out;
-                }
-                Role::Follow(flight) => {
-                    reentry::refuse_own_flight(reentry::flight_id(&flight), &self.name);
-                    if let Some(out) = self.answer_follower::<S>(flight.wait(share).await) {
-                        return out;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A waiter's answer from the flight it joined, counted; `None` when the flight
-    /// could not answer (its leader was cancelled, or its outcome cannot be shared)
-    /// and the waiter must go round again, possibly as the next leader.
-    pub(super) fn answer_follower<S>(&self, landed: Landed<V, S::Out>) -> Option<S::Out>
-    where
-        S: Shape<Value = V>,
-    {
-        match landed {
-            Landed::Value(value, origin) => {
-                self.count(origin);
-                Some(S::join(value))
-            }
-            Landed::Shared(out) => {
-                self.stats.bump(Counter::Miss);
-                Some(out)
-            }
-            Landed::Absent => S::absent().inspect(|_| self.stats.bump(Counter::Miss)),
-            Landed::Retry => None,
-            Landed::Panicked(message) => {
-                self.stats.bump(Counter::Miss);
-                panic!("the loader of cache `{}` panicked: {message}", self.name)
-            }
-        }
-    }
-
-    /// Counts how a caller that missed L1 was answered.
-    pub(super) fn count(&self, origin: Origin) {
-        self.stats.bump(origin.counter());
-        if origin == Origin::FailSafe {
-            self.stats.bump(Counter::StaleServed);
-        }
-    }
-
-    /// Runs the leader's part: the named steps of a load, in its span. Only step 3
-    /// is generic over the loader. `lead` is the flight's guard, made where the
-    /// flight was registered: dropped at any point, it hands the load to a waiter.
+    /// Runs the leader's part: the named steps of a load, in its span. `lead` is the
+    /// flight's guard, made where the flight was registered: dropped at any point, it
+    /// hands the load to a waiter.
     pub(super) async fn lead<S, M, F>(
         &self,
         lead: Lead<'_, K, V>,
@@ -168,14 +93,29 @@ where
         M: FnOnce() -> (Tags, F),
         F: Future<Output = S::Out>,
     {
+        let hatch = Hatch::default();
+        let steps = pin!(self.lead_steps::<S>(lead, share, &hatch));
+        loader::drive(steps, &hatch, make).await
+    }
+
+    /// [`lead`](Self::lead) but for its loader, which it asks `hatch` for.
+    pub(super) async fn lead_steps<S>(
+        &self,
+        lead: Lead<'_, K, V>,
+        share: ShareFn<S>,
+        hatch: &Hatch<S::Out>,
+    ) -> (S::Out, Origin)
+    where
+        S: Shape<Value = V>,
+        S::Out: Send + 'static,
+    {
         let span = self.load_span();
-        // The tags serve only here, before any await: the load's stamps and its Redis
-        // target are taken from them, so the load's future does not carry them.
-        let (loader, stamps, target) = {
-            let (tags, loader) = span.in_scope(make);
+        // The tags serve only here, between two awaits: the load's stamps and its
+        // Redis target are taken from them, so the load's future does not carry them.
+        let (stamps, target) = {
+            let tags = hatch.make(&span).await;
             let stamps = self.stamp(&tags);
-            let target = self.shared_target(&lead.key, &tags).map(Box::new);
-            (loader, stamps, target)
+            (stamps, self.shared_target(&lead.key, &tags).map(Box::new))
         };
         // 1. read the shared tier, 2. take the fleet lock.
         let mut load = {
@@ -187,8 +127,9 @@ where
             }
         };
         // 3. run the loader, in its turn if `max_loads` bounds this cache.
-        let flight = [reentry::flight_id(&load.lead.flight)];
-        let (outcome, overrides, _) = self.run_loader(loader, &flight, &span).await;
+        let flight = reentry::flight_id(&load.lead.flight);
+        let run = hatch.run(flight);
+        let (outcome, overrides, _) = self.run_loader(run, &span).await;
         // 4. settle, 5. land in L1, 6. write back, 7. announce.
         let settled = pin!(self.settle_outcome::<S>(&mut load, outcome, overrides, share));
         in_span(&span, settled).await

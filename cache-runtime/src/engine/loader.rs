@@ -1,0 +1,197 @@
+//! Step 3, the loader's own part: a cached function's body is polled here, inside the
+//! load's span, with its `this_load` overrides and its flights listed (`reentry`), its
+//! panic caught as an outcome.
+//!
+//! A single-key load's steps are generic over key, value and shape only: they ask for
+//! the loader through a [`Hatch`], and [`drive`], the one piece generic over the
+//! function's loader, answers in the same poll. So each cached function adds a small
+//! driver to the build, not a copy of the pipeline, and an edit of its body
+//! recompiles that driver alone.
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::lead::Outcome;
+use super::Tags;
+use crate::this_load::{self, Overrides};
+
+/// Where a load's steps ask for their loader, and get its tags and its outcome back.
+/// The steps and the driver take turns on one task, so the lock is never contended.
+pub(super) struct Hatch<Out> {
+    state: parking_lot::Mutex<State<Out>>,
+}
+
+enum State<Out> {
+    Idle,
+    /// The steps lead a load: make the loader, inside the load's span.
+    Make(tracing::Span),
+    Made(Tags),
+    /// The steps' turn to run the loader (of this flight): poll it until it ends.
+    Run(usize),
+    Ran(Outcome<Out>, Overrides),
+}
+
+impl<Out> Default for Hatch<Out> {
+    fn default() -> Self {
+        Self {
+            state: parking_lot::Mutex::new(State::Idle),
+        }
+    }
+}
+
+impl<Out> Hatch<Out> {
+    /// The loader's tags; the driver makes the loader inside `span` and keeps it.
+    pub(super) fn make<'a>(&'a self, span: &'a tracing::Span) -> impl Future<Output = Tags> + 'a {
+        self.ask(
+            || State::Make(span.clone()),
+            |state| match state {
+                State::Made(tags) => Ok(tags),
+                asked => Err(asked),
+            },
+        )
+    }
+
+    /// The loader's outcome and overrides, once the driver has polled it to its end;
+    /// `flight` is the load's, listed while the loader is polled.
+    pub(super) fn run(
+        &self,
+        flight: usize,
+    ) -> impl Future<Output = (Outcome<Out>, Overrides)> + '_ {
+        self.ask(
+            move || State::Run(flight),
+            |state| match state {
+                State::Ran(outcome, overrides) => Ok((outcome, overrides)),
+                asked => Err(asked),
+            },
+        )
+    }
+
+    /// Posts `request`, then waits for the answer `take` accepts. Pending registers no
+    /// waker: the driver answers a request before its own poll returns, or polls the
+    /// loader, which registers the waker.
+    fn ask<'a, R>(
+        &'a self,
+        request: impl Fn() -> State<Out> + 'a,
+        take: impl Fn(State<Out>) -> Result<R, State<Out>> + 'a,
+    ) -> impl Future<Output = R> + 'a {
+        std::future::poll_fn(move |_| {
+            let mut state = self.state.lock();
+            if let State::Idle = *state {
+                *state = request();
+                return Poll::Pending;
+            }
+            match take(std::mem::replace(&mut *state, State::Idle)) {
+                Ok(answer) => Poll::Ready(answer),
+                Err(asked) => {
+                    *state = asked;
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+/// Polls `steps` to their end, making the loader and polling it when they ask through
+/// `hatch`. `make` is called at most once: a call leads at most one load.
+pub(super) fn drive<'a, T, Out, M, F>(
+    mut steps: Pin<&'a mut impl Future<Output = T>>,
+    hatch: &'a Hatch<Out>,
+    make: M,
+) -> impl Future<Output = T> + 'a
+where
+    M: FnOnce() -> (Tags, F) + 'a,
+    F: Future<Output = Out> + 'a,
+    Out: 'a,
+{
+    let mut make = Some(make);
+    // Boxed: pinned inside the load's future instead, it saves an allocation per miss
+    // but makes the future every call builds larger.
+    let mut loader: Option<Pin<Box<F>>> = None;
+    let mut span = tracing::Span::none();
+    let mut overrides = Overrides::default();
+    std::future::poll_fn(move |cx| loop {
+        if let Poll::Ready(out) = steps.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        // The steps wait for an answer, or for something else (Redis, another load).
+        match hatch.request() {
+            None => return Poll::Pending,
+            Some(Request::Make(load_span)) => {
+                span = load_span;
+                let make = make.take().expect("a call makes one loader");
+                let (tags, made) = span.in_scope(make);
+                loader = Some(Box::pin(made));
+                hatch.answer(State::Made(tags));
+            }
+            Some(Request::Run(flight)) => {
+                let loader = loader.as_mut().expect("the loader is made before it runs");
+                match poll_loader(loader.as_mut(), cx, &[flight], &span, &mut overrides) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready((outcome, overrides)) => {
+                        hatch.answer(State::Ran(outcome, overrides))
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// What the steps ask of the driver.
+enum Request {
+    Make(tracing::Span),
+    Run(usize),
+}
+
+impl<Out> Hatch<Out> {
+    /// The steps' request, if they wait for one: the load's span moves to the driver.
+    fn request(&self) -> Option<Request> {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Make(_) => match std::mem::replace(&mut *state, State::Idle) {
+                State::Make(span) => Some(Request::Make(span)),
+                _ => unreachable!("matched above"),
+            },
+            State::Run(flight) => Some(Request::Run(*flight)),
+            State::Idle | State::Made(_) | State::Ran(..) => None,
+        }
+    }
+
+    fn answer(&self, answer: State<Out>) {
+        *self.state.lock() = answer;
+    }
+}
+
+/// A batch's loader, run as a single key's is (its batch loader is generic already).
+pub(super) async fn run_in_span<F: Future>(
+    loader: F,
+    flights: &[usize],
+    span: &tracing::Span,
+) -> (Outcome<F::Output>, Overrides) {
+    let mut loader = Box::pin(loader);
+    let mut overrides = Overrides::default();
+    let poll =
+        |cx: &mut Context<'_>| poll_loader(loader.as_mut(), cx, flights, span, &mut overrides);
+    std::future::poll_fn(poll).await
+}
+
+fn poll_loader<Out>(
+    loader: Pin<&mut (dyn Future<Output = Out> + '_)>,
+    cx: &mut Context<'_>,
+    flights: &[usize],
+    span: &tracing::Span,
+    overrides: &mut Overrides,
+) -> Poll<(Outcome<Out>, Overrides)> {
+    let _entered = span.enter();
+    let polled = super::reentry::polling(flights, || {
+        this_load::poll_in(overrides, || {
+            panic::catch_unwind(AssertUnwindSafe(|| loader.poll(cx)))
+        })
+    });
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
+        Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
+    }
+}
