@@ -180,10 +180,11 @@ where
     }
 
     /// A value L1 answers with, counted as a hit: fresh, or due for a refresh that
-    /// this caller does not start. Always inlined: it is the hit, which the compiler
-    /// left out of line in an `async fn`'s poll when this was only `#[inline]` (29
-    /// instructions more a hit).
-    #[inline(always)]
+    /// this caller does not start. Always inlined in an optimized build: it is the
+    /// hit, which the compiler left out of line in an `async fn`'s poll when this was
+    /// only `#[inline]` (29 instructions more a hit). Not in a debug build, where
+    /// each cached function would compile a copy of the lookup.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn l1_answer<Q: KeyArg<K>>(&self, key: &Q) -> Option<V> {
         let value = match self.fresh_value(key.lookup()) {
             Some(value) => value,
