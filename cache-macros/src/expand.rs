@@ -80,7 +80,15 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
         // A hit returns at once; only a miss is driven by `block_on`.
         inline_call(plan, &output, block, quote!(get_or_wait), quote!())
     } else {
-        inline_call(plan, &output, block, quote!(get_or_load), quote!(.await))
+        // A hit is taken out of the answer here, so the function's future never holds
+        // it (nor drops it) across the await that only a miss needs.
+        let call = inline_call(plan, &output, block, quote!(get_or_load), quote!());
+        quote! {
+            match #call {
+                #rt::Answer::Ready(::core::option::Option::Some(__stratacache_out)) => __stratacache_out,
+                __stratacache_answer => __stratacache_answer.await,
+            }
+        }
     };
     quote! {
         #(#attrs)*

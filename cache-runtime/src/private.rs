@@ -8,7 +8,7 @@ pub use crate::checks::{
     ValueProbe,
 };
 pub use crate::engine::{
-    reloading, Borrowed, Cache, CacheOptions, ReloadRequest, Tags, TimedOutFn,
+    reloading, Answer, Borrowed, Cache, CacheOptions, ReloadRequest, Tags, TimedOutFn,
 };
 pub use crate::entry_ref::{CacheOps, EntryOf, EntryOps, EntryRef};
 pub use crate::error::TimedOut;
