@@ -78,11 +78,11 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
         background_call(plan, &output, block)
     } else if plan.sync {
         // A hit returns at once; only a miss is driven by `block_on`.
-        inline_call(plan, &output, block, quote!(get_or_wait), quote!())
+        inline_call(plan, &output, block, quote!(get_or_wait))
     } else {
         // A hit is taken out of the answer here, so the function's future never holds
         // it (nor drops it) across the await that only a miss needs.
-        let call = inline_call(plan, &output, block, quote!(get_or_load), quote!());
+        let call = inline_call(plan, &output, block, quote!(get_or_load));
         quote! {
             match #call {
                 #rt::Answer::Ready(::core::option::Option::Some(__stratacache_out)) => __stratacache_out,
@@ -102,16 +102,10 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     }
 }
 
-/// The loader may borrow the arguments: it runs inside the call of `method`, in
-/// `get_or_load`'s future, which `finish` awaits, or in `get_or_wait`, which drives
-/// it to its end for a sync function.
-fn inline_call(
-    plan: &Plan,
-    output: &Type,
-    block: &syn::Block,
-    method: TokenStream,
-    finish: TokenStream,
-) -> TokenStream {
+/// The loader may borrow the arguments: it runs inside the call of `method`, in the
+/// load `get_or_load` answers a miss with, which the function awaits, or in
+/// `get_or_wait`, which drives it to its end for a sync function.
+fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, method: TokenStream) -> TokenStream {
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
     let body = crate::body::typed_body(output, block);
@@ -133,7 +127,6 @@ fn inline_call(
                 #copy
                 (#tags, #loader)
             })
-            #finish
     }
 }
 
