@@ -33,6 +33,12 @@ enum State<Out> {
     Ran(Outcome<Out>, Overrides),
 }
 
+/// What the steps ask of the driver.
+enum Request {
+    Make(tracing::Span),
+    Run(usize),
+}
+
 impl<Out> Default for Hatch<Out> {
     fn default() -> Self {
         Self {
@@ -91,6 +97,23 @@ impl<Out> Hatch<Out> {
             }
         })
     }
+
+    /// The steps' request, if they wait for one: the load's span moves to the driver.
+    fn request(&self) -> Option<Request> {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Make(_) => match std::mem::replace(&mut *state, State::Idle) {
+                State::Make(span) => Some(Request::Make(span)),
+                _ => unreachable!("matched above"),
+            },
+            State::Run(flight) => Some(Request::Run(*flight)),
+            State::Idle | State::Made(_) | State::Ran(..) => None,
+        }
+    }
+
+    fn answer(&self, answer: State<Out>) {
+        *self.state.lock() = answer;
+    }
 }
 
 /// Polls `steps` to their end, making the loader and polling it when they ask through
@@ -138,31 +161,6 @@ where
     })
 }
 
-/// What the steps ask of the driver.
-enum Request {
-    Make(tracing::Span),
-    Run(usize),
-}
-
-impl<Out> Hatch<Out> {
-    /// The steps' request, if they wait for one: the load's span moves to the driver.
-    fn request(&self) -> Option<Request> {
-        let mut state = self.state.lock();
-        match &*state {
-            State::Make(_) => match std::mem::replace(&mut *state, State::Idle) {
-                State::Make(span) => Some(Request::Make(span)),
-                _ => unreachable!("matched above"),
-            },
-            State::Run(flight) => Some(Request::Run(*flight)),
-            State::Idle | State::Made(_) | State::Ran(..) => None,
-        }
-    }
-
-    fn answer(&self, answer: State<Out>) {
-        *self.state.lock() = answer;
-    }
-}
-
 /// A batch's loader, run as a single key's is (its batch loader is generic already).
 pub(super) async fn run_in_span<F: Future>(
     loader: F,
@@ -193,5 +191,83 @@ fn poll_loader<Out>(
         Ok(Poll::Pending) => Poll::Pending,
         Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
         Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::pin::pin;
+
+    use super::*;
+
+    /// Polls `future` to its end, at most ten times: a driver that stops answering
+    /// fails the test rather than hanging it.
+    fn run_bounded<T>(future: impl Future<Output = T>) -> T {
+        let mut future = pin!(future);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        (0..10)
+            .find_map(|_| match future.as_mut().poll(&mut cx) {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            })
+            .expect("the driver finished within ten polls")
+    }
+
+    /// Pending once, then ready: a loader that waits.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+
+    #[test]
+    fn the_driver_makes_the_loader_once_when_asked_and_polls_it_to_its_end() {
+        let (hatch, span, made) = (Hatch::default(), tracing::Span::none(), Cell::new(0));
+        let steps = pin!(async {
+            let tags = hatch.make(&span).await;
+            let (outcome, _) = hatch.run(7).await;
+            (tags.len(), outcome.expect("the loader returned"))
+        });
+        let make = || {
+            made.set(made.get() + 1);
+            (Tags::new(), async {
+                yield_once().await;
+                42
+            })
+        };
+        let out = run_bounded(drive(steps, &hatch, make));
+        assert_eq!(out, (0, 42));
+        assert_eq!(made.get(), 1);
+    }
+
+    #[test]
+    fn steps_that_never_ask_never_make_the_loader() {
+        let hatch = Hatch::<u32>::default();
+        let steps = pin!(async {
+            yield_once().await;
+            5
+        });
+        let make = || -> (Tags, std::future::Ready<u32>) { panic!("made a loader") };
+        assert_eq!(run_bounded(drive(steps, &hatch, make)), 5);
+    }
+
+    #[test]
+    fn a_panicking_loader_is_handed_to_the_steps_as_its_outcome() {
+        let (hatch, span) = (Hatch::default(), tracing::Span::none());
+        let steps = pin!(async {
+            hatch.make(&span).await;
+            let (outcome, _) = hatch.run(7).await;
+            outcome.map_err(|payload| super::super::lead::panic_message(&*payload).to_owned())
+        });
+        let make = || (Tags::new(), async { panic!("the loader failed") });
+        let out: Result<u32, String> = run_bounded(drive(steps, &hatch, make));
+        assert_eq!(out, Err("the loader failed".to_owned()));
     }
 }
