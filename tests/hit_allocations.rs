@@ -2,6 +2,7 @@
 //! `&[T]`) are looked up as they are, not copied into an owned key, nor is a key made
 //! of one owned argument (`String`), and a function
 //! with background refreshes makes its loader's copies only when a load starts.
+//! And a call's future stays small: its arguments and one pointer.
 //! Counted by a global allocator, on this thread only.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -128,4 +129,28 @@ async fn a_hit_allocates_only_the_clone_of_its_value() {
     drop(lin2);
     let (_, count) = allocations(|| hit(by_name("grace")).len());
     assert!(count > 1, "a miss does allocate (the counter counts)");
+}
+
+/// A call's future holds its arguments and, across its one await, the pointer to a
+/// miss's boxed load: not the answer, whose hit was returned before the await. It is
+/// moved whole when it is pinned, so this is what every call copies.
+#[test]
+fn a_call_s_future_holds_its_arguments_and_the_load_s_pointer() {
+    let word = std::mem::size_of::<usize>();
+    let sizes = [
+        ("u64 argument", std::mem::size_of_val(&by_id(7)), 4 * word),
+        (
+            "&str argument",
+            std::mem::size_of_val(&by_name("ada")),
+            4 * word,
+        ),
+        (
+            "&str argument, background refreshes",
+            std::mem::size_of_val(&revalidated("ada")),
+            5 * word,
+        ),
+    ];
+    for (call, size, most) in sizes {
+        assert!(size <= most, "{call}: {size} bytes, more than {most}");
+    }
 }

@@ -75,26 +75,17 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     let output = output_type(item);
     let key = key_arg(plan);
     let call = if plan.background {
-        background_call(plan, &output, block)
+        background_call(plan, &output, block, &key)
     } else if plan.sync {
         // A hit returns at once; only a miss is driven by `block_on`.
-        inline_call(plan, &output, block, quote!(get_or_wait))
+        inline_call(plan, &output, block, quote!(get_or_wait), &key)
     } else {
-        // A hit is taken out of the answer here, so the function's future never holds
-        // it (nor drops it) across the await that only a miss needs.
-        let call = inline_call(plan, &output, block, quote!(get_or_load));
-        quote! {
-            match #call {
-                #rt::Answer::Ready(::core::option::Option::Some(__stratacache_out)) => __stratacache_out,
-                __stratacache_answer => __stratacache_answer.await,
-            }
-        }
+        awaited(inline_call(plan, &output, block, quote!(get_or_load), &key))
     };
     quote! {
         #(#attrs)*
         #vis #sig {
             #lookup
-            let __stratacache_key = #key;
             #[allow(clippy::needless_borrow)]
             let __stratacache_share = (&&&#rt::ShareProbe::<#output>::new()).share_fn();
             #call
@@ -102,10 +93,31 @@ fn main_fn(plan: &Plan, item: &ItemFn, lookup: &TokenStream) -> TokenStream {
     }
 }
 
+/// An `async fn`'s answer: a hit returns here, and only a miss's boxed load is
+/// awaited, out of the `match` so that the answer is gone by then: the function's
+/// future holds a pointer across the await, not the answer, so it is smaller to build
+/// and to move.
+pub(crate) fn awaited(call: TokenStream) -> TokenStream {
+    let rt = runtime();
+    quote! {
+        let __stratacache_load = match #call {
+            #rt::Answer::Ready(__stratacache_out) => return __stratacache_out,
+            #rt::Answer::Load(__stratacache_load) => __stratacache_load,
+        };
+        __stratacache_load.await
+    }
+}
+
 /// The loader may borrow the arguments: it runs inside the call of `method`, in the
 /// load `get_or_load` answers a miss with, which the function awaits, or in
 /// `get_or_wait`, which drives it to its end for a sync function.
-fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, method: TokenStream) -> TokenStream {
+fn inline_call(
+    plan: &Plan,
+    output: &Type,
+    block: &syn::Block,
+    method: TokenStream,
+    key: &TokenStream,
+) -> TokenStream {
     let tags = tags_expr(plan, |name| name.to_token_stream());
     let shape = shape_type(plan);
     let body = crate::body::typed_body(output, block);
@@ -123,7 +135,7 @@ fn inline_call(plan: &Plan, output: &Type, block: &syn::Block, method: TokenStre
     };
     quote! {
         __stratacache_cache
-            .#method::<#shape, _, _, _>(__stratacache_key, __stratacache_share, #capture || {
+            .#method::<#shape, _, _, _>(#key, __stratacache_share, #capture || {
                 #copy
                 (#tags, #loader)
             })

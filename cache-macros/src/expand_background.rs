@@ -17,7 +17,12 @@ pub(crate) fn owned_ident(arg: &Ident) -> Ident {
 
 /// The loader owns everything (arguments by `ToOwned`, `&self` by `Clone`), so a
 /// stale-while-revalidate refresh can run in a spawned task.
-pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) -> TokenStream {
+pub(crate) fn background_call(
+    plan: &Plan,
+    output: &Type,
+    block: &syn::Block,
+    key: &TokenStream,
+) -> TokenStream {
     let rt = runtime();
     let shape = shape_type(plan);
     let (take, rebind) = owned_arguments(plan);
@@ -48,9 +53,9 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
         }),
     );
     // The loader's copies are made only when a load or refresh starts, not on a hit.
-    quote! {
+    crate::expand::awaited(quote! {
         __stratacache_cache
-            .get_or_load_refreshing::<#shape, _, _>(__stratacache_key, __stratacache_share, || {
+            .get_or_load_refreshing::<#shape, _, _>(#key, __stratacache_share, || {
                 #(#take)*
                 #take_self
                 move || {
@@ -58,8 +63,7 @@ pub(crate) fn background_call(plan: &Plan, output: &Type, block: &syn::Block) ->
                     (__stratacache_tags, #loader)
                 }
             }, #timed_out)
-            .await
-    }
+    })
 }
 
 /// Each argument's owned copy (`take`, made by the call) and its binding inside the

@@ -141,7 +141,7 @@ where
             return Answer::Load(Box::pin(load));
         }
         if let Some(value) = self.l1_answer(&key) {
-            return Answer::Ready(Some(S::join(value)));
+            return Answer::Ready(S::join(value));
         }
         let load = self.load::<S, _, _>(key.into_key(), share, make, false);
         Answer::Load(Box::pin(load))
@@ -186,15 +186,19 @@ where
     /// each cached function would compile a copy of the lookup.
     #[cfg_attr(not(debug_assertions), inline(always))]
     fn l1_answer<Q: KeyArg<K>>(&self, key: &Q) -> Option<V> {
-        let value = match self.fresh_value(key.lookup()) {
-            Some(value) => value,
-            None => match self.lookup_by(key.lookup(), || key.to_key()) {
-                Seen::Fresh(value) | Seen::Refresh(value) => value,
-                Seen::Stale(_) | Seen::Gone => return None,
-            },
-        };
-        self.stats.bump(Counter::L1Hit);
-        Some(value)
+        // Each way to a hit counts it itself: joined before the count, the two would
+        // leave the caller to test the answer again.
+        if let Some(value) = self.fresh_value(key.lookup()) {
+            self.stats.bump(Counter::L1Hit);
+            return Some(value);
+        }
+        match self.lookup_by(key.lookup(), || key.to_key()) {
+            Seen::Fresh(value) | Seen::Refresh(value) => {
+                self.stats.bump(Counter::L1Hit);
+                Some(value)
+            }
+            Seen::Stale(_) | Seen::Gone => None,
+        }
     }
 
     /// A sync caller's load, built and boxed where no caller's frame keeps its room
@@ -242,7 +246,7 @@ where
         }
         if let Some(value) = self.fresh_value(key.lookup()) {
             self.stats.bump(Counter::L1Hit);
-            return Answer::Ready(Some(S::join(value)));
+            return Answer::Ready(S::join(value));
         }
         let served = match self.lookup_by(key.lookup(), || key.to_key()) {
             Seen::Fresh(value) => value,
@@ -276,7 +280,7 @@ where
             }
         };
         self.stats.bump(Counter::L1Hit);
-        Answer::Ready(Some(S::join(served)))
+        Answer::Ready(S::join(served))
     }
 
     /// Starts one refresh of `key` in a task on `runtime`, unless one that may still

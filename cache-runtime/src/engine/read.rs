@@ -43,12 +43,10 @@ where
         Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
     {
         let now = clock::coarse_ms();
-        self.store
-            .read(key, |entry| {
-                let fresh = entry.times.is_fresh_before_refresh(now);
-                (fresh && entry.stamps.are_current(self.tag_epoch)).then(|| entry.value.clone())
-            })
-            .flatten()
+        self.store.read_some(key, |entry| {
+            let fresh = entry.times.is_fresh_before_refresh(now);
+            (fresh && entry.stamps.are_current(self.tag_epoch)).then(|| entry.value.clone())
+        })
     }
 
     #[inline]

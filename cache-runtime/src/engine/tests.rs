@@ -4,6 +4,7 @@
 // `(&&ShareProbe::<T>::new()).share_fn()` is autoref specialisation, not a needless borrow.
 #![allow(clippy::needless_borrow)]
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,9 @@ where
         M: FnOnce() -> (Tags, F) + 'static,
         F: Future<Output = S::Out> + 'static,
     {
-        self.cache.get_or_load::<S, M, F, K>(key, share, make)
+        self.cache
+            .get_or_load::<S, M, F, K>(key, share, make)
+            .into_future()
     }
 
     fn get_or_load_refreshing<M, F>(
@@ -85,6 +88,7 @@ where
     {
         self.cache
             .get_or_load_refreshing::<S, M, F>(key, share, ready(make), timed_out)
+            .into_future()
     }
 }
 
@@ -211,7 +215,7 @@ async fn miss_then_hit() {
     let hit = cache
         .cache
         .get_or_load::<Whole<String>, _, _, _>(1, NO_SHARE, make());
-    assert!(matches!(hit, Answer::Ready(Some(ref out)) if out == "one"));
+    assert!(matches!(hit, Answer::Ready(ref out) if out == "one"));
     let miss = cache
         .cache
         .get_or_load::<Whole<String>, _, _, _>(2, NO_SHARE, make());

@@ -51,6 +51,15 @@ pub trait L1Store<K, V>: Send + Sync + 'static {
     fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> R) -> Option<R>
     where
         Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>;
+    /// [`read`](Self::read) with a reader that may answer nothing: one `None` for
+    /// both, which a hit then checks once rather than twice.
+    #[inline(always)]
+    fn read_some<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> Option<R>) -> Option<R>
+    where
+        Q: ?Sized + std::hash::Hash + crate::values::Equivalent<K>,
+    {
+        self.read(key, read).flatten()
+    }
     /// Stores `entry` for `key`, replacing any.
     fn insert(&self, key: K, entry: Entry<V>);
     /// Drops the entry for `key`.

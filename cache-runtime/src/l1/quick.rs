@@ -194,6 +194,15 @@ where
         shard.read().get(&probe).map(read)
     }
 
+    #[inline(always)]
+    fn read_some<Q, R>(&self, key: &Q, read: impl FnOnce(&Entry<V>) -> Option<R>) -> Option<R>
+    where
+        Q: ?Sized + Hash + quick_cache::Equivalent<K>,
+    {
+        let (shard, probe) = self.probe(key);
+        shard.read().get(&probe).and_then(read)
+    }
+
     fn insert(&self, key: K, entry: Entry<V>) {
         let (shard, probe) = self.probe(&key);
         let hash = probe.hash;
