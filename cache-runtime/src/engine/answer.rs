@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 pub enum Answer<O, L: ?Sized> {
     /// A hit: the output.
     Ready(O),
-    /// A miss or a forced load. Boxed, so that the hit's future stays as small as
-    /// its output: the miss path (Redis calls, the loader) is large.
+    /// A miss or a forced load. Boxed, so that a call's future holds a pointer to
+    /// it: the miss path (Redis calls, the loader) is large.
     Load(Pin<Box<L>>),
 }
 
