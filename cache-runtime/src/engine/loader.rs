@@ -101,13 +101,17 @@ impl<Out> Hatch<Out> {
     /// The steps' request, if they wait for one: the load's span moves to the driver.
     fn request(&self) -> Option<Request> {
         let mut state = self.state.lock();
-        match &*state {
-            State::Make(_) => match std::mem::replace(&mut *state, State::Idle) {
-                State::Make(span) => Some(Request::Make(span)),
-                _ => unreachable!("matched above"),
-            },
-            State::Run(flight) => Some(Request::Run(*flight)),
-            State::Idle | State::Made(_) | State::Ran(..) => None,
+        match std::mem::replace(&mut *state, State::Idle) {
+            State::Make(span) => Some(Request::Make(span)),
+            // A run stays asked for until the driver answers it.
+            State::Run(flight) => {
+                *state = State::Run(flight);
+                Some(Request::Run(flight))
+            }
+            unasked => {
+                *state = unasked;
+                None
+            }
         }
     }
 
