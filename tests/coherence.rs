@@ -663,14 +663,7 @@ fn a_master_that_is_down_keeps_its_fault_to_the_keys_it_holds() {
 #[test]
 fn a_resync_with_a_master_down_still_reads_what_the_others_hold() {
     let mut cluster = RedisCluster::start();
-    for node in &cluster.nodes {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("cluster-require-full-coverage")
-            .arg("no")
-            .query::<()>(&mut node.connection())
-            .unwrap();
-    }
+    cluster.serve_without_full_coverage();
     let mut reader = Worker::start(&cluster.url(), NS, &[]);
     let down = cluster.owner_of(&format!("{NS}:entry-changes:worker.user"));
     let counter = |id: u64| format!("{NS}:tag:user:{id}");
@@ -703,6 +696,84 @@ fn a_resync_with_a_master_down_still_reads_what_the_others_hold() {
     assert!(
         caught_up,
         "a lost invalidation of a tag on a healthy master waited for the master that was down"
+    );
+}
+
+/// The master of the invalidation channel's slot, down for good: the backplane must
+/// listen on another node, and resync there, so that an invalidation of a tag whose
+/// counter, and whose entries, live on the other masters still arrives. The
+/// subscriber went back to the channel's master for as long as that master's circuit
+/// was closed (a refused subscription did not count against it, and this reader
+/// sends it nothing else), and resynced nothing meanwhile: such an invalidation went
+/// unseen for as long as the master was down. The fleet checker's last phase found
+/// it, with the channel's master stopped. Frozen (SIGSTOP) rather than stopped, the
+/// master accepts a connection and answers nothing: the backplane waited on its
+/// subscription there for good.
+#[test]
+fn with_the_channels_master_down_an_invalidation_held_elsewhere_still_arrives() {
+    channels_master_out_for_good(Out::Stopped);
+}
+
+#[test]
+fn with_the_channels_master_frozen_an_invalidation_held_elsewhere_still_arrives() {
+    channels_master_out_for_good(Out::Frozen);
+}
+
+#[derive(PartialEq)]
+enum Out {
+    Stopped,
+    Frozen,
+}
+
+fn channels_master_out_for_good(out: Out) {
+    let mut cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    let entry_key = |ns: &str, id: u64| {
+        let key = postcard::to_allocvec(&id).unwrap();
+        stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key)
+    };
+    // A namespace whose counters all live off the channel's master, and an id whose
+    // tag counter and entry do too: nothing this test reads is on the master it stops.
+    let (ns, down, id) = (0..100)
+        .find_map(|attempt| {
+            let ns = format!("{NS}ch{attempt}");
+            let down = cluster.owner_of(&format!("{ns}:invalidations"));
+            let elsewhere = |key: &str| cluster.owner_of(key) != down;
+            let own = [
+                format!("{ns}:global-tag"),
+                format!("{ns}:cache-tag:worker.user"),
+                format!("{ns}:entry-changes:worker.user"),
+                format!("{{{ns}}}:bumps"),
+            ];
+            if !own.iter().all(|key| elsewhere(key)) {
+                return None;
+            }
+            let id = (0..100).find(|&id| {
+                elsewhere(&format!("{ns}:tag:user:{id}")) && elsewhere(&entry_key(&ns, id))
+            })?;
+            Some((ns, down, id))
+        })
+        .expect("a namespace whose keys avoid the channel's master");
+    let mut reader = Worker::start(&cluster.url(), &ns, &[]);
+    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+    assert_eq!(reader.get(&format!("get {id}")).loads, 1);
+
+    match out {
+        Out::Stopped => cluster.nodes[down].stop(),
+        Out::Frozen => cluster.nodes[down].freeze(),
+    }
+    assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
+    let seen = eventually(Duration::from_secs(8), || {
+        reader.get(&format!("get {id}")).loads == 2
+    });
+    match out {
+        Out::Stopped => cluster.nodes[down].restart(),
+        Out::Frozen => cluster.nodes[down].thaw(),
+    }
+    cluster.wait_until_ok();
+    assert!(
+        seen,
+        "an invalidation held by healthy masters went unseen while the channel's master was down"
     );
 }
 

@@ -26,6 +26,10 @@ const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
 /// busy, and a ping unanswered within [`PING_ANSWER`] means it is gone.
 const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_ANSWER: Duration = Duration::from_secs(1);
+/// How long a subscription may take to be made. A node that accepts a connection and
+/// answers nothing (frozen, or its host gone behind a load balancer) would otherwise
+/// hold the backplane for good, and with it every resync.
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(1);
 
 /// When this process last read every tag version it holds from Redis (clock ms).
 static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
@@ -213,6 +217,12 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     // message published on one reaches every node's subscribers.
     let mut nodes = l2.subscribers.iter().cycle();
     let mut moved = None;
+    // Whether the last attempt went to the channel's master and failed: the next goes
+    // to another node. That master's circuit may stay closed here while it is down
+    // (a subscription it refuses does not count, and this process may send it
+    // nothing else), and the backplane would go back to it, hearing nothing and
+    // resyncing nothing, for as long as it is down.
+    let mut owner_failed = false;
     loop {
         // A subscription moved to the channel's master was made before the old one
         // went: no message fell between them. Any other may have missed some.
@@ -220,15 +230,20 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
         let (client, pubsub) = match moved.take() {
             Some(moved) => moved,
             None => {
-                let client = l2
-                    .channel_subscriber()
-                    .unwrap_or_else(|| nodes.next().expect("at least one node"));
+                let owner = l2.channel_subscriber();
+                let client = match owner {
+                    Some(owner) if !owner_failed => owner,
+                    _ => next_node(&mut nodes, owner, l2.subscribers.len()),
+                };
+                let at_owner = owner.is_some_and(|owner| std::ptr::eq(owner, client));
                 match subscribe(l2, client).await {
                     Ok(pubsub) => {
                         refused = 0;
+                        owner_failed = false;
                         (client, pubsub)
                     }
                     Err(refusal) => {
+                        owner_failed = at_owner;
                         note_refusal(refusal, &mut refused);
                         tokio::time::sleep(backoff).await;
                         // Capped low: after an outage, the messages the outboxes
@@ -248,6 +263,22 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             tokio::time::sleep(backoff).await;
         }
     }
+}
+
+/// The next node in turn other than `owner` (the channel's master), if there is one.
+fn next_node<'a>(
+    nodes: &mut impl Iterator<Item = &'a redis::Client>,
+    owner: Option<&redis::Client>,
+    count: usize,
+) -> &'a redis::Client {
+    let mut first = None;
+    for node in nodes.take(count) {
+        if !owner.is_some_and(|owner| std::ptr::eq(owner, node)) {
+            return node;
+        }
+        first.get_or_insert(node);
+    }
+    first.expect("at least one node")
 }
 
 /// Logs a refused subscription (`None`: Redis was not reached, logged already).
@@ -270,20 +301,25 @@ async fn subscribe(
     l2: &L2,
     client: &redis::Client,
 ) -> Result<redis::aio::PubSub, Option<redis::RedisError>> {
-    let mut pubsub = match client.get_async_pubsub().await {
-        Ok(pubsub) => pubsub,
-        Err(error) => {
-            tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet");
-            return Err(None);
-        }
+    let subscribed = tokio::time::timeout(SUBSCRIBE_WITHIN, async {
+        let mut pubsub = match client.get_async_pubsub().await {
+            Ok(pubsub) => pubsub,
+            Err(error) => {
+                tracing::debug!(%error, "stratacache: backplane cannot reach Redis yet");
+                return Err(None);
+            }
+        };
+        pubsub.subscribe(&l2.channel).await.map_err(Some)?;
+        Ok(pubsub)
+    });
+    let Ok(subscribed) = subscribed.await else {
+        tracing::debug!("stratacache: backplane subscription unanswered");
+        return Err(None);
     };
-    match pubsub.subscribe(&l2.channel).await {
-        Ok(()) => {
-            tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
-            Ok(pubsub)
-        }
-        Err(error) => Err(Some(error)),
+    if subscribed.is_ok() {
+        tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
     }
+    subscribed
 }
 
 /// Applies messages until the subscription drops or stops answering its ping

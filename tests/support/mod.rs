@@ -312,6 +312,20 @@ impl RedisCluster {
         assert!(ok, "the cluster never reached cluster_state:ok");
     }
 
+    /// Lets the masters serve their slots while another is down
+    /// (`cluster-require-full-coverage no`, as a cache's cluster may be set), so that a
+    /// test does not race the cluster's own failure detection.
+    pub fn serve_without_full_coverage(&self) {
+        for node in &self.nodes {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("cluster-require-full-coverage")
+                .arg("no")
+                .query::<()>(&mut node.connection())
+                .expect("CONFIG SET cluster-require-full-coverage");
+        }
+    }
+
     /// Every node's URL, comma-separated: what `STRATACACHE_REDIS_URL` takes.
     pub fn url(&self) -> String {
         self.nodes
