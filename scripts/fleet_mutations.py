@@ -6,7 +6,7 @@ Each mutation is one edit of one file, checked to apply exactly once; the file i
 restored afterwards, whatever happens. Run from the repository's root, with
 nothing else building:
 
-    python3 scripts/fleet_mutations.py            # every mutation, about 10 minutes
+    python3 scripts/fleet_mutations.py            # every mutation, about 12 minutes
     python3 scripts/fleet_mutations.py cas        # one, by name
 
 A mutation the checker does not catch is printed as "passed" (expected for
@@ -43,6 +43,20 @@ MUTATIONS = {
         "cache-runtime/src/flights.rs",
         "if !flight.is_doomed() && tags::all_current(stamps) {",
         "if tags::all_current(stamps) {",
+    ),
+    # One circuit per cluster master: every key's commands go through one breaker,
+    # which a master that is down opens for the others too.
+    "breaker_per_master": (
+        "cache-runtime/src/l2/routing.rs",
+        "Some(&owner) if owner != UNKNOWN => map.nodes[usize::from(owner)].breaker.clone(),",
+        "Some(&owner) if owner != UNKNOWN => self.shared.clone(),",
+    ),
+    # The backplane's way off a channel master that is down: it goes back to that
+    # master for as long as the master's circuit is closed.
+    "subscribe_elsewhere": (
+        "cache-runtime/src/backplane.rs",
+        "Some(owner) if !owner_failed => owner,",
+        "Some(owner) => owner,",
     ),
     # The write-back's doom alone: a doomed load still tries its compare-and-set.
     "write_back_doom": (

@@ -6,9 +6,10 @@
 //! long before the read that invalidation returned. While a fault lasts, staleness
 //! is expected (the fault is what it bounds); once the fault has ended, a read's lag
 //! counts from the later of the invalidation and the fault's end, and must stay
-//! under the resync interval.
+//! under the resync interval. A fault may touch some items only (a cluster master
+//! holds some items' keys): the others are judged as if nothing had happened.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// One logged operation (see examples/fleet_worker.rs).
 #[derive(Debug, Clone, Copy)]
@@ -38,11 +39,24 @@ pub fn parse(text: &str) -> Vec<Op> {
         .collect()
 }
 
-/// When a fault was injected and when it ended (unix µs).
-#[derive(Debug, Clone, Copy)]
+/// When a fault was injected and when it ended (unix µs), and what it touched.
+#[derive(Debug, Clone)]
 pub struct Fault {
     pub start: u64,
+    /// [`LASTING`] for a fault that had not ended when the phase did.
     pub end: u64,
+    /// The items whose keys it touched; `None`: every one.
+    pub items: Option<BTreeSet<u64>>,
+}
+
+/// The end of a fault that outlasted its phase.
+pub const LASTING: u64 = u64::MAX;
+
+impl Fault {
+    /// The fault as item `key` met it: `fault` if it touched the item, else none.
+    fn of(fault: Option<&Fault>, key: u64) -> Option<&Fault> {
+        fault.filter(|f| f.items.as_ref().is_none_or(|items| items.contains(&key)))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +70,8 @@ pub struct Report {
     pub past_bound: usize,
     /// The worst lag of a read made once the fault had ended (from its end).
     pub worst_after_fault_ms: f64,
+    /// Of a fault that touched some items only: the worst lag of a read of the others.
+    pub worst_untouched_ms: f64,
     pub peeks: usize,
     /// Peeks that found in Redis a value an invalidation had superseded.
     pub stale_peeks: usize,
@@ -65,9 +81,12 @@ pub struct Report {
     /// they returned it (none must be served after that commit's invalidation).
     pub overtaken_loads: usize,
     /// The items written while the fault lasted.
-    pub written_during_fault: std::collections::BTreeSet<u64>,
+    pub written_during_fault: BTreeSet<u64>,
     /// Final reads that did not return the last version written.
     pub unseen: usize,
+    /// The same, of items a fault still held when the phase ended: its doing, which
+    /// lasts as long as it does, not a lost invalidation.
+    pub unseen_in_fault: usize,
     /// Per invalidation made before any fault: how long after it returned a read
     /// (made before the fault too) still returned an older version (0 when none
     /// did), p50 and p99 in ms.
@@ -81,7 +100,7 @@ struct Key {
     latest: u64,
 }
 
-pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
+pub fn analyse(ops: &[Op], fault: Option<&Fault>, bound_us: u64) -> Report {
     let mut keys: HashMap<u64, Key> = HashMap::new();
     let mut report = Report::default();
     for op in ops.iter().filter(|op| op.kind == 'w') {
@@ -97,7 +116,7 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
             report.written_during_fault.insert(op.key);
         }
     }
-    let healthy_until = fault.map_or(u64::MAX, |f| f.start);
+    let healthy_until = |key: u64| Fault::of(fault, key).map_or(u64::MAX, |f| f.start);
     let mut propagation: HashMap<(u64, u64), u64> = HashMap::new();
     for op in ops.iter().filter(|op| op.kind == 'o') {
         report.overtaken_loads += op.version as usize;
@@ -110,7 +129,11 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
             'r' => report.reads += 1,
             'p' => report.peeks += 1,
             'f' => {
-                report.unseen += usize::from(op.version < key.latest);
+                let unseen = usize::from(op.version < key.latest);
+                match Fault::of(fault, op.key) {
+                    Some(f) if f.end == LASTING => report.unseen_in_fault += unseen,
+                    _ => report.unseen += unseen,
+                }
                 report.failed += usize::from(!op.ok);
                 continue;
             }
@@ -131,6 +154,9 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
             continue;
         }
         let lag = op.start - superseded_at;
+        let untouched =
+            fault.is_some_and(|f| f.items.is_some()) && Fault::of(fault, op.key).is_none();
+        let fault = Fault::of(fault, op.key);
         let counted_from = match fault {
             Some(f) if op.start >= f.start && op.start <= f.end => None,
             Some(f) if op.start > f.end => Some(op.start - superseded_at.max(f.end)),
@@ -145,12 +171,15 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
         report.stale += 1;
         report.past_bound += usize::from(past_bound);
         report.worst_lag_ms = report.worst_lag_ms.max(lag as f64 / 1e3);
+        if untouched {
+            report.worst_untouched_ms = report.worst_untouched_ms.max(lag as f64 / 1e3);
+        }
         if let (Some(f), Some(after)) = (fault, counted_from) {
             if op.start > f.end {
                 report.worst_after_fault_ms = report.worst_after_fault_ms.max(after as f64 / 1e3);
             }
         }
-        if op.start >= healthy_until {
+        if op.start >= healthy_until(op.key) {
             continue; // the fault's doing, not propagation's
         }
         for (&version, &returned) in &key.returned {
@@ -165,7 +194,7 @@ pub fn analyse(ops: &[Op], fault: Option<Fault>, bound_us: u64) -> Report {
         .flat_map(|(k, key)| {
             key.returned
                 .iter()
-                .filter(|(_, &returned)| returned < healthy_until)
+                .filter(|(_, &returned)| returned < healthy_until(*k))
                 .map(|(v, _)| propagation.get(&(*k, *v)).copied().unwrap_or(0))
                 .collect::<Vec<_>>()
         })
@@ -224,15 +253,38 @@ mod tests {
             op('r', 0, 0, 10_500, 10_510), // 500 µs after the fault
             op('f', 0, 0, 20_000, 20_010), // never saw version 1
         ];
-        let fault = Some(Fault {
+        let fault = Fault {
             start: 1_000,
             end: 10_000,
-        });
-        let report = analyse(&parse_back(&ops), fault, 1_000);
+            items: None,
+        };
+        let report = analyse(&parse_back(&ops), Some(&fault), 1_000);
         assert_eq!((report.stale, report.past_bound), (2, 0));
         assert_eq!(report.worst_after_fault_ms, 0.5);
         assert_eq!(report.unseen, 1);
         assert_eq!(Vec::from_iter(report.written_during_fault), [1]);
+    }
+
+    #[test]
+    fn a_fault_of_some_items_excuses_only_theirs() {
+        let ops = [
+            op('w', 0, 1, 100, 200),
+            op('w', 1, 1, 100, 200),
+            op('r', 0, 0, 5_000, 5_010), // item 0 is the fault's: excused
+            op('r', 1, 0, 5_000, 5_010), // item 1 is not: 4.8 ms past its invalidation
+            op('f', 0, 0, 20_000, 20_010),
+            op('f', 1, 0, 20_000, 20_010),
+        ];
+        let fault = Fault {
+            start: 1_000,
+            end: LASTING,
+            items: Some(BTreeSet::from([0])),
+        };
+        let report = analyse(&parse_back(&ops), Some(&fault), 1_000);
+        assert_eq!((report.stale, report.past_bound), (2, 1));
+        assert_eq!((report.unseen, report.unseen_in_fault), (1, 1));
+        assert_eq!(report.worst_after_fault_ms, 0.0);
+        assert_eq!(report.worst_untouched_ms, 4.8);
     }
 
     /// Round-trips through the log format, so the parser is tested too.

@@ -15,6 +15,13 @@
 //!   at least two slow items were written during the cut, so that the checks above
 //!   cover them.
 //!
+//! The last phase stops the cluster master that holds the invalidation channel, and
+//! leaves it down: a fault that never ends, and touches only the items whose entry
+//! or tag counter that master holds. Those may stay stale as long as it is down
+//! (their invalidations wait in the writer's outbox); every other item is held to
+//! the bounds above as if nothing had happened (the backplanes must listen and
+//! resync elsewhere), and no call of any item fails.
+//!
 //! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
 //! the README's table: `cargo build --release --examples`, then
 //! `FLEET_SECONDS=12 FLEET_ROUNDS=3 cargo test --release --test fleet -- --nocapture`.
@@ -24,12 +31,14 @@ mod support;
 
 mod analysis;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use analysis::{Fault, Report};
-use support::{Deployment, RedisServer};
+use analysis::{Fault, Report, LASTING};
+use stratacache_runtime::inspect;
+use support::{Deployment, RedisCluster, RedisServer};
 
 const READERS: usize = 4;
 /// Items written every 80 ms (one every 20 ms, round robin).
@@ -60,6 +69,11 @@ enum Injected {
     DownWhileInvalidating,
     /// One master of the cluster restarted with nothing in it.
     RestartOneMaster,
+    /// The master of the invalidation channel's slot, where every backplane
+    /// listens, stopped for the rest of the phase, the others serving on
+    /// (`cluster-require-full-coverage no`): it holds some items' entries or tag
+    /// counters, and none of the namespace's counters (see [`master_down`]).
+    StopOneMaster,
 }
 
 struct Phase {
@@ -68,7 +82,7 @@ struct Phase {
     fault: Injected,
 }
 
-const PHASES: [Phase; 7] = [
+const PHASES: [Phase; 8] = [
     Phase {
         name: "no fault",
         cluster: false,
@@ -103,6 +117,11 @@ const PHASES: [Phase; 7] = [
         name: "cluster, one master restarted empty",
         cluster: true,
         fault: Injected::RestartOneMaster,
+    },
+    Phase {
+        name: "cluster, the channel's master down for good",
+        cluster: true,
+        fault: Injected::StopOneMaster,
     },
 ];
 
@@ -142,9 +161,15 @@ fn the_fleet_stays_coherent_under_faults() {
             } else {
                 &mut standalone
             };
-            let namespace = format!("fleet{round}p{index}");
-            let report = run_phase(cache, &truth, phase, &namespace, &settings);
-            problems.extend(check(phase, &report, &settings));
+            let mut namespace = format!("fleet{round}p{index}");
+            let mut down = None;
+            if let (Injected::StopOneMaster, Deployment::Cluster(cluster)) = (phase.fault, &*cache)
+            {
+                let (chosen, plan) = master_down(cluster, &namespace);
+                (namespace, down) = (chosen, Some(plan));
+            }
+            let report = run_phase(cache, &truth, phase, &namespace, down.as_ref(), &settings);
+            problems.extend(check(phase, &report, down.as_ref(), &settings));
             rows.push(row(phase, &report));
         }
     }
@@ -153,7 +178,12 @@ fn the_fleet_stays_coherent_under_faults() {
     assert!(problems.is_empty(), "{problems:#?}\n{table}");
 }
 
-fn check(phase: &Phase, report: &Report, settings: &Settings) -> Vec<String> {
+fn check(
+    phase: &Phase,
+    report: &Report,
+    down: Option<&MasterDown>,
+    settings: &Settings,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut expect = |ok: bool, what: String| {
         if !ok {
@@ -198,10 +228,20 @@ fn check(phase: &Phase, report: &Report, settings: &Settings) -> Vec<String> {
         // Slow items written during the cut: by tag alone (odd), in every way (even).
         let (by_tag, every_way): (Vec<u64>, Vec<u64>) = (KEYS..KEYS + SLOW_KEYS)
             .filter(|k| report.written_during_fault.contains(k))
-            .partition(|k| (k - KEYS) % 2 == 1);
+            .partition(|&k| read_by_tag(k));
         expect(
             by_tag.len() >= 2 && every_way.len() >= 2,
             format!("slow items written during the cut: {by_tag:?} by tag, {every_way:?} every way; the run did not test a lost message's resync"),
+        );
+    }
+    if let Some(down) = down {
+        let (held, others): (Vec<u64>, Vec<u64>) = report
+            .written_during_fault
+            .iter()
+            .partition(|k| down.items.contains(k));
+        expect(
+            !held.is_empty() && !others.is_empty(),
+            format!("items written while the master was down: {held:?} held by it, {others:?} elsewhere; the run did not test both"),
         );
     }
     if phase.fault == Injected::None {
@@ -225,6 +265,7 @@ fn run_phase(
     truth: &RedisServer,
     phase: &Phase,
     namespace: &str,
+    down: Option<&MasterDown>,
     settings: &Settings,
 ) -> Report {
     let dir = std::env::temp_dir().join(format!(
@@ -243,7 +284,12 @@ fn run_phase(
         })
         .collect();
     let started = Instant::now();
-    let fault = inject(cache, phase.fault, started + settings.run.mul_f64(0.3));
+    let fault = inject(
+        cache,
+        phase.fault,
+        started + settings.run.mul_f64(0.3),
+        down,
+    );
     let deadline = started + settings.run + 2 * settings.resync + Duration::from_secs(30);
     let mut log = String::new();
     for (child, out) in &mut children {
@@ -252,7 +298,7 @@ fn run_phase(
     }
     let _ = std::fs::remove_dir_all(&dir);
     let bound_us = settings.resync.as_micros() as u64;
-    analysis::analyse(&analysis::parse(&log), fault, bound_us)
+    analysis::analyse(&analysis::parse(&log), fault.as_ref(), bound_us)
 }
 
 fn spawn(
@@ -302,7 +348,12 @@ fn now_us() -> u64 {
 }
 
 /// Injects `fault` at `at` (the schedule of the phase) and returns when it lasted.
-fn inject(cache: &mut Deployment, fault: Injected, at: Instant) -> Option<Fault> {
+fn inject(
+    cache: &mut Deployment,
+    fault: Injected,
+    at: Instant,
+    down: Option<&MasterDown>,
+) -> Option<Fault> {
     if fault == Injected::None {
         return None;
     }
@@ -331,26 +382,121 @@ fn inject(cache: &mut Deployment, fault: Injected, at: Instant) -> Option<Fault>
             cache.restart();
         }
         Injected::RestartOneMaster => cache.restart_owner_of("any key"),
+        Injected::StopOneMaster => {
+            let (Deployment::Cluster(cluster), Some(down)) = (cache, down) else {
+                unreachable!("a master is stopped in a cluster, as planned by `master_down`")
+            };
+            cluster.serve_without_full_coverage();
+            cluster.nodes[down.node].stop();
+            return Some(Fault {
+                start,
+                end: LASTING,
+                items: Some(down.items.clone()),
+            });
+        }
     }
     Some(Fault {
         start,
         end: now_us(),
+        items: None,
     })
+}
+
+/// Whether item `k` is one of the slow items written by tag alone and read through
+/// a cache of its own (examples/fleet_worker.rs).
+fn read_by_tag(k: u64) -> bool {
+    k >= KEYS && (k - KEYS) % 2 == 1
+}
+
+/// The master that [`Injected::StopOneMaster`] stops, and the items whose entry or
+/// tag counter it holds.
+struct MasterDown {
+    node: usize,
+    items: BTreeSet<u64>,
+}
+
+/// A namespace (`base` and a suffix) whose channel's master holds none of its
+/// counters, and the keys of some of the items written every 80 ms but not of all:
+/// stopped, it takes every process's subscription with it, and leaves items it holds
+/// and items that must not notice it.
+fn master_down(cluster: &RedisCluster, base: &str) -> (String, MasterDown) {
+    for attempt in 0..100 {
+        let namespace = format!("{base}s{attempt}");
+        let node = cluster.owner_of(&format!("{namespace}:invalidations"));
+        if own_keys(&namespace)
+            .iter()
+            .any(|key| cluster.owner_of(key) == node)
+        {
+            continue;
+        }
+        let items: BTreeSet<u64> = (0..KEYS + SLOW_KEYS)
+            .filter(|&k| {
+                item_keys(&namespace, k)
+                    .iter()
+                    .any(|key| cluster.owner_of(key) == node)
+            })
+            .collect();
+        let held_fast = (0..KEYS).filter(|k| items.contains(k)).count() as u64;
+        if held_fast > 0 && held_fast < KEYS {
+            return (namespace, MasterDown { node, items });
+        }
+    }
+    panic!("no namespace of {base} leaves a master free of its own keys");
+}
+
+/// The counters of a namespace that every item's reads or resyncs go through (the
+/// runtime's key scheme, cache-runtime/src/l2/keys.rs): the global counter, the
+/// count of bumps, and each cache's own and entry-change counters.
+fn own_keys(namespace: &str) -> Vec<String> {
+    let mut keys = vec![
+        format!("{namespace}:global-tag"),
+        format!("{{{namespace}}}:bumps"),
+    ];
+    for cache in ["fleet.item", "fleet.item_by_tag"] {
+        keys.push(format!("{namespace}:cache-tag:{cache}"));
+        keys.push(format!("{namespace}:entry-changes:{cache}"));
+    }
+    keys
+}
+
+/// Item `k`'s entry, in the cache it is read through, and its tag's counter.
+fn item_keys(namespace: &str, k: u64) -> [String; 2] {
+    let cache = if read_by_tag(k) {
+        "fleet.item_by_tag"
+    } else {
+        "fleet.item"
+    };
+    let key = postcard::to_allocvec(&k).expect("a u64 serializes");
+    [
+        inspect::entry_key(namespace, cache, 0, &key),
+        inspect::tag_key(namespace, &format!("item:{k}")),
+    ]
 }
 
 fn row(phase: &Phase, r: &Report) -> String {
     format!(
-        "| {} | {} | {} | {} | {:.1} | {:.1} | {} / {} | {} | {} | {:.1} | {:.1} | {} |",
+        "| {} | {} | {} | {} | {:.1} | {} | {} / {} | {} | {} | {:.1} | {:.1} | {} |",
         phase.name,
         r.reads,
         r.failed,
         r.stale,
         r.worst_lag_ms,
-        r.worst_after_fault_ms,
+        match phase.fault {
+            Injected::StopOneMaster => {
+                format!(
+                    "(still down; its other items' worst lag {:.1})",
+                    r.worst_untouched_ms
+                )
+            }
+            _ => format!("{:.1}", r.worst_after_fault_ms),
+        },
         r.stale_peeks,
         r.peeks,
         r.invalidations,
-        r.unseen,
+        match r.unseen_in_fault {
+            0 => r.unseen.to_string(),
+            held => format!("{} (+{held} of the down master's items)", r.unseen),
+        },
         r.propagation_p50_ms,
         r.propagation_p99_ms,
         r.overtaken_loads,
