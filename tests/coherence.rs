@@ -777,6 +777,59 @@ fn channels_master_out_for_good(out: Out) {
     );
 }
 
+/// An ACL user whose subscription to the invalidation channel Redis refuses
+/// (`resetchannels`), and who can do everything else.
+fn deaf_url(server: &RedisServer) -> String {
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "deaf",
+            "on",
+            ">deaf-secret",
+            "~*",
+            "+@all",
+            "resetchannels",
+        ])
+        .query::<()>(&mut server.connection())
+        .unwrap();
+    format!("redis://deaf:deaf-secret@127.0.0.1:{}", server.port)
+}
+
+/// A process whose subscription Redis refuses for good (an ACL user without the
+/// channel) still resyncs, so an invalidation it never hears of is caught within the
+/// resync interval. It resynced only once subscribed, that is never, and served the
+/// superseded value until its ttl.
+#[test]
+fn a_process_that_cannot_subscribe_still_resyncs() {
+    let server = RedisServer::start();
+    let mut reader = Worker::start(&deaf_url(&server), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(seen, "a process that cannot subscribe never resynced");
+}
+
+/// A tag's invalidation whose message Redis refuses (the writer may not publish on
+/// the channel) is done once its bump is in the namespace's log: the others' resyncs
+/// find it there. It waited in the outbox for the message, for good, and while Redis
+/// refused it, each retry bumped the counter again.
+#[test]
+fn a_tag_invalidation_whose_message_is_refused_is_delivered_by_its_log() {
+    let server = RedisServer::start();
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&deaf_url(&server), NS, &[]);
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(writer.send("invalidate_tag user:1"), "ok");
+    let seen = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(seen, "the others never learned of the invalidation");
+    assert_eq!(
+        writer.stats()["outbox"]["pending"],
+        0,
+        "the invalidation waits in the outbox for a message Redis refuses"
+    );
+}
+
 /// On a cluster the backplane listens on the master that owns its channel, where
 /// messages are published: read from another node, a message crosses the cluster
 /// bus, which added up to 40 ms (propagation p99 37–40 ms in the fleet checker's

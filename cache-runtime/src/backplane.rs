@@ -236,7 +236,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
                     _ => next_node(&mut nodes, owner, l2.subscribers.len()),
                 };
                 let at_owner = owner.is_some_and(|owner| std::ptr::eq(owner, client));
-                match subscribe(l2, client).await {
+                match resyncing(l2, &mut resyncs, subscribe(l2, client)).await {
                     Ok(pubsub) => {
                         refused = 0;
                         owner_failed = false;
@@ -245,7 +245,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
                     Err(refusal) => {
                         owner_failed = at_owner;
                         note_refusal(refusal, &mut refused);
-                        tokio::time::sleep(backoff).await;
+                        resyncing(l2, &mut resyncs, tokio::time::sleep(backoff)).await;
                         // Capped low: after an outage, the messages the outboxes
                         // deliver reach only the processes subscribed again by then
                         // (the others catch up on resubscribing).
@@ -260,7 +260,25 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
             tracing::warn!("stratacache: backplane disconnected; reconnecting");
-            tokio::time::sleep(backoff).await;
+            resyncing(l2, &mut resyncs, tokio::time::sleep(backoff)).await;
+        }
+    }
+}
+
+/// Waits for `work` while resyncing at every tick of `resyncs`: a backplane that is
+/// not listening (subscribing, or waiting to try again) hears nothing, and only the
+/// resync bounds what it misses meanwhile. (It resynced only once subscribed again:
+/// with the channel's master hanging, not for two seconds and more.)
+async fn resyncing<T>(
+    l2: &L2,
+    resyncs: &mut tokio::time::Interval,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = resyncs.tick() => resync(l2, false).await,
         }
     }
 }

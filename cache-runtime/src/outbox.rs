@@ -181,10 +181,26 @@ impl Invalidation {
             .iter()
             .for_each(|cache| entry_changes::heard(cache, version));
         let message = self.message(version);
-        l2.publish(message.encode(l2.instance)).await?;
-        // After the message: while the master of the log's slot is down, the others
-        // still hear of the bump; the whole delivery is made again until it is logged.
-        l2.log_bump(&counter).await
+        // The message and the log of a named tag's bump (on a cluster, see
+        // `L2::log_bump`) at once: either reaches the others, the message now, the log
+        // at their next resync. So a named tag's delivery is done once its bump is
+        // logged, whatever became of the message: with the channel's master down or
+        // hanging, the message waits for its timeout and fails, and the log, written
+        // meanwhile, bounds what the others miss by their resync. (The log was written
+        // after the message, and only if it went.) A bump not logged, or any other
+        // invalidation's message not sent, makes the whole delivery again: the
+        // message is what tells the others of one entry, where a resync drops its
+        // whole cache.
+        let (published, logged) = futures_util::future::join(
+            l2.publish(message.encode(l2.instance)),
+            l2.log_bump(&counter),
+        )
+        .await;
+        logged?;
+        match published {
+            Err(fault) if !l2.bump_is_logged(&counter) => Err(fault),
+            _ => Ok(()),
+        }
     }
 }
 

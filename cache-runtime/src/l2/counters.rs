@@ -168,6 +168,13 @@ impl L2 {
         .map(drop)
     }
 
+    /// Whether a bump of `counter` is in the namespace's log of bumps once
+    /// [`log_bump`](Self::log_bump) returns: a named tag's is, so another process's
+    /// resync finds it without its message.
+    pub(crate) fn bump_is_logged(&self, counter: &str) -> bool {
+        self.is_named(counter)
+    }
+
     fn is_named(&self, counter: &str) -> bool {
         super::keys::tag_name(&self.namespace, counter).is_some()
     }
