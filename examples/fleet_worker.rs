@@ -194,6 +194,11 @@ async fn write(args: &Args, log: &mut String) {
         turn += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A graceful exit, as the README has it: what still waits in the outbox is
+    // delivered first, for half the settle time at most (a master down for good
+    // keeps its own items' invalidations waiting for ever), so that the readers'
+    // final reads, after the settle time, come after every one Redis can take.
+    let _ = tokio::time::timeout(args.settle / 2, stratacache::flush_invalidations()).await;
 }
 
 async fn write_once(k: u64, by_tag: bool, log: &mut String) {

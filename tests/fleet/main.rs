@@ -73,7 +73,7 @@ enum Injected {
     /// listens, stopped for the rest of the phase, the others serving on
     /// (`cluster-require-full-coverage no`): it holds some items' entries or tag
     /// counters, and none of the namespace's counters (see [`master_down`]).
-    StopOneMaster,
+    StopChannelMaster,
 }
 
 struct Phase {
@@ -121,7 +121,7 @@ const PHASES: [Phase; 8] = [
     Phase {
         name: "cluster, the channel's master down for good",
         cluster: true,
-        fault: Injected::StopOneMaster,
+        fault: Injected::StopChannelMaster,
     },
 ];
 
@@ -163,7 +163,8 @@ fn the_fleet_stays_coherent_under_faults() {
             };
             let mut namespace = format!("fleet{round}p{index}");
             let mut down = None;
-            if let (Injected::StopOneMaster, Deployment::Cluster(cluster)) = (phase.fault, &*cache)
+            if let (Injected::StopChannelMaster, Deployment::Cluster(cluster)) =
+                (phase.fault, &*cache)
             {
                 let (chosen, plan) = master_down(cluster, &namespace);
                 (namespace, down) = (chosen, Some(plan));
@@ -382,7 +383,7 @@ fn inject(
             cache.restart();
         }
         Injected::RestartOneMaster => cache.restart_owner_of("any key"),
-        Injected::StopOneMaster => {
+        Injected::StopChannelMaster => {
             let (Deployment::Cluster(cluster), Some(down)) = (cache, down) else {
                 unreachable!("a master is stopped in a cluster, as planned by `master_down`")
             };
@@ -408,7 +409,7 @@ fn read_by_tag(k: u64) -> bool {
     k >= KEYS && (k - KEYS) % 2 == 1
 }
 
-/// The master that [`Injected::StopOneMaster`] stops, and the items whose entry or
+/// The master that [`Injected::StopChannelMaster`] stops, and the items whose entry or
 /// tag counter it holds.
 struct MasterDown {
     node: usize,
@@ -482,7 +483,7 @@ fn row(phase: &Phase, r: &Report) -> String {
         r.stale,
         r.worst_lag_ms,
         match phase.fault {
-            Injected::StopOneMaster => {
+            Injected::StopChannelMaster => {
                 format!(
                     "(still down; its other items' worst lag {:.1})",
                     r.worst_untouched_ms
