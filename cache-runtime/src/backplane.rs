@@ -26,9 +26,12 @@ const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
 /// busy, and a ping unanswered within [`PING_ANSWER`] means it is gone.
 const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_ANSWER: Duration = Duration::from_secs(1);
-/// How long a subscription may take to be made. A node that accepts a connection and
-/// answers nothing (frozen, or its host gone behind a load balancer) would otherwise
-/// hold the backplane for good, and with it every resync.
+/// How long a subscription may take to be made where another node could take it: a
+/// cluster node that accepts a connection and answers nothing (frozen, or its host
+/// gone behind a load balancer) would otherwise hold the backplane for good. With one
+/// node, the attempt waits for it (resyncing meanwhile), and subscribes the moment it
+/// answers again: given up and made again, it subscribed up to 1.5 s later, and
+/// missed what the outboxes delivered meanwhile (the fleet checker's freeze).
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(1);
 
 /// When this process last read every tag version it holds from Redis (clock ms).
@@ -319,7 +322,7 @@ async fn subscribe(
     l2: &L2,
     client: &redis::Client,
 ) -> Result<redis::aio::PubSub, Option<redis::RedisError>> {
-    let subscribed = tokio::time::timeout(SUBSCRIBE_WITHIN, async {
+    let subscribing = async {
         let mut pubsub = match client.get_async_pubsub().await {
             Ok(pubsub) => pubsub,
             Err(error) => {
@@ -329,10 +332,15 @@ async fn subscribe(
         };
         pubsub.subscribe(&l2.channel).await.map_err(Some)?;
         Ok(pubsub)
-    });
-    let Ok(subscribed) = subscribed.await else {
-        tracing::debug!("stratacache: backplane subscription unanswered");
-        return Err(None);
+    };
+    let subscribed = if l2.subscribers.len() > 1 {
+        let Ok(subscribed) = tokio::time::timeout(SUBSCRIBE_WITHIN, subscribing).await else {
+            tracing::debug!("stratacache: backplane subscription unanswered");
+            return Err(None);
+        };
+        subscribed
+    } else {
+        subscribing.await
     };
     if subscribed.is_ok() {
         tracing::info!(channel = %l2.channel, "stratacache: backplane subscribed");
