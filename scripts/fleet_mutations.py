@@ -21,13 +21,13 @@ from pathlib import Path
 MUTATIONS = {
     # The resync's tag part: the named tags' versions read from Redis are ignored.
     "resync_tags": (
-        "cache-runtime/src/backplane.rs",
+        "cache-runtime/src/backplane/resync.rs",
         "cell.observe_remote(version);",
         "let _ = (cell, version);",
     ),
     # The resync's entry-change part: a missed entry change drops nothing.
     "resync_entries": (
-        "cache-runtime/src/backplane.rs",
+        "cache-runtime/src/backplane/resync.rs",
         "registry::missed_entry_changes(name);",
         "let _ = name;",
     ),
@@ -54,7 +54,7 @@ MUTATIONS = {
     # The backplane's way off a channel master that is down: it goes back to that
     # master for as long as the master's circuit is closed.
     "subscribe_elsewhere": (
-        "cache-runtime/src/backplane.rs",
+        "cache-runtime/src/backplane/mod.rs",
         "Some(owner) if !owner_failed => owner,",
         "Some(owner) => owner,",
     ),

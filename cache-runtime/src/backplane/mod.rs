@@ -4,17 +4,18 @@
 //! re-read (see [`resync`]), so a lost message bounds staleness by the interval
 //! instead of making it permanent.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+mod resync;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::l2::counters::Bumped;
 use crate::l2::message::Message;
-use crate::l2::{keys, L2};
-use crate::tags::TagCell;
-use crate::{clock, entry_changes, registry, tags};
+use crate::l2::L2;
+use crate::{entry_changes, registry, tags};
+
+pub(crate) use resync::drop_l1_while_unsynced;
+use resync::resync;
 
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -33,9 +34,6 @@ const PING_ANSWER: Duration = Duration::from_secs(1);
 /// answers again: given up and made again, it subscribed up to 1.5 s later, and
 /// missed what the outboxes delivered meanwhile (the fleet checker's freeze).
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(1);
-
-/// When this process last read every tag version it holds from Redis (clock ms).
-static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Applies another process's invalidation to this process's L1 only.
 fn apply(message: Message) {
@@ -59,154 +57,6 @@ fn apply(message: Message) {
             entry_changes::heard(&cache, version);
         }
     }
-}
-
-/// Re-reads the Redis version of every tag held here; a version that moved means a
-/// missed invalidation, and the local tag is bumped. Reads every cache's entry-change
-/// counter too: a change missed means the cache's L1 is dropped (`after_gap`: the
-/// first resync of a subscription made again, see [`entry_changes::missed`]).
-///
-/// The named tags, one counter each (per-entity tags make them many: 100,000 took
-/// 196 `MGET`s and 73 ms of Redis's time), are read only where a counter may have
-/// moved since they last were: every bump of one also bumps the namespace's count of
-/// bumps and lists the counter (in the same script on a standalone server, after the
-/// bump's message on a cluster: `counters`), so a count found where it was at the
-/// last read means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that
-/// moved, that only the listed ones did.
-///
-/// On a cluster with a master down, what the other masters hold is read and applied
-/// all the same: an invalidation whose message was lost, its counter on a healthy
-/// master, is caught within the interval, not once the master is back (a cluster
-/// that serves with a master down, `cluster-require-full-coverage no`, may stay so
-/// for long). Such a resync does not count as a sync for `max_unsynced`.
-pub(crate) async fn resync(l2: &L2, after_gap: bool) {
-    let caches = registry::cache_tags();
-    let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
-    cells.extend(
-        caches
-            .iter()
-            .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
-    );
-    let first_keys: Vec<String> = cells
-        .iter()
-        .map(|(key, _)| key.clone())
-        .chain(
-            caches
-                .iter()
-                .map(|(name, _)| keys::entry_changes(&l2.namespace, name)),
-        )
-        .chain([l2.bumps_key()])
-        .collect();
-    let first = l2.versions_each(&first_keys).await;
-    if first.iter().all(Option::is_none) {
-        return tracing::debug!("stratacache: resync skipped: Redis did not answer");
-    }
-    let bumps = first.last().copied().flatten();
-    let (named, named_whole) = resync_named_tags(l2, bumps, after_gap).await;
-    let (tag_versions, entry_versions) = first.split_at(cells.len());
-    for ((_, cell), version) in cells.iter().zip(tag_versions) {
-        if let Some(version) = version {
-            cell.observe_remote(*version);
-        }
-    }
-    for ((name, _), version) in caches.iter().zip(entry_versions) {
-        let Some(version) = version else { continue };
-        if entry_changes::missed(name, *version, after_gap) {
-            tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
-            registry::missed_entry_changes(name);
-        }
-    }
-    // Synced only if every counter was read: what a master that is down holds may
-    // have moved (`max_unsynced` goes by this).
-    if named_whole && first.iter().all(Option::is_some) {
-        LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
-        tracing::debug!(named, "stratacache: tag versions resynced");
-    } else {
-        tracing::debug!(
-            named,
-            "stratacache: tag versions resynced in part: Redis answered for some counters only"
-        );
-    }
-}
-
-/// The namespace's count of bumps as of which every named tag's counter was last
-/// read, all of them or those listed as bumped since, or [`NO_LAST_READ`].
-/// Never repeats: the count grows as the counters do, past the writer's clock in
-/// microseconds after a loss (`counters`).
-static BUMPS_AT_LAST_READ: AtomicU64 = AtomicU64::new(NO_LAST_READ);
-
-/// No resync has read the named tags since the count was read.
-const NO_LAST_READ: u64 = u64::MAX;
-
-/// One resync in this many reads every named tag even when the count has not moved:
-/// a counter moved other than by this release's script (an `INCR` by hand; during a
-/// rolling upgrade, a process of an earlier release on a cluster) moves no count, and
-/// its lost message is caught within this many intervals instead of one (5 minutes
-/// at the default interval; an idle resync costs 1/30 of a full one, on average).
-const FULL_READ_EVERY: u32 = 30;
-
-/// Resyncs since the last that read every named tag.
-static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
-
-/// Reads the version of the named tags held here that may have moved since the last
-/// resync (`bumps`: the count of bumps it read first, `None` if Redis did not answer
-/// for it): none if the count has not moved, those the list of bumps names if it
-/// knows them, else all of them. How many counters it read, and whether it read
-/// every one it meant to: a counter left unread (its cluster master down) leaves no
-/// count of bumps as of which the named tags were read, and the next resync reads
-/// them all again.
-async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usize, bool) {
-    let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
-    let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
-    let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
-    let bumped = match bumps {
-        Some(_) if full => Bumped::Unknown,
-        None => Bumped::Unknown,
-        Some(count) if count == last_read => return (0, true),
-        Some(_) => l2.bumped_since(last_read).await.unwrap_or(Bumped::Unknown),
-    };
-    let (named, count) = match bumped {
-        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count)),
-        Bumped::Unknown => {
-            SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
-            (all_named_cells(l2), bumps)
-        }
-    };
-    let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
-    let versions = l2.versions_each(&tag_keys).await;
-    let mut read = 0;
-    for ((_, cell), version) in named.iter().zip(versions) {
-        if let Some(version) = version {
-            cell.observe_remote(version);
-            read += 1;
-        }
-    }
-    let whole = read == tag_keys.len() && count.is_some();
-    // The count read before the counters: a bump after it moves it again.
-    let as_of = count.filter(|_| whole).unwrap_or(NO_LAST_READ);
-    BUMPS_AT_LAST_READ.store(as_of, Ordering::Release);
-    (read, whole)
-}
-
-/// Every named tag held here, with its counter.
-fn all_named_cells(l2: &L2) -> Vec<(String, Arc<TagCell>)> {
-    tags::named_cells()
-        .into_iter()
-        .map(|(name, cell)| (keys::tag(&l2.namespace, &name), cell))
-        .collect()
-}
-
-/// The named tags held here among `counters`, each once.
-fn bumped_cells(l2: &L2, mut counters: Vec<String>) -> Vec<(String, Arc<TagCell>)> {
-    counters.sort_unstable();
-    counters.dedup();
-    counters
-        .into_iter()
-        .filter_map(|counter| {
-            let cell = tags::held(keys::tag_name(&l2.namespace, &counter)?)?;
-            Some((counter, cell))
-        })
-        .collect()
 }
 
 /// The subscriber task: subscribe, resync, apply messages; on any disconnection wait
@@ -405,30 +255,6 @@ fn receive(l2: &L2, message: &redis::Msg) {
         Some((_, message)) => apply(message),
         None => {
             tracing::warn!(payload = %text, "stratacache: ignored a malformed backplane message")
-        }
-    }
-}
-
-/// `Config::max_unsynced`: while no resync has succeeded for longer than `bound`,
-/// drops this process's whole L1 (a local bump of the global tag), and again every
-/// `bound`, so a process cut off from invalidations serves nothing older than that.
-pub(crate) async fn drop_l1_while_unsynced(bound: Duration) {
-    let bound_ms = clock::to_ms(bound);
-    let mut checks = tokio::time::interval((bound / 4).max(Duration::from_millis(10)));
-    let mut dropped_at = 0;
-    LAST_SYNC_MS.fetch_max(clock::precise_ms(), Ordering::Relaxed);
-    loop {
-        checks.tick().await;
-        let now = clock::precise_ms();
-        let synced_at = LAST_SYNC_MS.load(Ordering::Relaxed);
-        if now.saturating_sub(synced_at) > bound_ms && now.saturating_sub(dropped_at) >= bound_ms {
-            dropped_at = now;
-            tags::GLOBAL.bump();
-            registry::clear_all_stores();
-            tracing::warn!(
-                unsynced_ms = now - synced_at,
-                "stratacache: no sync with Redis for longer than max_unsynced; L1 dropped"
-            );
         }
     }
 }
