@@ -6,7 +6,7 @@ Each mutation is one edit of one file, checked to apply exactly once; the file i
 restored afterwards, whatever happens. Run from the repository's root, with
 nothing else building:
 
-    python3 scripts/fleet_mutations.py            # every mutation, about 12 minutes
+    python3 scripts/fleet_mutations.py            # every mutation, about 20 minutes
     python3 scripts/fleet_mutations.py cas        # one, by name
 
 A mutation the checker does not catch is printed as "passed" (expected for
@@ -57,6 +57,39 @@ MUTATIONS = {
         "cache-runtime/src/backplane/mod.rs",
         "Some(owner) if !owner_failed => owner,",
         "Some(owner) => owner,",
+    ),
+    # Connecting afresh beside the old cluster client: the new one is swapped in at
+    # once, and holds every call while it connects to a hanging master.
+    "connect_in_place": (
+        "cache-runtime/src/l2/renewal.rs",
+        "self.connect_beside(cluster);",
+        "self.connect_afresh(cluster);",
+    ),
+    # The subscription's quick ping: every 2 s, answered within 1 s, as before.
+    "slow_ping": (
+        "cache-runtime/src/backplane/mod.rs",
+        "Duration::from_millis(250);\nconst PING_ANSWER: Duration = Duration::from_millis(500);",
+        "Duration::from_secs(2);\nconst PING_ANSWER: Duration = Duration::from_secs(1);",
+    ),
+    # The resync beside the listening: the loop waits for it, hearing nothing.
+    "resync_in_the_loop": (
+        "cache-runtime/src/backplane/mod.rs",
+        "resyncing.set(resync(l2, Hearing::Listening).fuse());",
+        "if false { resyncing.set(resync(l2, Hearing::Listening).fuse()); }"
+        " resync(l2, Hearing::Listening).await;",
+    ),
+    # A message its channel's master fails goes elsewhere only once that master's
+    # circuit is open.
+    "publish_elsewhere": (
+        "cache-runtime/src/l2/commands.rs",
+        "if published.is_ok() {",
+        "if published.is_ok() || self.is_cluster() {",
+    ),
+    # A subscription lost at the channel's master is made there again first.
+    "leave_a_lost_owner": (
+        "cache-runtime/src/backplane/mod.rs",
+        "owner_failed = l2.subscribers.len() > 1",
+        "owner_failed = false && l2.subscribers.len() > 1",
     ),
     # The write-back's doom alone: a doomed load still tries its compare-and-set.
     "write_back_doom": (

@@ -594,10 +594,29 @@ fn over_tls_values_are_shared_invalidations_travel_and_a_restart_is_survived() {
 /// circuit for the whole cluster, both waited for the master to come back.)
 #[test]
 fn a_master_that_is_down_keeps_its_fault_to_the_keys_it_holds() {
+    one_master_out(Out::Stopped);
+}
+
+/// The same with the master frozen (SIGSTOP): its calls wait for their timeout. Once
+/// its circuit opened, a process connected afresh (the cure for a client stuck on a
+/// node that came back), and the new client, not yet connected, held every call
+/// until it had reached every node, the frozen one too: the read of keys on healthy
+/// masters timed out, and their circuits opened. The fleet checker's frozen channel
+/// master found it.
+#[test]
+fn a_master_that_is_frozen_keeps_its_fault_to_the_keys_it_holds() {
+    one_master_out(Out::Frozen);
+}
+
+fn one_master_out(out: Out) {
     let mut cluster = RedisCluster::start();
     let url = cluster.url();
     let mut reader = Worker::start(&url, NS, &[]);
     let mut writer = Worker::start(&url, NS, &[]);
+    // Connected before the fault: a process that connects while a master hangs
+    // waits for it, all of its calls with it, until its circuits close again.
+    let mut fresh = Worker::start(&url, NS, &[]);
+    assert_eq!(fresh.get("peek 9999").value, "<none>");
     for id in 0..40 {
         reader.get(&format!("get {id}"));
     }
@@ -619,7 +638,10 @@ fn a_master_that_is_down_keeps_its_fault_to_the_keys_it_holds() {
         .take(3)
         .collect();
 
-    cluster.nodes[down].stop();
+    match out {
+        Out::Stopped => cluster.nodes[down].stop(),
+        Out::Frozen => cluster.nodes[down].freeze(),
+    }
     for id in &on_down {
         // Fail on the down master, enough times to open its circuit in the writer.
         assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
@@ -639,17 +661,19 @@ fn a_master_that_is_down_keeps_its_fault_to_the_keys_it_holds() {
         "only the invalidations of the down master's tags waited"
     );
 
-    let mut fresh = Worker::start(&url, NS, &[]);
     for id in &on_down {
         fresh.get(&format!("get {id}"));
     }
     let hit = fresh.get(&format!("get {healthy}"));
+    match out {
+        Out::Stopped => cluster.nodes[down].restart(),
+        Out::Frozen => cluster.nodes[down].thaw(),
+    }
     assert_eq!(
         (hit.l2_hits, hit.loads),
         (1, 3),
         "a read of keys on healthy masters was not answered by Redis"
     );
-    cluster.nodes[down].restart();
     cluster.wait_until_ok();
 }
 
@@ -766,6 +790,12 @@ fn channels_master_out_for_good(out: Out) {
     let seen = eventually(Duration::from_secs(8), || {
         reader.get(&format!("get {id}")).loads == 2
     });
+    // An entry's invalidation is delivered once its message goes: the message the
+    // channel's master fails goes through another node at once. It waited in the
+    // outbox until the master's circuit opened, and with the outbox's every try
+    // taken as a probe, a hanging master's circuit never stayed open for it.
+    assert_eq!(writer.send(&format!("invalidate {id}")), "ok");
+    let queued = writer.stats()["outbox"]["queued"].clone();
     match out {
         Out::Stopped => cluster.nodes[down].restart(),
         Out::Frozen => cluster.nodes[down].thaw(),
@@ -774,6 +804,10 @@ fn channels_master_out_for_good(out: Out) {
     assert!(
         seen,
         "an invalidation held by healthy masters went unseen while the channel's master was down"
+    );
+    assert_eq!(
+        queued, 0,
+        "an entry's invalidation waited for the channel's master though other nodes answered"
     );
 }
 

@@ -45,16 +45,17 @@ pub(crate) fn heard(cache: &str, version: u64) {
 /// The resync read `cache`'s counter at `now` (0: Redis holds none, as before the
 /// first change). True if this
 /// process missed a change: a version read one resync ago was never heard of, its
-/// message lost; or, with `after_gap` (the first read after the subscription was
-/// made again, before any message it brings is applied), any version newer than
-/// what was heard before the gap.
-pub(crate) fn missed(cache: &str, now: u64, after_gap: bool) -> bool {
+/// message lost; or, with `unheard_is_missed` (no message can be on its way: the
+/// first read after the subscription was made again, before any message it brings
+/// is applied, or a read while not subscribed at all), any version newer than what
+/// was heard.
+pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
     let mut known = KNOWN.lock();
     let known = known.entry(cache.to_owned()).or_insert(Known {
         // A cache not read before, nor heard of: after a gap, every change may have
         // been missed (it may have been in use since the last resync); else the
         // first read only notes the counter.
-        heard: if after_gap { 0 } else { now },
+        heard: if unheard_is_missed { 0 } else { now },
         read: 0,
     });
     if now == 0 {
@@ -62,7 +63,7 @@ pub(crate) fn missed(cache: &str, now: u64, after_gap: bool) -> bool {
         // above every one before it (the counters' floor), so nothing is mistaken.
         return false;
     }
-    let missed = known.read > known.heard || (after_gap && now > known.heard);
+    let missed = known.read > known.heard || (unheard_is_missed && now > known.heard);
     if missed {
         known.heard = known.heard.max(now);
     }

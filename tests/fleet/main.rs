@@ -15,16 +15,19 @@
 //!   at least two slow items were written during the cut, so that the checks above
 //!   cover them.
 //!
-//! The last phase stops the cluster master that holds the invalidation channel, and
-//! leaves it down: a fault that never ends, and touches only the items whose entry
-//! or tag counter that master holds. Those may stay stale as long as it is down
-//! (their invalidations wait in the writer's outbox); every other item is held to
-//! the bounds above as if nothing had happened (the backplanes must listen and
-//! resync elsewhere), and no call of any item fails.
+//! The last two phases freeze (SIGSTOP), then stop, the cluster master that holds
+//! the invalidation channel, and leave it so: a fault that never ends, and touches
+//! only the items whose entry or tag counter that master holds. Those may stay stale
+//! as long as it lasts (their invalidations wait in the writer's outbox); every
+//! other item is held to the bounds above as if nothing had happened (the
+//! backplanes must listen, publish and resync elsewhere), and no call of any item
+//! fails. Frozen, the master accepts connections and answers nothing, so every call
+//! to it waits for its timeout; stopped, it refuses them at once.
 //!
 //! The short form (one round, 7 s phases) runs with `cargo test`. The long form, for
 //! the README's table: `cargo build --release --examples`, then
 //! `FLEET_SECONDS=12 FLEET_ROUNDS=3 cargo test --release --test fleet -- --nocapture`.
+//! `FLEET_ONLY=frozen` runs only the phases whose name contains it.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -74,6 +77,10 @@ enum Injected {
     /// (`cluster-require-full-coverage no`): it holds some items' entries or tag
     /// counters, and none of the namespace's counters (see [`master_down`]).
     StopChannelMaster,
+    /// The same master frozen (SIGSTOP) for the rest of the phase, thawed after it:
+    /// its connections stay open and answer nothing, so every call to it waits for
+    /// its timeout, where a stopped master refuses at once.
+    FreezeChannelMaster,
 }
 
 struct Phase {
@@ -82,7 +89,7 @@ struct Phase {
     fault: Injected,
 }
 
-const PHASES: [Phase; 8] = [
+const PHASES: [Phase; 9] = [
     Phase {
         name: "no fault",
         cluster: false,
@@ -119,6 +126,11 @@ const PHASES: [Phase; 8] = [
         fault: Injected::RestartOneMaster,
     },
     Phase {
+        name: "cluster, the channel's master frozen for good",
+        cluster: true,
+        fault: Injected::FreezeChannelMaster,
+    },
+    Phase {
         name: "cluster, the channel's master down for good",
         cluster: true,
         fault: Injected::StopChannelMaster,
@@ -129,6 +141,8 @@ struct Settings {
     run: Duration,
     rounds: usize,
     resync: Duration,
+    /// `FLEET_ONLY`: run only the phases whose name contains it.
+    only: Option<String>,
 }
 
 impl Settings {
@@ -142,7 +156,14 @@ impl Settings {
             run: Duration::from_secs(number("FLEET_SECONDS", 7)),
             rounds: number("FLEET_ROUNDS", 1) as usize,
             resync: Duration::from_secs(1),
+            only: std::env::var("FLEET_ONLY").ok(),
         }
+    }
+
+    fn runs(&self, phase: &Phase) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| phase.name.contains(only.as_str()))
     }
 }
 
@@ -156,6 +177,9 @@ fn the_fleet_stays_coherent_under_faults() {
         let mut standalone = Deployment::standalone();
         let mut cluster = Deployment::cluster();
         for (index, phase) in PHASES.iter().enumerate() {
+            if !settings.runs(phase) {
+                continue;
+            }
             let cache = if phase.cluster {
                 &mut cluster
             } else {
@@ -163,8 +187,10 @@ fn the_fleet_stays_coherent_under_faults() {
             };
             let mut namespace = format!("fleet{round}p{index}");
             let mut down = None;
-            if let (Injected::StopChannelMaster, Deployment::Cluster(cluster)) =
-                (phase.fault, &*cache)
+            if let (
+                Injected::StopChannelMaster | Injected::FreezeChannelMaster,
+                Deployment::Cluster(cluster),
+            ) = (phase.fault, &*cache)
             {
                 let (chosen, plan) = master_down(cluster, &namespace);
                 (namespace, down) = (chosen, Some(plan));
@@ -298,6 +324,11 @@ fn run_phase(
         log.push_str(&std::fs::read_to_string(&*out).expect("the worker wrote its log"));
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if let (Injected::FreezeChannelMaster, Deployment::Cluster(cluster), Some(down)) =
+        (phase.fault, &*cache, down)
+    {
+        cluster.nodes[down.node].thaw();
+    }
     let bound_us = settings.resync.as_micros() as u64;
     analysis::analyse(&analysis::parse(&log), fault.as_ref(), bound_us)
 }
@@ -383,12 +414,17 @@ fn inject(
             cache.restart();
         }
         Injected::RestartOneMaster => cache.restart_owner_of("any key"),
-        Injected::StopChannelMaster => {
+        Injected::StopChannelMaster | Injected::FreezeChannelMaster => {
             let (Deployment::Cluster(cluster), Some(down)) = (cache, down) else {
-                unreachable!("a master is stopped in a cluster, as planned by `master_down`")
+                unreachable!("a master is faulted in a cluster, as planned by `master_down`")
             };
             cluster.serve_without_full_coverage();
-            cluster.nodes[down.node].stop();
+            let node = &mut cluster.nodes[down.node];
+            if fault == Injected::StopChannelMaster {
+                node.stop();
+            } else {
+                node.freeze();
+            }
             return Some(Fault {
                 start,
                 end: LASTING,
@@ -486,6 +522,12 @@ fn row(phase: &Phase, r: &Report) -> String {
             Injected::StopChannelMaster => {
                 format!(
                     "(still down; its other items' worst lag {:.1})",
+                    r.worst_untouched_ms
+                )
+            }
+            Injected::FreezeChannelMaster => {
+                format!(
+                    "(still frozen; its other items' worst lag {:.1})",
                     r.worst_untouched_ms
                 )
             }

@@ -6,16 +6,18 @@
 
 mod resync;
 
+use std::pin::pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::future::{Fuse, FusedFuture};
+use futures_util::{FutureExt, StreamExt};
 
 use crate::l2::message::Message;
 use crate::l2::L2;
 use crate::{entry_changes, registry, tags};
 
 pub(crate) use resync::drop_l1_while_unsynced;
-use resync::resync;
+use resync::{resync, Hearing};
 
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -24,9 +26,15 @@ const PLACEMENT_CHECK: Duration = Duration::from_millis(500);
 /// How often the subscription is pinged. A NAT or a load balancer drops a flow idle
 /// for long enough (AWS's NAT gateway: 350 s) without a word to either end, and the
 /// subscriber, which never writes, would wait on it for good; the ping keeps the flow
-/// busy, and a ping unanswered within [`PING_ANSWER`] means it is gone.
-const PING_EVERY: Duration = Duration::from_secs(2);
-const PING_ANSWER: Duration = Duration::from_secs(1);
+/// busy, and a ping unanswered within [`PING_ANSWER`] means it is gone. A server
+/// that hangs (frozen, or its host lost behind a load balancer) is found the same
+/// way, and the subscription made again elsewhere catches up on what was missed
+/// meanwhile: so the two add up to under a second. (At 2 s and 1 s, a hanging
+/// channel master left a cluster's processes deaf for up to 3 s, past the fleet
+/// checker's bound.) Four pings a second are nothing to Redis; a server too busy to
+/// answer one in 500 ms costs a subscription made again and one resync.
+const PING_EVERY: Duration = Duration::from_millis(250);
+const PING_ANSWER: Duration = Duration::from_millis(500);
 /// How long a subscription may take to be made where another node could take it: a
 /// cluster node that accepts a connection and answers nothing (frozen, or its host
 /// gone behind a load balancer) would otherwise hold the backplane for good. With one
@@ -70,16 +78,20 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
     // message published on one reaches every node's subscribers.
     let mut nodes = l2.subscribers.iter().cycle();
     let mut moved = None;
-    // Whether the last attempt went to the channel's master and failed: the next goes
-    // to another node. That master's circuit may stay closed here while it is down
-    // (a subscription it refuses does not count, and this process may send it
-    // nothing else), and the backplane would go back to it, hearing nothing and
-    // resyncing nothing, for as long as it is down.
+    // Whether the last subscription at the channel's master failed or was lost: the
+    // next attempt goes to another node. That master's circuit may stay closed here
+    // while it is down or hanging (a subscription it refuses does not count, and
+    // this process may send it nothing else), and the backplane would go back to it,
+    // hearing nothing, for as long as the fault lasts.
     let mut owner_failed = false;
     loop {
         // A subscription moved to the channel's master was made before the old one
         // went: no message fell between them. Any other may have missed some.
-        let after_gap = moved.is_none();
+        let hearing = if moved.is_some() {
+            Hearing::Listening
+        } else {
+            Hearing::AfterGap
+        };
         let (client, pubsub) = match moved.take() {
             Some(moved) => moved,
             None => {
@@ -109,9 +121,13 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             }
         };
         backoff = Duration::from_millis(100);
-        resync(l2, after_gap).await;
+        resync(l2, hearing).await;
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
+            owner_failed = l2.subscribers.len() > 1
+                && l2
+                    .channel_subscriber()
+                    .is_some_and(|owner| std::ptr::eq(owner, client));
             tracing::warn!("stratacache: backplane disconnected; reconnecting");
             resyncing(l2, &mut resyncs, tokio::time::sleep(backoff)).await;
         }
@@ -131,7 +147,7 @@ async fn resyncing<T>(
     loop {
         tokio::select! {
             done = &mut work => return done,
-            _ = resyncs.tick() => resync(l2, false).await,
+            _ = resyncs.tick() => resync(l2, Hearing::Deaf).await,
         }
     }
 }
@@ -204,6 +220,12 @@ async fn subscribe(
 /// and read from another node crosses the cluster bus, which was seen to add up to
 /// 40 ms. The new subscription is made before the old one is dropped, so no message
 /// falls between them (one may come twice; applying it twice does nothing more).
+///
+/// The resync, the ping and that move each run beside the listening, not instead of
+/// it (one of each at a time): with a master hanging, each waits for a timeout (a
+/// resync's read of its counters, the ping, a subscription there), and the loop,
+/// waiting with them in turn, applied no message and began no resync meanwhile. A
+/// resync cut short when the loop ends is made again at once by [`run`].
 async fn listen(
     l2: &'static L2,
     client: &'static redis::Client,
@@ -212,28 +234,44 @@ async fn listen(
 ) -> Option<(&'static redis::Client, redis::aio::PubSub)> {
     let mut placement = tokio::time::interval(PLACEMENT_CHECK);
     let mut pings = tokio::time::interval(PING_EVERY);
-    let (mut sink, mut messages) = pubsub.split();
+    let (sink, mut messages) = pubsub.split();
+    let mut resyncing = pin!(Fuse::terminated());
+    // The sink goes with each ping and comes back with its answer.
+    let mut sink = Some(sink);
+    let mut pinging = pin!(Fuse::terminated());
+    let mut moving = pin!(Fuse::terminated());
     loop {
         tokio::select! {
             message = messages.next() => match message {
                 Some(message) => receive(l2, &message),
                 None => return None,
             },
-            _ = resyncs.tick() => resync(l2, false).await,
-            _ = pings.tick() => {
-                let pong = tokio::time::timeout(PING_ANSWER, sink.ping::<redis::Value>());
-                if !matches!(pong.await, Ok(Ok(_))) {
+            () = &mut resyncing => {}
+            _ = resyncs.tick(), if resyncing.is_terminated() => {
+                resyncing.set(resync(l2, Hearing::Listening).fuse());
+            }
+            pinged = &mut pinging => {
+                let (back, answered): (redis::aio::PubSubSink, bool) = pinged;
+                if !answered {
                     tracing::warn!("stratacache: backplane subscription unanswered; subscribing again");
                     return None;
                 }
+                sink = Some(back);
             }
-            _ = placement.tick() => {
-                let Some(owner) = l2.channel_subscriber().filter(|o| !std::ptr::eq(*o, client)) else {
-                    continue;
-                };
-                if let Ok(moved) = subscribe(l2, owner).await {
-                    tracing::info!("stratacache: backplane moved to the channel's master");
-                    return Some((owner, moved));
+            _ = pings.tick(), if pinging.is_terminated() => {
+                let mut sending = sink.take().expect("back from the last ping");
+                pinging.set(async move {
+                    let pong = tokio::time::timeout(PING_ANSWER, sending.ping::<redis::Value>()).await;
+                    (sending, matches!(pong, Ok(Ok(_))))
+                }.fuse());
+            }
+            (owner, moved) = &mut moving => if let Ok(moved) = moved {
+                tracing::info!("stratacache: backplane moved to the channel's master");
+                return Some((owner, moved));
+            },
+            _ = placement.tick(), if moving.is_terminated() => {
+                if let Some(owner) = l2.channel_subscriber().filter(|o| !std::ptr::eq(*o, client)) {
+                    moving.set(async move { (owner, subscribe(l2, owner).await) }.fuse());
                 }
             }
         }

@@ -15,10 +15,25 @@ use crate::{clock, entry_changes, registry, tags};
 /// When this process last read every tag version it holds from Redis (clock ms).
 static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
 
+/// What the backplane heard since the last resync, which decides what a change the
+/// resync reads but was not told of means.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Hearing {
+    /// Subscribed throughout: a change not heard of may be a message still on its
+    /// way; it is taken for missed if still unheard at the next resync.
+    Listening,
+    /// Subscribed again just now, after a gap: every change not heard of was
+    /// missed, and every named tag's counter may have moved (all are read).
+    AfterGap,
+    /// Not subscribed (subscribing, or waiting to try again): nothing is heard, so
+    /// every change not heard of was missed.
+    Deaf,
+}
+
 /// Re-reads the Redis version of every tag held here; a version that moved means a
 /// missed invalidation, and the local tag is bumped. Reads every cache's entry-change
-/// counter too: a change missed means the cache's L1 is dropped (`after_gap`: the
-/// first resync of a subscription made again, see [`entry_changes::missed`]).
+/// counter too: a change missed means the cache's L1 is dropped (see [`Hearing`]
+/// and [`entry_changes::missed`]).
 ///
 /// The named tags, one counter each (per-entity tags make them many: 100,000 took
 /// 196 `MGET`s and 73 ms of Redis's time), are read only where a counter may have
@@ -26,14 +41,16 @@ static LAST_SYNC_MS: AtomicU64 = AtomicU64::new(0);
 /// bumps and lists the counter (in the same script on a standalone server, after the
 /// bump's message on a cluster: `counters`), so a count found where it was at the
 /// last read means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that
-/// moved, that only the listed ones did.
+/// moved, that only the listed ones did. What the first read found is applied
+/// before they are read: on a cluster with a master hanging, that read waits for
+/// its timeout.
 ///
 /// On a cluster with a master down, what the other masters hold is read and applied
 /// all the same: an invalidation whose message was lost, its counter on a healthy
 /// master, is caught within the interval, not once the master is back (a cluster
 /// that serves with a master down, `cluster-require-full-coverage no`, may stay so
 /// for long). Such a resync does not count as a sync for `max_unsynced`.
-pub(crate) async fn resync(l2: &L2, after_gap: bool) {
+pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
     cells.extend(
@@ -55,8 +72,6 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     if first.iter().all(Option::is_none) {
         return tracing::debug!("stratacache: resync skipped: Redis did not answer");
     }
-    let bumps = first.last().copied().flatten();
-    let (named, named_whole) = resync_named_tags(l2, bumps, after_gap).await;
     let (tag_versions, entry_versions) = first.split_at(cells.len());
     for ((_, cell), version) in cells.iter().zip(tag_versions) {
         if let Some(version) = version {
@@ -65,11 +80,13 @@ pub(crate) async fn resync(l2: &L2, after_gap: bool) {
     }
     for ((name, _), version) in caches.iter().zip(entry_versions) {
         let Some(version) = version else { continue };
-        if entry_changes::missed(name, *version, after_gap) {
+        if entry_changes::missed(name, *version, hearing != Hearing::Listening) {
             tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
             registry::missed_entry_changes(name);
         }
     }
+    let bumps = first.last().copied().flatten();
+    let (named, named_whole) = resync_named_tags(l2, bumps, hearing == Hearing::AfterGap).await;
     // Synced only if every counter was read: what a master that is down holds may
     // have moved (`max_unsynced` goes by this).
     if named_whole && first.iter().all(Option::is_some) {

@@ -217,27 +217,39 @@ impl L2 {
     /// the counter reached, so each process applies the invalidation exactly once).
     /// On a cluster `PUBLISH` goes to the master of the channel's slot, where the
     /// backplane subscribes too (no hop over the cluster bus); while that master is
-    /// down, to another one, and the cluster bus carries it to every node.
-    /// Signed when this process holds a secret.
+    /// down or hanging, to another one, and the cluster bus carries it to every node:
+    /// at once when its circuit is open, else once it has failed this message. (Only
+    /// once the circuit opened did it go elsewhere, and a hanging master failed
+    /// the messages of every process that sent it nothing else: the others, listening
+    /// elsewhere, waited for their resync.) A message that reaches a process twice
+    /// does nothing more. Signed when this process holds a secret.
     pub(crate) async fn publish(&self, message: String) -> Result<(), Fault> {
         let message = crate::l2::message::seal(message, self.protection.signer());
+        if !self.is_cluster() {
+            return self.publish_at(None, &message).await;
+        }
         let channel = self.channel.as_str();
-        let detour = self
-            .breakers
-            .for_key(Some(channel))
-            .is_open()
-            .then(|| self.breakers.healthy_node())
-            .flatten()
-            .filter(|_| self.is_cluster());
-        let key = if detour.is_some() {
-            None
-        } else {
-            Some(channel)
-        };
+        let owner = self.breakers.owner_of(channel);
+        if !self.breakers.for_key(Some(channel)).is_open() {
+            let published = self.publish_at(None, &message).await;
+            if published.is_ok() {
+                return published;
+            }
+        }
+        match self.breakers.healthy_node(owner.as_ref()) {
+            Some(elsewhere) => self.publish_at(Some(elsewhere), &message).await,
+            None => Err(Fault::Open),
+        }
+    }
+
+    /// `PUBLISH` at the channel's master (`None`), or at the node `at`.
+    async fn publish_at(&self, at: Option<(String, u16)>, message: &str) -> Result<(), Fault> {
+        let channel = self.channel.as_str();
+        let key = if at.is_some() { None } else { Some(channel) };
         self.call(key, |connection| async move {
             let mut cmd = redis::cmd("PUBLISH");
             cmd.arg(channel).arg(message);
-            match (connection, detour) {
+            match (connection, at) {
                 (Connection::Cluster(mut cluster), Some((host, port))) => {
                     let to = SingleNodeRoutingInfo::ByAddress { host, port };
                     cluster

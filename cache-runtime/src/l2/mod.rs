@@ -23,7 +23,7 @@ mod shape_tracer;
 mod sliding;
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use self::codec::PayloadFormat;
@@ -74,7 +74,8 @@ pub(crate) struct L2 {
     /// One client per configured node: the backplane subscribes through the first
     /// that answers (in a cluster, a message published on any node reaches all).
     pub(crate) subscribers: Vec<redis::Client>,
-    connection: parking_lot::RwLock<Connection>,
+    /// Shared with a connection being made afresh beside it (`renewal.rs`).
+    connection: Arc<parking_lot::RwLock<Connection>>,
     /// On a cluster: how to connect afresh (see [`L2::renew_if_stuck`]).
     cluster: Option<ClusterSetup>,
     /// On a standalone server: the same (see [`L2::renew_if_read_only`]).
@@ -183,7 +184,7 @@ impl L2 {
             channel: keys::channel(&settings.namespace),
             namespace: settings.namespace,
             subscribers,
-            connection: parking_lot::RwLock::new(connection),
+            connection: Arc::new(parking_lot::RwLock::new(connection)),
             cluster: cluster_setup,
             standalone: standalone_setup,
             timeout: settings.timeout,

@@ -5,6 +5,7 @@
 //! Redis Cluster reached as a standalone server.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, ServerErrorKind};
@@ -83,6 +84,12 @@ impl L2 {
     /// cluster client reconnects to a node that went away, but seen here to keep timing
     /// out on a node that came back, so a new client (which rereads the slot map from
     /// the seed nodes) is cheaper than trusting the old one to recover.
+    ///
+    /// The new client is made beside the old one, which serves until it is ready: a
+    /// client not yet connected holds every call until it has reached every node and
+    /// read the map, and with a master hanging that took longer than the timeout.
+    /// Swapped in at once, it failed the calls of the healthy masters too, and opened
+    /// their circuits (the fleet checker's frozen channel master).
     pub(super) fn renew_if_stuck(&self) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -91,9 +98,37 @@ impl L2 {
             return;
         }
         if self.renewal_due(&cluster.renewed_at) {
-            self.connect_afresh(cluster);
-            tracing::info!("stratacache: Redis Cluster keeps failing; connecting afresh");
+            self.connect_beside(cluster);
         }
+    }
+
+    /// Makes a new cluster connection on the current runtime (or the tier's), and
+    /// puts it in place of the old one once it has connected.
+    fn connect_beside(&self, cluster: &ClusterSetup) {
+        let _context = crate::background::runtime_context();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, config) = (cluster.client.clone(), cluster.config.clone());
+        let connection = Arc::clone(&self.connection);
+        // Bounded: a cluster that answers nothing leaves the old client in place.
+        let within = self.timeout * 20;
+        runtime.spawn(async move {
+            let connecting = client.get_async_connection_with_config(config);
+            match tokio::time::timeout(within, connecting).await {
+                Ok(Ok(fresh)) => {
+                    *connection.write() = Connection::Cluster(fresh);
+                    tracing::info!("stratacache: Redis Cluster kept failing; connected afresh");
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "stratacache: cannot connect afresh to Redis Cluster")
+                }
+                Err(_) => {
+                    tracing::debug!("stratacache: connecting afresh to Redis Cluster timed out")
+                }
+            }
+        });
+        *cluster.runtime_alive.write() = runtime_sentinel();
     }
 
     /// On a cluster, connects afresh once the runtime the connection's task was

@@ -73,10 +73,13 @@ impl Breakers {
     }
 
     /// Where to send a command with no key when the node its key-less routing picks
-    /// may be down: a master whose circuit is closed.
-    pub(crate) fn healthy_node(&self) -> Option<(String, u16)> {
+    /// may be down: a master whose circuit is closed, other than `besides`.
+    pub(crate) fn healthy_node(&self, besides: Option<&(String, u16)>) -> Option<(String, u16)> {
         let map = self.map.read();
-        let node = map.nodes.iter().find(|n| !n.breaker.is_open())?;
+        let node = map.nodes.iter().find(|n| {
+            !n.breaker.is_open()
+                && besides.is_none_or(|(host, port)| (&n.host, n.port) != (host, *port))
+        })?;
         Some((node.host.clone(), node.port))
     }
 
@@ -215,7 +218,16 @@ mod tests {
             "the other master's is not"
         );
         assert!(breakers.for_key(None).allow(), "nor the shared one");
-        assert_eq!(breakers.healthy_node(), Some(("127.0.0.1".into(), 7001)));
+        assert_eq!(
+            breakers.healthy_node(None),
+            Some(("127.0.0.1".into(), 7001))
+        );
+        let first = ("127.0.0.1".to_owned(), 7001);
+        assert_eq!(
+            breakers.healthy_node(Some(&first)),
+            None,
+            "none but the one left out"
+        );
         breakers.learn(&map);
         assert!(
             !breakers.for_key(Some(on_first)).allow(),
