@@ -158,7 +158,7 @@ impl L2 {
                 client,
                 config,
                 renewed_at: Default::default(),
-                runtime_alive: parking_lot::RwLock::new(runtime_sentinel()),
+                runtime_alive: Arc::new(parking_lot::RwLock::new(runtime_sentinel())),
             });
             Connection::Cluster(connection)
         } else {

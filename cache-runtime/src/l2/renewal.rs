@@ -20,7 +20,7 @@ pub(super) struct ClusterSetup {
     pub(super) renewed_at: AtomicU64,
     /// A task on the runtime the connection's own task was spawned on, which ends
     /// with it (see [`L2::renew_if_orphaned`]).
-    pub(super) runtime_alive: parking_lot::RwLock<Option<tokio::task::JoinHandle<()>>>,
+    pub(super) runtime_alive: Arc<parking_lot::RwLock<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// A task that runs as long as the current runtime, if there is one.
@@ -111,13 +111,16 @@ impl L2 {
         };
         let (client, config) = (cluster.client.clone(), cluster.config.clone());
         let connection = Arc::clone(&self.connection);
+        let runtime_alive = Arc::clone(&cluster.runtime_alive);
         // Bounded: a cluster that answers nothing leaves the old client in place.
         let within = self.timeout * 20;
         runtime.spawn(async move {
             let connecting = client.get_async_connection_with_config(config);
             match tokio::time::timeout(within, connecting).await {
                 Ok(Ok(fresh)) => {
+                    // The new client's task runs on this runtime: the sentinel follows.
                     *connection.write() = Connection::Cluster(fresh);
+                    *runtime_alive.write() = runtime_sentinel();
                     tracing::info!("stratacache: Redis Cluster kept failing; connected afresh");
                 }
                 Ok(Err(error)) => {
@@ -128,7 +131,6 @@ impl L2 {
                 }
             }
         });
-        *cluster.runtime_alive.write() = runtime_sentinel();
     }
 
     /// On a cluster, connects afresh once the runtime the connection's task was
