@@ -74,8 +74,8 @@ MUTATIONS = {
     # The resync beside the listening: the loop waits for it, hearing nothing.
     "resync_in_the_loop": (
         "cache-runtime/src/backplane/mod.rs",
-        "resyncing.set(resync(l2, Hearing::Listening).fuse());",
-        "if false { resyncing.set(resync(l2, Hearing::Listening).fuse()); }"
+        "syncing.set(resync(l2, Hearing::Listening).fuse());",
+        "if false { syncing.set(resync(l2, Hearing::Listening).fuse()); }"
         " resync(l2, Hearing::Listening).await;",
     ),
     # A message its channel's master fails goes elsewhere only once that master's

@@ -538,7 +538,7 @@ fn row(phase: &Phase, r: &Report) -> String {
         r.invalidations,
         match r.unseen_in_fault {
             0 => r.unseen.to_string(),
-            held => format!("{} (+{held} of the down master's items)", r.unseen),
+            held => format!("{} (+{held} of the faulted master's items)", r.unseen),
         },
         r.propagation_p50_ms,
         r.propagation_p99_ms,

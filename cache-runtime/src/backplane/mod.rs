@@ -235,7 +235,7 @@ async fn listen(
     let mut placement = tokio::time::interval(PLACEMENT_CHECK);
     let mut pings = tokio::time::interval(PING_EVERY);
     let (sink, mut messages) = pubsub.split();
-    let mut resyncing = pin!(Fuse::terminated());
+    let mut syncing = pin!(Fuse::terminated());
     // The sink goes with each ping and comes back with its answer.
     let mut sink = Some(sink);
     let mut pinging = pin!(Fuse::terminated());
@@ -246,9 +246,9 @@ async fn listen(
                 Some(message) => receive(l2, &message),
                 None => return None,
             },
-            () = &mut resyncing => {}
-            _ = resyncs.tick(), if resyncing.is_terminated() => {
-                resyncing.set(resync(l2, Hearing::Listening).fuse());
+            () = &mut syncing => {}
+            _ = resyncs.tick(), if syncing.is_terminated() => {
+                syncing.set(resync(l2, Hearing::Listening).fuse());
             }
             pinged = &mut pinging => {
                 let (back, answered): (redis::aio::PubSubSink, bool) = pinged;
