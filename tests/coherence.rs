@@ -638,10 +638,7 @@ fn one_master_out(out: Out) {
         .take(3)
         .collect();
 
-    match out {
-        Out::Stopped => cluster.nodes[down].stop(),
-        Out::Frozen => cluster.nodes[down].freeze(),
-    }
+    out.take(&mut cluster.nodes[down]);
     for id in &on_down {
         // Fail on the down master, enough times to open its circuit in the writer.
         assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
@@ -665,10 +662,7 @@ fn one_master_out(out: Out) {
         fresh.get(&format!("get {id}"));
     }
     let hit = fresh.get(&format!("get {healthy}"));
-    match out {
-        Out::Stopped => cluster.nodes[down].restart(),
-        Out::Frozen => cluster.nodes[down].thaw(),
-    }
+    out.bring_back(&mut cluster.nodes[down]);
     assert_eq!(
         (hit.l2_hits, hit.loads),
         (1, 3),
@@ -743,10 +737,28 @@ fn with_the_channels_master_frozen_an_invalidation_held_elsewhere_still_arrives(
     channels_master_out_for_good(Out::Frozen);
 }
 
+/// How a master is taken out of a cluster: stopped (it refuses connections) or
+/// frozen (it accepts them and answers nothing).
 #[derive(PartialEq)]
 enum Out {
     Stopped,
     Frozen,
+}
+
+impl Out {
+    fn take(&self, node: &mut RedisServer) {
+        match self {
+            Out::Stopped => node.stop(),
+            Out::Frozen => node.freeze(),
+        }
+    }
+
+    fn bring_back(&self, node: &mut RedisServer) {
+        match self {
+            Out::Stopped => node.restart(),
+            Out::Frozen => node.thaw(),
+        }
+    }
 }
 
 fn channels_master_out_for_good(out: Out) {
@@ -782,10 +794,7 @@ fn channels_master_out_for_good(out: Out) {
     let mut writer = Worker::start(&cluster.url(), &ns, &[]);
     assert_eq!(reader.get(&format!("get {id}")).loads, 1);
 
-    match out {
-        Out::Stopped => cluster.nodes[down].stop(),
-        Out::Frozen => cluster.nodes[down].freeze(),
-    }
+    out.take(&mut cluster.nodes[down]);
     assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
     let seen = eventually(Duration::from_secs(8), || {
         reader.get(&format!("get {id}")).loads == 2
@@ -796,10 +805,7 @@ fn channels_master_out_for_good(out: Out) {
     // taken as a probe, a hanging master's circuit never stayed open for it.
     assert_eq!(writer.send(&format!("invalidate {id}")), "ok");
     let queued = writer.stats()["outbox"]["queued"].clone();
-    match out {
-        Out::Stopped => cluster.nodes[down].restart(),
-        Out::Frozen => cluster.nodes[down].thaw(),
-    }
+    out.bring_back(&mut cluster.nodes[down]);
     cluster.wait_until_ok();
     assert!(
         seen,
