@@ -790,7 +790,11 @@ fn channels_master_out_for_good(out: Out) {
             Some((ns, down, id))
         })
         .expect("a namespace whose keys avoid the channel's master");
-    let mut reader = Worker::start(&cluster.url(), &ns, &[]);
+    // A resync a minute: only a message, heard on another node, tells it in time.
+    // (Its resyncs while it cannot listen would catch the invalidation within their
+    // interval even with the backplane stuck on the master that is out.)
+    let mut reader =
+        Worker::start_with_env(&cluster.url(), &ns, &[], &[("WORKER_RESYNC_MS", "60000")]);
     let mut writer = Worker::start(&cluster.url(), &ns, &[]);
     assert_eq!(reader.get(&format!("get {id}")).loads, 1);
 
