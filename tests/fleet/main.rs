@@ -445,8 +445,9 @@ fn read_by_tag(k: u64) -> bool {
     k >= KEYS && (k - KEYS) % 2 == 1
 }
 
-/// The master that [`Injected::StopChannelMaster`] stops, and the items whose entry or
-/// tag counter it holds.
+/// The master that [`Injected::StopChannelMaster`] stops (or
+/// [`Injected::FreezeChannelMaster`] freezes), and the items whose entry or tag
+/// counter it holds.
 struct MasterDown {
     node: usize,
     items: BTreeSet<u64>,
@@ -454,8 +455,8 @@ struct MasterDown {
 
 /// A namespace (`base` and a suffix) whose channel's master holds none of its
 /// counters, and the keys of some of the items written every 80 ms but not of all:
-/// stopped, it takes every process's subscription with it, and leaves items it holds
-/// and items that must not notice it.
+/// stopped or frozen, it takes every process's subscription with it, and leaves items
+/// it holds and items that must not notice it.
 fn master_down(cluster: &RedisCluster, base: &str) -> (String, MasterDown) {
     for attempt in 0..100 {
         let namespace = format!("{base}s{attempt}");
