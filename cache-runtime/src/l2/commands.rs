@@ -229,13 +229,13 @@ impl L2 {
             return self.publish_at(None, &message).await;
         }
         let channel = self.channel.as_str();
-        let owner = self.breakers.owner_of(channel);
         if !self.breakers.for_key(Some(channel)).is_open() {
             let published = self.publish_at(None, &message).await;
             if published.is_ok() {
                 return published;
             }
         }
+        let owner = self.breakers.owner_of(channel);
         match self.breakers.healthy_node(owner.as_ref()) {
             Some(elsewhere) => self.publish_at(Some(elsewhere), &message).await,
             None => Err(Fault::Open),
