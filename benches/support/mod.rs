@@ -19,8 +19,22 @@ thread_local! {
     static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
 }
 
+/// Drives `future` on this thread, parking while it waits.
+///
+/// A hit completes on its first poll, so that poll gets a no-op waker and happens in
+/// the caller's frame, as `stratacache::block_on`'s does: no thread-local lookup and
+/// no copy of the future into a frame of its own on a hit. Measured at 10^3 entries
+/// (the scale bench), the version that reached the thread-local waker first and was
+/// not inlined added about 13 ns to every async subject's hit.
+#[inline(always)]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
+    if let Poll::Ready(out) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        return out;
+    }
     WAKER.with(|waker| {
         let mut cx = Context::from_waker(waker);
         loop {

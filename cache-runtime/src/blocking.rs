@@ -31,11 +31,13 @@ impl Wake for Unpark {
 /// # use stratacache_runtime as stratacache;
 /// assert_eq!(stratacache::block_on(async { 7 }), 7);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     // A hit completes on its first poll: no waker to allocate for it, and inlined
-    // into the caller, no frame of its own.
+    // into the caller, no frame of its own. Always: with a plain `#[inline]` rustc
+    // kept this out of line once the future's poll was inlined into it, and every
+    // call then copied the future into this frame (4 ns of a 58 ns hit).
     if let Poll::Ready(output) = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
