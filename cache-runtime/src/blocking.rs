@@ -37,7 +37,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     // A hit completes on its first poll: no waker to allocate for it, and inlined
     // into the caller, no frame of its own. Always: with a plain `#[inline]` rustc
     // kept this out of line once the future's poll was inlined into it, and every
-    // call then copied the future into this frame (4 ns of a 58 ns hit).
+    // call then copied the future into this frame (8 ns of a 59 ns hit in
+    // `examples/hit_count.rs`).
     if let Poll::Ready(output) = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
