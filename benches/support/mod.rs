@@ -25,7 +25,7 @@ thread_local! {
 /// the caller's frame, as `stratacache::block_on`'s does: no thread-local lookup and
 /// no copy of the future into a frame of its own on a hit. Measured at 10^3 entries
 /// (the scale bench), the version that reached the thread-local waker first and was
-/// not inlined added about 13 ns to every async subject's hit.
+/// not inlined added 8 to 18 ns to each async subject's hit (13 to stratacache's).
 #[inline(always)]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
