@@ -1,50 +1,14 @@
 #![allow(dead_code)] // each bench uses part of it
-//! Shared by the benches: a minimal `block_on`, so that every async subject is driven
-//! the same way and no runtime overhead is added to a hit.
+//! Shared by the benches.
+//!
+//! Every async subject is driven by `stratacache::block_on`, the same for all of
+//! them: a hit completes on its first poll, made with a no-op waker in the caller's
+//! frame, so no runtime overhead is added to it. (The benches had their own
+//! `block_on` until 2026-12-06; it reached a thread-local waker first and was not
+//! inlined, which added 8 to 18 ns to each async subject's hit at 10^3 entries.)
 
-use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
-
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-thread_local! {
-    static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-}
-
-/// Drives `future` on this thread, parking while it waits.
-///
-/// A hit completes on its first poll, so that poll gets a no-op waker and happens in
-/// the caller's frame, as `stratacache::block_on`'s does: no thread-local lookup and
-/// no copy of the future into a frame of its own on a hit. Measured at 10^3 entries
-/// (the scale bench), the version that reached the thread-local waker first and was
-/// not inlined added 8 to 18 ns to each async subject's hit (13 to stratacache's).
-#[inline(always)]
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    if let Poll::Ready(out) = future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        return out;
-    }
-    WAKER.with(|waker| {
-        let mut cx = Context::from_waker(waker);
-        loop {
-            match future.as_mut().poll(&mut cx) {
-                Poll::Ready(out) => return out,
-                Poll::Pending => std::thread::park(),
-            }
-        }
-    })
-}
+#[allow(unused_imports)] // as dead_code above: not every bench drives a future
+pub use stratacache::block_on;
 
 /// A 64-byte value, as in DESIGN.md's peer baseline.
 pub fn value(key: u64) -> String {
