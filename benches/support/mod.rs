@@ -10,7 +10,7 @@
 #[allow(unused_imports)] // as dead_code above: not every bench drives a future
 pub use stratacache::block_on;
 
-/// A 64-byte value, as in DESIGN.md's peer baseline.
+/// A 64-byte value, the size every peer comparison uses.
 pub fn value(key: u64) -> String {
     format!("{key:064}")
 }
