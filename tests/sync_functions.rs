@@ -167,29 +167,32 @@ async fn async_fib(n: u64) -> u64 {
 }
 
 /// A tokio worker's stack. The depth keeps a margin under this test build's frames
-/// (unoptimized: about 9.2 KiB a level for the sync `fn`, 9.8 KiB for the `async
-/// fn`; an optimized build takes 1.2 and 1.8 KiB, `cargo bench --bench recursion`);
-/// an overflow aborts this test binary.
+/// (unoptimized, `cargo test --bench recursion`: 2,304 B a level for the sync `fn`,
+/// 2,273 B for the `async fn`, so about 900 levels fit; an optimized build takes 592
+/// and 1,536 B, `cargo bench --bench recursion`). Before the loader's driver made
+/// and answered out of line, 3,120 and 3,137 B: 700 levels overflowed, which aborts
+/// this test binary.
 const WORKER_STACK: usize = 2 << 20;
+const DEPTH: u64 = 700;
 
 #[test]
-fn a_memoized_recursion_150_deep_fits_a_tokio_workers_stack() {
+fn a_memoized_recursion_700_deep_fits_a_tokio_workers_stack() {
     let sync = thread::Builder::new()
         .stack_size(WORKER_STACK)
-        .spawn(|| fib(150))
+        .spawn(|| fib(DEPTH))
         .unwrap();
     let asynchronous = thread::Builder::new()
         .stack_size(WORKER_STACK)
-        .spawn(|| block_on(async_fib(150)))
+        .spawn(|| block_on(async_fib(DEPTH)))
         .unwrap();
-    // fib(150) modulo 2^64, which wrapping additions compute.
-    let expected = (2..=150)
+    // fib(DEPTH) modulo 2^64, which wrapping additions compute.
+    let expected = (2..=DEPTH)
         .fold((0u64, 1u64), |(a, b), _| (b, a.wrapping_add(b)))
         .1;
     assert_eq!(sync.join().unwrap(), expected);
     assert_eq!(asynchronous.join().unwrap(), expected);
     let loads = stats().cache("sync.fib").unwrap().misses;
-    assert_eq!(loads, 151, "one load per n, 0..=150");
+    assert_eq!(loads, DEPTH + 1, "one load per n, 0..=DEPTH");
 }
 
 static SELF_CALLS: AtomicUsize = AtomicUsize::new(0);

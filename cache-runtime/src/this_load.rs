@@ -28,31 +28,32 @@ thread_local! {
     static CURRENT: RefCell<Option<Overrides>> = const { RefCell::new(None) };
 }
 
-/// Runs `poll` (one poll of a loader) with `overrides` as this load's: they are moved
-/// in for the poll and back out after it. A loader is polled on one thread at a
-/// time, so this is what a task-local would do, without a shared allocation per
-/// load; a cached call nested in the loader moves its own in and out inside.
-pub(crate) fn poll_in<R>(overrides: &mut Overrides, poll: impl FnOnce() -> R) -> R {
-    let outer = CURRENT.with(|current| current.replace(Some(std::mem::take(overrides))));
-    let _scope = Scope {
-        load: overrides,
-        outer,
-    };
+/// Runs `poll` (one poll of a loader) with `load`'s overrides as the thread's: they
+/// are swapped in for the poll and back out after it. A loader is polled on one thread
+/// at a time, so this is what a task-local would do, without a shared allocation per
+/// load; a cached call nested in the loader swaps its own in and out inside.
+///
+/// Between polls `load` holds this load's overrides (none yet is the default ones).
+/// During a poll it holds the thread's, an outer load's or none, so that this frame,
+/// which a memoized recursion keeps on the stack at every level, holds only a pointer.
+pub(crate) fn poll_in<R>(load: &mut Option<Overrides>, poll: impl FnOnce() -> R) -> R {
+    load.get_or_insert_with(Overrides::default);
+    swap_with_current(load);
+    let _scope = Scope(load);
     poll()
 }
 
-/// Moves a load's overrides back out when its poll ends, even by a panic.
-struct Scope<'a> {
-    load: &'a mut Overrides,
-    outer: Option<Overrides>,
-}
+/// Swaps a load's overrides back out when its poll ends, even by a panic.
+struct Scope<'a>(&'a mut Option<Overrides>);
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        let outer = self.outer.take();
-        let polled = CURRENT.with(|current| current.replace(outer));
-        *self.load = polled.unwrap_or_default();
+        swap_with_current(self.0);
     }
+}
+
+fn swap_with_current(load: &mut Option<Overrides>) {
+    CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), load));
 }
 
 fn with(f: impl FnOnce(&mut Overrides)) -> bool {
@@ -91,12 +92,13 @@ mod tests {
 
     #[test]
     fn a_nested_load_keeps_its_overrides_apart_from_the_outer_one() {
-        let (mut outer, mut inner) = (Overrides::default(), Overrides::default());
+        let (mut outer, mut inner) = (None, None);
         poll_in(&mut outer, || {
             assert!(set_ttl(Duration::from_secs(1)));
             poll_in(&mut inner, || assert!(add_tag("inner")));
             assert!(add_tag("outer"));
         });
+        let (outer, inner) = (outer.unwrap(), inner.unwrap());
         assert_eq!(
             (outer.ttl, outer.tags),
             (Some(Duration::from_secs(1)), vec!["outer".into()])
@@ -107,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_poll_that_panics_hands_its_overrides_back() {
-        let mut load = Overrides::default();
+        let mut load = None;
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             poll_in(&mut load, || {
                 skip_caching();
@@ -115,7 +117,7 @@ mod tests {
             })
         }));
         assert!(panicked.is_err());
-        assert!(load.skip);
+        assert!(load.is_some_and(|load| load.skip));
         assert!(!skip_caching(), "the thread is outside any load again");
     }
 }

@@ -137,7 +137,9 @@ where
     // but makes the future every call builds larger.
     let mut loader: Option<Pin<Box<F>>> = None;
     let mut span = tracing::Span::none();
-    let mut overrides = Overrides::default();
+    let mut overrides = None;
+    // This frame stays on the stack while the loader runs, through every level of a
+    // memoized recursion: what is made or answered is made out of line.
     std::future::poll_fn(move |cx| loop {
         if let Poll::Ready(out) = steps.as_mut().poll(cx) {
             return Poll::Ready(out);
@@ -148,21 +150,36 @@ where
             Some(Request::Make(load_span)) => {
                 span = load_span;
                 let make = make.take().expect("a call makes one loader");
-                let (tags, made) = span.in_scope(make);
-                loader = Some(Box::pin(made));
-                hatch.answer(State::Made(tags));
+                loader = Some(make_in(hatch, make, &span));
             }
             Some(Request::Run(flight)) => {
                 let loader = loader.as_mut().expect("the loader is made before it runs");
                 match poll_loader(loader.as_mut(), cx, &[flight], &span, &mut overrides) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready((outcome, overrides)) => {
-                        hatch.answer(State::Ran(outcome, overrides))
-                    }
+                    Poll::Ready(outcome) => answer_ran(hatch, outcome, &mut overrides),
                 }
             }
         }
     })
+}
+
+/// Makes the loader inside the load's span, answers the steps with its tags, and
+/// boxes it (out of line: see [`drive`]).
+#[inline(never)]
+fn make_in<Out, M, F>(hatch: &Hatch<Out>, make: M, span: &tracing::Span) -> Pin<Box<F>>
+where
+    M: FnOnce() -> (Tags, F),
+{
+    let (tags, made) = span.in_scope(make);
+    hatch.answer(State::Made(tags));
+    Box::pin(made)
+}
+
+/// Answers the steps with the loader's outcome and this load's overrides (out of
+/// line: see [`drive`]).
+#[inline(never)]
+fn answer_ran<Out>(hatch: &Hatch<Out>, outcome: Outcome<Out>, overrides: &mut Option<Overrides>) {
+    hatch.answer(State::Ran(outcome, overrides.take().unwrap_or_default()));
 }
 
 /// A batch's loader, run as a single key's is (its batch loader is generic already).
@@ -172,10 +189,11 @@ pub(super) async fn run_in_span<F: Future>(
     span: &tracing::Span,
 ) -> (Outcome<F::Output>, Overrides) {
     let mut loader = Box::pin(loader);
-    let mut overrides = Overrides::default();
-    let poll =
-        |cx: &mut Context<'_>| poll_loader(loader.as_mut(), cx, flights, span, &mut overrides);
-    std::future::poll_fn(poll).await
+    let mut overrides = None;
+    let outcome =
+        std::future::poll_fn(|cx| poll_loader(loader.as_mut(), cx, flights, span, &mut overrides))
+            .await;
+    (outcome, overrides.unwrap_or_default())
 }
 
 fn poll_loader<Out>(
@@ -183,8 +201,8 @@ fn poll_loader<Out>(
     cx: &mut Context<'_>,
     flights: &[usize],
     span: &tracing::Span,
-    overrides: &mut Overrides,
-) -> Poll<(Outcome<Out>, Overrides)> {
+    overrides: &mut Option<Overrides>,
+) -> Poll<Outcome<Out>> {
     let _entered = span.enter();
     let polled = super::reentry::polling(flights, || {
         this_load::poll_in(overrides, || {
@@ -193,8 +211,8 @@ fn poll_loader<Out>(
     });
     match polled {
         Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(out)) => Poll::Ready((Ok(out), std::mem::take(overrides))),
-        Err(payload) => Poll::Ready((Err(payload), std::mem::take(overrides))),
+        Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+        Err(payload) => Poll::Ready(Err(payload)),
     }
 }
 

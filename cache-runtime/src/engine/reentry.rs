@@ -22,23 +22,36 @@ pub(super) fn flight_id<T>(flight: &std::sync::Arc<T>) -> usize {
 
 /// Runs one poll of the loader of `flights` with them listed.
 pub(super) fn polling<R>(flights: &[usize], poll: impl FnOnce() -> R) -> R {
+    // Unlisted on the way out, unwinding included.
+    struct Unlist(Option<usize>);
+    impl Drop for Unlist {
+        fn drop(&mut self) {
+            if let Some(before) = self.0 {
+                unlist(before);
+            }
+        }
+    }
+    let _unlist = Unlist(list(flights));
+    poll()
+}
+
+/// Lists `flights`, returning the list's length before them. Out of line, as is
+/// [`unlist`]: this frame stays on the stack while the loader runs, through every
+/// level of a memoized recursion, and the list's growth would enlarge it.
+#[inline(never)]
+fn list(flights: &[usize]) -> Option<usize> {
     let listed = POLLING.try_with(|polling| {
         let mut polling = polling.borrow_mut();
         let before = polling.len();
         polling.extend_from_slice(flights);
         before
     });
-    // Unlisted on the way out, unwinding included.
-    struct Unlist(Option<usize>);
-    impl Drop for Unlist {
-        fn drop(&mut self) {
-            if let Some(before) = self.0 {
-                let _ = POLLING.try_with(|polling| polling.borrow_mut().truncate(before));
-            }
-        }
-    }
-    let _unlist = Unlist(listed.ok());
-    poll()
+    listed.ok()
+}
+
+#[inline(never)]
+fn unlist(before: usize) {
+    let _ = POLLING.try_with(|polling| polling.borrow_mut().truncate(before));
 }
 
 /// Panics, naming the cache, if the flight a call is about to follow has its loader
