@@ -139,7 +139,7 @@ where
     let mut span = tracing::Span::none();
     let mut overrides = None;
     // This frame stays on the stack while the loader runs, through every level of a
-    // memoized recursion: what is made or answered is made out of line.
+    // memoized recursion: the loader is made, and the steps answered, out of line.
     std::future::poll_fn(move |cx| loop {
         if let Poll::Ready(out) = steps.as_mut().poll(cx) {
             return Poll::Ready(out);
