@@ -40,13 +40,14 @@ pub(super) fn polling<R>(flights: &[usize], poll: impl FnOnce() -> R) -> R {
 /// level of a memoized recursion, and the list's growth would enlarge it.
 #[inline(never)]
 fn list(flights: &[usize]) -> Option<usize> {
-    let listed = POLLING.try_with(|polling| {
-        let mut polling = polling.borrow_mut();
-        let before = polling.len();
-        polling.extend_from_slice(flights);
-        before
-    });
-    listed.ok()
+    POLLING
+        .try_with(|polling| {
+            let mut polling = polling.borrow_mut();
+            let before = polling.len();
+            polling.extend_from_slice(flights);
+            before
+        })
+        .ok()
 }
 
 #[inline(never)]
