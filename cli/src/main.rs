@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] COMMAND
+//! stratacache-cli --help | --version
 //!   inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
 //!   entry CACHE KEY_JSON     one entry decoded: times, tags (recorded and current), payload,
 //!                            signature
@@ -27,8 +28,34 @@ struct Options {
     secret: Option<String>,
 }
 
+/// What `--help` prints, and the first line of what a wrong command line fails with.
+const USAGE: &str = "\
+usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] COMMAND
+
+commands:
+  inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
+  entry CACHE KEY_JSON     one entry decoded: times, tags (recorded and current), payload,
+                           signature
+  tags PATTERN             tag counters matching a glob, with their versions
+  invalidate-tag TAG       through the same counter and message as invalidate_tag!
+
+options (defaults from the environment):
+  --redis URL              STRATACACHE_REDIS_URL; on a Redis Cluster, any node's URL
+  --namespace NS           STRATACACHE_NAMESPACE, else stratacache
+  --secret LIST            STRATACACHE_SECRET, to check signed entries
+
+Every answer is one JSON document on stdout.";
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print_out(USAGE);
+        return;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        print_out(&format!("stratacache-cli {}", env!("CARGO_PKG_VERSION")));
+        return;
+    }
     let mut options = Options {
         redis: std::env::var("STRATACACHE_REDIS_URL").unwrap_or_default(),
         namespace: std::env::var("STRATACACHE_NAMESPACE").unwrap_or_else(|_| "stratacache".into()),
@@ -51,15 +78,20 @@ fn main() {
     if options.redis.is_empty() {
         fail("no Redis: give --redis URL or set STRATACACHE_REDIS_URL");
     }
-    let answer = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let answer = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["inspect"] => scan::inspect(&options),
         ["entry", cache, key] => entry::show(&options, cache, key),
         ["tags", pattern] => scan::tags(&options, pattern),
         ["invalidate-tag", tag] => invalidate_tag(&options, tag),
-        _ => fail("usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] (inspect | entry CACHE KEY_JSON | tags PATTERN | invalidate-tag TAG)"),
+        _ => fail(USAGE.lines().next().expect("a usage line")),
     };
     match answer {
-        Ok(value) => println!("{}", serde_json::to_string_pretty(&value).expect("JSON")),
+        Ok(value) => print_out(&serde_json::to_string_pretty(&value).expect("JSON")),
         Err(error) => fail(&error),
     }
 }
@@ -70,6 +102,18 @@ fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One answer and a newline on stdout. A reader that went away (`| head`) ends the
+/// process quietly, as for any Unix tool, where `println!` would panic.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => fail(&format!("cannot write the answer: {error}")),
+    }
 }
 
 fn fail(message: &str) -> ! {
