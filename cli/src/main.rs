@@ -125,6 +125,9 @@ fn fail(message: &str) -> ! {
 /// Waits (up to 5 s) until Redis took it; an invalidation left in the outbox of a
 /// process about to exit would be lost.
 fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, String> {
+    // Reached first, so that a server that is not there fails at once: the runtime
+    // would queue the invalidation and wait out the 5 s below.
+    let mut nodes = nodes::nodes(options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -150,7 +153,7 @@ fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, Str
             ));
         }
         let counter = stratacache_runtime::inspect::tag_key(&options.namespace, tag);
-        let version: Option<u64> = nodes::get_anywhere(&mut nodes::nodes(options)?, &counter)?;
+        let version: Option<u64> = nodes::get_anywhere(&mut nodes, &counter)?;
         Ok(json!({ "invalidated": tag, "version": version }))
     })
 }

@@ -1,4 +1,5 @@
-//! The command line itself: help, version, and a wrong command. No Redis is reached.
+//! The command line itself: help, version, a wrong command, no server. No Redis is
+//! reached.
 
 use std::process::{Command, Output};
 
@@ -71,4 +72,15 @@ fn a_reader_that_went_away_ends_the_process_without_a_panic() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn invalidating_a_tag_without_a_server_fails_at_once_saying_so() {
+    let output = run(&["--redis", "redis://127.0.0.1:1", "invalidate-tag", "user:7"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot reach Redis at 127.0.0.1:1"),
+        "{stderr}"
+    );
 }
