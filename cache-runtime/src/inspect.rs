@@ -11,6 +11,13 @@ pub fn entry_key(namespace: &str, cache: &str, version: u32, key_bytes: &[u8]) -
     keys::entry_with_prefix(&keys::entry_prefix(namespace, cache, version), key_bytes)
 }
 
+/// A client for one node URL, as the caches make theirs: `rediss://` (with the `tls`
+/// feature) verified against `root_cert` when one is given (a private CA, the PEM of
+/// `STRATACACHE_REDIS_CA_FILE`), else against the system's trust store.
+pub fn client(url: &str, root_cert: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    crate::l2::connection::client(url, root_cert)
+}
+
 /// The counter key of a user tag.
 pub fn tag_key(namespace: &str, tag: &str) -> String {
     keys::tag(namespace, tag)

@@ -1,19 +1,7 @@
-//! `stratacache-cli`: looks inside a stratacache Redis namespace.
-//!
-//! ```text
-//! stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] COMMAND
-//! stratacache-cli --help | --version
-//!   inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
-//!   entry CACHE KEY_JSON     one entry decoded: times, tags (recorded and current), payload,
-//!                            signature
-//!   tags PATTERN             tag counters matching a glob, with their versions
-//!   invalidate-tag TAG       through the same counter and message as invalidate_tag!
-//! ```
-//!
-//! On a Redis Cluster, any node's URL (or the node list): every master is scanned.
-//! `--redis`, `--namespace` and `--secret` default to `STRATACACHE_REDIS_URL`,
-//! `STRATACACHE_NAMESPACE` (else `stratacache`) and `STRATACACHE_SECRET`. Every
-//! answer is one JSON document on stdout.
+//! `stratacache-cli`: looks inside a stratacache Redis namespace (the caches, an
+//! entry decoded, tag counters) and invalidates tags. [`USAGE`], which `--help`
+//! prints, lists the commands and options. On a Redis Cluster, any node's URL (or
+//! the node list) will do: every master is scanned.
 
 mod entry;
 mod key;
@@ -26,11 +14,13 @@ struct Options {
     redis: String,
     namespace: String,
     secret: Option<String>,
+    /// The PEM of the private CA a `rediss://` server's certificate is checked against.
+    root_cert: Option<Vec<u8>>,
 }
 
 /// What `--help` prints, and the first line of what a wrong command line fails with.
 const USAGE: &str = "\
-usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] COMMAND
+usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] [--ca-file PEM] COMMAND
 
 commands:
   inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
@@ -43,6 +33,8 @@ options (defaults from the environment):
   --redis URL              STRATACACHE_REDIS_URL; on a Redis Cluster, any node's URL
   --namespace NS           STRATACACHE_NAMESPACE, else stratacache
   --secret LIST            STRATACACHE_SECRET, to check signed entries
+  --ca-file PEM            STRATACACHE_REDIS_CA_FILE: the private CA of a rediss:// server
+                           (else the system's trust store)
 
 Every answer is one JSON document on stdout.";
 
@@ -60,7 +52,9 @@ fn main() {
         redis: std::env::var("STRATACACHE_REDIS_URL").unwrap_or_default(),
         namespace: std::env::var("STRATACACHE_NAMESPACE").unwrap_or_else(|_| "stratacache".into()),
         secret: std::env::var("STRATACACHE_SECRET").ok(),
+        root_cert: None,
     };
+    let mut ca_file = std::env::var_os("STRATACACHE_REDIS_CA_FILE");
     while args.first().is_some_and(|a| a.starts_with("--")) {
         let flag = args.remove(0);
         let value = if args.is_empty() {
@@ -72,8 +66,14 @@ fn main() {
             "--redis" => options.redis = value,
             "--namespace" => options.namespace = value,
             "--secret" => options.secret = Some(value),
+            "--ca-file" => ca_file = Some(value.into()),
             other => fail(&format!("unknown option {other}")),
         }
+    }
+    if let Some(path) = ca_file.map(std::path::PathBuf::from) {
+        let pem = std::fs::read(&path)
+            .unwrap_or_else(|e| fail(&format!("cannot read the CA file {}: {e}", path.display())));
+        options.root_cert = Some(pem);
     }
     if options.redis.is_empty() {
         fail("no Redis: give --redis URL or set STRATACACHE_REDIS_URL");
@@ -138,6 +138,9 @@ fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, Str
             .namespace(&options.namespace);
         if let Some(secret) = &options.secret {
             config = config.secret(secret.clone());
+        }
+        if let Some(pem) = &options.root_cert {
+            config = config.tls_root_cert(pem.clone());
         }
         stratacache_runtime::init(config).map_err(|e| e.to_string())?;
         stratacache_runtime::invalidate_tag(tag)

@@ -14,7 +14,8 @@ pub(crate) struct Node {
 /// (the other URLs, seeds of the same cluster, add nothing).
 pub(crate) fn nodes(options: &Options) -> Result<Vec<Node>, String> {
     let first = options.redis.split(',').map(str::trim).next().unwrap_or("");
-    let mut seed = open(first)?;
+    let root_cert = options.root_cert.as_deref();
+    let mut seed = open(first, root_cert)?;
     let layout: Result<String, _> = redis::cmd("CLUSTER")
         .arg("NODES")
         .query(&mut seed.connection);
@@ -22,12 +23,13 @@ pub(crate) fn nodes(options: &Options) -> Result<Vec<Node>, String> {
         return Ok(vec![seed]); // not a cluster node: a standalone server
     };
     masters(&layout)
-        .map(|(host, port)| open(&with_address(first, &host, port)))
+        .map(|(host, port)| open(&with_address(first, &host, port), root_cert))
         .collect()
 }
 
-fn open(url: &str) -> Result<Node, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("{url} is not a Redis URL: {e}"))?;
+fn open(url: &str, root_cert: Option<&[u8]>) -> Result<Node, String> {
+    let client = stratacache_runtime::inspect::client(url, root_cert)
+        .map_err(|e| format!("{url} is not a Redis URL: {e}"))?;
     let address = client.get_connection_info().addr().to_string();
     let connection = client
         .get_connection()
