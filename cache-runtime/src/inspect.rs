@@ -18,6 +18,27 @@ pub fn client(url: &str, root_cert: Option<&[u8]>) -> redis::RedisResult<redis::
     crate::l2::connection::client(url, root_cert)
 }
 
+/// The counter key of the cache called `cache` (what `clear!` moves).
+pub fn cache_tag_key(namespace: &str, cache: &str) -> String {
+    keys::cache_tag(namespace, cache)
+}
+
+/// The counter key of every cache of the namespace (what `clear_all` moves).
+pub fn global_tag_key(namespace: &str) -> String {
+    keys::global_tag(namespace)
+}
+
+/// Invalidates every entry of the cache called `name`, here, in Redis and in the
+/// other processes, as `clear!` does, for a process that need not hold the cache
+/// (`stratacache-cli clear`). Delivered or queued as
+/// [`invalidate_tag`](crate::invalidate_tag) is.
+pub fn clear_cache(
+    name: &str,
+) -> impl std::future::Future<Output = Result<(), crate::Error>> + Send + 'static {
+    let cell = crate::registry::clear_named(name);
+    crate::send(crate::outbox::Invalidation::cache(name, cell))
+}
+
 /// The counter key of a user tag.
 pub fn tag_key(namespace: &str, tag: &str) -> String {
     keys::tag(namespace, tag)

@@ -287,6 +287,20 @@ pub(crate) fn invalidated_remotely(name: &str, version: u64) {
     }
 }
 
+/// Drops the L1 of the cache called `name`, and the loads in flight that began
+/// before, if this process holds it; its tag's cell, or a cell of its own for a
+/// process that never used the cache (a tool clearing it for the others).
+pub(crate) fn clear_named(name: &str) -> Arc<TagCell> {
+    match registered(name) {
+        Some(cache) => {
+            cache.tag_cell().bump();
+            cache.clear_store();
+            cache.tag_cell()
+        }
+        None => Arc::new(TagCell::default()),
+    }
+}
+
 /// This process missed a change of some entry of this cache (`entry_changes.rs`):
 /// drops its L1, and the loads in flight that began before.
 pub(crate) fn missed_entry_changes(name: &str) {

@@ -4,11 +4,10 @@
 //! the node list) will do: every master is scanned.
 
 mod entry;
+mod invalidate;
 mod key;
 mod nodes;
 mod scan;
-
-use serde_json::json;
 
 struct Options {
     redis: String,
@@ -28,6 +27,8 @@ commands:
                            signature
   tags PATTERN             tag counters matching a glob, with their versions
   invalidate-tag TAG       through the same counter and message as invalidate_tag!
+  clear CACHE              every entry of one cache (its name as `inspect` lists it), as clear!
+  clear-all                every entry of every cache of the namespace, as clear_all()
 
 options (defaults from the environment):
   --redis URL              STRATACACHE_REDIS_URL; on a Redis Cluster, any node's URL
@@ -87,7 +88,9 @@ fn main() {
         ["inspect"] => scan::inspect(&options),
         ["entry", cache, key] => entry::show(&options, cache, key),
         ["tags", pattern] => scan::tags(&options, pattern),
-        ["invalidate-tag", tag] => invalidate_tag(&options, tag),
+        ["invalidate-tag", tag] => invalidate::tag(&options, tag),
+        ["clear", cache] => invalidate::cache(&options, cache),
+        ["clear-all"] => invalidate::all(&options),
         _ => fail(USAGE.lines().next().expect("a usage line")),
     };
     match answer {
@@ -119,44 +122,4 @@ fn print_out(text: &str) {
 fn fail(message: &str) -> ! {
     eprintln!("stratacache-cli: {message}");
     std::process::exit(2);
-}
-
-/// Through the runtime itself: the counter, then the message, as the macro does.
-/// Waits (up to 5 s) until Redis took it; an invalidation left in the outbox of a
-/// process about to exit would be lost.
-fn invalidate_tag(options: &Options, tag: &str) -> Result<serde_json::Value, String> {
-    // Reached first, so that a server that is not there fails at once: the runtime
-    // would queue the invalidation and wait out the 5 s below.
-    let mut nodes = nodes::nodes(options)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let mut config = stratacache_runtime::Config::new()
-            .redis_url(&options.redis)
-            .namespace(&options.namespace);
-        if let Some(secret) = &options.secret {
-            config = config.secret(secret.clone());
-        }
-        if let Some(pem) = &options.root_cert {
-            config = config.tls_root_cert(pem.clone());
-        }
-        stratacache_runtime::init(config).map_err(|e| e.to_string())?;
-        stratacache_runtime::invalidate_tag(tag)
-            .await
-            .map_err(|e| e.to_string())?;
-        let flushed = stratacache_runtime::flush_invalidations();
-        if tokio::time::timeout(std::time::Duration::from_secs(5), flushed)
-            .await
-            .is_err()
-        {
-            return Err(format!(
-                "Redis did not take the invalidation of {tag} within 5 s"
-            ));
-        }
-        let counter = stratacache_runtime::inspect::tag_key(&options.namespace, tag);
-        let version: Option<u64> = nodes::get_anywhere(&mut nodes, &counter)?;
-        Ok(json!({ "invalidated": tag, "version": version }))
-    })
 }

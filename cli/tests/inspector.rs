@@ -244,3 +244,45 @@ fn the_inspector_invalidates_a_tag_on_a_cluster() {
         "read back from its master: {answer}"
     );
 }
+
+#[test]
+fn the_inspector_clears_one_cache_then_every_cache_for_the_fleet() {
+    let redis = support::RedisServer::start();
+    let namespace = "cleared";
+    let counter = |key: &str| -> u64 {
+        let value: String = redis::cmd("GET")
+            .arg(format!("{namespace}:{key}"))
+            .query(&mut redis.connection())
+            .unwrap();
+        value.parse().unwrap()
+    };
+    let mut worker = support::Worker::start(&redis.url(), namespace, &[]);
+    worker.get("get 7");
+    let loaded = worker.get("small 1").loads;
+    assert_eq!(worker.get("get 7").loads, loaded, "a hit");
+
+    let answer = cli(&redis.url(), namespace, &["clear", "worker.user"]);
+    assert_eq!(answer["cleared"], "worker.user", "{answer}");
+    assert_eq!(
+        answer["version"],
+        counter("cache-tag:worker.user"),
+        "{answer}"
+    );
+    // The worker heard it: its next read of that cache loads again, and of the other
+    // cache does not.
+    assert!(
+        support::eventually(Duration::from_secs(5), || worker.get("get 7").loads
+            > loaded),
+        "worker.user was not cleared"
+    );
+    let cleared_one = worker.get("small 1").loads;
+    assert_eq!(cleared_one, loaded + 1, "worker.small kept its entry");
+
+    let answer = cli(&redis.url(), namespace, &["clear-all"]);
+    assert_eq!(answer["version"], counter("global-tag"), "{answer}");
+    assert!(
+        support::eventually(Duration::from_secs(5), || worker.get("small 1").loads
+            > cleared_one),
+        "worker.small was not cleared"
+    );
+}
