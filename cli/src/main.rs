@@ -1,5 +1,5 @@
 //! `stratacache-cli`: looks inside a stratacache Redis namespace (the caches, an
-//! entry decoded, tag counters) and invalidates tags. [`USAGE`], which `--help`
+//! entry decoded, tag counters), invalidates tags and clears caches. [`USAGE`], which `--help`
 //! prints, lists the commands and options. On a Redis Cluster, any node's URL (or
 //! the node list) will do: every master is scanned.
 
@@ -41,14 +41,6 @@ Every answer is one JSON document on stdout.";
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        print_out(USAGE);
-        return;
-    }
-    if args.iter().any(|a| a == "--version" || a == "-V") {
-        print_out(&format!("stratacache-cli {}", env!("CARGO_PKG_VERSION")));
-        return;
-    }
     let mut options = Options {
         redis: std::env::var("STRATACACHE_REDIS_URL").unwrap_or_default(),
         namespace: std::env::var("STRATACACHE_NAMESPACE").unwrap_or_else(|_| "stratacache".into()),
@@ -56,8 +48,16 @@ fn main() {
         root_cert: None,
     };
     let mut ca_file = std::env::var_os("STRATACACHE_REDIS_CA_FILE");
-    while args.first().is_some_and(|a| a.starts_with("--")) {
+    // Options come first: what follows the command is its arguments, a tag `-h` too.
+    while args.first().is_some_and(|a| a.starts_with('-')) {
         let flag = args.remove(0);
+        match flag.as_str() {
+            "--help" | "-h" => return print_out(USAGE),
+            "--version" | "-V" => {
+                return print_out(&format!("stratacache-cli {}", env!("CARGO_PKG_VERSION")))
+            }
+            _ => {}
+        }
         let value = if args.is_empty() {
             fail(&format!("{flag} needs a value"))
         } else {

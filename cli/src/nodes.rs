@@ -29,7 +29,7 @@ pub(crate) fn nodes(options: &Options) -> Result<Vec<Node>, String> {
 
 fn open(url: &str, root_cert: Option<&[u8]>) -> Result<Node, String> {
     let client = stratacache_runtime::inspect::client(url, root_cert)
-        .map_err(|e| format!("{url} is not a Redis URL: {e}"))?;
+        .map_err(|e| format!("cannot use {url}: {e}"))?;
     let address = client.get_connection_info().addr().to_string();
     let connection = client
         .get_connection()

@@ -84,3 +84,12 @@ fn invalidating_a_tag_without_a_server_fails_at_once_saying_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_command_argument_that_looks_like_a_flag_is_the_commands() {
+    // `-h` after the command is a tag to invalidate, not a request for help.
+    let output = run(&["--redis", "redis://127.0.0.1:1", "invalidate-tag", "-h"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+}
