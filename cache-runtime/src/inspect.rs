@@ -23,6 +23,12 @@ pub fn cache_tag_key(namespace: &str, cache: &str) -> String {
     keys::cache_tag(namespace, cache)
 }
 
+/// The counter of the changes of single entries of the cache called `cache` (what
+/// `invalidate!`, `put!` and `refresh!` move).
+pub fn entry_changes_key(namespace: &str, cache: &str) -> String {
+    keys::entry_changes(namespace, cache)
+}
+
 /// The counter key of every cache of the namespace (what `clear_all` moves).
 pub fn global_tag_key(namespace: &str) -> String {
     keys::global_tag(namespace)
@@ -37,6 +43,22 @@ pub fn clear_cache(
 ) -> impl std::future::Future<Output = Result<(), crate::Error>> + Send + 'static {
     let cell = crate::registry::clear_named(name);
     crate::send(crate::outbox::Invalidation::cache(name, cell))
+}
+
+/// Invalidates one entry of the cache called `cache`, as `invalidate!` does, for a
+/// process that need not hold the cache (`stratacache-cli invalidate`): a tombstone
+/// at `entry_key`, the Redis key it is stored under, and every process drops its
+/// copy of the key that serializes to `key_bytes`. Delivered or queued as
+/// [`invalidate_tag`](crate::invalidate_tag) is.
+pub fn invalidate_entry(
+    cache: &str,
+    key_bytes: Vec<u8>,
+    entry_key: String,
+) -> impl std::future::Future<Output = Result<(), crate::Error>> + Send + 'static {
+    crate::registry::evict_encoded(cache, &key_bytes);
+    crate::send(crate::outbox::Invalidation::entry(
+        cache, key_bytes, entry_key, None,
+    ))
 }
 
 /// The counter key of a user tag.

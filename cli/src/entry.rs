@@ -2,7 +2,7 @@
 //! may stand for is `key.rs`'s; the entry is found among the cache's keys in one
 //! `SCAN`, whatever the number of candidates.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use stratacache_runtime::inspect::{self, Signature};
@@ -13,18 +13,43 @@ use crate::scan::entry_parts;
 use crate::Options;
 
 pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Value, String> {
+    let mut nodes = nodes(options)?;
+    let found = locate(&mut nodes, options, cache, key_json)?;
+    describe(&mut nodes, &found.redis_key, &found.stored, options)
+}
+
+/// An entry found in Redis, and the key bytes (of the candidates) it is stored under.
+pub(crate) struct Found {
+    pub(crate) redis_key: String,
+    pub(crate) key_bytes: Vec<u8>,
+    stored: Vec<u8>,
+}
+
+pub(crate) fn locate(
+    nodes: &mut [Node],
+    options: &Options,
+    cache: &str,
+    key_json: &str,
+) -> Result<Found, String> {
     let key = Json::parse(key_json)?;
     let ns = &options.namespace;
     let hash_of = |bytes: &[u8]| {
         let hashed = inspect::entry_key(ns, cache, 0, bytes);
         hashed.rsplit_once(':').map_or("", |(_, h)| h).to_owned()
     };
-    let hashes: HashSet<String> = key.candidates().iter().map(|c| hash_of(c)).collect();
-    let mut nodes = nodes(options)?;
-    for index in 0..nodes.len() {
-        let found = find(&mut nodes[index], ns, cache, &hashes)?;
-        if let Some((redis_key, stored)) = found {
-            return describe(&mut nodes, &redis_key, &stored, options);
+    let candidates: HashMap<String, Vec<u8>> = key
+        .candidates()
+        .into_iter()
+        .map(|bytes| (hash_of(&bytes), bytes))
+        .collect();
+    for node in nodes.iter_mut() {
+        if let Some((redis_key, stored, hash)) = find(node, ns, cache, &candidates)? {
+            let key_bytes = candidates[&hash].clone();
+            return Ok(Found {
+                redis_key,
+                key_bytes,
+                stored,
+            });
         }
     }
     Err(format!(
@@ -32,13 +57,14 @@ pub(crate) fn show(options: &Options, cache: &str, key_json: &str) -> Result<Val
     ))
 }
 
-/// The entry of `cache` on `node` whose key's hash is one of `hashes`, in one `SCAN`.
+/// The entry of `cache` on `node` whose key's hash is one of `candidates`', in one
+/// `SCAN`: its Redis key, what it holds, and the hash.
 fn find(
     node: &mut Node,
     ns: &str,
     cache: &str,
-    hashes: &HashSet<String>,
-) -> Result<Option<(String, Vec<u8>)>, String> {
+    candidates: &HashMap<String, Vec<u8>>,
+) -> Result<Option<(String, Vec<u8>, String)>, String> {
     let connection = &mut node.connection;
     let mut cursor = 0u64;
     loop {
@@ -53,7 +79,7 @@ fn find(
         for redis_key in batch {
             let hash = redis_key.rsplit_once(':').map_or("", |(_, h)| h);
             let ours = entry_parts(ns, &redis_key).is_some_and(|(c, _)| c == cache);
-            if !ours || !hashes.contains(hash) {
+            if !ours || !candidates.contains_key(hash) {
                 continue;
             }
             let stored: Option<Vec<u8>> = redis::cmd("GET")
@@ -61,7 +87,8 @@ fn find(
                 .query(connection)
                 .map_err(|e| e.to_string())?;
             if let Some(stored) = stored {
-                return Ok(Some((redis_key, stored)));
+                let hash = hash.to_owned();
+                return Ok(Some((redis_key, stored, hash)));
             }
         }
         if next == 0 {

@@ -1,4 +1,5 @@
-//! The commands that change what the fleet serves: a tag, a cache, everything. Each
+//! The commands that change what the fleet serves: an entry, a tag, a cache,
+//! everything. Each
 //! goes through the runtime itself (the counter, then the message, as the macros do),
 //! and answers with the counter's version once Redis has taken it.
 
@@ -9,6 +10,18 @@ use serde_json::{json, Value};
 use stratacache_runtime::inspect;
 
 use crate::{nodes, Options};
+
+/// `invalidate CACHE KEY_JSON`: as `invalidate!` of the call with that key, once the
+/// entry is found in Redis (`entry` finds it the same way).
+pub(crate) fn entry(options: &Options, cache: &str, key_json: &str) -> Result<Value, String> {
+    let found = crate::entry::locate(&mut nodes::nodes(options)?, options, cache, key_json)?;
+    let counter = inspect::entry_changes_key(&options.namespace, cache);
+    let redis_key = found.redis_key.clone();
+    let version = through_runtime(options, &counter, || {
+        inspect::invalidate_entry(cache, found.key_bytes, found.redis_key)
+    })?;
+    Ok(json!({ "invalidated": cache, "redis_key": redis_key, "version": version }))
+}
 
 /// `invalidate-tag TAG`: as `invalidate_tag!`.
 pub(crate) fn tag(options: &Options, tag: &str) -> Result<Value, String> {

@@ -1,5 +1,5 @@
 //! `stratacache-cli`: looks inside a stratacache Redis namespace (the caches, an
-//! entry decoded, tag counters), invalidates tags and clears caches. [`USAGE`], which `--help`
+//! entry decoded, tag counters), invalidates entries and tags, and clears caches. [`USAGE`], which `--help`
 //! prints, lists the commands and options. On a Redis Cluster, any node's URL (or
 //! the node list) will do: every master is scanned.
 
@@ -22,20 +22,21 @@ const USAGE: &str = "\
 usage: stratacache-cli [--redis URL] [--namespace NS] [--secret LIST] [--ca-file PEM] COMMAND
 
 commands:
-  inspect                  the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
-  entry CACHE KEY_JSON     one entry decoded: times, tags (recorded and current), payload,
-                           signature
-  tags PATTERN             tag counters matching a glob, with their versions
-  invalidate-tag TAG       through the same counter and message as invalidate_tag!
-  clear CACHE              every entry of one cache (its name as `inspect` lists it), as clear!
-  clear-all                every entry of every cache of the namespace, as clear_all()
+  inspect                    the caches: entries (SCAN), bytes (MEMORY USAGE), tag counters
+  entry CACHE KEY_JSON       one entry decoded: times, tags (recorded and current), payload,
+                             signature
+  tags PATTERN               tag counters matching a glob, with their versions
+  invalidate CACHE KEY_JSON  one entry, found as `entry` finds it, as invalidate!
+  invalidate-tag TAG         through the same counter and message as invalidate_tag!
+  clear CACHE                every entry of one cache (its name as `inspect` lists it), as clear!
+  clear-all                  every entry of every cache of the namespace, as clear_all()
 
 options (defaults from the environment):
-  --redis URL              STRATACACHE_REDIS_URL; on a Redis Cluster, any node's URL
-  --namespace NS           STRATACACHE_NAMESPACE, else stratacache
-  --secret LIST            STRATACACHE_SECRET, to check signed entries
-  --ca-file PEM            STRATACACHE_REDIS_CA_FILE: the private CA of a rediss:// server
-                           (else the system's trust store)
+  --redis URL                STRATACACHE_REDIS_URL; on a Redis Cluster, any node's URL
+  --namespace NS             STRATACACHE_NAMESPACE, else stratacache
+  --secret LIST              STRATACACHE_SECRET, to check signed entries
+  --ca-file PEM              STRATACACHE_REDIS_CA_FILE: the private CA of a rediss:// server
+                             (else the system's trust store)
 
 Every answer is one JSON document on stdout.";
 
@@ -88,6 +89,7 @@ fn main() {
         ["inspect"] => scan::inspect(&options),
         ["entry", cache, key] => entry::show(&options, cache, key),
         ["tags", pattern] => scan::tags(&options, pattern),
+        ["invalidate", cache, key] => invalidate::entry(&options, cache, key),
         ["invalidate-tag", tag] => invalidate::tag(&options, tag),
         ["clear", cache] => invalidate::cache(&options, cache),
         ["clear-all"] => invalidate::all(&options),

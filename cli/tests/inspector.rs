@@ -24,6 +24,17 @@ fn cli(redis: &str, namespace: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("one JSON document")
 }
 
+/// What `inspect` says of `cache`.
+fn listed(listing: &Value, cache: &str) -> Value {
+    listing["caches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cache"] == cache)
+        .cloned()
+        .unwrap_or_else(|| panic!("{cache} is not listed: {listing}"))
+}
+
 /// `user-service`, built beside this test's binary by `cargo test --workspace`.
 fn service_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -58,11 +69,7 @@ fn the_inspector_lists_the_services_cache_and_decodes_an_entry() {
     }
 
     let listing = cli(&redis.url(), namespace, &["inspect"]);
-    let caches = listing["caches"].as_array().unwrap();
-    let users = caches
-        .iter()
-        .find(|c| c["cache"] == "users.get")
-        .expect("users.get is listed");
+    let users = listed(&listing, "users.get");
     assert_eq!(users["entries"], 3, "{listing}");
     assert_eq!(
         (&users["live"], &users["ended"], &users["tombstones"]),
@@ -84,13 +91,7 @@ fn the_inspector_lists_the_services_cache_and_decodes_an_entry() {
         .query(&mut redis.connection())
         .unwrap();
     let listing = cli(&redis.url(), namespace, &["inspect"]);
-    let gone = listing["caches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["cache"] == "gone.get")
-        .cloned()
-        .expect("gone.get is listed");
+    let gone = listed(&listing, "gone.get");
     assert_eq!(
         (&gone["entries"], &gone["live"], &gone["tombstones"]),
         (&1.into(), &0.into(), &1.into()),
@@ -285,4 +286,45 @@ fn the_inspector_clears_one_cache_then_every_cache_for_the_fleet() {
             > cleared_one),
         "worker.small was not cleared"
     );
+}
+
+#[test]
+fn the_inspector_invalidates_one_entry_for_the_fleet() {
+    let redis = support::RedisServer::start();
+    let namespace = "entry-invalidated";
+    let mut worker = support::Worker::start(&redis.url(), namespace, &[]);
+    worker.get("get 7");
+    let loaded = worker.get("get 8").loads;
+    let mut before = Value::Null;
+    assert!(
+        support::eventually(Duration::from_secs(5), || {
+            before = cli(&redis.url(), namespace, &["inspect"]);
+            before["caches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["cache"] == "worker.user" && c["live"] == 2)
+        }),
+        "both written back: {before}"
+    );
+
+    let answer = cli(&redis.url(), namespace, &["invalidate", "worker.user", "7"]);
+    assert_eq!(answer["invalidated"], "worker.user", "{answer}");
+    let listing = cli(&redis.url(), namespace, &["inspect"]);
+    let users = listed(&listing, "worker.user");
+    assert_eq!(
+        (&users["live"], &users["tombstones"]),
+        (&1.into(), &1.into()),
+        "7's entry is a tombstone, 8's is live: {listing}"
+    );
+    // The worker heard it: 7 loads again, 8 is still a hit.
+    assert!(
+        support::eventually(Duration::from_secs(5), || worker.get("get 7").loads
+            > loaded),
+        "7 was not invalidated in the worker"
+    );
+    assert_eq!(worker.get("get 8").loads, loaded + 1, "8 kept its entry");
+
+    let missing = cli_found(&redis.url(), namespace, &["invalidate", "worker.user", "9"]);
+    assert!(missing.is_none(), "a key never cached is not found");
 }
