@@ -58,9 +58,11 @@ fn through_runtime<F>(
 where
     F: Future<Output = Result<(), stratacache_runtime::Error>>,
 {
-    // Reached first, so that a server that is not there fails at once: the runtime
-    // would queue the invalidation and wait out the 5 s.
-    let mut nodes = nodes::nodes(options)?;
+    // Reached first, so that a server that is not there fails at once (the runtime
+    // would queue the invalidation and wait out the 5 s), and to learn whether one
+    // node's URL names a cluster, which the runtime is told rather than left to meet
+    // `MOVED` answers as a misdirected standalone server.
+    let (mut nodes, cluster) = nodes::servers(options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,6 +71,7 @@ where
         let mut config = stratacache_runtime::Config::new()
             .redis_url(&options.redis)
             .namespace(&options.namespace);
+        config.cluster = cluster;
         if let Some(secret) = &options.secret {
             config = config.secret(secret.clone());
         }

@@ -13,6 +13,11 @@ pub(crate) struct Node {
 /// The servers to read: the first URL's server alone, or the masters of its cluster
 /// (the other URLs, seeds of the same cluster, add nothing).
 pub(crate) fn nodes(options: &Options) -> Result<Vec<Node>, String> {
+    servers(options).map(|(nodes, _)| nodes)
+}
+
+/// [`nodes`], and whether they are a cluster's masters.
+pub(crate) fn servers(options: &Options) -> Result<(Vec<Node>, bool), String> {
     let first = options.redis.split(',').map(str::trim).next().unwrap_or("");
     let root_cert = options.root_cert.as_deref();
     let mut seed = open(first, root_cert)?;
@@ -20,11 +25,12 @@ pub(crate) fn nodes(options: &Options) -> Result<Vec<Node>, String> {
         .arg("NODES")
         .query(&mut seed.connection);
     let Ok(layout) = layout else {
-        return Ok(vec![seed]); // not a cluster node: a standalone server
+        return Ok((vec![seed], false)); // not a cluster node: a standalone server
     };
-    masters(&layout)
+    let masters = masters(&layout)
         .map(|(host, port)| open(&with_address(first, &host, port), root_cert))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((masters, true))
 }
 
 fn open(url: &str, root_cert: Option<&[u8]>) -> Result<Node, String> {

@@ -236,14 +236,19 @@ fn the_inspector_reads_every_master_of_a_cluster() {
 fn the_inspector_invalidates_a_tag_on_a_cluster() {
     let cluster = support::Deployment::start(true, None);
     let namespace = "cluster-tags";
-    let answer = cli(&cluster.url(), namespace, &["invalidate-tag", "user:7"]);
-    assert_eq!(answer["invalidated"], "user:7", "{answer}");
-    let counter = cluster.get(&format!("{namespace}:tag:user:7"));
-    let counter: u64 = String::from_utf8(counter).unwrap().parse().unwrap();
-    assert_eq!(
-        answer["version"], counter,
-        "read back from its master: {answer}"
-    );
+    // Through the node list, and through one node alone, as `inspect` takes it.
+    let every_node = cluster.url();
+    let one_node = every_node.split(',').next().unwrap().to_owned();
+    for (url, tag) in [(&every_node, "user:7"), (&one_node, "user:8")] {
+        let answer = cli(url, namespace, &["invalidate-tag", tag]);
+        assert_eq!(answer["invalidated"], tag, "{answer}");
+        let counter = cluster.get(&format!("{namespace}:tag:{tag}"));
+        let counter: u64 = String::from_utf8(counter).unwrap().parse().unwrap();
+        assert_eq!(
+            answer["version"], counter,
+            "read back from its master, through {url}: {answer}"
+        );
+    }
 }
 
 #[test]
