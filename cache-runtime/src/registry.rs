@@ -293,8 +293,7 @@ pub(crate) fn invalidated_remotely(name: &str, version: u64) {
 pub(crate) fn clear_named(name: &str) -> Arc<TagCell> {
     match registered(name) {
         Some(cache) => {
-            cache.tag_cell().bump();
-            cache.clear_store();
+            drop_l1(cache);
             cache.tag_cell()
         }
         None => Arc::new(TagCell::default()),
@@ -305,9 +304,15 @@ pub(crate) fn clear_named(name: &str) -> Arc<TagCell> {
 /// drops its L1, and the loads in flight that began before.
 pub(crate) fn missed_entry_changes(name: &str) {
     if let Some(cache) = registered(name) {
-        cache.tag_cell().bump();
-        cache.clear_store();
+        drop_l1(cache);
     }
+}
+
+/// Drops what `cache` holds here, and dooms its loads in flight: their stamps
+/// carry the tag's old epoch.
+fn drop_l1(cache: &dyn Registered) {
+    cache.tag_cell().bump();
+    cache.clear_store();
 }
 
 /// Another process invalidated this entry: evict it here.

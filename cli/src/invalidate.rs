@@ -1,7 +1,11 @@
 //! The commands that change what the fleet serves: an entry, a tag, a cache,
-//! everything. Each
-//! goes through the runtime itself (the counter, then the message, as the macros do),
-//! and answers with the counter's version once Redis has taken it.
+//! everything. Each goes through the runtime itself (the counter, then the message,
+//! as the macros do), and answers with the counter's version once Redis has taken it.
+//!
+//! Each reaches the servers first ([`nodes::servers`]), so that one that is not there
+//! fails at once (the runtime would queue the invalidation and wait out the 5 s), and
+//! to learn whether one node's URL names a cluster, which the runtime is told rather
+//! than left to meet `MOVED` answers as a misdirected standalone server.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,15 +13,17 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use stratacache_runtime::inspect;
 
-use crate::{nodes, Options};
+use crate::nodes::{self, Node};
+use crate::Options;
 
 /// `invalidate CACHE KEY_JSON`: as `invalidate!` of the call with that key, once the
 /// entry is found in Redis (`entry` finds it the same way).
 pub(crate) fn entry(options: &Options, cache: &str, key_json: &str) -> Result<Value, String> {
-    let found = crate::entry::locate(&mut nodes::nodes(options)?, options, cache, key_json)?;
+    let (mut nodes, cluster) = nodes::servers(options)?;
+    let found = crate::entry::locate(&mut nodes, options, cache, key_json)?;
     let counter = inspect::entry_changes_key(&options.namespace, cache);
     let redis_key = found.redis_key.clone();
-    let version = through_runtime(options, &counter, || {
+    let version = through_runtime(options, (nodes, cluster), &counter, || {
         inspect::invalidate_entry(cache, found.key_bytes, found.redis_key)
     })?;
     Ok(json!({ "invalidated": cache, "redis_key": redis_key, "version": version }))
@@ -26,7 +32,7 @@ pub(crate) fn entry(options: &Options, cache: &str, key_json: &str) -> Result<Va
 /// `invalidate-tag TAG`: as `invalidate_tag!`.
 pub(crate) fn tag(options: &Options, tag: &str) -> Result<Value, String> {
     let counter = inspect::tag_key(&options.namespace, tag);
-    let version = through_runtime(options, &counter, || {
+    let version = through_runtime(options, nodes::servers(options)?, &counter, || {
         stratacache_runtime::invalidate_tag(tag)
     })?;
     Ok(json!({ "invalidated": tag, "version": version }))
@@ -35,14 +41,16 @@ pub(crate) fn tag(options: &Options, tag: &str) -> Result<Value, String> {
 /// `clear CACHE`: as `clear!` of the function whose cache is called `cache`.
 pub(crate) fn cache(options: &Options, cache: &str) -> Result<Value, String> {
     let counter = inspect::cache_tag_key(&options.namespace, cache);
-    let version = through_runtime(options, &counter, || inspect::clear_cache(cache))?;
+    let servers = nodes::servers(options)?;
+    let version = through_runtime(options, servers, &counter, || inspect::clear_cache(cache))?;
     Ok(json!({ "cleared": cache, "version": version }))
 }
 
 /// `clear-all`: as `stratacache::clear_all()`.
 pub(crate) fn all(options: &Options) -> Result<Value, String> {
     let counter = inspect::global_tag_key(&options.namespace);
-    let version = through_runtime(options, &counter, stratacache_runtime::clear_all)?;
+    let servers = nodes::servers(options)?;
+    let version = through_runtime(options, servers, &counter, stratacache_runtime::clear_all)?;
     Ok(json!({ "cleared": "everything", "version": version }))
 }
 
@@ -52,17 +60,13 @@ pub(crate) fn all(options: &Options) -> Result<Value, String> {
 /// would be lost, and reads the counter it moved.
 fn through_runtime<F>(
     options: &Options,
+    (mut nodes, cluster): (Vec<Node>, bool),
     counter: &str,
     invalidation: impl FnOnce() -> F,
 ) -> Result<Option<u64>, String>
 where
     F: Future<Output = Result<(), stratacache_runtime::Error>>,
 {
-    // Reached first, so that a server that is not there fails at once (the runtime
-    // would queue the invalidation and wait out the 5 s), and to learn whether one
-    // node's URL names a cluster, which the runtime is told rather than left to meet
-    // `MOVED` answers as a misdirected standalone server.
-    let (mut nodes, cluster) = nodes::servers(options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
