@@ -1,25 +1,13 @@
 //! The inspector against a real redis-server that speaks only TLS to it, its
 //! certificate signed by a private CA.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stratacache-cli"))
-        .args(args)
-        .env_remove("STRATACACHE_REDIS_CA_FILE")
-        .output()
-        .expect("run the inspector")
-}
-
-fn answer(output: Output) -> Value {
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).expect("one JSON document")
-}
+use common::{answer, failure, run as cli};
 
 #[test]
 fn the_inspector_speaks_tls_with_the_private_ca_it_is_given() {
@@ -69,23 +57,19 @@ fn the_inspector_speaks_tls_with_the_private_ca_it_is_given() {
 fn a_tls_server_whose_ca_is_not_given_is_refused_with_the_reason() {
     let redis = support::RedisServer::start_tls();
     let url = redis.tls_url();
-    let output = cli(&["--redis", url.as_str(), "tags", "*"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = failure(cli(&["--redis", url.as_str(), "tags", "*"]));
     assert!(stderr.contains("cannot reach Redis at"), "{stderr}");
 }
 
 #[test]
 fn an_unreadable_ca_file_fails_before_any_connection() {
-    let output = cli(&[
+    let stderr = failure(cli(&[
         "--redis",
         "rediss://127.0.0.1:1",
         "--ca-file",
         "/nonexistent/ca.crt",
         "inspect",
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    ]));
     assert!(
         stderr.contains("cannot read the CA file /nonexistent/ca.crt"),
         "{stderr}"

@@ -1,15 +1,11 @@
 //! The command line itself: help, version, a wrong command, no server. No Redis is
 //! reached.
 
-use std::process::{Command, Output};
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stratacache-cli"))
-        .args(args)
-        .env_remove("STRATACACHE_REDIS_URL")
-        .output()
-        .expect("run the inspector")
-}
+use std::process::Command;
+
+use common::{failure, run};
 
 #[test]
 fn help_lists_every_command_and_option_and_succeeds() {
@@ -21,14 +17,17 @@ fn help_lists_every_command_and_option_and_succeeds() {
             "inspect",
             "entry CACHE KEY_JSON",
             "tags PATTERN",
+            "invalidate CACHE KEY_JSON",
             "invalidate-tag TAG",
+            "clear CACHE",
+            "clear-all",
         ] {
             assert!(
                 stdout.contains(word),
                 "{flag} does not name {word}: {stdout}"
             );
         }
-        for option in ["--redis", "--namespace", "--secret"] {
+        for option in ["--redis", "--namespace", "--secret", "--ca-file"] {
             assert!(
                 stdout.contains(option),
                 "{flag} does not name {option}: {stdout}"
@@ -49,9 +48,7 @@ fn version_prints_the_packages_version() {
 
 #[test]
 fn an_unknown_command_fails_with_the_usage_line() {
-    let output = run(&["--redis", "redis://127.0.0.1:1", "frobnicate"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = failure(run(&["--redis", "redis://127.0.0.1:1", "frobnicate"]));
     assert!(
         stderr.starts_with("stratacache-cli: usage: stratacache-cli"),
         "{stderr}"
@@ -76,9 +73,12 @@ fn a_reader_that_went_away_ends_the_process_without_a_panic() {
 
 #[test]
 fn invalidating_a_tag_without_a_server_fails_at_once_saying_so() {
-    let output = run(&["--redis", "redis://127.0.0.1:1", "invalidate-tag", "user:7"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = failure(run(&[
+        "--redis",
+        "redis://127.0.0.1:1",
+        "invalidate-tag",
+        "user:7",
+    ]));
     assert!(
         stderr.contains("cannot reach Redis at 127.0.0.1:1"),
         "{stderr}"
@@ -88,8 +88,11 @@ fn invalidating_a_tag_without_a_server_fails_at_once_saying_so() {
 #[test]
 fn a_command_argument_that_looks_like_a_flag_is_the_commands() {
     // `-h` after the command is a tag to invalidate, not a request for help.
-    let output = run(&["--redis", "redis://127.0.0.1:1", "invalidate-tag", "-h"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = failure(run(&[
+        "--redis",
+        "redis://127.0.0.1:1",
+        "invalidate-tag",
+        "-h",
+    ]));
     assert!(stderr.contains("cannot reach Redis"), "{stderr}");
 }
