@@ -63,10 +63,10 @@
 //!   behind `Arc`, whose hits share one allocation), and, unless `local`,
 //!   `Serialize + DeserializeOwned`.
 //! * A call's future is `Send` whenever the body's is, whatever the return type.
-//! * With `stale_while_revalidate`, `refresh_ahead` or `timeout`, loads run in a spawned tokio task, so the body
-//!   must be `Send + 'static` once its arguments are owned: reference arguments are
-//!   converted with `ToOwned`, and a `&self` method's `Self` must be `Clone` (a
-//!   `self: &Arc<Self>` method clones the `Arc`).
+//! * With `stale_while_revalidate`, `refresh_ahead` or `timeout`, loads run in a
+//!   spawned tokio task, so the body must be `Send + 'static` once its arguments are
+//!   owned: reference arguments are converted with `ToOwned`, and a `&self` method's
+//!   `Self` must be `Clone` (a `self: &Arc<Self>` method clones the `Arc`).
 //! * Every mistake is a compile error on the offending token, and the function is
 //!   still emitted unchanged, so only the real error shows.
 //!

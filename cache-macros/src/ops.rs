@@ -20,7 +20,8 @@ fn usage(name: &str) -> String {
     )
 }
 
-/// `f(args)` -> `__stratacache_entry_f(args)`, `recv.m(args)` -> `recv.__stratacache_entry_m(args)`.
+/// `f(args)` -> `__stratacache_entry_f(args)`, `recv.m(args)` ->
+/// `recv.__stratacache_entry_m(args)`.
 fn entry_call(call: Expr, name: &str) -> syn::Result<Expr> {
     match ungrouped(call) {
         Expr::Call(mut call) => {

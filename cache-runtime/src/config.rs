@@ -236,7 +236,8 @@ impl Config {
         self
     }
 
-    /// `redis://[user:password@]host:port[/db]` (AUTH from the URL), or `rediss://` with the `tls` feature.
+    /// `redis://[user:password@]host:port[/db]` (AUTH from the URL), or `rediss://` with
+    /// the `tls` feature.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
         self

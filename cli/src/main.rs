@@ -1,7 +1,7 @@
 //! `stratacache-cli`: looks inside a stratacache Redis namespace (the caches, an
-//! entry decoded, tag counters), invalidates entries and tags, and clears caches. [`USAGE`], which `--help`
-//! prints, lists the commands and options. On a Redis Cluster, any node's URL (or
-//! the node list) will do: every master is scanned.
+//! entry decoded, tag counters), invalidates entries and tags, and clears caches.
+//! [`USAGE`], which `--help` prints, lists the commands and options. On a Redis
+//! Cluster, any node's URL (or the node list) will do: every master is scanned.
 
 mod entry;
 mod invalidate;

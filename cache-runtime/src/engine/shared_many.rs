@@ -128,14 +128,15 @@ where
     ///
     /// A value is not written if its entry was written here (`put!`, `refresh!`, an
     /// invalidation) since `writes_before`, read before the landings (`keys` are the
-    /// values' [`Flights::key_hash`](crate::flights::Flights::key_hash)es): its flight retired, a loaded value is out of
-    /// reach of the writes that follow, and once what such a write left in Redis
-    /// expired (a ttl shorter than the wait for this task), the compare-and-set, which
-    /// expects what the read before the load found, would land the older value in
-    /// Redis for every reader (the one-process checker counted 196 to 626 reads in
-    /// 10 s of batch reads beside `put!`s that got less than a returned write). A single-key load sends its write
-    /// before it yields, ahead of any later write of its key, or, after the round trip
-    /// for its added tags' versions, checks the same way (see `write_back_after_load`).
+    /// values' [`Flights::key_hash`](crate::flights::Flights::key_hash)es): its flight
+    /// retired, a loaded value is out of reach of the writes that follow, and once what
+    /// such a write left in Redis expired (a ttl shorter than the wait for this task),
+    /// the compare-and-set, which expects what the read before the load found, would
+    /// land the older value in Redis for every reader (the one-process checker counted
+    /// 196 to 626 reads in 10 s of batch reads beside `put!`s that got less than a
+    /// returned write). A single-key load sends its write before it yields, ahead of
+    /// any later write of its key, or, after the round trip for its added tags'
+    /// versions, checks the same way (see `write_back_after_load`).
     pub(super) async fn write_back_many(
         &'static self,
         writes: Vec<(Target, V, WriteUnder)>,

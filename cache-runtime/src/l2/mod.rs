@@ -1,8 +1,8 @@
 //! The Redis tier: one connection per process (standalone or cluster, see
-//! [`connection`]; both reconnect by themselves, and [`renewal`] connects afresh
-//! where they would not), a short timeout on every call, and
-//! circuit breakers (one per cluster master, see [`routing`]). A fault is a [`Fault`], which the engine turns into a miss: Redis
-//! is never the reason a call fails.
+//! [`connection`]; both reconnect by themselves, and [`renewal`] connects afresh where
+//! they would not), a short timeout on every call, and circuit breakers (one per
+//! cluster master, see [`routing`]). A fault is a [`Fault`], which the engine turns
+//! into a miss: Redis is never the reason a call fails.
 
 pub(crate) mod breaker;
 pub mod codec;

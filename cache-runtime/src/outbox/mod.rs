@@ -103,12 +103,13 @@ impl Outbox {
     }
 }
 
-/// An invalidation on its way to Redis and the other processes, already applied
-/// here, owned by the future of the call that made it (`Sending::new(..).deliver()`,
-/// armed once made: `new` is not `async`). That future may be dropped before it is done (a write handler whose client
-/// went away after the database commit; a future never awaited): the invalidation
-/// then goes to the outbox, which delivers it, instead of with the future. It was
-/// applied here already, and the other processes would keep what it superseded.
+/// An invalidation on its way to Redis and the other processes, already applied here,
+/// owned by the future of the call that made it (`Sending::new(..).deliver()`, armed
+/// once made: `new` is not `async`). That future may be dropped before it is done (a
+/// write handler whose client went away after the database commit; a future never
+/// awaited): the invalidation then goes to the outbox, which delivers it, instead of
+/// with the future. It was applied here already, and the other processes would keep
+/// what it superseded.
 pub(crate) struct Sending {
     l2: &'static L2,
     invalidation: Option<Invalidation>,
