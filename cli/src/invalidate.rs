@@ -32,7 +32,8 @@ pub(crate) fn entry(options: &Options, cache: &str, key_json: &str) -> Result<Va
 /// `invalidate-tag TAG`: as `invalidate_tag!`.
 pub(crate) fn tag(options: &Options, tag: &str) -> Result<Value, String> {
     let counter = inspect::tag_key(&options.namespace, tag);
-    let version = through_runtime(options, nodes::servers(options)?, &counter, || {
+    let servers = nodes::servers(options)?;
+    let version = through_runtime(options, servers, &counter, || {
         stratacache_runtime::invalidate_tag(tag)
     })?;
     Ok(json!({ "invalidated": tag, "version": version }))

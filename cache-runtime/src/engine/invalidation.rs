@@ -40,15 +40,7 @@ where
     /// loads in flight will not store theirs.
     pub fn clear(&self) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.clear_local();
-        let sending = crate::l2::active().map(|l2| {
-            Sending::new(l2, Invalidation::cache(&self.name, self.tag.clone())).deliver()
-        });
-        async move {
-            if let Some(sending) = sending {
-                sending.await;
-            }
-            Ok(())
-        }
+        crate::send(Invalidation::cache(&self.name, self.tag.clone()))
     }
 
     /// Deleting `key`'s entry in Redis and telling the others to drop their copy.
