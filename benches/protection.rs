@@ -28,7 +28,7 @@ fn json_like(len: usize) -> String {
         let score = id.wrapping_mul(2_654_435_761) % 10_000;
         text.push_str(&format!(
             r#"{{"id":{id},"name":"user {id}","email":"user{id}@example.com","score":{score},"roles":["reader","billing"],"active":{}}},"#,
-            id % 3 != 0
+            !id.is_multiple_of(3)
         ));
     }
     text.truncate(len);

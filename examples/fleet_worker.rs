@@ -98,7 +98,7 @@ fn load_delay() -> Duration {
     x ^= x >> 7;
     x ^= x << 17;
     let most = LOAD_MS.get().copied().unwrap_or(0);
-    let ms = if x % 4 == 0 {
+    let ms = if x.is_multiple_of(4) {
         most / 2 + (x >> 2) % (most - most / 2 + 1)
     } else {
         (x >> 2) % 6

@@ -275,7 +275,7 @@ static WARM_LOADS: AtomicUsize = AtomicUsize::new(0);
 #[cached(ttl = "1m")]
 async fn warm(id: u64) -> Result<u64, String> {
     WARM_LOADS.fetch_add(1, SeqCst);
-    if id % 10 == 0 {
+    if id.is_multiple_of(10) {
         return Err(format!("no row {id}"));
     }
     Ok(id)

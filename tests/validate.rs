@@ -21,7 +21,7 @@ static LOADS: AtomicU64 = AtomicU64::new(0);
 #[cached(local, validate = complete, name = "validate.profile")]
 async fn profile(id: u64) -> Profile {
     LOADS.fetch_add(1, Ordering::SeqCst);
-    let email = if id % 2 == 0 {
+    let email = if id.is_multiple_of(2) {
         String::new()
     } else {
         format!("{id}@example.com")

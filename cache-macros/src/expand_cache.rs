@@ -168,7 +168,7 @@ pub(crate) fn options_expr(plan: &Plan) -> TokenStream {
     let rt = runtime();
     let duration = |d: &std::time::Duration| match (d.as_secs(), d.subsec_nanos()) {
         (secs, 0) => quote!(#rt::Duration::from_secs(#secs)),
-        _ if d.subsec_nanos() % 1_000_000 == 0 => {
+        _ if d.subsec_nanos().is_multiple_of(1_000_000) => {
             let millis = d.as_millis() as u64;
             quote!(#rt::Duration::from_millis(#millis))
         }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Checks the two promises the manifests make about versions, each on a copy of the
+# repository (the checkout and its Cargo.lock are left as they are):
+#
+#   msrv     `rust-version` (Cargo.toml): with the dependencies Cargo's MSRV-aware resolver
+#            picks for that toolchain, the libraries and binaries build, and a user's
+#            crate holding the quickstart and the ui suite's pass cases builds and runs
+#            them. Installs the toolchain with rustup if it is missing.
+#   minimal  the lower bounds: with every direct dependency at the lowest version the
+#            manifests allow (`cargo +nightly update -Z direct-minimal-versions`), every
+#            target builds and the tests pass (the compile-error suite aside: its
+#            expected messages are rustc's, not the dependencies').
+#
+#   scripts/dependency_floors.sh [msrv|minimal]...   (both when none is named)
+#
+# Neither runs in CI: together they build the workspace twice more, about 15 minutes
+# on a 2-core machine. Run them before a release, and after changing a dependency.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+copy_of_repository() {
+    git clone -q "$ROOT" "$WORK/$1"
+    echo "$WORK/$1"
+}
+
+check_msrv() {
+    rustup toolchain list | grep -q "^$MSRV" || rustup toolchain install "$MSRV" --profile minimal
+    local repo user
+    repo=$(copy_of_repository msrv)
+    export CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback
+    (cd "$repo" && cargo "+$MSRV" generate-lockfile -q)
+    echo "==> Rust $MSRV: the libraries and binaries"
+    (cd "$repo" && CARGO_TARGET_DIR="$ROOT/target/floors-msrv" \
+        cargo "+$MSRV" build -q --workspace --all-features --lib --bins)
+
+    # The repository's own examples and tests need its dev-dependencies, whose
+    # newest peers (the benchmarks' `cached` 4) need a newer Rust: a user's crate
+    # tells what a user on this toolchain gets.
+    user="$WORK/user"
+    mkdir -p "$user/src" "$user/examples"
+    touch "$user/src/lib.rs"
+    cp "$repo/examples/quickstart.rs" "$user/examples/"
+    for case in "$repo"/tests/ui/pass/*.rs; do
+        cp "$case" "$user/examples/$(basename "$case" .rs | tr - _).rs"
+    done
+    cat > "$user/Cargo.toml" <<EOF
+[package]
+name = "msrv-user"
+version = "0.0.0"
+edition = "2021"
+rust-version = "$MSRV"
+publish = false
+
+[workspace]
+
+[dependencies]
+stratacache = { path = "$repo", features = ["tls", "moka", "metrics", "postgres"] }
+serde = { version = "1", features = ["derive"] }
+tokio = { version = "1", features = ["full"] }
+EOF
+    echo "==> Rust $MSRV: a user's crate, the quickstart and the ui pass cases"
+    (cd "$user" && cargo "+$MSRV" generate-lockfile -q &&
+        CARGO_TARGET_DIR="$ROOT/target/floors-msrv" cargo "+$MSRV" build -q --examples)
+    for example in "$user"/examples/*.rs; do
+        CARGO_TARGET_DIR="$ROOT/target/floors-msrv" \
+            cargo "+$MSRV" run -q --manifest-path "$user/Cargo.toml" \
+            --example "$(basename "$example" .rs)" > "$WORK/example.out"
+        echo "    $(basename "$example" .rs): ran"
+    done
+    unset CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS
+}
+
+check_minimal() {
+    local repo
+    repo=$(copy_of_repository minimal)
+    cd "$repo"
+    cargo +nightly update -q -Z direct-minimal-versions
+    export CARGO_TARGET_DIR="$ROOT/target/floors-minimal"
+    echo "==> lowest direct dependencies: every target builds"
+    cargo check -q --workspace --all-features --all-targets
+    echo "==> lowest direct dependencies: the tests"
+    cargo build -q --workspace --examples
+    cargo nextest run --workspace --no-fail-fast -E 'not binary(ui)'
+    echo "==> lowest direct dependencies: the runtime's tests on the moka store"
+    cargo nextest run -p stratacache-runtime --features moka
+    cd "$ROOT"
+    unset CARGO_TARGET_DIR
+}
+
+for check in "${@:-msrv minimal}"; do
+    for one in $check; do
+        case "$one" in
+            msrv) check_msrv ;;
+            minimal) check_minimal ;;
+            *) echo "unknown check: $one (msrv or minimal)" >&2; exit 2 ;;
+        esac
+    done
+done
+echo "==> done"
