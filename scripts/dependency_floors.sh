@@ -19,8 +19,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# The copies live at the same place on every run: a test binary holds its source's
+# path (`env!("CARGO_MANIFEST_DIR")`), and one built for a copy at another path,
+# reused from the target directory, would read a tree that is gone.
+WORK="$ROOT/target/floors-work"
+rm -rf "$WORK"
+mkdir -p "$WORK"
 
 copy_of_repository() {
     git clone -q "$ROOT" "$WORK/$1"
