@@ -13,7 +13,7 @@
 #
 #   scripts/dependency_floors.sh [msrv|minimal]...   (both when none is named)
 #
-# Neither runs in CI: together they build the workspace twice more, about 15 minutes
+# Neither runs in CI: together they build the workspace twice more, 6 to 10 minutes
 # on a 2-core machine. Run them before a release, and after changing a dependency.
 set -euo pipefail
 
