@@ -31,15 +31,16 @@ copy_of_repository() {
     echo "$WORK/$1"
 }
 
-check_msrv() {
+# Each check runs in a subshell of its own: its directory and environment stay there.
+check_msrv() (
     rustup toolchain list | grep -q "^$MSRV" || rustup toolchain install "$MSRV" --profile minimal
-    local repo user
-    repo=$(copy_of_repository msrv)
     export CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback
-    (cd "$repo" && cargo "+$MSRV" generate-lockfile -q)
+    export CARGO_TARGET_DIR="$ROOT/target/floors-msrv"
+    repo=$(copy_of_repository msrv)
+    cd "$repo"
+    cargo "+$MSRV" generate-lockfile -q
     echo "==> Rust $MSRV: the libraries and binaries"
-    (cd "$repo" && CARGO_TARGET_DIR="$ROOT/target/floors-msrv" \
-        cargo "+$MSRV" build -q --workspace --all-features --lib --bins)
+    cargo "+$MSRV" build -q --workspace --all-features --lib --bins
 
     # The repository's own examples and tests need its dev-dependencies, whose
     # newest peers (the benchmarks' `cached` 4) need a newer Rust: a user's crate
@@ -67,23 +68,20 @@ serde = { version = "1", features = ["derive"] }
 tokio = { version = "1", features = ["full"] }
 EOF
     echo "==> Rust $MSRV: a user's crate, the quickstart and the ui pass cases"
-    (cd "$user" && cargo "+$MSRV" generate-lockfile -q &&
-        CARGO_TARGET_DIR="$ROOT/target/floors-msrv" cargo "+$MSRV" build -q --examples)
-    for example in "$user"/examples/*.rs; do
-        CARGO_TARGET_DIR="$ROOT/target/floors-msrv" \
-            cargo "+$MSRV" run -q --manifest-path "$user/Cargo.toml" \
-            --example "$(basename "$example" .rs)" > "$WORK/example.out"
+    cd "$user"
+    cargo "+$MSRV" generate-lockfile -q
+    cargo "+$MSRV" build -q --examples
+    for example in examples/*.rs; do
+        cargo "+$MSRV" run -q --example "$(basename "$example" .rs)" > "$WORK/example.out"
         echo "    $(basename "$example" .rs): ran"
     done
-    unset CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS
-}
+)
 
-check_minimal() {
-    local repo
+check_minimal() (
+    export CARGO_TARGET_DIR="$ROOT/target/floors-minimal"
     repo=$(copy_of_repository minimal)
     cd "$repo"
     cargo +nightly update -q -Z direct-minimal-versions
-    export CARGO_TARGET_DIR="$ROOT/target/floors-minimal"
     echo "==> lowest direct dependencies: every target builds"
     cargo check -q --workspace --all-features --all-targets
     echo "==> lowest direct dependencies: the tests"
@@ -91,17 +89,15 @@ check_minimal() {
     cargo nextest run --workspace --no-fail-fast -E 'not binary(ui)'
     echo "==> lowest direct dependencies: the runtime's tests on the moka store"
     cargo nextest run -p stratacache-runtime --features moka
-    cd "$ROOT"
-    unset CARGO_TARGET_DIR
-}
+)
 
-for check in "${@:-msrv minimal}"; do
-    for one in $check; do
-        case "$one" in
-            msrv) check_msrv ;;
-            minimal) check_minimal ;;
-            *) echo "unknown check: $one (msrv or minimal)" >&2; exit 2 ;;
-        esac
-    done
+checks=("$@")
+[ ${#checks[@]} -gt 0 ] || checks=(msrv minimal)
+for check in "${checks[@]}"; do
+    case "$check" in
+        msrv) check_msrv ;;
+        minimal) check_minimal ;;
+        *) echo "unknown check: $check (msrv or minimal)" >&2; exit 2 ;;
+    esac
 done
 echo "==> done"
