@@ -9,27 +9,27 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_TOMBSTONE_MS`,
-//! `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_L2_TIMEOUT_MS` (200 ms unless set),
-//! `WORKER_REDIS_CA_FILE` (a CA for `rediss://`), `WORKER_INIT_IN_ITS_OWN_RUNTIME`
-//! (`init` runs in a runtime dropped before the first command) and `WORKER_DEAF` (no
-//! backplane: the worker hears no other process's invalidation), and what
-//! `Config::from_env` reads (`STRATACACHE_SECRET`, `STRATACACHE_ENCRYPT`). Commands:
-//! `ping`, `text ID` (a 200 kB compressible value), `sliding ID` (1 s ttl, sliding),
-//! `local ID` (a `local` cache, tagged as `get`'s), `sync ID` (a sync function, tagged
-//! as `get`'s), `get ID`, `small ID` (a 16-entry L1), `document ID` (a value postcard
-//! cannot decode: a tagged enum holding a `serde_json::Value`), `profile ID` (one whose
-//! `Serialize` skips fields), `search city=N` / `search age=N` / `search city=N,age=M`
-//! (a key that skips fields), `big ID` (a 4 KiB value), `fragile ID` (fail-safe; fails
-//! after `down on`), `row ID` and `refresh_row ID` (an `Option`, `None` after `gone
-//! on`), `grouped ID` (tag added by the loader), `swr ID` (stale-while-revalidate; 2 s
-//! loads after `slow on`), `put_while_paused ID` (below), `locked ID` (fleet-wide
-//! lock), `ahead ID` (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`,
-//! `invalidate_locked ID`, `brief ID`, `put_brief ID VALUE` and `invalidate_brief ID`
-//! (as `locked`, with a 300 ms ttl), `put ID VALUE`, `refresh ID`, `peek ID` (on
-//! `get`'s cache), `batch FROM TO` (ids `FROM..TO` through a batch function sharing
-//! `get`'s cache), `grouped_batch ID,ID..` (a batch function sharing `grouped`'s
-//! cache), `grouped_batch_then_invalidate ID,ID.. TAG` (its background write-back runs
-//! after the invalidation), `slow_get ID` (300 ms loads), `put_during_load ID VALUE`,
+//! `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE` (a CA for
+//! `rediss://`), `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a runtime dropped
+//! before the first command) and `WORKER_DEAF` (no backplane: the worker hears no other
+//! process's invalidation), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
+//! `STRATACACHE_ENCRYPT`). Commands: `ping`, `text ID` (a 200 kB compressible value),
+//! `sliding ID` (1 s ttl, sliding), `local ID` (a `local` cache, tagged as `get`'s),
+//! `sync ID` (a sync function, tagged as `get`'s), `get ID`, `small ID` (a 16-entry
+//! L1), `document ID` (a value postcard cannot decode: a tagged enum holding a
+//! `serde_json::Value`), `profile ID` (one whose `Serialize` skips fields),
+//! `search city=N` / `search age=N` / `search city=N,age=M` (a key that skips fields),
+//! `big ID` (a 4 KiB value), `fragile ID` (fail-safe; fails after `down on`), `row ID`
+//! and `refresh_row ID` (an `Option`, `None` after `gone on`), `grouped ID` (tag added
+//! by the loader), `swr ID` (stale-while-revalidate; 2 s loads after `slow on`),
+//! `put_while_paused ID` (below), `locked ID` (fleet-wide lock), `ahead ID`
+//! (refresh-ahead), `invalidate_tag TAG`, `invalidate ID`, `invalidate_locked ID`,
+//! `brief ID`, `put_brief ID VALUE` and `invalidate_brief ID` (as `locked`, with a
+//! 300 ms ttl), `put ID VALUE`, `refresh ID`, `peek ID` (on `get`'s cache),
+//! `batch FROM TO` (ids `FROM..TO` through a batch function sharing `get`'s cache),
+//! `grouped_batch ID,ID..` (a batch function sharing `grouped`'s cache),
+//! `grouped_batch_then_invalidate ID,ID.. TAG` (its background write-back runs after
+//! the invalidation), `slow_get ID` (300 ms loads), `put_during_load ID VALUE`,
 //! `put_during_batch_load ID VALUE` (a batch of ID and ID+1) and
 //! `invalidate_during_load ID` (on `slow_get`'s cache, while a load of the entry is in
 //! flight), `read_during_invalidate_tag ID` and `read_during_invalidate ID` (`get ID`
@@ -351,9 +351,6 @@ async fn main() {
     }
     if let Some(ms) = env_number("WORKER_RESYNC_MS") {
         config = config.resync_interval(Duration::from_millis(ms));
-    }
-    if let Some(ms) = env_number("WORKER_L2_TIMEOUT_MS") {
-        config = config.l2_timeout(Duration::from_millis(ms));
     }
     if let Some(capacity) = env_number("WORKER_OUTBOX_CAPACITY") {
         config = config.outbox_capacity(capacity as usize);
