@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks the two promises the manifests make about versions, each on a copy of the
-# repository (the checkout and its Cargo.lock are left as they are):
+# Checks the two promises the manifests make about versions, each on a clone of the
+# repository's last commit (the checkout and its Cargo.lock are left as they are; an
+# uncommitted change is not checked: commit it first):
 #
 #   msrv     `rust-version` (Cargo.toml): with the dependencies Cargo's MSRV-aware resolver
 #            picks for that toolchain, the libraries and binaries build, and a user's
