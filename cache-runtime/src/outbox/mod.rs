@@ -8,7 +8,8 @@
 //! - **Coalesced.** One pending invalidation per tag, cache or entry: a second of
 //!   the same is counted and dropped, since delivering one bumps the counter past
 //!   every version recorded before either. A pending namespace-wide invalidation
-//!   covers everything else.
+//!   covers everything else. One made while the pending one is being delivered is
+//!   delivered again after it ([`queue`] says why).
 //! - **Bounded.** Past its capacity the queue is replaced by one namespace-wide
 //!   invalidation: coarser (every process drops its whole L1, every entry in Redis
 //!   stops validating), never lost.
@@ -18,7 +19,6 @@
 //!   listed in [`crate::superseded`]: a read here of an entry it covers
 //!   is a miss, whatever Redis says.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -27,19 +27,21 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 mod invalidation;
+mod queue;
 
 use crate::l2::L2;
 use crate::stats::OutboxSnapshot;
-use crate::superseded::{self, Writing};
+use crate::superseded::Writing;
 
 pub(crate) use invalidation::Invalidation;
+use queue::{Ended, Pushed, Queue};
 
 /// How often the delivery task tries Redis while invalidations wait.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Outbox {
-    pending: Mutex<VecDeque<Invalidation>>,
+    pending: Mutex<Queue>,
     capacity: AtomicU64,
     wake: Notify,
     /// Notified when a delivery empties the queue.
@@ -61,43 +63,51 @@ fn count(counter: &AtomicU64, n: u64) {
 
 impl Outbox {
     fn push(&self, invalidation: Invalidation, namespace: &str) {
-        let mut pending = self.pending.lock();
-        let covered = pending
-            .iter()
-            .any(|p| p.same_as(&invalidation) || p.is_everything());
-        if covered {
-            count(&self.coalesced, 1);
-            return;
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let pushed = self.pending.lock().push(invalidation, capacity, namespace);
+        match pushed {
+            Pushed::Coalesced => return count(&self.coalesced, 1),
+            Pushed::Queued => count(&self.queued, 1),
+            Pushed::Overflowed(folded) => {
+                count(&self.queued, 1);
+                count(&self.overflowed, folded);
+                tracing::error!(
+                    dropped = folded,
+                    "stratacache: invalidation outbox full; a namespace-wide invalidation replaces it"
+                );
+            }
         }
-        count(&self.queued, 1);
-        if pending.len() as u64 >= self.capacity.load(Ordering::Relaxed) {
-            count(&self.overflowed, pending.len() as u64 + 1);
-            tracing::error!(
-                dropped = pending.len() + 1,
-                "stratacache: invalidation outbox full; a namespace-wide invalidation replaces it"
-            );
-            pending.clear();
-            superseded::clear();
-            let all = Invalidation::all();
-            superseded::add(all.redis_name(namespace));
-            pending.push_back(all);
-        } else {
-            superseded::add(invalidation.redis_name(namespace));
-            pending.push_back(invalidation);
-        }
-        drop(pending);
         self.wake.notify_one();
     }
 
-    /// Removes `delivered` unless an overflow replaced the queue meanwhile.
-    fn remove(&self, delivered: &Invalidation, namespace: &str) {
-        let mut pending = self.pending.lock();
-        if let Some(at) = pending.iter().position(|p| p.same_as(delivered)) {
-            pending.remove(at);
-            count(&self.delivered, 1);
-            superseded::remove(&delivered.redis_name(namespace));
+    /// Starts delivering the invalidation queued as `id`, unless an overflow replaced
+    /// it meanwhile.
+    fn begin<'a>(&'a self, id: u64, namespace: &'a str) -> Option<Delivery<'a>> {
+        self.pending.lock().begin(id).then(|| Delivery {
+            outbox: self,
+            id,
+            namespace,
+            delivered: false,
+        })
+    }
+}
+
+/// A queued invalidation being delivered. Dropped before Redis took it (failed, or
+/// the task ended), it waits again.
+struct Delivery<'a> {
+    outbox: &'a Outbox,
+    id: u64,
+    namespace: &'a str,
+    delivered: bool,
+}
+
+impl Drop for Delivery<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.outbox.pending.lock();
+        if pending.end(self.id, self.delivered, self.namespace) == Ended::Removed {
+            count(&self.outbox.delivered, 1);
             if pending.is_empty() {
-                self.drained.notify_waiters();
+                self.outbox.drained.notify_waiters();
             }
         }
     }
@@ -212,17 +222,20 @@ pub(crate) fn set_capacity(capacity: usize) {
 pub(crate) async fn run(l2: &'static L2) {
     loop {
         let notified = OUTBOX.wake.notified();
-        let pending: Vec<_> = OUTBOX.pending.lock().iter().cloned().collect();
-        if pending.is_empty() {
+        let waiting = OUTBOX.pending.lock().waiting();
+        if waiting.is_empty() {
             notified.await;
             continue;
         }
         // Circuits may be open: this task's attempts are the probes, at its own pace,
         // so a queued invalidation does not wait out a breaker's cooldown.
         l2.let_probe_through();
-        for invalidation in pending {
+        for (id, invalidation) in waiting {
+            let Some(mut delivery) = OUTBOX.begin(id, &l2.namespace) else {
+                continue;
+            };
             match invalidation.deliver(l2).await {
-                Ok(()) => OUTBOX.remove(&invalidation, &l2.namespace),
+                Ok(()) => delivery.delivered = true,
                 Err(fault) => {
                     tracing::debug!(%fault, "stratacache: outbox still waiting for Redis")
                 }
