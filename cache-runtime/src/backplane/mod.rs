@@ -1,7 +1,7 @@
 //! Tells other processes about invalidations (Redis pub/sub; messages carry no
 //! values) and catches up on what they missed: after every (re)connection and every
 //! resync interval, the Redis versions of the tags held here that may have moved are
-//! re-read (see [`resync`]), so a lost message bounds staleness by the interval
+//! re-read (see [`resync`](mod@resync)), so a lost message bounds staleness by the interval
 //! instead of making it permanent.
 
 mod resync;

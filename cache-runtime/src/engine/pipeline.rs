@@ -2,7 +2,7 @@
 //! type: [`prepare`](Cache::prepare) (1. read the shared tier, 2. take the fleet lock)
 //! and [`settle_outcome`](Cache::settle_outcome) (4. settle the outcome with the `this_load`
 //! overrides, 5. land in L1, 6. write back, 7. announce). The steps ask for the loader
-//! through a hatch (step 3, [`loader`](super::loader)), so only its small driver is
+//! through a hatch (step 3, [`loader`]), so only its small driver is
 //! generic over the loader: an edit of a cached function's body recompiles that,
 //! not the pipeline.
 
