@@ -118,7 +118,6 @@ impl Queue {
             return false;
         };
         queued.sending = true;
-        queued.again = false;
         true
     }
 
@@ -130,8 +129,9 @@ impl Queue {
         };
         let queued = &mut self.items[at];
         queued.sending = false;
+        let again = std::mem::take(&mut queued.again);
         // A failed delivery is made again from the start, after whatever it covers.
-        if !delivered || std::mem::take(&mut queued.again) {
+        if !delivered || again {
             return Ended::Waiting;
         }
         if let Some(done) = self.items.remove(at) {
