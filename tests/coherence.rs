@@ -479,6 +479,36 @@ fn a_local_value_goes_when_a_missed_invalidation_of_its_tag_is_read() {
     );
 }
 
+/// Another process's `invalidate!` whose message alone was lost (a cluster bus that
+/// drops one), between two that were heard: the resync must find the gap. (It
+/// compared the counter with the newest version heard, and counters jumped to the
+/// writer's clock at each change, so a gap between two heard versions could not be
+/// seen: the reader served its copy until the ttl.)
+#[test]
+fn an_entry_change_whose_message_alone_was_lost_is_found_though_later_ones_were_heard() {
+    let server = Deployment::standalone();
+    let mut reader = Worker::start(&server.url(), NS, &[]);
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    reader.until_redis_answers();
+    assert_eq!(reader.get("get 1").loads, 1);
+    assert_eq!(reader.get("get 1").loads, 1, "kept in L1");
+    let entries = server.keys(&format!("{NS}:worker.user:*"));
+    assert_eq!(entries.len(), 1, "only user 1 is in Redis: {entries:?}");
+    assert_eq!(writer.send("invalidate 5"), "ok", "heard");
+
+    // The lost one: user 1's entry goes, the cache's change counter moves as a
+    // writer's would, and nothing is published.
+    server.query::<()>(redis::cmd("DEL").arg(&entries[0]));
+    server.query::<u64>(redis::cmd("INCR").arg(format!("{NS}:entry-changes:worker.user")));
+    assert_eq!(writer.send("invalidate 6"), "ok", "heard");
+
+    let dropped = eventually(Duration::from_secs(5), || reader.get("get 1").loads == 2);
+    assert!(
+        dropped,
+        "the reader kept user 1 though a change of its cache was never heard"
+    );
+}
+
 /// Another process's invalidation of `tag`, its message lost: the counter moves to a
 /// version never seen before (the current time in µs, as a real one would), and
 /// nothing is published.

@@ -9,63 +9,125 @@
 //! resync, reads the counters ([`missed`]): a version that a message should have
 //! brought by now, and did not, means a change it missed, and the cache's L1 is
 //! dropped (which entry changed, the counter cannot say).
+//!
+//! The counter counts one by one (`l2::counters`), so a version is accounted for only
+//! once every version before it is: one message lost among others heard (a cluster's
+//! bus that drops one) leaves a gap, which the resync finds. (The counter took the
+//! writer's clock at each change, and the newest version heard stood for all before
+//! it: such a loss went unnoticed.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use parking_lot::Mutex;
 
-/// Per cache: the newest version heard of, and the counter as the last resync read it.
-#[derive(Clone, Copy)]
+use crate::l2::counters::is_first_change;
+
+/// How many versions heard out of order a cache keeps waiting for the ones before
+/// them. Past it, the newest are not kept: the gap stays open, and the next resync
+/// but one takes the versions it read for missed (the cache's L1 is dropped), which
+/// is safe.
+const MAX_EARLY: usize = 4096;
+
+/// Per cache: which versions this process has accounted for, and the counter as the
+/// last resync read it.
 struct Known {
-    heard: u64,
+    /// Every version up to this one was heard of, or taken for missed. The counter
+    /// counts one by one (`l2::counters`), so a version heard is accounted for only
+    /// once the one before it is: a version heard past a gap leaves the gap open.
+    through: u64,
+    /// Versions heard above `through + 1`: arrived before a version below them, or
+    /// past one that was lost.
+    early: BTreeSet<u64>,
     read: u64,
+}
+
+impl Known {
+    fn from(through: u64) -> Self {
+        Self {
+            through,
+            early: BTreeSet::new(),
+            read: 0,
+        }
+    }
+
+    fn hear(&mut self, version: u64) {
+        if version <= self.through {
+            return;
+        }
+        if self.follows(version) {
+            self.through = version;
+            self.close_up();
+        } else if self.early.len() < MAX_EARLY {
+            self.early.insert(version);
+        }
+    }
+
+    /// Whether `version` is the change right after `through`: the next count, or a
+    /// counter's first change after it was read missing (0).
+    fn follows(&self, version: u64) -> bool {
+        version == self.through + 1 || (self.through == 0 && is_first_change(version))
+    }
+
+    /// Every version up to `version` is accounted for (taken for missed).
+    fn settle(&mut self, version: u64) {
+        self.through = self.through.max(version);
+        self.early = self.early.split_off(&(self.through + 1));
+        self.close_up();
+    }
+
+    /// Takes in the versions heard early that now follow.
+    fn close_up(&mut self) {
+        while let Some(&next) = self.early.first() {
+            if next <= self.through {
+                self.early.pop_first();
+            } else if self.follows(next) {
+                self.early.pop_first();
+                self.through = next;
+            } else {
+                break;
+            }
+        }
+    }
 }
 
 static KNOWN: LazyLock<Mutex<HashMap<String, Known>>> = LazyLock::new(Default::default);
 
 /// A change of one of `cache`'s entries reached Redis at `version`: announced by
-/// another process, or made by this one.
+/// another process, or made by this one. The first version of a cache heard of
+/// before any resync read its counter is taken as accounted for, with all before it.
 pub(crate) fn heard(cache: &str, version: u64) {
     let mut known = KNOWN.lock();
     match known.get_mut(cache) {
-        Some(known) => known.heard = known.heard.max(version),
+        Some(known) => known.hear(version),
         None => {
-            known.insert(
-                cache.to_owned(),
-                Known {
-                    heard: version,
-                    read: 0,
-                },
-            );
+            known.insert(cache.to_owned(), Known::from(version));
         }
     }
 }
 
 /// The resync read `cache`'s counter at `now` (0: Redis holds none, as before the
-/// first change). True if this
-/// process missed a change: a version read one resync ago was never heard of, its
-/// message lost; or, with `unheard_is_missed` (no message can be on its way: the
-/// first read after the subscription was made again, before any message it brings
-/// is applied, or a read while not subscribed at all), any version newer than what
-/// was heard.
+/// first change). True if this process missed a change: a version at or below the
+/// one read one resync ago was never heard of, its message lost; or, with
+/// `unheard_is_missed` (no message can be on its way: the first read after the
+/// subscription was made again, before any message it brings is applied, or a read
+/// while not subscribed at all), any version up to `now`.
 pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
     let mut known = KNOWN.lock();
-    let known = known.entry(cache.to_owned()).or_insert(Known {
-        // A cache not read before, nor heard of: after a gap, every change may have
-        // been missed (it may have been in use since the last resync); else the
-        // first read only notes the counter.
-        heard: if unheard_is_missed { 0 } else { now },
-        read: 0,
-    });
+    // A cache not read before, nor heard of: after a gap, every change may have been
+    // missed (it may have been in use since the last resync); else the first read
+    // only notes the counter.
+    let known = known
+        .entry(cache.to_owned())
+        .or_insert_with(|| Known::from(if unheard_is_missed { 0 } else { now }));
     if now == 0 {
         // Lost with Redis, or no change yet: no news. The next change is numbered
         // above every one before it (the counters' floor), so nothing is mistaken.
         return false;
     }
-    let missed = known.read > known.heard || (unheard_is_missed && now > known.heard);
+    let missed = known.read > known.through || (unheard_is_missed && now > known.through);
     if missed {
-        known.heard = known.heard.max(now);
+        known.settle(now);
     }
     known.read = now;
     missed
@@ -122,8 +184,55 @@ mod tests {
         assert!(!missed("entry_changes.new", 9, false));
         let quiet = "entry_changes.first_heard";
         assert!(!missed(quiet, 0, false));
-        heard(quiet, 9);
-        assert!(!missed(quiet, 9, true));
-        assert!(missed(quiet, 10, true));
+        heard(quiet, 1025);
+        assert!(!missed(quiet, 1025, true));
+        assert!(missed(quiet, 1026, true));
+    }
+
+    #[test]
+    fn a_change_never_heard_between_two_heard_is_missed() {
+        let cache = "entry_changes.between";
+        assert!(!missed(cache, 10, false));
+        heard(cache, 11);
+        heard(cache, 13);
+        assert!(!missed(cache, 13, false), "12's message may be on its way");
+        assert!(
+            missed(cache, 13, false),
+            "12 never came in a whole interval, though 13 did"
+        );
+        heard(cache, 14);
+        assert!(!missed(cache, 14, false), "and is missed once");
+        assert!(!missed(cache, 14, false));
+    }
+
+    #[test]
+    fn versions_heard_out_of_order_leave_no_gap() {
+        let cache = "entry_changes.reordered";
+        assert!(!missed(cache, 20, false));
+        for version in [23, 21, 21, 22] {
+            heard(cache, version);
+        }
+        assert!(!missed(cache, 23, false));
+        assert!(!missed(cache, 23, false), "every version came, one twice");
+    }
+
+    #[test]
+    fn a_counters_first_change_follows_its_read_as_missing() {
+        let first = 7 * 1024 + 1;
+        let cache = "entry_changes.created";
+        assert!(!missed(cache, 0, false), "no counter yet");
+        heard(cache, first);
+        heard(cache, first + 1);
+        assert!(!missed(cache, first + 1, false));
+        assert!(
+            !missed(cache, first + 1, false),
+            "the first change was heard"
+        );
+
+        let cache = "entry_changes.created_unheard";
+        assert!(!missed(cache, 0, false));
+        heard(cache, first + 1);
+        assert!(!missed(cache, first + 1, false));
+        assert!(missed(cache, first + 1, false), "the first change was lost");
     }
 }

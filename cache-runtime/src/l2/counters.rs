@@ -64,6 +64,27 @@ const BUMP: &str = "#!lua flags=allow-oom\n\
     if KEYS[2] then log(KEYS[2], KEYS[3], KEYS[1]) end \
     return bump(KEYS[1])";
 
+/// A cache's entry-change counter (`entry_changes.rs`) counts one by one, so that a
+/// process can tell that it missed a change between two it heard of: unlike a tag's,
+/// no entry records it, and only its order matters. A missing counter starts at
+/// `ARGV[1]`, the writer's clock in µs rounded down to a multiple of
+/// [`CHANGES_EPOCH`], so that its first change is known as one (see
+/// [`is_first_change`]), and a counter Redis lost starts again above every value it
+/// held (as long as the loss outlasted the clock skew, as with [`BUMP`]'s floor).
+const COUNT_CHANGE: &str = "#!lua flags=allow-oom\n\
+    if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end \
+    return redis.call('INCR', KEYS[1])";
+
+/// Where a cache's entry-change counter may start (see [`COUNT_CHANGE`]): 1,024 µs.
+const CHANGES_EPOCH: u64 = 1024;
+
+/// Whether `version` of an entry-change counter is the first change since the
+/// counter was created: a process that read the counter missing takes it as
+/// following what it read.
+pub(crate) fn is_first_change(version: u64) -> bool {
+    version % CHANGES_EPOCH == 1
+}
+
 /// How many bumps `{ns}:bumped` keeps: a resync that finds more since its last read
 /// reads every named tag.
 const BUMPS_LOGGED: usize = 1024;
@@ -126,9 +147,18 @@ impl L2 {
     /// The command that bumps `counter` to a version it never held, and, if it is a
     /// named tag's, on a standalone server, logs the bump (see [`BUMP`]). The other
     /// counters (a cache's, the global tag's, a cache's entry changes) are few, and
-    /// every resync reads them anyway.
+    /// every resync reads them anyway. A cache's entry changes are counted one by one
+    /// ([`COUNT_CHANGE`]).
     pub(crate) fn bump_command(&self, counter: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
+        if super::keys::counts_entry_changes(&self.namespace, counter) {
+            let now = floor();
+            cmd.arg(COUNT_CHANGE)
+                .arg(1)
+                .arg(counter)
+                .arg(now - now % CHANGES_EPOCH);
+            return cmd;
+        }
         if self.is_named(counter) && !self.is_cluster() {
             cmd.arg(BUMP)
                 .arg(3)

@@ -48,6 +48,13 @@ pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
     format!("{namespace}:entry-changes:{cache}")
 }
 
+/// Whether `counter` is a cache's entry-change counter (see [`entry_changes`]).
+pub(crate) fn counts_entry_changes(namespace: &str, counter: &str) -> bool {
+    counter
+        .strip_prefix(namespace)
+        .is_some_and(|rest| rest.starts_with(":entry-changes:"))
+}
+
 /// How many bumps of named tags' counters the namespace has seen (see
 /// `L2::bump_command`). On a cluster the namespace is the key's hash tag, so that
 /// this count and the list of [`bumped`] share a slot, which one script needs; on a
