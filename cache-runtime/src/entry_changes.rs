@@ -122,8 +122,16 @@ pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
         .or_insert_with(|| Known::from(if unheard_is_missed { 0 } else { now }));
     if now == 0 {
         // Lost with Redis, or no change yet: no news. The next change is numbered
-        // above every one before it (the counters' floor), so nothing is mistaken.
+        // above every one before it (the counter's start), so nothing is mistaken.
         return false;
+    }
+    if now < known.read {
+        // The counter went back: a failover to a replica that had not caught up.
+        // The versions above `now` will be issued again, for other changes: the
+        // count starts afresh from here, and what came before is taken for missed.
+        *known = Known::from(now);
+        known.read = now;
+        return true;
     }
     let missed = known.read > known.through || (unheard_is_missed && now > known.through);
     if missed {
@@ -203,6 +211,22 @@ mod tests {
         heard(cache, 14);
         assert!(!missed(cache, 14, false), "and is missed once");
         assert!(!missed(cache, 14, false));
+    }
+
+    #[test]
+    fn a_counter_that_went_back_is_missed_and_counted_afresh() {
+        let cache = "entry_changes.failover";
+        assert!(!missed(cache, 30, false));
+        heard(cache, 31);
+        heard(cache, 32);
+        assert!(!missed(cache, 32, false));
+        assert!(
+            missed(cache, 31, false),
+            "a replica promoted without 32: the 32 to come is another change"
+        );
+        heard(cache, 32);
+        assert!(!missed(cache, 32, false));
+        assert!(!missed(cache, 32, false), "the new 32 was heard");
     }
 
     #[test]
