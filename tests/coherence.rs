@@ -23,6 +23,7 @@ on_standalone_and_cluster!(
     a_refresh_redis_cannot_take_still_reaches_the_others,
     a_refresh_that_finds_nothing_drops_the_old_value_everywhere,
     an_invalidation_goes_through_while_redis_is_out_of_memory,
+    an_entry_change_whose_message_alone_was_lost_is_found_though_later_ones_were_heard,
 );
 
 /// Redis restarted empty (or the master holding the tag's counter, on a cluster):
@@ -484,9 +485,10 @@ fn a_local_value_goes_when_a_missed_invalidation_of_its_tag_is_read() {
 /// compared the counter with the newest version heard, and counters jumped to the
 /// writer's clock at each change, so a gap between two heard versions could not be
 /// seen: the reader served its copy until the ttl.)
-#[test]
-fn an_entry_change_whose_message_alone_was_lost_is_found_though_later_ones_were_heard() {
-    let server = Deployment::standalone();
+fn an_entry_change_whose_message_alone_was_lost_is_found_though_later_ones_were_heard(
+    cluster: bool,
+) {
+    let server = Deployment::start(cluster, None);
     let mut reader = Worker::start(&server.url(), NS, &[]);
     let mut writer = Worker::start(&server.url(), NS, &[]);
     reader.until_redis_answers();
