@@ -43,7 +43,8 @@ struct Known {
 }
 
 impl Known {
-    fn from(through: u64) -> Self {
+    /// Every version up to `through` accounted for, none heard past it, none read.
+    fn up_to(through: u64) -> Self {
         Self {
             through,
             early: BTreeSet::new(),
@@ -101,7 +102,7 @@ pub(crate) fn heard(cache: &str, version: u64) {
     match known.get_mut(cache) {
         Some(known) => known.hear(version),
         None => {
-            known.insert(cache.to_owned(), Known::from(version));
+            known.insert(cache.to_owned(), Known::up_to(version));
         }
     }
 }
@@ -119,7 +120,7 @@ pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
     // only notes the counter.
     let known = known
         .entry(cache.to_owned())
-        .or_insert_with(|| Known::from(if unheard_is_missed { 0 } else { now }));
+        .or_insert_with(|| Known::up_to(if unheard_is_missed { 0 } else { now }));
     if now == 0 {
         // Lost with Redis, or no change yet: no news. The next change is numbered
         // above every one before it (the counter's start), so nothing is mistaken.
@@ -129,7 +130,7 @@ pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
         // The counter went back: a failover to a replica that had not caught up.
         // The versions above `now` will be issued again, for other changes: the
         // count starts afresh from here, and what came before is taken for missed.
-        *known = Known::from(now);
+        *known = Known::up_to(now);
         known.read = now;
         return true;
     }
