@@ -153,17 +153,16 @@ fn an_entry_invalidated_in_one_process_is_dropped_everywhere(cluster: bool) {
     // The cache's entry changes are counted one by one from a start the others can
     // tell (a multiple of 1,024), so a process that hears 1 then 3 knows it missed 2.
     let counter = format!("{NS}:entry-changes:worker.user");
-    let first: u64 = String::from_utf8(server.get(&counter))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let read = || -> u64 {
+        String::from_utf8(server.get(&counter))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = read();
     assert_eq!(first % 1024, 1, "the first change: {first}");
     assert_eq!(b.send("invalidate 5"), "ok");
-    let second: u64 = String::from_utf8(server.get(&counter))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(second, first + 1);
+    assert_eq!(read(), first + 1);
 }
 
 fn corrupt_truncated_and_foreign_values_are_misses_and_are_overwritten(cluster: bool) {

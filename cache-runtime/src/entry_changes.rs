@@ -73,11 +73,11 @@ impl Known {
     /// Every version up to `version` is accounted for (taken for missed).
     fn settle(&mut self, version: u64) {
         self.through = self.through.max(version);
-        self.early = self.early.split_off(&(self.through + 1));
         self.close_up();
     }
 
-    /// Takes in the versions heard early that now follow.
+    /// Drops the versions heard early that are now accounted for, and takes in
+    /// those that now follow.
     fn close_up(&mut self) {
         while let Some(&next) = self.early.first() {
             if next <= self.through {
