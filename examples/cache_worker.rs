@@ -9,7 +9,8 @@
 //!
 //! Arguments: `REDIS_URL NAMESPACE [MAX_PAYLOAD_BYTES]`; the environment may set
 //! `WORKER_OUTBOX_CAPACITY`, `WORKER_MAX_UNSYNCED_MS`, `WORKER_TOMBSTONE_MS`,
-//! `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_REDIS_CA_FILE` (a CA for
+//! `WORKER_RESYNC_MS` (500 ms unless set), `WORKER_L2_TIMEOUT_MS` (200 ms unless
+//! set), `WORKER_REDIS_CA_FILE` (a CA for
 //! `rediss://`), `WORKER_INIT_IN_ITS_OWN_RUNTIME` (`init` runs in a runtime dropped
 //! before the first command) and `WORKER_DEAF` (no backplane: the worker hears no other
 //! process's invalidation), and what `Config::from_env` reads (`STRATACACHE_SECRET`,
@@ -348,6 +349,9 @@ async fn main() {
         .lock(Duration::from_secs(2), Duration::from_secs(4));
     if let Some(max) = rest.first() {
         config = config.max_payload(max.parse().expect("MAX_PAYLOAD_BYTES is a number"));
+    }
+    if let Some(ms) = env_number("WORKER_L2_TIMEOUT_MS") {
+        config = config.l2_timeout(Duration::from_millis(ms));
     }
     if let Some(ms) = env_number("WORKER_RESYNC_MS") {
         config = config.resync_interval(Duration::from_millis(ms));

@@ -748,6 +748,56 @@ fn a_resync_with_a_master_down_still_reads_what_the_others_hold() {
     );
 }
 
+/// The same with the master hanging (frozen): what the other masters answer is
+/// applied at once, not after its timeout. The namespace's own counters were read
+/// first, all of them, and the named tags only then: with the master that holds the
+/// reader's entry-change counter frozen, a lost invalidation of a tag on a healthy
+/// master waited for that read's timeout at every resync while the master's circuit
+/// was closed or probing (4 s here, to tell it from the resync interval; the fleet
+/// checker's frozen phase saw reads of the healthy masters' items up to 0.9 s behind,
+/// with a 1 s interval and a 250 ms timeout).
+#[test]
+fn a_resync_with_a_master_hanging_applies_what_the_others_answer_at_once() {
+    let cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    // The frozen master holds the reader's entry-change counter, and nothing else a
+    // call or the backplane needs: only the resync reads it.
+    let (ns, down, id) = namespace_apart(&cluster, "rs", "entry-changes:worker.user")
+        .expect("a namespace whose entry-change counter alone is on one master");
+    let mut reader = Worker::start_with_env(
+        &cluster.url(),
+        &ns,
+        &[],
+        &[("WORKER_L2_TIMEOUT_MS", "4000")],
+    );
+    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+    assert_eq!(writer.get(&format!("get {id}")).loads, 1);
+    connect_before_the_fault(&mut reader, id);
+    let loads = reader.get(&format!("get {id}")).loads;
+    // Asked before the freeze: a frozen node would not answer `owner_of`.
+    let counters = [format!("{ns}:tag:user:{id}"), format!("{{{ns}}}:bumps")]
+        .map(|key| (cluster.owner_of(&key), key));
+
+    cluster.nodes[down].freeze();
+    // An invalidation whose message was lost: its counter moves, and the count of
+    // bumps with it, unlisted (every named tag is read again).
+    for (node, key) in counters {
+        redis::cmd("INCR")
+            .arg(&key)
+            .query::<u64>(&mut cluster.nodes[node].connection())
+            .unwrap();
+    }
+    let caught_up = eventually(Duration::from_secs(3), || {
+        reader.get(&format!("get {id}")).loads == loads + 1
+    });
+    cluster.nodes[down].thaw();
+    cluster.wait_until_ok();
+    assert!(
+        caught_up,
+        "a lost invalidation of a tag on a healthy master waited for the hanging one's timeout"
+    );
+}
+
 /// The master of the invalidation channel's slot, down for good: the backplane must
 /// listen on another node, and resync there, so that an invalidation of a tag whose
 /// counter, and whose entries, live on the other masters still arrives. The
@@ -808,31 +858,9 @@ impl Out {
 fn channels_master_out_for_good(out: Out) {
     let mut cluster = RedisCluster::start();
     cluster.serve_without_full_coverage();
-    let entry_key = |ns: &str, id: u64| {
-        let key = postcard::to_allocvec(&id).unwrap();
-        stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key)
-    };
     // A namespace whose counters all live off the channel's master, and an id whose
     // tag counter and entry do too: nothing this test reads is on the master it stops.
-    let (ns, down, id) = (0..100)
-        .find_map(|attempt| {
-            let ns = format!("{NS}ch{attempt}");
-            let down = cluster.owner_of(&format!("{ns}:invalidations"));
-            let elsewhere = |key: &str| cluster.owner_of(key) != down;
-            let own = [
-                format!("{ns}:global-tag"),
-                format!("{ns}:cache-tag:worker.user"),
-                format!("{ns}:entry-changes:worker.user"),
-                format!("{{{ns}}}:bumps"),
-            ];
-            if !own.iter().all(|key| elsewhere(key)) {
-                return None;
-            }
-            let id = (0..100).find(|&id| {
-                elsewhere(&format!("{ns}:tag:user:{id}")) && elsewhere(&entry_key(&ns, id))
-            })?;
-            Some((ns, down, id))
-        })
+    let (ns, down, id) = namespace_apart(&cluster, "ch", "invalidations")
         .expect("a namespace whose keys avoid the channel's master");
     // A resync a minute: only a message, heard on another node, tells it in time.
     // (Its resyncs while it cannot listen would catch the invalidation within their
@@ -864,6 +892,48 @@ fn channels_master_out_for_good(out: Out) {
         queued, 0,
         "an entry's invalidation waited for the channel's master though other nodes answered"
     );
+}
+
+/// A namespace (`{NS}{prefix}N`), the master that holds its key `{ns}:{apart}`, and a
+/// user id: that master holds no other counter of the namespace, nor the channel,
+/// nor the id's tag counter, entry or lock. A test that takes that master out then
+/// faults nothing else it reads.
+fn namespace_apart(
+    cluster: &RedisCluster,
+    prefix: &str,
+    apart: &str,
+) -> Option<(String, usize, u64)> {
+    let entry_key = |ns: &str, id: u64| {
+        let key = postcard::to_allocvec(&id).unwrap();
+        stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key)
+    };
+    (0..200).find_map(|attempt| {
+        let ns = format!("{NS}{prefix}{attempt}");
+        let down = cluster.owner_of(&format!("{ns}:{apart}"));
+        let elsewhere = |key: &str| cluster.owner_of(key) != down;
+        let others = [
+            "global-tag",
+            "cache-tag:worker.user",
+            "entry-changes:worker.user",
+            "invalidations",
+        ]
+        .map(|name| format!("{ns}:{name}"))
+        .into_iter()
+        .chain([format!("{{{ns}}}:bumps")]);
+        if !others
+            .filter(|key| key.as_str() != format!("{ns}:{apart}"))
+            .all(|key| elsewhere(&key))
+        {
+            return None;
+        }
+        let id = (0..100).find(|&id| {
+            let entry = entry_key(&ns, id);
+            elsewhere(&format!("{ns}:tag:user:{id}"))
+                && elsewhere(&entry)
+                && elsewhere(&format!("{entry}:lock"))
+        })?;
+        Some((ns, down, id))
+    })
 }
 
 /// An ACL user whose subscription to the invalidation channel Redis refuses

@@ -41,16 +41,46 @@ pub(crate) enum Hearing {
 /// bumps and lists the counter (in the same script on a standalone server, after the
 /// bump's message on a cluster: `counters`), so a count found where it was at the
 /// last read means none moved since (see [`BUMPS_AT_LAST_READ`]), and a count that
-/// moved, that only the listed ones did. What the first read found is applied
-/// before they are read: on a cluster with a master hanging, that read waits for
-/// its timeout.
+/// moved, that only the listed ones did.
 ///
-/// On a cluster with a master down, what the other masters hold is read and applied
-/// all the same: an invalidation whose message was lost, its counter on a healthy
-/// master, is caught within the interval, not once the master is back (a cluster
-/// that serves with a master down, `cluster-require-full-coverage no`, may stay so
-/// for long). Such a resync does not count as a sync for `max_unsynced`.
+/// On a cluster with a master down or hanging, what the other masters hold is read
+/// and applied all the same, each counter as its master answers: an invalidation
+/// whose message was lost, its counter on a healthy master, is caught within the
+/// interval, not once the master is back (a cluster that serves with a master down,
+/// `cluster-require-full-coverage no`, may stay so for long), nor once a hanging
+/// master's read has timed out (the named tags were read only after every namespace
+/// counter had answered or timed out). Such a resync does not count as a sync for
+/// `max_unsynced`.
 pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
+    let (bumps_read, bumps) = tokio::sync::oneshot::channel();
+    let named = async {
+        // Unanswered (the read ended without it, dropping the sender): `None`.
+        let bumps = bumps.await.ok();
+        resync_named_tags(l2, bumps, hearing == Hearing::AfterGap).await
+    };
+    let (namespace_whole, (named, named_whole)) =
+        futures_util::future::join(resync_namespace_counters(l2, hearing, bumps_read), named).await;
+    // Synced only if every counter was read: what a master that is down holds may
+    // have moved (`max_unsynced` goes by this).
+    if named_whole && namespace_whole {
+        LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
+        tracing::debug!(named, "stratacache: tag versions resynced");
+    } else {
+        tracing::debug!(
+            named,
+            "stratacache: tag versions resynced in part: Redis answered for some counters only"
+        );
+    }
+}
+
+/// Reads and applies the namespace's own counters: the global tag's, each cache's
+/// tag and entry-change counters; sends the count of bumps to `bumps_read` as soon
+/// as it is answered. True if every one was read.
+async fn resync_namespace_counters(
+    l2: &L2,
+    hearing: Hearing,
+    bumps_read: tokio::sync::oneshot::Sender<u64>,
+) -> bool {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
     cells.extend(
@@ -58,7 +88,7 @@ pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
             .iter()
             .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
     );
-    let first_keys: Vec<String> = cells
+    let counters: Vec<String> = cells
         .iter()
         .map(|(key, _)| key.clone())
         .chain(
@@ -68,36 +98,27 @@ pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
         )
         .chain([l2.bumps_key()])
         .collect();
-    let first = l2.versions_each(&first_keys).await;
-    if first.iter().all(Option::is_none) {
-        return tracing::debug!("stratacache: resync skipped: Redis did not answer");
-    }
-    let (tag_versions, entry_versions) = first.split_at(cells.len());
-    for ((_, cell), version) in cells.iter().zip(tag_versions) {
-        if let Some(version) = version {
-            cell.observe_remote(*version);
-        }
-    }
-    for ((name, _), version) in caches.iter().zip(entry_versions) {
-        let Some(version) = version else { continue };
-        if entry_changes::missed(name, *version, hearing != Hearing::Listening) {
-            tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
-            registry::missed_entry_changes(name);
-        }
-    }
-    let bumps = first.last().copied().flatten();
-    let (named, named_whole) = resync_named_tags(l2, bumps, hearing == Hearing::AfterGap).await;
-    // Synced only if every counter was read: what a master that is down holds may
-    // have moved (`max_unsynced` goes by this).
-    if named_whole && first.iter().all(Option::is_some) {
-        LAST_SYNC_MS.store(clock::precise_ms(), Ordering::Relaxed);
-        tracing::debug!(named, "stratacache: tag versions resynced");
-    } else {
+    let mut bumps_read = Some(bumps_read);
+    let read = l2
+        .versions_as_answered(&counters, |index, version| {
+            if let Some((_, cell)) = cells.get(index) {
+                cell.observe_remote(version);
+            } else if let Some((name, _)) = caches.get(index - cells.len()) {
+                if entry_changes::missed(name, version, hearing != Hearing::Listening) {
+                    tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
+                    registry::missed_entry_changes(name);
+                }
+            } else if let Some(sender) = bumps_read.take() {
+                let _ = sender.send(version);
+            }
+        })
+        .await;
+    if read == 0 {
         tracing::debug!(
-            named,
-            "stratacache: tag versions resynced in part: Redis answered for some counters only"
+            "stratacache: resync of the namespace's counters skipped: Redis did not answer"
         );
     }
+    read == counters.len()
 }
 
 /// The namespace's count of bumps as of which every named tag's counter was last
@@ -120,13 +141,17 @@ const FULL_READ_EVERY: u32 = 30;
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
 /// Reads the version of the named tags held here that may have moved since the last
-/// resync (`bumps`: the count of bumps it read first, `None` if Redis did not answer
-/// for it): none if the count has not moved, those the list of bumps names if it
+/// resync (`bumps`: the count of bumps, read before them, `None` if Redis did not
+/// answer for it): none if the count has not moved, those the list of bumps names if it
 /// knows them, else all of them. How many counters it read, and whether it read
 /// every one it meant to: a counter left unread (its cluster master down) leaves no
 /// count of bumps as of which the named tags were read, and the next resync reads
 /// them all again.
 async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usize, bool) {
+    if bumps.is_none() && !l2.is_cluster() {
+        // A standalone server that did not answer for the count answers for nothing.
+        return (0, false);
+    }
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
     let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
@@ -144,14 +169,11 @@ async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usi
         }
     };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
-    let versions = l2.versions_each(&tag_keys).await;
-    let mut read = 0;
-    for ((_, cell), version) in named.iter().zip(versions) {
-        if let Some(version) = version {
-            cell.observe_remote(version);
-            read += 1;
-        }
-    }
+    let read = l2
+        .versions_as_answered(&tag_keys, |index, version| {
+            named[index].1.observe_remote(version)
+        })
+        .await;
     let whole = read == tag_keys.len() && count.is_some();
     // The count read before the counters: a bump after it moves it again.
     let as_of = count.filter(|_| whole).unwrap_or(NO_LAST_READ);

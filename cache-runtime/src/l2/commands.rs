@@ -2,6 +2,7 @@
 //! per node's worth of keys, so a master that is down fails only the calls that need
 //! it, and only its own circuit opens.
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::connection::Connection;
@@ -142,35 +143,45 @@ impl L2 {
         Ok(all)
     }
 
-    /// [`versions`](Self::versions), each `None` where Redis did not answer for it:
-    /// on a cluster a master that is down leaves only its own counters unread, and
-    /// the resync takes what the others answer.
-    pub(crate) async fn versions_each(&self, tag_keys: &[String]) -> Vec<Option<u64>> {
-        let mut all = Vec::with_capacity(tag_keys.len());
-        for chunk in tag_keys.chunks(512) {
+    /// The versions of the counters `tag_keys`, each handed to `apply` with its index
+    /// as soon as its node answers; returns how many were read. On a cluster a master
+    /// that is down or hanging leaves only its own counters unread, and what the
+    /// others answer is applied at once, not after that master's timeout.
+    pub(crate) async fn versions_as_answered(
+        &self,
+        tag_keys: &[String],
+        mut apply: impl FnMut(usize, u64),
+    ) -> usize {
+        const CHUNK: usize = 512;
+        let mut read = 0;
+        for (chunk_index, chunk) in tag_keys.chunks(CHUNK).enumerate() {
+            let offset = chunk_index * CHUNK;
             let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            if !self.is_cluster() {
-                match self.mget(&keys).await.and_then(parse_versions) {
-                    Ok(versions) => all.extend(versions.into_iter().map(Some)),
-                    Err(_) => all.resize(all.len() + keys.len(), None),
+            let mut take = |indices: &[usize], versions: Option<Vec<u64>>| {
+                for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
+                    apply(offset + index, version);
+                    read += 1;
                 }
+            };
+            if !self.is_cluster() {
+                let all: Vec<usize> = (0..keys.len()).collect();
+                take(&all, self.mget(&keys).await.and_then(parse_versions).ok());
                 continue;
             }
             let by_slot = by_slot(&keys);
-            let reads = by_slot.iter().map(|indices| async {
-                let replies = self.mget_slot(&keys, indices).await.ok()?;
-                parse_versions(replies).ok()
-            });
-            let answers = futures_util::future::join_all(reads).await;
-            let mut versions = vec![None; keys.len()];
-            // A slot that did not answer leaves its keys' places `None`.
-            let answered = answers
-                .into_iter()
-                .map(|a| a.into_iter().flatten().map(Some));
-            scatter(&mut versions, &by_slot, answered);
-            all.extend(versions);
+            let keys = &keys;
+            let mut reads: FuturesUnordered<_> = by_slot
+                .iter()
+                .map(|indices| async move {
+                    let replies = self.mget_slot(keys, indices).await;
+                    (indices, replies.and_then(parse_versions).ok())
+                })
+                .collect();
+            while let Some((indices, versions)) = reads.next().await {
+                take(indices, versions);
+            }
         }
-        all
+        read
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see
