@@ -750,20 +750,35 @@ fn a_resync_with_a_master_down_still_reads_what_the_others_hold() {
 
 /// The same with the master hanging (frozen): what the other masters answer is
 /// applied at once, not after its timeout. The namespace's own counters were read
-/// first, all of them, and the named tags only then: with the master that holds the
-/// reader's entry-change counter frozen, a lost invalidation of a tag on a healthy
-/// master waited for that read's timeout at every resync while the master's circuit
-/// was closed or probing (4 s here, to tell it from the resync interval; the fleet
-/// checker's frozen phase saw reads of the healthy masters' items up to 0.9 s behind,
-/// with a 1 s interval and a 250 ms timeout).
+/// first, all of them, and the named tags only then, all of them too: with the master
+/// that holds the reader's entry-change counter frozen, or one of the named tags it
+/// holds, a lost invalidation of a tag on a healthy master waited for that read's
+/// timeout at every resync while the master's circuit was closed or probing (4 s
+/// here, to tell it from the resync interval; the fleet checker's frozen phase saw
+/// reads of the healthy masters' items up to 0.9 s behind, with a 1 s interval and
+/// a 250 ms timeout).
 #[test]
 fn a_resync_with_a_master_hanging_applies_what_the_others_answer_at_once() {
-    let cluster = RedisCluster::start();
-    cluster.serve_without_full_coverage();
     // The frozen master holds the reader's entry-change counter, and nothing else a
     // call or the backplane needs: only the resync reads it.
-    let (ns, down, id) = namespace_apart(&cluster, "rs", "entry-changes:worker.user")
-        .expect("a namespace whose entry-change counter alone is on one master");
+    resync_with_a_master_hanging("entry-changes:worker.user", None);
+}
+
+#[test]
+fn a_resync_with_a_master_hanging_applies_the_named_tags_the_others_answer_at_once() {
+    // The frozen master holds the counter of a tag the reader holds: only the
+    // resync's read of the named tags reads it.
+    resync_with_a_master_hanging("tag:user:100", Some(100));
+}
+
+/// Freezes the master that holds `{ns}:{apart}` (and none of the other keys the
+/// reader reads; `held_there`: an id whose tag is that key, loaded first), then moves
+/// a tag counter on a healthy master without a message.
+fn resync_with_a_master_hanging(apart: &str, held_there: Option<u64>) {
+    let cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    let (ns, down, id) = namespace_apart(&cluster, "rs", apart)
+        .expect("a namespace whose key is alone on one master");
     let mut reader = Worker::start_with_env(
         &cluster.url(),
         &ns,
@@ -773,6 +788,9 @@ fn a_resync_with_a_master_hanging_applies_what_the_others_answer_at_once() {
     let mut writer = Worker::start(&cluster.url(), &ns, &[]);
     assert_eq!(writer.get(&format!("get {id}")).loads, 1);
     connect_before_the_fault(&mut reader, id);
+    if let Some(there) = held_there {
+        assert_eq!(reader.get(&format!("get {there}")).loads, 1);
+    }
     let loads = reader.get(&format!("get {id}")).loads;
     // Asked before the freeze: a frozen node would not answer `owner_of`.
     let counters = [format!("{ns}:tag:user:{id}"), format!("{{{ns}}}:bumps")]
