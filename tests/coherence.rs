@@ -927,7 +927,8 @@ fn namespace_apart(
     };
     (0..200).find_map(|attempt| {
         let ns = format!("{NS}{prefix}{attempt}");
-        let down = cluster.owner_of(&format!("{ns}:{apart}"));
+        let apart = format!("{ns}:{apart}");
+        let down = cluster.owner_of(&apart);
         let elsewhere = |key: &str| cluster.owner_of(key) != down;
         let others = [
             "global-tag",
@@ -939,7 +940,7 @@ fn namespace_apart(
         .into_iter()
         .chain([format!("{{{ns}}}:bumps")]);
         if !others
-            .filter(|key| key.as_str() != format!("{ns}:{apart}"))
+            .filter(|key| *key != apart)
             .all(|key| elsewhere(&key))
         {
             return None;

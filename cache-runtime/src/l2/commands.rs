@@ -157,15 +157,12 @@ impl L2 {
         for (chunk_index, chunk) in tag_keys.chunks(CHUNK).enumerate() {
             let offset = chunk_index * CHUNK;
             let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let mut take = |indices: &[usize], versions: Option<Vec<u64>>| {
-                for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
+            if !self.is_cluster() {
+                let versions = self.mget(&keys).await.and_then(parse_versions);
+                for (index, version) in versions.into_iter().flatten().enumerate() {
                     apply(offset + index, version);
                     read += 1;
                 }
-            };
-            if !self.is_cluster() {
-                let all: Vec<usize> = (0..keys.len()).collect();
-                take(&all, self.mget(&keys).await.and_then(parse_versions).ok());
                 continue;
             }
             let by_slot = by_slot(&keys);
@@ -178,7 +175,10 @@ impl L2 {
                 })
                 .collect();
             while let Some((indices, versions)) = reads.next().await {
-                take(indices, versions);
+                for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
+                    apply(offset + index, version);
+                    read += 1;
+                }
             }
         }
         read
