@@ -761,59 +761,114 @@ fn a_resync_with_a_master_down_still_reads_what_the_others_hold() {
 fn a_resync_with_a_master_hanging_applies_what_the_others_answer_at_once() {
     // The frozen master holds the reader's entry-change counter, and nothing else a
     // call or the backplane needs: only the resync reads it.
-    resync_with_a_master_hanging("entry-changes:worker.user", None);
+    let hanging = Hanging {
+        apart: "entry-changes:worker.user",
+        held: None,
+        moved: (0..100).step_by(1),
+        count: 1,
+    };
+    hanging.resync_applies_the_others_at_once();
 }
 
 #[test]
 fn a_resync_with_a_master_hanging_applies_the_named_tags_the_others_answer_at_once() {
     // The frozen master holds the counter of a tag the reader holds: only the
     // resync's read of the named tags reads it.
-    resync_with_a_master_hanging("tag:user:100", Some(100));
+    let hanging = Hanging {
+        apart: "tag:user:100",
+        held: Some("get 100"),
+        moved: (0..100).step_by(1),
+        count: 1,
+    };
+    hanging.resync_applies_the_others_at_once();
 }
 
-/// Freezes the master that holds `{ns}:{apart}` (and none of the other keys the
-/// reader reads; `held_there`: an id whose tag is that key, loaded first), then moves
-/// a tag counter on a healthy master without a message.
-fn resync_with_a_master_hanging(apart: &str, held_there: Option<u64>) {
-    let cluster = RedisCluster::start();
-    cluster.serve_without_full_coverage();
-    let (ns, down, id) = namespace_apart(&cluster, "rs", apart)
-        .expect("a namespace whose key is alone on one master");
-    let mut reader = Worker::start_with_env(
-        &cluster.url(),
-        &ns,
-        &[],
-        &[("WORKER_L2_TIMEOUT_MS", "4000")],
-    );
-    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
-    assert_eq!(writer.get(&format!("get {id}")).loads, 1);
-    connect_before_the_fault(&mut reader, id);
-    if let Some(there) = held_there {
-        assert_eq!(reader.get(&format!("get {there}")).loads, 1);
-    }
-    let loads = reader.get(&format!("get {id}")).loads;
-    // Asked before the freeze: a frozen node would not answer `owner_of`.
-    let counters = [format!("{ns}:tag:user:{id}"), format!("{{{ns}}}:bumps")]
-        .map(|key| (cluster.owner_of(&key), key));
+/// The same with more named tags held than one read of them takes (512): they
+/// were read in chunks one after the other, and each chunk waited for the frozen
+/// master's reads, so a tag on a healthy master in any chunk but the first was
+/// applied a timeout late (a process that holds a tag per user holds thousands).
+#[test]
+fn a_resync_with_a_master_hanging_applies_every_chunk_of_named_tags_at_once() {
+    // 1,600 tags held, and ten of them moved, spread over the four chunks (their
+    // order is the registry's): all ten in the first would happen once in 100,000 runs.
+    let hanging = Hanging {
+        apart: "tag:user:1000",
+        held: Some("batch 1000 2600"),
+        moved: (1000..2600).step_by(23),
+        count: 10,
+    };
+    hanging.resync_applies_the_others_at_once();
+}
 
-    cluster.nodes[down].freeze();
-    // An invalidation whose message was lost: its counter moves, and the count of
-    // bumps with it, unlisted (every named tag is read again).
-    for (node, key) in counters {
-        redis::cmd("INCR")
-            .arg(&key)
-            .query::<u64>(&mut cluster.nodes[node].connection())
-            .unwrap();
+/// The master that holds `{ns}:{apart}` (and none of the other keys the reader
+/// reads) frozen, while the reader holds what `held` loads, and the tag counters
+/// of `count` of the ids `moved` (each with its entry and counter on a healthy
+/// master) move without a message.
+struct Hanging<'a> {
+    apart: &'a str,
+    held: Option<&'a str>,
+    moved: std::iter::StepBy<std::ops::Range<u64>>,
+    count: usize,
+}
+
+impl Hanging<'_> {
+    fn resync_applies_the_others_at_once(self) {
+        let cluster = RedisCluster::start();
+        cluster.serve_without_full_coverage();
+        let (ns, down, _) = namespace_apart(&cluster, "rs", self.apart)
+            .expect("a namespace whose key is alone on one master");
+        let moved: Vec<u64> = ids_elsewhere(&cluster, &ns, down, self.moved)
+            .take(self.count)
+            .collect();
+        assert_eq!(moved.len(), self.count, "ids on the healthy masters");
+        let mut reader = Worker::start_with_env(
+            &cluster.url(),
+            &ns,
+            &[],
+            &[("WORKER_L2_TIMEOUT_MS", "4000")],
+        );
+        let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+        for (index, id) in moved.iter().enumerate() {
+            assert_eq!(writer.get(&format!("get {id}")).loads, index as u64 + 1);
+        }
+        connect_before_the_fault(&mut reader, moved[0]);
+        if let Some(held) = self.held {
+            reader.get(held);
+        }
+        let mut get_moved = || {
+            moved
+                .iter()
+                .map(|id| reader.get(&format!("get {id}")).loads)
+                .last()
+        };
+        let loads = get_moved().expect("ids moved");
+        // Asked before the freeze: a frozen node would not answer `owner_of`.
+        let counters: Vec<(usize, String)> = moved
+            .iter()
+            .map(|id| format!("{ns}:tag:user:{id}"))
+            .chain([format!("{{{ns}}}:bumps")])
+            .map(|key| (cluster.owner_of(&key), key))
+            .collect();
+
+        cluster.nodes[down].freeze();
+        // Invalidations whose messages were lost: their counters move, and the count
+        // of bumps with them, unlisted (every named tag is read again).
+        for (node, key) in counters {
+            redis::cmd("INCR")
+                .arg(&key)
+                .query::<u64>(&mut cluster.nodes[node].connection())
+                .unwrap();
+        }
+        let caught_up = eventually(Duration::from_secs(3), || {
+            get_moved() == Some(loads + moved.len() as u64)
+        });
+        cluster.nodes[down].thaw();
+        cluster.wait_until_ok();
+        assert!(
+            caught_up,
+            "a lost invalidation of a tag on a healthy master waited for the hanging one's timeout"
+        );
     }
-    let caught_up = eventually(Duration::from_secs(3), || {
-        reader.get(&format!("get {id}")).loads == loads + 1
-    });
-    cluster.nodes[down].thaw();
-    cluster.wait_until_ok();
-    assert!(
-        caught_up,
-        "a lost invalidation of a tag on a healthy master waited for the hanging one's timeout"
-    );
 }
 
 /// The master of the invalidation channel's slot, down for good: the backplane must
@@ -921,10 +976,6 @@ fn namespace_apart(
     prefix: &str,
     apart: &str,
 ) -> Option<(String, usize, u64)> {
-    let entry_key = |ns: &str, id: u64| {
-        let key = postcard::to_allocvec(&id).unwrap();
-        stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key)
-    };
     (0..200).find_map(|attempt| {
         let ns = format!("{NS}{prefix}{attempt}");
         let apart = format!("{ns}:{apart}");
@@ -945,13 +996,26 @@ fn namespace_apart(
         {
             return None;
         }
-        let id = (0..100).find(|&id| {
-            let entry = entry_key(&ns, id);
-            elsewhere(&format!("{ns}:tag:user:{id}"))
-                && elsewhere(&entry)
-                && elsewhere(&format!("{entry}:lock"))
-        })?;
+        let id = ids_elsewhere(cluster, &ns, down, 0..100).next()?;
         Some((ns, down, id))
+    })
+}
+
+/// The `ids` of `worker.user` in the namespace `ns` whose tag counter,
+/// entry and lock all live on masters other than `down`.
+fn ids_elsewhere<'a>(
+    cluster: &'a RedisCluster,
+    ns: &'a str,
+    down: usize,
+    ids: impl Iterator<Item = u64> + 'a,
+) -> impl Iterator<Item = u64> + 'a {
+    let elsewhere = move |key: &str| cluster.owner_of(key) != down;
+    ids.filter(move |&id| {
+        let key = postcard::to_allocvec(&id).unwrap();
+        let entry = stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key);
+        elsewhere(&format!("{ns}:tag:user:{id}"))
+            && elsewhere(&entry)
+            && elsewhere(&format!("{entry}:lock"))
     })
 }
 

@@ -2,7 +2,7 @@
 //! per node's worth of keys, so a master that is down fails only the calls that need
 //! it, and only its own circuit opens.
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::connection::Connection;
@@ -10,6 +10,13 @@ use super::counters::parse_versions;
 use super::replace::{self, Prior};
 use super::routing::slot_of;
 use super::{Fault, L2};
+
+/// Keys in one `MGET` of tag counters.
+const MGET_KEYS: usize = 512;
+/// A resync's `MGET`s in flight at once at each master: enough to read thousands of
+/// counters in a few round trips, few enough that none waits behind the others long
+/// enough to time out.
+const READS_IN_FLIGHT_PER_MASTER: usize = 32;
 
 impl L2 {
     /// One command, one round trip: `MGET entry tag-counter...`, the entry and the
@@ -136,7 +143,7 @@ impl L2 {
     /// [`counters::MISSING`]: super::counters::MISSING
     pub(crate) async fn versions(&self, tag_keys: &[String]) -> Result<Vec<u64>, Fault> {
         let mut all = Vec::with_capacity(tag_keys.len());
-        for chunk in tag_keys.chunks(512) {
+        for chunk in tag_keys.chunks(MGET_KEYS) {
             let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
             all.extend(parse_versions(self.mget(&keys).await?)?);
         }
@@ -146,42 +153,65 @@ impl L2 {
     /// The versions of the counters `tag_keys`, each handed to `apply` with its index
     /// as soon as its node answers; returns how many were read. On a cluster a master
     /// that is down or hanging leaves only its own counters unread, and what the
-    /// others answer is applied at once, not after that master's timeout.
+    /// others answer is applied at once, not after that master's timeout: each master
+    /// has its own queue of reads, so a hanging one holds back none of another's, however
+    /// many counters there are. (In chunks of 512 read one after the other, a process
+    /// holding more named tags than one chunk waited for the hanging master's timeout
+    /// before each chunk's reads of the healthy ones.)
     pub(crate) async fn versions_as_answered(
         &self,
         tag_keys: &[String],
         mut apply: impl FnMut(usize, u64),
     ) -> usize {
-        const CHUNK: usize = 512;
+        let keys: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
         let mut read = 0;
-        for (chunk_index, chunk) in tag_keys.chunks(CHUNK).enumerate() {
-            let offset = chunk_index * CHUNK;
-            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            if !self.is_cluster() {
-                let versions = self.mget(&keys).await.and_then(parse_versions);
+        if !self.is_cluster() {
+            for (chunk_index, chunk) in keys.chunks(MGET_KEYS).enumerate() {
+                let versions = self.mget(chunk).await.and_then(parse_versions);
                 for (index, version) in versions.into_iter().flatten().enumerate() {
-                    apply(offset + index, version);
+                    apply(chunk_index * MGET_KEYS + index, version);
                     read += 1;
                 }
-                continue;
             }
-            let by_slot = by_slot(&keys);
-            let keys = &keys;
-            let mut reads: FuturesUnordered<_> = by_slot
-                .iter()
-                .map(|indices| async move {
-                    let replies = self.mget_slot(keys, indices).await;
-                    (indices, replies.and_then(parse_versions).ok())
-                })
-                .collect();
-            while let Some((indices, versions)) = reads.next().await {
-                for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
-                    apply(offset + index, version);
-                    read += 1;
-                }
+            return read;
+        }
+        let keys = &keys;
+        let mut reads =
+            futures_util::stream::select_all(self.reads_by_master(keys).into_iter().map(|reads| {
+                futures_util::stream::iter(reads)
+                    .map(|indices| async move {
+                        let replies = self.mget_slot(keys, &indices).await;
+                        (indices, replies.and_then(parse_versions).ok())
+                    })
+                    .buffer_unordered(READS_IN_FLIGHT_PER_MASTER)
+                    .boxed()
+            }));
+        while let Some((indices, versions)) = reads.next().await {
+            for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
+                apply(index, version);
+                read += 1;
             }
         }
         read
+    }
+
+    /// The indices of `keys`, in `MGET`s of one slot and at most [`MGET_KEYS`] keys,
+    /// queued by the master that holds their slot (one queue for the slots the map
+    /// does not cover).
+    fn reads_by_master(&self, keys: &[&str]) -> Vec<Vec<Vec<usize>>> {
+        let mut queues: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
+        for indices in by_slot(keys) {
+            let master = self.breakers.master_of(slot_of(keys[indices[0]]));
+            let queue = match queues.iter().position(|(owner, _)| *owner == master) {
+                Some(position) => &mut queues[position].1,
+                None => {
+                    queues.push((master, Vec::new()));
+                    &mut queues.last_mut().expect("just pushed").1
+                }
+            };
+            queue.extend(indices.chunks(MGET_KEYS).map(<[usize]>::to_vec));
+        }
+        queues.into_iter().map(|(_, reads)| reads).collect()
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see
@@ -326,15 +356,33 @@ fn scatter<T>(
     }
 }
 
-/// The indices of `keys` grouped by hash slot, in the order the slots first appear.
+/// The indices of `keys` grouped by hash slot, each group in the keys' order.
+/// (Sorted, not searched: a resync groups every named tag held, 100,000 or more.)
 fn by_slot(keys: &[&str]) -> Vec<Vec<usize>> {
-    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
-    for (index, key) in keys.iter().enumerate() {
-        let slot = slot_of(key);
-        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
-            Some((_, indices)) => indices.push(index),
-            None => by_slot.push((slot, vec![index])),
-        }
+    let mut slotted: Vec<(u16, usize)> = keys
+        .iter()
+        .enumerate()
+        .map(|(index, key)| (slot_of(key), index))
+        .collect();
+    slotted.sort_unstable();
+    slotted
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|group| group.iter().map(|&(_, index)| index).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_slot_groups_each_slots_keys_in_their_order() {
+        let keys = ["{a}1", "{b}1", "{a}2", "{c}1", "{b}2", "{a}3"];
+        let mut groups = by_slot(&keys);
+        groups.sort();
+        assert_eq!(groups, [vec![0, 2, 5], vec![1, 4], vec![3]]);
+        assert!(groups.iter().all(|group| group
+            .iter()
+            .all(|&i| slot_of(keys[i]) == slot_of(keys[group[0]]))));
     }
-    by_slot.into_iter().map(|(_, indices)| indices).collect()
 }

@@ -84,6 +84,13 @@ impl Breakers {
     }
 
     /// The address of the master that owns `key`'s slot, once the map is known.
+    /// The index of the master that holds `slot`, if the map covers it: equal for
+    /// two slots on one master, while the map stays the same.
+    pub(crate) fn master_of(&self, slot: u16) -> Option<usize> {
+        let owner = *self.map.read().owners.get(usize::from(slot))?;
+        (owner != UNKNOWN).then_some(usize::from(owner))
+    }
+
     pub(crate) fn owner_of(&self, key: &str) -> Option<(String, u16)> {
         let map = self.map.read();
         let owner = *map.owners.get(usize::from(slot_of(key)))?;
