@@ -50,7 +50,7 @@ check_msrv() (
     mkdir -p "$user/src" "$user/examples"
     touch "$user/src/lib.rs"
     cp "$repo/examples/quickstart.rs" "$user/examples/"
-    for case in "$repo"/tests/ui/pass/*.rs; do
+    for case in "$repo"/ui-tests/tests/ui/pass/*.rs; do
         cp "$case" "$user/examples/$(basename "$case" .rs | tr - _).rs"
     done
     cat > "$user/Cargo.toml" <<EOF

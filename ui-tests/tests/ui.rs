@@ -1,6 +1,6 @@
 //! Compile-time behaviour of `#[cached]`: every mistake is an error on the offending
 //! token, and the function is still emitted. Regenerate the `.stderr` files with
-//! `TRYBUILD=overwrite cargo test --test ui` and review every change.
+//! `TRYBUILD=overwrite cargo test -p stratacache-ui-tests` and review every change.
 
 #[test]
 fn ui() {
