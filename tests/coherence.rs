@@ -833,8 +833,12 @@ impl Hanging<'_> {
         }
         connect_before_the_fault(&mut reader, moved[0]);
         if let Some(held) = self.held {
-            reader.get(held);
+            assert!(
+                reader.get(held).loads >= 1,
+                "the reader loads what it holds"
+            );
         }
+        // Gets each moved id: the cache's loads, counted after the last.
         let mut get_moved = || {
             moved
                 .iter()

@@ -83,7 +83,6 @@ impl Breakers {
         Some((node.host.clone(), node.port))
     }
 
-    /// The address of the master that owns `key`'s slot, once the map is known.
     /// The index of the master that holds `slot`, if the map covers it: equal for
     /// two slots on one master, while the map stays the same.
     pub(crate) fn master_of(&self, slot: u16) -> Option<usize> {
@@ -91,6 +90,7 @@ impl Breakers {
         (owner != UNKNOWN).then_some(usize::from(owner))
     }
 
+    /// The address of the master that owns `key`'s slot, once the map is known.
     pub(crate) fn owner_of(&self, key: &str) -> Option<(String, u16)> {
         let map = self.map.read();
         let owner = *map.owners.get(usize::from(slot_of(key)))?;
