@@ -895,6 +895,77 @@ fn with_the_channels_master_frozen_an_invalidation_held_elsewhere_still_arrives(
     channels_master_out_for_good(Out::Frozen);
 }
 
+/// The channel's master frozen, and a process's circuit to it opened by its own
+/// calls there just before its backplane finds its subscription unanswered: with
+/// the circuit open the backplane knows no channel's master, and it subscribed
+/// again at the next node in turn, the frozen master itself when it came first,
+/// and waited out that subscription (1 s) before trying another. The fleet
+/// checker's frozen phase showed it: in the third round's layout of every run, three
+/// of its five processes deaf for 1.2 s, and reads of the items the healthy masters
+/// hold up to 0.86 s behind. The reader resyncs once a minute, so only a
+/// subscription elsewhere tells it of the invalidation in time.
+#[test]
+fn with_the_channels_master_frozen_and_a_circuit_to_it_open_the_backplane_subscribes_elsewhere() {
+    let cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    // The channel's master is the second node: the one a backplane tries next in
+    // turn once it has subscribed at the first, as it does when it starts (before
+    // the slot map is read) and then moves to the channel's master.
+    let (ns, down, id) = (0..30)
+        .filter_map(|n| namespace_apart(&cluster, &format!("second{n}_"), "invalidations"))
+        .find(|(_, down, _)| *down == 1)
+        .expect("a namespace whose channel lives on the second node");
+    // Ids whose entries the frozen master holds: the reader's calls that open its
+    // circuit there.
+    let there: Vec<u64> = (1000..1100)
+        .filter(|id| {
+            let key = postcard::to_allocvec(id).unwrap();
+            cluster.owner_of(&stratacache_runtime::inspect::entry_key(
+                &ns,
+                "worker.user",
+                0,
+                &key,
+            )) == down
+        })
+        .take(5)
+        .collect();
+    // A 50 ms timeout, so that five calls open the circuit before the ping finds
+    // the subscription unanswered (0.5 to 0.75 s after the freeze).
+    let mut reader = Worker::start_with_env(
+        &cluster.url(),
+        &ns,
+        &[],
+        &[
+            ("WORKER_RESYNC_MS", "60000"),
+            ("WORKER_L2_TIMEOUT_MS", "50"),
+        ],
+    );
+    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+    assert_eq!(reader.get(&format!("get {id}")).loads, 1);
+    connect_before_the_fault(&mut writer, id);
+
+    cluster.nodes[down].freeze();
+    let frozen = Instant::now();
+    for there in there {
+        reader.get(&format!("get {there}"));
+    }
+    let loads = reader.get(&format!("get {id}")).loads;
+    assert_eq!(writer.send(&format!("invalidate_tag user:{id}")), "ok");
+    // Subscribed elsewhere: 0.6 to 0.9 s after the freeze (0.87 s in each of four
+    // runs). At the frozen master first: 1.6 s at the earliest (1.95 and 1.98 s).
+    let seen = eventually(Duration::from_secs(3), || {
+        reader.get(&format!("get {id}")).loads == loads + 1
+    });
+    let took = frozen.elapsed();
+    cluster.nodes[down].thaw();
+    cluster.wait_until_ok();
+    assert!(seen, "the invalidation never arrived");
+    assert!(
+        took < Duration::from_millis(1300),
+        "the backplane subscribed at the frozen master again: the invalidation took {took:?}"
+    );
+}
+
 /// Waits until `worker` reads from Redis the value another worker loaded for `id`:
 /// its cluster client has then connected to every node. It connects in the
 /// background from the process's start, and one still connecting when a master

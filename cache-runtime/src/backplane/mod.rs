@@ -98,7 +98,11 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
                 let owner = l2.channel_subscriber();
                 let client = match owner {
                     Some(owner) if !owner_failed => owner,
-                    _ => next_node(&mut nodes, owner, l2.subscribers.len()),
+                    // Never the channel's master, though its circuit is open (no
+                    // `owner` then): a backplane that found it unanswered just as its
+                    // calls there opened the circuit went back to it, if it came
+                    // next in turn, and waited out a subscription there.
+                    _ => next_node(&mut nodes, l2.channel_master(), l2.subscribers.len()),
                 };
                 let at_owner = owner.is_some_and(|owner| std::ptr::eq(owner, client));
                 match resyncing(l2, &mut resyncs, subscribe(l2, client)).await {

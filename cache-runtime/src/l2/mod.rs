@@ -291,7 +291,16 @@ impl L2 {
     /// its circuit is closed: subscribing there puts the backplane on the node its
     /// messages are published to, with no hop over the cluster bus.
     pub(crate) fn channel_subscriber(&self) -> Option<&redis::Client> {
-        if !self.is_cluster() || self.breakers.for_key(Some(&self.channel)).is_open() {
+        if self.breakers.for_key(Some(&self.channel)).is_open() {
+            return None;
+        }
+        self.channel_master()
+    }
+
+    /// On a cluster, the client of the seed node that owns the channel's slot, its
+    /// circuit open or not.
+    pub(crate) fn channel_master(&self) -> Option<&redis::Client> {
+        if !self.is_cluster() {
             return None;
         }
         let (host, port) = self.breakers.owner_of(&self.channel)?;
