@@ -2,6 +2,8 @@
 //! per node's worth of keys, so a master that is down fails only the calls that need
 //! it, and only its own circuit opens.
 
+use std::collections::BTreeMap;
+
 use futures_util::stream::StreamExt;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
@@ -199,19 +201,13 @@ impl L2 {
     /// queued by the master that holds their slot (one queue for the slots the map
     /// does not cover).
     fn reads_by_master(&self, keys: &[&str]) -> Vec<Vec<Vec<usize>>> {
-        let mut queues: Vec<(Option<usize>, Vec<Vec<usize>>)> = Vec::new();
+        let mut queues: BTreeMap<Option<usize>, Vec<Vec<usize>>> = BTreeMap::new();
         for indices in by_slot(keys) {
             let master = self.breakers.master_of(slot_of(keys[indices[0]]));
-            let queue = match queues.iter().position(|(owner, _)| *owner == master) {
-                Some(position) => &mut queues[position].1,
-                None => {
-                    queues.push((master, Vec::new()));
-                    &mut queues.last_mut().expect("just pushed").1
-                }
-            };
+            let queue = queues.entry(master).or_default();
             queue.extend(indices.chunks(MGET_KEYS).map(<[usize]>::to_vec));
         }
-        queues.into_iter().map(|(_, reads)| reads).collect()
+        queues.into_values().collect()
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see
