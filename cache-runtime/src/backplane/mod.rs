@@ -125,7 +125,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             }
         };
         backoff = Duration::from_millis(100);
-        resync(l2, hearing).await;
+        resync(l2, hearing, resyncs.period()).await;
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
             owner_failed = l2.subscribers.len() > 1
@@ -151,7 +151,7 @@ async fn resyncing<T>(
     loop {
         tokio::select! {
             done = &mut work => return done,
-            _ = resyncs.tick() => resync(l2, Hearing::Deaf).await,
+            _ = resyncs.tick() => resync(l2, Hearing::Deaf, resyncs.period()).await,
         }
     }
 }
@@ -252,7 +252,7 @@ async fn listen(
             },
             () = &mut syncing => {}
             _ = resyncs.tick(), if syncing.is_terminated() => {
-                syncing.set(resync(l2, Hearing::Listening).fuse());
+                syncing.set(resync(l2, Hearing::Listening, resyncs.period()).fuse());
             }
             pinged = &mut pinging => {
                 let (back, answered): (redis::aio::PubSubSink, bool) = pinged;

@@ -50,16 +50,20 @@ pub(crate) enum Hearing {
 /// `cluster-require-full-coverage no`, may stay so for long), nor once a hanging
 /// master's read has timed out (the named tags were read only after every namespace
 /// counter had answered or timed out). Such a resync does not count as a sync for
-/// `max_unsynced`.
-pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
+/// `max_unsynced`. A read unanswered after `within`, the interval, is given up (see
+/// [`L2::versions_as_answered`]): a resync waiting out a hanging master's
+/// `l2_timeout`, when that is the longer, held back the next one, and a lost
+/// invalidation on a healthy master was caught that timeout late.
+pub(crate) async fn resync(l2: &L2, hearing: Hearing, within: Duration) {
     let (bumps_read, bumps) = tokio::sync::oneshot::channel();
     let named = async {
         // Unanswered (the read ended without it, dropping the sender): `None`.
         let bumps = bumps.await.ok();
-        resync_named_tags(l2, bumps, hearing == Hearing::AfterGap).await
+        resync_named_tags(l2, bumps, hearing == Hearing::AfterGap, within).await
     };
+    let namespace = resync_namespace_counters(l2, hearing, bumps_read, within);
     let (namespace_whole, (named, named_whole)) =
-        futures_util::future::join(resync_namespace_counters(l2, hearing, bumps_read), named).await;
+        futures_util::future::join(namespace, named).await;
     // Synced only if every counter was read: what a master that is down holds may
     // have moved (`max_unsynced` goes by this).
     if named_whole && namespace_whole {
@@ -80,6 +84,7 @@ async fn resync_namespace_counters(
     l2: &L2,
     hearing: Hearing,
     bumps_read: tokio::sync::oneshot::Sender<u64>,
+    within: Duration,
 ) -> bool {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -100,7 +105,7 @@ async fn resync_namespace_counters(
         .collect();
     let mut bumps_read = Some(bumps_read);
     let read = l2
-        .versions_as_answered(&counters, |index, version| {
+        .versions_as_answered(&counters, within, |index, version| {
             if let Some((_, cell)) = cells.get(index) {
                 cell.observe_remote(version);
             } else if let Some((name, _)) = caches.get(index - cells.len()) {
@@ -147,7 +152,12 @@ static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 /// every one it meant to: a counter left unread (its cluster master down) leaves no
 /// count of bumps as of which the named tags were read, and the next resync reads
 /// them all again.
-async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usize, bool) {
+async fn resync_named_tags(
+    l2: &L2,
+    bumps: Option<u64>,
+    after_gap: bool,
+    within: Duration,
+) -> (usize, bool) {
     if bumps.is_none() && !l2.is_cluster() {
         // A standalone server that did not answer for the count answers for nothing.
         return (0, false);
@@ -159,7 +169,10 @@ async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usi
         Some(_) if full => Bumped::Unknown,
         None => Bumped::Unknown,
         Some(count) if count == last_read => return (0, true),
-        Some(_) => l2.bumped_since(last_read).await.unwrap_or(Bumped::Unknown),
+        Some(_) => match tokio::time::timeout(within, l2.bumped_since(last_read)).await {
+            Ok(Ok(bumped)) => bumped,
+            _ => Bumped::Unknown,
+        },
     };
     let (named, count) = match bumped {
         Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count)),
@@ -170,7 +183,7 @@ async fn resync_named_tags(l2: &L2, bumps: Option<u64>, after_gap: bool) -> (usi
     };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
     let read = l2
-        .versions_as_answered(&tag_keys, |index, version| {
+        .versions_as_answered(&tag_keys, within, |index, version| {
             named[index].1.observe_remote(version)
         })
         .await;

@@ -3,6 +3,8 @@
 //! it, and only its own circuit opens.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures_util::stream::StreamExt;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -160,16 +162,27 @@ impl L2 {
     /// many counters there are. (In chunks of 512 read one after the other, a process
     /// holding more named tags than one chunk waited for the hanging master's timeout
     /// before each chunk's reads of the healthy ones.)
+    ///
+    /// A read still unanswered after `within` (the resync interval) is given up, and
+    /// so is the rest of its node's queue: that node is left for the next resync,
+    /// which it would otherwise hold back, with an `l2_timeout` longer than the
+    /// interval, until its reads had timed out (a lost invalidation on a healthy
+    /// master was then caught a timeout late). A read given up is not a failure for
+    /// the node's circuit: only a call's own timeout is.
     pub(crate) async fn versions_as_answered(
         &self,
         tag_keys: &[String],
+        within: Duration,
         mut apply: impl FnMut(usize, u64),
     ) -> usize {
         let keys: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
         let mut read = 0;
         if !self.is_cluster() {
             for (chunk_index, chunk) in keys.chunks(MGET_KEYS).enumerate() {
-                let versions = self.mget(chunk).await.and_then(parse_versions);
+                let Ok(answer) = tokio::time::timeout(within, self.mget(chunk)).await else {
+                    break;
+                };
+                let versions = answer.and_then(parse_versions);
                 for (index, version) in versions.into_iter().flatten().enumerate() {
                     apply(chunk_index * MGET_KEYS + index, version);
                     read += 1;
@@ -178,16 +191,26 @@ impl L2 {
             return read;
         }
         let keys = &keys;
-        let mut reads =
-            futures_util::stream::select_all(self.reads_by_master(keys).into_iter().map(|reads| {
+        let queues = self.reads_by_master(keys);
+        let hanging: Vec<AtomicBool> = queues.iter().map(|_| AtomicBool::new(false)).collect();
+        let mut reads = futures_util::stream::select_all(queues.into_iter().zip(&hanging).map(
+            |(reads, hanging)| {
                 futures_util::stream::iter(reads)
-                    .map(|indices| async move {
-                        let replies = self.mget_slot(keys, &indices).await;
+                    .map(move |indices| async move {
+                        if hanging.load(Ordering::Relaxed) {
+                            return (indices, None);
+                        }
+                        let read = self.mget_slot(keys, &indices);
+                        let Ok(replies) = tokio::time::timeout(within, read).await else {
+                            hanging.store(true, Ordering::Relaxed);
+                            return (indices, None);
+                        };
                         (indices, replies.and_then(parse_versions).ok())
                     })
                     .buffer_unordered(READS_IN_FLIGHT_PER_MASTER)
                     .boxed()
-            }));
+            },
+        ));
         while let Some((indices, versions)) = reads.next().await {
             for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
                 apply(index, version);
