@@ -293,9 +293,7 @@ impl Config {
         self
     }
     /// How often tag versions are re-read from Redis (the bound on a lost message).
-    /// More than zero: `init` refuses zero. It is also how long a resync waits for a
-    /// node's answer, whatever `l2_timeout` is: a hanging cluster master is left for
-    /// the next resync rather than holding it back.
+    /// More than zero: `init` refuses zero.
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
         self

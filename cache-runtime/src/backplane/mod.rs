@@ -125,7 +125,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             }
         };
         backoff = Duration::from_millis(100);
-        resync(l2, hearing, resyncs.period()).await;
+        begin_resync(l2, hearing);
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
             owner_failed = l2.subscribers.len() > 1
@@ -143,7 +143,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
 /// resync bounds what it misses meanwhile. (It resynced only once subscribed again:
 /// with the channel's master hanging, not for two seconds and more.)
 async fn resyncing<T>(
-    l2: &L2,
+    l2: &'static L2,
     resyncs: &mut tokio::time::Interval,
     work: impl std::future::Future<Output = T>,
 ) -> T {
@@ -151,9 +151,17 @@ async fn resyncing<T>(
     loop {
         tokio::select! {
             done = &mut work => return done,
-            _ = resyncs.tick() => resync(l2, Hearing::Deaf, resyncs.period()).await,
+            _ = resyncs.tick() => begin_resync(l2, Hearing::Deaf),
         }
     }
+}
+
+/// Begins a resync on a task of its own: nothing waits for it, and the next begins
+/// at the next tick whether it has ended or not (see [`resync`]). A resync waiting on
+/// a hanging master's timeout (a read of its counters) held back the next one, when
+/// that timeout was the longer, and, waited for here, the subscription being made.
+fn begin_resync(l2: &'static L2, hearing: Hearing) {
+    tokio::spawn(resync(l2, hearing));
 }
 
 /// The next node in turn other than `owner` (the channel's master), if there is one.
@@ -225,11 +233,11 @@ async fn subscribe(
 /// 40 ms. The new subscription is made before the old one is dropped, so no message
 /// falls between them (one may come twice; applying it twice does nothing more).
 ///
-/// The resync, the ping and that move each run beside the listening, not instead of
-/// it (one of each at a time): with a master hanging, each waits for a timeout (a
-/// resync's read of its counters, the ping, a subscription there), and the loop,
-/// waiting with them in turn, applied no message and began no resync meanwhile. A
-/// resync cut short when the loop ends is made again at once by [`run`].
+/// The ping and that move each run beside the listening, not instead of it (one of
+/// each at a time), and each resync on a task of its own ([`begin_resync`]): with a
+/// master hanging, each waits for a timeout (a resync's read of its counters, the
+/// ping, a subscription there), and the loop, waiting with them in turn, applied no
+/// message and began no resync meanwhile.
 async fn listen(
     l2: &'static L2,
     client: &'static redis::Client,
@@ -239,7 +247,6 @@ async fn listen(
     let mut placement = tokio::time::interval(PLACEMENT_CHECK);
     let mut pings = tokio::time::interval(PING_EVERY);
     let (sink, mut messages) = pubsub.split();
-    let mut syncing = pin!(Fuse::terminated());
     // The sink goes with each ping and comes back with its answer.
     let mut sink = Some(sink);
     let mut pinging = pin!(Fuse::terminated());
@@ -250,10 +257,7 @@ async fn listen(
                 Some(message) => receive(l2, &message),
                 None => return None,
             },
-            () = &mut syncing => {}
-            _ = resyncs.tick(), if syncing.is_terminated() => {
-                syncing.set(resync(l2, Hearing::Listening, resyncs.period()).fuse());
-            }
+            _ = resyncs.tick() => begin_resync(l2, Hearing::Listening),
             pinged = &mut pinging => {
                 let (back, answered): (redis::aio::PubSubSink, bool) = pinged;
                 if !answered {

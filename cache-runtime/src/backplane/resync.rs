@@ -3,12 +3,13 @@
 //! resync interval instead of making it permanent; and `Config::max_unsynced`, which
 //! drops L1 while no resync succeeds.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::l2::counters::Bumped;
-use crate::l2::{keys, L2};
+use crate::l2::{keys, Node, L2};
 use crate::tags::TagCell;
 use crate::{clock, entry_changes, registry, tags};
 
@@ -50,18 +51,24 @@ pub(crate) enum Hearing {
 /// `cluster-require-full-coverage no`, may stay so for long), nor once a hanging
 /// master's read has timed out (the named tags were read only after every namespace
 /// counter had answered or timed out). Such a resync does not count as a sync for
-/// `max_unsynced`. A read unanswered after `within`, the interval, is given up (see
-/// [`L2::versions_as_answered`]): a resync waiting out a hanging master's
-/// `l2_timeout`, when that is the longer, held back the next one, and a lost
-/// invalidation on a healthy master was caught that timeout late.
-pub(crate) async fn resync(l2: &L2, hearing: Hearing, within: Duration) {
+/// `max_unsynced`.
+///
+/// A resync begins at every tick, whether the last has ended or not, and leaves the
+/// nodes an earlier one is still reading to it: a hanging master's reads wait for
+/// `l2_timeout`, and with that longer than the interval, a resync waiting for them
+/// held back the next, so a lost invalidation on a healthy master was caught that
+/// timeout late. A node slower than the interval to answer is still read, by one
+/// resync at a time. Such a resync is partial too.
+pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
+    // Before this resync reads anything: what is busy now, an earlier one reads.
+    let left = l2.resync_busy();
     let (bumps_read, bumps) = tokio::sync::oneshot::channel();
     let named = async {
         // Unanswered (the read ended without it, dropping the sender): `None`.
         let bumps = bumps.await.ok();
-        resync_named_tags(l2, bumps, hearing == Hearing::AfterGap, within).await
+        resync_named_tags(l2, bumps, hearing == Hearing::AfterGap, &left).await
     };
-    let namespace = resync_namespace_counters(l2, hearing, bumps_read, within);
+    let namespace = resync_namespace_counters(l2, hearing, bumps_read, &left);
     let (namespace_whole, (named, named_whole)) =
         futures_util::future::join(namespace, named).await;
     // Synced only if every counter was read: what a master that is down holds may
@@ -84,7 +91,7 @@ async fn resync_namespace_counters(
     l2: &L2,
     hearing: Hearing,
     bumps_read: tokio::sync::oneshot::Sender<u64>,
-    within: Duration,
+    left: &HashSet<Node>,
 ) -> bool {
     let caches = registry::cache_tags();
     let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
@@ -105,7 +112,7 @@ async fn resync_namespace_counters(
         .collect();
     let mut bumps_read = Some(bumps_read);
     let read = l2
-        .versions_as_answered(&counters, within, |index, version| {
+        .versions_as_answered(&counters, left, |index, version| {
             if let Some((_, cell)) = cells.get(index) {
                 cell.observe_remote(version);
             } else if let Some((name, _)) = caches.get(index - cells.len()) {
@@ -120,7 +127,7 @@ async fn resync_namespace_counters(
         .await;
     if read == 0 {
         tracing::debug!(
-            "stratacache: resync of the namespace's counters skipped: Redis did not answer"
+            "stratacache: resync of the namespace's counters skipped: Redis did not answer, or an earlier resync is still reading them"
         );
     }
     read == counters.len()
@@ -156,7 +163,7 @@ async fn resync_named_tags(
     l2: &L2,
     bumps: Option<u64>,
     after_gap: bool,
-    within: Duration,
+    left: &HashSet<Node>,
 ) -> (usize, bool) {
     if bumps.is_none() && !l2.is_cluster() {
         // A standalone server that did not answer for the count answers for nothing.
@@ -169,10 +176,7 @@ async fn resync_named_tags(
         Some(_) if full => Bumped::Unknown,
         None => Bumped::Unknown,
         Some(count) if count == last_read => return (0, true),
-        Some(_) => match tokio::time::timeout(within, l2.bumped_since(last_read)).await {
-            Ok(Ok(bumped)) => bumped,
-            _ => Bumped::Unknown,
-        },
+        Some(_) => l2.bumped_since(last_read).await.unwrap_or(Bumped::Unknown),
     };
     let (named, count) = match bumped {
         Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count)),
@@ -183,7 +187,7 @@ async fn resync_named_tags(
     };
     let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
     let read = l2
-        .versions_as_answered(&tag_keys, within, |index, version| {
+        .versions_as_answered(&tag_keys, left, |index, version| {
             named[index].1.observe_remote(version)
         })
         .await;

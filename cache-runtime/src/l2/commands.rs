@@ -2,9 +2,7 @@
 //! per node's worth of keys, so a master that is down fails only the calls that need
 //! it, and only its own circuit opens.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
 
 use futures_util::stream::StreamExt;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -13,7 +11,7 @@ use super::connection::Connection;
 use super::counters::parse_versions;
 use super::replace::{self, Prior};
 use super::routing::slot_of;
-use super::{Fault, L2};
+use super::{Fault, Node, L2};
 
 /// Keys in one `MGET` of tag counters.
 const MGET_KEYS: usize = 512;
@@ -163,26 +161,24 @@ impl L2 {
     /// holding more named tags than one chunk waited for the hanging master's timeout
     /// before each chunk's reads of the healthy ones.)
     ///
-    /// A read still unanswered after `within` (the resync interval) is given up, and
-    /// so is the rest of its node's queue: that node is left for the next resync,
-    /// which it would otherwise hold back, with an `l2_timeout` longer than the
-    /// interval, until its reads had timed out (a lost invalidation on a healthy
-    /// master was then caught a timeout late). A read given up is not a failure for
-    /// the node's circuit: only a call's own timeout is.
+    /// The nodes in `left` (an earlier resync is still reading them: [`L2::resync_busy`])
+    /// are not read, and each node is counted as being read until its last read here
+    /// has ended.
     pub(crate) async fn versions_as_answered(
         &self,
         tag_keys: &[String],
-        within: Duration,
+        left: &HashSet<Node>,
         mut apply: impl FnMut(usize, u64),
     ) -> usize {
         let keys: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
         let mut read = 0;
         if !self.is_cluster() {
+            if left.contains(&None) {
+                return 0;
+            }
+            let _reading = self.resync_reads.reading(None);
             for (chunk_index, chunk) in keys.chunks(MGET_KEYS).enumerate() {
-                let Ok(answer) = tokio::time::timeout(within, self.mget(chunk)).await else {
-                    break;
-                };
-                let versions = answer.and_then(parse_versions);
+                let versions = self.mget(chunk).await.and_then(parse_versions);
                 for (index, version) in versions.into_iter().flatten().enumerate() {
                     apply(chunk_index * MGET_KEYS + index, version);
                     read += 1;
@@ -192,25 +188,23 @@ impl L2 {
         }
         let keys = &keys;
         let queues = self.reads_by_master(keys);
-        let hanging: Vec<AtomicBool> = queues.iter().map(|_| AtomicBool::new(false)).collect();
-        let mut reads = futures_util::stream::select_all(queues.into_iter().zip(&hanging).map(
-            |(reads, hanging)| {
-                futures_util::stream::iter(reads)
-                    .map(move |indices| async move {
-                        if hanging.load(Ordering::Relaxed) {
-                            return (indices, None);
-                        }
-                        let read = self.mget_slot(keys, &indices);
-                        let Ok(replies) = tokio::time::timeout(within, read).await else {
-                            hanging.store(true, Ordering::Relaxed);
-                            return (indices, None);
-                        };
+        let queues = queues
+            .into_iter()
+            .filter(|(master, _)| !left.contains(master));
+        let mut reads = futures_util::stream::select_all(queues.map(|(master, reads)| {
+            // Dropped with the queue's stream, once its last read has ended.
+            let reading = self.resync_reads.reading(master);
+            futures_util::stream::iter(reads)
+                .map(move |indices| {
+                    let _reading = &reading;
+                    async move {
+                        let replies = self.mget_slot(keys, &indices).await;
                         (indices, replies.and_then(parse_versions).ok())
-                    })
-                    .buffer_unordered(READS_IN_FLIGHT_PER_MASTER)
-                    .boxed()
-            },
-        ));
+                    }
+                })
+                .buffer_unordered(READS_IN_FLIGHT_PER_MASTER)
+                .boxed()
+        }));
         while let Some((indices, versions)) = reads.next().await {
             for (&index, version) in indices.iter().zip(versions.into_iter().flatten()) {
                 apply(index, version);
@@ -223,14 +217,20 @@ impl L2 {
     /// The indices of `keys`, in `MGET`s of one slot and at most [`MGET_KEYS`] keys,
     /// queued by the master that holds their slot (one queue for the slots the map
     /// does not cover).
-    fn reads_by_master(&self, keys: &[&str]) -> Vec<Vec<Vec<usize>>> {
-        let mut queues: BTreeMap<Option<usize>, Vec<Vec<usize>>> = BTreeMap::new();
+    fn reads_by_master(&self, keys: &[&str]) -> BTreeMap<Node, Vec<Vec<usize>>> {
+        let mut queues: BTreeMap<Node, Vec<Vec<usize>>> = BTreeMap::new();
         for indices in by_slot(keys) {
             let master = self.breakers.master_of(slot_of(keys[indices[0]]));
             let queue = queues.entry(master).or_default();
             queue.extend(indices.chunks(MGET_KEYS).map(<[usize]>::to_vec));
         }
-        queues.into_values().collect()
+        queues
+    }
+
+    /// The nodes an earlier resync is still reading, asked as a resync begins: it
+    /// leaves them to that one (see [`L2::versions_as_answered`]).
+    pub(crate) fn resync_busy(&self) -> HashSet<Node> {
+        self.resync_reads.busy()
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see

@@ -17,6 +17,7 @@ pub(crate) mod message;
 pub(crate) mod protection;
 mod renewal;
 pub(crate) mod replace;
+mod resync_reads;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 mod shape_tracer;
@@ -30,6 +31,7 @@ use self::codec::PayloadFormat;
 use self::connection::Connection;
 pub(crate) use self::counters::parse_versions;
 use self::renewal::{runtime_sentinel, ClusterSetup, StandaloneSetup};
+pub(crate) use self::resync_reads::Node;
 use self::routing::Breakers;
 
 /// Why a Redis call did not answer.
@@ -86,6 +88,8 @@ pub(crate) struct L2 {
     /// Compression, signing and encryption of what this process writes and reads.
     pub(crate) protection: protection::Protection,
     breakers: Breakers,
+    /// The nodes a resync is still reading (see [`L2::versions_as_answered`]).
+    resync_reads: resync_reads::ResyncReads,
     /// Identifies this process's own backplane messages.
     pub(crate) instance: u64,
     pub(crate) channel: String,
@@ -192,6 +196,7 @@ impl L2 {
             format: settings.format,
             protection: settings.protection,
             breakers: Breakers::new(settings.breaker_threshold, settings.breaker_cooldown),
+            resync_reads: resync_reads::ResyncReads::default(),
             instance,
             lock_hold: settings.lock_hold,
             lock_wait: settings.lock_wait,
