@@ -125,7 +125,7 @@ pub(crate) async fn run(l2: &'static L2, resync_every: Duration) {
             }
         };
         backoff = Duration::from_millis(100);
-        begin_resync(l2, hearing);
+        begin_resync(l2, hearing, &resyncs);
         moved = listen(l2, client, pubsub, &mut resyncs).await;
         if moved.is_none() {
             owner_failed = l2.subscribers.len() > 1
@@ -151,7 +151,7 @@ async fn resyncing<T>(
     loop {
         tokio::select! {
             done = &mut work => return done,
-            _ = resyncs.tick() => begin_resync(l2, Hearing::Deaf),
+            _ = resyncs.tick() => begin_resync(l2, Hearing::Deaf, resyncs),
         }
     }
 }
@@ -160,8 +160,8 @@ async fn resyncing<T>(
 /// at the next tick whether it has ended or not (see [`resync`]). A resync waiting on
 /// a hanging master's timeout (a read of its counters) held back the next one, when
 /// that timeout was the longer, and, waited for here, the subscription being made.
-fn begin_resync(l2: &'static L2, hearing: Hearing) {
-    tokio::spawn(resync(l2, hearing));
+fn begin_resync(l2: &'static L2, hearing: Hearing, resyncs: &tokio::time::Interval) {
+    tokio::spawn(resync(l2, hearing, resyncs.period()));
 }
 
 /// The next node in turn other than `owner` (the channel's master), if there is one.
@@ -257,7 +257,7 @@ async fn listen(
                 Some(message) => receive(l2, &message),
                 None => return None,
             },
-            _ = resyncs.tick() => begin_resync(l2, Hearing::Listening),
+            _ = resyncs.tick() => begin_resync(l2, Hearing::Listening, resyncs),
             pinged = &mut pinging => {
                 let (back, answered): (redis::aio::PubSubSink, bool) = pinged;
                 if !answered {

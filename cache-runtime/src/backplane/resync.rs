@@ -53,15 +53,14 @@ pub(crate) enum Hearing {
 /// counter had answered or timed out). Such a resync does not count as a sync for
 /// `max_unsynced`.
 ///
-/// A resync begins at every tick, whether the last has ended or not, and leaves the
-/// nodes an earlier one is still reading to it: a hanging master's reads wait for
-/// `l2_timeout`, and with that longer than the interval, a resync waiting for them
-/// held back the next, so a lost invalidation on a healthy master was caught that
-/// timeout late. A node slower than the interval to answer is still read, by one
-/// resync at a time. Such a resync is partial too.
-pub(crate) async fn resync(l2: &L2, hearing: Hearing) {
-    // Before this resync reads anything: what is busy now, an earlier one reads.
-    let left = l2.resync_busy();
+/// A resync begins at every tick, whether the last has ended or not (`within`, the
+/// interval), and leaves the nodes where an earlier one's read has waited that long
+/// to it: a hanging master's reads wait for `l2_timeout`, and with that longer than
+/// the interval, a resync waiting for them held back the next, so a lost
+/// invalidation on a healthy master was caught that timeout late. A node slower than
+/// the interval to answer is still read. Such a resync is partial too.
+pub(crate) async fn resync(l2: &L2, hearing: Hearing, within: Duration) {
+    let left = l2.resync_stuck(within);
     let (bumps_read, bumps) = tokio::sync::oneshot::channel();
     let named = async {
         // Unanswered (the read ended without it, dropping the sender): `None`.
@@ -127,7 +126,7 @@ async fn resync_namespace_counters(
         .await;
     if read == 0 {
         tracing::debug!(
-            "stratacache: resync of the namespace's counters skipped: Redis did not answer, or an earlier resync is still reading them"
+            "stratacache: resync of the namespace's counters skipped: Redis did not answer, or an earlier resync still waits on it"
         );
     }
     read == counters.len()
@@ -156,9 +155,9 @@ static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 /// resync (`bumps`: the count of bumps, read before them, `None` if Redis did not
 /// answer for it): none if the count has not moved, those the list of bumps names if it
 /// knows them, else all of them. How many counters it read, and whether it read
-/// every one it meant to: a counter left unread (its cluster master down) leaves no
-/// count of bumps as of which the named tags were read, and the next resync reads
-/// them all again.
+/// every one it meant to: a counter left unread (its cluster master down or hanging)
+/// leaves the count of bumps as of which they were last all read, and the next
+/// resync reads every counter bumped since.
 async fn resync_named_tags(
     l2: &L2,
     bumps: Option<u64>,
@@ -192,9 +191,14 @@ async fn resync_named_tags(
         })
         .await;
     let whole = read == tag_keys.len() && count.is_some();
-    // The count read before the counters: a bump after it moves it again.
-    let as_of = count.filter(|_| whole).unwrap_or(NO_LAST_READ);
-    BUMPS_AT_LAST_READ.store(as_of, Ordering::Release);
+    // The count read before the counters: a bump after it moves it again. A read that
+    // left a counter unread leaves the last whole read's count, and the next resync
+    // reads what was bumped since. (It set none, and the next read every counter:
+    // with resyncs overlapping, one that skipped a hanging master made every one
+    // after it a full read.)
+    if let Some(count) = count.filter(|_| whole) {
+        BUMPS_AT_LAST_READ.store(count, Ordering::Release);
+    }
     (read, whole)
 }
 

@@ -3,6 +3,7 @@
 //! it, and only its own circuit opens.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use futures_util::stream::StreamExt;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -161,9 +162,9 @@ impl L2 {
     /// holding more named tags than one chunk waited for the hanging master's timeout
     /// before each chunk's reads of the healthy ones.)
     ///
-    /// The nodes in `left` (an earlier resync is still reading them: [`L2::resync_busy`])
-    /// are not read, and each node is counted as being read until its last read here
-    /// has ended.
+    /// The nodes in `left` (an earlier resync's read there is hanging:
+    /// [`L2::resync_stuck`]) are not read, and each read is counted as under way at
+    /// its node until it ends.
     pub(crate) async fn versions_as_answered(
         &self,
         tag_keys: &[String],
@@ -176,8 +177,8 @@ impl L2 {
             if left.contains(&None) {
                 return 0;
             }
-            let _reading = self.resync_reads.reading(None);
             for (chunk_index, chunk) in keys.chunks(MGET_KEYS).enumerate() {
+                let _reading = self.resync_reads.reading(None);
                 let versions = self.mget(chunk).await.and_then(parse_versions);
                 for (index, version) in versions.into_iter().flatten().enumerate() {
                     apply(chunk_index * MGET_KEYS + index, version);
@@ -192,15 +193,11 @@ impl L2 {
             .into_iter()
             .filter(|(master, _)| !left.contains(master));
         let mut reads = futures_util::stream::select_all(queues.map(|(master, reads)| {
-            // Dropped with the queue's stream, once its last read has ended.
-            let reading = self.resync_reads.reading(master);
             futures_util::stream::iter(reads)
-                .map(move |indices| {
-                    let _reading = &reading;
-                    async move {
-                        let replies = self.mget_slot(keys, &indices).await;
-                        (indices, replies.and_then(parse_versions).ok())
-                    }
+                .map(move |indices| async move {
+                    let _reading = self.resync_reads.reading(master);
+                    let replies = self.mget_slot(keys, &indices).await;
+                    (indices, replies.and_then(parse_versions).ok())
                 })
                 .buffer_unordered(READS_IN_FLIGHT_PER_MASTER)
                 .boxed()
@@ -227,10 +224,11 @@ impl L2 {
         queues
     }
 
-    /// The nodes an earlier resync is still reading, asked as a resync begins: it
-    /// leaves them to that one (see [`L2::versions_as_answered`]).
-    pub(crate) fn resync_busy(&self) -> HashSet<Node> {
-        self.resync_reads.busy()
+    /// The nodes where an earlier resync's read has been under way for `longer_than`
+    /// (the interval), asked as a resync begins: it leaves them to that one rather
+    /// than wait on them too (see [`L2::versions_as_answered`]).
+    pub(crate) fn resync_stuck(&self, longer_than: Duration) -> HashSet<Node> {
+        self.resync_reads.stuck(longer_than)
     }
 
     /// Bumps a tag counter and/or replaces an entry by a tombstone (not a deletion: see

@@ -88,7 +88,7 @@ pub(crate) struct L2 {
     /// Compression, signing and encryption of what this process writes and reads.
     pub(crate) protection: protection::Protection,
     breakers: Breakers,
-    /// The nodes a resync is still reading (see [`L2::versions_as_answered`]).
+    /// The resync reads under way at each node (see [`L2::versions_as_answered`]).
     resync_reads: resync_reads::ResyncReads,
     /// Identifies this process's own backplane messages.
     pub(crate) instance: u64,
