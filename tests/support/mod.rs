@@ -326,6 +326,28 @@ impl RedisCluster {
         }
     }
 
+    /// The cluster names 127.0.0.1:`port` as `node`'s address (a [`Relay`] to it,
+    /// say): every node's `CLUSTER SLOTS`, and so every client that reads the slot
+    /// map from now on, reaches that master there. Waits (bounded) until every node
+    /// has heard.
+    pub fn reach_through(&self, node: usize, port: u16) {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("cluster-announce-port")
+            .arg(port)
+            .query::<()>(&mut self.nodes[node].connection())
+            .expect("CONFIG SET cluster-announce-port");
+        let heard = eventually(Duration::from_secs(10), || {
+            self.nodes.iter().all(|each| {
+                redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query::<redis::Value>(&mut each.connection())
+                    .is_ok_and(|slots| names_port(&slots, port))
+            })
+        });
+        assert!(heard, "the nodes never named port {port} for node {node}");
+    }
+
     /// Every node's URL, comma-separated: what `STRATACACHE_REDIS_URL` takes.
     pub fn url(&self) -> String {
         self.nodes
@@ -356,6 +378,16 @@ impl RedisCluster {
         .unwrap()
         .get_connection()
         .expect("connect to the test cluster")
+    }
+}
+
+/// True if `port` is a number anywhere in the reply (`CLUSTER SLOTS` nests each
+/// node's address in its slot range's entry).
+fn names_port(reply: &redis::Value, port: u16) -> bool {
+    match reply {
+        redis::Value::Int(number) => *number == i64::from(port),
+        redis::Value::Array(items) => items.iter().any(|item| names_port(item, port)),
+        _ => false,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The resync reads under way at each node, so that a resync leaves a node where an
-//! earlier one's read has waited longer than the interval (hanging) to that one,
+//! earlier one's read has waited the interval or longer (hanging) to that one,
 //! rather than waiting on it too: a resync begins at every tick of the interval,
 //! whether the last has ended or not (see `backplane::resync`).
 
