@@ -407,6 +407,40 @@ fn a_subscription_that_dies_silently_is_found_and_made_again() {
     assert!(heard, "the reader never subscribed again");
 }
 
+/// Two invalidations waiting in the outbox, the first for a tag whose counter lives
+/// on a cluster master that hangs (frozen), the second for one whose master answers.
+/// The outbox delivered them one after the other, each round to its end: the second
+/// waited for the first's timeout (4 s here), and again at every round after, so the
+/// others served what it superseded that long after Redis could have taken it.
+#[test]
+fn a_queued_invalidation_does_not_wait_for_one_whose_master_hangs() {
+    let cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    let (ns, hanging, id) = namespace_apart(&cluster, "queued", "tag:user:0")
+        .expect("a namespace whose tag user:0 alone is on one master");
+    let mut reader = Worker::start(&cluster.url(), &ns, &[]);
+    let mut writer = Worker::start_with_env(
+        &cluster.url(),
+        &ns,
+        &[],
+        &[("WORKER_L2_TIMEOUT_MS", "4000")],
+    );
+    let before = reader.get(&format!("get {id}")).loads;
+    connect_before_the_fault(&mut reader, id);
+    cluster.nodes[hanging].freeze();
+    // Straight into the outbox (their futures dropped unpolled), in this order.
+    assert_eq!(writer.send("dropped_invalidate_tag 0"), "ok");
+    assert_eq!(writer.send(&format!("dropped_invalidate_tag {id}")), "ok");
+    let reached = eventually(Duration::from_secs(2), || {
+        reader.get(&format!("get {id}")).loads > before
+    });
+    cluster.nodes[hanging].thaw();
+    assert!(
+        reached,
+        "an invalidation whose master answers waited in the outbox for one whose master hangs"
+    );
+}
+
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the
 /// reader drops even the entries whose tags were never named.
 #[test]

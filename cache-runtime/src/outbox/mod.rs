@@ -19,12 +19,15 @@
 //!   listed in [`crate::superseded`]: a read here of an entry it covers
 //!   is a miss, whatever Redis says.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 mod invalidation;
 mod queue;
@@ -38,6 +41,10 @@ use queue::{Ended, Pushed, Queue};
 
 /// How often the delivery task tries Redis while invalidations wait.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// How many queued invalidations are on their way at once (after an outage, the
+/// queue may hold thousands).
+const DELIVERIES_IN_FLIGHT: usize = 64;
 
 #[derive(Default)]
 struct Outbox {
@@ -216,35 +223,103 @@ pub(crate) fn set_capacity(capacity: usize) {
     OUTBOX.capacity.store(capacity, Ordering::Relaxed);
 }
 
-/// The delivery task: runs for the life of the process. Each round tries every
-/// waiting invalidation, so one whose cluster master is still down does not hold
-/// back those whose masters answer.
+/// The delivery task: runs for the life of the process. Every waiting invalidation
+/// is on its way at once, each on its own (up to [`DELIVERIES_IN_FLIGHT`]): one whose
+/// cluster master hangs waits out its timeout alone, and holds back neither those
+/// whose masters answer nor one queued meanwhile (they were delivered one after
+/// another, each round to its end). One that failed is tried again at the next
+/// retry, [`RETRY_EVERY`] after, or as soon as another is delivered: with the
+/// circuits open, the first attempt is their probe and the others fail at once.
 pub(crate) async fn run(l2: &'static L2) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut retries = Retries::default();
     loop {
-        let notified = OUTBOX.wake.notified();
-        let waiting = OUTBOX.pending.lock().waiting();
-        if waiting.is_empty() {
-            notified.await;
-            continue;
+        let woken = OUTBOX.wake.notified();
+        let mut woken = std::pin::pin!(woken);
+        // Registered before the queue is looked at, so a push in between wakes it.
+        woken.as_mut().enable();
+        let room = DELIVERIES_IN_FLIGHT.saturating_sub(in_flight.len());
+        let waiting = OUTBOX.pending.lock().waiting(&retries.failed, room);
+        if !waiting.is_empty() {
+            retries.let_probe_through(l2);
         }
-        // Circuits may be open: this task's attempts are the probes, at its own pace,
-        // so a queued invalidation does not wait out a breaker's cooldown.
-        l2.let_probe_through();
         for (id, invalidation) in waiting {
-            let Some(mut delivery) = OUTBOX.begin(id, &l2.namespace) else {
-                continue;
-            };
-            match invalidation.deliver(l2).await {
-                Ok(()) => delivery.delivered = true,
-                Err(fault) => {
-                    tracing::debug!(%fault, "stratacache: outbox still waiting for Redis")
-                }
+            if let Some(delivery) = OUTBOX.begin(id, &l2.namespace) {
+                in_flight.push(attempt(l2, delivery, invalidation));
             }
         }
-        if OUTBOX.pending.lock().is_empty() {
-            tracing::info!("stratacache: every queued invalidation delivered");
+        let retry_at = retries.due();
+        tokio::select! {
+            () = woken => {}
+            Some((id, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
+                if !delivered {
+                    retries.failed(id);
+                } else {
+                    // Redis answers again: the ones that failed meanwhile (on a
+                    // circuit still open while this one was its probe, say) go now.
+                    retries.retry_now();
+                    if OUTBOX.pending.lock().is_empty() {
+                        tracing::info!("stratacache: every queued invalidation delivered");
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                retries.retry_now();
+            }
         }
-        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+/// One attempt at a queued invalidation: its id, and whether Redis took it.
+async fn attempt(
+    l2: &'static L2,
+    mut delivery: Delivery<'static>,
+    invalidation: Invalidation,
+) -> (u64, bool) {
+    match invalidation.deliver(l2).await {
+        Ok(()) => delivery.delivered = true,
+        Err(fault) => tracing::debug!(%fault, "stratacache: outbox still waiting for Redis"),
+    }
+    (delivery.id, delivery.delivered)
+}
+
+/// The pace of the delivery task's tries: a failed invalidation waits for the next
+/// retry, and circuits are let through (this task's attempts are their probes, so a
+/// queued invalidation does not wait out a breaker's cooldown) at most once per
+/// [`RETRY_EVERY`].
+#[derive(Default)]
+struct Retries {
+    /// Failed since the last retry: left alone until the next.
+    failed: HashSet<u64>,
+    /// When the failed ones are tried again.
+    at: Option<Instant>,
+    last_probe: Option<Instant>,
+}
+
+impl Retries {
+    fn failed(&mut self, id: u64) {
+        self.failed.insert(id);
+        self.at.get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.at
+    }
+
+    fn retry_now(&mut self) {
+        self.failed.clear();
+        self.at = None;
+    }
+
+    fn let_probe_through(&mut self, l2: &L2) {
+        let now = Instant::now();
+        if self
+            .last_probe
+            .is_none_or(|last| now.duration_since(last) >= RETRY_EVERY)
+        {
+            self.last_probe = Some(now);
+            l2.let_probe_through();
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! The delivery task names an entry by the `id` its push gave it: while it delivers
 //! one, an overflow may have replaced the queue.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use super::Invalidation;
 use crate::superseded;
@@ -103,11 +103,13 @@ impl Queue {
         });
     }
 
-    /// The invalidations to deliver, with their ids.
-    pub(super) fn waiting(&self) -> Vec<(u64, Invalidation)> {
+    /// At most `limit` of the invalidations to deliver, with their ids: not being
+    /// delivered, nor named in `skip`.
+    pub(super) fn waiting(&self, skip: &HashSet<u64>, limit: usize) -> Vec<(u64, Invalidation)> {
         self.items
             .iter()
-            .filter(|q| !q.sending)
+            .filter(|q| !q.sending && !skip.contains(&q.id))
+            .take(limit)
             .map(|q| (q.id, q.invalidation.clone()))
             .collect()
     }
@@ -150,7 +152,7 @@ mod tests {
     fn queue_with(invalidation: Invalidation) -> (Queue, u64) {
         let mut queue = Queue::default();
         assert_eq!(queue.push(invalidation, 10, NS), Pushed::Queued);
-        let [(id, _)] = queue.waiting()[..] else {
+        let [(id, _)] = queue.waiting(&HashSet::new(), 10)[..] else {
             panic!("one invalidation waits");
         };
         (queue, id)
@@ -166,7 +168,11 @@ mod tests {
             Pushed::Coalesced
         );
         assert_eq!(queue.end(id, true, NS), Ended::Waiting, "lost");
-        assert_eq!(queue.waiting().len(), 1, "one entry per tag still");
+        assert_eq!(
+            queue.waiting(&HashSet::new(), 10).len(),
+            1,
+            "one entry per tag still"
+        );
 
         assert!(queue.begin(id));
         assert_eq!(queue.end(id, true, NS), Ended::Removed);
