@@ -842,8 +842,9 @@ fn a_resync_with_a_master_hanging_applies_every_chunk_of_named_tags_at_once() {
 /// and waits on the frozen one. A resync waited for its reads there to time out (4 s
 /// against the interval's 500 ms) and held back the next one, so the invalidation
 /// was caught 3.25 s late at best; a resync now begins at every tick, and leaves a
-/// master to the earlier one whose read there has waited the interval. (With the loss just after the freeze, as above, a resync that had read the healthy
-/// masters in the millisecond before it did the same, in about 0.3% of runs.)
+/// master to the earlier one whose read there has waited the interval. (With the
+/// loss just after the freeze, as above, a resync that had read the healthy masters
+/// in the millisecond before it did the same, in about 0.3% of runs.)
 #[test]
 fn a_resync_with_a_master_hanging_past_the_interval_holds_back_no_later_resync() {
     let hanging = Hanging {
