@@ -227,9 +227,9 @@ pub(crate) fn set_capacity(capacity: usize) {
 /// is on its way at once, each on its own (up to [`DELIVERIES_IN_FLIGHT`]): one whose
 /// cluster master hangs waits out its timeout alone, and holds back neither those
 /// whose masters answer nor one queued meanwhile (they were delivered one after
-/// another, each round to its end). One that failed is tried again at the next
-/// retry, [`RETRY_EVERY`] after, or as soon as another is delivered: with the
-/// circuits open, the first attempt is their probe and the others fail at once.
+/// another, each round to its end). Those that failed are tried again together, in
+/// a round, [`RETRY_EVERY`] after the last round has ended, or at once when another
+/// is delivered (see [`Retries`]).
 pub(crate) async fn run(l2: &'static L2) {
     let mut in_flight = FuturesUnordered::new();
     let mut retries = Retries::default();
@@ -240,86 +240,101 @@ pub(crate) async fn run(l2: &'static L2) {
         woken.as_mut().enable();
         let room = DELIVERIES_IN_FLIGHT.saturating_sub(in_flight.len());
         let waiting = OUTBOX.pending.lock().waiting(&retries.failed, room);
-        if !waiting.is_empty() {
-            retries.let_probe_through(l2);
+        let round = !waiting.is_empty() && std::mem::take(&mut retries.probe);
+        if round {
+            l2.let_probe_through();
         }
         for (id, invalidation) in waiting {
             if let Some(delivery) = OUTBOX.begin(id, &l2.namespace) {
-                in_flight.push(attempt(l2, delivery, invalidation));
+                retries.began(round);
+                in_flight.push(attempt(l2, delivery, invalidation, round));
             }
         }
         let retry_at = retries.due();
         tokio::select! {
             () = woken => {}
-            Some((id, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
-                if !delivered {
-                    retries.failed(id);
-                } else {
-                    // Redis answers again: the ones that failed meanwhile (on a
-                    // circuit still open while this one was its probe, say) go now.
-                    retries.retry_now();
-                    if OUTBOX.pending.lock().is_empty() {
-                        tracing::info!("stratacache: every queued invalidation delivered");
-                    }
+            Some((id, delivered, round)) = in_flight.next(), if !in_flight.is_empty() => {
+                retries.ended(id, delivered, round);
+                if delivered && OUTBOX.pending.lock().is_empty() {
+                    tracing::info!("stratacache: every queued invalidation delivered");
                 }
             }
             () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                retries.retry_now();
+                retries.start_round();
             }
         }
     }
 }
 
-/// One attempt at a queued invalidation: its id, and whether Redis took it.
+/// One attempt at a queued invalidation: its id, whether Redis took it, and
+/// whether it was a retry round's.
 async fn attempt(
     l2: &'static L2,
     mut delivery: Delivery<'static>,
     invalidation: Invalidation,
-) -> (u64, bool) {
+    round: bool,
+) -> (u64, bool, bool) {
     match invalidation.deliver(l2).await {
         Ok(()) => delivery.delivered = true,
         Err(fault) => tracing::debug!(%fault, "stratacache: outbox still waiting for Redis"),
     }
-    (delivery.id, delivery.delivered)
+    (delivery.id, delivery.delivered, round)
 }
 
-/// The pace of the delivery task's tries: a failed invalidation waits for the next
-/// retry, and circuits are let through (this task's attempts are their probes, so a
-/// queued invalidation does not wait out a breaker's cooldown) at most once per
-/// [`RETRY_EVERY`].
+/// The pace of the delivery task's tries. The failed invalidations are tried again
+/// together, in a round, [`RETRY_EVERY`] after the last round has ended, as when
+/// they were tried one after another; or at once when another is delivered: Redis
+/// answers again (with the circuits open, the first attempt is their probe, and
+/// the others fail at once).
+///
+/// Only a round lets its attempts through open circuits (`L2::let_probe_through`:
+/// this task's attempts are their probes, so a queued invalidation does not wait out
+/// a breaker's cooldown), and a round waits for the last to end: the probe is the
+/// next call to a master, whoever makes it. Let through at every retry, a hanging
+/// master's timeouts overlapping, or with a fresh attempt for a master that answers,
+/// its probes went to the processes' own calls there as well, each of which waited
+/// out its timeout: in the fleet checker's frozen phase, messages were seen 0.2 to
+/// 0.9 s late at the 99th percentile, where they are seen at once, and a writer made
+/// a third fewer invalidations.
 #[derive(Default)]
 struct Retries {
-    /// Failed since the last retry: left alone until the next.
+    /// Failed since the last round: left alone until the next.
     failed: HashSet<u64>,
-    /// When the failed ones are tried again.
+    /// When the next round begins.
     at: Option<Instant>,
-    last_probe: Option<Instant>,
+    /// A round begins: its attempts are let through open circuits.
+    probe: bool,
+    /// The last round's attempts still on their way.
+    in_round: usize,
 }
 
 impl Retries {
-    fn failed(&mut self, id: u64) {
-        self.failed.insert(id);
-        self.at.get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+    fn began(&mut self, in_round: bool) {
+        self.in_round += usize::from(in_round);
+    }
+
+    fn ended(&mut self, id: u64, delivered: bool, in_round: bool) {
+        self.in_round -= usize::from(in_round);
+        if delivered {
+            self.failed.clear();
+        } else {
+            self.failed.insert(id);
+        }
+        if self.failed.is_empty() {
+            self.at = None;
+        } else if self.in_round == 0 && !self.probe {
+            self.at.get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+        }
     }
 
     fn due(&self) -> Option<Instant> {
-        self.at
+        self.at.filter(|_| self.in_round == 0)
     }
 
-    fn retry_now(&mut self) {
+    fn start_round(&mut self) {
         self.failed.clear();
         self.at = None;
-    }
-
-    fn let_probe_through(&mut self, l2: &L2) {
-        let now = Instant::now();
-        if self
-            .last_probe
-            .is_none_or(|last| now.duration_since(last) >= RETRY_EVERY)
-        {
-            self.last_probe = Some(now);
-            l2.let_probe_through();
-        }
+        self.probe = true;
     }
 }
 
