@@ -322,7 +322,7 @@ impl Retries {
         }
         if self.failed.is_empty() {
             self.at = None;
-        } else if self.in_round == 0 && !self.probe {
+        } else if self.in_round == 0 {
             self.at.get_or_insert_with(|| Instant::now() + RETRY_EVERY);
         }
     }
@@ -346,5 +346,34 @@ pub(crate) fn snapshot() -> OutboxSnapshot {
         delivered: load(&OUTBOX.delivered),
         coalesced: load(&OUTBOX.coalesced),
         overflowed: load(&OUTBOX.overflowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_retried_though_the_round_before_it_found_nothing_to_retry() {
+        let mut retries = Retries::default();
+        retries.began(false);
+        // Every waiting invalidation on its way: the round's probe finds no attempt.
+        retries.start_round();
+        retries.ended(1, false, false);
+        assert!(
+            retries.due().is_some(),
+            "a failed invalidation was never retried"
+        );
+    }
+
+    #[test]
+    fn a_round_begins_once_the_last_has_ended() {
+        let mut retries = Retries::default();
+        retries.began(true);
+        retries.began(true);
+        retries.ended(1, false, true);
+        assert_eq!(retries.due(), None, "a round overlapped the last");
+        retries.ended(2, false, true);
+        assert!(retries.due().is_some());
     }
 }
