@@ -1073,12 +1073,6 @@ fn with_the_channels_master_frozen_and_a_circuit_to_it_open_the_backplane_subscr
     );
 }
 
-/// Waits until `worker` reads from Redis the value another worker loaded for `id`:
-/// its cluster client has then connected to every node. It connects in the
-/// background from the process's start, and one still connecting when a master
-/// hangs holds every call until it has reached that master (a process that starts
-/// while a master hangs; see the README): a race with the fault that these tests
-/// are not about.
 /// Moves each counter at its master (`(node, key)`), as an invalidation whose
 /// message was lost does.
 fn bump_without_a_message(cluster: &RedisCluster, counters: Vec<(usize, String)>) {
@@ -1090,6 +1084,12 @@ fn bump_without_a_message(cluster: &RedisCluster, counters: Vec<(usize, String)>
     }
 }
 
+/// Waits until `worker` reads from Redis the value another worker loaded for `id`:
+/// its cluster client has then connected to every node. It connects in the
+/// background from the process's start, and one still connecting when a master
+/// hangs holds every call until it has reached that master (a process that starts
+/// while a master hangs; see the README): a race with the fault that these tests
+/// are not about.
 fn connect_before_the_fault(worker: &mut Worker, id: u64) {
     let connected = eventually(Duration::from_secs(5), || {
         worker.get(&format!("peek {id}")).value != "<none>"
