@@ -414,10 +414,31 @@ fn a_subscription_that_dies_silently_is_found_and_made_again() {
 /// others served what it superseded that long after Redis could have taken it.
 #[test]
 fn a_queued_invalidation_does_not_wait_for_one_whose_master_hangs() {
+    queued_behind_a_hanging_master(|_| "dropped_invalidate_tag 0".to_owned());
+}
+
+/// The same with the first an entry's invalidation, whose tombstone the hanging
+/// master holds (its cache's entry-change counter lives elsewhere).
+#[test]
+fn a_queued_invalidation_does_not_wait_for_an_entrys_whose_master_hangs() {
+    queued_behind_a_hanging_master(|entry_there| format!("dropped_invalidate {entry_there}"));
+}
+
+/// Queues `first(an id whose entry the hanging master holds)` and then an
+/// invalidation of a tag whose counter and entry live on the masters that answer,
+/// with one master frozen; the reader must hear of the second within 2 s.
+fn queued_behind_a_hanging_master(first: impl FnOnce(u64) -> String) {
     let cluster = RedisCluster::start();
     cluster.serve_without_full_coverage();
     let (ns, hanging, id) = namespace_apart(&cluster, "queued", "tag:user:0")
         .expect("a namespace whose tag user:0 alone is on one master");
+    let entry_there = (1000..1100)
+        .find(|id: &u64| {
+            let key = postcard::to_allocvec(id).unwrap();
+            let entry = stratacache_runtime::inspect::entry_key(&ns, "worker.user", 0, &key);
+            cluster.owner_of(&entry) == hanging
+        })
+        .expect("an id whose entry the hanging master holds");
     let mut reader = Worker::start(&cluster.url(), &ns, &[]);
     let mut writer = Worker::start_with_env(
         &cluster.url(),
@@ -429,7 +450,7 @@ fn a_queued_invalidation_does_not_wait_for_one_whose_master_hangs() {
     connect_before_the_fault(&mut reader, id);
     cluster.nodes[hanging].freeze();
     // Straight into the outbox (their futures dropped unpolled), in this order.
-    assert_eq!(writer.send("dropped_invalidate_tag 0"), "ok");
+    assert_eq!(writer.send(&first(entry_there)), "ok");
     assert_eq!(writer.send(&format!("dropped_invalidate_tag {id}")), "ok");
     let reached = eventually(Duration::from_secs(2), || {
         reader.get(&format!("get {id}")).loads > before
