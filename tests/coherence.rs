@@ -433,11 +433,7 @@ fn queued_behind_a_hanging_master(first: impl FnOnce(u64) -> String) {
     let (ns, hanging, id) = namespace_apart(&cluster, "queued", "tag:user:0")
         .expect("a namespace whose tag user:0 alone is on one master");
     let entry_there = (1000..1100)
-        .find(|id: &u64| {
-            let key = postcard::to_allocvec(id).unwrap();
-            let entry = stratacache_runtime::inspect::entry_key(&ns, "worker.user", 0, &key);
-            cluster.owner_of(&entry) == hanging
-        })
+        .find(|&id| cluster.owner_of(&user_entry_key(&ns, id)) == hanging)
         .expect("an id whose entry the hanging master holds");
     let mut reader = Worker::start(&cluster.url(), &ns, &[]);
     let mut writer = Worker::start_with_env(
@@ -892,9 +888,8 @@ fn a_resync_still_reads_a_master_slower_than_the_interval() {
         .expect("a namespace whose entry-change counter is alone on one master");
     // Its tag counter on the slow master, its entry where a reload is quick.
     let id = (0..1000)
-        .find(|id| {
-            let key = postcard::to_allocvec(id).unwrap();
-            let entry = stratacache_runtime::inspect::entry_key(&ns, "worker.user", 0, &key);
+        .find(|&id| {
+            let entry = user_entry_key(&ns, id);
             cluster.owner_of(&format!("{ns}:tag:user:{id}")) == slow
                 && cluster.owner_of(&entry) != slow
                 && cluster.owner_of(&format!("{entry}:lock")) != slow
@@ -1046,15 +1041,7 @@ fn with_the_channels_master_frozen_and_a_circuit_to_it_open_the_backplane_subscr
     // Ids whose entries the frozen master holds: the reader's calls that open its
     // circuit there.
     let there: Vec<u64> = (1000..1100)
-        .filter(|id| {
-            let key = postcard::to_allocvec(id).unwrap();
-            cluster.owner_of(&stratacache_runtime::inspect::entry_key(
-                &ns,
-                "worker.user",
-                0,
-                &key,
-            )) == down
-        })
+        .filter(|&id| cluster.owner_of(&user_entry_key(&ns, id)) == down)
         .take(5)
         .collect();
     // A 50 ms timeout, so that five calls open the circuit before the ping finds
@@ -1225,12 +1212,17 @@ fn ids_elsewhere<'a>(
 ) -> impl Iterator<Item = u64> + 'a {
     let elsewhere = move |key: &str| cluster.owner_of(key) != down;
     ids.filter(move |&id| {
-        let key = postcard::to_allocvec(&id).unwrap();
-        let entry = stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key);
+        let entry = user_entry_key(ns, id);
         elsewhere(&format!("{ns}:tag:user:{id}"))
             && elsewhere(&entry)
             && elsewhere(&format!("{entry}:lock"))
     })
+}
+
+/// The Redis key of `worker.user`'s entry for `id` in the namespace `ns`.
+fn user_entry_key(ns: &str, id: u64) -> String {
+    let key = postcard::to_allocvec(&id).unwrap();
+    stratacache_runtime::inspect::entry_key(ns, "worker.user", 0, &key)
 }
 
 /// An ACL user whose subscription to the invalidation channel Redis refuses
