@@ -414,27 +414,50 @@ fn a_subscription_that_dies_silently_is_found_and_made_again() {
 /// others served what it superseded that long after Redis could have taken it.
 #[test]
 fn a_queued_invalidation_does_not_wait_for_one_whose_master_hangs() {
-    queued_behind_a_hanging_master(|_| "dropped_invalidate_tag 0".to_owned());
+    queued_behind_a_hanging_master(|_, _, _| vec!["dropped_invalidate_tag 0".to_owned()]);
 }
 
 /// The same with the first an entry's invalidation, whose tombstone the hanging
 /// master holds (its cache's entry-change counter lives elsewhere).
 #[test]
 fn a_queued_invalidation_does_not_wait_for_an_entrys_whose_master_hangs() {
-    queued_behind_a_hanging_master(|entry_there| format!("dropped_invalidate {entry_there}"));
+    queued_behind_a_hanging_master(|cluster, ns, hanging| {
+        let entry_there = (1000..1100)
+            .find(|&id| cluster.owner_of(&user_entry_key(ns, id)) == hanging)
+            .expect("an id whose entry the hanging master holds");
+        vec![format!("dropped_invalidate {entry_there}")]
+    });
 }
 
-/// Queues `first(an id whose entry the hanging master holds)` and then an
-/// invalidation of a tag whose counter and entry live on the masters that answer,
-/// with one master frozen; the reader must hear of the second within 2 s.
-fn queued_behind_a_hanging_master(first: impl FnOnce(u64) -> String) {
+/// The same with more invalidations for the hanging master than the outbox has on
+/// their way at once (64): they took every place, each waiting out its timeout
+/// (4 s), and the one whose master answers waited for a place.
+#[test]
+fn a_queued_invalidation_does_not_wait_for_a_full_outbox_of_ones_whose_master_hangs() {
+    queued_behind_a_hanging_master(|cluster, ns, hanging| {
+        let tags_there: Vec<String> = (1000..5000)
+            .filter(|id| cluster.owner_of(&format!("{ns}:tag:user:{id}")) == hanging)
+            .take(80)
+            .map(|id| format!("dropped_invalidate_tag {id}"))
+            .collect();
+        assert_eq!(
+            tags_there.len(),
+            80,
+            "80 tags whose counters the hanging master holds"
+        );
+        tags_there
+    });
+}
+
+/// Queues `first(cluster, namespace, the hanging master)` and then an invalidation
+/// of a tag whose counter and entry live on the masters that answer, with one
+/// master frozen; the reader must hear of the last within 2 s.
+fn queued_behind_a_hanging_master(first: impl FnOnce(&RedisCluster, &str, usize) -> Vec<String>) {
     let cluster = RedisCluster::start();
     cluster.serve_without_full_coverage();
     let (ns, hanging, id) = namespace_apart(&cluster, "queued", "tag:user:0")
         .expect("a namespace whose tag user:0 alone is on one master");
-    let entry_there = (1000..1100)
-        .find(|&id| cluster.owner_of(&user_entry_key(&ns, id)) == hanging)
-        .expect("an id whose entry the hanging master holds");
+    let first = first(&cluster, &ns, hanging);
     let mut reader = Worker::start(&cluster.url(), &ns, &[]);
     let mut writer = Worker::start_with_env(
         &cluster.url(),
@@ -446,7 +469,9 @@ fn queued_behind_a_hanging_master(first: impl FnOnce(u64) -> String) {
     connect_before_the_fault(&mut reader, id);
     cluster.nodes[hanging].freeze();
     // Straight into the outbox (their futures dropped unpolled), in this order.
-    assert_eq!(writer.send(&first(entry_there)), "ok");
+    for command in &first {
+        assert_eq!(writer.send(command), "ok");
+    }
     assert_eq!(writer.send(&format!("dropped_invalidate_tag {id}")), "ok");
     let reached = eventually(Duration::from_secs(2), || {
         reader.get(&format!("get {id}")).loads > before

@@ -221,6 +221,15 @@ impl L2 {
         self.cluster.is_some()
     }
 
+    /// The node that holds `key`: on a cluster its master, as the slot map knows it
+    /// ([`Node`] says what the index means), and `None` for a standalone server.
+    pub(crate) fn node_of(&self, key: &str) -> Node {
+        if !self.is_cluster() {
+            return None;
+        }
+        self.breakers.master_of(routing::slot_of(key))
+    }
+
     /// Runs one call through the breaker of the node that holds `key` (the shared
     /// one for no key, or a standalone server) and the timeout. A call's keys all
     /// live on one node: the callers split multi-node work into one call per slot.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::entry_changes;
 use crate::l2::message::Message;
-use crate::l2::{keys, Fault, L2};
+use crate::l2::{keys, Fault, Node, L2};
 use crate::tags::{self, TagCell};
 
 /// What one invalidation covers.
@@ -122,6 +122,17 @@ impl Invalidation {
             Scope::Entry { entry_key, .. } => entry_key.clone(),
             _ => self.counter(namespace),
         }
+    }
+
+    /// The nodes that hold what it changes in Redis: its counter's, and an entry's
+    /// tombstone's. (Every delivery also publishes on the channel's node, and a named
+    /// tag's logs its bump on the log's: shared by all, they tell none apart.)
+    pub(super) fn nodes(&self, l2: &L2) -> Vec<Node> {
+        let mut nodes = vec![l2.node_of(&self.counter(&l2.namespace))];
+        if let Scope::Entry { entry_key, .. } = &self.scope {
+            nodes.push(l2.node_of(entry_key));
+        }
+        nodes
     }
 
     /// Bumps the counter (and puts an entry's tombstone) in Redis, then tells the

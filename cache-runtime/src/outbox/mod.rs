@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 mod invalidation;
+mod places;
 mod queue;
 
 use crate::l2::L2;
@@ -37,14 +38,11 @@ use crate::stats::OutboxSnapshot;
 use crate::superseded::Writing;
 
 pub(crate) use invalidation::Invalidation;
+use places::Places;
 use queue::{Ended, Pushed, Queue};
 
 /// How often the delivery task tries Redis while invalidations wait.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
-
-/// How many queued invalidations are on their way at once (after an outage, the
-/// queue may hold thousands).
-const DELIVERIES_IN_FLIGHT: usize = 64;
 
 #[derive(Default)]
 struct Outbox {
@@ -224,22 +222,31 @@ pub(crate) fn set_capacity(capacity: usize) {
 }
 
 /// The delivery task: runs for the life of the process. Every waiting invalidation
-/// is on its way at once, each on its own (up to [`DELIVERIES_IN_FLIGHT`]): one whose
-/// cluster master hangs waits out its timeout alone, and holds back neither those
-/// whose masters answer nor one queued meanwhile (they were delivered one after
-/// another, each round to its end). Those that failed are tried again together, in
-/// a round, [`RETRY_EVERY`] after the last round has ended, or at once when another
-/// is delivered (see [`Retries`]).
+/// is on its way at once, each on its own (up to [`places::DELIVERIES_IN_FLIGHT`]):
+/// one whose cluster master hangs waits out its timeout alone, and holds back neither
+/// those whose masters answer nor one queued meanwhile (they were delivered one after
+/// another, each round to its end). An attempt stuck on a hanging master gives up its
+/// place, and no other goes to that master until it ends ([`places`]). Those that
+/// failed are tried again together, in a round, [`RETRY_EVERY`] after the last
+/// round has ended, or at once when another is delivered (see [`Retries`]).
 pub(crate) async fn run(l2: &'static L2) {
     let mut in_flight = FuturesUnordered::new();
+    let mut places = Places::default();
     let mut retries = Retries::default();
     loop {
         let woken = OUTBOX.wake.notified();
         let mut woken = std::pin::pin!(woken);
         // Registered before the queue is looked at, so a push in between wakes it.
         woken.as_mut().enable();
-        let room = DELIVERIES_IN_FLIGHT.saturating_sub(in_flight.len());
-        let waiting = OUTBOX.pending.lock().waiting(&retries.failed, room);
+        let now = Instant::now();
+        let held = places.held(now);
+        let waiting = OUTBOX
+            .pending
+            .lock()
+            .waiting(places.room(now), |id, invalidation| {
+                !retries.failed.contains(&id)
+                    && (held.is_empty() || !invalidation.nodes(l2).iter().any(|n| held.contains(n)))
+            });
         let round = !waiting.is_empty() && std::mem::take(&mut retries.probe);
         if round {
             l2.let_probe_through();
@@ -247,21 +254,26 @@ pub(crate) async fn run(l2: &'static L2) {
         for (id, invalidation) in waiting {
             if let Some(delivery) = OUTBOX.begin(id, &l2.namespace) {
                 retries.began(round);
+                places.began(id, invalidation.nodes(l2), now);
                 in_flight.push(attempt(l2, delivery, invalidation, round));
             }
         }
         let retry_at = retries.due();
+        let stuck_at = places.next_stuck(now);
         tokio::select! {
             () = woken => {}
             Some((id, delivered, round)) = in_flight.next(), if !in_flight.is_empty() => {
+                places.ended(id);
                 retries.ended(id, delivered, round);
                 if delivered && OUTBOX.pending.lock().is_empty() {
                     tracing::info!("stratacache: every queued invalidation delivered");
                 }
             }
-            () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+            () = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {
                 retries.start_round();
             }
+            // Its place is free for another.
+            () = tokio::time::sleep_until(stuck_at.unwrap_or(now)), if stuck_at.is_some() => {}
         }
     }
 }

@@ -13,7 +13,7 @@
 //! The delivery task names an entry by the `id` its push gave it: while it delivers
 //! one, an overflow may have replaced the queue.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::Invalidation;
 use crate::superseded;
@@ -103,12 +103,16 @@ impl Queue {
         });
     }
 
-    /// At most `limit` of the invalidations to deliver, with their ids: not being
-    /// delivered, nor named in `skip`.
-    pub(super) fn waiting(&self, skip: &HashSet<u64>, limit: usize) -> Vec<(u64, Invalidation)> {
+    /// At most `limit` of the invalidations to deliver, in the order they were
+    /// queued, with their ids: not being delivered, and `ready`.
+    pub(super) fn waiting(
+        &self,
+        limit: usize,
+        mut ready: impl FnMut(u64, &Invalidation) -> bool,
+    ) -> Vec<(u64, Invalidation)> {
         self.items
             .iter()
-            .filter(|q| !q.sending && !skip.contains(&q.id))
+            .filter(|q| !q.sending && ready(q.id, &q.invalidation))
             .take(limit)
             .map(|q| (q.id, q.invalidation.clone()))
             .collect()
@@ -152,7 +156,7 @@ mod tests {
     fn queue_with(invalidation: Invalidation) -> (Queue, u64) {
         let mut queue = Queue::default();
         assert_eq!(queue.push(invalidation, 10, NS), Pushed::Queued);
-        let [(id, _)] = queue.waiting(&HashSet::new(), 10)[..] else {
+        let [(id, _)] = queue.waiting(10, |_, _| true)[..] else {
             panic!("one invalidation waits");
         };
         (queue, id)
@@ -169,7 +173,7 @@ mod tests {
         );
         assert_eq!(queue.end(id, true, NS), Ended::Waiting, "lost");
         assert_eq!(
-            queue.waiting(&HashSet::new(), 10).len(),
+            queue.waiting(10, |_, _| true).len(),
             1,
             "one entry per tag still"
         );
