@@ -451,7 +451,8 @@ fn a_queued_invalidation_does_not_wait_for_a_full_outbox_of_ones_whose_master_ha
 
 /// Queues `first(cluster, namespace, the hanging master)` and then an invalidation
 /// of a tag whose counter and entry live on the masters that answer, with one
-/// master frozen; the reader must hear of the last within 2 s.
+/// master frozen; the reader must hear of the last within 2 s, and every one must
+/// be delivered once the master answers again.
 fn queued_behind_a_hanging_master(first: impl FnOnce(&RedisCluster, &str, usize) -> Vec<String>) {
     let cluster = RedisCluster::start();
     cluster.serve_without_full_coverage();
@@ -480,6 +481,13 @@ fn queued_behind_a_hanging_master(first: impl FnOnce(&RedisCluster, &str, usize)
     assert!(
         reached,
         "an invalidation whose master answers waited in the outbox for one whose master hangs"
+    );
+    let drained = eventually(Duration::from_secs(15), || {
+        writer.stats()["outbox"]["pending"] == 0
+    });
+    assert!(
+        drained,
+        "the hanging master's invalidations were never delivered once it answered"
     );
 }
 
