@@ -175,6 +175,8 @@ async fn main() {
         "peeker" => peek_loop(&args, &mut log).await,
         other => panic!("unknown role {other}"),
     }
+    let made_again = stratacache::stats().invalidations_made_again;
+    let _ = writeln!(log, "m 0 {made_again} 0 0 1");
     std::fs::write(&args.out, log).expect("write the log");
 }
 

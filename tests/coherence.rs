@@ -491,6 +491,79 @@ fn queued_behind_a_hanging_master(first: impl FnOnce(&RedisCluster, &str, usize)
     );
 }
 
+/// Redis back from a snapshot older than an invalidation (a restart with
+/// persistence, or a failover to a replica that had not caught up) holds the
+/// counter and the entry as they were before it: the entry is valid again. A
+/// process started since knows of no later version, and served it from Redis until
+/// its ttl. A process that heard the invalidation finds the counter below what it
+/// heard, at its resync, and makes the invalidation again.
+#[test]
+fn a_tag_invalidation_lost_to_a_snapshot_is_made_again() {
+    lost_to_a_snapshot(
+        Deployment::standalone(),
+        "invalidate_tag user:61",
+        "tag:user:61",
+    );
+}
+
+/// The same on a cluster, every master back from its snapshot.
+#[test]
+fn a_tag_invalidation_lost_to_a_cluster_snapshot_is_made_again() {
+    lost_to_a_snapshot(
+        Deployment::cluster(),
+        "invalidate_tag user:61",
+        "tag:user:61",
+    );
+}
+
+/// The same with an entry's invalidation, whose tombstone the snapshot lost: its
+/// cache's entry-change counter went back, and the whole cache is invalidated again
+/// (the counter cannot say which entry).
+#[test]
+fn an_entry_invalidation_lost_to_a_snapshot_is_made_again() {
+    lost_to_a_snapshot(
+        Deployment::standalone(),
+        "invalidate 61",
+        "entry-changes:worker.user",
+    );
+}
+
+/// Runs `invalidation` after a snapshot is taken, then restarts Redis from it;
+/// `counter` (in the namespace) is what goes back.
+fn lost_to_a_snapshot(mut server: Deployment, invalidation: &str, counter: &str) {
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let counter = format!("{NS}:{counter}");
+    let version =
+        |server: &Deployment| -> Option<u64> { server.query(redis::cmd("GET").arg(&counter)) };
+    assert_eq!(writer.get("get 61").loads, 1);
+    // The entry-change counter exists from the cache's first change.
+    assert_eq!(writer.send("invalidate 62"), "ok");
+    server.snapshot();
+    let before = version(&server).expect("the counter exists");
+    assert_eq!(writer.send(invalidation), "ok");
+    let lost = version(&server).unwrap();
+    assert_eq!(writer.get("get 61").loads, 2, "loaded again after it");
+
+    server.stop();
+    server.restart();
+    let back = version(&server);
+    assert!(
+        back == Some(before) || back > Some(lost),
+        "Redis came back from the snapshot (or the writer made the invalidation again already): {back:?}, {before} before, {lost} lost"
+    );
+    let mut started_since = Worker::start(&server.url(), NS, &[]);
+    let reloaded = eventually(Duration::from_secs(5), || {
+        started_since.get("get 61").loads == 1
+    });
+    assert!(
+        reloaded,
+        "the entry the invalidation superseded was served from the snapshot until its ttl"
+    );
+    let made_again = &writer.stats()["invalidations_made_again"];
+    assert!(made_again.as_u64() >= Some(1), "counted: {made_again}");
+    assert_eq!(started_since.stats()["invalidations_made_again"], 0);
+}
+
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the
 /// reader drops even the entries whose tags were never named.
 #[test]

@@ -142,6 +142,26 @@ pub(crate) fn missed(cache: &str, now: u64, unheard_is_missed: bool) -> bool {
     missed
 }
 
+/// The highest version of `cache`'s counter this process knows Redis held (heard of,
+/// or read), if any: a read sent after this finds that or more, unless Redis lost
+/// it (`backplane::rollback`).
+pub(crate) fn highest_known(cache: &str) -> Option<u64> {
+    let known = KNOWN.lock();
+    let known = known.get(cache)?;
+    let early = known.early.last().copied().unwrap_or(0);
+    let highest = known.through.max(known.read).max(early);
+    (highest != 0).then_some(highest)
+}
+
+/// Redis lost the versions of `cache`'s counter above `version`
+/// (`backplane::rollback`): they will be issued again, for other changes, so the
+/// count starts afresh from it.
+pub(crate) fn went_back_to(cache: &str, version: u64) {
+    let mut known = Known::up_to(version);
+    known.read = version;
+    KNOWN.lock().insert(cache.to_owned(), known);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,11 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
         "# HELP {UNAUTHENTICATED} Backplane messages ignored as not signed by a configured secret.\n# TYPE {UNAUTHENTICATED} counter\n{UNAUTHENTICATED} {}",
         stats.unauthenticated_messages
     );
+    let _ = writeln!(
+        out,
+        "# HELP {MADE_AGAIN} Invalidations made again because Redis had lost them.\n# TYPE {MADE_AGAIN} counter\n{MADE_AGAIN} {}",
+        stats.invalidations_made_again
+    );
     out
 }
 
@@ -187,6 +192,7 @@ fn outbox_events(outbox: &OutboxSnapshot) -> [(&'static str, u64); 4] {
 const OUTBOX_PENDING: &str = "stratacache_outbox_pending";
 const OUTBOX_EVENTS: &str = "stratacache_outbox_invalidations_total";
 const UNAUTHENTICATED: &str = "stratacache_unauthenticated_messages_total";
+const MADE_AGAIN: &str = "stratacache_invalidations_made_again_total";
 
 fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
     let _ = writeln!(
@@ -210,6 +216,7 @@ fn render_outbox(out: &mut String, outbox: &OutboxSnapshot) {
 pub(crate) fn publish_to_metrics_facade(stats: StatsSnapshot) {
     metrics::gauge!(OUTBOX_PENDING).set(stats.outbox.pending as f64);
     metrics::counter!(UNAUTHENTICATED).absolute(stats.unauthenticated_messages);
+    metrics::counter!(MADE_AGAIN).absolute(stats.invalidations_made_again);
     for (event, value) in outbox_events(&stats.outbox) {
         metrics::counter!(OUTBOX_EVENTS, "event" => event).absolute(value);
     }

@@ -339,6 +339,7 @@ pub fn stats() -> StatsSnapshot {
         caches,
         outbox: crate::outbox::snapshot(),
         unauthenticated_messages: crate::stats::unauthenticated_messages(),
+        invalidations_made_again: crate::stats::invalidations_made_again(),
     }
 }
 

@@ -256,6 +256,17 @@ pub(crate) fn unauthenticated_messages() -> u64 {
     UNAUTHENTICATED.load(Ordering::Relaxed)
 }
 
+/// Invalidations made again because Redis had lost them (see `backplane::rollback`).
+static MADE_AGAIN: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn count_invalidations_made_again(n: u64) {
+    MADE_AGAIN.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn invalidations_made_again() -> u64 {
+    MADE_AGAIN.load(Ordering::Relaxed)
+}
+
 /// Every registered cache's counters, sorted by name. `Display` renders a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -267,6 +278,10 @@ pub struct StatsSnapshot {
     /// Backplane messages ignored because they were not signed by one of this
     /// process's secrets (only counted when it holds a secret).
     pub unauthenticated_messages: u64,
+    /// Invalidations this process made again because Redis had lost them: a counter
+    /// read below a version Redis held (Redis back from an older snapshot, or a
+    /// replica promoted before it caught up).
+    pub invalidations_made_again: u64,
 }
 
 impl StatsSnapshot {
@@ -416,6 +431,7 @@ mod tests {
             caches: vec![snap],
             outbox: Default::default(),
             unauthenticated_messages: 0,
+            invalidations_made_again: 0,
         }
         .to_string();
         let columns: Vec<usize> = table

@@ -80,6 +80,10 @@ pub struct Report {
     /// Loads that a commit of their item overtook: their value was superseded before
     /// they returned it (none must be served after that commit's invalidation).
     pub overtaken_loads: usize,
+    /// Invalidations the processes made again, having found Redis gone back (a
+    /// counter below a version it held): no fault here loses such a version, so
+    /// each is a false finding.
+    pub made_again: usize,
     /// The items written while the fault lasted.
     pub written_during_fault: BTreeSet<u64>,
     /// Final reads that did not return the last version written.
@@ -121,7 +125,10 @@ pub fn analyse(ops: &[Op], fault: Option<&Fault>, bound_us: u64) -> Report {
     for op in ops.iter().filter(|op| op.kind == 'o') {
         report.overtaken_loads += op.version as usize;
     }
-    for op in ops.iter().filter(|op| !matches!(op.kind, 'w' | 'o')) {
+    for op in ops.iter().filter(|op| op.kind == 'm') {
+        report.made_again += op.version as usize;
+    }
+    for op in ops.iter().filter(|op| !matches!(op.kind, 'w' | 'o' | 'm')) {
         let Some(key) = keys.get(&op.key) else {
             continue;
         };
@@ -235,10 +242,12 @@ mod tests {
             op('f', 0, 1, 9_000, 9_010),
             op('o', 0, 4, 0, 0), // two readers' counts of overtaken loads
             op('o', 0, 3, 0, 0),
+            op('m', 0, 2, 0, 0), // a process's count of invalidations made again
         ];
         let report = analyse(&parse_back(&ops), None, 1_000);
         assert_eq!((report.reads, report.stale, report.past_bound), (3, 1, 1));
         assert_eq!(report.overtaken_loads, 7);
+        assert_eq!(report.made_again, 2);
         assert_eq!(report.worst_lag_ms, 5.0);
         assert_eq!(report.propagation_p99_ms, 5.0);
         assert_eq!(report.unseen, 0);

@@ -5,6 +5,8 @@
 //! finds it. Each phase injects one fault into the cache Redis and checks what the
 //! fleet promises (tests/fleet/analysis.rs says how):
 //! - no call fails;
+//! - no process takes Redis for gone back (a counter below a version it held), and
+//!   makes an invalidation again: no fault here loses such a version;
 //! - once a fault has ended, no read is staler than the resync interval;
 //! - no value an invalidation superseded is served from Redis past that bound
 //!   (with no fault: never);
@@ -232,6 +234,13 @@ fn check(
     expect(
         report.failed == 0,
         format!("{} failed calls", report.failed),
+    );
+    expect(
+        report.made_again == 0,
+        format!(
+            "{} invalidations made again, though Redis went back in no phase",
+            report.made_again
+        ),
     );
     expect(
         report.past_bound == 0,

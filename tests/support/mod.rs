@@ -534,7 +534,18 @@ impl Deployment {
         }
     }
 
-    /// Stops every node (data gone); `restart` brings them back on the same ports.
+    /// Writes every node's data to its snapshot (`SAVE`), which `restart` loads: Redis
+    /// as it comes back from a snapshot older than its last writes, or as a replica
+    /// that had not caught up is when it is promoted.
+    pub fn snapshot(&self) {
+        for server in self.servers() {
+            let saved: String = redis::cmd("SAVE").query(&mut server.connection()).unwrap();
+            assert_eq!(saved, "OK");
+        }
+    }
+
+    /// Stops every node (data gone, but for a [`Deployment::snapshot`]); `restart`
+    /// brings them back on the same ports.
     pub fn stop(&mut self) {
         self.servers_mut().into_iter().for_each(RedisServer::stop);
     }

@@ -5,6 +5,7 @@
 //! instead of making it permanent.
 
 mod resync;
+mod rollback;
 
 use std::pin::pin;
 use std::time::Duration;

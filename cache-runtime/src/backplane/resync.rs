@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::rollback::{self, Checked};
 use crate::l2::counters::Bumped;
 use crate::l2::{keys, Node, L2};
 use crate::tags::TagCell;
@@ -59,7 +60,7 @@ pub(crate) enum Hearing {
 /// the interval, a resync waiting for them held back the next, so a lost
 /// invalidation on a healthy master was caught that timeout late. A node slower than
 /// the interval to answer is still read. Such a resync is partial too.
-pub(crate) async fn resync(l2: &L2, hearing: Hearing, within: Duration) {
+pub(crate) async fn resync(l2: &'static L2, hearing: Hearing, within: Duration) {
     let left = l2.resync_stuck(within);
     let (bumps_read, bumps) = tokio::sync::oneshot::channel();
     let named = async {
@@ -87,18 +88,21 @@ pub(crate) async fn resync(l2: &L2, hearing: Hearing, within: Duration) {
 /// tag and entry-change counters; sends the count of bumps to `bumps_read` as soon
 /// as it is answered. True if every one was read.
 async fn resync_namespace_counters(
-    l2: &L2,
+    l2: &'static L2,
     hearing: Hearing,
     bumps_read: tokio::sync::oneshot::Sender<u64>,
     left: &HashSet<Node>,
 ) -> bool {
     let caches = registry::cache_tags();
-    let mut cells = vec![(keys::global_tag(&l2.namespace), tags::GLOBAL.clone())];
-    cells.extend(
-        caches
-            .iter()
-            .map(|(name, cell)| (keys::cache_tag(&l2.namespace, name), cell.clone())),
-    );
+    let mut cells = vec![(keys::global_tag(&l2.namespace), Checked::global())];
+    cells.extend(caches.iter().map(|(name, cell)| {
+        let checked = Checked::cache_tag(name, cell.clone());
+        (keys::cache_tag(&l2.namespace, name), checked)
+    }));
+    let changes: Vec<Checked> = caches
+        .iter()
+        .map(|(name, _)| Checked::entry_changes(name))
+        .collect();
     let counters: Vec<String> = cells
         .iter()
         .map(|(key, _)| key.clone())
@@ -110,12 +114,18 @@ async fn resync_namespace_counters(
         .chain([l2.bumps_key()])
         .collect();
     let mut bumps_read = Some(bumps_read);
+    let mut went_back = Vec::new();
     let read = l2
         .versions_as_answered(&counters, left, |index, version| {
             if let Some((_, cell)) = cells.get(index) {
-                cell.observe_remote(version);
+                if cell.observe(version) {
+                    went_back.push(cell);
+                }
             } else if let Some((name, _)) = caches.get(index - cells.len()) {
-                if entry_changes::missed(name, version, hearing != Hearing::Listening) {
+                let change = &changes[index - cells.len()];
+                if change.observe(version) {
+                    went_back.push(change);
+                } else if entry_changes::missed(name, version, hearing != Hearing::Listening) {
                     tracing::info!(cache = %name, "stratacache: an entry's invalidation was missed (its message lost); the cache's L1 is dropped");
                     registry::missed_entry_changes(name);
                 }
@@ -124,6 +134,7 @@ async fn resync_namespace_counters(
             }
         })
         .await;
+    rollback::make_again(l2, went_back);
     if read == 0 {
         tracing::debug!(
             "stratacache: resync of the namespace's counters skipped: Redis did not answer, or an earlier resync still waits on it"
@@ -159,7 +170,7 @@ static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 /// leaves the count of bumps as of which they were last all read, and the next
 /// resync reads every counter bumped since.
 async fn resync_named_tags(
-    l2: &L2,
+    l2: &'static L2,
     bumps: Option<u64>,
     after_gap: bool,
     left: &HashSet<Node>,
@@ -184,12 +195,19 @@ async fn resync_named_tags(
             (all_named_cells(l2), bumps)
         }
     };
-    let tag_keys: Vec<String> = named.iter().map(|(key, _)| key.clone()).collect();
+    let (tag_keys, checked): (Vec<String>, Vec<Checked>) = named
+        .into_iter()
+        .map(|(key, cell)| (key, Checked::named(cell)))
+        .unzip();
+    let mut went_back = Vec::new();
     let read = l2
         .versions_as_answered(&tag_keys, left, |index, version| {
-            named[index].1.observe_remote(version)
+            if checked[index].observe(version) {
+                went_back.push(index);
+            }
         })
         .await;
+    rollback::make_again(l2, went_back.into_iter().map(|index| &checked[index]));
     let whole = read == tag_keys.len() && count.is_some();
     // The count read before the counters: a bump after it moves it again. A read that
     // left a counter unread leaves the last whole read's count, and the next resync

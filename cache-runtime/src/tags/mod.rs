@@ -155,6 +155,20 @@ impl TagCell {
         self.remote.fetch_max_known(version);
     }
 
+    /// The last version of the tag's Redis counter this process knows of, if any.
+    /// Redis held it before this process heard of it, so a read sent after this
+    /// returns that or more, unless Redis lost it (see `backplane::rollback`).
+    pub(crate) fn known_remote(&self) -> Option<u64> {
+        let remote = self.remote.load(Ordering::Acquire);
+        (!is_unknown(remote)).then_some(remote)
+    }
+
+    /// Redis lost the versions above `version` (`backplane::rollback`): the counter
+    /// goes on from there, and what this process knew above it says nothing now.
+    pub(crate) fn went_back_to(&self, version: u64) {
+        self.remote.store(version, Ordering::Release);
+    }
+
     #[cfg(test)]
     pub(crate) fn version(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
