@@ -203,11 +203,11 @@ async fn resync_named_tags(
     let read = l2
         .versions_as_answered(&tag_keys, left, |index, version| {
             if checked[index].observe(version) {
-                went_back.push(index);
+                went_back.push(&checked[index]);
             }
         })
         .await;
-    rollback::make_again(l2, went_back.into_iter().map(|index| &checked[index]));
+    rollback::make_again(l2, went_back);
     let whole = read == tag_keys.len() && count.is_some();
     // The count read before the counters: a bump after it moves it again. A read that
     // left a counter unread leaves the last whole read's count, and the next resync
