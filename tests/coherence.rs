@@ -528,6 +528,93 @@ fn an_entry_invalidation_lost_to_a_snapshot_is_made_again() {
     );
 }
 
+/// One cluster master back from its snapshot, the process's subscription and the
+/// namespace's log of bumps on others: the tag's bump was logged, and read, before
+/// the master lost it, so no list of bumps names its counter again. A process whose
+/// calls found that master down reads every named tag once its circuit is closed
+/// again, and finds the counter gone back. (Only the full read at one resync in
+/// thirty found it: 15 s here.)
+#[test]
+fn a_tag_invalidation_one_master_lost_to_its_snapshot_is_made_again() {
+    let mut cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    let (ns, master, _) = namespace_apart(&cluster, "back", "tag:user:61")
+        .expect("a namespace whose tag user:61 alone is on one master");
+    let on_master: Vec<u64> = (1000..5000)
+        .filter(|id| cluster.owner_of(&format!("{ns}:tag:user:{id}")) == master)
+        .take(208)
+        .collect();
+    let (while_down, once_back) = on_master.split_at(8);
+    let counter = format!("{ns}:tag:user:61");
+    let version = |cluster: &RedisCluster| -> Option<u64> {
+        redis::cmd("GET")
+            .arg(&counter)
+            .query(&mut cluster.connection())
+            .unwrap()
+    };
+    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+    assert_eq!(writer.get("get 61").loads, 1);
+    let saved: String = redis::cmd("SAVE")
+        .query(&mut cluster.nodes[master].connection())
+        .unwrap();
+    assert_eq!(saved, "OK");
+    let before = version(&cluster).expect("the load created the counter");
+    let reads_before = mget_calls(&cluster.nodes[master]);
+    assert_eq!(writer.send("invalidate_tag user:61"), "ok");
+    let lost = version(&cluster).unwrap();
+    // The writer's resync reads the bumped counter (the namespace's own counters live
+    // elsewhere), and notes the count of bumps as read.
+    let read = eventually(Duration::from_secs(5), || {
+        mget_calls(&cluster.nodes[master]) > reads_before
+    });
+    assert!(read, "the writer's resync never read the bumped counter");
+
+    cluster.nodes[master].stop();
+    let mut answer = None;
+    for id in while_down {
+        answer = Some(writer.get(&format!("get {id}")));
+    }
+    // Each id's first call is a miss that reads Redis, unless the circuit is open.
+    let l2_errors = answer.expect("ids on that master").l2_errors;
+    assert!(
+        (1..while_down.len() as u64).contains(&l2_errors),
+        "the writer's circuit to the master opened (its calls stopped reaching it): {l2_errors} errors in {} calls",
+        while_down.len()
+    );
+    cluster.nodes[master].restart();
+    cluster.wait_until_ok();
+    let back = version(&cluster);
+    assert!(
+        back == Some(before) || back > Some(lost),
+        "the master came back from its snapshot: {back:?}, {before} before, {lost} lost"
+    );
+    let mut started_since = Worker::start(&cluster.url(), &ns, &[]);
+    // The writer goes on using the master: a call there, past the breaker's cooldown,
+    // closes its circuit.
+    let mut fresh = once_back.iter();
+    let reloaded = eventually(Duration::from_secs(5), || {
+        if let Some(id) = fresh.next() {
+            writer.get(&format!("get {id}"));
+        }
+        started_since.get("get 61").loads == 1
+    });
+    assert!(
+        reloaded,
+        "the entry the invalidation superseded validated again until a full read of the named tags"
+    );
+}
+
+/// How many `MGET`s `node` has answered.
+fn mget_calls(node: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut node.connection())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_mget:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
 /// Runs `invalidation` after a snapshot is taken, then restarts Redis from it;
 /// `counter` (in the namespace) is what goes back.
 fn lost_to_a_snapshot(mut server: Deployment, invalidation: &str, counter: &str) {

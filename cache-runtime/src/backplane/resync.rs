@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::rollback::{self, Checked};
+use crate::l2::breaker;
 use crate::l2::counters::Bumped;
 use crate::l2::{keys, Node, L2};
 use crate::tags::TagCell;
@@ -162,6 +163,15 @@ const FULL_READ_EVERY: u32 = 30;
 /// Resyncs since the last that read every named tag.
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
+/// How many circuits had opened (`breaker::openings`) as of the last whole read of
+/// every named tag. A master that was down may be back without its last writes (a
+/// snapshot, a replica promoted before it caught up), and a counter gone back there
+/// is in no list of bumps since (the bumps were logged, then lost with it): the named
+/// tags are all read once every circuit is closed again, and one gone back is found
+/// (`rollback`), where only the full read at one resync in [`FULL_READ_EVERY`] found
+/// it.
+static OPENINGS_AT_FULL_READ: AtomicU64 = AtomicU64::new(0);
+
 /// Reads the version of the named tags held here that may have moved since the last
 /// resync (`bumps`: the count of bumps, read before them, `None` if Redis did not
 /// answer for it): none if the count has not moved, those the list of bumps names if it
@@ -181,18 +191,21 @@ async fn resync_named_tags(
     }
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
-    let full = after_gap || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
+    let openings = breaker::openings();
+    let after_outage =
+        openings != OPENINGS_AT_FULL_READ.load(Ordering::Acquire) && !l2.any_circuit_open();
+    let full = after_gap || after_outage || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
     let bumped = match bumps {
         Some(_) if full => Bumped::Unknown,
         None => Bumped::Unknown,
         Some(count) if count == last_read => return (0, true),
         Some(_) => l2.bumped_since(last_read).await.unwrap_or(Bumped::Unknown),
     };
-    let (named, count) = match bumped {
-        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count)),
+    let (named, count, reads_all) = match bumped {
+        Bumped::Counters(count, counters) => (bumped_cells(l2, counters), Some(count), false),
         Bumped::Unknown => {
             SKIPPED_FULL_READS.store(0, Ordering::Relaxed);
-            (all_named_cells(l2), bumps)
+            (all_named_cells(l2), bumps, true)
         }
     };
     let (tag_keys, checked): (Vec<String>, Vec<Checked>) = named
@@ -216,6 +229,9 @@ async fn resync_named_tags(
     // after it a full read.)
     if let Some(count) = count.filter(|_| whole) {
         BUMPS_AT_LAST_READ.store(count, Ordering::Release);
+    }
+    if reads_all && whole {
+        OPENINGS_AT_FULL_READ.store(openings, Ordering::Release);
     }
     (read, whole)
 }

@@ -32,6 +32,16 @@ pub(crate) fn is_outage(error: &redis::RedisError) -> bool {
     }
 }
 
+/// Circuits opened in this process, ever: a master that was down (restarted, or
+/// replaced by a replica) may have come back without its last writes, and the
+/// resync reads every named tag once it answers again (see `backplane::rollback`).
+static OPENINGS: AtomicU64 = AtomicU64::new(0);
+
+/// How many circuits have opened in this process.
+pub(crate) fn openings() -> u64 {
+    OPENINGS.load(Ordering::Acquire)
+}
+
 pub(crate) struct Breaker {
     threshold: u32,
     cooldown_ms: u64,
@@ -112,6 +122,7 @@ impl Breaker {
             self.probe_at
                 .store(clock::precise_ms() + self.cooldown_ms, Ordering::Release);
             if failures == self.threshold {
+                OPENINGS.fetch_add(1, Ordering::AcqRel);
                 tracing::warn!(
                     failures,
                     cooldown_ms = self.cooldown_ms,

@@ -221,6 +221,11 @@ impl L2 {
         self.cluster.is_some()
     }
 
+    /// Whether a circuit is open now: a master (or the server) is down or hanging.
+    pub(crate) fn any_circuit_open(&self) -> bool {
+        self.breakers.any_open()
+    }
+
     /// The node that holds `key`: on a cluster its master, as the slot map knows it
     /// ([`Node`] says what the index means), and `None` for a standalone server.
     pub(crate) fn node_of(&self, key: &str) -> Node {
