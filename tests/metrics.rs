@@ -88,6 +88,24 @@ async fn the_export_parses_and_matches_the_snapshot() {
         assert_eq!(counter("stratacache_entries", None), cache.entries);
     }
 
+    for (metric, value) in [
+        (
+            "stratacache_unauthenticated_messages_total",
+            stats.unauthenticated_messages,
+        ),
+        (
+            "stratacache_invalidations_made_again_total",
+            stats.invalidations_made_again,
+        ),
+    ] {
+        let sample = scrape.samples.iter().find(|s| s.metric == metric);
+        let exported = match sample.unwrap_or_else(|| panic!("no sample {metric}")).value {
+            Value::Counter(v) => v as u64,
+            ref other => panic!("{metric} is not a counter: {other:?}"),
+        };
+        assert_eq!(exported, value, "{metric}");
+    }
+
     let users = stats.cache("metrics.users").unwrap();
     assert_eq!(
         (users.l1_hits, users.misses, users.loads, users.load_errors),

@@ -165,17 +165,27 @@ pub(crate) fn render(stats: &StatsSnapshot) -> String {
         );
     }
     render_outbox(&mut out, &stats.outbox);
-    let _ = writeln!(
-        out,
-        "# HELP {UNAUTHENTICATED} Backplane messages ignored as not signed by a configured secret.\n# TYPE {UNAUTHENTICATED} counter\n{UNAUTHENTICATED} {}",
-        stats.unauthenticated_messages
+    render_process_counter(
+        &mut out,
+        UNAUTHENTICATED,
+        "Backplane messages ignored as not signed by a configured secret.",
+        stats.unauthenticated_messages,
     );
-    let _ = writeln!(
-        out,
-        "# HELP {MADE_AGAIN} Invalidations made again because Redis had lost them.\n# TYPE {MADE_AGAIN} counter\n{MADE_AGAIN} {}",
-        stats.invalidations_made_again
+    render_process_counter(
+        &mut out,
+        MADE_AGAIN,
+        "Invalidations made again because Redis had lost them.",
+        stats.invalidations_made_again,
     );
     out
+}
+
+/// A counter of the whole process, with no labels.
+fn render_process_counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
 }
 
 /// The outbox's figures, as `(event label, value)`: how many invalidations Redis
