@@ -614,15 +614,149 @@ fn a_tag_invalidation_one_master_lost_to_its_snapshot_is_made_again() {
     );
 }
 
+/// One cluster master back from its snapshot, the entry's: an `invalidate!` had
+/// replaced the entry by its tombstone there, and bumped its cache's entry-change
+/// counter on another master, which did not go back. So no counter went back, and
+/// the entry validated again: served from Redis, until its ttl, to every process
+/// that did not hold it. A process that finds a master running anew with data
+/// (`INFO`: another run, keys loaded) makes the entry-level invalidations of the
+/// caches it knows changed again.
+#[test]
+fn an_entry_invalidation_one_master_lost_to_its_snapshot_is_made_again() {
+    let mut cluster = RedisCluster::start();
+    cluster.serve_without_full_coverage();
+    let (ns, master) = (0..200)
+        .find_map(|attempt| {
+            let ns = format!("{NS}entry-back{attempt}");
+            let master = cluster.owner_of(&user_entry_key(&ns, 61));
+            let counter = format!("{ns}:entry-changes:worker.user");
+            (cluster.owner_of(&counter) != master).then_some((ns, master))
+        })
+        .expect("a namespace whose entry and entry-change counter live apart");
+    let mut info_calls = InfoCalls::of(&cluster.nodes[master]);
+    let asked_before = info_calls.by_others();
+    let mut writer = Worker::start(&cluster.url(), &ns, &[]);
+    assert_eq!(writer.get("get 61").loads, 1);
+    // What runs before it is what the writer takes as running from its start.
+    let asked = eventually(Duration::from_secs(5), || {
+        info_calls.by_others() > asked_before
+    });
+    assert!(asked, "the writer never asked the master which run it is");
+    let entry = user_entry_key(&ns, 61);
+    let stored = |cluster: &RedisCluster| -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg(&entry)
+            .query(&mut cluster.nodes[master].connection())
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || stored(&cluster).is_some()),
+        "the load wrote the entry back"
+    );
+    let before = stored(&cluster);
+    let saved: String = redis::cmd("SAVE")
+        .query(&mut cluster.nodes[master].connection())
+        .unwrap();
+    assert_eq!(saved, "OK");
+    assert_eq!(writer.send("invalidate 61"), "ok");
+    assert_ne!(stored(&cluster), before, "the tombstone replaced the entry");
+
+    cluster.nodes[master].restart();
+    cluster.wait_until_ok();
+    assert_eq!(
+        stored(&cluster),
+        before,
+        "the master came back from its snapshot"
+    );
+    a_process_started_since_loads_afresh(&cluster.url(), &ns, &mut writer);
+}
+
+/// A standalone server back from a snapshot taken before its cache's first
+/// entry-level change: the entry-change counter comes back missing, which says
+/// nothing (as after a restart empty), and the entry the change superseded
+/// validated again. The server's new run, with keys loaded, is what tells.
+#[test]
+fn an_entry_invalidation_lost_to_a_snapshot_before_the_caches_first_change_is_made_again() {
+    let server = RedisServer::start();
+    let mut info_calls = InfoCalls::of(&server);
+    let asked_before = info_calls.by_others();
+    let mut writer = Worker::start(&server.url(), NS, &[]);
+    let asked = eventually(Duration::from_secs(5), || {
+        info_calls.by_others() > asked_before
+    });
+    assert!(asked, "the writer never asked the server which run it is");
+    let mut server = Deployment::Standalone(server);
+    let counter = format!("{NS}:entry-changes:worker.user");
+    assert_eq!(writer.get("get 61").loads, 1);
+    let entry = user_entry_key(NS, 61);
+    assert!(
+        eventually(Duration::from_secs(5), || !server.get(&entry).is_empty()),
+        "the load wrote the entry back"
+    );
+    server.snapshot();
+    assert_eq!(writer.send("invalidate 61"), "ok");
+    let changes: Option<u64> = server.query(redis::cmd("GET").arg(&counter));
+    assert!(changes.is_some(), "the change made the counter");
+
+    server.stop();
+    server.restart();
+    let back: Option<u64> = server.query(redis::cmd("GET").arg(&counter));
+    assert_eq!(back, None, "Redis came back from the snapshot");
+    a_process_started_since_loads_afresh(&server.url(), NS, &mut writer);
+}
+
+/// Redis is back from a snapshot that holds an entry an invalidation had superseded:
+/// a process started since must load `get 61` afresh, not be served it from Redis,
+/// and the writer, which knew of the invalidation, counted it made again.
+fn a_process_started_since_loads_afresh(url: &str, ns: &str, writer: &mut Worker) {
+    let mut started_since = Worker::start(url, ns, &[]);
+    // Well within the entry's ttl (60 s), for a cluster still settling after a restart.
+    let reloaded = eventually(Duration::from_secs(10), || {
+        started_since.get("get 61").loads == 1
+    });
+    assert!(
+        reloaded,
+        "the entry the invalidation superseded was served from the snapshot until its ttl"
+    );
+    let made_again = &writer.stats()["invalidations_made_again"];
+    assert!(made_again.as_u64() >= Some(1), "counted: {made_again}");
+    assert_eq!(started_since.stats()["invalidations_made_again"], 0);
+}
+
 /// How many `MGET`s `node` has answered.
 fn mget_calls(node: &RedisServer) -> u64 {
+    command_calls(node, "mget")
+}
+
+/// How many calls of `command` `node` has answered (`INFO commandstats`, itself an
+/// `INFO` counted once answered).
+fn command_calls(node: &RedisServer, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query(&mut node.connection())
         .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
     info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_mget:calls="))
+        .find_map(|line| line.strip_prefix(&prefix))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// `INFO`s `node` answered for others than this reader, whose own reads are `INFO`s.
+struct InfoCalls<'a> {
+    node: &'a RedisServer,
+    own: u64,
+}
+
+impl<'a> InfoCalls<'a> {
+    fn of(node: &'a RedisServer) -> Self {
+        Self { node, own: 0 }
+    }
+
+    fn by_others(&mut self) -> u64 {
+        let answered = command_calls(self.node, "info") - self.own;
+        self.own += 1;
+        answered
+    }
 }
 
 /// Runs `invalidation` after a snapshot is taken, then restarts Redis from it;
@@ -648,17 +782,7 @@ fn lost_to_a_snapshot(mut server: Deployment, invalidation: &str, counter: &str)
         back == Some(before) || back > Some(lost),
         "Redis came back from the snapshot (or the writer made the invalidation again already): {back:?}, {before} before, {lost} lost"
     );
-    let mut started_since = Worker::start(&server.url(), NS, &[]);
-    let reloaded = eventually(Duration::from_secs(5), || {
-        started_since.get("get 61").loads == 1
-    });
-    assert!(
-        reloaded,
-        "the entry the invalidation superseded was served from the snapshot until its ttl"
-    );
-    let made_again = &writer.stats()["invalidations_made_again"];
-    assert!(made_again.as_u64() >= Some(1), "counted: {made_again}");
-    assert_eq!(started_since.stats()["invalidations_made_again"], 0);
+    a_process_started_since_loads_afresh(&server.url(), NS, &mut writer);
 }
 
 /// Past its capacity the outbox folds into one namespace-wide invalidation: the

@@ -280,7 +280,8 @@ pub struct StatsSnapshot {
     pub unauthenticated_messages: u64,
     /// Invalidations this process made again because Redis had lost them: a counter
     /// read below a version Redis held (Redis back from an older snapshot, or a
-    /// replica promoted before it caught up).
+    /// replica promoted before it caught up), or, for a server found running anew
+    /// with data, each cache with entry-level changes this process claimed.
     pub invalidations_made_again: u64,
 }
 

@@ -4,6 +4,7 @@
 //! re-read (see [`resync`](mod@resync)), so a lost message bounds staleness by the interval
 //! instead of making it permanent.
 
+mod restarts;
 mod resync;
 mod rollback;
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::restarts;
 use super::rollback::{self, Checked};
 use crate::l2::breaker;
 use crate::l2::counters::Bumped;
@@ -70,8 +71,9 @@ pub(crate) async fn resync(l2: &'static L2, hearing: Hearing, within: Duration) 
         resync_named_tags(l2, bumps, hearing == Hearing::AfterGap, &left).await
     };
     let namespace = resync_namespace_counters(l2, hearing, bumps_read, &left);
-    let (namespace_whole, (named, named_whole)) =
-        futures_util::future::join(namespace, named).await;
+    let runs = restarts::check(l2, &left);
+    let (namespace_whole, (named, named_whole), ()) =
+        futures_util::future::join3(namespace, named, runs).await;
     // Synced only if every counter was read: what a master that is down holds may
     // have moved (`max_unsynced` goes by this).
     if named_whole && namespace_whole {
@@ -163,14 +165,15 @@ const FULL_READ_EVERY: u32 = 30;
 /// Resyncs since the last that read every named tag.
 static SKIPPED_FULL_READS: AtomicU32 = AtomicU32::new(0);
 
-/// How many circuits had opened (`breaker::openings`) as of the last whole read of
-/// every named tag. A master that was down may be back without its last writes (a
-/// snapshot, a replica promoted before it caught up), and a counter gone back there
-/// is in no list of bumps since (the bumps were logged, then lost with it): the named
-/// tags are all read once every circuit is closed again, and one gone back is found
+/// How many circuits had opened (`breaker::openings`) and servers had run anew
+/// (`restarts`) as of the last whole read of every named tag. A master that was down
+/// may be back without its last writes (a snapshot, a replica promoted before it
+/// caught up), and a counter gone back there is in no list of bumps since (the bumps
+/// were logged, then lost with it): the named tags are all read once every circuit is
+/// closed again, or once a new run of a server is found, and one gone back is found
 /// (`rollback`), where only the full read at one resync in [`FULL_READ_EVERY`] found
 /// it.
-static OPENINGS_AT_FULL_READ: AtomicU64 = AtomicU64::new(0);
+static OUTAGES_AT_FULL_READ: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the version of the named tags held here that may have moved since the last
 /// resync (`bumps`: the count of bumps, read before them, `None` if Redis did not
@@ -191,9 +194,10 @@ async fn resync_named_tags(
     }
     let last_read = BUMPS_AT_LAST_READ.load(Ordering::Acquire);
     let skipped = SKIPPED_FULL_READS.fetch_add(1, Ordering::Relaxed) + 1;
-    let openings = breaker::openings();
+    // Both counts only grow, so their sum moves when either does.
+    let outages = breaker::openings() + restarts::runs_anew();
     let after_outage =
-        openings != OPENINGS_AT_FULL_READ.load(Ordering::Acquire) && !l2.any_circuit_open();
+        outages != OUTAGES_AT_FULL_READ.load(Ordering::Acquire) && !l2.any_circuit_open();
     let full = after_gap || after_outage || skipped >= FULL_READ_EVERY || last_read == NO_LAST_READ;
     let bumped = match bumps {
         Some(_) if full => Bumped::Unknown,
@@ -231,7 +235,7 @@ async fn resync_named_tags(
         BUMPS_AT_LAST_READ.store(count, Ordering::Release);
     }
     if reads_all && whole {
-        OPENINGS_AT_FULL_READ.store(openings, Ordering::Release);
+        OUTAGES_AT_FULL_READ.store(outages, Ordering::Release);
     }
     (read, whole)
 }

@@ -108,18 +108,42 @@ impl Checked {
 
 /// Makes again the invalidations of the counters a resync found gone back.
 pub(super) fn make_again<'a>(l2: &'static L2, went_back: impl IntoIterator<Item = &'a Checked>) {
-    let mut made = 0;
-    for checked in went_back {
-        checked.make_again(l2);
-        made += 1;
-    }
+    let made = make_each_again(l2, went_back);
     if made > 0 {
-        crate::stats::count_invalidations_made_again(made);
         tracing::warn!(
             counters = made,
             "stratacache: counters found below versions Redis held (restored from an older snapshot, or a replica promoted before it caught up); their invalidations made again"
         );
     }
+}
+
+/// Makes again the entry-level invalidations of `caches` (each its whole cache's):
+/// a Redis server came up with data from before them (`restarts`), and may hold
+/// the entries they replaced, under counters that did not go back.
+pub(super) fn make_entry_changes_again(l2: &'static L2, caches: &[String]) {
+    let checked: Vec<Checked> = caches
+        .iter()
+        .map(|cache| Checked::entry_changes(cache))
+        .collect();
+    let made = make_each_again(l2, &checked);
+    if made > 0 {
+        tracing::warn!(
+            caches = made,
+            "stratacache: a Redis server came up with data from before (a snapshot, a log, a replica promoted); the entry-level invalidations of the caches changed here made again"
+        );
+    }
+}
+
+fn make_each_again<'a>(l2: &'static L2, checked: impl IntoIterator<Item = &'a Checked>) -> u64 {
+    let mut made = 0;
+    for checked in checked {
+        checked.make_again(l2);
+        made += 1;
+    }
+    if made > 0 {
+        crate::stats::count_invalidations_made_again(made);
+    }
+    made
 }
 
 #[cfg(test)]

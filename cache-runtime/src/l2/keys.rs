@@ -48,6 +48,13 @@ pub(crate) fn entry_changes(namespace: &str, cache: &str) -> String {
     format!("{namespace}:entry-changes:{cache}")
 }
 
+/// Claimed by the one process that makes `cache`'s entry-level invalidations again
+/// after the Redis server `run` came up with data from before (see
+/// `backplane::restarts`).
+pub(crate) fn made_again(namespace: &str, cache: &str, run: &str) -> String {
+    format!("{namespace}:made-again:{cache}:{run}")
+}
+
 /// Whether `counter` is a cache's entry-change counter (see [`entry_changes`]).
 pub(crate) fn counts_entry_changes(namespace: &str, counter: &str) -> bool {
     counter

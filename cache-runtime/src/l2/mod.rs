@@ -19,6 +19,7 @@ mod renewal;
 pub(crate) mod replace;
 mod resync_reads;
 pub(crate) mod routing;
+pub(crate) mod runs;
 pub(crate) mod secrets;
 mod shape_tracer;
 mod sliding;
@@ -244,6 +245,15 @@ impl L2 {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let breaker = self.breakers.for_key(key.filter(|_| self.is_cluster()));
+        self.call_through(&breaker, op).await
+    }
+
+    /// [`L2::call`] through `breaker`: that of the node the call is routed to.
+    async fn call_through<T, F, Fut>(&self, breaker: &breaker::Breaker, op: F) -> Result<T, Fault>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let Some(pass) = breaker.admit() else {
             return Err(Fault::Open);
         };

@@ -98,6 +98,17 @@ impl Breakers {
         Some((node.host.clone(), node.port))
     }
 
+    /// Every master the map knows: its index ([`super::Node`]), its address, and
+    /// the breaker guarding it.
+    pub(crate) fn masters(&self) -> Vec<(usize, String, u16, Arc<Breaker>)> {
+        let map = self.map.read();
+        map.nodes
+            .iter()
+            .enumerate()
+            .map(|(index, n)| (index, n.host.clone(), n.port, n.breaker.clone()))
+            .collect()
+    }
+
     pub(crate) fn any_open(&self) -> bool {
         self.shared.is_open() || self.map.read().nodes.iter().any(|n| n.breaker.is_open())
     }
