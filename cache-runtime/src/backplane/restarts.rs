@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::future::join_all;
 use parking_lot::Mutex;
 
 use super::rollback;
@@ -50,15 +51,11 @@ pub(super) async fn check(l2: &'static L2, left: &HashSet<Node>) {
         .filter(|name| entry_changes::highest_known(name).is_some())
         .collect();
     for run in anew.iter().filter(|run| run.with_data) {
-        let mut claimed = Vec::new();
-        for cache in &changed {
-            if l2
-                .claim(&keys::made_again(&l2.namespace, cache, &run.id))
-                .await
-            {
-                claimed.push(cache.clone());
-            }
-        }
+        let claims = changed.iter().map(|cache| async move {
+            let key = keys::made_again(&l2.namespace, cache, &run.id);
+            l2.claim(&key).await.then(|| cache.clone())
+        });
+        let claimed: Vec<String> = join_all(claims).await.into_iter().flatten().collect();
         rollback::make_entry_changes_again(l2, &claimed);
     }
 }
