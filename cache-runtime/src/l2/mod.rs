@@ -28,6 +28,8 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio::time::error::Elapsed;
+
 use self::codec::PayloadFormat;
 use self::connection::Connection;
 pub(crate) use self::counters::parse_versions;
@@ -245,28 +247,10 @@ impl L2 {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let breaker = self.breakers.for_key(key.filter(|_| self.is_cluster()));
-        self.call_through(&breaker, op).await
-    }
-
-    /// [`L2::call`] through `breaker`: that of the node the call is routed to.
-    async fn call_through<T, F, Fut>(&self, breaker: &breaker::Breaker, op: F) -> Result<T, Fault>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
         let Some(pass) = breaker.admit() else {
             return Err(Fault::Open);
         };
-        self.renew_if_orphaned();
-        let connection = self.connection.read().clone();
-        let answer = match crate::background::stand_in() {
-            None => tokio::time::timeout(self.timeout, op(connection)).await,
-            Some(tasks) => {
-                let answer = || tokio::time::timeout(self.timeout, op(connection));
-                crate::background::on(tasks, answer).await
-            }
-        };
-        match answer {
+        match self.answer(op).await {
             Ok(Ok(value)) => {
                 pass.success();
                 Ok(value)
@@ -285,6 +269,37 @@ impl L2 {
                 pass.failure();
                 self.renew_if_stuck();
                 Err(Fault::Timeout)
+            }
+        }
+    }
+
+    /// A call that neither asks a breaker nor tells it how it went: a question about
+    /// Redis itself (`runs`), which must not take an open circuit's probe from the
+    /// calls it is for (the outbox's, which deliver what Redis missed first).
+    async fn ask<T, F, Fut>(&self, op: F) -> Result<T, Fault>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match self.answer(op).await {
+            Ok(answer) => answer.map_err(Fault::Redis),
+            Err(_) => Err(Fault::Timeout),
+        }
+    }
+
+    /// Runs `op` on the connection, within the timeout.
+    async fn answer<T, F, Fut>(&self, op: F) -> Result<redis::RedisResult<T>, Elapsed>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.renew_if_orphaned();
+        let connection = self.connection.read().clone();
+        match crate::background::stand_in() {
+            None => tokio::time::timeout(self.timeout, op(connection)).await,
+            Some(tasks) => {
+                let answer = || tokio::time::timeout(self.timeout, op(connection));
+                crate::background::on(tasks, answer).await
             }
         }
     }

@@ -98,14 +98,13 @@ impl Breakers {
         Some((node.host.clone(), node.port))
     }
 
-    /// Every master the map knows: its index ([`super::Node`]), its address, and
-    /// the breaker guarding it.
-    pub(crate) fn masters(&self) -> Vec<(usize, String, u16, Arc<Breaker>)> {
+    /// Every master the map knows: its index ([`super::Node`]) and its address.
+    pub(crate) fn masters(&self) -> Vec<(usize, String, u16)> {
         let map = self.map.read();
         map.nodes
             .iter()
             .enumerate()
-            .map(|(index, n)| (index, n.host.clone(), n.port, n.breaker.clone()))
+            .map(|(index, n)| (index, n.host.clone(), n.port))
             .collect()
     }
 
