@@ -98,12 +98,14 @@ impl Breakers {
         Some((node.host.clone(), node.port))
     }
 
-    /// Every master the map knows: its index ([`super::Node`]) and its address.
-    pub(crate) fn masters(&self) -> Vec<(usize, String, u16)> {
+    /// Every master the map knows whose circuit is closed: its index
+    /// ([`super::Node`]) and its address.
+    pub(crate) fn closed_masters(&self) -> Vec<(usize, String, u16)> {
         let map = self.map.read();
         map.nodes
             .iter()
             .enumerate()
+            .filter(|(_, n)| !n.breaker.is_open())
             .map(|(index, n)| (index, n.host.clone(), n.port))
             .collect()
     }
