@@ -274,8 +274,8 @@ impl L2 {
     }
 
     /// A call that neither asks a breaker nor tells it how it went: a question about
-    /// Redis itself (`runs`), which must not take an open circuit's probe from the
-    /// calls it is for (the outbox's, which deliver what Redis missed first).
+    /// Redis itself (`runs`), which must not change how the calls it is for get
+    /// through an outage (see [`L2::runs`]).
     async fn ask<T, F, Fut>(&self, op: F) -> Result<T, Fault>
     where
         F: FnOnce(Connection) -> Fut,

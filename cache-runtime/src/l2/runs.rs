@@ -54,10 +54,11 @@ impl L2 {
     /// but for the nodes in `left` (a resync's read still waits there), those whose
     /// circuit is open, and those that do not answer. Each ask is counted as a
     /// resync read under way, and neither asks a breaker nor tells it ([`L2::ask`]):
-    /// through the circuit's probe, it let the others' calls read Redis again before
-    /// the outbox had delivered what it missed (in the fleet checker's phase that
-    /// freezes Redis, 38 to 43 peeks a round found a superseded value, none without
-    /// it). An open circuit is left alone: asked at every resync, a master that hangs
+    /// counted by the breaker, in the fleet checker's phase that freezes Redis, it
+    /// left 38 to 43 superseded values peeked from Redis a round, within the bound,
+    /// where there were none without it (the same when it never took the circuit's
+    /// probe, asked only while the circuit was closed: 40 to 43; how is not traced).
+    /// An open circuit is left alone: asked at every resync, a master that hangs
     /// held up the items the others hold (in the phase that freezes the channel's
     /// master for good, 3.4 s behind, and 4 writes unseen).
     pub(crate) async fn runs(&self, left: &HashSet<Node>) -> Vec<(String, Run)> {
