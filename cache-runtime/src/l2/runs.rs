@@ -67,15 +67,8 @@ impl L2 {
                 return Vec::new();
             }
             let _reading = self.resync_reads.reading(None);
-            let info =
-                self.ask(|mut connection| async move {
-                    info().query_async::<String>(&mut connection).await
-                })
-                .await;
-            return parsed(info)
-                .map(|run| (String::new(), run))
-                .into_iter()
-                .collect();
+            let run = self.run_at(None).await;
+            return run.map(|run| (String::new(), run)).into_iter().collect();
         }
         let masters = self.breakers.closed_masters().into_iter();
         let asked = masters
@@ -83,21 +76,29 @@ impl L2 {
             .map(|(index, host, port)| async move {
                 let _reading = self.resync_reads.reading(Some(index));
                 let address = format!("{host}:{port}");
-                let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                let info = self
-                    .ask(|connection| async move {
-                        let reply = match connection {
-                            Connection::Cluster(mut cluster) => {
-                                cluster.route_command(info(), to).await?
-                            }
-                            mut other => info().query_async(&mut other).await?,
-                        };
-                        Ok(redis::from_redis_value::<String>(reply)?)
-                    })
-                    .await;
-                parsed(info).map(|run| (address, run))
+                let run = self.run_at(Some((host, port))).await;
+                run.map(|run| (address, run))
             });
         join_all(asked).await.into_iter().flatten().collect()
+    }
+
+    /// The run of the cluster node at `at`, or of the standalone server (`None`).
+    async fn run_at(&self, at: Option<(String, u16)>) -> Option<Run> {
+        let info = self
+            .ask(|connection| async move {
+                let reply = match (connection, at) {
+                    (Connection::Cluster(mut cluster), Some((host, port))) => {
+                        let to = SingleNodeRoutingInfo::ByAddress { host, port };
+                        cluster
+                            .route_command(info(), RoutingInfo::SingleNode(to))
+                            .await?
+                    }
+                    (mut connection, _) => info().query_async(&mut connection).await?,
+                };
+                Ok(redis::from_redis_value::<String>(reply)?)
+            })
+            .await;
+        info.ok().as_deref().and_then(Run::parse)
     }
 
     /// Sets `key` if nobody has (`SET NX`, kept a day): true if this process did, or
@@ -117,10 +118,6 @@ impl L2 {
             .await;
         reply.map_or(true, |set| set.is_some())
     }
-}
-
-fn parsed(info: Result<String, Fault>) -> Option<Run> {
-    info.ok().as_deref().and_then(Run::parse)
 }
 
 #[cfg(test)]
